@@ -1,0 +1,168 @@
+# poold — top-level, non-recursive Makefile.
+#
+#   make            build the library and every program into build/
+#   make check      install missing Debian packages, build an ASan+UBSan variant
+#                   into build-san/ and run every test tier (unit, integration, fuzz smoke)
+#   make fuzz       build libFuzzer targets into build-fuzz/ and run each FUZZ_SECONDS
+#   make install    install into $(DESTDIR)$(PREFIX)
+#   make deps       install the Debian packages the build and the tests need
+#
+# Sources are found by wildcard, so a new module or test needs no Makefile edit:
+#   shared/*.c               -> libpool.a (linked into everything)
+#   poold/poolctl*.c, poold/ctl_*.c -> poolctl;   other poold/*.c -> poold
+#   builder/*.c              -> poold-builder
+#   tests/unit/test_*.c      -> one cmocka program each
+#   tests/tools/*.c          -> helper programs the integration tests drive
+#   tests/fuzz/fuzz_*.c      -> one libFuzzer target each
+
+PREFIX ?= /usr/local
+SAN ?= 0
+FUZZ_SECONDS ?= 60
+PYTHON ?= /usr/bin/python3
+PYTEST_ARGS ?=
+
+ifeq ($(SAN),1)
+BUILD := build-san
+OPT := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+else
+BUILD ?= build
+OPT := -O2
+endif
+
+PKGS := yaml-0.1 jansson libcurl libvirt libguestfs libmicrohttpd
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+CC ?= cc
+CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -DTHREADED -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+	-Wformat=2 -Wno-format-nonliteral -g $(OPT) -Ishared $(PKG_CFLAGS) $(CFLAGS)
+LDFLAGS_ALL := $(OPT) $(LDFLAGS)
+LIBS := $(PKG_LIBS) -lzookeeper_mt -lpthread -lm
+
+# Debian packages needed to build, test, and run the embedded default.
+DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
+	libzookeeper-mt-dev libyaml-dev libjansson-dev libcurl4-openssl-dev libvirt-dev \
+	libguestfs-dev libmicrohttpd-dev libcmocka-dev zookeeper default-jre-headless \
+	python3 python3-pytest python3-kazoo python3-yaml openssh-server openssh-client \
+	libvirt-daemon libvirt-clients iproute2 procps
+
+SHARED_SRC := $(sort $(wildcard shared/*.c))
+CTL_SRC := $(sort $(wildcard poold/poolctl*.c poold/ctl_*.c))
+POOLD_SRC := $(filter-out $(CTL_SRC),$(sort $(wildcard poold/*.c)))
+BUILDER_SRC := $(sort $(wildcard builder/*.c))
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+LIBPOOL := $(BUILD)/lib/libpool.a
+PROGRAMS := $(BUILD)/bin/poold $(BUILD)/bin/poolctl $(BUILD)/bin/poold-builder
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
+
+.PHONY: all programs tests check check-unit check-integration fuzz fuzz-build deps install clean
+.DELETE_ON_ERROR:
+
+all: programs
+
+programs: $(PROGRAMS)
+
+tests: $(PROGRAMS) $(UNIT_BINS) $(TOOL_BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(LIBPOOL): $(call obj,$(SHARED_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/bin/poold: $(call obj,$(POOLD_SRC)) $(LIBPOOL)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
+
+$(BUILD)/bin/poolctl: $(call obj,$(CTL_SRC)) $(LIBPOOL)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
+
+$(BUILD)/bin/poold-builder: $(call obj,$(BUILDER_SRC)) $(LIBPOOL)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBPOOL)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
+
+$(BUILD)/tests/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIBPOOL)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# ---------------------------------------------------------------- tests
+# `make check` is what CI and the README run. It installs what is missing,
+# then builds and runs everything under AddressSanitizer + UBSan.
+check: deps
+	$(MAKE) SAN=1 tests
+	$(MAKE) SAN=1 check-unit
+	$(MAKE) SAN=1 check-integration
+	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
+	@echo "make check: all tiers passed"
+
+export ASAN_OPTIONS := abort_on_error=0:halt_on_error=1:detect_leaks=1:strict_string_checks=1
+export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1
+export LSAN_OPTIONS := suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
+
+check-unit: $(UNIT_BINS)
+	@fail=0; for t in $(UNIT_BINS); do \
+		echo "== $$t"; \
+		POOLD_SRCDIR=$(CURDIR) $$t || fail=1; \
+	done; exit $$fail
+
+check-integration: tests
+	POOLD_BUILD=$(CURDIR)/$(BUILD) POOLD_SRCDIR=$(CURDIR) \
+		$(PYTHON) -m pytest -p no:cacheprovider -v tests/integration $(PYTEST_ARGS)
+
+# ---------------------------------------------------------------- fuzz
+FUZZ_BUILD := build-fuzz
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -DTHREADED -g -O1 -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=all -Ishared $(PKG_CFLAGS)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
+
+fuzz-build: $(FUZZ_BINS)
+
+$(FUZZ_BUILD)/%: tests/fuzz/%.c $(SHARED_SRC) $(wildcard shared/*.h)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(SHARED_SRC) $(LIBS)
+
+fuzz: fuzz-build
+	@for f in $(FUZZ_BINS); do \
+		name=$$(basename $$f); corpus=tests/fuzz/corpus/$$name; \
+		work=$(FUZZ_BUILD)/corpus-$$name; mkdir -p $$work; \
+		echo "== fuzzing $$name for $(FUZZ_SECONDS)s (seeds: $$corpus)"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=1024 \
+			-print_final_stats=1 $$work $$corpus 2>$(FUZZ_BUILD)/$$name.log \
+			|| { tail -50 $(FUZZ_BUILD)/$$name.log; exit 1; }; \
+		grep -E '^stat::number_of_executed_units|^Done' $(FUZZ_BUILD)/$$name.log | tail -2; \
+	done
+
+# ---------------------------------------------------------------- deps
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "deps: installing$$missing"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+# ---------------------------------------------------------------- install
+install: programs
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/poold
+	install -m 0755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
+	cp -R elements etc $(DESTDIR)$(PREFIX)/share/poold/
+
+clean:
+	rm -rf build build-san build-fuzz
