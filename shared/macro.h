@@ -2,7 +2,7 @@
  *
  * Conventions (see CODING_STYLE.md): functions return 0 or a negative errno;
  * out-parameters are named ret_* and set only on success; destructors accept
- * NULL; objects leave their owner only through a *_take/*_steal call. */
+ * NULL; objects leave their owner only through a foo_take() or TAKE_PTR(). */
 #pragma once
 
 #include <errno.h>
