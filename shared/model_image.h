@@ -1,0 +1,105 @@
+/* model_image.h — Nodepool's ImageBuild and ImageUpload records and the
+ * /nodepool/images/... paths they live at (protocol.md §1.3, §1.6).
+ *
+ * Decoded records keep the JSON they came from (raw), so rewrites keep keys
+ * we do not know. Any thread may use a record it owns. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "model.h"
+
+enum image_build_state {
+        IMAGE_BUILD_STATE_BUILDING,
+        IMAGE_BUILD_STATE_READY,
+        IMAGE_BUILD_STATE_DELETING,
+        IMAGE_BUILD_STATE_FAILED,
+        _IMAGE_BUILD_STATE_MAX,
+        _IMAGE_BUILD_STATE_INVALID = -EINVAL,
+};
+
+enum image_upload_state {
+        IMAGE_UPLOAD_STATE_UPLOADING,
+        IMAGE_UPLOAD_STATE_READY,
+        IMAGE_UPLOAD_STATE_DELETING,
+        IMAGE_UPLOAD_STATE_FAILED,
+        _IMAGE_UPLOAD_STATE_MAX,
+        _IMAGE_UPLOAD_STATE_INVALID = -EINVAL,
+};
+
+const char *image_build_state_to_string(enum image_build_state s);     /* NULL when out of range */
+enum image_build_state image_build_state_from_string(const char *s);   /* _INVALID when unknown/NULL */
+const char *image_upload_state_to_string(enum image_upload_state s);
+enum image_upload_state image_upload_state_from_string(const char *s);
+
+struct image_build {
+        char *id;                 /* build id: 32 hex (uuid4) or legacy 10 digits; not in the JSON */
+        enum image_build_state state;
+        double state_time;        /* MODEL_TIME_NONE = null */
+        char *builder;            /* hostname; key omitted when NULL */
+        char *builder_id;         /* key omitted when NULL */
+        char **formats;           /* never NULL; written sorted, comma-joined, omitted when empty */
+        char *username;           /* read default "zuul" */
+        char *python_path;        /* read default "/usr/bin/python2" */
+        char *shell_type;
+        json_t *raw;
+};
+
+struct image_upload {
+        char *id;                 /* upload id (10 digits); not in the JSON */
+        char *build_id;           /* from the path, filled by the caller; not in the JSON */
+        char *provider_name;      /* likewise */
+        char *image_name;         /* likewise */
+        enum image_upload_state state;
+        double state_time;
+        char *external_id;        /* cloud image id */
+        char *external_name;
+        char *format;
+        char *username;           /* read default "zuul" */
+        char *python_path;        /* read default "/usr/bin/python2" */
+        char *shell_type;
+        json_t *raw;
+};
+
+/* New records with Nodepool's constructor defaults (state building/uploading,
+ * nulls, no formats). id may be NULL. */
+struct image_build *image_build_new(const char *id);
+void image_build_free(struct image_build *b);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct image_build *, image_build_free);
+struct image_upload *image_upload_new(const char *id);
+void image_upload_free(struct image_upload *u);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct image_upload *, image_upload_free);
+
+/* Decode/encode; same contracts as node_from_json()/node_to_json() (model_node.h). */
+int image_build_from_json(const char *data, size_t len, const char *id, struct image_build **ret,
+                          struct model_error *err);
+int image_build_to_json(const struct image_build *b, char **ret, size_t *ret_len);
+int image_upload_from_json(const char *data, size_t len, const char *id, struct image_upload **ret,
+                           struct model_error *err);
+int image_upload_to_json(const struct image_upload *u, char **ret, size_t *ret_len);
+
+void image_build_set_state(struct image_build *b, enum image_build_state s);   /* state_time = now */
+void image_upload_set_state(struct image_upload *u, enum image_upload_state s);
+
+/* Paths. Every component must be non-empty, without '/', and not "." or
+ * ".."; -EINVAL otherwise. *ret is malloc'd. */
+int image_path_build(const char *image, const char *build_id, char **ret);
+/* .../builds/<build>/providers/<provider>/images: parent of uploads (create sequence children here). */
+int image_path_upload_dir(const char *image, const char *build_id, const char *provider, char **ret);
+int image_path_upload(const char *image, const char *build_id, const char *provider, const char *upload_id,
+                      char **ret);
+
+/* The parts of an upload path, e.g. a node's image_id. */
+struct image_upload_ref {
+        char *image;
+        char *build_id;
+        char *provider;
+        char *upload_id;
+};
+/* Parse "/nodepool/images/<img>/builds/<b>/providers/<p>/images/<u>"; the
+ * fields of *ret are malloc'd (free with image_upload_ref_done()). -EINVAL
+ * when path is anything else (e.g. a cloud image name). */
+int image_upload_ref_parse(const char *path, struct image_upload_ref *ret);
+void image_upload_ref_done(struct image_upload_ref *r);
