@@ -279,7 +279,7 @@ static void parse_zk_tls(struct cctx *c, struct config *cfg, const struct cnode 
         if (!m) return;
         cfg_warning(c, cnode_get_key(root, "zookeeper-tls"),
                     "zookeeper-tls is set, but the Debian libzookeeper-mt client poold uses has no TLS support, "
-                    "so poold cannot use it and connects without TLS");
+                    "so poold cannot use it (ignored)");
         if (!cfg_expect_map(c, m, "zookeeper-tls")) return;
         cfg_check_keys(c, m, keys, "zookeeper-tls");
         for (size_t i = 0; keys[i]; i++) cfg_require(c, m, keys[i], "zookeeper-tls");

@@ -288,12 +288,12 @@ static void parse_static_nodes(struct cctx *c, const struct config *cfg, struct 
                 cfg_str(c, m, "username", where, &n.username);
                 cfg_int(c, m, "timeout", where, &n.timeout);
                 cfg_bool(c, m, "host-key-checking", where, &n.host_key_checking);
-                cfg_strv(c, m, "host-key", where, &n.host_keys, false);
+                /* host-key: one key (a string with spaces) or a list of keys. */
                 const struct cnode *hk = cnode_get(m, "host-key");
-                if (hk && hk->type == CNODE_SCALAR && !cnode_is_null(hk)) {
-                        strv_clear(&n.host_keys);
+                if (hk && hk->type == CNODE_SCALAR && !cnode_is_null(hk) && !hk->bad)
                         strv_add(&n.host_keys, hk->value);
-                }
+                else
+                        cfg_strv(c, m, "host-key", where, &n.host_keys, false);
                 cfg_str(c, m, "connection-type", where, &n.connection_type);
                 cfg_int(c, m, "ssh-port", where, &n.connection_port);       /* legacy name */
                 cfg_int(c, m, "connection-port", where, &n.connection_port);

@@ -37,17 +37,18 @@ const char *cfg_describe(const struct cnode *n, char *buf, size_t size) {
         if (n->type == CNODE_SEQ) return "a list";
         if (cnode_is_null(n)) return "null";
         /* Long values are cut: the message must stay one readable line. */
+        const char *q = n->plain ? "" : "the quoted string ";
         if (strlen(n->value) > 60)
-                snprintf(buf, size, "'%.57s...'", n->value);
+                snprintf(buf, size, "%s'%.57s...'", q, n->value);
         else
-                snprintf(buf, size, "'%s'", n->value);
+                snprintf(buf, size, "%s'%s'", q, n->value);
         return buf;
 }
 
 bool cfg_expect_map(struct cctx *c, const struct cnode *n, const char *what) {
         if (!n || n->bad) return false;
         if (n->type == CNODE_MAP) return true;
-        char buf[80];
+        char buf[100];
         cfg_error(c, n, "%s: expected a mapping, got %s", what, cfg_describe(n, buf, sizeof buf));
         return false;
 }
@@ -78,14 +79,14 @@ const struct cnode *cfg_list(struct cctx *c, const struct cnode *map, const char
         const struct cnode *v = cnode_get(map, key);
         if (!v || v->bad || cnode_is_null(v)) return NULL;
         if (v->type == CNODE_SEQ) return v;
-        char buf[80];
+        char buf[100];
         cfg_error(c, v, "'%s' in %s: expected a list, got %s", key, where, cfg_describe(v, buf, sizeof buf));
         return NULL;
 }
 
 static int type_error(struct cctx *c, const struct cnode *v, const char *key, const char *where,
                       const char *expected) {
-        char buf[80];
+        char buf[100];
         cfg_error(c, v, "'%s' in %s: expected %s, got %s", key, where, expected, cfg_describe(v, buf, sizeof buf));
         return -EINVAL;
 }
@@ -194,7 +195,7 @@ int cfg_strv(struct cctx *c, const struct cnode *map, const char *key, const cha
                         continue;
                 }
                 if (it->type != CNODE_SCALAR || cnode_is_null(it)) {
-                        char buf[80];
+                        char buf[100];
                         cfg_error(c, it, "'%s' in %s: expected a string item, got %s", key, where,
                                   cfg_describe(it, buf, sizeof buf));
                         r = -EINVAL;
@@ -225,7 +226,7 @@ int cfg_strmap(struct cctx *c, const struct cnode *map, const char *key, const c
                         continue;
                 }
                 if (val->type != CNODE_SCALAR) {
-                        char buf[80];
+                        char buf[100];
                         cfg_error(c, val, "'%s' in '%s' of %s: expected a scalar value, got %s", k->value, key,
                                   where, cfg_describe(val, buf, sizeof buf));
                         r = -EINVAL;

@@ -117,8 +117,10 @@ int cnode_parse(const char *name, unsigned file_index, const char *data, size_t 
                 if (!yaml_parser_parse(&parser, &ev)) {
                         yaml_mark_t m = parser.error == YAML_READER_ERROR ? parser.mark : parser.problem_mark;
                         if (parser.context)
-                                perr(&st, (unsigned)m.line + 1, (unsigned)m.column + 1, "YAML syntax error: %s %s",
-                                     parser.problem ? parser.problem : "unknown problem", parser.context);
+                                perr(&st, (unsigned)m.line + 1, (unsigned)m.column + 1,
+                                     "YAML syntax error: %s (%s started at line %u)",
+                                     parser.problem ? parser.problem : "unknown problem", parser.context,
+                                     (unsigned)parser.context_mark.line + 1);
                         else
                                 perr(&st, (unsigned)m.line + 1, (unsigned)m.column + 1, "YAML syntax error: %s",
                                      parser.problem ? parser.problem : "unknown problem");
