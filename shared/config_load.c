@@ -479,8 +479,10 @@ static int load_common(const char *name, const char *data, size_t len, const cha
                         parse_secure(&sc, cfg, sroot, name);
         }
         /* Sort only what this call added. */
-        struct config_diags tail = { .items = dg->items + first, .n = dg->n - first };
-        config_diags_sort(&tail);
+        if (dg->n > first) {
+                struct config_diags tail = { .items = dg->items + first, .n = dg->n - first };
+                config_diags_sort(&tail);
+        }
         bool failed = config_diags_count(dg, CONFIG_SEVERITY_ERROR) > errors_before;
         config_diags_clear(&local);
         if (failed) return -EINVAL;
