@@ -1,0 +1,152 @@
+"""`poolctl config-validate` on every config in tests/configs: exit codes and the
+exact diagnostics (FILE:LINE:COL: error: message), all problems, in file order."""
+import os
+import subprocess
+
+import pytest
+
+from harness import SRCDIR, program
+
+VALID = ["docs-example", "openstack", "static", "libvirt", "all-keys", "chains"]
+
+# Exact diagnostics after the "tests/configs/NAME.yaml:" prefix, in order.
+EXPECTED = {
+    'bad-unknown-key': [
+        "8:9: error: unknown key 'foo' in pool 'main' of provider 'p1'",
+        "13:13: error: unknown key 'colour' in label 'l1' of pool 'main' of provider 'p1'",
+    ],
+    'bad-type': [
+        "3:16: error: 'min-ready' in label 'l1': expected an integer, got 'lots'",
+        "7:19: error: 'boot-timeout' in provider 'p1': expected an integer, got the quoted string '60'",
+        "10:22: error: 'max-servers' in pool 'main' of provider 'p1': expected an integer, got 'abc'",
+        "11:28: error: 'host-key-checking' in pool 'main' of provider 'p1': expected a boolean, got 'maybe'",
+        "12:17: error: 'labels' in pool 'main' of provider 'p1': expected a list, got 'notalist'",
+    ],
+    'bad-missing': [
+        "2:5: error: missing required key 'name' in label #1",
+        "4:5: error: missing required key 'name' in diskimage #1",
+        "6:5: error: missing required key 'cloud' in provider 'p1'",
+        "10:13: error: missing required key 'name' in label #1 of pool 'main' of provider 'p1'",
+        "10:13: error: label #1 of pool 'main' of provider 'p1' must have at least one of 'flavor-name' or 'min-ram'",
+        "10:24: error: diskimage 'x' of label #1 of pool 'main' of provider 'p1' is not defined in the top-level diskimages",
+        "12:5: error: missing required key 'host' in zookeeper-servers entry #1",
+    ],
+    'bad-dangling': [
+        "11:15: error: diskimage 'ghost-image' of provider 'p1' is not defined in the top-level diskimages",
+        "15:19: error: label 'unknown-label' in pool 'main' of provider 'p1' is not defined in the top-level labels",
+        "18:24: error: diskimage 'other' of label 'known' of pool 'main' of provider 'p1' is not listed in the diskimages of provider 'p1'",
+        "25:21: error: label 'missing' in node 'h1' of pool 'rack' of provider 's1' is not defined in the top-level labels",
+    ],
+    'bad-duplicates': [
+        "3:11: error: duplicate label 'a' (first defined at line 2)",
+        "6:11: error: duplicate diskimage 'img' (first defined at line 5)",
+        "17:19: error: duplicate label 'a' in pool 'main' of provider 'p1' (first defined at line 15)",
+        "19:15: error: duplicate pool 'main' in provider 'p1' (first defined at line 13)",
+        "20:11: error: duplicate provider 'p1' (first defined at line 8)",
+        "27:19: error: duplicate static node 'h' (username 'zuul', port 22) in provider 'p1'",
+    ],
+    'bad-syntax': [
+        "6:10: error: YAML syntax error: did not find expected ',' or ']' (while parsing a flow sequence started at line 5)",
+    ],
+    'bad-cycle': [
+        '3:13: error: diskimage parent cycle: a -> b -> c -> a',
+        '5:13: error: diskimage parent cycle: b -> c -> a -> b',
+        '7:13: error: diskimage parent cycle: c -> a -> b -> c',
+        "9:13: error: parent 'nowhere' of diskimage 'd' is not defined",
+    ],
+    'bad-many': [
+        "2:9: error: 'port' in webapp: 99999 is not a TCP port",
+        "3:1: error: unknown key 'unknown-top' in the top level",
+        "4:20: error: 'zookeeper-timeout' in the top level: expected a number, got 'soon'",
+        "11:15: error: diskimage 'nope' of provider 'os' is not defined in the top-level diskimages",
+        "15:13: error: label 'l1' of pool 'main' of provider 'os' must have exactly one of 'diskimage' or 'cloud-image'",
+        "15:13: error: label 'l1' of pool 'main' of provider 'os' must have at least one of 'flavor-name' or 'min-ram'",
+        "16:24: error: diskimage 'nope' of label 'l1' of pool 'main' of provider 'os' is not defined in the top-level diskimages",
+        "17:26: error: cloud-image 'also' of label 'l1' of pool 'main' of provider 'os' is not defined in the provider's cloud-images",
+        "19:5: error: driver 'aws' of provider 'aws1' is not supported by poold",
+        "22:5: error: unknown driver 'banana' of provider 'weird' (poold supports openstack, static and libvirt)",
+        "23:5: error: missing required key 'network' in provider 'lv' (network-mode is 'network')",
+        "26:17: error: 'port-range' in provider 'lv': expected a list of two port numbers [low, high]",
+        "30:13: error: missing required key 'diskimage' in label 'l1' of pool 'main' of provider 'lv'",
+    ],
+    'bad-alias': [
+        '4:5: error: YAML aliases are not supported',
+    ],}
+
+
+def validate(*args, env=None):
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith("NODEPOOL_")}
+    run_env.update(env or {})
+    return subprocess.run([program("poolctl")] + list(args) + ["config-validate"], cwd=SRCDIR,
+                          env=run_env, capture_output=True, text=True, timeout=60)
+
+
+def diag_lines(stderr, path):
+    return [l[len(path) + 1:] for l in stderr.splitlines()
+            if l.startswith(path + ":") and not l.endswith("configuration is invalid")]
+
+
+@pytest.mark.parametrize("name", VALID)
+def test_valid_config_exits_0_silently(name):
+    """A valid config (one per driver, every key, chains, the docs example) prints nothing, exit 0."""
+    p = validate("-c", "tests/configs/%s.yaml" % name)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr == ""
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_invalid_config_reports_every_problem_exactly(name):
+    """Each broken config exits 1 and prints exactly the expected positioned errors, in file order."""
+    path = "tests/configs/%s.yaml" % name
+    p = validate("-c", path)
+    assert p.returncode == 1
+    assert diag_lines(p.stderr, path) == EXPECTED[name]
+    n = len(EXPECTED[name])
+    assert p.stderr.splitlines()[-1] == "%s: %d error%s found, configuration is invalid" % (
+        path, n, "" if n == 1 else "s")
+
+
+def test_env_substitution_unset_variables_are_errors():
+    """Unset NODEPOOL_ variables are errors at the scalar's position; set ones validate."""
+    path = "tests/configs/env.yaml"
+    p = validate("-c", path)
+    assert p.returncode == 1
+    assert diag_lines(p.stderr, path) == [
+        "3:19: error: environment variable 'NODEPOOL_TEST_LISTEN' is not set",
+        "5:11: error: environment variable 'NODEPOOL_TEST_ZK_HOST' is not set",
+        "7:13: error: environment variable 'NODEPOOL_TEST_CHROOT' is not set",
+    ]
+    p = validate("-c", path, env={"NODEPOOL_TEST_LISTEN": "127.0.0.1", "NODEPOOL_TEST_ZK_HOST": "zk",
+                                  "NODEPOOL_TEST_CHROOT": "c"})
+    assert p.returncode == 0, p.stderr
+
+
+def test_secure_file_merges_and_reports_with_its_own_name():
+    """-s: a good secure file validates; errors in a bad one are reported under the secure file's name."""
+    p = validate("-c", "tests/configs/secure-main.yaml", "-s", "tests/configs/secure.yaml")
+    assert p.returncode == 0, p.stderr
+    sec = "tests/configs/secure-bad.yaml"
+    p = validate("-c", "tests/configs/secure-main.yaml", "-s", sec)
+    assert p.returncode == 1
+    assert diag_lines(p.stderr, sec) == [
+        "2:5: error: missing required key 'host' in zookeeper-servers entry #1",
+        "4:11: error: diskimage 'nosuch' is not defined in tests/configs/secure-main.yaml",
+        "6:1: error: unknown key 'labels' in the top level of the secure file",
+    ]
+
+
+def test_zookeeper_tls_is_a_warning_not_an_error():
+    """zookeeper-tls prints a positioned warning about the TLS-less client, but the file is valid."""
+    p = validate("-c", "tests/configs/zk-tls.yaml")
+    assert p.returncode == 0
+    assert p.stderr == ("tests/configs/zk-tls.yaml:3:1: warning: zookeeper-tls is set, but the Debian "
+                        "libzookeeper-mt client poold uses has no TLS support, so poold cannot use it "
+                        "(ignored)\n")
+
+
+def test_missing_file_is_a_clear_error():
+    """A missing config file names the file and the reason, exit 1."""
+    p = validate("-c", "tests/configs/does-not-exist.yaml")
+    assert p.returncode == 1
+    assert p.stderr == ("tests/configs/does-not-exist.yaml: error: cannot read the file: "
+                        "No such file or directory\n")

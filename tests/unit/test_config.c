@@ -1,0 +1,326 @@
+/* test_config.c — the config loader's typed result: defaults, diskimage chains,
+ * env substitution, secure-file merge, ZooKeeper host string, provider equality,
+ * and that diagnostics carry exact positions in file order. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "alloc.h"
+#include "config.h"
+
+static char *path_of(const char *name) {
+        const char *src = getenv("POOLD_SRCDIR");
+        return xasprintf("%s/tests/configs/%s", src ? src : ".", name);
+}
+
+static struct config *load_ok(const char *name, const char *secure) {
+        _cleanup_free_ char *p = path_of(name), *s = secure ? path_of(secure) : NULL;
+        struct config_diags d = {};
+        struct config *c = NULL;
+        int r = config_load(p, s, &c, &d);
+        if (r != 0) config_diags_print(&d, stderr);
+        assert_int_equal(r, 0);
+        config_diags_clear(&d);
+        return c;
+}
+
+static struct config *load_str(const char *yaml, struct config_diags *d) {
+        struct config *c = NULL;
+        int r = config_load_buffer("mem.yaml", yaml, strlen(yaml), NULL, NULL, 0, &c, d);
+        assert_true(r == 0 || r == -EINVAL);
+        assert_true((r == 0) == (c != NULL));
+        return c;
+}
+
+/* Nodepool's code defaults apply wherever a key is absent. */
+static void test_defaults_match_nodepool_code(void **state) {
+        struct config_diags d = {};
+        struct config *c = load_str("zookeeper-servers: [{host: zk}]\n"
+                                    "labels: [{name: l}]\n"
+                                    "diskimages: [{name: img}]\n"
+                                    "providers:\n"
+                                    "  - name: p\n"
+                                    "    cloud: c\n"
+                                    "    diskimages: [{name: img}]\n"
+                                    "    pools:\n"
+                                    "      - name: main\n"
+                                    "        labels: [{name: l, diskimage: img, flavor-name: f}]\n"
+                                    "  - {name: v, driver: libvirt, pools: [{name: m}]}\n"
+                                    "  - name: s\n"
+                                    "    driver: static\n"
+                                    "    pools: [{name: r, nodes: [{name: h, labels: l}]}]\n",
+                                    &d);
+        config_diags_print(&d, stderr);
+        assert_non_null(c);
+        assert_int_equal(c->webapp_port, 8005);
+        assert_string_equal(c->webapp_listen_address, "0.0.0.0");
+        assert_string_equal(c->build_log_dir, "/var/log/nodepool/builds");
+        assert_int_equal(c->build_log_retention, 7);
+        assert_true(c->zk_timeout == 10.0);
+        assert_int_equal(c->zk_servers[0].port, 2281);
+        assert_int_equal(c->max_hold_age, 0);
+        assert_int_equal(c->labels[0].min_ready, 0);
+        const struct config_diskimage *di = config_find_diskimage(c, "img");
+        assert_int_equal(di->rebuild_age, 86400);
+        assert_int_equal(di->build_timeout, 28800);
+        assert_string_equal(di->username, "zuul");
+        assert_string_equal(di->python_path, "auto");
+        assert_string_equal(di->dib_cmd, "disk-image-create");
+        assert_int_equal(di->needed_formats.n, 1);
+        assert_string_equal(di->needed_formats.items[0], "qcow2");
+
+        const struct config_provider *p = config_find_provider(c, "p");
+        assert_int_equal(p->driver, CONFIG_DRIVER_OPENSTACK);
+        assert_int_equal(p->max_concurrency, CONFIG_UNLIMITED);
+        assert_int_equal(p->priority, 100);
+        assert_int_equal(p->boot_timeout, 60);
+        assert_int_equal(p->launch_timeout, 3600);
+        assert_int_equal(p->launch_retries, 3);
+        assert_int_equal(p->image_upload_timeout, 3600);
+        assert_true(p->rate == 1.0);
+        assert_false(p->clean_floating_ips);
+        assert_int_equal(p->port_cleanup_interval, 600);
+        assert_string_equal(p->image_name_format, "{image_name}-{timestamp}");
+        assert_string_equal(p->diskimages[0].connection_type, "ssh");
+        assert_int_equal(p->diskimages[0].connection_port, 22);
+        const struct config_pool *pool = config_find_pool(p, "main");
+        assert_int_equal(pool->max_servers, CONFIG_UNLIMITED);
+        assert_int_equal(pool->max_cores, CONFIG_UNLIMITED);
+        assert_int_equal(pool->priority, 100);
+        assert_true(pool->auto_floating_ip);
+        assert_true(pool->host_key_checking);
+        assert_int_equal(pool->labels[0].volume_size, 50);
+        assert_false(pool->labels[0].boot_from_volume);
+        assert_true(pool->labels[0].host_key_checking);
+
+        const struct config_provider *v = config_find_provider(c, "v");
+        assert_string_equal(v->uri, "qemu:///system");
+        assert_string_equal(v->domain_type, "auto");
+        assert_string_equal(v->storage_pool, "poold");
+        assert_string_equal(v->storage_pool_path, "/var/lib/poold/images");
+        assert_int_equal(v->network_mode, CONFIG_NETWORK_USER);
+        assert_int_equal(v->port_range[0], 22000);
+        assert_int_equal(v->port_range[1], 22999);
+        assert_int_equal(v->boot_timeout, 120);
+        assert_int_equal(v->launch_timeout, 600);
+
+        const struct config_static_node *n = &config_find_provider(c, "s")->pools[0].nodes[0];
+        assert_string_equal(n->username, "zuul");
+        assert_string_equal(n->python_path, "auto");
+        assert_int_equal(n->timeout, 5);
+        assert_int_equal(n->connection_port, 22);
+        assert_int_equal(n->max_parallel_jobs, 1);
+        assert_true(n->host_key_checking);
+        config_free(c);
+        config_diags_clear(&d);
+}
+
+/* Every key of all-keys.yaml lands in its field; pool and label inheritance resolved. */
+static void test_all_keys_parsed(void **state) {
+        struct config *c = load_ok("all-keys.yaml", NULL);
+        assert_int_equal(c->webapp_port, 8080);
+        assert_int_equal(c->build_log_retention, -1);
+        assert_true(c->zk_timeout == 30.5);
+        assert_int_equal(c->max_hold_age, 86400);
+        assert_int_equal(c->n_tenant_limits, 1);
+        assert_int_equal(c->tenant_limits[0].max_volume_gb, 500);
+        assert_string_equal(config_strmap_get(&c->tenant_limits[0].other, "gpus"), "2");
+        assert_int_equal(config_find_label(c, "cloudy")->min_ready, -1);
+        const struct config_diskimage *img = config_find_diskimage(c, "img");
+        assert_string_equal(img->release, "22");
+        assert_true(img->delete_after_upload);
+        assert_int_equal(img->needed_formats.n, 2);     /* explicit formats win */
+        const struct config_provider *os = config_find_provider(c, "os1");
+        assert_int_equal(os->max_concurrency, 0);       /* 0 = handle no requests, kept */
+        assert_true(os->rate == 0.5);
+        assert_true(os->clean_floating_ips);
+        assert_int_equal(os->diskimages[0].connection_port, 5986);      /* winrm default */
+        assert_int_equal(os->diskimages[0].config_drive, 0);
+        assert_string_equal(os->cloud_images[0].image_id, "0123-abcd");
+        assert_int_equal(os->cloud_images[0].connection_port, 2022);
+        const struct config_pool *p1 = &os->pools[0];
+        assert_int_equal(p1->max_servers, 0);
+        assert_int_equal(p1->max_volume_gb, 1000);
+        assert_string_equal(config_strmap_get(&p1->node_attributes, "executor-zone"), "east");
+        assert_int_equal(p1->priority, 10);
+        assert_string_equal(p1->labels[0].networks.items[0], "net2");   /* label overrides pool */
+        assert_string_equal(p1->labels[1].networks.items[0], "net1");   /* inherited from pool */
+        assert_true(p1->labels[0].host_key_checking);
+        assert_false(p1->labels[1].host_key_checking);                  /* inherited from pool */
+        assert_string_equal(config_strmap_get(&p1->labels[0].dynamic_instance_properties, "tenant"),
+                            "{request.tenant_name}");
+        const struct config_static_node *n = &config_find_provider(c, "st1")->pools[0].nodes[0];
+        assert_int_equal(n->host_keys.n, 2);
+        assert_int_equal(n->connection_port, 2200);
+        const struct config_provider *lv = config_find_provider(c, "lv1");
+        assert_int_equal(lv->network_mode, CONFIG_NETWORK_NETWORK);
+        assert_string_equal(lv->network, "default");
+        assert_int_equal(lv->port_range[1], 30010);
+        assert_int_equal(lv->pools[0].labels[0].memory, 4096);
+        assert_int_equal(lv->pools[0].labels[0].boot_timeout, 240);
+        assert_int_equal(lv->pools[0].labels[0].disk_size, 20);
+        _cleanup_free_ char *hosts = config_zookeeper_hosts(c);
+        assert_string_equal(hosts, "zk1.example.com:2181,[2001:db8::1]:2281/nodepool");
+        config_free(c);
+}
+
+/* parent chains: elements appended root→leaf, env-vars merged, scalars overridden, abstract not inherited. */
+static void test_diskimage_chain_flattened(void **state) {
+        struct config *c = load_ok("chains.yaml", NULL);
+        const struct config_diskimage *leaf = config_find_diskimage(c, "leaf");
+        assert_int_equal(leaf->elements.n, 3);
+        assert_string_equal(leaf->elements.items[0], "root-element");
+        assert_string_equal(leaf->elements.items[1], "middle-element");
+        assert_string_equal(leaf->elements.items[2], "leaf-element");
+        assert_string_equal(config_strmap_get(&leaf->env_vars, "SHARED"), "leaf");
+        assert_string_equal(config_strmap_get(&leaf->env_vars, "ROOT_ONLY"), "1");
+        assert_string_equal(config_strmap_get(&leaf->env_vars, "LEAF_ONLY"), "1");
+        assert_int_equal(leaf->rebuild_age, 100);
+        assert_int_equal(leaf->build_timeout, 200);
+        assert_string_equal(leaf->username, "leafuser");
+        assert_false(leaf->abstract);
+        assert_string_equal(leaf->parent, "middle");
+        assert_true(config_find_diskimage(c, "middle")->abstract);
+        assert_int_equal(config_find_diskimage(c, "middle")->elements.n, 2);
+        config_free(c);
+}
+
+/* %(NODEPOOL_x) is replaced from the environment; other %(...) text is kept. */
+static void test_env_substitution(void **state) {
+        setenv("NODEPOOL_TEST_LISTEN", "127.0.0.2", 1);
+        setenv("NODEPOOL_TEST_ZK_HOST", "zk.internal", 1);
+        setenv("NODEPOOL_TEST_CHROOT", "root", 1);
+        struct config *c = load_ok("env.yaml", NULL);
+        assert_string_equal(c->webapp_listen_address, "127.0.0.2");
+        assert_string_equal(c->zk_servers[0].host, "zk.internal");
+        assert_string_equal(c->labels[0].name, "label-%(NOT_NODEPOOL_VAR)");
+        _cleanup_free_ char *hosts = config_zookeeper_hosts(c);
+        assert_string_equal(hosts, "zk.internal:2181/root/sub");
+        config_free(c);
+        unsetenv("NODEPOOL_TEST_ZK_HOST");
+        struct config_diags d = {};
+        _cleanup_free_ char *p = path_of("env.yaml");
+        struct config *bad = NULL;
+        assert_int_equal(config_load(p, NULL, &bad, &d), -EINVAL);
+        assert_null(bad);
+        assert_int_equal(d.n, 1);
+        assert_int_equal(d.items[0].line, 5);
+        assert_int_equal(d.items[0].column, 11);
+        assert_string_equal(d.items[0].message, "environment variable 'NODEPOOL_TEST_ZK_HOST' is not set");
+        config_diags_clear(&d);
+}
+
+/* The secure file replaces zookeeper-servers and merges diskimage env-vars by name. */
+static void test_secure_merge(void **state) {
+        struct config *c = load_ok("secure-main.yaml", "secure.yaml");
+        assert_int_equal(c->n_zk_servers, 2);
+        _cleanup_free_ char *hosts = config_zookeeper_hosts(c);
+        assert_string_equal(hosts, "secret1.example.com:2281,secret2.example.com:2282");
+        const struct config_diskimage *img = config_find_diskimage(c, "img");
+        assert_string_equal(config_strmap_get(&img->env_vars, "SECRET_TOKEN"), "hunter2");
+        assert_string_equal(config_strmap_get(&img->env_vars, "PUBLIC"), "overridden");
+        config_free(c);
+}
+
+/* Diagnostics: exact positions, file order, all at once; errors in the secure file name it. */
+static void test_diagnostics_positions_and_order(void **state) {
+        struct config_diags d = {};
+        struct config *c = load_str("providers:\n"
+                                    "  - name: p\n"
+                                    "    driver: libvirt\n"
+                                    "    bogus: 1\n"
+                                    "labels:\n"
+                                    "  - name: x\n"
+                                    "    min-ready: many\n",
+                                    &d);
+        assert_null(c);
+        assert_int_equal(d.n, 2);
+        assert_int_equal(d.items[0].line, 4);
+        assert_int_equal(d.items[0].column, 5);
+        assert_string_equal(d.items[0].message, "unknown key 'bogus' in provider 'p'");
+        assert_int_equal(d.items[1].line, 7);
+        assert_int_equal(d.items[1].column, 16);
+        assert_string_equal(d.items[1].message, "'min-ready' in label 'x': expected an integer, got 'many'");
+        config_diags_clear(&d);
+
+        _cleanup_free_ char *m = path_of("secure-main.yaml"), *s = path_of("secure-bad.yaml");
+        assert_int_equal(config_load(m, s, &c, &d), -EINVAL);
+        assert_int_equal(d.n, 3);
+        for (size_t i = 0; i < d.n; i++) assert_string_equal(d.items[i].file, s);
+        assert_int_equal(d.items[1].line, 4);
+        config_diags_clear(&d);
+}
+
+/* A warning (zookeeper-tls) does not make the configuration invalid. */
+static void test_zookeeper_tls_is_a_warning(void **state) {
+        struct config_diags d = {};
+        _cleanup_free_ char *p = path_of("zk-tls.yaml");
+        struct config *c = NULL;
+        assert_int_equal(config_load(p, NULL, &c, &d), 0);
+        assert_non_null(c);
+        assert_true(c->zk_tls_set);
+        assert_string_equal(c->zk_tls_ca, "/etc/nodepool/ca.crt");
+        assert_int_equal(config_diags_count(&d, CONFIG_SEVERITY_WARNING), 1);
+        assert_int_equal(config_diags_count(&d, CONFIG_SEVERITY_ERROR), 0);
+        assert_int_equal(d.items[0].line, 3);
+        config_free(c);
+        config_diags_clear(&d);
+}
+
+/* Provider equality ignores key order/formatting but sees any value change. */
+static void test_provider_equal(void **state) {
+        struct config_diags d = {};
+        struct config *a = load_str("providers: [{name: p, driver: static, priority: 5}]\n", &d);
+        struct config *b = load_str("providers:\n  - driver: static\n    priority: 5\n    name: p\n", &d);
+        struct config *x = load_str("providers: [{name: p, driver: static, priority: 6}]\n", &d);
+        assert_int_equal(d.n, 0);
+        assert_true(config_provider_equal(&a->providers[0], &b->providers[0]));
+        assert_false(config_provider_equal(&a->providers[0], &x->providers[0]));
+        config_free(a);
+        config_free(b);
+        config_free(x);
+}
+
+/* Hostile input: aliases refused (no expansion), deep nesting and node floods bounded. */
+static void test_hostile_yaml_bounded(void **state) {
+        struct config_diags d = {};
+        const char *laughs = "a: &a [x, x, x, x, x, x, x, x, x]\n"
+                             "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                             "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n";
+        assert_null(load_str(laughs, &d));
+        size_t aliases = 0;
+        for (size_t i = 0; i < d.n; i++) aliases += strcmp(d.items[i].message, "YAML aliases are not supported") == 0;
+        assert_int_equal(aliases, 18);  /* one per alias, none expanded */
+        config_diags_clear(&d);
+
+        size_t depth = 200;
+        char *deep = xmalloc(2 * depth + 1);
+        memset(deep, '[', depth);
+        memset(deep + depth, ']', depth);
+        deep[2 * depth] = 0;
+        assert_null(load_str(deep, &d));
+        assert_int_equal(d.n, 1);
+        assert_string_equal(d.items[0].message, "nesting deeper than 64 levels");
+        free(deep);
+        config_diags_clear(&d);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_defaults_match_nodepool_code),
+                cmocka_unit_test(test_all_keys_parsed),
+                cmocka_unit_test(test_diskimage_chain_flattened),
+                cmocka_unit_test(test_env_substitution),
+                cmocka_unit_test(test_secure_merge),
+                cmocka_unit_test(test_diagnostics_positions_and_order),
+                cmocka_unit_test(test_zookeeper_tls_is_a_warning),
+                cmocka_unit_test(test_provider_equal),
+                cmocka_unit_test(test_hostile_yaml_bounded),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
