@@ -134,10 +134,11 @@ static FILE *mem_open(char **buf, size_t *len) {
         return f;
 }
 
-static char *mem_close(FILE *f, char *buf) {
+/* Takes BUF by reference: fclose() is what stores the final pointer. */
+static char *mem_close(FILE *f, char **buf) {
         if (fclose(f) != 0)
                 abort();
-        return buf;
+        return *buf;
 }
 
 static void put_elem(FILE *f, const char *indent, const char *name, const char *value) {
@@ -211,7 +212,7 @@ char *lvxml_domain_xml(const struct lvxml_domain *d) {
                            "  </qemu:commandline>\n",
                         d->user_port);
         fprintf(f, "</domain>\n");
-        return mem_close(f, buf);
+        return mem_close(f, &buf);
 }
 
 char *lvxml_volume_xml(const char *name, uint64_t capacity, const char *format) {
@@ -537,7 +538,7 @@ int lvxml_image_volume_name(const char *provider, const char *image_name, const 
                 _cleanup_free_ char *k = lvxml_name_encode(tags[i].key), *v = lvxml_name_encode(tags[i].value);
                 fprintf(f, "@%s=%s", k, v);
         }
-        _cleanup_free_ char *name = mem_close(f, buf);
+        _cleanup_free_ char *name = mem_close(f, &buf);
         if (strlen(name) > LVXML_NAME_MAX)
                 return -ENAMETOOLONG;
         *ret = TAKE_PTR(name);
