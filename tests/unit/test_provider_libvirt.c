@@ -603,6 +603,103 @@ static void test_open_bad_uri_reports_libvirt_message(void **state) {
         assert_non_null(strstr(err, "bogus-driver:///nothing: "));
 }
 
+static int read_file(const char *path, char **ret, size_t *ret_len) {
+        FILE *f = fopen(path, "r");
+        if (!f)
+                return -errno;
+        fseek(f, 0, SEEK_END);
+        long n = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        char *b = xmalloc((size_t)n + 1);
+        size_t k = fread(b, 1, (size_t)n, f);
+        fclose(f);
+        *ret = b;
+        *ret_len = k;
+        return 0;
+}
+
+static int sink(virStreamPtr st, const char *data, size_t n, void *opaque) {
+        FILE *f = opaque;
+        return fwrite(data, 1, n, f) == n ? (int)n : -1;
+}
+
+/* Opt-in, needs a real libvirtd (set POOLD_LIBVIRT_TEST_URI, e.g. qemu:///session as
+ * a normal user): the driver creates the dir pool, streams the image's exact bytes
+ * into a volume, boots a node from a qcow2 overlay whose ssh forward listens on
+ * 127.0.0.1:port, reads its console log, and removes everything again. */
+static void test_real_libvirtd_upload_boot_and_forward(void **state) {
+        const char *uri = getenv("POOLD_LIBVIRT_TEST_URI");
+        if (!uri || !*uri)
+                skip();
+        char pooldir[128], img[160], back[160], cmd[512];
+        snprintf(pooldir, sizeof(pooldir), "%s/pool", F.tmpdir);
+        snprintf(img, sizeof(img), "%s/real.qcow2", F.tmpdir);
+        snprintf(back, sizeof(back), "%s/download.bin", F.tmpdir);
+        snprintf(cmd, sizeof(cmd), "qemu-img create -q -f qcow2 '%s' 64M", img);
+        assert_int_equal(system(cmd), 0);
+
+        int low = pick_port_range(10);
+        struct provider_params params = {
+                .name = "lvreal", .driver = "libvirt",
+                .libvirt = { .uri = uri, .storage_pool = "poold-unit-test", .storage_pool_path = pooldir,
+                             .domain_type = PROVIDER_LIBVIRT_DOMAIN_QEMU, .network_mode = PROVIDER_LIBVIRT_NET_USER,
+                             .port_low = low, .port_high = low + 9 },
+        };
+        _cleanup_(provider_closep) struct provider *p = NULL;
+        _cleanup_free_ char *err = NULL, *id = NULL, *orig = NULL, *got = NULL, *console = NULL;
+        if (provider_open(&params, &p, &err) < 0)
+                fail_msg("open %s: %s", uri, err);
+        struct provider_kv tags[] = { { "nodepool_upload_id", "0000000009" } };
+        if (p->ops->image_upload(p, img, "qcow2", "real", tags, 1, &id, &err) < 0)
+                fail_msg("upload: %s", err);
+
+        /* The volume holds exactly the file's bytes. */
+        virConnectPtr c = virConnectOpen(uri);
+        assert_non_null(c);
+        virStoragePoolPtr pool = virStoragePoolLookupByName(c, "poold-unit-test");
+        virStorageVolPtr vol = virStorageVolLookupByName(pool, id);
+        assert_non_null(vol);
+        virStreamPtr st = virStreamNew(c, 0);
+        FILE *out = fopen(back, "w");
+        assert_int_equal(virStorageVolDownload(vol, st, 0, 0, 0), 0);
+        assert_int_equal(virStreamRecvAll(st, sink, out), 0);
+        assert_int_equal(virStreamFinish(st), 0);
+        fclose(out);
+        virStreamFree(st);
+        virStorageVolFree(vol);
+        size_t ol, gl;
+        assert_int_equal(read_file(img, &orig, &ol), 0);
+        assert_int_equal(read_file(back, &got, &gl), 0);
+        assert_int_equal(ol, gl);
+        assert_memory_equal(orig, got, ol);
+
+        struct provider_create_req req = req_for("0000000061", "np0000000061", id);
+        _cleanup_(provider_server_freep) struct provider_server *s = NULL;
+        if (p->ops->create(p, &req, &s, &err) < 0)
+                fail_msg("create: %s", err);
+        assert_int_equal(s->state, PROVIDER_SERVER_ACTIVE);
+        /* QEMU's slirp forward listens on the allocated port. */
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)s->connection_port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        close(fd);
+        assert_int_equal(p->ops->console_log(p, s->external_id, &console, NULL), 0);
+
+        assert_int_equal(p->ops->delete(p, s->external_id, NULL), 0);
+        struct provider_server **v = NULL;
+        size_t n = 0;
+        assert_int_equal(p->ops->list(p, &v, &n, NULL), 0);
+        assert_int_equal(n, 0);
+        provider_server_array_free(v, n);
+        assert_int_equal(p->ops->image_delete(p, id, NULL), 0);
+        /* Leave the host as we found it. */
+        virStoragePoolDestroy(pool);
+        virStoragePoolUndefine(pool);
+        virStoragePoolFree(pool);
+        virConnectClose(c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_registry_dispatch_and_rejects),
@@ -622,6 +719,7 @@ int main(void) {
                 cmocka_unit_test(test_200_create_delete_cycles_fast_and_clean),
                 cmocka_unit_test(test_concurrent_creates_get_distinct_ports),
                 cmocka_unit_test(test_console_log_unsupported_on_test_driver),
+                cmocka_unit_test(test_real_libvirtd_upload_boot_and_forward),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
