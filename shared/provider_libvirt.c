@@ -258,6 +258,8 @@ static int domain_server(struct lv *lv, virDomainPtr dom, bool want_addresses, s
                 return lv_error(reterr_msg, EIO, name);
         (void)domain_instance(dom, &inst);
         struct provider_server *s = server_new(lv, name, inst, state_from_libvirt(st));
+        if (!lv->user_net)
+                s->connection_port = 22; /* the guest's own sshd, reached directly */
         if (!lv->user_net && want_addresses && s->state == PROVIDER_SERVER_ACTIVE) {
                 server_fill_addresses(dom, s);
                 if (!s->interface_ip)

@@ -603,6 +603,39 @@ static void test_open_bad_uri_reports_libvirt_message(void **state) {
         assert_non_null(strstr(err, "bogus-driver:///nothing: "));
 }
 
+/* Network mode attaches the domain to the named libvirt network, reports the
+ * DHCP lease address as interface_ip with port 22, and sets no instance cap. */
+static void test_network_mode_uses_lease_address(void **state) {
+        struct provider_params params = {
+                .name = "lvnet", .driver = "libvirt",
+                .libvirt = { .uri = URI, .storage_pool = POOL, .network_mode = PROVIDER_LIBVIRT_NET_NETWORK,
+                             .network = "default" },
+        };
+        _cleanup_(provider_closep) struct provider *p = NULL;
+        assert_int_equal(provider_open(&params, &p, NULL), 0);
+        _cleanup_free_ char *img = upload_image(p, "base-n", NULL);
+        struct provider_create_req req = req_for("0000000071", "np0000000071", img);
+        _cleanup_(provider_server_freep) struct provider_server *s = create_ok(p, &req);
+        assert_int_equal(s->state, PROVIDER_SERVER_ACTIVE);
+        assert_non_null(s->interface_ip);
+        assert_string_equal(s->interface_ip, s->private_ipv4);
+        assert_int_equal(s->connection_port, 22);
+
+        virDomainPtr dom = virDomainLookupByName(F.witness, s->external_id);
+        assert_non_null(dom);
+        char *xml = virDomainGetXMLDesc(dom, 0);
+        assert_non_null(strstr(xml, "<source network='default'"));
+        assert_null(strstr(xml, "<poold:port>"));
+        free(xml);
+        virDomainFree(dom);
+
+        struct provider_limits l;
+        assert_int_equal(p->ops->quota(p, &l, NULL), 0);
+        assert_int_equal(l.max_instances, -1);
+        assert_int_equal(p->ops->delete(p, s->external_id, NULL), 0);
+        assert_int_equal(p->ops->image_delete(p, img, NULL), 0);
+}
+
 static int read_file(const char *path, char **ret, size_t *ret_len) {
         FILE *f = fopen(path, "r");
         if (!f)
@@ -719,6 +752,7 @@ int main(void) {
                 cmocka_unit_test(test_200_create_delete_cycles_fast_and_clean),
                 cmocka_unit_test(test_concurrent_creates_get_distinct_ports),
                 cmocka_unit_test(test_console_log_unsupported_on_test_driver),
+                cmocka_unit_test(test_network_mode_uses_lease_address),
                 cmocka_unit_test(test_real_libvirtd_upload_boot_and_forward),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
