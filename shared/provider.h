@@ -155,7 +155,10 @@ struct provider_ops {
         int (*open)(const struct provider_params *params, struct provider **ret, char **reterr_msg);
         /* Free the instance and its driver state (NULL-safe). */
         void (*close)(struct provider *p);
-        /* Create and boot a server; *ret_server describes it (state may be BUILDING). */
+        /* Create and boot a server; *ret_server describes it (state may be BUILDING).
+         * -ENOENT: the image does not exist; -EEXIST: a server for this node id exists;
+         * -EDQUOT: no capacity (e.g. host ports or memory exhausted). On failure
+         * nothing is left behind. */
         int (*create)(struct provider *p, const struct provider_create_req *req,
                       struct provider_server **ret_server, char **reterr_msg);
         /* Current state and addresses; -ENOENT when gone. */
@@ -169,7 +172,8 @@ struct provider_ops {
                     char **reterr_msg);
         int (*quota)(struct provider *p, struct provider_limits *ret_limits, char **reterr_msg);
         /* Upload the local file LOCAL_PATH (FORMAT: qcow2, raw, ...) as image IMAGE_NAME
-         * tagged with TAGS; *ret_external_id names it for create()/image_delete(). */
+         * tagged with TAGS; *ret_external_id names it for create()/image_delete().
+         * -EEXIST if that upload exists already (never overwritten). */
         int (*image_upload)(struct provider *p, const char *local_path, const char *format,
                             const char *image_name, const struct provider_kv *tags, size_t n_tags,
                             char **ret_external_id, char **reterr_msg);

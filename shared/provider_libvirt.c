@@ -42,7 +42,6 @@
 #include "provider.h"
 
 #define LV_CONSOLE_MAX (64 * 1024)   /* console_log returns at most the last 64 KiB */
-#define LV_UPLOAD_CHUNK (256 * 1024)
 
 struct lv {
         virConnectPtr conn;
@@ -500,6 +499,8 @@ static int lv_create(struct provider *p, const struct provider_create_req *req, 
         }
         if (virDomainCreate(dom) < 0) {
                 r = lv_error(reterr_msg, EIO, "starting domain");
+                if (r == -ENOMEM)
+                        r = -EDQUOT; /* the host cannot fit the guest now: capacity, retry later */
                 (void)virDomainUndefine(dom);
                 goto finish;
         }
@@ -771,8 +772,8 @@ static int lv_image_upload(struct provider *p, const char *local_path, const cha
                 goto finish;
         }
         if (virStreamSendAll(st, upload_source, &fd) < 0) {
+                /* SendAll has aborted the stream itself. */
                 r = lv_error(reterr_msg, EIO, "streaming image");
-                (void)virStreamAbort(st);
                 goto finish;
         }
         if (virStreamFinish(st) < 0) {
