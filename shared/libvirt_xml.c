@@ -188,7 +188,8 @@ char *lvxml_domain_xml(const struct lvxml_domain *d) {
                 spool, vol);
         if (d->console_path) {
                 _cleanup_free_ char *cp = lvxml_escape(d->console_path);
-                fprintf(f, "    <serial type='file'>\n      <source path='%s'/>\n      <target port='0'/>\n    </serial>\n",
+                fprintf(f, "    <serial type='file'>\n      <source path='%s'/>\n"
+                           "      <target port='0'/>\n    </serial>\n",
                         cp);
                 fprintf(f, "    <console type='file'>\n      <source path='%s'/>\n"
                            "      <target type='serial' port='0'/>\n    </console>\n",
@@ -234,7 +235,8 @@ char *lvxml_overlay_xml(const char *name, uint64_t capacity, const char *backing
 
 char *lvxml_dir_pool_xml(const char *name, const char *path) {
         _cleanup_free_ char *n = lvxml_escape(name), *p = lvxml_escape(path);
-        return xasprintf("<pool type='dir'>\n  <name>%s</name>\n  <target>\n    <path>%s</path>\n  </target>\n</pool>\n",
+        return xasprintf("<pool type='dir'>\n  <name>%s</name>\n"
+                         "  <target>\n    <path>%s</path>\n  </target>\n</pool>\n",
                          n, p);
 }
 

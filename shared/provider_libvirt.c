@@ -557,7 +557,8 @@ static int lv_delete(struct provider *p, const char *external_id, char **reterr_
                         virDomainFree(dom);
                         return provider_error(reterr_msg, EPERM, "%s is not tagged as ours", external_id);
                 }
-                if (virDomainIsActive(dom) == 1 && virDomainDestroy(dom) < 0 && lv_last_code() != VIR_ERR_OPERATION_INVALID)
+                if (virDomainIsActive(dom) == 1 && virDomainDestroy(dom) < 0 &&
+                    lv_last_code() != VIR_ERR_OPERATION_INVALID)
                         r = lv_error(reterr_msg, EIO, "destroying domain");
                 virResetLastError();
                 if (r == 0 && virDomainUndefineFlags(dom, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |

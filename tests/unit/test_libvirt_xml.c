@@ -105,7 +105,8 @@ static void test_domain_xml_networking_modes(void **state) {
 static void test_instance_parse_libxml2_form(void **state) {
         const char *xml = "<?xml version=\"1.0\"?>\n<instance>\n  <provider>p&amp;q</provider>\n"
                           "  <node-id>0000000007</node-id>\n  <future>x</future>\n"
-                          "  <tag key=\"k&quot;1\">v&#233;</tag>\n  <tag key=\"e\"/>\n  <port>2200</port>\n</instance>\n";
+                          "  <tag key=\"k&quot;1\">v&#233;</tag>\n  <tag key=\"e\"/>\n"
+                          "  <port>2200</port>\n</instance>\n";
         _cleanup_(lvxml_instance_freep) struct lvxml_instance *inst = NULL;
         assert_int_equal(lvxml_instance_parse(xml, &inst), 0);
         assert_string_equal(inst->provider, "p&q");
