@@ -26,8 +26,8 @@ typedef void (*loop_io_fn)(struct loop *loop, struct loop_io *io, int fd, uint32
 typedef void (*loop_timer_fn)(struct loop *loop, struct loop_timer *t, void *ud);
 typedef void (*loop_prepare_fn)(struct loop *loop, void *ud);
 typedef void (*loop_signal_fn)(struct loop *loop, int signo, void *ud);
-/* status: a waitid() siginfo's si_code (CLD_EXITED/CLD_KILLED/CLD_DUMPED) and si_status. */
-typedef void (*loop_child_fn)(struct loop *loop, pid_t pid, int si_code, int si_status, void *ud);
+/* how: CLD_EXITED (status = exit code) or CLD_KILLED/CLD_DUMPED (status = signal), from waitid(). */
+typedef void (*loop_child_fn)(struct loop *loop, pid_t pid, int how, int status, void *ud);
 typedef void (*loop_post_fn)(void *ud);
 
 /* Monotonic milliseconds (CLOCK_MONOTONIC). Any thread. */
