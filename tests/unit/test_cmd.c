@@ -147,8 +147,9 @@ static void test_timeout_kills_child_and_grandchildren_within_grace(void **state
         int status = 0;
         assert_int_equal(reap_within(grandchild, 1000, &status), 0);
         assert_true(WIFSIGNALED(status));
-        /* The foreground sleep too was orphaned to us, killed. */
-        assert_int_equal(reap_group(cmd_get_pid(c), SIGTERM), 1);
+        /* The foreground sleep died too: reaped by sh if it went first, else orphaned to us.
+         * reap_group asserts that nothing of the group survives. */
+        assert_true(reap_group(cmd_get_pid(c), SIGTERM) <= 1);
 }
 
 static void test_timeout_escalates_to_sigkill_when_sigterm_ignored(void **state) {
@@ -164,7 +165,7 @@ static void test_timeout_escalates_to_sigkill_when_sigterm_ignored(void **state)
         assert_true(took >= 450);
         assert_true(took < 450 + 500);
         /* sleep inherited the ignored SIGTERM: it too needed the SIGKILL. */
-        assert_int_equal(reap_group(cmd_get_pid(c), SIGKILL), 1);
+        assert_true(reap_group(cmd_get_pid(c), SIGKILL) <= 1);
 }
 
 static void test_exec_failure_is_a_clean_errno_not_exit_127(void **state) {
