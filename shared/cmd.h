@@ -3,7 +3,8 @@
  * No shell, no system()/popen(): argv is built explicitly. The child gets a
  * clean environment (PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin,
  * LC_ALL=C, HOME, plus what the caller adds), stdin from /dev/null unless given
- * input, every fd but 0/1/2 and explicitly passed ones closed, default signal
+ * input, stdout/stderr to /dev/null unless captured or logged, every fd but
+ * 0/1/2 and explicitly passed ones closed, default signal
  * dispositions and an empty signal mask, its own process group. Output goes to
  * bounded buffers and/or a log fd. A timeout sends SIGTERM to the whole process
  * group, then SIGKILL after a grace period. The child is always reaped — on
@@ -35,7 +36,8 @@ struct cmd;
 enum cmd_outcome {
         CMD_EXITED,    /* code = exit status 0..255 */
         CMD_SIGNALED,  /* code = the signal that killed it */
-        CMD_TIMED_OUT, /* code = the signal that finally killed it (SIGTERM or SIGKILL) */
+        CMD_TIMED_OUT, /* code = the signal that killed it (SIGTERM, or SIGKILL after the grace),
+                        * or its exit status if it exited by itself on SIGTERM */
         _CMD_OUTCOME_MAX,
         _CMD_OUTCOME_INVALID = -EINVAL,
 };
@@ -74,7 +76,9 @@ void cmd_set_input(struct cmd *cmd, const void *buf, size_t len);
  * and cmd_output_truncated() says so. */
 void cmd_capture_output(struct cmd *cmd, size_t max_bytes);
 /* Append stdout and stderr (interleaved in the order written) to fd (not owned,
- * should be O_APPEND). Combined with capture, the parent copies both. */
+ * should be O_APPEND). Alone, the child writes to fd directly (exact order);
+ * combined with capture, the parent copies each chunk as it reads it (order
+ * between the two streams is then only as good as the reads). */
 void cmd_set_log_fd(struct cmd *cmd, int fd);
 void cmd_set_cwd(struct cmd *cmd, const char *dir);
 /* Kill the child's process group ms after start (0 = no timeout, the default). */
