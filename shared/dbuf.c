@@ -1,6 +1,7 @@
 #include "dbuf.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,8 +12,9 @@ void dbuf_init(struct dbuf *b, size_t max) { *b = DBUF_INIT(max); }
 static void dbuf_reserve(struct dbuf *b, size_t need) {
         if (need + 1 <= b->alloc) return;
         size_t a = b->alloc ? b->alloc : 64;
-        while (a < need + 1) a *= 2;
-        if (a > b->max + 1) a = b->max + 1;
+        while (a < need + 1) a = a > SIZE_MAX / 2 ? need + 1 : a * 2;
+        /* max may be SIZE_MAX ("no cap"): max + 1 would wrap to 0. */
+        if (b->max < SIZE_MAX && a > b->max + 1) a = b->max + 1;
         b->buf = xrealloc(b->buf, a);
         b->alloc = a;
 }

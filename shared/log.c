@@ -152,7 +152,7 @@ int log_internalv(enum log_level level, int error, const char *fmt, va_list ap) 
                 int m = vsnprintf(line + n, sizeof line - n, fmt, ap);
                 if (m > 0) n += (size_t)m;
         }
-        if (n >= sizeof line - 1) {
+        if (n >= sizeof line) {
                 /* Truncated: mark it so a reader knows the line is incomplete. */
                 n = sizeof line - 5;
                 memcpy(line + n, "...", 3);

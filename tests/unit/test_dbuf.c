@@ -37,6 +37,18 @@ static void test_add_larger_than_max_at_once_fails_on_empty_and_partial_buffer(v
         dbuf_free(&b);
 }
 
+/* max = SIZE_MAX means "no cap"; growing must not wrap max + 1 to 0. */
+static void test_uncapped_buffer_grows_without_overflow(void **state) {
+        struct dbuf b = DBUF_INIT(SIZE_MAX);
+        char chunk[1000];
+        memset(chunk, 'x', sizeof chunk);
+        for (int i = 0; i < 100; i++) assert_int_equal(dbuf_add(&b, chunk, sizeof chunk), 0);
+        assert_int_equal(b.len, 100000);
+        assert_int_equal(dbuf_str(&b)[99999], 'x');
+        assert_int_equal(dbuf_str(&b)[100000], '\0');
+        dbuf_free(&b);
+}
+
 static void test_zero_cap_accepts_only_nothing(void **state) {
         struct dbuf b = DBUF_INIT(0);
         assert_int_equal(dbuf_add(&b, "", 0), 0);
@@ -137,6 +149,7 @@ int main(void) {
                 cmocka_unit_test(test_add_up_to_exactly_max_succeeds_one_more_byte_fails_unchanged),
                 cmocka_unit_test(test_add_larger_than_max_at_once_fails_on_empty_and_partial_buffer),
                 cmocka_unit_test(test_zero_cap_accepts_only_nothing),
+                cmocka_unit_test(test_uncapped_buffer_grows_without_overflow),
                 cmocka_unit_test(test_addf_exact_boundary_and_unchanged_on_overflow),
                 cmocka_unit_test(test_adds_reset_and_free_keep_cap_and_termination),
                 cmocka_unit_test(test_binary_content_with_nul_bytes_is_kept_by_length),
