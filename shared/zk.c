@@ -97,6 +97,7 @@ struct zk {
         uint64_t session_gen; /* bumped on every expiry */
         uint64_t state_seq;   /* bumped on every state change (wakes waiters) */
         uint64_t next_id;
+        unsigned inflight;    /* async requests the library has not answered yet */
         bool connected, expired, ever_connected;
 
         /* owner thread only */
@@ -241,6 +242,13 @@ static void enqueue(struct zk *zk, struct zk_call *c) {
         poke(zk);
 }
 
+static void inflight_done(struct zk *zk) {
+        pthread_mutex_lock(&zk->mu);
+        if (zk->inflight > 0) zk->inflight--;
+        pthread_cond_broadcast(&zk->cond);
+        pthread_mutex_unlock(&zk->mu);
+}
+
 /* ---------------------------------------------------------------- library callbacks (completion thread) */
 
 static void watch_fired(zhandle_t *zh, int type, int state, const char *path, void *ctx) {
@@ -314,6 +322,7 @@ static void global_watcher(zhandle_t *zh, int type, int state, const char *path,
 }
 
 static void op_done(struct zk_call *c, int zrc) {
+        inflight_done(c->zk);
         c->r = zk_errno(zrc);
         if (c->watch) {
                 bool registered = c->op == OP_EXISTS ? (zrc == ZOK || zrc == ZNONODE) : zrc == ZOK;
@@ -326,6 +335,7 @@ static void data_done(int rc, const char *value, int value_len, const struct Sta
         struct zk_call *c = (struct zk_call *)data;
         if (rc == ZOK) {
                 if (value_len > ZK_DATA_MAX) {
+                        inflight_done(c->zk);
                         c->r = -EFBIG; /* the watch is still set: report it as an error */
                         c->has_stat = true;
                         c->stat = *stat;
@@ -388,6 +398,16 @@ static void zk_log_cb(const char *message) {
         log_debug("libzookeeper: %.*s", (int)n, message);
 }
 
+static void deadline_after(struct timespec *ts, int timeout_ms) {
+        clock_gettime(CLOCK_MONOTONIC, ts);
+        ts->tv_sec += timeout_ms / 1000;
+        ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (ts->tv_nsec >= 1000000000L) {
+                ts->tv_sec++;
+                ts->tv_nsec -= 1000000000L;
+        }
+}
+
 /* ---------------------------------------------------------------- handle lifecycle */
 
 static int handle_open(struct zk *zk) {
@@ -416,8 +436,17 @@ static int handle_open(struct zk *zk) {
  * watches freed (they can never fire), unfinished operations failed. */
 static void handle_close(struct zk *zk) {
         if (!zk->zh) return;
+        /* libzookeeper-mt leaks requests still in flight at close (it fakes
+         * their answers onto a completion queue nobody processes any more),
+         * and a fire-and-forget delete should reach the server: let them
+         * finish first while we are connected, for a bounded time. */
+        struct timespec deadline;
+        deadline_after(&deadline, 2000);
         pthread_mutex_lock(&zk->mu);
+        while (zk->inflight > 0 && zk->connected)
+                if (pthread_cond_timedwait(&zk->cond, &zk->mu, &deadline) == ETIMEDOUT) break;
         zk->hid++; /* from now on the old handle's session events are ignored */
+        zk->inflight = 0;
         pthread_mutex_unlock(&zk->mu);
 
         /* Joins the library threads; may run completions on this thread. */
@@ -504,16 +533,6 @@ void zk_free(struct zk *zk) {
         pthread_cond_destroy(&zk->cond);
         pthread_mutex_destroy(&zk->mu);
         free(zk);
-}
-
-static void deadline_after(struct timespec *ts, int timeout_ms) {
-        clock_gettime(CLOCK_MONOTONIC, ts);
-        ts->tv_sec += timeout_ms / 1000;
-        ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (ts->tv_nsec >= 1000000000L) {
-                ts->tv_sec++;
-                ts->tv_nsec -= 1000000000L;
-        }
 }
 
 int zk_connect_wait(struct zk *zk, int timeout_ms) {
@@ -627,6 +646,10 @@ static void op_issue(struct zk *zk, struct zk_call *c) {
                 zrc = ZINVALIDSTATE;
                 goto fail;
         }
+        /* Counted before issuing: the answer may come back before zoo_a*() returns. */
+        pthread_mutex_lock(&zk->mu);
+        zk->inflight++;
+        pthread_mutex_unlock(&zk->mu);
         switch (c->op) {
         case OP_GET:
                 zrc = zoo_awget(zk->zh, c->path, c->watch ? watch_fired : NULL, c->watch, data_done, c);
@@ -657,6 +680,7 @@ static void op_issue(struct zk *zk, struct zk_call *c) {
                 zrc = ZBADARGUMENTS;
         }
         if (zrc == ZOK) return;
+        inflight_done(zk);
 fail:
         /* The library will not call us: report through the queue all the same. */
         c->r = zk_errno(zrc);

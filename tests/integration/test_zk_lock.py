@@ -62,6 +62,14 @@ class ZkTool:
             else:
                 return line
 
+    def answer_event(self, timeout=10):
+        """The next asynchronous line (already collected ones first)."""
+        if self.events:
+            return self.events.pop(0)
+        line = self._next(timeout)
+        assert line.startswith(ASYNC_PREFIXES), line
+        return line
+
     def send(self, line):
         self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
