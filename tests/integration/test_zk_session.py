@@ -1,9 +1,11 @@
 """Session handling in shared/zk.c: connection, expiry reported to the owner,
 a new session opened by zk itself, ephemerals (components) re-registered and
-locks no longer held after expiry."""
+locks no longer held after expiry; a mere connection loss keeps the session."""
 import json
 import signal
 import time
+
+import pytest
 
 from test_zk_lock import zktool  # noqa: F401  (fixture)
 
@@ -59,3 +61,49 @@ def test_lock_not_held_after_expiry_and_can_be_retaken(kazoo, zktool):  # noqa: 
     assert t.cmd("trylock /nodes/9/lock") == "busy"
     lock.release()
     assert t.cmd("trylock /nodes/9/lock") == "acquired"
+
+
+def test_server_restart_suspends_then_resumes_same_session(zktool_factory_private_zk):
+    """A private ZooKeeper is restarted (same port, same data): the owner sees
+    SUSPENDED then CONNECTED in the same session (generation unchanged), the
+    lock is still held and excludes kazoo, and the cache picks up a change
+    made right after the restart."""
+    server, t, kazoo_client = zktool_factory_private_zk
+    server.stop()
+    t.wait_event("STATE SUSPENDED", timeout=10)
+    server.start()
+    t.wait_event("STATE CONNECTED", timeout=20)
+    assert "STATE EXPIRED" not in t.events
+    assert t.cmd("session").startswith("connected timeout=20000 gen=0")
+    assert t.cmd("held /s/lock") == "held"
+    kazoo_client.start(timeout=20)
+    assert kazoo_client.Lock("/s/lock").acquire(blocking=False) is False
+    kazoo_client.set("/s/a", b"2")
+    t.wait_event(lambda l: l.startswith("CACHE UPDATED /s/a ") and l.endswith(" 2"), timeout=10)
+    kazoo_client.stop()
+    kazoo_client.close()
+
+
+@pytest.fixture
+def zktool_factory_private_zk(monkeypatch, tmp_path):
+    import harness
+    from kazoo.client import KazooClient
+    from test_zk_lock import ZkTool
+
+    server = harness.ZooKeeperServer(workdir=str(tmp_path)).start()
+    port = server.port
+    # Restart on the same port: the client only knows that address.
+    monkeypatch.setattr(harness, "free_port", lambda: port)
+    k = KazooClient(hosts=server.hosts, timeout=10)
+    k.start(timeout=15)
+    k.create("/s/a", b"1", makepath=True)
+    k.stop()
+    t = ZkTool(server.hosts, 20000)
+    assert t.cmd("lock /s/lock") == "acquired"
+    assert t.cmd("watch /s 1 locks") == "watching"
+    t.wait_event("CACHE SYNCED")
+    try:
+        yield server, t, k
+    finally:
+        t.close()
+        server.stop()
