@@ -1,0 +1,412 @@
+/* zk_cache.c — see zk_cache.h.
+ *
+ * DESIGN. Entries live in a hash table keyed by path and in a parent/child
+ * tree (for cheap child-list diffs and subtree removal). Every async read
+ * goes out with userdata = the cache and is matched back to its entry by
+ * path, so nothing dangles when an entry goes away. Each entry remembers the
+ * id of the data / child / lock-dir watch it has armed (WID_PENDING while the
+ * arming read is in flight): a watch is only asked for when none is armed,
+ * so re-syncs never pile up duplicate watches, and a firing whose id does not
+ * match (left over from a removed-and-recreated node) is ignored. */
+#include "zk_cache.h"
+
+#include <string.h>
+
+#include "alloc.h"
+#include "log.h"
+
+#define WID_PENDING UINT64_MAX
+
+struct entry {
+        struct zk_cache_node n;
+        char *path;
+        char *data;
+        bool reported;
+        uint64_t data_wid, child_wid, lock_wid;
+        struct entry *parent, *first_child, *next_sibling;
+        struct entry *hnext;
+        bool seen;
+};
+
+struct zk_cache {
+        struct zk *zk;
+        char *root_path;
+        int max_depth;
+        unsigned flags;
+        zk_cache_cb cb;
+        void *userdata;
+        zk_cache_synced_cb synced_cb;
+        void *synced_userdata;
+
+        struct entry *root;
+        struct entry **table;
+        size_t n_buckets, n_entries; /* n_entries counts the root too */
+        unsigned pending;
+        bool started, synced;
+};
+
+static const char *const event_names[_ZK_CACHE_EVENT_MAX] = {
+        [ZK_CACHE_ADDED] = "ADDED",
+        [ZK_CACHE_UPDATED] = "UPDATED",
+        [ZK_CACHE_REMOVED] = "REMOVED",
+};
+
+const char *zk_cache_event_to_string(enum zk_cache_event ev) {
+        return ev >= 0 && ev < _ZK_CACHE_EVENT_MAX ? event_names[ev] : NULL;
+}
+
+/* ---------------------------------------------------------------- table */
+
+static size_t hash(const char *s) {
+        size_t h = 14695981039346656037ULL; /* FNV-1a */
+        for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+        return h;
+}
+
+static struct entry *lookup(struct zk_cache *c, const char *path) {
+        for (struct entry *e = c->table[hash(path) & (c->n_buckets - 1)]; e; e = e->hnext)
+                if (strcmp(e->path, path) == 0) return e;
+        return NULL;
+}
+
+static void table_insert(struct zk_cache *c, struct entry *e) {
+        if (c->n_entries + 1 > c->n_buckets) {
+                size_t nb = c->n_buckets * 2;
+                struct entry **t = xnew(struct entry *, nb);
+                for (size_t i = 0; i < c->n_buckets; i++)
+                        for (struct entry *x = c->table[i], *next; x; x = next) {
+                                next = x->hnext;
+                                size_t b = hash(x->path) & (nb - 1);
+                                x->hnext = t[b];
+                                t[b] = x;
+                        }
+                free(c->table);
+                c->table = t;
+                c->n_buckets = nb;
+        }
+        size_t b = hash(e->path) & (c->n_buckets - 1);
+        e->hnext = c->table[b];
+        c->table[b] = e;
+        c->n_entries++;
+}
+
+static void table_remove(struct zk_cache *c, struct entry *e) {
+        for (struct entry **p = &c->table[hash(e->path) & (c->n_buckets - 1)]; *p; p = &(*p)->hnext)
+                if (*p == e) {
+                        *p = e->hnext;
+                        c->n_entries--;
+                        return;
+                }
+}
+
+static struct entry *entry_new(struct zk_cache *c, struct entry *parent, const char *path) {
+        struct entry *e = xnew(struct entry, 1);
+        e->path = xstrdup(path);
+        e->data = xstrdup("");
+        e->n.path = e->path;
+        e->n.name = strrchr(e->path, '/') ? strrchr(e->path, '/') + 1 : e->path;
+        e->n.depth = parent ? parent->n.depth + 1 : 0;
+        e->n.data = e->data;
+        e->parent = parent;
+        if (parent) {
+                e->next_sibling = parent->first_child;
+                parent->first_child = e;
+        }
+        table_insert(c, e);
+        return e;
+}
+
+/* Remove E and its subtree, children first, reporting what was reported. */
+static void entry_remove(struct zk_cache *c, struct entry *e) {
+        while (e->first_child) entry_remove(c, e->first_child);
+        if (e->parent)
+                for (struct entry **p = &e->parent->first_child; *p; p = &(*p)->next_sibling)
+                        if (*p == e) {
+                                *p = e->next_sibling;
+                                break;
+                        }
+        table_remove(c, e);
+        if (e->reported && c->cb) c->cb(c, ZK_CACHE_REMOVED, &e->n, c->userdata);
+        free(e->path);
+        free(e->data);
+        free(e);
+}
+
+/* ---------------------------------------------------------------- reads */
+
+static void on_watch(struct zk *zk, const struct zk_watch_event *ev, void *userdata);
+static void on_data(struct zk *zk, const struct zk_result *res, void *userdata);
+static void on_children(struct zk *zk, const struct zk_result *res, void *userdata);
+static void on_root_exists(struct zk *zk, const struct zk_result *res, void *userdata);
+static void on_lock(struct zk *zk, const struct zk_result *res, void *userdata);
+static void on_lock_exists(struct zk *zk, const struct zk_result *res, void *userdata);
+
+/* Ask for a watch only when none is armed (or on its way). */
+static zk_watch_cb want_watch(uint64_t *wid) {
+        if (*wid) return NULL;
+        *wid = WID_PENDING;
+        return on_watch;
+}
+
+static void settle_watch(uint64_t *wid, const struct zk_result *res) {
+        if (*wid == WID_PENDING) *wid = res->watch_registered ? res->watch_id : 0;
+}
+
+static void fetch_data(struct zk_cache *c, struct entry *e) {
+        c->pending++;
+        zk_aget(c->zk, e->path, want_watch(&e->data_wid), on_data, c);
+}
+
+static void fetch_children(struct zk_cache *c, struct entry *e) {
+        if (e->n.depth >= c->max_depth) return;
+        c->pending++;
+        zk_aget_children(c->zk, e->path, want_watch(&e->child_wid), on_children, c);
+}
+
+static void fetch_lock(struct zk_cache *c, struct entry *e) {
+        if (!(c->flags & ZK_CACHE_TRACK_LOCKS) || e == c->root) return;
+        _cleanup_free_ char *p = xasprintf("%s/lock", e->path);
+        c->pending++;
+        zk_aget_children(c->zk, p, want_watch(&e->lock_wid), on_lock, c);
+}
+
+static void fetch_entry(struct zk_cache *c, struct entry *e) {
+        if (e != c->root) fetch_data(c, e);
+        fetch_children(c, e);
+        fetch_lock(c, e);
+}
+
+static void read_done(struct zk_cache *c) {
+        if (c->pending > 0) c->pending--;
+        if (c->pending == 0 && !c->synced) {
+                c->synced = true;
+                if (c->synced_cb) c->synced_cb(c, c->synced_userdata);
+        }
+}
+
+static void resync(struct zk_cache *c) {
+        c->synced = false;
+        c->pending++; /* hold "synced" until every read below is issued */
+        /* Collect first: fetches do not change the table, but keep it simple and safe. */
+        for (size_t i = 0; i < c->n_buckets; i++)
+                for (struct entry *e = c->table[i]; e; e = e->hnext) fetch_entry(c, e);
+        read_done(c);
+}
+
+static void on_data(struct zk *zk, const struct zk_result *res, void *userdata) {
+        struct zk_cache *c = userdata;
+        struct entry *e = lookup(c, res->path);
+        if (e) {
+                settle_watch(&e->data_wid, res);
+                if (res->r == -ENOENT && e != c->root)
+                        entry_remove(c, e);
+                else if (res->r < 0)
+                        log_debug_errno(res->r, "zk_cache: reading %s: %m (re-read on reconnect)", res->path);
+                else if (!e->reported || res->stat->mzxid > e->n.mzxid) {
+                        free(e->data);
+                        e->data = xmalloc(res->len + 1);
+                        memcpy(e->data, res->data, res->len + 1);
+                        e->n.data = e->data;
+                        e->n.len = res->len;
+                        e->n.version = res->stat->version;
+                        e->n.mzxid = res->stat->mzxid;
+                        e->n.ctime = res->stat->ctime;
+                        e->n.mtime = res->stat->mtime;
+                        enum zk_cache_event ev = e->reported ? ZK_CACHE_UPDATED : ZK_CACHE_ADDED;
+                        e->reported = true;
+                        if (c->cb) c->cb(c, ev, &e->n, c->userdata);
+                } /* else: stale or unchanged (a re-sync read) */
+        }
+        read_done(c);
+}
+
+static void on_children(struct zk *zk, const struct zk_result *res, void *userdata) {
+        struct zk_cache *c = userdata;
+        struct entry *e = lookup(c, res->path);
+        if (!e) goto done;
+        settle_watch(&e->child_wid, res);
+        if (res->r == -ENOENT) {
+                if (e != c->root) {
+                        entry_remove(c, e);
+                        goto done;
+                }
+                /* The root is missing: drop what we had, wait for it to appear. */
+                while (e->first_child) entry_remove(c, e->first_child);
+                c->pending++;
+                zk_aexists(zk, e->path, want_watch(&e->data_wid), on_root_exists, c);
+                goto done;
+        }
+        if (res->r < 0) {
+                log_debug_errno(res->r, "zk_cache: listing %s: %m (re-read on reconnect)", res->path);
+                goto done;
+        }
+
+        for (struct entry *x = e->first_child; x; x = x->next_sibling) x->seen = false;
+        for (size_t i = 0; i < res->n_children; i++) {
+                const char *name = res->children[i];
+                if ((c->flags & ZK_CACHE_TRACK_LOCKS) && strcmp(name, "lock") == 0) continue;
+                _cleanup_free_ char *p = xasprintf("%s/%s", strcmp(e->path, "/") == 0 ? "" : e->path, name);
+                struct entry *x = lookup(c, p);
+                if (!x) {
+                        x = entry_new(c, e, p);
+                        fetch_entry(c, x);
+                }
+                x->seen = true;
+        }
+        for (struct entry *x = e->first_child, *next; x; x = next) {
+                next = x->next_sibling;
+                if (!x->seen) entry_remove(c, x);
+        }
+done:
+        read_done(c);
+}
+
+static void on_root_exists(struct zk *zk, const struct zk_result *res, void *userdata) {
+        struct zk_cache *c = userdata;
+        settle_watch(&c->root->data_wid, res);
+        if (res->r == 0) fetch_children(c, c->root); /* created meanwhile */
+        read_done(c);
+}
+
+static struct entry *lock_owner(struct zk_cache *c, const char *lock_path) {
+        size_t n = strlen(lock_path);
+        if (n < 6 || strcmp(lock_path + n - 5, "/lock") != 0) return NULL;
+        _cleanup_free_ char *p = xstrndup(lock_path, n - 5);
+        return lookup(c, p);
+}
+
+static void set_lock_count(struct zk_cache *c, struct entry *e, unsigned n) {
+        if (e->n.lock_contenders == n) return;
+        e->n.lock_contenders = n;
+        if (e->reported && c->cb) c->cb(c, ZK_CACHE_UPDATED, &e->n, c->userdata);
+}
+
+static void on_lock(struct zk *zk, const struct zk_result *res, void *userdata) {
+        struct zk_cache *c = userdata;
+        struct entry *e = lock_owner(c, res->path);
+        if (!e) goto done;
+        settle_watch(&e->lock_wid, res);
+        if (res->r == -ENOENT) {
+                set_lock_count(c, e, 0);
+                /* No lock dir yet: an exists watch tells when it appears. */
+                c->pending++;
+                zk_aexists(zk, res->path, want_watch(&e->lock_wid), on_lock_exists, c);
+        } else if (res->r == 0)
+                set_lock_count(c, e, (unsigned)res->n_children);
+done:
+        read_done(c);
+}
+
+static void on_lock_exists(struct zk *zk, const struct zk_result *res, void *userdata) {
+        struct zk_cache *c = userdata;
+        struct entry *e = lock_owner(c, res->path);
+        if (e) {
+                settle_watch(&e->lock_wid, res);
+                if (res->r == 0) fetch_lock(c, e); /* appeared meanwhile */
+        }
+        read_done(c);
+}
+
+static void on_watch(struct zk *zk, const struct zk_watch_event *ev, void *userdata) {
+        struct zk_cache *c = userdata;
+        struct entry *e = lookup(c, ev->path);
+        if (e && ev->id == e->data_wid) {
+                e->data_wid = 0;
+                if (e == c->root)
+                        fetch_children(c, e); /* the root's exists watch: it appeared */
+                else
+                        fetch_data(c, e);
+                return;
+        }
+        if (e && ev->id == e->child_wid) {
+                e->child_wid = 0;
+                fetch_children(c, e);
+                return;
+        }
+        e = (c->flags & ZK_CACHE_TRACK_LOCKS) ? lock_owner(c, ev->path) : NULL;
+        if (e && ev->id == e->lock_wid) {
+                e->lock_wid = 0;
+                fetch_lock(c, e);
+        }
+        /* else: a watch left over from a removed entry */
+}
+
+static void on_state(struct zk *zk, enum zk_state s, void *userdata) {
+        struct zk_cache *c = userdata;
+        if (!c->started) return;
+        if (s == ZK_STATE_EXPIRED) {
+                /* Every watch died with the session. */
+                for (size_t i = 0; i < c->n_buckets; i++)
+                        for (struct entry *e = c->table[i]; e; e = e->hnext)
+                                e->data_wid = e->child_wid = e->lock_wid = 0;
+        } else if (s == ZK_STATE_CONNECTED)
+                resync(c);
+}
+
+/* ---------------------------------------------------------------- public */
+
+int zk_cache_new(struct zk *zk, const char *root, int max_depth, unsigned flags, zk_cache_cb cb, void *userdata,
+                 struct zk_cache **ret) {
+        if (!zk || !root || root[0] != '/' || max_depth < 1) return -EINVAL;
+        size_t n = strlen(root);
+        if (n > 1 && root[n - 1] == '/') return -EINVAL;
+        struct zk_cache *c = xnew(struct zk_cache, 1);
+        c->zk = zk;
+        c->root_path = xstrdup(root);
+        c->max_depth = max_depth;
+        c->flags = flags;
+        c->cb = cb;
+        c->userdata = userdata;
+        c->n_buckets = 64;
+        c->table = xnew(struct entry *, c->n_buckets);
+        c->root = entry_new(c, NULL, root);
+        zk_add_state_listener(zk, on_state, c);
+        *ret = c;
+        return 0;
+}
+
+void zk_cache_set_synced_cb(struct zk_cache *c, zk_cache_synced_cb cb, void *userdata) {
+        c->synced_cb = cb;
+        c->synced_userdata = userdata;
+}
+
+int zk_cache_start(struct zk_cache *c) {
+        if (c->started) return -EALREADY;
+        c->started = true;
+        resync(c);
+        return 0;
+}
+
+bool zk_cache_is_synced(struct zk_cache *c) { return c->started && c->synced; }
+
+void zk_cache_free(struct zk_cache *c) {
+        if (!c) return;
+        zk_cancel(c->zk, c);
+        zk_remove_state_listener(c->zk, on_state, c);
+        c->cb = NULL; /* no REMOVED storm while tearing down */
+        entry_remove(c, c->root);
+        free(c->table);
+        free(c->root_path);
+        free(c);
+}
+
+const char *zk_cache_root(struct zk_cache *c) { return c->root_path; }
+
+const struct zk_cache_node *zk_cache_get(struct zk_cache *c, const char *path) {
+        struct entry *e = lookup(c, path);
+        return e && e != c->root && e->reported ? &e->n : NULL;
+}
+
+size_t zk_cache_size(struct zk_cache *c) {
+        size_t n = 0;
+        for (size_t i = 0; i < c->n_buckets; i++)
+                for (struct entry *e = c->table[i]; e; e = e->hnext) n += e != c->root && e->reported;
+        return n;
+}
+
+void zk_cache_foreach(struct zk_cache *c, void (*fn)(const struct zk_cache_node *node, void *userdata),
+                      void *userdata) {
+        for (size_t i = 0; i < c->n_buckets; i++)
+                for (struct entry *e = c->table[i]; e; e = e->hnext)
+                        if (e != c->root && e->reported) fn(&e->n, userdata);
+}

@@ -1,0 +1,517 @@
+/* zk_lock.c — see zk_lock.h.
+ *
+ * DESIGN. Mirrors kazoo.recipe.lock.Lock._inner_acquire: ensure L, create
+ * our "<uuid>__lock__" ephemeral-sequential contender (after a connection
+ * loss during create, first look for a child with our uuid prefix — the
+ * create may have succeeded), list L, and either hold the lock (no smaller
+ * contender), give up (non-blocking: delete our contender) or wait on the
+ * predecessor with a watch and look again. The synchronous path is for CLI
+ * code; zk_lock_try_async() runs the same steps as a small state machine of
+ * async operations for the event loop. */
+#include "zk_lock.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "log.h"
+
+#define NODE_NAME "__lock__"
+#define RNODE_NAME "__rlock__"
+#define SEQ_LEN 10
+#define ASYNC_ATTEMPTS 3
+
+enum async_step { STEP_NONE, STEP_CREATE, STEP_FIND, STEP_LIST, STEP_GIVE_UP };
+
+struct zk_lock {
+        struct zk *zk;
+        char *path;
+        char *data;
+        char *prefix;      /* "<uuid4 hex>__lock__" */
+        char *create_path; /* path + "/" + prefix */
+        char *node;        /* our contender's name, or NULL */
+        bool create_tried; /* a create may have landed: look for our prefix first */
+        bool held;
+        uint64_t gen;      /* session generation the contender belongs to */
+
+        enum async_step step;
+        int attempts;
+        zk_lock_cb cb;
+        void *userdata;
+};
+
+/* ---------------------------------------------------------------- pure helpers */
+
+static bool all_digits(const char *s, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (s[i] < '0' || s[i] > '9') return false;
+        return true;
+}
+
+static bool ends_with_at(const char *name, size_t end, const char *suffix) {
+        size_t k = strlen(suffix);
+        return end >= k && memcmp(name + end - k, suffix, k) == 0;
+}
+
+const char *zk_lock_contender_seq(const char *name, bool *ret_read) {
+        if (!name) return NULL;
+        size_t len = strlen(name);
+        if (len < SEQ_LEN || !all_digits(name + len - SEQ_LEN, SEQ_LEN)) return NULL;
+        /* The regex's optional '-' comes right before the ten digits. */
+        size_t starts[2] = { len - SEQ_LEN, len - SEQ_LEN - 1 };
+        for (int i = 0; i < 2; i++) {
+                size_t s = starts[i];
+                if (i == 1 && (len < SEQ_LEN + 1 || name[s] != '-')) continue;
+                bool read;
+                if (ends_with_at(name, s, NODE_NAME))
+                        read = false;
+                else if (ends_with_at(name, s, RNODE_NAME))
+                        read = true;
+                else
+                        continue;
+                if (ret_read) *ret_read = read;
+                return name + s;
+        }
+        return NULL;
+}
+
+int zk_lock_seq_compare(const char *a, const char *b) {
+        int c = strcmp(a, b);
+        return c < 0 ? -1 : c > 0;
+}
+
+int zk_lock_find_predecessor(char *const *children, size_t n, const char *own, const char **ret_pred) {
+        const char *own_seq = NULL;
+        size_t own_idx = 0;
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(children[i], own) == 0 && (own_seq = zk_lock_contender_seq(own, NULL))) {
+                        own_idx = i;
+                        break;
+                }
+        if (!own_seq) return -ENOENT;
+
+        /* Python sorts stably by sequence: X is before us if its sequence is
+         * smaller, or equal and it comes first in the listing. */
+        const char *pred = NULL, *pred_seq = NULL;
+        size_t pred_idx = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (i == own_idx) continue;
+                const char *s = zk_lock_contender_seq(children[i], NULL);
+                if (!s) continue;
+                int c = zk_lock_seq_compare(s, own_seq);
+                if (c > 0 || (c == 0 && i > own_idx)) continue;
+                int p = pred_seq ? zk_lock_seq_compare(s, pred_seq) : 1;
+                if (p > 0 || (p == 0 && i > pred_idx)) {
+                        pred = children[i];
+                        pred_seq = s;
+                        pred_idx = i;
+                }
+        }
+        *ret_pred = pred;
+        return 0;
+}
+
+static int contender_cmp(const void *a, const void *b) {
+        const char *x = *(char *const *)a, *y = *(char *const *)b;
+        int c = zk_lock_seq_compare(zk_lock_contender_seq(x, NULL), zk_lock_contender_seq(y, NULL));
+        /* qsort is not stable: fall back on the names for a total order. */
+        return c ? c : strcmp(x, y);
+}
+
+size_t zk_lock_sort_contenders(char **names, size_t n) {
+        size_t j = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (zk_lock_contender_seq(names[i], NULL))
+                        names[j++] = names[i];
+                else
+                        free(names[i]);
+        }
+        if (j < n) names[j] = NULL;
+        qsort(names, j, sizeof *names, contender_cmp);
+        return j;
+}
+
+/* ---------------------------------------------------------------- lock object */
+
+static char *uuid4_hex(void) {
+        uint8_t b[16];
+        size_t got = 0;
+        while (got < sizeof b) {
+                ssize_t n = getrandom(b + got, sizeof b - got, 0);
+                if (n < 0) {
+                        if (errno == EINTR) continue;
+                        /* No entropy source at all: still unique enough per process. */
+                        for (; got < sizeof b; got++) b[got] = (uint8_t)(rand() ^ (int)clock());
+                        break;
+                }
+                got += (size_t)n;
+        }
+        b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+        b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+        char *s = xmalloc(33);
+        for (int i = 0; i < 16; i++) snprintf(s + 2 * i, 3, "%02x", b[i]);
+        return s;
+}
+
+int zk_lock_new(struct zk *zk, const char *path, const char *identifier, struct zk_lock **ret) {
+        if (!zk || !path || path[0] != '/' || path[1] == '\0' || path[strlen(path) - 1] == '/') return -EINVAL;
+        struct zk_lock *l = xnew(struct zk_lock, 1);
+        l->zk = zk;
+        l->path = xstrdup(path);
+        l->data = xstrdup(identifier ? identifier : "");
+        _cleanup_free_ char *u = uuid4_hex();
+        l->prefix = xasprintf("%s" NODE_NAME, u);
+        l->create_path = xasprintf("%s/%s", path, l->prefix);
+        *ret = l;
+        return 0;
+}
+
+static char *child_path(struct zk_lock *l, const char *name) { return xasprintf("%s/%s", l->path, name); }
+
+void zk_lock_free(struct zk_lock *l) {
+        if (!l) return;
+        zk_cancel(l->zk, l);
+        if (l->node) {
+                _cleanup_free_ char *p = child_path(l, l->node);
+                zk_adelete(l->zk, p, -1, NULL, NULL);
+        }
+        free(l->path);
+        free(l->data);
+        free(l->prefix);
+        free(l->create_path);
+        free(l->node);
+        free(l);
+}
+
+bool zk_lock_is_held(struct zk_lock *l) { return l->held && l->gen == zk_session_generation(l->zk); }
+
+const char *zk_lock_node(struct zk_lock *l) { return l->node; }
+
+const char *zk_lock_path(struct zk_lock *l) { return l->path; }
+
+static const char *basename_of(const char *p) {
+        const char *s = strrchr(p, '/');
+        return s ? s + 1 : p;
+}
+
+static void forget_node(struct zk_lock *l) {
+        free(l->node);
+        l->node = NULL;
+        l->held = false;
+        l->create_tried = false;
+}
+
+/* Curator's trick: a child with our uuid prefix is our contender. */
+static const char *find_own(struct zk_lock *l, char **children) {
+        for (char **p = children; p && *p; p++)
+                if (strncmp(*p, l->prefix, strlen(l->prefix)) == 0) return *p;
+        return NULL;
+}
+
+/* ---------------------------------------------------------------- synchronous */
+
+static int64_t now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int remaining(int64_t deadline) {
+        if (deadline < 0) return -1;
+        int64_t left = deadline - now_ms();
+        return left > 0 ? (int)MIN(left, (int64_t)INT32_MAX) : 0;
+}
+
+static bool retryable(int r) { return r == -ECONNRESET || r == -EAGAIN || r == -EKEYEXPIRED || r == -ETIMEDOUT; }
+
+/* Wait for the session to come back before retrying (a new session after expiry). */
+static int recover(struct zk_lock *l, int r, int64_t deadline) {
+        if (r == -EKEYEXPIRED) forget_node(l); /* our ephemeral went with the session */
+        int left = remaining(deadline);
+        if (deadline >= 0 && left == 0) return -ETIMEDOUT;
+        return zk_connect_wait(l->zk, left < 0 ? 3600 * 1000 : left);
+}
+
+/* Delete our contender after a failed attempt; best effort, as kazoo. */
+static void cleanup_own(struct zk_lock *l) {
+        if (!l->node && l->create_tried) {
+                char **children = NULL;
+                if (zk_get_children(l->zk, l->path, &children, NULL) >= 0) {
+                        const char *own = find_own(l, children);
+                        if (own) l->node = xstrdup(own);
+                }
+                zk_strv_free(children);
+        }
+        if (l->node) {
+                _cleanup_free_ char *p = child_path(l, l->node);
+                int r = zk_delete(l->zk, p, -1);
+                if (r < 0 && r != -ENOENT) log_debug_errno(r, "zk_lock: cannot delete %s: %m", p);
+        }
+        forget_node(l);
+}
+
+static int attempt(struct zk_lock *l, bool blocking, int timeout_ms) {
+        /* Non-blocking tries retry connection losses for a bounded time too. */
+        int64_t deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : -1;
+        if (!blocking) deadline = now_ms() + MAX(zk_session_timeout(l->zk), 10000);
+        int r;
+
+        if (l->held && zk_lock_is_held(l)) return -EBUSY;
+        if (l->held) forget_node(l); /* held in a dead session */
+        if (l->step != STEP_NONE) return -EBUSY;
+
+        for (;;) {
+                r = zk_ensure_path(l->zk, l->path);
+                if (r < 0) goto retry;
+
+                if (!l->node && l->create_tried) {
+                        char **children = NULL;
+                        r = zk_get_children(l->zk, l->path, &children, NULL);
+                        if (r < 0) goto retry;
+                        const char *own = find_own(l, children);
+                        if (own) l->node = xstrdup(own);
+                        zk_strv_free(children);
+                }
+                if (!l->node) {
+                        _cleanup_free_ char *created = NULL;
+                        l->create_tried = true;
+                        l->gen = zk_session_generation(l->zk);
+                        r = zk_create(l->zk, l->create_path, l->data, strlen(l->data), ZK_EPHEMERAL | ZK_SEQUENCE,
+                                      &created);
+                        if (r < 0) goto retry;
+                        l->node = xstrdup(basename_of(created));
+                }
+
+                for (;;) {
+                        char **children = NULL;
+                        const char *pred = NULL;
+                        r = zk_get_children(l->zk, l->path, &children, NULL);
+                        if (r < 0) goto retry;
+                        size_t n = 0;
+                        while (children[n]) n++;
+                        r = zk_lock_find_predecessor(children, n, l->node, &pred);
+                        _cleanup_free_ char *pred_path = pred ? child_path(l, pred) : NULL;
+                        zk_strv_free(children);
+                        if (r == -ENOENT) { /* our contender vanished (session lost): start over */
+                                forget_node(l);
+                                break;
+                        }
+                        if (!pred_path) {
+                                l->held = true;
+                                return 1;
+                        }
+                        if (!blocking) {
+                                cleanup_own(l);
+                                return 0;
+                        }
+                        r = zk_wait_change(l->zk, pred_path, remaining(deadline));
+                        if (r == -ETIMEDOUT) {
+                                cleanup_own(l);
+                                return -ETIMEDOUT;
+                        }
+                        if (r < 0) goto retry;
+                }
+                continue;
+        retry:
+                if (!retryable(r)) {
+                        cleanup_own(l);
+                        return r;
+                }
+                log_debug_errno(r, "zk_lock: %s: retrying after: %m", l->path);
+                r = recover(l, r, deadline);
+                if (r < 0) {
+                        cleanup_own(l);
+                        return r;
+                }
+        }
+}
+
+int zk_lock_try(struct zk_lock *l) { return attempt(l, false, -1); }
+
+int zk_lock_acquire(struct zk_lock *l, int timeout_ms) {
+        int r = attempt(l, true, timeout_ms);
+        return r > 0 ? 0 : r;
+}
+
+int zk_lock_release(struct zk_lock *l) {
+        if (!l->node) {
+                l->held = false;
+                return 0;
+        }
+        _cleanup_free_ char *p = child_path(l, l->node);
+        bool same_session = l->gen == zk_session_generation(l->zk);
+        int r = same_session ? zk_delete(l->zk, p, -1) : 0;
+        if (r == -ECONNRESET) { /* kazoo retries: the contender must go */
+                int64_t deadline = now_ms() + MAX(zk_session_timeout(l->zk), 10000);
+                while (r == -ECONNRESET && zk_connect_wait(l->zk, remaining(deadline)) == 0)
+                        r = zk_delete(l->zk, p, -1);
+        }
+        if (r == -ENOENT || r == -EKEYEXPIRED) r = 0;
+        forget_node(l);
+        return r;
+}
+
+void zk_lock_release_async(struct zk_lock *l) {
+        if (l->node && l->gen == zk_session_generation(l->zk)) {
+                _cleanup_free_ char *p = child_path(l, l->node);
+                zk_adelete(l->zk, p, -1, NULL, NULL);
+        }
+        forget_node(l);
+}
+
+/* ---------------------------------------------------------------- asynchronous */
+
+static void async_result(struct zk *zk, const struct zk_result *res, void *userdata);
+
+static void async_finish(struct zk_lock *l, int result) {
+        l->step = STEP_NONE;
+        if (l->cb) l->cb(l, result, l->userdata);
+}
+
+static void async_create(struct zk_lock *l) {
+        l->step = STEP_CREATE;
+        l->create_tried = true;
+        l->gen = zk_session_generation(l->zk);
+        zk_acreate(l->zk, l->create_path, l->data, strlen(l->data), ZK_EPHEMERAL | ZK_SEQUENCE | ZK_MAKEPATH,
+                   async_result, l);
+}
+
+static void async_retry(struct zk_lock *l, int r) {
+        if (++l->attempts >= ASYNC_ATTEMPTS || !retryable(r)) {
+                /* Leave create_tried set: the next attempt looks for our prefix. */
+                async_finish(l, r);
+                return;
+        }
+        if (r == -EKEYEXPIRED) forget_node(l);
+        if (l->create_tried && !l->node) {
+                l->step = STEP_FIND;
+                zk_aget_children(l->zk, l->path, NULL, async_result, l);
+        } else if (!l->node)
+                async_create(l);
+        else {
+                l->step = STEP_LIST;
+                zk_aget_children(l->zk, l->path, NULL, async_result, l);
+        }
+}
+
+static void async_result(struct zk *zk, const struct zk_result *res, void *userdata) {
+        struct zk_lock *l = userdata;
+
+        switch (l->step) {
+        case STEP_CREATE:
+                if (res->r < 0) return async_retry(l, res->r);
+                l->node = xstrdup(basename_of(res->created_path));
+                l->step = STEP_LIST;
+                zk_aget_children(zk, l->path, NULL, async_result, l);
+                return;
+        case STEP_FIND: {
+                if (res->r < 0 && res->r != -ENOENT) return async_retry(l, res->r);
+                const char *own = res->r == 0 ? find_own(l, res->children) : NULL;
+                if (!own) return async_create(l);
+                l->node = xstrdup(own);
+                l->step = STEP_LIST;
+                zk_aget_children(zk, l->path, NULL, async_result, l);
+                return;
+        }
+        case STEP_LIST: {
+                const char *pred = NULL;
+                if (res->r < 0) return async_retry(l, res->r);
+                int r = zk_lock_find_predecessor(res->children, res->n_children, l->node, &pred);
+                if (r == -ENOENT) {
+                        forget_node(l);
+                        return async_retry(l, -EAGAIN);
+                }
+                if (!pred) {
+                        l->held = true;
+                        return async_finish(l, 1);
+                }
+                l->step = STEP_GIVE_UP;
+                _cleanup_free_ char *p = child_path(l, l->node);
+                zk_adelete(zk, p, -1, async_result, l);
+                return;
+        }
+        case STEP_GIVE_UP:
+                if (res->r < 0 && res->r != -ENOENT) {
+                        /* Keep the name so release/free delete it later. */
+                        log_debug_errno(res->r, "zk_lock: cannot remove contender %s: %m", res->path);
+                        l->step = STEP_NONE;
+                        l->held = false;
+                        if (l->cb) l->cb(l, res->r, l->userdata);
+                        return;
+                }
+                forget_node(l);
+                return async_finish(l, 0);
+        default:
+                return;
+        }
+}
+
+int zk_lock_try_async(struct zk_lock *l, zk_lock_cb cb, void *userdata) {
+        if (l->step != STEP_NONE) return -EBUSY;
+        if (l->held && zk_lock_is_held(l)) return -EBUSY;
+        if (l->held) forget_node(l);
+        l->cb = cb;
+        l->userdata = userdata;
+        l->attempts = 0;
+        if (l->node) { /* a leftover contender from a failed give-up: reuse it */
+                l->step = STEP_LIST;
+                zk_aget_children(l->zk, l->path, NULL, async_result, l);
+        } else if (l->create_tried) {
+                l->step = STEP_FIND;
+                zk_aget_children(l->zk, l->path, NULL, async_result, l);
+        } else
+                async_create(l);
+        return 0;
+}
+
+/* ---------------------------------------------------------------- inspection */
+
+int zk_is_locked(struct zk *zk, const char *path) {
+        size_t n = 0;
+        int r = zk_get_children(zk, path, NULL, &n);
+        if (r == -ENOENT) return 0;
+        if (r < 0) return r;
+        return n > 0;
+}
+
+int zk_lock_contenders(struct zk *zk, const char *path, char ***ret_names, char ***ret_identifiers, size_t *ret_n) {
+        char **children = NULL;
+        size_t n = 0;
+        int r = zk_get_children(zk, path, &children, &n);
+        if (r == -ENOENT) {
+                children = xnew(char *, 1);
+                n = 0;
+        } else if (r < 0)
+                return r;
+        n = zk_lock_sort_contenders(children, n);
+
+        char **names = xnew(char *, n + 1), **idents = xnew(char *, n + 1);
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *p = xasprintf("%s/%s", path, children[i]);
+                char *data = NULL;
+                r = zk_get(zk, p, &data, NULL, NULL);
+                if (r == -ENOENT) continue;
+                if (r < 0) {
+                        zk_strv_free(children);
+                        zk_strv_free(names);
+                        zk_strv_free(idents);
+                        return r;
+                }
+                names[k] = xstrdup(children[i]);
+                idents[k++] = data;
+        }
+        zk_strv_free(children);
+        if (ret_names)
+                *ret_names = names;
+        else
+                zk_strv_free(names);
+        if (ret_identifiers)
+                *ret_identifiers = idents;
+        else
+                zk_strv_free(idents);
+        if (ret_n) *ret_n = k;
+        return 0;
+}
