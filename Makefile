@@ -72,7 +72,8 @@ tests: $(PROGRAMS) $(UNIT_BINS) $(TOOL_BINS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
 
 $(LIBPOOL): $(call obj,$(SHARED_SRC))
 	@mkdir -p $(dir $@)

@@ -1,0 +1,260 @@
+/* poold-builder — the image builder daemon.
+ *
+ * DESIGN: one event loop drives everything (design.md). This file is the
+ * process shape: options, configuration (and its reload), the ZooKeeper
+ * session, the `builder` component registration (protocol.md §1.7), pidfile,
+ * detaching, and a clean stop on SIGTERM/SIGINT. Building and uploading
+ * images are separate modules driven from this loop. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "alloc.h"
+#include "builder.h"
+#include "component.h"
+#include "config.h"
+#include "daemon.h"
+#include "log.h"
+#include "loop.h"
+#include "service.h"
+#include "zk.h"
+
+#ifndef POOLD_VERSION
+#define POOLD_VERSION "0.1.0"
+#endif
+
+static struct builder B;
+
+static void usage(FILE *f) {
+        fprintf(f,
+                "usage: poold-builder [-c CONFIG] [-s SECURE] [-f] [-d] [-p PIDFILE] [-l LOGFILE]\n"
+                "                     [--build-workers N] [--upload-workers N]\n"
+                "\n"
+                "Build disk images from elements and upload them to every provider (Nodepool's\n"
+                "nodepool-builder, reading the same nodepool.yaml).\n"
+                "\n"
+                "options:\n"
+                "  -c, --config PATH      nodepool.yaml (default /etc/nodepool/nodepool.yaml)\n"
+                "  -s, --secure PATH      secure.yaml merged into the configuration\n"
+                "  -f, --foreground       do not detach\n"
+                "  -d, --debug            do not detach; log debug messages to stderr\n"
+                "  -p, --pidfile PATH     pidfile (default /var/run/nodepool/builder.pid when detached)\n"
+                "  -l, --logfile PATH     log to PATH (reopened on SIGHUP) instead of stderr\n"
+                "      --build-workers N  concurrent builds (default 1)\n"
+                "      --upload-workers N concurrent uploads (default 4)\n"
+                "      --version          print the version and exit\n"
+                "  -h, --help             show this help\n"
+                "\n"
+                "Signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads the configuration and\n"
+                "reopens the log file. The configuration is also reloaded when it changes.\n");
+}
+
+static int parse_args(int argc, char **argv) {
+        static const struct option opts[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "secure", required_argument, NULL, 's' },
+                { "foreground", no_argument, NULL, 'f' },
+                { "debug", no_argument, NULL, 'd' },
+                { "pidfile", required_argument, NULL, 'p' },
+                { "logfile", required_argument, NULL, 'l' },
+                { "build-workers", required_argument, NULL, 'B' },
+                { "upload-workers", required_argument, NULL, 'U' },
+                { "version", no_argument, NULL, 'V' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        B.config_path = "/etc/nodepool/nodepool.yaml";
+        B.build_workers = 1;
+        B.upload_workers = 4;
+        int c;
+        while ((c = getopt_long(argc, argv, "c:s:fdp:l:h", opts, NULL)) != -1) {
+                switch (c) {
+                case 'c': B.config_path = optarg; break;
+                case 's': B.secure_path = optarg; break;
+                case 'f': B.foreground = true; break;
+                case 'd': B.foreground = B.debug = true; break;
+                case 'p': B.pidfile_path = optarg; break;
+                case 'l': B.logfile_path = optarg; break;
+                case 'B':
+                case 'U': {
+                        char *end;
+                        long n = strtol(optarg, &end, 10);
+                        if (*end || n < 1 || n > 64) {
+                                fprintf(stderr, "poold-builder: --%s must be 1..64\n",
+                                        c == 'B' ? "build-workers" : "upload-workers");
+                                return -EINVAL;
+                        }
+                        *(c == 'B' ? &B.build_workers : &B.upload_workers) = (int)n;
+                        break;
+                }
+                case 'V': printf("poold-builder %s\n", POOLD_VERSION); exit(0);
+                case 'h': usage(stdout); exit(0);
+                default: usage(stderr); return -EINVAL;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "poold-builder: unexpected argument '%s'\n", argv[optind]);
+                return -EINVAL;
+        }
+        if (!B.foreground && !B.pidfile_path) B.pidfile_path = "/var/run/nodepool/builder.pid";
+        return 0;
+}
+
+/* The builder needs images-dir: Nodepool refuses to start without it too. */
+static int check_config(const struct config *c) {
+        if (!c->images_dir) return log_error_errno(EINVAL, "%s: images-dir is required by the builder", c->path);
+        return 0;
+}
+
+static void reload_config(void) {
+        struct config *c = NULL;
+        log_info("configuration changed, reloading %s", B.config_path);
+        if (service_config_load(B.config_path, B.secure_path, &c) < 0 || check_config(c) < 0) {
+                log_error("keeping the previous configuration");
+                config_free(c);
+                return;
+        }
+        _cleanup_free_ char *hosts = config_zookeeper_hosts(c);
+        if (strcmp(hosts, B.zk_hosts) != 0)
+                log_warning("zookeeper-servers changed; restart poold-builder to use them");
+        config_free(B.config);
+        B.config = c;
+}
+
+static void on_reload_timer(struct loop *loop, struct loop_timer *t, void *ud) {
+        bool changed = service_file_changed(B.config_path, &B.config_mtime);
+        changed |= service_file_changed(B.secure_path, &B.secure_mtime);
+        if (changed) reload_config();
+}
+
+static void on_signal(struct loop *loop, int signo, void *ud) {
+        if (signo == SIGHUP) {
+                log_reopen();
+                reload_config();
+                return;
+        }
+        log_info("received %s, stopping", strsignal(signo));
+        loop_exit(loop, 0);
+}
+
+static void on_zk_state(struct zk *zk, enum zk_state state, void *ud) {
+        log_info("ZooKeeper session %s", zk_state_to_string(state));
+        /* The component re-registers itself after an expiry; only the first
+         * connection needs us. */
+        if (state == ZK_STATE_CONNECTED && !component_path(B.component)) {
+                int r = component_register(B.component);
+                if (r < 0) {
+                        log_error_errno(r, "registering the builder component failed: %m");
+                        return;
+                }
+                log_info("registered as %s", component_path(B.component));
+        }
+}
+
+static int setup(void) {
+        int r;
+        if (mkdir(B.config->images_dir, 0755) < 0 && errno != EEXIST)
+                return log_error_errno(errno, "cannot create images-dir %s: %m", B.config->images_dir);
+        r = builder_id_load(B.config->images_dir, B.builder_id);
+        if (r < 0) return log_error_errno(r, "%s/builder_id.txt: %m", B.config->images_dir);
+
+        r = loop_new(&B.loop);
+        if (r < 0) return log_error_errno(r, "event loop: %m");
+        int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+        for (size_t i = 0; i < ELEMENTSOF(sigs); i++) {
+                r = loop_add_signal(B.loop, sigs[i], on_signal, NULL, NULL);
+                if (r < 0) return log_error_errno(r, "signal handler: %m");
+        }
+        signal(SIGPIPE, SIG_IGN);
+
+        B.zk_hosts = config_zookeeper_hosts(B.config);
+        r = zk_new(B.zk_hosts, (int)(B.config->zk_timeout * 1000), &B.zk);
+        if (r < 0) return log_error_errno(r, "ZooKeeper %s: %m", B.zk_hosts);
+        r = service_zk_attach(B.loop, B.zk, &B.zk_io);
+        if (r < 0) return log_error_errno(r, "ZooKeeper event fd: %m");
+
+        service_hostname(B.hostname, sizeof B.hostname);
+        r = component_new(B.zk, "builder", B.hostname, POOLD_VERSION, &B.component);
+        if (r < 0) return log_error_errno(r, "builder component: %m");
+        component_set_state(B.component, "running");
+        zk_add_state_listener(B.zk, on_zk_state, NULL);
+
+        service_file_changed(B.config_path, &B.config_mtime);
+        service_file_changed(B.secure_path, &B.secure_mtime);
+        B.reload_timer = loop_add_timer(B.loop, 1000, true, on_reload_timer, NULL);
+        return 0;
+}
+
+static void teardown(void) {
+        if (B.component) {
+                component_unregister(B.component);
+                component_free(B.component);
+        }
+        loop_timer_cancel(B.reload_timer);
+        loop_io_remove(B.zk_io);
+        zk_free(B.zk);
+        loop_free(B.loop);
+        config_free(B.config);
+        free(B.zk_hosts);
+        daemon_pidfile_release(B.pidfile);
+}
+
+int main(int argc, char **argv) {
+        if (parse_args(argc, argv) < 0) return 2;
+        log_setup("poold-builder", B.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+
+        int r = service_config_load(B.config_path, B.secure_path, &B.config);
+        if (r < 0 || check_config(B.config) < 0) {
+                config_free(B.config);
+                return 1;
+        }
+        if (B.logfile_path) {
+                r = log_open_file(B.logfile_path, B.foreground);
+                if (r < 0) {
+                        log_error_errno(r, "cannot open log file %s: %m", B.logfile_path);
+                        config_free(B.config);
+                        return 1;
+                }
+        }
+
+        struct daemon_ready *ready = NULL;
+        if (!B.foreground) {
+                r = daemon_detach(&ready);
+                if (r < 0) {
+                        log_error_errno(r, "cannot detach: %m");
+                        config_free(B.config);
+                        return 1;
+                }
+        }
+        if (B.pidfile_path) {
+                pid_t holder = 0;
+                r = daemon_pidfile_acquire(B.pidfile_path, &B.pidfile, &holder);
+                if (r == -EBUSY)
+                        log_error("another poold-builder (pid %d) holds %s", (int)holder, B.pidfile_path);
+                else if (r < 0)
+                        log_error_errno(r, "pidfile %s: %m", B.pidfile_path);
+                if (r < 0) {
+                        daemon_notify_failed(ready, r);
+                        config_free(B.config);
+                        return 1;
+                }
+        }
+
+        r = setup();
+        if (r < 0) {
+                daemon_notify_failed(ready, r);
+                teardown();
+                return 1;
+        }
+        log_info("poold-builder %s started (builder id %s, %d build / %d upload workers)", POOLD_VERSION,
+                 B.builder_id, B.build_workers, B.upload_workers);
+        daemon_notify_ready(ready);
+
+        B.exit_code = loop_run(B.loop);
+        teardown();
+        log_info("poold-builder stopped");
+        log_close();
+        return B.exit_code < 0 ? 1 : B.exit_code;
+}

@@ -1,0 +1,54 @@
+/* service.c — see service.h. */
+#include "service.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "config_diag.h"
+#include "log.h"
+#include "loop.h"
+#include "zk.h"
+
+int service_config_load(const char *path, const char *secure, struct config **ret) {
+        struct config_diags diags = {};
+        struct config *c = NULL;
+        int r = config_load(path, secure, &c, &diags);
+        for (size_t i = 0; i < diags.n; i++) {
+                const struct config_diag *d = &diags.items[i];
+                enum log_level lvl = d->severity == CONFIG_SEVERITY_ERROR ? LOG_LEVEL_ERROR : LOG_LEVEL_WARNING;
+                if (d->line > 0)
+                        log_internal(lvl, 0, "%s:%u:%u: %s", d->file, d->line, d->column, d->message);
+                else
+                        log_internal(lvl, 0, "%s: %s", d->file, d->message);
+        }
+        config_diags_clear(&diags);
+        if (r < 0) return r;
+        *ret = c;
+        return 0;
+}
+
+static void on_zk_event(struct loop *loop, struct loop_io *io, int fd, uint32_t revents, void *ud) {
+        zk_dispatch(ud);
+}
+
+int service_zk_attach(struct loop *loop, struct zk *zk, struct loop_io **ret_io) {
+        return loop_add_fd(loop, zk_event_fd(zk), EPOLLIN, on_zk_event, zk, ret_io);
+}
+
+bool service_file_changed(const char *path, struct timespec *mtime) {
+        if (!path) return false;
+        struct stat st;
+        struct timespec now = {};
+        if (stat(path, &st) == 0) now = st.st_mtim;
+        bool changed = now.tv_sec != mtime->tv_sec || now.tv_nsec != mtime->tv_nsec;
+        *mtime = now;
+        return changed;
+}
+
+void service_hostname(char *buf, size_t len) {
+        if (gethostname(buf, len) < 0 || !buf[0]) snprintf(buf, len, "localhost");
+        buf[len - 1] = '\0';
+}

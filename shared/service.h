@@ -1,0 +1,31 @@
+/* service.h — start-up and reload plumbing shared by the daemons.
+ *
+ * Small pieces both poold and poold-builder need in the same way: loading
+ * the configuration with every diagnostic logged, hooking a ZooKeeper
+ * session into the event loop, and noticing that a config file changed. */
+#pragma once
+
+#include <stdbool.h>
+#include <time.h>
+
+struct config;
+struct loop;
+struct loop_io;
+struct zk;
+
+/* Load PATH (+ SECURE, may be NULL), logging every diagnostic at its
+ * severity as "FILE:LINE:COL: message". 0 and *ret (caller frees), or
+ * -EINVAL (errors logged) / other -errno. */
+int service_config_load(const char *path, const char *secure, struct config **ret);
+
+/* Run zk_dispatch() whenever the session has queued callbacks. The returned
+ * watch must be removed (loop_io_remove) before zk_free. */
+int service_zk_attach(struct loop *loop, struct zk *zk, struct loop_io **ret_io);
+
+/* True when PATH's mtime differs from *mtime (updated in place). A missing
+ * file counts as mtime 0, so deleting and restoring it is a change too.
+ * NULL path: false. */
+bool service_file_changed(const char *path, struct timespec *mtime);
+
+/* The host's name as Nodepool reports it (gethostname; "localhost" if unset). */
+void service_hostname(char *buf, size_t len);
