@@ -285,24 +285,24 @@ static int set_fill_exports(struct dib_element_set *set) {
         return k < 0 ? -E2BIG : 0;
 }
 
-static int fail(char **ret_error, int r, char *msg) {
+static int fail(char **errmsg, int r, char *msg) {
         log_debug("dib: %s", msg);
-        if (ret_error)
-                *ret_error = msg;
+        if (errmsg)
+                *errmsg = msg;
         else
                 free(msg);
         return r;
 }
 
 int dib_elements_resolve(const char *const *search_path, const char *const *user_elements, unsigned flags,
-                         struct dib_element_set **ret, char **ret_error) {
+                         struct dib_element_set **ret, char **errmsg) {
         struct resolver rs = {};
         int r;
 
         for (size_t i = 0; search_path && search_path[i]; i++) {
                 struct stat st;
                 if (stat(search_path[i], &st) < 0 || !S_ISDIR(st.st_mode)) {
-                        r = fail(ret_error, -ENOENT,
+                        r = fail(errmsg, -ENOENT,
                                  xasprintf("ELEMENTS_PATH entry '%s' is not a directory", search_path[i]));
                         goto finish;
                 }
@@ -310,7 +310,7 @@ int dib_elements_resolve(const char *const *search_path, const char *const *user
 
         for (size_t i = 0; user_elements && user_elements[i]; i++) {
                 if (!element_name_valid(user_elements[i])) {
-                        r = fail(ret_error, -EINVAL, xasprintf("invalid element name '%s'", user_elements[i]));
+                        r = fail(errmsg, -EINVAL, xasprintf("invalid element name '%s'", user_elements[i]));
                         goto finish;
                 }
                 if (seen_find(&rs, user_elements[i]) < 0)
@@ -324,18 +324,18 @@ int dib_elements_resolve(const char *const *search_path, const char *const *user
                 if (provided_find(&rs, s->name) >= 0)
                         continue;
                 if (!element_name_valid(s->name)) {
-                        r = fail(ret_error, -EINVAL,
+                        r = fail(errmsg, -EINVAL,
                                  xasprintf("invalid element name '%s' in element-deps of '%s'", s->name,
                                            rs.v[s->parent].name));
                         goto finish;
                 }
                 r = dib_element_find(search_path, s->name, &s->el.path);
                 if (r == -ENOENT) {
-                        r = fail(ret_error, r, missing_message(&rs, idx, search_path));
+                        r = fail(errmsg, r, missing_message(&rs, idx, search_path));
                         goto finish;
                 }
                 if (r < 0) {
-                        r = fail(ret_error, r, xasprintf("element '%s': lookup failed: %s", s->name, strerror(-r)));
+                        r = fail(errmsg, r, xasprintf("element '%s': lookup failed: %s", s->name, strerror(-r)));
                         goto finish;
                 }
                 s->el.name = xstrdup(s->name);
@@ -344,7 +344,7 @@ int dib_elements_resolve(const char *const *search_path, const char *const *user
                 if (r >= 0)
                         r = read_name_list(s->el.path, "element-provides", &s->el.provides);
                 if (r < 0) {
-                        r = fail(ret_error, r,
+                        r = fail(errmsg, r,
                                  xasprintf("element '%s' (%s): cannot read element-deps/element-provides: %s",
                                            s->name, s->el.path, strerror(-r)));
                         goto finish;
@@ -353,7 +353,7 @@ int dib_elements_resolve(const char *const *search_path, const char *const *user
                 for (size_t j = 0; s->el.provides[j]; j++) {
                         ssize_t p = provided_find(&rs, s->el.provides[j]);
                         if (p >= 0) {
-                                r = fail(ret_error, -EEXIST,
+                                r = fail(errmsg, -EEXIST,
                                          xasprintf("'%s' is provided by both '%s' and '%s'", s->el.provides[j],
                                                    rs.provided_by[p], s->name));
                                 goto finish;
@@ -391,14 +391,14 @@ int dib_elements_resolve(const char *const *search_path, const char *const *user
                 }
                 (void)k; /* over the cap: a truncated message is still useful */
                 if (msg.len > 0) {
-                        r = fail(ret_error, -EEXIST, dbuf_take(&msg, NULL));
+                        r = fail(errmsg, -EEXIST, dbuf_take(&msg, NULL));
                         goto finish;
                 }
                 dbuf_free(&msg);
         }
 
         if ((flags & DIB_RESOLVE_REQUIRE_OS) && provided_find(&rs, "operating-system") < 0) {
-                r = fail(ret_error, -ENOMSG,
+                r = fail(errmsg, -ENOMSG,
                          xstrdup("no element provides 'operating-system': include an operating system element"));
                 goto finish;
         }
@@ -420,7 +420,7 @@ int dib_elements_resolve(const char *const *search_path, const char *const *user
         r = set_fill_exports(set);
         if (r < 0) {
                 dib_element_set_free(set);
-                r = fail(ret_error, r, xstrdup("element list too long for IMAGE_ELEMENT"));
+                r = fail(errmsg, r, xstrdup("element list too long for IMAGE_ELEMENT"));
                 goto finish;
         }
         *ret = set;

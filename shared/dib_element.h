@@ -17,6 +17,10 @@
  *   dependencies in discovery order (DIB prints a Python set, i.e. any order;
  *   nothing in DIB depends on it — hook order comes from script names).
  *
+ * Errors: every dib_* function that can fail for a reason the operator must
+ * see takes `char **errmsg`; it is set (malloc'd, caller frees) only on
+ * failure and only when not NULL — the opposite of ret_*, on purpose.
+ *
  * Pure: reads the filesystem, never logs above debug, no globals. Any thread. */
 #pragma once
 
@@ -58,8 +62,8 @@ int dib_element_find(const char *const *search_path, const char *name, char **re
 
 /* Resolve user_elements (NULL-terminated) against search_path. flags: DIB_RESOLVE_*.
  * On success sets *ret (free with dib_element_set_free()) and returns 0.
- * On failure returns a negative errno and, if ret_error is not NULL, sets
- * *ret_error to a malloc'd one-line message for the build log:
+ * On failure returns a negative errno and, if errmsg is not NULL, sets
+ * *errmsg to a malloc'd one-line message for the build log:
  *   -ENOENT  element missing (the message names the element, the chain that
  *            required it, e.g. "element 'vm' (required by 'ubuntu' <- 'mybase')
  *            not found in ELEMENTS_PATH=/a:/b"), or a search path entry is not
@@ -69,7 +73,7 @@ int dib_element_find(const char *const *search_path, const char *name, char **re
  *   -ENOMSG  DIB_RESOLVE_REQUIRE_OS given and nothing provides operating-system;
  *   -EINVAL  an invalid element name; other -errno for I/O errors. */
 int dib_elements_resolve(const char *const *search_path, const char *const *user_elements, unsigned flags,
-                         struct dib_element_set **ret, char **ret_error);
+                         struct dib_element_set **ret, char **errmsg);
 
 /* The member named `name`, or NULL. */
 const struct dib_element *dib_element_set_get(const struct dib_element_set *set, const char *name);

@@ -284,13 +284,13 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(char **, dib_strv_free);
 /* Record the regular files of subdirectory `sub` of element e, rejecting a
  * name another element already put there. For phases, classify runnable. */
 static int collect_subdir(struct dib_hooks *h, size_t *n_warn, const struct dib_element *e, const char *sub,
-                          int phase, struct dib_hook **files, size_t *n_files, char **ret_error) {
+                          int phase, struct dib_hook **files, size_t *n_files, char **errmsg) {
         _cleanup_free_ char *dir = xasprintf("%s/%s", e->path, sub);
         _cleanup_(dib_strv_freep) char **names = NULL;
         int r = list_dir(dir, &names);
 
         if (r < 0) {
-                *ret_error = xasprintf("element '%s': cannot list %s: %s", e->name, dir, strerror(-r));
+                *errmsg = xasprintf("element '%s': cannot list %s: %s", e->name, dir, strerror(-r));
                 return r;
         }
         for (size_t i = 0; names[i]; i++) {
@@ -298,11 +298,15 @@ static int collect_subdir(struct dib_hooks *h, size_t *n_warn, const struct dib_
                 struct stat st;
 
                 if (stat(p, &st) < 0) {
-                        if (errno != ENOENT)
-                                return -errno;
-                        warn(h, n_warn, xasprintf("%s/%s in element '%s' is a dangling symlink: ignored", sub,
-                                                  names[i], e->name));
-                        continue;
+                        /* find -xtype f skips what cannot be followed; we say so */
+                        if (errno == ENOENT || errno == ELOOP) {
+                                warn(h, n_warn, xasprintf("%s/%s in element '%s' is a %s symlink: ignored", sub,
+                                                          names[i], e->name, errno == ENOENT ? "dangling" : "looping"));
+                                continue;
+                        }
+                        r = negative_errno();
+                        *errmsg = xasprintf("element '%s': cannot stat %s: %s", e->name, p, strerror(-r));
+                        return r;
                 }
                 if (!S_ISREG(st.st_mode)) {
                         if (phase >= 0)
@@ -312,7 +316,7 @@ static int collect_subdir(struct dib_hooks *h, size_t *n_warn, const struct dib_
                 }
                 for (size_t j = 0; j < *n_files; j++)
                         if (strcmp((*files)[j].name, names[i]) == 0) {
-                                *ret_error = xasprintf("duplicate hook %s/%s in elements '%s' and '%s'", sub,
+                                *errmsg = xasprintf("duplicate hook %s/%s in elements '%s' and '%s'", sub,
                                                        names[i], (*files)[j].element, e->name);
                                 return -EEXIST;
                         }
@@ -359,7 +363,7 @@ struct other_seen {
         char *sub;
 };
 
-int dib_hooks_collect(const struct dib_element_set *set, struct dib_hooks **ret, char **ret_error) {
+int dib_hooks_collect(const struct dib_element_set *set, struct dib_hooks **ret, char **errmsg) {
         struct dib_hooks *h = xnew(struct dib_hooks, 1);
         struct other_seen *other = NULL;
         size_t n_other = 0, n_warn = 0;
@@ -428,8 +432,8 @@ int dib_hooks_collect(const struct dib_element_set *set, struct dib_hooks **ret,
         free(other);
         if (r < 0) {
                 log_debug("dib: %s", err ? err : strerror(-r));
-                if (ret_error)
-                        *ret_error = err ? err : xasprintf("collecting hooks failed: %s", strerror(-r));
+                if (errmsg)
+                        *errmsg = err ? err : xasprintf("collecting hooks failed: %s", strerror(-r));
                 else
                         free(err);
                 dib_hooks_free(h);
@@ -509,7 +513,7 @@ static const char *environ_get(const char *const *envp, const char *key) {
         return NULL;
 }
 
-int dib_env_build(const struct dib_env_params *p, struct dib_env **ret, char **ret_error) {
+int dib_env_build(const struct dib_env_params *p, struct dib_env **ret, char **errmsg) {
         const char *missing = !p->image_name      ? "image_name"
                               : !p->target_root   ? "target_root"
                               : !p->tmp_build_dir ? "tmp_build_dir"
@@ -517,15 +521,15 @@ int dib_env_build(const struct dib_env_params *p, struct dib_env **ret, char **r
                               : !p->elements      ? "elements"
                                                   : NULL;
         if (missing) {
-                if (ret_error)
-                        *ret_error = xasprintf("dib_env_build: %s is required", missing);
+                if (errmsg)
+                        *errmsg = xasprintf("dib_env_build: %s is required", missing);
                 return -EINVAL;
         }
         for (size_t i = 0; p->env_vars && p->env_vars[i]; i++) {
                 const char *eq = strchr(p->env_vars[i], '=');
                 if (!eq || !env_key_valid(p->env_vars[i], (size_t)(eq - p->env_vars[i]))) {
-                        if (ret_error)
-                                *ret_error = xasprintf("env-vars entry '%s' is not NAME=value with a shell "
+                        if (errmsg)
+                                *errmsg = xasprintf("env-vars entry '%s' is not NAME=value with a shell "
                                                        "variable name",
                                                        p->env_vars[i]);
                         return -EINVAL;
@@ -657,7 +661,7 @@ static void key_mode(struct sha256_ctx *c, mode_t mode) {
         key_str(c, 'm', m);
 }
 
-static int key_file_content(struct sha256_ctx *c, const char *path, char **ret_error) {
+static int key_file_content(struct sha256_ctx *c, const char *path, char **errmsg) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         struct stat st;
         uint8_t buf[65536];
@@ -690,42 +694,42 @@ static int key_file_content(struct sha256_ctx *c, const char *path, char **ret_e
                 sha256_update(c, buf, (size_t)k);
         }
         if (total != (uint64_t)st.st_size) {
-                if (ret_error)
-                        *ret_error = xasprintf("%s changed while it was being hashed", path);
+                if (errmsg)
+                        *errmsg = xasprintf("%s changed while it was being hashed", path);
                 return -EAGAIN;
         }
         return 0;
 fail:
         r = negative_errno();
-        if (ret_error)
-                *ret_error = xasprintf("cannot read %s: %s", path, strerror(-r));
+        if (errmsg)
+                *errmsg = xasprintf("cannot read %s: %s", path, strerror(-r));
         return r;
 }
 
-static int key_hooks(struct sha256_ctx *c, const struct dib_hook *v, size_t n, char **ret_error) {
+static int key_hooks(struct sha256_ctx *c, const struct dib_hook *v, size_t n, char **errmsg) {
         for (size_t i = 0; i < n; i++) {
                 key_str(c, 'n', v[i].name);
                 key_str(c, 'e', v[i].element);
-                int r = key_file_content(c, v[i].path, ret_error);
+                int r = key_file_content(c, v[i].path, errmsg);
                 if (r < 0)
                         return r;
         }
         return 0;
 }
 
-static int key_tree(struct sha256_ctx *c, const char *dir, unsigned depth, char **ret_error) {
+static int key_tree(struct sha256_ctx *c, const char *dir, unsigned depth, char **errmsg) {
         _cleanup_(dib_strv_freep) char **names = NULL;
         int r;
 
         if (depth > DIB_WALK_DEPTH_MAX) {
-                if (ret_error)
-                        *ret_error = xasprintf("%s: directory tree deeper than %d", dir, DIB_WALK_DEPTH_MAX);
+                if (errmsg)
+                        *errmsg = xasprintf("%s: directory tree deeper than %d", dir, DIB_WALK_DEPTH_MAX);
                 return -ELOOP;
         }
         r = list_dir(dir, &names);
         if (r < 0) {
-                if (ret_error)
-                        *ret_error = xasprintf("cannot list %s: %s", dir, strerror(-r));
+                if (errmsg)
+                        *errmsg = xasprintf("cannot list %s: %s", dir, strerror(-r));
                 return r;
         }
         key_str(c, 'D', "enter");
@@ -736,8 +740,8 @@ static int key_tree(struct sha256_ctx *c, const char *dir, unsigned depth, char 
                 key_str(c, 'n', names[i]);
                 if (lstat(p, &st) < 0) {
                         r = negative_errno();
-                        if (ret_error)
-                                *ret_error = xasprintf("cannot stat %s: %s", p, strerror(-r));
+                        if (errmsg)
+                                *errmsg = xasprintf("cannot stat %s: %s", p, strerror(-r));
                         return r;
                 }
                 if (S_ISLNK(st.st_mode)) {
@@ -750,11 +754,11 @@ static int key_tree(struct sha256_ctx *c, const char *dir, unsigned depth, char 
                         key_field(c, 'l', target, (size_t)k);
                 } else if (S_ISDIR(st.st_mode)) {
                         key_mode(c, st.st_mode);
-                        r = key_tree(c, p, depth + 1, ret_error);
+                        r = key_tree(c, p, depth + 1, errmsg);
                         if (r < 0)
                                 return r;
                 } else if (S_ISREG(st.st_mode)) {
-                        r = key_file_content(c, p, ret_error);
+                        r = key_file_content(c, p, errmsg);
                         if (r < 0)
                                 return r;
                 } else
@@ -765,7 +769,7 @@ static int key_tree(struct sha256_ctx *c, const char *dir, unsigned depth, char 
 }
 
 int dib_stage_key(const struct dib_hooks *hooks, const char *const *phases, const char *const *env_vars,
-                  const char *release, const char *parent_key, char ret_hex[SHA256_HEX_SIZE], char **ret_error) {
+                  const char *release, const char *parent_key, char ret_hex[SHA256_HEX_SIZE], char **errmsg) {
         struct sha256_ctx c;
         size_t n_env = dib_strv_length(env_vars);
         _cleanup_free_ const char **sorted = xnew(const char *, n_env + 1);
@@ -773,8 +777,8 @@ int dib_stage_key(const struct dib_hooks *hooks, const char *const *phases, cons
 
         for (size_t i = 0; phases && phases[i]; i++)
                 if (dib_phase_from_string(phases[i]) < 0) {
-                        if (ret_error)
-                                *ret_error = xasprintf("unknown phase '%s'", phases[i]);
+                        if (errmsg)
+                                *errmsg = xasprintf("unknown phase '%s'", phases[i]);
                         return -EINVAL;
                 }
 
@@ -794,24 +798,24 @@ int dib_stage_key(const struct dib_hooks *hooks, const char *const *phases, cons
         for (size_t i = 0; phases && phases[i]; i++) {
                 enum dib_phase ph = dib_phase_from_string(phases[i]);
                 key_str(&c, 'H', phases[i]);
-                r = key_hooks(&c, hooks->phase[ph].files, hooks->phase[ph].n_files, ret_error);
+                r = key_hooks(&c, hooks->phase[ph].files, hooks->phase[ph].n_files, errmsg);
                 if (r < 0)
                         return r;
         }
 
         key_str(&c, 'H', "environment.d");
         r = key_hooks(&c, hooks->phase[DIB_PHASE_ENVIRONMENT].files, hooks->phase[DIB_PHASE_ENVIRONMENT].n_files,
-                      ret_error);
+                      errmsg);
         if (r < 0)
                 return r;
         key_str(&c, 'T', "top");
-        r = key_hooks(&c, hooks->top_files, hooks->n_top_files, ret_error);
+        r = key_hooks(&c, hooks->top_files, hooks->n_top_files, errmsg);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < hooks->n_other_dirs; i++) {
                 key_str(&c, 'O', hooks->other_dirs[i].name);
                 key_str(&c, 'e', hooks->other_dirs[i].element);
-                r = key_tree(&c, hooks->other_dirs[i].path, 0, ret_error);
+                r = key_tree(&c, hooks->other_dirs[i].path, 0, errmsg);
                 if (r < 0)
                         return r;
         }

@@ -83,10 +83,10 @@ struct dib_hooks {
 };
 
 /* Collect the hooks of every element of set. On success sets *ret (free with
- * dib_hooks_free()) and returns 0. Returns -EEXIST with *ret_error naming the
+ * dib_hooks_free()) and returns 0. Returns -EEXIST with *errmsg naming the
  * file and both elements for a duplicate file name, other -errno for I/O
- * errors (message in *ret_error when ret_error is not NULL). */
-int dib_hooks_collect(const struct dib_element_set *set, struct dib_hooks **ret, char **ret_error);
+ * errors (message in *errmsg when errmsg is not NULL). */
+int dib_hooks_collect(const struct dib_element_set *set, struct dib_hooks **ret, char **errmsg);
 void dib_hooks_free(struct dib_hooks *hooks);
 
 /* ---- environment ---------------------------------------------------------- */
@@ -125,9 +125,9 @@ struct dib_env_params {
  * place. TARGET_ROOT, TMP_*, IMAGE_ELEMENT and IMAGE_ELEMENT_YAML are the
  * builder's: env_vars setting them are listed in ignored instead.
  * IMAGE_TYPES is space-separated (bash cannot export DIB's array).
- * Returns 0 and *ret (free with dib_env_free()), or -EINVAL with *ret_error
+ * Returns 0 and *ret (free with dib_env_free()), or -EINVAL with *errmsg
  * for a missing required parameter or a malformed env_vars entry. */
-int dib_env_build(const struct dib_env_params *p, struct dib_env **ret, char **ret_error);
+int dib_env_build(const struct dib_env_params *p, struct dib_env **ret, char **errmsg);
 /* Value of key, or NULL. */
 const char *dib_env_get(const struct dib_env *env, const char *key);
 /* "KEY=VALUE" vector for execve(), NULL-terminated; free with dib_strv_free(). */
@@ -148,7 +148,7 @@ void dib_env_free(struct dib_env *env);
  *   can affect any phase.
  * File contents and modes are read now (not at collect time); mtimes, owners
  * and inode numbers are not part of the key. Returns 0, -EINVAL for an
- * unknown phase, or -errno if a file cannot be read (message in *ret_error
- * when ret_error is not NULL). */
+ * unknown phase, or -errno if a file cannot be read (message in *errmsg
+ * when errmsg is not NULL). */
 int dib_stage_key(const struct dib_hooks *hooks, const char *const *phases, const char *const *env_vars,
-                  const char *release, const char *parent_key, char ret_hex[SHA256_HEX_SIZE], char **ret_error);
+                  const char *release, const char *parent_key, char ret_hex[SHA256_HEX_SIZE], char **errmsg);

@@ -335,9 +335,9 @@ static int read_file(const char *path, struct dbuf *b) {
 }
 
 int dib_pkginstalls_parse_file(const char *path, const char *element, const struct dib_pkg_env *env,
-                               struct dib_pkginstalls *acc, char **ret_error) {
+                               struct dib_pkginstalls *acc, char **errmsg) {
         struct dbuf b = DBUF_INIT(DIB_PKGFILE_MAX);
-        struct pctx c = { .path = path, .element = element, .env = env, .acc = acc, .error = ret_error };
+        struct pctx c = { .path = path, .element = element, .env = env, .acc = acc, .error = errmsg };
         yaml_parser_t parser;
         yaml_document_t doc, extra;
         int r;
@@ -345,8 +345,8 @@ int dib_pkginstalls_parse_file(const char *path, const char *element, const stru
         r = read_file(path, &b);
         if (r < 0) {
                 dbuf_free(&b);
-                if (ret_error)
-                        *ret_error = xasprintf("%s: %s", path,
+                if (errmsg)
+                        *errmsg = xasprintf("%s: %s", path,
                                                r == -E2BIG ? "file too large" : strerror(-r));
                 return r;
         }
@@ -358,8 +358,8 @@ int dib_pkginstalls_parse_file(const char *path, const char *element, const stru
                                       parser.problem_mark.column + 1, parser.context ? parser.context : "",
                                       parser.context ? ": " : "", parser.problem ? parser.problem : "invalid YAML");
                 log_debug("dib: %s", msg);
-                if (ret_error)
-                        *ret_error = msg;
+                if (errmsg)
+                        *errmsg = msg;
                 else
                         free(msg);
                 yaml_parser_delete(&parser);
@@ -386,7 +386,7 @@ int dib_pkginstalls_parse_file(const char *path, const char *element, const stru
 }
 
 int dib_pkginstalls_squash(const struct dib_element_set *set, const struct dib_pkg_env *env,
-                           struct dib_pkginstalls **ret, char **ret_error) {
+                           struct dib_pkginstalls **ret, char **errmsg) {
         struct dib_pkginstalls *acc = xnew(struct dib_pkginstalls, 1);
 
         for (size_t i = 0; i < set->n_elements; i++)
@@ -395,7 +395,7 @@ int dib_pkginstalls_squash(const struct dib_element_set *set, const struct dib_p
                                                            t == 0 ? "json" : "yaml");
                         if (access(p, F_OK) < 0)
                                 continue;
-                        int r = dib_pkginstalls_parse_file(p, set->elements[i].name, env, acc, ret_error);
+                        int r = dib_pkginstalls_parse_file(p, set->elements[i].name, env, acc, errmsg);
                         if (r < 0) {
                                 dib_pkginstalls_free(acc);
                                 return r;

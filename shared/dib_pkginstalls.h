@@ -52,17 +52,17 @@ struct dib_pkg_env {
 /* Parse one element's file (package-installs.yaml or .json) at path and add
  * its entries, as listed by `element`, to *acc (zero-initialised by the
  * caller, or from an earlier call). Returns 0, or a negative errno with
- * *ret_error (when ret_error is not NULL) set to "file:line:column: problem":
+ * *errmsg (when errmsg is not NULL) set to "file:line:column: problem":
  *   -EBADMSG bad YAML or a wrong shape; -EINVAL a malformed when/arch;
  *   -ENOKEY a when: variable not set in envp; -errno on I/O errors. */
 int dib_pkginstalls_parse_file(const char *path, const char *element, const struct dib_pkg_env *env,
-                               struct dib_pkginstalls *acc, char **ret_error);
+                               struct dib_pkginstalls *acc, char **errmsg);
 
 /* Squash the package-installs.json and .yaml of every element of set (in set
  * order). On success sets *ret (free with dib_pkginstalls_free()) and
  * returns 0; errors as dib_pkginstalls_parse_file(). */
 int dib_pkginstalls_squash(const struct dib_element_set *set, const struct dib_pkg_env *env,
-                           struct dib_pkginstalls **ret, char **ret_error);
+                           struct dib_pkginstalls **ret, char **errmsg);
 
 /* The lists for phase (e.g. "install.d"), or NULL when nothing is listed for it. */
 const struct dib_pkg_phase *dib_pkginstalls_phase(const struct dib_pkginstalls *p, const char *phase);
