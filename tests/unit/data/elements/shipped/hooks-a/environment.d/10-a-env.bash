@@ -1,0 +1,1 @@
+export HOOKS_A=1
