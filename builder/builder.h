@@ -11,6 +11,7 @@ struct loop_timer;
 struct zk;
 struct component;
 struct daemon_pidfile;
+struct daemon_ready;
 
 struct builder {
         /* command line */
@@ -35,6 +36,7 @@ struct builder {
         struct loop_timer *reload_timer;
         struct component *component;
         struct daemon_pidfile *pidfile;
+        struct daemon_ready *ready;     /* detached parent waits until we register */
         int exit_code;
 };
 

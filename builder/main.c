@@ -150,6 +150,9 @@ static void on_zk_state(struct zk *zk, enum zk_state state, void *ud) {
                         return;
                 }
                 log_info("registered as %s", component_path(B.component));
+                /* Only now is the builder visible to the cluster: let `poold-builder`
+                 * (detached) return. */
+                daemon_notify_ready(TAKE_PTR(B.ready));
         }
 }
 
@@ -219,9 +222,8 @@ int main(int argc, char **argv) {
                 }
         }
 
-        struct daemon_ready *ready = NULL;
         if (!B.foreground) {
-                r = daemon_detach(&ready);
+                r = daemon_detach(&B.ready);
                 if (r < 0) {
                         log_error_errno(r, "cannot detach: %m");
                         config_free(B.config);
@@ -236,7 +238,7 @@ int main(int argc, char **argv) {
                 else if (r < 0)
                         log_error_errno(r, "pidfile %s: %m", B.pidfile_path);
                 if (r < 0) {
-                        daemon_notify_failed(ready, r);
+                        daemon_notify_failed(TAKE_PTR(B.ready), r);
                         config_free(B.config);
                         return 1;
                 }
@@ -244,15 +246,16 @@ int main(int argc, char **argv) {
 
         r = setup();
         if (r < 0) {
-                daemon_notify_failed(ready, r);
+                daemon_notify_failed(TAKE_PTR(B.ready), r);
                 teardown();
                 return 1;
         }
-        log_info("poold-builder %s started (builder id %s, %d build / %d upload workers)", POOLD_VERSION,
-                 B.builder_id, B.build_workers, B.upload_workers);
-        daemon_notify_ready(ready);
+        log_info("poold-builder %s started (builder id %s, %d build / %d upload workers); "
+                 "waiting for ZooKeeper at %s", POOLD_VERSION, B.builder_id, B.build_workers,
+                 B.upload_workers, B.zk_hosts);
 
         B.exit_code = loop_run(B.loop);
+        daemon_notify_failed(TAKE_PTR(B.ready), -ECANCELED); /* stopped before ever registering */
         teardown();
         log_info("poold-builder stopped");
         log_close();
