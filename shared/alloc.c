@@ -39,8 +39,12 @@ char *xstrdup(const char *s) {
 
 char *xstrndup(const char *s, size_t n) {
         if (!s) return NULL;
-        char *p = strndup(s, n);
-        if (!p) oom(n + 1);
+        /* memchr, not strndup: s may be an unterminated buffer of exactly n bytes. */
+        const char *nul = memchr(s, '\0', n);
+        size_t len = nul ? (size_t)(nul - s) : n;
+        char *p = xmalloc(len + 1);
+        memcpy(p, s, len);
+        p[len] = '\0';
         return p;
 }
 
