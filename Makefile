@@ -163,7 +163,7 @@ deps:
 install: programs
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/poold
 	install -m 0755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
-	cp -R elements etc $(DESTDIR)$(PREFIX)/share/poold/
+	cp -R elements etc README.md $(DESTDIR)$(PREFIX)/share/poold/
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -150,3 +150,15 @@ def test_missing_file_is_a_clear_error():
     assert p.returncode == 1
     assert p.stderr == ("tests/configs/does-not-exist.yaml: error: cannot read the file: "
                         "No such file or directory\n")
+
+
+def test_shipped_sample_configs_are_valid():
+    """Every sample under etc/ loads without errors, so the samples stay true to the loader."""
+    import glob
+    samples = sorted(glob.glob(os.path.join(SRCDIR, "etc", "*.yaml")))
+    assert samples, "no sample configs under etc/"
+    for path in samples:
+        p = subprocess.run([program("poolctl"), "-c", path, "config-validate"],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, "%s: %s" % (path, p.stderr)
+        assert "error" not in p.stderr
