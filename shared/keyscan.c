@@ -38,6 +38,8 @@
 #define KEYSCAN_KILL_GRACE_MS 1000
 #define KEYSCAN_BANNER_LINE_MAX 255
 #define KEYSCAN_PRE_BANNER_LINES 16
+/* "localhost" gives ::1 and 127.0.0.1; a server listens on one of them. */
+#define KEYSCAN_ADDRS_MAX 4
 
 enum keyscan_state {
         KEYSCAN_KICK,
@@ -67,8 +69,9 @@ struct keyscan {
         enum keyscan_state state;
 
         struct keyscan_gai *gai;
-        struct sockaddr_storage addr;
-        socklen_t addrlen;
+        struct sockaddr_storage addrs[KEYSCAN_ADDRS_MAX];
+        socklen_t addrlens[KEYSCAN_ADDRS_MAX];
+        size_t n_addrs, cur;     /* the address being tried */
         char addrstr[INET6_ADDRSTRLEN];
 
         int fd;
@@ -296,7 +299,15 @@ static void schedule_retry(struct keyscan *s, int error) {
         close_socket(s);
         dbuf_reset(&s->banner);
         s->state = KEYSCAN_WAIT_RETRY;
-        log_debug_errno(error, "keyscan %s:%d: attempt %u: %m; retrying", s->host, s->port, s->attempts);
+        log_debug_errno(error, "keyscan %s:%d: attempt %u (%s): %m; retrying", s->host, s->port, s->attempts,
+                        s->addrstr);
+        /* Every address of a round is tried at once; only then do we pause. */
+        if (s->cur + 1 < s->n_addrs) {
+                s->cur++;
+                start_connect(s);
+                return;
+        }
+        s->cur = 0;
         uint64_t left = remaining_ms(s);
         /* The deadline timer ends it when there is no time left for another try. */
         if (left > 0) s->retry = loop_add_timer(s->loop, MIN((uint64_t)KEYSCAN_RETRY_MS, left), false, on_retry, s);
@@ -424,13 +435,20 @@ static void on_try_timeout(struct loop *loop, struct loop_timer *t, void *ud) {
 static void start_connect(struct keyscan *s) {
         s->attempts++;
         s->state = KEYSCAN_CONNECT;
-        s->fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        const struct sockaddr *sa = (const struct sockaddr *)&s->addrs[s->cur];
+        const void *a = sa->sa_family == AF_INET ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
+                                                 : (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (!inet_ntop(sa->sa_family, a, s->addrstr, sizeof s->addrstr)) {
+                finish(s, negative_errno(), NULL, "unusable address for %s", s->host);
+                return;
+        }
+        s->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (s->fd < 0) {
                 int e = errno;
                 finish(s, -e, NULL, "socket: %s", strerror(e));
                 return;
         }
-        int r = connect(s->fd, (struct sockaddr *)&s->addr, s->addrlen);
+        int r = connect(s->fd, sa, s->addrlens[s->cur]);
         if (r < 0 && errno != EINPROGRESS) {
                 int e = errno;
                 if (keyscan_error_is_retryable(e)) {
@@ -450,25 +468,20 @@ static void start_connect(struct keyscan *s) {
         s->try_timer = loop_add_timer(s->loop, KEYSCAN_CONNECT_TRY_MS, false, on_try_timeout, s);
 }
 
-static int set_address(struct keyscan *s, const struct sockaddr *sa, socklen_t len) {
-        if (len > sizeof s->addr || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)) return -EAFNOSUPPORT;
-        memcpy(&s->addr, sa, len);
-        s->addrlen = len;
-        const void *a = sa->sa_family == AF_INET ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
-                                                 : (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
-        if (!inet_ntop(sa->sa_family, a, s->addrstr, sizeof s->addrstr)) return negative_errno();
-        return 0;
-}
-
 static void resolved(struct keyscan *s, int gai_r, const struct addrinfo *res) {
-        if (gai_r != 0 || !res) {
+        if (gai_r != 0) {
                 finish(s, gai_r == EAI_SYSTEM ? negative_errno() : -EHOSTUNREACH, NULL, "resolving %s: %s", s->host,
-                       gai_r ? gai_strerror(gai_r) : "no address");
+                       gai_strerror(gai_r));
                 return;
         }
-        int r = set_address(s, res->ai_addr, res->ai_addrlen);
-        if (r < 0) {
-                finish(s, r, NULL, "unusable address for %s", s->host);
+        for (const struct addrinfo *ai = res; ai && s->n_addrs < KEYSCAN_ADDRS_MAX; ai = ai->ai_next) {
+                if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+                if (ai->ai_addrlen > sizeof s->addrs[0]) continue;
+                memcpy(&s->addrs[s->n_addrs], ai->ai_addr, ai->ai_addrlen);
+                s->addrlens[s->n_addrs++] = ai->ai_addrlen;
+        }
+        if (s->n_addrs == 0) {
+                finish(s, -EHOSTUNREACH, NULL, "resolving %s: no usable address", s->host);
                 return;
         }
         start_connect(s);
