@@ -65,3 +65,20 @@ char *dbuf_take(struct dbuf *b, size_t *ret_len) {
         b->len = b->alloc = 0;
         return p;
 }
+
+int dbuf_read_file(struct dbuf *b, const char *path) {
+        FILE *f = fopen(path, "re");
+        if (!f) return negative_errno();
+        char chunk[8192];
+        int r = 0;
+        for (;;) {
+                size_t k = fread(chunk, 1, sizeof chunk, f);
+                if (k > 0 && (r = dbuf_add(b, chunk, k)) < 0) break;
+                if (k < sizeof chunk) {
+                        if (ferror(f)) r = -EIO;
+                        break;
+                }
+        }
+        fclose(f);
+        return r;
+}

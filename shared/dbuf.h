@@ -28,5 +28,8 @@ int dbuf_addf(struct dbuf *b, const char *fmt, ...) _printf_(2, 3) _warn_unused_
 void dbuf_reset(struct dbuf *b);          /* len = 0, keeps the allocation */
 void dbuf_free(struct dbuf *b);           /* frees and resets; keeps max */
 const char *dbuf_str(const struct dbuf *b); /* "" when empty, never NULL */
+/* Append the whole content of the file at PATH; -E2BIG past max (the buffer
+ * then holds a prefix), -errno if it cannot be opened or read. */
+int dbuf_read_file(struct dbuf *b, const char *path) _warn_unused_result_;
 /* Hand the NUL-terminated content to the caller (who frees it); buffer becomes empty. */
 char *dbuf_take(struct dbuf *b, size_t *ret_len);

@@ -104,27 +104,12 @@ static int read_name_list(const char *dir, const char *file, char ***ret) {
         _cleanup_(dib_strv_freep) char **l = xnew(char *, 1);
         struct dbuf b = DBUF_INIT(DIB_LIST_FILE_MAX);
         size_t n = 0;
-        char chunk[4096];
-        int r = 0;
 
-        FILE *f = fopen(p, "re");
-        if (!f) {
-                if (errno != ENOENT)
-                        return negative_errno();
+        int r = dbuf_read_file(&b, p);
+        if (r == -ENOENT) {
                 *ret = TAKE_PTR(l);
                 return 0;
         }
-        for (;;) {
-                size_t k = fread(chunk, 1, sizeof(chunk), f);
-                if (k > 0 && (r = dbuf_add(&b, chunk, k)) < 0)
-                        break;
-                if (k < sizeof(chunk)) {
-                        if (ferror(f))
-                                r = -EIO;
-                        break;
-                }
-        }
-        fclose(f);
         if (r < 0) {
                 dbuf_free(&b);
                 return r;

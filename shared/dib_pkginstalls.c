@@ -313,27 +313,6 @@ static int collect(struct pctx *c, yaml_node_t *root) {
         return 0;
 }
 
-static int read_file(const char *path, struct dbuf *b) {
-        FILE *f = fopen(path, "re");
-        char chunk[8192];
-        int r = 0;
-
-        if (!f)
-                return negative_errno();
-        for (;;) {
-                size_t k = fread(chunk, 1, sizeof(chunk), f);
-                if (k > 0 && (r = dbuf_add(b, chunk, k)) < 0)
-                        break;
-                if (k < sizeof(chunk)) {
-                        if (ferror(f))
-                                r = -EIO;
-                        break;
-                }
-        }
-        fclose(f);
-        return r;
-}
-
 int dib_pkginstalls_parse_file(const char *path, const char *element, const struct dib_pkg_env *env,
                                struct dib_pkginstalls *acc, char **errmsg) {
         struct dbuf b = DBUF_INIT(DIB_PKGFILE_MAX);
@@ -342,7 +321,7 @@ int dib_pkginstalls_parse_file(const char *path, const char *element, const stru
         yaml_document_t doc, extra;
         int r;
 
-        r = read_file(path, &b);
+        r = dbuf_read_file(&b, path);
         if (r < 0) {
                 dbuf_free(&b);
                 if (errmsg)

@@ -17,6 +17,7 @@
 
 #include "alloc.h"
 #include "log.h"
+#include "model.h"
 
 #define NODE_NAME "__lock__"
 #define RNODE_NAME "__rlock__"
@@ -135,33 +136,15 @@ size_t zk_lock_sort_contenders(char **names, size_t n) {
 
 /* ---------------------------------------------------------------- lock object */
 
-static char *uuid4_hex(void) {
-        uint8_t b[16];
-        size_t got = 0;
-        while (got < sizeof b) {
-                ssize_t n = getrandom(b + got, sizeof b - got, 0);
-                if (n < 0) {
-                        if (errno == EINTR) continue;
-                        /* No entropy source at all: still unique enough per process. */
-                        for (; got < sizeof b; got++) b[got] = (uint8_t)(rand() ^ (int)clock());
-                        break;
-                }
-                got += (size_t)n;
-        }
-        b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
-        b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-        char *s = xmalloc(33);
-        for (int i = 0; i < 16; i++) snprintf(s + 2 * i, 3, "%02x", b[i]);
-        return s;
-}
-
 int zk_lock_new(struct zk *zk, const char *path, const char *identifier, struct zk_lock **ret) {
         if (!zk || !path || path[0] != '/' || path[1] == '\0' || path[strlen(path) - 1] == '/') return -EINVAL;
+        char u[33];
+        int r = model_uuid4_hex(u);
+        if (r < 0) return r;
         struct zk_lock *l = xnew(struct zk_lock, 1);
         l->zk = zk;
         l->path = xstrdup(path);
         l->data = xstrdup(identifier ? identifier : "");
-        _cleanup_free_ char *u = uuid4_hex();
         l->prefix = xasprintf("%s" NODE_NAME, u);
         l->create_path = xasprintf("%s/%s", path, l->prefix);
         *ret = l;

@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -47,6 +49,35 @@ static void test_uncapped_buffer_grows_without_overflow(void **state) {
         assert_int_equal(dbuf_str(&b)[99999], 'x');
         assert_int_equal(dbuf_str(&b)[100000], '\0');
         dbuf_free(&b);
+}
+
+/* dbuf_read_file appends a whole file, stops at the cap with -E2BIG, and
+ * reports a missing file as -ENOENT. */
+static void test_read_file_appends_content_and_respects_cap(void **state) {
+        char path[] = "/tmp/poold-dbuf-XXXXXX";
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        char data[20000];
+        for (size_t i = 0; i < sizeof data; i++) data[i] = (char)('a' + i % 26);
+        assert_int_equal(write(fd, data, sizeof data), (ssize_t)sizeof data);
+        close(fd);
+
+        struct dbuf b = DBUF_INIT(sizeof data);
+        assert_int_equal(dbuf_add(&b, "", 0), 0);
+        assert_int_equal(dbuf_read_file(&b, path), 0);
+        assert_int_equal(b.len, sizeof data);
+        assert_memory_equal(b.buf, data, sizeof data);
+        dbuf_free(&b);
+
+        struct dbuf small = DBUF_INIT(sizeof data - 1);
+        assert_int_equal(dbuf_read_file(&small, path), -E2BIG);
+        assert_true(small.len < sizeof data);
+        dbuf_free(&small);
+
+        unlink(path);
+        struct dbuf none = DBUF_INIT(10);
+        assert_int_equal(dbuf_read_file(&none, path), -ENOENT);
+        dbuf_free(&none);
 }
 
 static void test_zero_cap_accepts_only_nothing(void **state) {
@@ -150,6 +181,7 @@ int main(void) {
                 cmocka_unit_test(test_add_larger_than_max_at_once_fails_on_empty_and_partial_buffer),
                 cmocka_unit_test(test_zero_cap_accepts_only_nothing),
                 cmocka_unit_test(test_uncapped_buffer_grows_without_overflow),
+                cmocka_unit_test(test_read_file_appends_content_and_respects_cap),
                 cmocka_unit_test(test_addf_exact_boundary_and_unchanged_on_overflow),
                 cmocka_unit_test(test_adds_reset_and_free_keep_cap_and_termination),
                 cmocka_unit_test(test_binary_content_with_nul_bytes_is_kept_by_length),
