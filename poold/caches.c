@@ -40,10 +40,16 @@ static void on_node(struct zk_cache *c, enum zk_cache_event ev, const struct zk_
         if (ev == ZK_CACHE_REMOVED) {
                 cnode_free(smap_remove(&l->nodes, zn->name));
                 smap_remove(&l->bad_records, zn->path);
+                smap_remove(&l->gone, zn->name);
+                return;
+        }
+        if (zn->len == 0) {
+                /* Not a node: a lock taken on a just-deleted node re-creates it empty
+                 * (kazoo's ensure_path); cleanup removes such leftovers. */
+                cnode_free(smap_remove(&l->nodes, zn->name));
                 return;
         }
         struct cnode *cn = smap_get(&l->nodes, zn->name);
-        if (zn->len == 0) return; /* being created or a bare directory */
         struct node *n = NULL;
         struct model_error err;
         if (node_from_json(zn->data, zn->len, zn->name, &n, &err) < 0) {

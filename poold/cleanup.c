@@ -245,10 +245,37 @@ static void leaks(struct launcher *l) {
         }
 }
 
+struct empty_scan {
+        char **v;
+        size_t n, cap;
+};
+
+static void empty_fn(const struct zk_cache_node *zn, void *ud) {
+        struct empty_scan *e = ud;
+        if (zn->depth != 1 || zn->len != 0 || zn->lock_contenders > 0) return;
+        if (e->n == e->cap) {
+                e->cap = e->cap ? e->cap * 2 : 8;
+                e->v = xrealloc(e->v, e->cap * sizeof *e->v);
+        }
+        e->v[e->n++] = xstrdup(zn->path);
+}
+
+/* Node znodes without data (re-created by a late lock attempt): remove. */
+static void empty_nodes(struct launcher *l) {
+        struct empty_scan e = {};
+        zk_cache_foreach(l->node_cache, empty_fn, &e);
+        for (size_t i = 0; i < e.n; i++) {
+                if (zk_delete_recursive(l->zk, e.v[i]) >= 0) log_debug("removed empty node znode %s", e.v[i]);
+                free(e.v[i]);
+        }
+        free(e.v);
+}
+
 void cleanup_run(struct launcher *l) {
         if (!caches_synced(l) || l->stopping) return;
         lost_requests(l);
         stale_locks(l);
         ages(l);
+        empty_nodes(l);
         leaks(l);
 }

@@ -59,6 +59,7 @@ static void finish_delete(struct node_delete *d) {
         }
         _cleanup_free_ char *path = zkrec_node_path(d->id);
         /* The recursive delete removes our contender too; the lock object only forgets it. */
+        smap_put(&l->gone, d->id, (void *)1);
         int r = zk_delete_recursive(l->zk, path);
         if (r < 0) log_warning_errno(r, "node %s: cannot delete its znode: %m", d->id);
         else log_info("node %s deleted", d->id);
@@ -158,7 +159,9 @@ static void scan_fn(const char *key, void *value, void *ud) {
         struct pass *p = ud;
         const struct cnode *cn = value;
         const struct node *n = cn->node;
-        if (cn->lock_contenders > 0 || smap_get(&p->l->held, key) || smap_get(&p->l->deleting, key)) return;
+        if (cn->lock_contenders > 0 || smap_get(&p->l->held, key) || smap_get(&p->l->deleting, key) ||
+            smap_get(&p->l->gone, key))
+                return;
         if (!n->provider || !prov_by_name(p->l, n->provider)) return;
         if (deletable(n->state))
                 p->del[p->n_del++] = xstrdup(key);

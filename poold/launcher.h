@@ -84,6 +84,7 @@ struct launcher {
         struct launch *launches;        /* in flight (list) */
         /* delete.c */
         struct smap deleting;         /* node id -> struct node_delete* */
+        struct smap gone;             /* node ids we deleted (skip until the cache drops them) */
         /* cleanup.c */
         struct smap leak_seen;        /* "<provider>/<external id>" -> (void*)1 */
         struct smap leak_seen_next;

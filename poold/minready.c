@@ -37,7 +37,11 @@ static void req_fn(const char *key, void *value, void *ud) {
 static void node_fn(const char *key, void *value, void *ud) {
         struct mr_scan *s = ud;
         const struct node *n = ((const struct cnode *)value)->node;
-        if (n->state == NODE_STATE_READY && !n->allocated_to && model_strv_contains(n->type, s->label)) s->ready++;
+        if (n->state != NODE_STATE_READY || !model_strv_contains(n->type, s->label)) return;
+        /* Nodes of finished min-ready requests are about to be unallocated: count them. */
+        const struct creq *cr = n->allocated_to ? smap_get(&s->l->requests, n->allocated_to) : NULL;
+        if (!n->allocated_to || (!cr && !smap_get(&s->l->handlers, n->allocated_to)) || (cr && is_minready(cr->req)))
+                s->ready++;
 }
 
 static void finished_fn(const char *key, void *value, void *ud) {
@@ -89,6 +93,7 @@ void minready_pass(struct launcher *l) {
                 free(fs.finished[i]);
         }
         free(fs.finished);
+        if (fs.n_finished > 0) return; /* count again once the cache saw the deletes */
         for (size_t i = 0; i < l->cfg->n_labels; i++) {
                 const struct config_label *lab = &l->cfg->labels[i];
                 if (lab->min_ready <= 0 || !label_offered(l, lab->name)) continue;

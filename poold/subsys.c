@@ -32,6 +32,7 @@ void launcher_subsystems_free(struct launcher *l) {
         caches_free(l);
         pools_free_all(l);
         smap_clear(&l->held, NULL);
+        smap_clear(&l->gone, NULL);
         smap_clear(&l->leak_seen, NULL);
         smap_clear(&l->leak_seen_next, NULL);
 }
