@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "component.h"
 #include "config.h"
 #include "loop.h"
@@ -24,6 +26,7 @@
 #include "model_node.h"
 #include "model_request.h"
 #include "provider.h"
+#include "smap.h"
 #include "workq.h"
 #include "zk.h"
 #include "zk_cache.h"
@@ -41,22 +44,7 @@
 struct pool;
 struct req_handler;
 struct launch;
-
-/* A node as cached: decoded record plus cache facts. */
-struct cnode {
-        struct node *node;
-        unsigned lock_contenders;       /* > 0: someone holds /nodepool/nodes/<id>/lock */
-        int32_t version;
-        double mtime;                   /* seconds */
-        bool ours;                      /* we hold its lock right now (launch, delete, handler) */
-};
-
-/* A READY upload of an image to a provider, the newest per (image, provider). */
-struct cupload {
-        struct image_upload *upload;
-        char *path;                     /* its znode path (= node image_id) */
-        bool build_ready;               /* its build is READY too */
-};
+struct zk_lock;
 
 struct launcher {
         struct loop *loop;
@@ -75,6 +63,70 @@ struct launcher {
         bool stopping;
         bool dirty;                     /* caches changed: run the request/delete passes */
 
+        /* caches.c */
+        struct zk_cache *node_cache, *request_cache, *image_cache, *pool_cache;
+        struct smap nodes;            /* node id -> struct cnode* */
+        struct smap requests;         /* request id -> struct creq* */
+        struct smap uploads;          /* upload znode path -> struct image_upload* */
+        struct smap builds;           /* build znode path -> struct image_build* */
+        struct smap bad_records;      /* path -> (void*)1: malformed, logged once */
+
+        /* pool.c */
+        struct prov **provs;            /* open providers (retired ones stay until stop) */
+        size_t n_provs;
+        struct pool **pools;            /* active and retired pools */
+        size_t n_pools;
+
+        /* request.c */
+        struct smap handlers;         /* request id -> struct req_handler* */
+        struct smap held;             /* node id -> (void*)1: we hold its lock */
+        /* launch.c */
+        struct launch *launches;        /* in flight (list) */
+        /* delete.c */
+        struct smap deleting;         /* node id -> struct node_delete* */
+        struct smap gone;             /* node ids we deleted (skip until the cache drops them) */
+        /* cleanup.c */
+        struct smap leak_seen;        /* "<provider>/<external id>" -> (void*)1 */
+        struct smap leak_seen_next;
+        uint64_t last_minready_ms;
+};
+
+/* A node as cached: decoded record plus cache facts. */
+struct cnode {
+        struct node *node;
+        unsigned lock_contenders;       /* > 0: someone holds /nodepool/nodes/<id>/lock */
+        bool ours;                      /* we hold its lock (launch, handler, delete) */
+};
+
+/* A request as cached. */
+struct creq {
+        struct node_request *req;
+        bool ephemeral;
+};
+
+/* An open provider (one per config provider; shared by its pools). */
+struct prov {
+        struct launcher *l;
+        char *name;
+        struct provider *provider;      /* NULL when it failed to open */
+        unsigned refs;                  /* running jobs using it */
+        bool retired;
+        struct config_provider *cp;     /* into l->cfg; NULL once retired */
+};
+
+/* One provider-pool worker. */
+struct pool {
+        struct launcher *l;
+        struct prov *prov;
+        const struct config_provider *cp;   /* into l->cfg (repointed on reload) */
+        const struct config_pool *cpool;
+        char *provider_name, *name;
+        char *id;                       /* "<host>-PoolWorker.<provider>-<pool>-<uuid4hex>" */
+        struct component *component;
+        bool paused;
+        char *pause_reason;
+        bool retired;
+        unsigned active_launches;
 };
 
 /* ---- launcher.c ---- */
@@ -103,6 +155,78 @@ void launcher_tick(struct launcher *l);
 /* The session expired: every lock and ephemeral we held is gone. */
 void launcher_session_lost(struct launcher *l);
 
+/* ---- caches.c ---- */
+/* Create and start the watched caches. */
+int caches_start(struct launcher *l);
+/* Stop watching and free every decoded record. */
+void caches_free(struct launcher *l);
+/* True when the node and request caches finished their first listing. */
+bool caches_synced(struct launcher *l);
+/* The newest READY upload of IMAGE for PROVIDER whose build is READY, or NULL;
+ * *ret_path (may be NULL) gets its znode path (borrowed until the next dispatch). */
+const struct image_upload *caches_find_upload(struct launcher *l, const char *image, const char *provider,
+                                              const char **ret_path);
+/* Registered pool components decoded (new references in a new array: caller decrefs each and frees). */
+json_t **caches_pool_components(struct launcher *l, size_t *ret_n);
+
+/* ---- zkrec.c: fresh reads and whole-object writes ---- */
+/* Read /nodepool/nodes/ID now; 0 and *ret (caller frees) + *ret_version, -ENOENT, -EBADMSG, -errno. */
+int zkrec_node_read(struct launcher *l, const char *id, struct node **ret, int32_t *ret_version);
+/* Write N (version -1 = any). 0 or -errno (logged by the caller). */
+int zkrec_node_write(struct launcher *l, const struct node *n, int32_t version);
+int zkrec_request_read(struct launcher *l, const char *id, struct node_request **ret, int32_t *ret_version);
+int zkrec_request_write(struct launcher *l, const struct node_request *r, int32_t version);
+/* Path helpers; caller frees. */
+char *zkrec_node_path(const char *id);
+char *zkrec_node_lock_path(const char *id);
+char *zkrec_request_path(const char *id);
+char *zkrec_request_lock_path(const char *id);
+
 /* ---- pool.c ---- */
-/* Bring l->pools in line with l->cfg (after a reload). */
+/* Bring l->pools in line with l->cfg (at start and after a reload). */
 void pools_sync(struct launcher *l);
+/* Unregister every pool component; close providers (after the workq drained). */
+void pools_free_all(struct launcher *l);
+/* The pool label config for LABEL, or NULL. */
+const struct config_pool_label *pool_find_label(const struct pool *p, const char *label);
+/* Set or clear the pause (component `paused` updated; REASON logged). */
+void pool_set_paused(struct pool *p, bool paused, const char *reason);
+/* Our active pool whose id is ID, or NULL. */
+struct pool *pool_by_id(struct launcher *l, const char *id);
+/* Our prov named NAME (not retired), or NULL. */
+struct prov *prov_by_name(struct launcher *l, const char *name);
+/* Nodes of this pool counted against its quota, and their resources. */
+void pool_usage(struct pool *p, int64_t *ret_servers, int64_t *ret_cores, int64_t *ret_ram);
+/* True when every registered pool id is in DECLINED_BY. */
+bool pools_all_declined(struct launcher *l, char *const *declined_by);
+
+/* ---- request.c ---- */
+/* One pass over the cached requests for every pool: decline, accept, fill. */
+void requests_pass(struct launcher *l);
+/* Release every request and node lock held by handlers (stop or session loss). */
+void requests_abort_all(struct launcher *l);
+/* A launch for a handler's slot finished: RESULT 0 ready, -EDQUOT aborted, other failed.
+ * LOCK (the node's, owned from now on; NULL when already released) goes back to
+ * the handler, or is released when the handler is gone. */
+void request_slot_done(struct launcher *l, const char *request_id, size_t slot, int result, struct zk_lock *lock);
+
+/* ---- launch.c ---- */
+/* Start launching node N (state building, locked by LOCK: both owned now)
+ * for POOL; on completion request_slot_done(request_id, slot, result) is
+ * called if REQUEST_ID is non-NULL. */
+void launch_start(struct pool *pool, struct node *n, struct zk_lock *lock, const char *request_id, size_t slot);
+/* Forget every launch (stop): release their node locks; jobs in flight finish later. */
+void launch_abort_all(struct launcher *l);
+
+/* ---- delete.c ---- */
+/* Delete unlocked nodes in deletable states; clear stale allocations. */
+void delete_pass(struct launcher *l);
+
+/* ---- minready.c ---- */
+void minready_pass(struct launcher *l);
+
+/* ---- cleanup.c ---- */
+/* The periodic cleanup (lost requests, stale locks, leaks, ages, hold). */
+void cleanup_run(struct launcher *l);
+/* Stop: deletes in flight are abandoned (freed when their provider call returns). */
+void delete_abort_all(struct launcher *l);

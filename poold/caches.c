@@ -1,0 +1,242 @@
+/* caches.c — watched caches of /nodepool/nodes, /nodepool/requests,
+ * /nodepool/images and /nodepool/components/pool, decoded into maps.
+ *
+ * DESIGN. zk_cache keeps the bytes and re-arms watches; on every event we
+ * decode the record once into an id → object map and mark the launcher dirty
+ * so the passes run before the loop sleeps again (a new request is seen in
+ * milliseconds). A malformed record is logged once (by path) and skipped.
+ * Image tree depths: 1 image, 3 build, 7 upload; "lock" dirs are ignored. */
+#include <string.h>
+
+#include "alloc.h"
+#include "json_util.h"
+#include "launcher.h"
+#include "log.h"
+
+static void bad_record(struct launcher *l, const char *path, const char *msg) {
+        if (smap_get(&l->bad_records, path)) return;
+        smap_put(&l->bad_records, path, (void *)1);
+        log_warning("malformed record %s: %s (skipped)", path, msg);
+}
+
+static void cnode_free(void *v) {
+        struct cnode *c = v;
+        if (!c) return;
+        node_free(c->node);
+        free(c);
+}
+
+static void creq_free(void *v) {
+        struct creq *c = v;
+        if (!c) return;
+        node_request_free(c->req);
+        free(c);
+}
+
+static void on_node(struct zk_cache *c, enum zk_cache_event ev, const struct zk_cache_node *zn, void *ud) {
+        struct launcher *l = ud;
+        if (zn->depth != 1) return;
+        launcher_kick(l);
+        if (ev == ZK_CACHE_REMOVED) {
+                cnode_free(smap_remove(&l->nodes, zn->name));
+                smap_remove(&l->bad_records, zn->path);
+                smap_remove(&l->gone, zn->name);
+                return;
+        }
+        if (zn->len == 0) {
+                /* Not a node: a lock taken on a just-deleted node re-creates it empty
+                 * (kazoo's ensure_path); cleanup removes such leftovers. */
+                cnode_free(smap_remove(&l->nodes, zn->name));
+                return;
+        }
+        struct cnode *cn = smap_get(&l->nodes, zn->name);
+        struct node *n = NULL;
+        struct model_error err;
+        if (node_from_json(zn->data, zn->len, zn->name, &n, &err) < 0) {
+                bad_record(l, zn->path, err.msg);
+                cnode_free(smap_remove(&l->nodes, zn->name));
+                return;
+        }
+        if (!cn) {
+                cn = xnew(struct cnode, 1);
+                smap_put(&l->nodes, zn->name, cn);
+        }
+        node_free(cn->node);
+        cn->node = n;
+        cn->lock_contenders = zn->lock_contenders;
+}
+
+static void on_request(struct zk_cache *c, enum zk_cache_event ev, const struct zk_cache_node *zn, void *ud) {
+        struct launcher *l = ud;
+        if (zn->depth != 1) return;
+        launcher_kick(l);
+        if (ev == ZK_CACHE_REMOVED) {
+                creq_free(smap_remove(&l->requests, zn->name));
+                smap_remove(&l->bad_records, zn->path);
+                return;
+        }
+        struct node_request *rq = NULL;
+        struct model_error err;
+        if (node_request_from_json(zn->data, zn->len, zn->name, &rq, &err) < 0) {
+                bad_record(l, zn->path, err.msg);
+                creq_free(smap_remove(&l->requests, zn->name));
+                return;
+        }
+        struct creq *cr = smap_get(&l->requests, zn->name);
+        if (!cr) {
+                cr = xnew(struct creq, 1);
+                smap_put(&l->requests, zn->name, cr);
+        }
+        node_request_free(cr->req);
+        cr->req = rq;
+}
+
+/* Split an image-tree path into components below the root. */
+static size_t split(const char *path, char parts[8][256]) {
+        const char *p = path + strlen(LAUNCHER_IMAGE_ROOT);
+        size_t n = 0;
+        while (*p == '/' && n < 8) {
+                p++;
+                size_t k = strcspn(p, "/");
+                if (k >= 256) return 0;
+                memcpy(parts[n], p, k);
+                parts[n][k] = 0;
+                n++;
+                p += k;
+        }
+        return n;
+}
+
+static void on_image(struct zk_cache *c, enum zk_cache_event ev, const struct zk_cache_node *zn, void *ud) {
+        struct launcher *l = ud;
+        char parts[8][256];
+        if (zn->depth != 3 && zn->depth != 7) return;
+        if (strcmp(zn->name, "lock") == 0) return;
+        size_t n = split(zn->path, parts);
+        if (zn->depth == 3) {
+                if (n != 3 || strcmp(parts[1], "builds") != 0) return;
+                image_build_free(smap_remove(&l->builds, zn->path));
+                if (ev == ZK_CACHE_REMOVED) return;
+                struct image_build *b = NULL;
+                struct model_error err;
+                if (image_build_from_json(zn->data, zn->len, zn->name, &b, &err) < 0) {
+                        bad_record(l, zn->path, err.msg);
+                        return;
+                }
+                smap_put(&l->builds, zn->path, b);
+        } else {
+                if (n != 7 || strcmp(parts[1], "builds") != 0 || strcmp(parts[3], "providers") != 0 ||
+                    strcmp(parts[5], "images") != 0)
+                        return;
+                image_upload_free(smap_remove(&l->uploads, zn->path));
+                if (ev == ZK_CACHE_REMOVED) return;
+                struct image_upload *u = NULL;
+                struct model_error err;
+                if (image_upload_from_json(zn->data, zn->len, zn->name, &u, &err) < 0) {
+                        bad_record(l, zn->path, err.msg);
+                        return;
+                }
+                u->image_name = xstrdup(parts[0]);
+                u->build_id = xstrdup(parts[2]);
+                u->provider_name = xstrdup(parts[4]);
+                smap_put(&l->uploads, zn->path, u);
+        }
+        launcher_kick(l);
+}
+
+static void on_pool_component(struct zk_cache *c, enum zk_cache_event ev, const struct zk_cache_node *zn,
+                              void *ud) {
+        launcher_kick(ud);
+}
+
+int caches_start(struct launcher *l) {
+        int r;
+        if ((r = zk_cache_new(l->zk, LAUNCHER_NODE_ROOT, 1, ZK_CACHE_TRACK_LOCKS, on_node, l, &l->node_cache)) < 0 ||
+            (r = zk_cache_new(l->zk, LAUNCHER_REQUEST_ROOT, 1, 0, on_request, l, &l->request_cache)) < 0 ||
+            (r = zk_cache_new(l->zk, LAUNCHER_IMAGE_ROOT, 7, ZK_CACHE_TRACK_LOCKS, on_image, l, &l->image_cache)) < 0 ||
+            (r = zk_cache_new(l->zk, COMPONENT_ROOT "/pool", 1, 0, on_pool_component, l, &l->pool_cache)) < 0)
+                return log_error_errno(r, "cannot create caches: %m");
+        if ((r = zk_cache_start(l->node_cache)) < 0 || (r = zk_cache_start(l->request_cache)) < 0 ||
+            (r = zk_cache_start(l->image_cache)) < 0 || (r = zk_cache_start(l->pool_cache)) < 0)
+                return log_error_errno(r, "cannot start caches: %m");
+        return 0;
+}
+
+static void free_build(void *v) { image_build_free(v); }
+static void free_upload(void *v) { image_upload_free(v); }
+
+void caches_free(struct launcher *l) {
+        zk_cache_free(l->node_cache);
+        zk_cache_free(l->request_cache);
+        zk_cache_free(l->image_cache);
+        zk_cache_free(l->pool_cache);
+        l->node_cache = l->request_cache = l->image_cache = l->pool_cache = NULL;
+        smap_clear(&l->nodes, cnode_free);
+        smap_clear(&l->requests, creq_free);
+        smap_clear(&l->builds, free_build);
+        smap_clear(&l->uploads, free_upload);
+        smap_clear(&l->bad_records, NULL);
+}
+
+bool caches_synced(struct launcher *l) {
+        return l->node_cache && zk_cache_is_synced(l->node_cache) && zk_cache_is_synced(l->request_cache) &&
+               zk_cache_is_synced(l->image_cache) && zk_cache_is_synced(l->pool_cache);
+}
+
+struct find_upload {
+        struct launcher *l;
+        const char *image, *provider;
+        const struct image_upload *best;
+        const char *best_path;
+};
+
+static void find_upload_fn(const char *key, void *value, void *ud) {
+        struct find_upload *f = ud;
+        const struct image_upload *u = value;
+        if (u->state != IMAGE_UPLOAD_STATE_READY || strcmp(u->image_name, f->image) != 0 ||
+            strcmp(u->provider_name, f->provider) != 0 || !u->external_id)
+                return;
+        _cleanup_free_ char *bpath = xasprintf(LAUNCHER_IMAGE_ROOT "/%s/builds/%s", u->image_name, u->build_id);
+        const struct image_build *b = smap_get(&f->l->builds, bpath);
+        if (!b || b->state != IMAGE_BUILD_STATE_READY) return;
+        if (!f->best || u->state_time > f->best->state_time) {
+                f->best = u;
+                f->best_path = key;
+        }
+}
+
+const struct image_upload *caches_find_upload(struct launcher *l, const char *image, const char *provider,
+                                              const char **ret_path) {
+        struct find_upload f = { .l = l, .image = image, .provider = provider };
+        smap_foreach(&l->uploads, find_upload_fn, &f);
+        if (f.best && ret_path) *ret_path = f.best_path;
+        return f.best;
+}
+
+struct collect {
+        json_t **v;
+        size_t n, cap;
+};
+
+static void collect_fn(const struct zk_cache_node *zn, void *ud) {
+        struct collect *c = ud;
+        if (zn->depth != 1) return;
+        json_error_t jerr;
+        json_t *j = json_loadb(zn->data, zn->len, 0, &jerr);
+        if (!j || !json_is_object(j)) {
+                if (j) json_decref(j);
+                return;
+        }
+        if (c->n == c->cap) {
+                c->cap = c->cap ? c->cap * 2 : 8;
+                c->v = xrealloc(c->v, c->cap * sizeof *c->v);
+        }
+        c->v[c->n++] = j;
+}
+
+json_t **caches_pool_components(struct launcher *l, size_t *ret_n) {
+        struct collect c = {};
+        zk_cache_foreach(l->pool_cache, collect_fn, &c);
+        *ret_n = c.n;
+        return c.v;
+}

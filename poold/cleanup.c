@@ -1,0 +1,281 @@
+/* cleanup.c — the periodic cleanup (protocol.md §4.2 CleanupWorker).
+ *
+ * DESIGN. Every cleanup interval (60 s; POOLD_CLEANUP_INTERVAL_MS for tests):
+ * reset lost requests (pending, nobody holds the request lock: allocated
+ * nodes are unallocated — init/building ones become garbage for the delete
+ * pass — and the request goes back to `requested`); delete request-lock dirs
+ * older than 8 h whose request is gone; mark READY unallocated nodes older than
+ * their label's max-ready-age and HOLD nodes past hold_expiration/max-hold-age
+ * as `deleting`; and list each provider's servers on the workq: a server tagged
+ * with our provider name whose node id is unknown, seen in two consecutive
+ * passes, is deleted (leak). */
+#include <string.h>
+
+#include "alloc.h"
+#include "launcher.h"
+#include "log.h"
+#include "zk_lock.h"
+
+#define LOCK_CLEANUP_MS (8ULL * 3600 * 1000)
+
+static void reset_lost(struct launcher *l, const char *id) {
+        _cleanup_free_ char *lpath = zkrec_request_lock_path(id);
+        struct zk_lock *lock = NULL;
+        if (zk_lock_new(l->zk, lpath, NULL, &lock) < 0) return;
+        if (zk_lock_try(lock) != 1) {
+                zk_lock_free(lock);
+                return;
+        }
+        struct node_request *rq = NULL;
+        int32_t ver;
+        if (zkrec_request_read(l, id, &rq, &ver) >= 0 && rq->state == NODE_REQUEST_STATE_PENDING) {
+                /* Unallocate every node allocated to it that nobody holds. */
+                const char **keys;
+                size_t n;
+                keys = smap_keys(&l->nodes, &n);
+                for (size_t i = 0; i < n; i++) {
+                        struct cnode *cn = smap_get(&l->nodes, keys[i]);
+                        if (!cn || !cn->node->allocated_to || strcmp(cn->node->allocated_to, id) != 0) continue;
+                        if (cn->lock_contenders > 0 || smap_get(&l->held, keys[i])) continue;
+                        _cleanup_free_ char *nl = zkrec_node_lock_path(keys[i]);
+                        struct zk_lock *nlock = NULL;
+                        if (zk_lock_new(l->zk, nl, NULL, &nlock) < 0) continue;
+                        if (zk_lock_try(nlock) == 1) {
+                                struct node *nd = NULL;
+                                int32_t nv;
+                                if (zkrec_node_read(l, keys[i], &nd, &nv) >= 0) {
+                                        model_set_str(&nd->allocated_to, NULL);
+                                        if (nd->state == NODE_STATE_INIT) node_set_state(nd, NODE_STATE_DELETING);
+                                        (void)zkrec_node_write(l, nd, nv);
+                                        node_free(nd);
+                                }
+                                zk_lock_release_async(nlock);
+                        }
+                        zk_lock_free(nlock);
+                }
+                free(keys);
+                model_strv_free(rq->nodes);
+                rq->nodes = model_strv_new();
+                node_request_set_state(rq, NODE_REQUEST_STATE_REQUESTED);
+                int r = zkrec_request_write(l, rq, ver);
+                if (r < 0) log_warning_errno(r, "request %s: cannot reset: %m", id);
+                else log_info("request %s was lost by its launcher: reset to requested", id);
+        }
+        node_request_free(rq);
+        zk_lock_release_async(lock);
+        zk_lock_free(lock);
+}
+
+static void lost_requests(struct launcher *l) {
+        size_t n;
+        const char **keys = smap_keys(&l->requests, &n);
+        char **pending = xnew(char *, n + 1);
+        size_t np = 0;
+        for (size_t i = 0; i < n; i++) {
+                struct creq *cr = smap_get(&l->requests, keys[i]);
+                if (cr->req->state == NODE_REQUEST_STATE_PENDING && !smap_get(&l->handlers, keys[i]))
+                        pending[np++] = xstrdup(keys[i]);
+        }
+        free(keys);
+        for (size_t i = 0; i < np; i++) {
+                _cleanup_free_ char *lpath = zkrec_request_lock_path(pending[i]);
+                if (zk_is_locked(l->zk, lpath) == 0) reset_lost(l, pending[i]);
+                free(pending[i]);
+        }
+        free(pending);
+}
+
+static void stale_locks(struct launcher *l) {
+        char **children = NULL;
+        size_t n = 0;
+        if (zk_get_children(l->zk, LAUNCHER_REQUEST_LOCK_ROOT, &children, &n) < 0) return;
+        int64_t now_ms = (int64_t)(model_now() * 1000);
+        for (size_t i = 0; i < n; i++) {
+                if (smap_get(&l->requests, children[i])) continue;
+                _cleanup_free_ char *path = xasprintf(LAUNCHER_REQUEST_LOCK_ROOT "/%s", children[i]);
+                struct zk_stat st;
+                if (zk_exists(l->zk, path, &st) != 1) continue;
+                if (now_ms - st.mtime < (int64_t)LOCK_CLEANUP_MS) continue;
+                if (zk_delete_recursive(l->zk, path) >= 0) log_info("deleted stale request lock %s", path);
+        }
+        zk_strv_free(children);
+}
+
+/* Mark an unlocked node `deleting` under its lock if it is still in STATE. */
+static void expire_node(struct launcher *l, const char *id, enum node_state state, const char *why) {
+        _cleanup_free_ char *lpath = zkrec_node_lock_path(id);
+        struct zk_lock *lock = NULL;
+        if (zk_lock_new(l->zk, lpath, NULL, &lock) < 0) return;
+        if (zk_lock_try(lock) == 1) {
+                struct node *n = NULL;
+                int32_t ver;
+                if (zkrec_node_read(l, id, &n, &ver) >= 0 && n->state == state &&
+                    (state != NODE_STATE_READY || !n->allocated_to)) {
+                        node_set_state(n, NODE_STATE_DELETING);
+                        if (zkrec_node_write(l, n, ver) >= 0) log_info("node %s: %s, deleting", id, why);
+                }
+                node_free(n);
+                zk_lock_release_async(lock);
+        }
+        zk_lock_free(lock);
+}
+
+static void ages(struct launcher *l) {
+        size_t n;
+        const char **keys = smap_keys(&l->nodes, &n);
+        double now = model_now();
+        char **ready = xnew(char *, n + 1), **held = xnew(char *, n + 1);
+        size_t nr = 0, nh = 0;
+        for (size_t i = 0; i < n; i++) {
+                const struct cnode *cn = smap_get(&l->nodes, keys[i]);
+                const struct node *nd = cn->node;
+                if (cn->lock_contenders > 0 || smap_get(&l->held, keys[i])) continue;
+                if (!nd->provider || !prov_by_name(l, nd->provider)) continue;
+                if (nd->state == NODE_STATE_READY && !nd->allocated_to && nd->type[0]) {
+                        const struct config_label *lab = config_find_label(l->cfg, nd->type[0]);
+                        if (lab && lab->max_ready_age > 0 && now - nd->state_time > (double)lab->max_ready_age)
+                                ready[nr++] = xstrdup(keys[i]);
+                } else if (nd->state == NODE_STATE_HOLD) {
+                        double age = now - nd->state_time;
+                        bool expired = nd->hold_expiration_set && nd->hold_expiration > 0 &&
+                                       age > (double)nd->hold_expiration;
+                        expired |= l->cfg->max_hold_age > 0 && age > (double)l->cfg->max_hold_age;
+                        if (expired) held[nh++] = xstrdup(keys[i]);
+                }
+        }
+        free(keys);
+        for (size_t i = 0; i < nr; i++) {
+                expire_node(l, ready[i], NODE_STATE_READY, "older than max-ready-age");
+                free(ready[i]);
+        }
+        for (size_t i = 0; i < nh; i++) {
+                expire_node(l, held[i], NODE_STATE_HOLD, "hold expired");
+                free(held[i]);
+        }
+        free(ready);
+        free(held);
+}
+
+struct leak_job {
+        struct launcher *l;
+        struct prov *prov;
+        struct provider_server **servers;
+        size_t n;
+        int r;
+        bool abandoned;
+};
+
+static void leak_work(void *ud) {
+        struct leak_job *j = ud;
+        struct provider *p = j->prov->provider;
+        j->r = p->ops->list(p, &j->servers, &j->n, NULL);
+}
+
+struct leak_del {
+        struct prov *prov;
+        char *external_id;
+};
+
+static void leak_del_work(void *ud) {
+        struct leak_del *d = ud;
+        (void)d->prov->provider->ops->delete(d->prov->provider, d->external_id, NULL);
+}
+
+static void leak_del_done(void *ud, int status) {
+        struct leak_del *d = ud;
+        d->prov->refs--;
+        free(d->external_id);
+        free(d);
+}
+
+static void leak_done(void *ud, int status) {
+        struct leak_job *j = ud;
+        struct launcher *l = j->l;
+        j->prov->refs--;
+        if (status >= 0 && j->r >= 0 && !l->stopping) {
+                for (size_t i = 0; i < j->n; i++) {
+                        const struct provider_server *s = j->servers[i];
+                        const char *tp = provider_server_tag(s, "nodepool_provider_name");
+                        const char *nid = provider_server_tag(s, "nodepool_node_id");
+                        if (!tp || strcmp(tp, j->prov->name) != 0 || !s->external_id) continue;
+                        if (nid && smap_get(&l->nodes, nid)) continue;
+                        _cleanup_free_ char *key = xasprintf("%s/%s", j->prov->name, s->external_id);
+                        if (smap_get(&l->leak_seen, key)) {
+                                log_warning("leaked instance %s of provider %s (node %s unknown): deleting",
+                                            s->external_id, j->prov->name, nid ? nid : "?");
+                                struct leak_del *d = xnew(struct leak_del, 1);
+                                d->prov = j->prov;
+                                d->prov->refs++;
+                                d->external_id = xstrdup(s->external_id);
+                                if (workq_submit(l->wq, leak_del_work, leak_del_done, d) < 0) leak_del_done(d, -EAGAIN);
+                        } else {
+                                smap_put(&l->leak_seen_next, key, (void *)1);
+                        }
+                }
+                /* Only what was seen in this pass counts as "seen once" for the next. */
+                const char **keys;
+                size_t nk;
+                keys = smap_keys(&l->leak_seen, &nk);
+                for (size_t i = 0; i < nk; i++)
+                        if (strncmp(keys[i], j->prov->name, strlen(j->prov->name)) == 0 &&
+                            keys[i][strlen(j->prov->name)] == '/')
+                                smap_remove(&l->leak_seen, keys[i]);
+                free(keys);
+                keys = smap_keys(&l->leak_seen_next, &nk);
+                for (size_t i = 0; i < nk; i++) smap_put(&l->leak_seen, keys[i], (void *)1);
+                free(keys);
+                smap_clear(&l->leak_seen_next, NULL);
+        }
+        provider_server_array_free(j->servers, j->n);
+        free(j);
+}
+
+static void leaks(struct launcher *l) {
+        for (size_t i = 0; i < l->n_provs; i++) {
+                struct prov *pv = l->provs[i];
+                if (pv->retired || !pv->provider) continue;
+                struct leak_job *j = xnew(struct leak_job, 1);
+                j->l = l;
+                j->prov = pv;
+                pv->refs++;
+                if (workq_submit(l->wq, leak_work, leak_done, j) < 0) {
+                        pv->refs--;
+                        free(j);
+                }
+        }
+}
+
+struct empty_scan {
+        char **v;
+        size_t n, cap;
+};
+
+static void empty_fn(const struct zk_cache_node *zn, void *ud) {
+        struct empty_scan *e = ud;
+        if (zn->depth != 1 || zn->len != 0 || zn->lock_contenders > 0) return;
+        if (e->n == e->cap) {
+                e->cap = e->cap ? e->cap * 2 : 8;
+                e->v = xrealloc(e->v, e->cap * sizeof *e->v);
+        }
+        e->v[e->n++] = xstrdup(zn->path);
+}
+
+/* Node znodes without data (re-created by a late lock attempt): remove. */
+static void empty_nodes(struct launcher *l) {
+        struct empty_scan e = {};
+        zk_cache_foreach(l->node_cache, empty_fn, &e);
+        for (size_t i = 0; i < e.n; i++) {
+                if (zk_delete_recursive(l->zk, e.v[i]) >= 0) log_debug("removed empty node znode %s", e.v[i]);
+                free(e.v[i]);
+        }
+        free(e.v);
+}
+
+void cleanup_run(struct launcher *l) {
+        if (!caches_synced(l) || l->stopping) return;
+        lost_requests(l);
+        stale_locks(l);
+        ages(l);
+        empty_nodes(l);
+        leaks(l);
+}

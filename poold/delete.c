@@ -1,0 +1,199 @@
+/* delete.c — deletion of nodes (protocol.md §4.2 DeletedNodeWorker).
+ *
+ * DESIGN. Every pass looks for unlocked nodes of our providers in a deletable
+ * state (used, in-use, building, failed, aborted, deleting, deleted); each one
+ * gets a small state machine: lock → re-read → `deleting` → provider delete on
+ * the workq (waited for; -ENOENT is success) → `deleted` → recursive znode
+ * delete. Nodes whose provider is not ours are left to their launcher. READY
+ * nodes allocated to a request that no longer exists are unallocated. */
+#include <string.h>
+
+#include "alloc.h"
+#include "launcher.h"
+#include "log.h"
+#include "zk_lock.h"
+
+struct node_delete {
+        struct launcher *l;
+        struct prov *prov;
+        char *id;
+        char *external_id;
+        struct zk_lock *lock;
+        int r;
+        char *msg;
+        bool abandoned;
+};
+
+static bool deletable(enum node_state s) {
+        return s == NODE_STATE_USED || s == NODE_STATE_IN_USE || s == NODE_STATE_BUILDING ||
+               s == NODE_STATE_FAILED || s == NODE_STATE_ABORTED || s == NODE_STATE_DELETING ||
+               s == NODE_STATE_DELETED;
+}
+
+static void nd_free(struct node_delete *d) {
+        if (d->lock) {
+                zk_lock_release_async(d->lock);
+                zk_lock_free(d->lock);
+        }
+        d->prov->refs--;
+        free(d->id);
+        free(d->external_id);
+        free(d->msg);
+        free(d);
+}
+
+static void del_work(void *ud) {
+        struct node_delete *d = ud;
+        struct provider *p = d->prov->provider;
+        d->r = p->ops->delete(p, d->external_id, &d->msg);
+        if (d->r == -ENOENT) d->r = 0;
+}
+
+static void finish_delete(struct node_delete *d) {
+        struct launcher *l = d->l;
+        struct node *n = NULL;
+        if (zkrec_node_read(l, d->id, &n, NULL) >= 0) {
+                node_set_state(n, NODE_STATE_DELETED);
+                (void)zkrec_node_write(l, n, -1);
+                node_free(n);
+        }
+        _cleanup_free_ char *path = zkrec_node_path(d->id);
+        /* The recursive delete removes our contender too; the lock object only forgets it. */
+        smap_put(&l->gone, d->id, (void *)1);
+        int r = zk_delete_recursive(l->zk, path);
+        if (r < 0) log_warning_errno(r, "node %s: cannot delete its znode: %m", d->id);
+        else log_info("node %s deleted", d->id);
+        zk_lock_free(d->lock);
+        d->lock = NULL;
+}
+
+static void del_done(void *ud, int status) {
+        struct node_delete *d = ud;
+        struct launcher *l = d->l;
+        if (!d->abandoned) {
+                smap_remove(&l->deleting, d->id);
+                smap_remove(&l->held, d->id);
+                if (status < 0 || d->r < 0)
+                        log_error("node %s: provider delete of %s failed: %s (retrying later)", d->id, d->external_id,
+                                  d->msg ? d->msg : strerror(-(status < 0 ? status : d->r)));
+                else
+                        finish_delete(d);
+                launcher_kick(l);
+        }
+        nd_free(d);
+}
+
+static void start_delete(struct launcher *l, const char *id, const struct node *cached) {
+        struct prov *pv = prov_by_name(l, cached->provider);
+        if (!pv || !pv->provider) return;
+        _cleanup_free_ char *lpath = zkrec_node_lock_path(id);
+        struct zk_lock *lock = NULL;
+        if (zk_lock_new(l->zk, lpath, NULL, &lock) < 0) return;
+        if (zk_lock_try(lock) != 1) {
+                zk_lock_free(lock);
+                return;
+        }
+        struct node *n = NULL;
+        int32_t ver;
+        if (zkrec_node_read(l, id, &n, &ver) < 0 || !deletable(n->state)) {
+                node_free(n);
+                zk_lock_release_async(lock);
+                zk_lock_free(lock);
+                return;
+        }
+        log_info("deleting node %s (state %s)", id, node_state_to_string(n->state));
+        if (n->state != NODE_STATE_DELETING) {
+                node_set_state(n, NODE_STATE_DELETING);
+                (void)zkrec_node_write(l, n, ver);
+        }
+        struct node_delete *d = xnew(struct node_delete, 1);
+        d->l = l;
+        d->prov = pv;
+        pv->refs++;
+        d->id = xstrdup(id);
+        d->lock = lock;
+        if (n->external_id && json_is_string(n->external_id))
+                d->external_id = xstrdup(json_string_value(n->external_id));
+        node_free(n);
+        if (!d->external_id) {
+                finish_delete(d);
+                nd_free(d);
+                return;
+        }
+        smap_put(&l->deleting, id, d);
+        smap_put(&l->held, id, (void *)1);
+        int r = workq_submit(l->wq, del_work, del_done, d);
+        if (r < 0) {
+                smap_remove(&l->deleting, id);
+                smap_remove(&l->held, id);
+                nd_free(d);
+        }
+}
+
+static void unallocate(struct launcher *l, const char *id) {
+        _cleanup_free_ char *lpath = zkrec_node_lock_path(id);
+        struct zk_lock *lock = NULL;
+        if (zk_lock_new(l->zk, lpath, NULL, &lock) < 0) return;
+        if (zk_lock_try(lock) == 1) {
+                struct node *n = NULL;
+                int32_t ver;
+                if (zkrec_node_read(l, id, &n, &ver) >= 0 && n->state == NODE_STATE_READY && n->allocated_to &&
+                    !smap_get(&l->requests, n->allocated_to) && !smap_get(&l->handlers, n->allocated_to)) {
+                        log_info("node %s: request %s is gone, unallocating", id, n->allocated_to);
+                        model_set_str(&n->allocated_to, NULL);
+                        (void)zkrec_node_write(l, n, ver);
+                }
+                node_free(n);
+                zk_lock_release_async(lock);
+        }
+        zk_lock_free(lock);
+}
+
+struct pass {
+        struct launcher *l;
+        char **del, **unalloc;
+        size_t n_del, n_unalloc;
+};
+
+static void scan_fn(const char *key, void *value, void *ud) {
+        struct pass *p = ud;
+        const struct cnode *cn = value;
+        const struct node *n = cn->node;
+        if (cn->lock_contenders > 0 || smap_get(&p->l->held, key) || smap_get(&p->l->deleting, key) ||
+            smap_get(&p->l->gone, key))
+                return;
+        if (!n->provider || !prov_by_name(p->l, n->provider)) return;
+        if (deletable(n->state))
+                p->del[p->n_del++] = xstrdup(key);
+        else if (n->state == NODE_STATE_READY && n->allocated_to && !smap_get(&p->l->requests, n->allocated_to) &&
+                 !smap_get(&p->l->handlers, n->allocated_to))
+                p->unalloc[p->n_unalloc++] = xstrdup(key);
+}
+
+void delete_pass(struct launcher *l) {
+        if (!caches_synced(l)) return;
+        struct pass p = { .l = l, .del = xnew(char *, l->nodes.n + 1), .unalloc = xnew(char *, l->nodes.n + 1) };
+        smap_foreach(&l->nodes, scan_fn, &p);
+        for (size_t i = 0; i < p.n_del; i++) {
+                struct cnode *cn = smap_get(&l->nodes, p.del[i]);
+                if (cn) start_delete(l, p.del[i], cn->node);
+                free(p.del[i]);
+        }
+        for (size_t i = 0; i < p.n_unalloc; i++) {
+                unallocate(l, p.unalloc[i]);
+                free(p.unalloc[i]);
+        }
+        free(p.del);
+        free(p.unalloc);
+}
+
+static void abandon_fn(const char *key, void *value, void *ud) {
+        struct node_delete *d = value;
+        d->abandoned = true;
+}
+
+/* Called at stop: deletes in flight finish their provider call and are then freed. */
+void delete_abort_all(struct launcher *l) {
+        smap_foreach(&l->deleting, abandon_fn, NULL);
+        smap_clear(&l->deleting, NULL);
+}

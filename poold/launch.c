@@ -1,0 +1,381 @@
+/* launch.c — one launch state machine per node being built (no thread per launch).
+ *
+ * DESIGN. States: CREATE (workq: provider create) → POLL (workq: provider get,
+ * re-armed by a timer until ACTIVE or launch-timeout) → READY (node fields
+ * filled, written, handed back to the request handler with its lock). On an
+ * error the partial server is deleted first (DELETE, waited for) and the
+ * create retried until launch-retries attempts were made; then the node is
+ * written `failed`. -EDQUOT from the cloud makes the node `aborted` (the
+ * handler relaunches with a new node without counting a failure). The loop
+ * thread owns the struct; a worker only reads the copied inputs and writes
+ * the job outputs, and the done callback runs on the loop thread again. */
+#include <string.h>
+
+#include "alloc.h"
+#include "json_util.h"
+#include "launcher.h"
+#include "log.h"
+#include "zk_lock.h"
+
+#define POLL_MS 200
+
+enum launch_state { LAUNCH_CREATE, LAUNCH_POLL, LAUNCH_DELETE, LAUNCH_DONE };
+
+struct launch {
+        struct launcher *l;
+        struct pool *pool;
+        struct prov *prov;
+        struct node *node;
+        struct zk_lock *lock;
+        char *request_id;
+        size_t slot;
+        enum launch_state st;
+        int attempt, max_attempts;
+        uint64_t deadline_ms, launch_timeout_ms;
+        struct loop_timer *timer;
+        bool in_job, abandoned;
+        int fail_r;                     /* the error that made us delete the partial server */
+        /* inputs copied for the worker */
+        char *label, *image, *upload_path, *pool_name, *hostname;
+        char *connection_type;
+        int connection_port;
+        int memory, vcpus, disk;
+        char *username, *python_path, *shell_type;
+        json_t *attributes;
+        char *external_id;
+        /* job outputs */
+        int job_r;
+        char *job_msg;
+        struct provider_server *server;
+        struct launch *prev, *next;
+};
+
+static void job_submit(struct launch *la);
+
+static void launch_unlink(struct launch *la) {
+        struct launcher *l = la->l;
+        if (la->prev) la->prev->next = la->next;
+        else if (l->launches == la) l->launches = la->next;
+        if (la->next) la->next->prev = la->prev;
+        la->prev = la->next = NULL;
+}
+
+static void launch_free(struct launch *la) {
+        if (la->timer) loop_timer_cancel(la->timer);
+        if (la->pool->active_launches) la->pool->active_launches--;
+        la->prov->refs--;
+        if (la->lock) {
+                zk_lock_release_async(la->lock);
+                zk_lock_free(la->lock);
+        }
+        node_free(la->node);
+        free(la->request_id);
+        free(la->label);
+        free(la->image);
+        free(la->upload_path);
+        free(la->pool_name);
+        free(la->hostname);
+        free(la->connection_type);
+        free(la->username);
+        free(la->python_path);
+        free(la->shell_type);
+        free(la->external_id);
+        free(la->job_msg);
+        if (la->attributes) json_decref(la->attributes);
+        provider_server_free(la->server);
+        free(la);
+}
+
+/* Hand the result to the handler and free. */
+static void launch_finish(struct launch *la, int result) {
+        struct launcher *l = la->l;
+        la->st = LAUNCH_DONE;
+        launch_unlink(la);
+        struct zk_lock *lock = result == 0 ? TAKE_PTR(la->lock) : NULL;
+        if (la->lock) {
+                zk_lock_release_async(la->lock);
+                zk_lock_free(la->lock);
+                la->lock = NULL;
+        }
+        smap_remove(&l->held, la->node->id);
+        if (result == 0) smap_put(&l->held, la->node->id, (void *)1);
+        _cleanup_free_ char *rid = xstrdup(la->request_id);
+        size_t slot = la->slot;
+        launch_free(la);
+        request_slot_done(l, rid, slot, result, lock);
+}
+
+static void write_node(struct launch *la) {
+        int r = zkrec_node_write(la->l, la->node, -1);
+        if (r < 0) log_warning_errno(r, "node %s: cannot write state %s: %m", la->node->id,
+                                     node_state_to_string(la->node->state));
+}
+
+static void fail(struct launch *la, int r) {
+        if (r == -EDQUOT) {
+                log_warning("node %s: provider %s is at capacity (%s): aborted, will relaunch", la->node->id,
+                            la->prov->name, la->job_msg ? la->job_msg : "quota");
+                node_set_state(la->node, NODE_STATE_ABORTED);
+        } else {
+                log_error("node %s: launch failed after %d attempt(s): %s", la->node->id, la->attempt,
+                          la->job_msg ? la->job_msg : strerror(-r));
+                node_set_state(la->node, NODE_STATE_FAILED);
+        }
+        write_node(la);
+        launch_finish(la, r);
+}
+
+static void work_fn(void *ud) {
+        struct launch *la = ud;
+        struct provider *p = la->prov->provider;
+        free(la->job_msg);
+        la->job_msg = NULL;
+        provider_server_free(la->server);
+        la->server = NULL;
+        switch (la->st) {
+        case LAUNCH_CREATE: {
+                struct provider_kv tags[] = {
+                        { "nodepool_provider_name", la->prov->name },
+                        { "nodepool_pool_name", la->pool_name },
+                        { "nodepool_node_id", la->node->id },
+                };
+                struct provider_create_req req = {
+                        .node_id = la->node->id, .hostname = la->hostname, .label = la->label,
+                        .pool = la->pool_name, .image = la->image, .memory_mib = la->memory, .vcpus = la->vcpus,
+                        .disk_gib = la->disk, .tags = tags, .n_tags = ELEMENTSOF(tags),
+                };
+                la->job_r = p->ops->create(p, &req, &la->server, &la->job_msg);
+                break;
+        }
+        case LAUNCH_POLL:
+                la->job_r = p->ops->get(p, la->external_id, &la->server, &la->job_msg);
+                break;
+        case LAUNCH_DELETE:
+                la->job_r = p->ops->delete(p, la->external_id, &la->job_msg);
+                if (la->job_r == -ENOENT) la->job_r = 0;
+                break;
+        case LAUNCH_DONE:
+                break;
+        }
+}
+
+static void set_ready(struct launch *la) {
+        struct node *n = la->node;
+        const struct provider_server *s = la->server;
+        model_set_str(&n->cloud, la->prov->name);
+        model_set_str(&n->region, s->region);
+        model_set_str(&n->az, s->az);
+        model_set_str(&n->host_id, s->host_id);
+        model_set_str(&n->interface_ip, s->interface_ip);
+        model_set_str(&n->public_ipv4, s->public_ipv4);
+        model_set_str(&n->private_ipv4, s->private_ipv4);
+        model_set_str(&n->public_ipv6, s->public_ipv6);
+        n->connection_port = s->connection_port > 0 ? s->connection_port : la->connection_port;
+        model_set_str(&n->connection_type, la->connection_type);
+        model_set_str(&n->username, la->username);
+        model_set_str(&n->python_path, la->python_path);
+        model_set_str(&n->shell_type, la->shell_type);
+        model_set_str(&n->image_id, la->upload_path);
+        model_set_str(&n->launcher, la->pool->id);
+        model_set_str(&n->hostname, la->hostname);
+        if (n->external_id) json_decref(n->external_id);
+        n->external_id = json_util_must(json_string(la->external_id));
+        if (n->resources) json_decref(n->resources);
+        n->resources = json_pack("{s:i, s:i, s:i}", "cores", la->vcpus, "instances", 1, "ram", la->memory);
+        if (n->attributes) json_decref(n->attributes);
+        n->attributes = json_incref(la->attributes);
+        model_strv_free(n->host_keys);
+        n->host_keys = model_strv_new(); /* host-key scanning is not implemented yet */
+        node_set_state(n, NODE_STATE_READY);
+        write_node(la);
+        log_info("node %s ready (%s, %s:%d) in %d attempt(s)", n->id, la->external_id,
+                 n->interface_ip ? n->interface_ip : "?", n->connection_port, la->attempt);
+        launch_finish(la, 0);
+}
+
+static void on_poll_timer(struct loop *loop, struct loop_timer *t, void *ud) {
+        struct launch *la = ud;
+        la->timer = NULL;
+        job_submit(la);
+}
+
+/* The attempt failed with R: delete what was created, then retry or fail. */
+static void attempt_failed(struct launch *la, int r) {
+        if (r == -EDQUOT && !la->external_id) {
+                fail(la, r);
+                return;
+        }
+        la->fail_r = r;
+        log_warning("node %s: launch attempt %d/%d failed: %s", la->node->id, la->attempt, la->max_attempts,
+                    la->job_msg ? la->job_msg : strerror(-r));
+        if (la->external_id) {
+                la->st = LAUNCH_DELETE;
+                job_submit(la);
+                return;
+        }
+        if (la->attempt >= la->max_attempts) {
+                fail(la, r);
+                return;
+        }
+        la->st = LAUNCH_CREATE;
+        job_submit(la);
+}
+
+static void done_fn(void *ud, int status) {
+        struct launch *la = ud;
+        la->in_job = false;
+        if (la->abandoned) {
+                /* Stopping: nothing more to do; the lock goes with it. */
+                launch_free(la);
+                return;
+        }
+        if (status < 0) {
+                la->job_r = status;
+                fail(la, status);
+                return;
+        }
+        switch (la->st) {
+        case LAUNCH_CREATE:
+                if (la->job_r < 0) {
+                        attempt_failed(la, la->job_r);
+                        return;
+                }
+                free(la->external_id);
+                la->external_id = xstrdup(la->server->external_id);
+                if (la->node->external_id) json_decref(la->node->external_id);
+                la->node->external_id = json_util_must(json_string(la->external_id));
+                write_node(la);
+                la->deadline_ms = loop_now_ms() + la->launch_timeout_ms;
+                /* fall through */
+        case LAUNCH_POLL:
+                if (la->job_r < 0 && la->st == LAUNCH_POLL) {
+                        attempt_failed(la, la->job_r);
+                        return;
+                }
+                la->st = LAUNCH_POLL;
+                if (la->server->state == PROVIDER_SERVER_ACTIVE) {
+                        set_ready(la);
+                        return;
+                }
+                if (la->server->state == PROVIDER_SERVER_ERROR) {
+                        free(la->job_msg);
+                        la->job_msg = xstrdup("server went to ERROR");
+                        attempt_failed(la, -EIO);
+                        return;
+                }
+                if (loop_now_ms() >= la->deadline_ms) {
+                        free(la->job_msg);
+                        la->job_msg = xstrdup("launch-timeout exceeded");
+                        attempt_failed(la, -ETIMEDOUT);
+                        return;
+                }
+                la->timer = loop_add_timer(la->l->loop, POLL_MS, false, on_poll_timer, la);
+                return;
+        case LAUNCH_DELETE:
+                if (la->job_r < 0) {
+                        /* Keep external_id: the delete worker retries with the failed node. */
+                        log_error("node %s: cannot delete partial server %s: %s", la->node->id, la->external_id,
+                                  la->job_msg ? la->job_msg : strerror(-la->job_r));
+                        fail(la, la->fail_r);
+                        return;
+                }
+                free(la->external_id);
+                la->external_id = NULL;
+                if (la->node->external_id) json_decref(la->node->external_id);
+                la->node->external_id = NULL;
+                if (la->attempt >= la->max_attempts || la->fail_r == -EDQUOT) {
+                        fail(la, la->fail_r);
+                        return;
+                }
+                la->st = LAUNCH_CREATE;
+                job_submit(la);
+                return;
+        case LAUNCH_DONE:
+                return;
+        }
+}
+
+static void job_submit(struct launch *la) {
+        if (la->st == LAUNCH_CREATE) la->attempt++;
+        int r = workq_submit(la->l->wq, work_fn, done_fn, la);
+        if (r < 0) {
+                log_error_errno(r, "node %s: cannot queue provider call: %m", la->node->id);
+                fail(la, r);
+                return;
+        }
+        la->in_job = true;
+}
+
+void launch_start(struct pool *pool, struct node *n, struct zk_lock *lock, const char *request_id, size_t slot) {
+        struct launcher *l = pool->l;
+        struct launch *la = xnew(struct launch, 1);
+        la->l = l;
+        la->pool = pool;
+        la->prov = pool->prov;
+        la->prov->refs++;
+        pool->active_launches++;
+        la->node = n;
+        la->lock = lock;
+        la->request_id = xstrdup(request_id);
+        la->slot = slot;
+        la->st = LAUNCH_CREATE;
+        la->max_attempts = pool->cp->launch_retries > 0 ? (int)pool->cp->launch_retries : 1;
+        la->launch_timeout_ms = (uint64_t)(pool->cp->launch_timeout > 0 ? pool->cp->launch_timeout : 600) * 1000;
+        la->label = xstrdup(n->type[0]);
+        la->pool_name = xstrdup(pool->name);
+        la->hostname = xasprintf("np%s", n->id);
+        la->connection_type = xstrdup("ssh");
+        la->connection_port = 22;
+        la->attributes = json_object();
+        for (size_t i = 0; i < pool->cpool->node_attributes.n; i++)
+                json_object_set_new(la->attributes, pool->cpool->node_attributes.items[i].key,
+                                    json_string(pool->cpool->node_attributes.items[i].value));
+        const struct config_pool_label *pl = pool_find_label(pool, la->label);
+        if (pl) {
+                la->memory = (int)pl->memory;
+                la->vcpus = (int)pl->vcpus;
+                la->disk = (int)pl->disk_size;
+                for (size_t i = 0; pl->diskimage && i < pool->cp->n_diskimages; i++)
+                        if (strcmp(pool->cp->diskimages[i].name, pl->diskimage) == 0) {
+                                free(la->connection_type);
+                                la->connection_type = xstrdup(pool->cp->diskimages[i].connection_type
+                                                                      ? pool->cp->diskimages[i].connection_type
+                                                                      : "ssh");
+                                la->connection_port = (int)pool->cp->diskimages[i].connection_port;
+                        }
+                const char *upath = NULL;
+                const struct image_upload *u =
+                        pl->diskimage ? caches_find_upload(l, pl->diskimage, pool->provider_name, &upath) : NULL;
+                if (u) {
+                        la->image = xstrdup(u->external_id);
+                        la->upload_path = xstrdup(upath);
+                        la->username = xstrdup(u->username);
+                        la->python_path = xstrdup(u->python_path);
+                        la->shell_type = xstrdup(u->shell_type);
+                }
+        }
+        la->next = l->launches;
+        if (l->launches) l->launches->prev = la;
+        l->launches = la;
+        if (!pl || !la->image) {
+                free(la->job_msg);
+                la->job_msg = xstrdup(pl ? "no ready image upload" : "label no longer in pool");
+                la->attempt = 1;
+                fail(la, -ENOENT);
+                return;
+        }
+        job_submit(la);
+}
+
+void launch_abort_all(struct launcher *l) {
+        while (l->launches) {
+                struct launch *la = l->launches;
+                launch_unlink(la);
+                smap_remove(&l->held, la->node->id);
+                if (la->in_job) {
+                        la->abandoned = true; /* done_fn frees it */
+                        continue;
+                }
+                launch_free(la);
+        }
+}

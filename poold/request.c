@@ -1,0 +1,572 @@
+/* request.c — node request handlers (protocol.md §4.2 _assignHandlers and
+ * _waitForNodeSet).
+ *
+ * DESIGN. A pass runs whenever a cache changed: for each pool, first the
+ * handlers it already owns try to fill slots still waiting for quota (the pool
+ * is paused while any cannot), then cached requests in §1.4 order are declined
+ * (lock, re-read, append our pool id; failed when every registered pool
+ * declined) or accepted (lock /nodepool/requests-lock/<id>, re-read, pending).
+ * A handler is an explicit state machine: each slot is EMPTY → (READY by reuse
+ * | LAUNCHING → READY/FAILED/EMPTY on abort); when no slot is EMPTY or LAUNCHING
+ * the handler finishes: fulfilled with nodes in node_types order (node locks
+ * released, allocated_to kept), or declined (ready nodes unallocated), or —
+ * when the request vanished — its nodes are unallocated and unlocked. */
+#include <math.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "launcher.h"
+#include "log.h"
+#include "zk_lock.h"
+
+enum slot_state { SLOT_EMPTY, SLOT_LAUNCHING, SLOT_READY, SLOT_FAILED };
+
+struct slot {
+        char *label;
+        char *node_id;
+        struct zk_lock *lock;
+        enum slot_state st;
+};
+
+struct req_handler {
+        struct launcher *l;
+        struct pool *pool;
+        char *id;
+        struct zk_lock *lock;
+        struct slot *slots;
+        size_t n;
+        bool min_ready, reuse;
+        char *tenant, *requestor;
+        unsigned launching;
+        bool waiting_quota;
+};
+
+static void node_release(struct launcher *l, char *node_id, struct zk_lock **lock, bool clear_allocation) {
+        if (!node_id) return;
+        if (clear_allocation && *lock) {
+                struct node *n = NULL;
+                int32_t ver;
+                if (zkrec_node_read(l, node_id, &n, &ver) >= 0) {
+                        model_set_str(&n->allocated_to, NULL);
+                        int r = zkrec_node_write(l, n, ver);
+                        if (r < 0) log_warning_errno(r, "node %s: cannot clear allocation: %m", node_id);
+                        node_free(n);
+                }
+        }
+        if (*lock) {
+                zk_lock_release_async(*lock);
+                zk_lock_free(*lock);
+                *lock = NULL;
+        }
+        smap_remove(&l->held, node_id);
+}
+
+static void handler_free(struct req_handler *h) {
+        if (!h) return;
+        for (size_t i = 0; i < h->n; i++) {
+                if (h->slots[i].lock) node_release(h->l, h->slots[i].node_id, &h->slots[i].lock, false);
+                free(h->slots[i].label);
+                free(h->slots[i].node_id);
+        }
+        free(h->slots);
+        if (h->lock) {
+                zk_lock_release_async(h->lock);
+                zk_lock_free(h->lock);
+        }
+        free(h->id);
+        free(h->tenant);
+        free(h->requestor);
+        free(h);
+}
+
+static void handler_remove(struct req_handler *h) {
+        smap_remove(&h->l->handlers, h->id);
+        handler_free(h);
+}
+
+/* Append our id to declined_by; failed when every registered pool declined. */
+static int decline_locked(struct pool *p, const char *id, const char *why) {
+        struct launcher *l = p->l;
+        struct node_request *rq = NULL;
+        int32_t ver;
+        int r = zkrec_request_read(l, id, &rq, &ver);
+        if (r < 0) return r;
+        if (!model_strv_contains(rq->declined_by, p->id)) model_strv_push(&rq->declined_by, p->id);
+        bool all = pools_all_declined(l, rq->declined_by);
+        node_request_set_state(rq, all ? NODE_REQUEST_STATE_FAILED : NODE_REQUEST_STATE_REQUESTED);
+        r = zkrec_request_write(l, rq, ver);
+        if (r < 0) log_warning_errno(r, "request %s: cannot write decline: %m", id);
+        else log_info("pool %s declined request %s (%s)%s", p->id, id, why, all ? "; request failed" : "");
+        node_request_free(rq);
+        return r;
+}
+
+/* Why POOL can never serve RQ, or NULL. Returns a static or pool-lifetime string. */
+static const char *decline_reason(struct pool *p, const struct node_request *rq, char *buf, size_t sz) {
+        const struct config_pool *cp = p->cpool;
+        if (cp->max_servers == 0) return "pool is disabled (max-servers ≤ 0)";
+        int64_t cores = 0, ram = 0, n = 0;
+        for (char **t = rq->node_types; *t; t++, n++) {
+                const struct config_pool_label *pl = pool_find_label(p, *t);
+                if (!pl) {
+                        snprintf(buf, sz, "label %s is not in this pool", *t);
+                        return buf;
+                }
+                if (pl->diskimage && !caches_find_upload(p->l, pl->diskimage, p->provider_name, NULL)) {
+                        snprintf(buf, sz, "no ready upload of image %s for label %s", pl->diskimage, *t);
+                        return buf;
+                }
+                cores += pl->vcpus;
+                ram += pl->memory;
+        }
+        if (n == 0) return NULL;
+        if (cp->max_servers > 0 && n > cp->max_servers) return "request is larger than max-servers";
+        if (cp->max_cores > 0 && cores > cp->max_cores) return "request is larger than max-cores";
+        if (cp->max_ram > 0 && ram > cp->max_ram) return "request is larger than max-ram";
+        return NULL;
+}
+
+static bool label_in(char *const *types, const char *label) { return model_strv_contains(types, label); }
+
+struct reuse_find {
+        struct req_handler *h;
+        const char *label;
+        const char *found;
+};
+
+static void reuse_fn(const char *key, void *value, void *ud) {
+        struct reuse_find *f = ud;
+        const struct cnode *cn = value;
+        const struct node *n = cn->node;
+        if (f->found || n->state != NODE_STATE_READY || n->allocated_to || cn->lock_contenders > 0) return;
+        if (smap_get(&f->h->l->held, key)) return;
+        if (!n->provider || !n->pool || strcmp(n->provider, f->h->pool->provider_name) != 0 ||
+            strcmp(n->pool, f->h->pool->name) != 0 || !label_in(n->type, f->label))
+                return;
+        f->found = key;
+}
+
+/* Try to reuse a ready node for slot I: 1 done, 0 none available. */
+static int try_reuse(struct req_handler *h, size_t i) {
+        struct launcher *l = h->l;
+        for (int attempt = 0; attempt < 3; attempt++) {
+                struct reuse_find f = { .h = h, .label = h->slots[i].label };
+                smap_foreach(&l->nodes, reuse_fn, &f);
+                if (!f.found) return 0;
+                _cleanup_free_ char *id = xstrdup(f.found), *lpath = zkrec_node_lock_path(id);
+                struct zk_lock *lock = NULL;
+                if (zk_lock_new(l->zk, lpath, NULL, &lock) < 0) return 0;
+                int r = zk_lock_try(lock);
+                if (r <= 0) {
+                        zk_lock_free(lock);
+                        /* Someone else holds it: skip it until the cache says otherwise. */
+                        struct cnode *cn = smap_get(&l->nodes, id);
+                        if (cn) cn->lock_contenders = MAX(cn->lock_contenders, 1u);
+                        continue;
+                }
+                struct node *n = NULL;
+                int32_t ver;
+                r = zkrec_node_read(l, id, &n, &ver);
+                if (r < 0 || n->state != NODE_STATE_READY || n->allocated_to) {
+                        node_free(n);
+                        zk_lock_release_async(lock);
+                        zk_lock_free(lock);
+                        continue;
+                }
+                model_set_str(&n->allocated_to, h->id);
+                model_set_str(&n->tenant_name, h->tenant);
+                model_set_str(&n->requestor, h->requestor);
+                r = zkrec_node_write(l, n, ver);
+                node_free(n);
+                if (r < 0) {
+                        zk_lock_release_async(lock);
+                        zk_lock_free(lock);
+                        continue;
+                }
+                smap_put(&l->held, id, (void *)1);
+                h->slots[i].node_id = xstrdup(id);
+                h->slots[i].lock = lock;
+                h->slots[i].st = SLOT_READY;
+                log_info("request %s: reusing ready node %s (%s)", h->id, id, h->slots[i].label);
+                return 1;
+        }
+        return 0;
+}
+
+/* Quota check for one more node of LABEL: NULL fits, else why not. */
+static const char *quota_reason(struct pool *p, const struct config_pool_label *pl) {
+        int64_t servers, cores, ram;
+        pool_usage(p, &servers, &cores, &ram);
+        const struct config_pool *cp = p->cpool;
+        if (cp->max_servers >= 0 && servers + 1 > cp->max_servers) return "max-servers reached";
+        if (cp->max_cores >= 0 && cores + pl->vcpus > cp->max_cores) return "max-cores reached";
+        if (cp->max_ram >= 0 && ram + pl->memory > cp->max_ram) return "max-ram reached";
+        if (p->cp->max_concurrency > 0) {
+                unsigned active = 0;
+                for (size_t i = 0; i < p->l->n_pools; i++)
+                        if (p->l->pools[i]->prov == p->prov) active += p->l->pools[i]->active_launches;
+                if (active >= p->cp->max_concurrency) return "max-concurrency reached";
+        }
+        return NULL;
+}
+
+/* Create node znode (init, allocated), lock it, set building, launch. 0 or -errno. */
+static int launch_new_node(struct req_handler *h, size_t i) {
+        struct launcher *l = h->l;
+        struct pool *p = h->pool;
+        _cleanup_(node_freep) struct node *n = node_new(NULL);
+        n->state = NODE_STATE_INIT;
+        n->state_time = n->created_time = model_now();
+        model_set_str(&n->provider, p->provider_name);
+        model_set_str(&n->pool, p->name);
+        model_strv_push(&n->type, h->slots[i].label);
+        model_set_str(&n->allocated_to, h->id);
+        model_set_str(&n->launcher, p->id);
+        model_set_str(&n->tenant_name, h->tenant);
+        model_set_str(&n->requestor, h->requestor);
+        _cleanup_free_ char *data = NULL, *created = NULL;
+        size_t len;
+        int r = node_to_json(n, &data, &len);
+        if (r < 0) return r;
+        r = zk_create(l->zk, LAUNCHER_NODE_ROOT "/", data, len, ZK_SEQUENCE | ZK_MAKEPATH, &created);
+        if (r < 0) return log_error_errno(r, "request %s: cannot create a node: %m", h->id);
+        const char *id = strrchr(created, '/') + 1;
+        n->id = xstrdup(id);
+        _cleanup_free_ char *lpath = zkrec_node_lock_path(id);
+        struct zk_lock *lock = NULL;
+        r = zk_lock_new(l->zk, lpath, NULL, &lock);
+        if (r >= 0) r = zk_lock_try(lock);
+        if (r <= 0) {
+                zk_lock_free(lock);
+                log_error_errno(r < 0 ? r : -EBUSY, "node %s: cannot lock the node we created: %m", id);
+                return r < 0 ? r : -EBUSY;
+        }
+        node_set_state(n, NODE_STATE_BUILDING);
+        r = zkrec_node_write(l, n, -1);
+        if (r < 0) {
+                zk_lock_release_async(lock);
+                zk_lock_free(lock);
+                return log_error_errno(r, "node %s: cannot set building: %m", id);
+        }
+        /* Count it at once: the cache sees it a moment later. */
+        struct cnode *cn = smap_get(&l->nodes, id);
+        if (!cn) {
+                cn = xnew(struct cnode, 1);
+                cn->node = node_new(id);
+                smap_put(&l->nodes, id, cn);
+        }
+        cn->lock_contenders = 1;
+        node_free(cn->node);
+        cn->node = node_new(id);
+        cn->node->state = NODE_STATE_BUILDING;
+        model_set_str(&cn->node->provider, p->provider_name);
+        model_set_str(&cn->node->pool, p->name);
+        model_set_str(&cn->node->allocated_to, h->id);
+        model_strv_push(&cn->node->type, h->slots[i].label);
+
+        smap_put(&l->held, id, (void *)1);
+        h->slots[i].node_id = xstrdup(id);
+        h->slots[i].st = SLOT_LAUNCHING;
+        h->launching++;
+        log_info("request %s: launching node %s (%s) in pool %s", h->id, id, h->slots[i].label, p->id);
+        launch_start(p, TAKE_PTR(n), lock, h->id, i);
+        return 0;
+}
+
+static void handler_finish(struct req_handler *h);
+
+/* Fill empty slots. Returns false when waiting for quota. */
+static bool handler_fill(struct req_handler *h) {
+        h->waiting_quota = false;
+        for (size_t i = 0; i < h->n; i++) {
+                if (h->slots[i].st != SLOT_EMPTY) continue;
+                if (h->reuse && try_reuse(h, i) > 0) continue;
+                const struct config_pool_label *pl = pool_find_label(h->pool, h->slots[i].label);
+                const char *why = pl ? quota_reason(h->pool, pl) : "label removed from pool";
+                if (why) {
+                        if (h->min_ready || !pl) {
+                                /* min-ready requests never wait for quota. */
+                                for (size_t k = 0; k < h->n; k++) h->slots[k].st =
+                                        h->slots[k].st == SLOT_EMPTY ? SLOT_FAILED : h->slots[k].st;
+                                log_info("request %s: %s, declining (min-ready)", h->id, why);
+                                return true;
+                        }
+                        h->waiting_quota = true;
+                        pool_set_paused(h->pool, true, why);
+                        log_info("request %s waits: pool %s %s", h->id, h->pool->id, why);
+                        return false;
+                }
+                if (launch_new_node(h, i) < 0) h->slots[i].st = SLOT_FAILED;
+        }
+        return true;
+}
+
+static bool handler_done(const struct req_handler *h) {
+        if (h->launching) return false;
+        for (size_t i = 0; i < h->n; i++)
+                if (h->slots[i].st == SLOT_EMPTY || h->slots[i].st == SLOT_LAUNCHING) return false;
+        return true;
+}
+
+static void handler_finish(struct req_handler *h) {
+        struct launcher *l = h->l;
+        bool failed = false;
+        for (size_t i = 0; i < h->n; i++) failed |= h->slots[i].st == SLOT_FAILED;
+        struct node_request *rq = NULL;
+        int32_t ver;
+        int r = zkrec_request_read(l, h->id, &rq, &ver);
+        if (r < 0) {
+                log_info("request %s vanished while pending: unallocating its nodes", h->id);
+                for (size_t i = 0; i < h->n; i++)
+                        node_release(l, h->slots[i].node_id, &h->slots[i].lock, h->slots[i].st == SLOT_READY);
+                handler_remove(h);
+                return;
+        }
+        if (failed) {
+                for (size_t i = 0; i < h->n; i++)
+                        node_release(l, h->slots[i].node_id, &h->slots[i].lock, h->slots[i].st == SLOT_READY);
+                node_request_free(rq);
+                decline_locked(h->pool, h->id, "a launch failed");
+                handler_remove(h);
+                return;
+        }
+        model_strv_free(rq->nodes);
+        rq->nodes = model_strv_new();
+        for (size_t i = 0; i < h->n; i++) model_strv_push(&rq->nodes, h->slots[i].node_id);
+        node_request_set_state(rq, NODE_REQUEST_STATE_FULFILLED);
+        r = zkrec_request_write(l, rq, ver);
+        node_request_free(rq);
+        if (r < 0) {
+                log_warning_errno(r, "request %s: cannot write fulfilled: %m", h->id);
+                for (size_t i = 0; i < h->n; i++) node_release(l, h->slots[i].node_id, &h->slots[i].lock, true);
+        } else {
+                log_info("request %s fulfilled by pool %s", h->id, h->pool->id);
+                for (size_t i = 0; i < h->n; i++) node_release(l, h->slots[i].node_id, &h->slots[i].lock, false);
+        }
+        handler_remove(h);
+}
+
+void request_slot_done(struct launcher *l, const char *request_id, size_t slot, int result, struct zk_lock *lock) {
+        struct req_handler *h = request_id ? smap_get(&l->handlers, request_id) : NULL;
+        if (!h || slot >= h->n || h->slots[slot].st != SLOT_LAUNCHING) {
+                if (lock) {
+                        zk_lock_release_async(lock);
+                        zk_lock_free(lock);
+                }
+                return;
+        }
+        struct slot *s = &h->slots[slot];
+        h->launching--;
+        if (result == 0) {
+                s->st = SLOT_READY;
+                s->lock = lock;
+        } else {
+                if (lock) {
+                        zk_lock_release_async(lock);
+                        zk_lock_free(lock);
+                }
+                smap_remove(&l->held, s->node_id);
+                free(s->node_id);
+                s->node_id = NULL;
+                /* Aborted (quota): relaunch with a new node, not counted as a failure. */
+                s->st = result == -EDQUOT ? SLOT_EMPTY : SLOT_FAILED;
+        }
+        launcher_kick(l);
+}
+
+/* Accept RQ for pool P: lock, re-read, pending, handler. */
+static void accept_request(struct pool *p, const struct node_request *cached) {
+        struct launcher *l = p->l;
+        _cleanup_free_ char *lpath = zkrec_request_lock_path(cached->id);
+        struct zk_lock *lock = NULL;
+        if (zk_lock_new(l->zk, lpath, NULL, &lock) < 0) return;
+        int r = zk_lock_try(lock);
+        if (r <= 0) {
+                zk_lock_free(lock);
+                return;
+        }
+        struct node_request *rq = NULL;
+        int32_t ver;
+        r = zkrec_request_read(l, cached->id, &rq, &ver);
+        if (r < 0 || rq->state != NODE_REQUEST_STATE_REQUESTED || model_strv_contains(rq->declined_by, p->id)) {
+                node_request_free(rq);
+                zk_lock_release_async(lock);
+                zk_lock_free(lock);
+                return;
+        }
+        char buf[256];
+        const char *why = decline_reason(p, rq, buf, sizeof buf);
+        if (why) {
+                node_request_free(rq);
+                decline_locked(p, cached->id, why);
+                zk_lock_release_async(lock);
+                zk_lock_free(lock);
+                return;
+        }
+        node_request_set_state(rq, NODE_REQUEST_STATE_PENDING);
+        r = zkrec_request_write(l, rq, ver);
+        if (r < 0) {
+                log_warning_errno(r, "request %s: cannot set pending: %m", cached->id);
+                node_request_free(rq);
+                zk_lock_release_async(lock);
+                zk_lock_free(lock);
+                return;
+        }
+        struct req_handler *h = xnew(struct req_handler, 1);
+        h->l = l;
+        h->pool = p;
+        h->id = xstrdup(rq->id);
+        h->lock = lock;
+        h->n = model_strv_length(rq->node_types);
+        h->slots = xnew(struct slot, h->n);
+        for (size_t i = 0; i < h->n; i++) h->slots[i].label = xstrdup(rq->node_types[i]);
+        h->reuse = rq->reuse;
+        h->min_ready = rq->requestor && strcmp(rq->requestor, LAUNCHER_MINREADY_REQUESTOR) == 0;
+        h->tenant = xstrdup(rq->tenant_name);
+        h->requestor = xstrdup(rq->requestor);
+        node_request_free(rq);
+        smap_put(&l->handlers, h->id, h);
+        log_info("pool %s accepted request %s", p->id, h->id);
+        handler_fill(h);
+        if (handler_done(h)) handler_finish(h);
+}
+
+/* Decline without accepting: lock, re-read, decline, unlock. */
+static void decline_request(struct pool *p, const struct node_request *cached, const char *why) {
+        struct launcher *l = p->l;
+        _cleanup_free_ char *lpath = zkrec_request_lock_path(cached->id);
+        struct zk_lock *lock = NULL;
+        if (zk_lock_new(l->zk, lpath, NULL, &lock) < 0) return;
+        if (zk_lock_try(lock) == 1) {
+                struct node_request *rq = NULL;
+                if (zkrec_request_read(l, cached->id, &rq, NULL) >= 0 && rq->state == NODE_REQUEST_STATE_REQUESTED &&
+                    !model_strv_contains(rq->declined_by, p->id))
+                        decline_locked(p, cached->id, why);
+                node_request_free(rq);
+                zk_lock_release_async(lock);
+        }
+        zk_lock_free(lock);
+}
+
+/* Another online pool of the preferred provider that has not declined? */
+static bool preferred_elsewhere(struct launcher *l, const struct node_request *rq, const struct pool *p) {
+        if (!rq->provider || strcmp(rq->provider, p->provider_name) == 0) return false;
+        size_t n = 0;
+        json_t **comps = caches_pool_components(l, &n);
+        bool other = false;
+        for (size_t i = 0; i < n; i++) {
+                const char *prov = json_string_value(json_object_get(comps[i], "provider_name"));
+                const char *id = json_string_value(json_object_get(comps[i], "id"));
+                if (prov && id && strcmp(prov, rq->provider) == 0 && !model_strv_contains(rq->declined_by, id))
+                        other = true;
+                json_decref(comps[i]);
+        }
+        free(comps);
+        return other;
+}
+
+/* A better (lower priority value), unpaused pool of ours that supports every label? */
+static bool better_pool(struct launcher *l, const struct node_request *rq, const struct pool *p) {
+        for (size_t i = 0; i < l->n_pools; i++) {
+                struct pool *o = l->pools[i];
+                if (o == p || o->retired || o->paused || o->cpool->priority >= p->cpool->priority) continue;
+                if (model_strv_contains(rq->declined_by, o->id)) continue;
+                bool all = true;
+                for (char **t = rq->node_types; *t && all; t++) all = pool_find_label(o, *t) != NULL;
+                if (all) return true;
+        }
+        return false;
+}
+
+struct collect_req {
+        const struct node_request **v;
+        size_t n;
+};
+
+static void collect_req_fn(const char *key, void *value, void *ud) {
+        struct collect_req *c = ud;
+        const struct creq *cr = value;
+        if (cr->req->state == NODE_REQUEST_STATE_REQUESTED) c->v[c->n++] = cr->req;
+}
+
+struct gone_ctx {
+        struct launcher *l;
+        struct req_handler **v;
+        size_t n;
+};
+
+static void handler_collect_fn(const char *key, void *value, void *ud) {
+        struct gone_ctx *g = ud;
+        g->v[g->n++] = value;
+}
+
+void requests_pass(struct launcher *l) {
+        if (!caches_synced(l)) return;
+        /* Handlers first: vanished requests, quota waits, finished ones. */
+        struct gone_ctx g = { .l = l, .v = xnew(struct req_handler *, l->handlers.n + 1) };
+        smap_foreach(&l->handlers, handler_collect_fn, &g);
+        for (size_t i = 0; i < g.n; i++) {
+                struct req_handler *h = g.v[i];
+                bool gone = !smap_get(&l->requests, h->id);
+                if (gone) {
+                        for (size_t k = 0; k < h->n; k++)
+                                if (h->slots[k].st == SLOT_EMPTY) h->slots[k].st = SLOT_FAILED;
+                } else if (!h->pool->retired && h->pool->cpool) {
+                        handler_fill(h);
+                } else {
+                        for (size_t k = 0; k < h->n; k++)
+                                if (h->slots[k].st == SLOT_EMPTY) h->slots[k].st = SLOT_FAILED;
+                }
+                if (handler_done(h)) handler_finish(h);
+        }
+        free(g.v);
+        /* Pools waiting for quota stay paused; others resume. */
+        for (size_t i = 0; i < l->n_pools; i++) {
+                struct pool *p = l->pools[i];
+                if (p->retired) continue;
+                bool waiting = false;
+                struct gone_ctx g2 = { .l = l, .v = xnew(struct req_handler *, l->handlers.n + 1) };
+                smap_foreach(&l->handlers, handler_collect_fn, &g2);
+                for (size_t k = 0; k < g2.n; k++) waiting |= g2.v[k]->pool == p && g2.v[k]->waiting_quota;
+                free(g2.v);
+                if (!waiting && p->paused) pool_set_paused(p, false, NULL);
+        }
+
+        struct collect_req c = { .v = xnew(const struct node_request *, l->requests.n + 1) };
+        smap_foreach(&l->requests, collect_req_fn, &c);
+        qsort(c.v, c.n, sizeof *c.v, node_request_compare_qsort);
+        /* Copy ids: accepting or declining may dispatch nothing, but the cache
+         * entries are replaced by our own writes only after the next dispatch. */
+        for (size_t i = 0; i < l->n_pools; i++) {
+                struct pool *p = l->pools[i];
+                if (p->retired || !p->cpool) continue;
+                if (p->cp->max_concurrency == 0) continue; /* Nodepool: handle no requests */
+                for (size_t k = 0; k < c.n; k++) {
+                        const struct node_request *rq = c.v[k];
+                        if (smap_get(&l->handlers, rq->id)) continue;
+                        if (model_strv_contains(rq->declined_by, p->id)) continue;
+                        if (!rq->node_types[0]) continue;
+                        char buf[256];
+                        const char *why = decline_reason(p, rq, buf, sizeof buf);
+                        if (why) {
+                                decline_request(p, rq, why);
+                                continue;
+                        }
+                        if (p->paused) continue;
+                        if (preferred_elsewhere(l, rq, p) || better_pool(l, rq, p)) continue;
+                        accept_request(p, rq);
+                }
+        }
+        free(c.v);
+}
+
+static void abort_fn(const char *key, void *value, void *ud) {
+        struct req_handler *h = value;
+        /* Launching slots: the launch owns that node lock and releases it. */
+        handler_free(h);
+}
+
+void requests_abort_all(struct launcher *l) {
+        smap_foreach(&l->handlers, abort_fn, NULL);
+        smap_clear(&l->handlers, NULL);
+}
