@@ -2,7 +2,7 @@
  *
  * A subcommand is int fn(struct ctl *ctl, int argc, char **argv): argv[0] is the
  * subcommand name, the rest its own arguments (parse them with getopt_long,
- * optind reset to 1 by the dispatcher). It returns the process exit code:
+ * optind reset by the dispatcher; options may follow operands). It returns the process exit code:
  * 0 success, 1 failure the user must act on (e.g. invalid config), 2 usage error. */
 #pragma once
 

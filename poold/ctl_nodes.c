@@ -188,7 +188,7 @@ int ctl_list(struct ctl *ctl, int argc, char **argv) {
         static const struct option opts[] = { { "detail", no_argument, NULL, 'd' }, {} };
         bool detail = false;
         int c;
-        while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
                 if (c == 'd')
                         detail = true;
                 else

@@ -87,7 +87,7 @@ int main(int argc, char **argv) {
                 if (strcmp(commands[i].name, name) != 0) continue;
                 int sub_argc = argc - optind;
                 char **sub_argv = argv + optind;
-                optind = 1;
+                optind = 0; /* 0, not 1: glibc then re-reads the optstring (permuting again, not "+") */
                 return commands[i].run(&ctl, sub_argc, sub_argv);
         }
         fprintf(stderr, "poolctl: unknown command '%s' (see poolctl --help)\n", name);
