@@ -2,11 +2,14 @@
  *
  * A subcommand is int fn(struct ctl *ctl, int argc, char **argv): argv[0] is the
  * subcommand name, the rest its own arguments (parse them with getopt_long,
- * optind reset to 1 by the dispatcher). It returns the process exit code:
+ * optind reset by the dispatcher; options may follow operands). It returns the process exit code:
  * 0 success, 1 failure the user must act on (e.g. invalid config), 2 usage error. */
 #pragma once
 
+#include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 struct ctl {
         const char *config_path;   /* -c, default /etc/nodepool/nodepool.yaml */
@@ -23,3 +26,109 @@ struct ctl_command {
 };
 
 int ctl_config_validate(struct ctl *ctl, int argc, char **argv);
+
+/* ---- ZooKeeper subcommands (ctl_nodes.c, ctl_requests.c, ctl_images.c, ctl_data.c) ---- */
+int ctl_list(struct ctl *ctl, int argc, char **argv);
+int ctl_delete(struct ctl *ctl, int argc, char **argv);
+int ctl_hold(struct ctl *ctl, int argc, char **argv);
+int ctl_info(struct ctl *ctl, int argc, char **argv);
+int ctl_erase(struct ctl *ctl, int argc, char **argv);
+int ctl_request_list(struct ctl *ctl, int argc, char **argv);
+int ctl_dib_image_list(struct ctl *ctl, int argc, char **argv);
+int ctl_image_list(struct ctl *ctl, int argc, char **argv);
+int ctl_image_status(struct ctl *ctl, int argc, char **argv);
+int ctl_image_build(struct ctl *ctl, int argc, char **argv);
+int ctl_image_delete(struct ctl *ctl, int argc, char **argv);
+int ctl_dib_image_delete(struct ctl *ctl, int argc, char **argv);
+int ctl_image_pause(struct ctl *ctl, int argc, char **argv);
+int ctl_image_unpause(struct ctl *ctl, int argc, char **argv);
+int ctl_export_image_data(struct ctl *ctl, int argc, char **argv);
+int ctl_import_image_data(struct ctl *ctl, int argc, char **argv);
+
+/* ---- shared helpers (ctl_common.c); all run on the main thread ---- */
+struct config;
+struct zk;
+struct zk_stat;
+struct table;
+
+/* How long poolctl waits for ZooKeeper before giving up, at most. */
+#define CTL_CONNECT_TIMEOUT_MS 10000
+
+/* Load -c/-s. On failure the problems are printed to stderr and -errno
+ * returned. *ret owned by the caller (config_free). */
+int ctl_load_config(struct ctl *ctl, struct config **ret);
+/* Load the config and connect to its zookeeper-servers, waiting at most
+ * min(zookeeper-timeout, CTL_CONNECT_TIMEOUT_MS). Failures are reported on
+ * stderr; returns 0 or -errno. Both results owned by the caller. */
+int ctl_open(struct ctl *ctl, struct config **ret_config, struct zk **ret_zk);
+/* Print T as text, or JSON under --json: the exit code (0, or 1 when stdout fails). */
+int ctl_print_table(struct ctl *ctl, const struct table *t);
+/* Usage error for subcommand NAME: message (may be NULL) + synopsis on stderr; returns 2. */
+int ctl_usage(const char *name, const char *synopsis, const char *msg);
+
+/* One read of a pipelined batch (ctl_read_many). Fill op and path; the rest
+ * is the answer: r (0 or -errno, -ENOENT for a missing node), data/len for
+ * CTL_READ_GET, stat (GET, EXISTS: r == 0 means it exists), children for
+ * CTL_READ_CHILDREN (sorted). ctl_reads_free() frees paths and answers. */
+enum ctl_read_op { CTL_READ_GET, CTL_READ_EXISTS, CTL_READ_CHILDREN };
+struct ctl_read {
+        enum ctl_read_op op;
+        char *path;                /* owned */
+        void *userdata;            /* the caller's, untouched */
+        bool done;
+        int r;
+        char *data;
+        size_t len;
+        int32_t num_children;      /* GET, EXISTS */
+        int64_t ctime_ms;          /* GET, EXISTS */
+        char **children;           /* CHILDREN, NULL-terminated */
+        size_t n_children;
+};
+/* Issue every read at once and wait for all answers (one round trip's worth
+ * of latency instead of N). 0, or -ETIMEDOUT / -ECONNRESET if ZooKeeper stops
+ * answering (then some reads are not done and keep r = that error). */
+int ctl_read_many(struct zk *zk, struct ctl_read *reads, size_t n);
+void ctl_reads_free(struct ctl_read *reads, size_t n);
+/* Sorted children of PATH (none when it does not exist): 0 or -errno. */
+int ctl_children_sorted(struct zk *zk, const char *path, char ***ret, size_t *ret_n);
+/* A JSON value as one line of text, for table cells: strings as is, others
+ * compact JSON, NULL/null as "". Malloc'd. */
+char *ctl_json_text(json_t *v);
+
+/* ---- the /nodepool/images tree, read in one pipelined pass per level (ctl_images.c) ---- */
+struct image_build;
+struct image_upload;
+
+struct ctl_upload {
+        char *provider;
+        char *id;                  /* 10-digit sequence */
+        char *path;
+        char *data;                /* raw record */
+        size_t len;
+        struct image_upload *upload; /* NULL when malformed (warned about) */
+};
+struct ctl_build {
+        char *id;
+        char *path;
+        char *data;                /* raw record */
+        size_t len;
+        struct image_build *build; /* NULL when malformed (warned about) */
+        struct ctl_upload *uploads;
+        size_t n_uploads;
+};
+struct ctl_image {
+        char *name;
+        bool paused;               /* the pause flag znode exists */
+        bool build_requested;      /* request-build exists */
+        int64_t request_ctime_ms;
+        bool building;             /* the per-image build lock has a contender */
+        struct ctl_build *builds;
+        size_t n_builds;
+};
+struct ctl_images {
+        struct ctl_image *images;  /* sorted by name; builds, providers, uploads sorted too */
+        size_t n_images;
+};
+/* Read the whole tree. Vanishing znodes are skipped. 0 or -errno. */
+int ctl_images_load(struct zk *zk, struct ctl_images *ret);
+void ctl_images_done(struct ctl_images *t);

@@ -11,6 +11,24 @@
 #endif
 
 static const struct ctl_command commands[] = {
+        { "list", ctl_list, "[--detail]", "list nodes (--detail: every column)" },
+        { "delete", ctl_delete, "ID [--now]",
+          "mark a node for deletion (--now: delete its server and record at once)" },
+        { "hold", ctl_hold, "ID", "hold a node (keep it; Zuul will not use it)" },
+        { "info", ctl_info, "PROVIDER", "show a provider's image uploads and nodes in ZooKeeper" },
+        { "erase", ctl_erase, "PROVIDER [--force]", "erase a provider's uploads and nodes from ZooKeeper" },
+        { "request-list", ctl_request_list, "", "list node requests" },
+        { "dib-image-list", ctl_dib_image_list, "", "list diskimage builds" },
+        { "image-list", ctl_image_list, "", "list image uploads" },
+        { "image-status", ctl_image_status, "", "show each image's pause flag and build request" },
+        { "image-build", ctl_image_build, "IMAGE", "request a build of a diskimage" },
+        { "image-delete", ctl_image_delete, "--provider P --image I --build-id B --upload-id U",
+          "mark an image upload for deletion" },
+        { "dib-image-delete", ctl_dib_image_delete, "IMAGE-BUILD_ID", "mark a diskimage build for deletion" },
+        { "image-pause", ctl_image_pause, "IMAGE", "pause building and uploading an image" },
+        { "image-unpause", ctl_image_unpause, "IMAGE", "resume building and uploading an image" },
+        { "export-image-data", ctl_export_image_data, "PATH", "save image build/upload records to a file" },
+        { "import-image-data", ctl_import_image_data, "PATH", "restore image records saved by export-image-data" },
         { "config-validate", ctl_config_validate, "",
           "validate the configuration file; exit 0 if valid, else print every problem and exit 1" },
 };
@@ -31,7 +49,8 @@ static void usage(FILE *f) {
                 "\n"
                 "commands:\n");
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-                fprintf(f, "  %-18s %s\n", commands[i].name, commands[i].help);
+                fprintf(f, "  %s%s%s\n        %s\n", commands[i].name, *commands[i].args ? " " : "",
+                        commands[i].args, commands[i].help);
 }
 
 int main(int argc, char **argv) {
@@ -68,7 +87,7 @@ int main(int argc, char **argv) {
                 if (strcmp(commands[i].name, name) != 0) continue;
                 int sub_argc = argc - optind;
                 char **sub_argv = argv + optind;
-                optind = 1;
+                optind = 0; /* 0, not 1: glibc then re-reads the optstring (permuting again, not "+") */
                 return commands[i].run(&ctl, sub_argc, sub_argv);
         }
         fprintf(stderr, "poolctl: unknown command '%s' (see poolctl --help)\n", name);

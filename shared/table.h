@@ -1,0 +1,68 @@
+/* table.h — the rows a listing command prints, as Python's PrettyTable draws
+ * them (default style, every column left-aligned, as `nodepool list` does)
+ * or as JSON (a list of objects keyed by the columns' field names, as
+ * Nodepool's web app serves them).
+ *
+ *   +----+----------+
+ *   | ID | Provider |
+ *   +----+----------+
+ *   | 1  | local    |
+ *   +----+----------+
+ *
+ * Each cell holds a display text and a JSON value; they may differ (the
+ * "age" cell shows DD:HH:MM:SS, its JSON is the raw state_time). Widths count
+ * terminal columns (UTF-8 decoded; East Asian wide characters take two,
+ * combining marks and control characters none), and a cell with newlines
+ * spans several lines, as in PrettyTable.
+ *
+ * A table is owned by one thread; nothing here is shared. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "macro.h"
+
+struct table_column {
+        const char *key;    /* JSON field name, e.g. "public_ipv4" */
+        const char *header; /* text header, e.g. "Public IPv4" */
+};
+
+struct table;
+
+/* A table with N columns (copied). Never NULL. */
+struct table *table_new(const struct table_column *cols, size_t n);
+void table_free(struct table *t);   /* NULL ok */
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct table *, table_free);
+
+/* Leave column COL out of the text form (it stays in the JSON form). */
+void table_hide_column(struct table *t, size_t col);
+
+/* Append an empty row (every cell "" / JSON null); the table_set_* calls
+ * below fill the last row. */
+void table_add_row(struct table *t);
+size_t table_n_rows(const struct table *t);
+
+/* Set cell COL of the last row: TEXT (copied; NULL = "") and JSON (a
+ * reference the table takes over; NULL = null). No row yet: a no-op that
+ * still drops the JSON reference. */
+void table_set(struct table *t, size_t col, const char *text, json_t *json);
+/* S as text and as JSON string; NULL = "" and null. */
+void table_set_str(struct table *t, size_t col, const char *s);
+/* A string list: text joined with ',', JSON an array. NULL = empty list. */
+void table_set_strv(struct table *t, size_t col, char *const *l);
+/* An integer shown in decimal, JSON a number. */
+void table_set_int(struct table *t, size_t col, long long v);
+
+/* The PrettyTable text, each line ending in '\n'. Malloc'd, caller frees. */
+char *table_format_text(const struct table *t);
+/* json.dumps() of the rows: "[{"id": "1", ...}, ...]" (non-ASCII escaped,
+ * as Python does) plus '\n'. Malloc'd, caller frees. */
+char *table_format_json(const struct table *t);
+/* Write the text form (JSON when JSON is true) to F: 0 or -errno. */
+int table_print(const struct table *t, bool json, FILE *f);
+
+/* Terminal columns of the UTF-8 text S[0..len) (no newline handling). */
+size_t table_text_width(const char *s, size_t len);
