@@ -427,6 +427,10 @@ static int handle_open(struct zk *zk) {
                 free(h);
                 return r;
         }
+        /* By default the client re-resolves the host names on every socket
+         * readiness check: one getaddrinfo per request under load. Once a
+         * minute is plenty (it still resolves on connection loss). */
+        zoo_set_servers_resolution_delay(zh, 60 * 1000);
         zk->zh = zh;
         zk->hctx = h;
         return 0;
