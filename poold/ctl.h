@@ -132,3 +132,11 @@ struct ctl_images {
 /* Read the whole tree. Vanishing znodes are skipped. 0 or -errno. */
 int ctl_images_load(struct zk *zk, struct ctl_images *ret);
 void ctl_images_done(struct ctl_images *t);
+
+/* Read the record at PATH for a command; WHAT names it in messages
+ * ("build foo-123"). Returns 0 with the data, or 1 (the exit code) after
+ * printing why: not found, or the ZooKeeper error. */
+int ctl_get_record(struct zk *zk, const char *path, const char *what, char **ret_data, size_t *ret_len);
+/* Store JSON at PATH (any version); 0, or 1 after printing the error. */
+int ctl_put_record(struct zk *zk, const char *path, const char *json, size_t len);
+

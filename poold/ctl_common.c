@@ -202,3 +202,26 @@ char *ctl_json_text(json_t *v) {
         free(s);
         return out;
 }
+
+int ctl_get_record(struct zk *zk, const char *path, const char *what, char **ret_data, size_t *ret_len) {
+        int r = zk_get(zk, path, ret_data, ret_len, NULL);
+        if (r == -ENOENT) {
+                fprintf(stderr, "poolctl: %s not found\n", what);
+                return 1;
+        }
+        if (r < 0) {
+                fprintf(stderr, "poolctl: cannot read %s: %s\n", path, strerror(-r));
+                return 1;
+        }
+        return 0;
+}
+
+int ctl_put_record(struct zk *zk, const char *path, const char *json, size_t len) {
+        int r = zk_set(zk, path, json, len, -1, NULL);
+        if (r < 0) {
+                fprintf(stderr, "poolctl: cannot store %s: %s\n", path, strerror(-r));
+                return 1;
+        }
+        return 0;
+}
+

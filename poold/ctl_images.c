@@ -426,16 +426,9 @@ int ctl_image_delete(struct ctl *ctl, int argc, char **argv) {
         _cleanup_(zk_freep) struct zk *zk = NULL;
         if (ctl_open(ctl, &cfg, &zk) < 0) return 1;
         _cleanup_free_ char *data = NULL;
+        _cleanup_free_ char *what = xasprintf("image upload %s", path);
         size_t len = 0;
-        int r = zk_get(zk, path, &data, &len, NULL);
-        if (r == -ENOENT) {
-                fprintf(stderr, "poolctl: image upload %s not found\n", path);
-                return 1;
-        }
-        if (r < 0) {
-                fprintf(stderr, "poolctl: cannot read %s: %s\n", path, strerror(-r));
-                return 1;
-        }
+        if (ctl_get_record(zk, path, what, &data, &len)) return 1;
         struct model_error err = {};
         _cleanup_(image_upload_freep) struct image_upload *u = NULL;
         if (image_upload_from_json(data, len, upload, &u, &err) < 0) {
@@ -448,13 +441,12 @@ int ctl_image_delete(struct ctl *ctl, int argc, char **argv) {
         }
         image_upload_set_state(u, IMAGE_UPLOAD_STATE_DELETING);
         _cleanup_free_ char *json = NULL;
-        r = image_upload_to_json(u, &json, &len);
-        if (r >= 0) r = zk_set(zk, path, json, len, -1, NULL);
+        int r = image_upload_to_json(u, &json, &len);
         if (r < 0) {
-                fprintf(stderr, "poolctl: cannot store %s: %s\n", path, strerror(-r));
+                fprintf(stderr, "poolctl: cannot encode %s: %s\n", path, strerror(-r));
                 return 1;
         }
-        return 0;
+        return ctl_put_record(zk, path, json, len);
 }
 
 int ctl_dib_image_delete(struct ctl *ctl, int argc, char **argv) {
@@ -476,16 +468,9 @@ int ctl_dib_image_delete(struct ctl *ctl, int argc, char **argv) {
         _cleanup_(zk_freep) struct zk *zk = NULL;
         if (ctl_open(ctl, &cfg, &zk) < 0) return 1;
         _cleanup_free_ char *data = NULL;
+        _cleanup_free_ char *what = xasprintf("build %s", id);
         size_t len = 0;
-        int r = zk_get(zk, path, &data, &len, NULL);
-        if (r == -ENOENT) {
-                fprintf(stderr, "poolctl: build %s not found\n", id);
-                return 1;
-        }
-        if (r < 0) {
-                fprintf(stderr, "poolctl: cannot read %s: %s\n", path, strerror(-r));
-                return 1;
-        }
+        if (ctl_get_record(zk, path, what, &data, &len)) return 1;
         struct model_error err = {};
         _cleanup_(image_build_freep) struct image_build *b = NULL;
         if (image_build_from_json(data, len, build_id, &b, &err) < 0) {
@@ -498,11 +483,10 @@ int ctl_dib_image_delete(struct ctl *ctl, int argc, char **argv) {
         }
         image_build_set_state(b, IMAGE_BUILD_STATE_DELETING);
         _cleanup_free_ char *json = NULL;
-        r = image_build_to_json(b, &json, &len);
-        if (r >= 0) r = zk_set(zk, path, json, len, -1, NULL);
+        int r = image_build_to_json(b, &json, &len);
         if (r < 0) {
-                fprintf(stderr, "poolctl: cannot store %s: %s\n", path, strerror(-r));
+                fprintf(stderr, "poolctl: cannot encode %s: %s\n", path, strerror(-r));
                 return 1;
         }
-        return 0;
+        return ctl_put_record(zk, path, json, len);
 }

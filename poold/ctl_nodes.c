@@ -470,6 +470,24 @@ static int provider_builds(struct zk *zk, const char *provider, struct provider_
         return 0;
 }
 
+/* The provider's uploads (by build) and nodes, for info and erase; 0, or 1
+ * (the exit code) after printing the error. */
+static int provider_data(struct zk *zk, const char *provider, struct provider_build **ret_builds,
+                         size_t *ret_n_builds, struct node ***ret_nodes, size_t *ret_n_nodes) {
+        struct provider_build *builds = NULL;
+        size_t n_builds = 0;
+        int r = provider_builds(zk, provider, &builds, &n_builds);
+        if (r >= 0) r = provider_nodes(zk, provider, ret_nodes, ret_n_nodes);
+        if (r < 0) {
+                provider_builds_free(builds, n_builds);
+                fprintf(stderr, "poolctl: cannot read provider data: %s\n", strerror(-r));
+                return 1;
+        }
+        *ret_builds = builds;
+        *ret_n_builds = n_builds;
+        return 0;
+}
+
 int ctl_info(struct ctl *ctl, int argc, char **argv) {
         static const struct option opts[] = { {} };
         if (getopt_long(argc, argv, "", opts, NULL) != -1) return ctl_usage("info", "PROVIDER", NULL);
@@ -482,15 +500,9 @@ int ctl_info(struct ctl *ctl, int argc, char **argv) {
         /* Like Nodepool, the provider need not be in the config: it may be a removed one. */
         struct provider_build *builds = NULL;
         size_t n_builds = 0;
-        int r = provider_builds(zk, provider, &builds, &n_builds);
         struct node **nodes = NULL;
         size_t n_nodes = 0;
-        if (r >= 0) r = provider_nodes(zk, provider, &nodes, &n_nodes);
-        if (r < 0) {
-                provider_builds_free(builds, n_builds);
-                fprintf(stderr, "poolctl: cannot read provider data: %s\n", strerror(-r));
-                return 1;
-        }
+        if (provider_data(zk, provider, &builds, &n_builds, &nodes, &n_nodes)) return 1;
 
         static const struct table_column icols[] = {
                 { "image", "Image Name" }, { "build_id", "Build ID" }, { "upload_ids", "Upload IDs" }
@@ -547,15 +559,9 @@ int ctl_erase(struct ctl *ctl, int argc, char **argv) {
         if (ctl_open(ctl, &cfg, &zk) < 0) return 1;
         struct provider_build *builds = NULL;
         size_t n_builds = 0;
-        int r = provider_builds(zk, provider, &builds, &n_builds);
         struct node **nodes = NULL;
         size_t n_nodes = 0;
-        if (r >= 0) r = provider_nodes(zk, provider, &nodes, &n_nodes);
-        if (r < 0) {
-                provider_builds_free(builds, n_builds);
-                fprintf(stderr, "poolctl: cannot read provider data: %s\n", strerror(-r));
-                return 1;
-        }
+        if (provider_data(zk, provider, &builds, &n_builds, &nodes, &n_nodes)) return 1;
 
         int ret = 0;
         if (!force) {
@@ -573,7 +579,7 @@ int ctl_erase(struct ctl *ctl, int argc, char **argv) {
         for (size_t i = 0; i < n_builds; i++) {
                 _cleanup_free_ char *path = xasprintf("/nodepool/images/%s/builds/%s/providers/%s", builds[i].image,
                                                       builds[i].build_id, provider);
-                r = zk_delete_recursive(zk, path);
+                int r = zk_delete_recursive(zk, path);
                 if (r < 0) {
                         fprintf(stderr, "poolctl: cannot remove %s: %s\n", path, strerror(-r));
                         ret = 1;
@@ -582,7 +588,7 @@ int ctl_erase(struct ctl *ctl, int argc, char **argv) {
         printf("Erasing node data for %s...\n", provider);
         for (size_t i = 0; i < n_nodes; i++) {
                 _cleanup_free_ char *path = node_path(nodes[i]->id);
-                r = zk_delete_recursive(zk, path);
+                int r = zk_delete_recursive(zk, path);
                 if (r < 0) {
                         fprintf(stderr, "poolctl: cannot remove %s: %s\n", path, strerror(-r));
                         ret = 1;
