@@ -21,11 +21,7 @@
 static void reset_lost(struct launcher *l, const char *id) {
         _cleanup_free_ char *lpath = zkrec_request_lock_path(id);
         struct zk_lock *lock = NULL;
-        if (zk_lock_new(l->zk, lpath, NULL, &lock) < 0) return;
-        if (zk_lock_try(lock) != 1) {
-                zk_lock_free(lock);
-                return;
-        }
+        if (zk_lock_try_new(l->zk, lpath, NULL, &lock) != 1) return;
         struct node_request *rq = NULL;
         int32_t ver;
         if (zkrec_request_read(l, id, &rq, &ver) >= 0 && rq->state == NODE_REQUEST_STATE_PENDING) {

@@ -88,11 +88,7 @@ static void start_delete(struct launcher *l, const char *id, const struct node *
         if (!pv || !pv->provider) return;
         _cleanup_free_ char *lpath = zkrec_node_lock_path(id);
         struct zk_lock *lock = NULL;
-        if (zk_lock_new(l->zk, lpath, NULL, &lock) < 0) return;
-        if (zk_lock_try(lock) != 1) {
-                zk_lock_free(lock);
-                return;
-        }
+        if (zk_lock_try_new(l->zk, lpath, NULL, &lock) != 1) return;
         struct node *n = NULL;
         int32_t ver;
         if (zkrec_node_read(l, id, &n, &ver) < 0 || !deletable(n->state)) {

@@ -379,15 +379,10 @@ static void accept_request(struct pool *p, const struct node_request *cached) {
         struct launcher *l = p->l;
         _cleanup_free_ char *lpath = zkrec_request_lock_path(cached->id);
         struct zk_lock *lock = NULL;
-        if (zk_lock_new(l->zk, lpath, NULL, &lock) < 0) return;
-        int r = zk_lock_try(lock);
-        if (r <= 0) {
-                zk_lock_free(lock);
-                return;
-        }
+        if (zk_lock_try_new(l->zk, lpath, NULL, &lock) != 1) return;
         struct node_request *rq = NULL;
         int32_t ver;
-        r = zkrec_request_read(l, cached->id, &rq, &ver);
+        int r = zkrec_request_read(l, cached->id, &rq, &ver);
         if (r < 0 || rq->state != NODE_REQUEST_STATE_REQUESTED || model_strv_contains(rq->declined_by, p->id)) {
                 node_request_free(rq);
                 zk_lock_release_async(lock);

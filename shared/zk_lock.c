@@ -313,6 +313,19 @@ static int attempt(struct zk_lock *l, bool blocking, int timeout_ms) {
 
 int zk_lock_try(struct zk_lock *l) { return attempt(l, false, -1); }
 
+int zk_lock_try_new(struct zk *zk, const char *path, const char *identifier, struct zk_lock **ret) {
+        struct zk_lock *l = NULL;
+        int r = zk_lock_new(zk, path, identifier, &l);
+        if (r < 0) return r;
+        r = zk_lock_try(l);
+        if (r != 1) {
+                zk_lock_free(l);
+                return r;
+        }
+        *ret = l;
+        return 1;
+}
+
 int zk_lock_acquire(struct zk_lock *l, int timeout_ms) {
         int r = attempt(l, true, timeout_ms);
         return r > 0 ? 0 : r;

@@ -27,6 +27,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct zk_lock *, zk_lock_free);
 /* Non-blocking: 1 acquired, 0 held by someone else (our contender is removed
  * again), -EBUSY if this object holds it or has an attempt pending, <0 error. */
 int zk_lock_try(struct zk_lock *l);
+/* zk_lock_new() + zk_lock_try() in one: 1 and *ret (a held lock, caller
+ * frees) when acquired; 0 when someone else holds it or -errno, and then
+ * nothing is allocated. */
+int zk_lock_try_new(struct zk *zk, const char *path, const char *identifier, struct zk_lock **ret);
 /* Block until acquired (0), or -ETIMEDOUT after TIMEOUT_MS (-1: forever) with
  * our contender removed; waits on the predecessor with a watch. */
 int zk_lock_acquire(struct zk_lock *l, int timeout_ms);
