@@ -228,9 +228,8 @@ static void poke(struct zk *zk) {
         (void)n;
 }
 
-/* Append to the dispatch queue; any thread. */
-static void enqueue(struct zk *zk, struct zk_call *c) {
-        pthread_mutex_lock(&zk->mu);
+/* Append to the dispatch queue; caller holds zk->mu. */
+static void queue_append_locked(struct zk *zk, struct zk_call *c) {
         c->queued = true;
         c->q_next = NULL;
         if (zk->q_tail)
@@ -238,6 +237,12 @@ static void enqueue(struct zk *zk, struct zk_call *c) {
         else
                 zk->q_head = c;
         zk->q_tail = c;
+}
+
+/* Append to the dispatch queue; any thread. */
+static void enqueue(struct zk *zk, struct zk_call *c) {
+        pthread_mutex_lock(&zk->mu);
+        queue_append_locked(zk, c);
         pthread_mutex_unlock(&zk->mu);
         poke(zk);
 }
@@ -473,13 +478,7 @@ static void handle_close(struct zk *zk) {
                         }
                 } else if (c->kind == CALL_OP) {
                         c->r = -EKEYEXPIRED;
-                        c->queued = true;
-                        c->q_next = NULL;
-                        if (zk->q_tail)
-                                zk->q_tail->q_next = c;
-                        else
-                                zk->q_head = c;
-                        zk->q_tail = c;
+                        queue_append_locked(zk, c);
                 }
         }
         pthread_mutex_unlock(&zk->mu);
