@@ -31,9 +31,12 @@ struct parse_state {
 #define perr(st, line, col, ...) \
         config_diags_add((st)->diags, (st)->name, (st)->file_index, (line), (col), CONFIG_SEVERITY_ERROR, __VA_ARGS__)
 
-/* Replace every %(NODEPOOL_x) in S by the environment variable; unset → error. */
-static char *subst_env(struct parse_state *st, const char *s, unsigned line, unsigned col) {
+/* Replace every %(NODEPOOL_x) in S by the environment variable; unset → error.
+ * *ret_resolved: S had references and all were set. */
+static char *subst_env(struct parse_state *st, const char *s, unsigned line, unsigned col, bool *ret_resolved) {
+        *ret_resolved = false;
         if (!strstr(s, "%(NODEPOOL_")) return xstrdup(s);
+        bool resolved = true;
         char *out = NULL;
         size_t outlen = 0;
         FILE *f = open_memstream(&out, &outlen);
@@ -58,12 +61,15 @@ static char *subst_env(struct parse_state *st, const char *s, unsigned line, uns
                 const char *v = getenv(var);
                 if (v)
                         fputs(v, f);
-                else
+                else {
                         perr(st, line, col, "environment variable '%s' is not set", var);
+                        resolved = false;
+                }
                 free(var);
                 p = e + 1;
         }
         fclose(f);
+        *ret_resolved = resolved;
         return out ? out : xstrdup("");
 }
 
@@ -155,7 +161,12 @@ int cnode_parse(const char *name, unsigned file_index, const char *data, size_t 
                         _cleanup_free_ char *raw = xstrndup((const char *)ev.data.scalar.value, ev.data.scalar.length);
                         struct cnode *parent = depth ? stack[depth - 1] : NULL;
                         bool is_key = parent && parent->type == CNODE_MAP && parent->n % 2 == 0;
-                        node->value = is_key ? TAKE_PTR(raw) : subst_env(&st, raw, line, col);
+                        bool resolved = false;
+                        node->value = is_key ? TAKE_PTR(raw) : subst_env(&st, raw, line, col, &resolved);
+                        /* "%(" cannot start a plain YAML scalar, so references
+                         * must be quoted: type such a value by what it became
+                         * (port: "%(NODEPOOL_ZK_PORT)" is an integer). */
+                        if (resolved && !tag) node->plain = true;
                         break;
                 }
                 case YAML_SEQUENCE_START_EVENT:

@@ -215,6 +215,28 @@ static void test_env_substitution(void **state) {
         config_diags_clear(&d);
 }
 
+/* A quoted scalar made of a %(NODEPOOL_x) reference is typed by its value
+ * ("%(" cannot start a plain YAML scalar); a literal quoted number stays an error. */
+static void test_env_reference_typed_by_value(void **state) {
+        setenv("NODEPOOL_TEST_PORT", "2999", 1);
+        struct config_diags d = {};
+        struct config *c = load_str("zookeeper-servers: [{host: zk, port: \"%(NODEPOOL_TEST_PORT)\"}]\n", &d);
+        assert_non_null(c);
+        assert_int_equal(c->zk_servers[0].port, 2999);
+        config_free(c);
+        setenv("NODEPOOL_TEST_PORT", "many", 1);
+        c = load_str("zookeeper-servers: [{host: zk, port: \"%(NODEPOOL_TEST_PORT)\"}]\n", &d);
+        assert_null(c);
+        assert_int_equal(d.n, 1);
+        assert_string_equal(d.items[0].message, "'port' in zookeeper-servers entry #1: expected an integer, got 'many'");
+        config_diags_clear(&d);
+        c = load_str("zookeeper-servers: [{host: zk, port: \"2181\"}]\n", &d);
+        assert_null(c);
+        assert_int_equal(d.n, 1);
+        config_diags_clear(&d);
+        unsetenv("NODEPOOL_TEST_PORT");
+}
+
 /* The secure file replaces zookeeper-servers and merges diskimage env-vars by name. */
 static void test_secure_merge(void **state) {
         struct config *c = load_ok("secure-main.yaml", "secure.yaml");
@@ -316,6 +338,7 @@ int main(void) {
                 cmocka_unit_test(test_all_keys_parsed),
                 cmocka_unit_test(test_diskimage_chain_flattened),
                 cmocka_unit_test(test_env_substitution),
+                cmocka_unit_test(test_env_reference_typed_by_value),
                 cmocka_unit_test(test_secure_merge),
                 cmocka_unit_test(test_diagnostics_positions_and_order),
                 cmocka_unit_test(test_zookeeper_tls_is_a_warning),
