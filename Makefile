@@ -61,7 +61,7 @@ PROGRAMS := $(BUILD)/bin/poold $(BUILD)/bin/poolctl $(BUILD)/bin/poold-builder
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
 
-.PHONY: all programs tests check check-unit check-integration fuzz fuzz-build deps install clean
+.PHONY: all programs tests check check-unit check-integration fuzz fuzz-build deps install clean up down
 .DELETE_ON_ERROR:
 
 all: programs
@@ -162,8 +162,16 @@ deps:
 # ---------------------------------------------------------------- install
 install: programs
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/poold
-	install -m 0755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(PROGRAMS) poold/poold-local $(DESTDIR)$(PREFIX)/bin/
 	cp -R elements etc README.md $(DESTDIR)$(PREFIX)/share/poold/
+
+# ---------------------------------------------------------------- one machine
+# The embedded default: ZooKeeper, libvirtd, poold-builder, poold and a ready VM.
+up: deps programs
+	poold/poold-local up
+
+down:
+	poold/poold-local down
 
 clean:
 	rm -rf build build-san build-fuzz
