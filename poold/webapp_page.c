@@ -27,7 +27,7 @@ const char webapp_page_html[] =
         "th, td { text-align: left; padding: 3px 8px; border-bottom: 1px solid #eceff3; white-space: nowrap; }\n"
         "th { background: #f0f2f5; position: sticky; top: 0; }\n"
         "td.n { text-align: right; font-variant-numeric: tabular-nums; }\n"
-        ".chip { display: inline-block; margin: 2px 6px 2px 0; padding: 2px 8px; border-radius: 10px; background: #e8ecf2; }\n"
+        ".chip { display: inline-block; margin: 2px 6px 2px 0; padding: 2px 8px; border-radius: 10px; background: #e8ecf2; color: #222; }\n"
         ".st-ready { color: #2e7d32; } .st-in-use { color: #1565c0; } .st-failed, .st-aborted { color: #c62828; }\n"
         ".st-building, .st-init { color: #ef6c00; } .st-deleting, .st-used { color: #6d4c41; } .st-hold { color: #6a1b9a; }\n"
         ".muted { color: #777; } .why { color: #8d3b00; }\n"
