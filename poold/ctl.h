@@ -91,9 +91,6 @@ int ctl_read_many(struct zk *zk, struct ctl_read *reads, size_t n);
 void ctl_reads_free(struct ctl_read *reads, size_t n);
 /* Sorted children of PATH (none when it does not exist): 0 or -errno. */
 int ctl_children_sorted(struct zk *zk, const char *path, char ***ret, size_t *ret_n);
-/* A JSON value as one line of text, for table cells: strings as is, others
- * compact JSON, NULL/null as "". Malloc'd. */
-char *ctl_json_text(json_t *v);
 
 /* ---- the /nodepool/images tree, read in one pipelined pass per level (ctl_images.c) ---- */
 struct image_build;

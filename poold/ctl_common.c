@@ -193,16 +193,6 @@ int ctl_children_sorted(struct zk *zk, const char *path, char ***ret, size_t *re
         return 0;
 }
 
-char *ctl_json_text(json_t *v) {
-        if (!v || json_is_null(v)) return xstrdup("");
-        if (json_is_string(v)) return xstrdup(json_string_value(v));
-        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
-        if (!s) return xstrdup("");
-        char *out = xstrdup(s);
-        free(s);
-        return out;
-}
-
 int ctl_get_record(struct zk *zk, const char *path, const char *what, char **ret_data, size_t *ret_len) {
         int r = zk_get(zk, path, ret_data, ret_len, NULL);
         if (r == -ENOENT) {

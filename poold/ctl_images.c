@@ -15,6 +15,7 @@
 #include "alloc.h"
 #include "config.h"
 #include "ctl.h"
+#include "listing.h"
 #include "log.h"
 #include "model_image.h"
 #include "table.h"
@@ -212,17 +213,6 @@ static bool no_args(int argc, char **argv, const char *name) {
         return true;
 }
 
-/* Integer seconds like Nodepool's int(state_time), and the age text from it. */
-static void set_int_age(struct table *t, size_t col, double when, double now) {
-        if (isnan(when)) {
-                table_set(t, col, "", NULL);
-                return;
-        }
-        long long secs = (long long)when;
-        _cleanup_free_ char *age = model_age_format(now, (double)secs);
-        table_set(t, col, age, json_integer(secs));
-}
-
 /* ---------------------------------------------------------------- listings */
 
 int ctl_dib_image_list(struct ctl *ctl, int argc, char **argv) {
@@ -232,24 +222,14 @@ int ctl_dib_image_list(struct ctl *ctl, int argc, char **argv) {
         struct ctl_images t = {};
         if (load_or_fail(ctl, &cfg, &zk, &t) < 0) return 1;
 
-        static const struct table_column cols[] = { { "id", "ID" },           { "image", "Image" },
-                                                    { "builder", "Builder" }, { "formats", "Formats" },
-                                                    { "state", "State" },     { "age", "Age" } };
-        _cleanup_(table_freep) struct table *tb = table_new(cols, ELEMENTSOF(cols));
+        _cleanup_(table_freep) struct table *tb = listing_dib_image_table();
         double now = model_now();
         for (size_t i = 0; i < t.n_images; i++) {
                 struct ctl_image *im = &t.images[i];
                 for (size_t j = 0; j < im->n_builds; j++) {
                         struct image_build *b = im->builds[j].build;
                         if (!b) continue;
-                        _cleanup_free_ char *id = xasprintf("%s-%s", im->name, b->id);
-                        table_add_row(tb);
-                        table_set_str(tb, 0, id);
-                        table_set_str(tb, 1, im->name);
-                        table_set_str(tb, 2, b->builder);
-                        table_set_strv(tb, 3, b->formats);
-                        table_set_str(tb, 4, im->paused ? "paused" : image_build_state_to_string(b->state));
-                        set_int_age(tb, 5, b->state_time, now);
+                        listing_dib_image_row(tb, im->name, b, im->paused, now);
                 }
         }
         ctl_images_done(&t);
@@ -263,17 +243,7 @@ int ctl_image_list(struct ctl *ctl, int argc, char **argv) {
         struct ctl_images t = {};
         if (load_or_fail(ctl, &cfg, &zk, &t) < 0) return 1;
 
-        static const struct table_column cols[] = {
-                { "id", "Build ID" },
-                { "upload_id", "Upload ID" },
-                { "provider", "Provider" },
-                { "image", "Image" },
-                { "external_name", "Provider Image Name" },
-                { "external_id", "Provider Image ID" },
-                { "state", "State" },
-                { "age", "Age" },
-        };
-        _cleanup_(table_freep) struct table *tb = table_new(cols, ELEMENTSOF(cols));
+        _cleanup_(table_freep) struct table *tb = listing_image_table();
         double now = model_now();
         for (size_t i = 0; i < t.n_images; i++)
                 for (size_t j = 0; j < t.images[i].n_builds; j++) {
@@ -281,15 +251,7 @@ int ctl_image_list(struct ctl *ctl, int argc, char **argv) {
                         for (size_t k = 0; k < b->n_uploads; k++) {
                                 struct image_upload *u = b->uploads[k].upload;
                                 if (!u) continue;
-                                table_add_row(tb);
-                                table_set_str(tb, 0, b->id);
-                                table_set_str(tb, 1, u->id);
-                                table_set_str(tb, 2, u->provider_name);
-                                table_set_str(tb, 3, u->image_name);
-                                table_set_str(tb, 4, u->external_name);
-                                table_set_str(tb, 5, u->external_id);
-                                table_set_str(tb, 6, image_upload_state_to_string(u->state));
-                                set_int_age(tb, 7, u->state_time, now);
+                                listing_image_row(tb, u, now);
                         }
                 }
         ctl_images_done(&t);
@@ -303,22 +265,12 @@ int ctl_image_status(struct ctl *ctl, int argc, char **argv) {
         struct ctl_images t = {};
         if (load_or_fail(ctl, &cfg, &zk, &t) < 0) return 1;
 
-        static const struct table_column cols[] = { { "image", "Image" },
-                                                    { "paused", "Paused" },
-                                                    { "build_request", "Build Request" },
-                                                    { "build_request_age", "Build Request Age" } };
-        _cleanup_(table_freep) struct table *tb = table_new(cols, ELEMENTSOF(cols));
+        _cleanup_(table_freep) struct table *tb = listing_image_status_table();
         double now = model_now();
         for (size_t i = 0; i < t.n_images; i++) {
                 struct ctl_image *im = &t.images[i];
-                table_add_row(tb);
-                table_set_str(tb, 0, im->name);
-                table_set(tb, 1, im->paused ? "True" : "False", json_boolean(im->paused)); /* Python's bool */
-                if (im->build_requested) {
-                        /* A request the builder has taken (build lock held) is "building". */
-                        table_set_str(tb, 2, im->building ? "building" : "pending");
-                        set_int_age(tb, 3, (double)im->request_ctime_ms / 1000.0, now);
-                }
+                listing_image_status_row(tb, im->name, im->paused, im->build_requested, im->building,
+                                         (double)im->request_ctime_ms / 1000.0, now);
         }
         ctl_images_done(&t);
         return ctl_print_table(ctl, tb);

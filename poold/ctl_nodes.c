@@ -16,6 +16,7 @@
 #include "alloc.h"
 #include "config.h"
 #include "ctl.h"
+#include "listing.h"
 #include "log.h"
 #include "model_image.h"
 #include "model_node.h"
@@ -26,94 +27,7 @@
 
 #define NODE_LOCK_TIMEOUT_MS 5000
 
-enum {
-        NC_ID,
-        NC_PROVIDER,
-        NC_LABEL,
-        NC_SERVER_ID,
-        NC_PUBLIC_IPV4,
-        NC_IPV6,
-        NC_STATE,
-        NC_AGE,
-        NC_LOCKED,
-        NC_POOL, /* --detail from here on */
-        NC_HOSTNAME,
-        NC_PRIVATE_IPV4,
-        NC_AZ,
-        NC_USERNAME,
-        NC_PORT,
-        NC_LAUNCHER,
-        NC_ALLOCATED_TO,
-        NC_HOLD_JOB,
-        NC_COMMENT,
-        NC_USER_DATA,
-        NC_DRIVER_DATA,
-        _NC_MAX,
-};
-
-/* Keys as Nodepool's web app names them (protocol.md §3.2). */
-static const struct table_column node_columns[_NC_MAX] = {
-        [NC_ID] = { "id", "ID" },
-        [NC_PROVIDER] = { "provider", "Provider" },
-        [NC_LABEL] = { "label", "Label" },
-        [NC_SERVER_ID] = { "server_id", "Server ID" },
-        [NC_PUBLIC_IPV4] = { "public_ipv4", "Public IPv4" },
-        [NC_IPV6] = { "ipv6", "IPv6" },
-        [NC_STATE] = { "state", "State" },
-        [NC_AGE] = { "age", "Age" },
-        [NC_LOCKED] = { "locked", "Locked" },
-        [NC_POOL] = { "pool", "Pool" },
-        [NC_HOSTNAME] = { "hostname", "Hostname" },
-        [NC_PRIVATE_IPV4] = { "private_ipv4", "Private IPv4" },
-        [NC_AZ] = { "AZ", "AZ" },
-        [NC_USERNAME] = { "username", "Username" },
-        [NC_PORT] = { "connection_port", "Port" },
-        [NC_LAUNCHER] = { "launcher", "Launcher" },
-        [NC_ALLOCATED_TO] = { "allocated_to", "Allocated To" },
-        [NC_HOLD_JOB] = { "hold_job", "Hold Job" },
-        [NC_COMMENT] = { "comment", "Comment" },
-        [NC_USER_DATA] = { "user_data", "User Data" },
-        [NC_DRIVER_DATA] = { "driver_data", "Driver Data" },
-};
-
 static char *node_path(const char *id) { return xasprintf("/nodepool/nodes/%s", id); }
-
-/* A cell holding an opaque JSON value: text as ctl_json_text, JSON as is. */
-static void set_opaque(struct table *t, size_t col, json_t *v) {
-        _cleanup_free_ char *text = ctl_json_text(v);
-        table_set(t, col, text, v && !json_is_null(v) ? json_incref(v) : NULL);
-}
-
-static void node_row(struct table *t, const struct node *n, bool locked, double now) {
-        table_add_row(t);
-        table_set_str(t, NC_ID, n->id);
-        table_set_str(t, NC_PROVIDER, n->provider);
-        table_set_strv(t, NC_LABEL, n->type);
-        set_opaque(t, NC_SERVER_ID, n->external_id);
-        table_set_str(t, NC_PUBLIC_IPV4, n->public_ipv4);
-        table_set_str(t, NC_IPV6, n->public_ipv6);
-        table_set_str(t, NC_STATE, node_state_to_string(n->state));
-        _cleanup_free_ char *age = model_age_format(now, n->state_time);
-        table_set(t, NC_AGE, age, isnan(n->state_time) ? NULL : json_real(n->state_time));
-        table_set_str(t, NC_LOCKED, locked ? "locked" : "unlocked");
-        table_set_str(t, NC_POOL, n->pool);
-        table_set_str(t, NC_HOSTNAME, n->hostname);
-        table_set_str(t, NC_PRIVATE_IPV4, n->private_ipv4);
-        table_set_str(t, NC_AZ, n->az);
-        table_set_str(t, NC_USERNAME, n->username);
-        if (n->connection_port_other && !json_is_null(n->connection_port_other))
-                table_set_str(t, NC_PORT, "redacted"); /* k8s drivers keep credentials there */
-        else if (n->connection_port_other)
-                table_set(t, NC_PORT, "", NULL);
-        else
-                table_set_int(t, NC_PORT, n->connection_port);
-        table_set_str(t, NC_LAUNCHER, n->launcher);
-        table_set_str(t, NC_ALLOCATED_TO, n->allocated_to);
-        table_set_str(t, NC_HOLD_JOB, n->hold_job);
-        table_set_str(t, NC_COMMENT, n->comment);
-        set_opaque(t, NC_USER_DATA, n->user_data);
-        set_opaque(t, NC_DRIVER_DATA, n->driver_data);
-}
 
 /* Fetch IDS (N of them) with their lock state, in one pipelined batch.
  * Vanished nodes are left out; malformed ones are warned about and left out.
@@ -174,11 +88,9 @@ static int print_nodes(struct ctl *ctl, struct zk *zk, char *const *ids, size_t 
                 fprintf(stderr, "poolctl: cannot read nodes: %s\n", strerror(-r));
                 return 1;
         }
-        _cleanup_(table_freep) struct table *t = table_new(node_columns, _NC_MAX);
-        if (!detail)
-                for (size_t c = NC_POOL; c < _NC_MAX; c++) table_hide_column(t, c);
+        _cleanup_(table_freep) struct table *t = listing_node_table(detail);
         double now = model_now();
-        for (size_t i = 0; i < k; i++) node_row(t, nodes[i], locked[i], now);
+        for (size_t i = 0; i < k; i++) listing_node_row(t, nodes[i], locked[i], now);
         nodes_free(nodes, k);
         free(locked);
         return ctl_print_table(ctl, t);
@@ -300,7 +212,7 @@ static int delete_server(const struct config *cfg, const struct node *n) {
                 fprintf(stderr, "poolctl: cannot open provider %s: %s\n", p->name, msg ? msg : strerror(-r));
                 return r;
         }
-        _cleanup_free_ char *ext = ctl_json_text(n->external_id);
+        _cleanup_free_ char *ext = listing_json_text(n->external_id);
         r = prov->ops->delete(prov, ext, &msg);
         if (r == -ENOENT) return 0; /* already gone: the goal is reached */
         if (r < 0) {
@@ -519,7 +431,7 @@ int ctl_info(struct ctl *ctl, int argc, char **argv) {
         for (size_t i = 0; i < n_nodes; i++) {
                 table_add_row(nt);
                 table_set_str(nt, 0, nodes[i]->id);
-                set_opaque(nt, 1, nodes[i]->external_id);
+                listing_set_opaque(nt, 1, nodes[i]->external_id);
         }
         provider_builds_free(builds, n_builds);
         nodes_free(nodes, n_nodes);

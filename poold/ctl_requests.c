@@ -9,23 +9,11 @@
 #include "alloc.h"
 #include "config.h"
 #include "ctl.h"
+#include "listing.h"
 #include "log.h"
 #include "model_request.h"
 #include "table.h"
 #include "zk.h"
-
-enum { RC_ID, RC_PRIORITY, RC_STATE, RC_REQUESTOR, RC_NODE_TYPES, RC_NODES, RC_DECLINED_BY, RC_EVENT_ID, _RC_MAX };
-
-static const struct table_column request_columns[_RC_MAX] = {
-        [RC_ID] = { "id", "Request ID" },
-        [RC_PRIORITY] = { "relative_priority", "Priority" },
-        [RC_STATE] = { "state", "State" },
-        [RC_REQUESTOR] = { "requestor", "Requestor" },
-        [RC_NODE_TYPES] = { "node_types", "Node Types" },
-        [RC_NODES] = { "nodes", "Nodes" },
-        [RC_DECLINED_BY] = { "declined_by", "Declined By" },
-        [RC_EVENT_ID] = { "event_id", "Event ID" },
-};
 
 int ctl_request_list(struct ctl *ctl, int argc, char **argv) {
         static const struct option opts[] = { {} };
@@ -52,7 +40,7 @@ int ctl_request_list(struct ctl *ctl, int argc, char **argv) {
                 fprintf(stderr, "poolctl: cannot read requests: %s\n", strerror(-r));
                 return 1;
         }
-        _cleanup_(table_freep) struct table *t = table_new(request_columns, _RC_MAX);
+        _cleanup_(table_freep) struct table *t = listing_request_table();
         for (size_t i = 0; i < n; i++) {
                 if (reads[i].r == -ENOENT) continue; /* done and deleted meanwhile */
                 if (reads[i].r < 0) {
@@ -65,15 +53,7 @@ int ctl_request_list(struct ctl *ctl, int argc, char **argv) {
                         log_warning("skipping request %s: malformed record: %s", ids[i], err.msg);
                         continue;
                 }
-                table_add_row(t);
-                table_set_str(t, RC_ID, req->id);
-                table_set_int(t, RC_PRIORITY, (long long)req->relative_priority);
-                table_set_str(t, RC_STATE, node_request_state_to_string(req->state));
-                table_set_str(t, RC_REQUESTOR, req->requestor);
-                table_set_strv(t, RC_NODE_TYPES, req->node_types);
-                table_set_strv(t, RC_NODES, req->nodes);
-                table_set_strv(t, RC_DECLINED_BY, req->declined_by);
-                table_set_str(t, RC_EVENT_ID, req->event_id);
+                listing_request_row(t, req);
         }
         ctl_reads_free(reads, n);
         zk_strv_free(ids);

@@ -15,6 +15,7 @@
 #include "json_util.h"
 #include "launcher.h"
 #include "log.h"
+#include "webapp.h"
 #include "zk_lock.h"
 
 #define POLL_MS 200
@@ -35,6 +36,7 @@ struct launch {
         struct loop_timer *timer;
         bool in_job, abandoned;
         int fail_r;                     /* the error that made us delete the partial server */
+        uint64_t started_ms;            /* for the launch duration metrics */
         /* inputs copied for the worker */
         char *label, *image, *upload_path, *pool_name, *hostname;
         char *connection_type;
@@ -99,6 +101,7 @@ static void launch_finish(struct launch *la, int result) {
         }
         smap_remove(&l->held, la->node->id);
         if (result == 0) smap_put(&l->held, la->node->id, (void *)1);
+        webapp_launch_done(l, la->pool, la->node, la->request_id, result, loop_now_ms() - la->started_ms);
         _cleanup_free_ char *rid = xstrdup(la->request_id);
         size_t slot = la->slot;
         launch_free(la);
@@ -319,6 +322,7 @@ void launch_start(struct pool *pool, struct node *n, struct zk_lock *lock, const
         la->request_id = xstrdup(request_id);
         la->slot = slot;
         la->st = LAUNCH_CREATE;
+        la->started_ms = loop_now_ms();
         la->max_attempts = pool->cp->launch_retries > 0 ? (int)pool->cp->launch_retries : 1;
         la->launch_timeout_ms = (uint64_t)(pool->cp->launch_timeout > 0 ? pool->cp->launch_timeout : 600) * 1000;
         la->label = xstrdup(n->type[0]);

@@ -15,6 +15,7 @@
 
 #include "alloc.h"
 #include "log.h"
+#include "webapp.h"
 
 #define CONNECT_TIMEOUT_MS 60000
 
@@ -131,6 +132,7 @@ int launcher_start(struct launcher *l) {
 
         r = launcher_subsystems_start(l);
         if (r < 0) return r;
+        webapp_start(l);
 
         l->tick = loop_add_timer(l->loop, 1000, true, on_tick, l);
         l->prepare = loop_add_prepare(l->loop, on_prepare, l);
@@ -140,6 +142,7 @@ int launcher_start(struct launcher *l) {
 
 void launcher_stop(struct launcher *l) {
         l->stopping = true;
+        webapp_stop(l);
         if (l->tick) loop_timer_cancel(l->tick);
         l->tick = NULL;
         if (l->prepare) loop_prepare_remove(l->prepare);

@@ -45,6 +45,7 @@ struct pool;
 struct req_handler;
 struct launch;
 struct zk_lock;
+struct webapp;
 
 struct launcher {
         struct loop *loop;
@@ -89,6 +90,8 @@ struct launcher {
         struct smap leak_seen;        /* "<provider>/<external id>" -> (void*)1 */
         struct smap leak_seen_next;
         uint64_t last_minready_ms;
+        /* webapp*.c: status web app, Prometheus and statsd */
+        struct webapp *webapp;
 };
 
 /* A node as cached: decoded record plus cache facts. */

@@ -17,6 +17,7 @@
 #include "alloc.h"
 #include "launcher.h"
 #include "log.h"
+#include "webapp.h"
 #include "zk_lock.h"
 
 enum slot_state { SLOT_EMPTY, SLOT_LAUNCHING, SLOT_READY, SLOT_FAILED };
@@ -95,6 +96,7 @@ static int decline_locked(struct pool *p, const char *id, const char *why) {
         bool all = pools_all_declined(l, rq->declined_by);
         node_request_set_state(rq, all ? NODE_REQUEST_STATE_FAILED : NODE_REQUEST_STATE_REQUESTED);
         r = zkrec_request_write(l, rq, ver);
+        if (r >= 0 && all) webapp_request_done(l, rq);
         if (r < 0) log_warning_errno(r, "request %s: cannot write decline: %m", id);
         else log_info("pool %s declined request %s (%s)%s", p->id, id, why, all ? "; request failed" : "");
         node_request_free(rq);
@@ -335,6 +337,7 @@ static void handler_finish(struct req_handler *h) {
         for (size_t i = 0; i < h->n; i++) model_strv_push(&rq->nodes, h->slots[i].node_id);
         node_request_set_state(rq, NODE_REQUEST_STATE_FULFILLED);
         r = zkrec_request_write(l, rq, ver);
+        if (r >= 0) webapp_request_done(l, rq);
         node_request_free(rq);
         if (r < 0) {
                 log_warning_errno(r, "request %s: cannot write fulfilled: %m", h->id);

@@ -61,6 +61,20 @@ void table_hide_column(struct table *t, size_t col) {
         if (col < t->n_cols) t->hidden[col] = true;
 }
 
+void table_show_only(struct table *t, const char *fields) {
+        for (size_t c = 0; c < t->n_cols; c++) {
+                size_t klen = strlen(t->cols[c].key);
+                bool keep = false;
+                for (const char *p = fields ? fields : ""; *p;) {
+                        size_t n = strcspn(p, ",");
+                        if (n == klen && strncmp(p, t->cols[c].key, n) == 0) keep = true;
+                        p += n;
+                        if (*p == ',') p++;
+                }
+                if (!keep) t->hidden[c] = true;
+        }
+}
+
 void table_add_row(struct table *t) {
         if (t->n_rows == t->alloc_rows) {
                 t->alloc_rows = t->alloc_rows ? t->alloc_rows * 2 : 16;

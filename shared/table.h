@@ -39,6 +39,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct table *, table_free);
 
 /* Leave column COL out of the text form (it stays in the JSON form). */
 void table_hide_column(struct table *t, size_t col);
+/* Hide from the text form every column whose key is not in FIELDS, a
+ * comma-separated list of keys (Nodepool web app's ?fields=a,b). */
+void table_show_only(struct table *t, const char *fields);
 
 /* Append an empty row (every cell "" / JSON null); the table_set_* calls
  * below fill the last row. */

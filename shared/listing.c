@@ -1,0 +1,192 @@
+/* listing.c — Nodepool's listing rows (see listing.h). Column keys are the
+ * web app's JSON field names (NP:nodepool/status.py); headers the CLI's. */
+#include "listing.h"
+
+#include <math.h>
+
+#include "alloc.h"
+#include "model_image.h"
+#include "model_node.h"
+#include "model_request.h"
+
+static const struct table_column node_columns[_LISTING_NODE_MAX] = {
+        [LISTING_NODE_ID] = { "id", "ID" },
+        [LISTING_NODE_PROVIDER] = { "provider", "Provider" },
+        [LISTING_NODE_LABEL] = { "label", "Label" },
+        [LISTING_NODE_SERVER_ID] = { "server_id", "Server ID" },
+        [LISTING_NODE_PUBLIC_IPV4] = { "public_ipv4", "Public IPv4" },
+        [LISTING_NODE_IPV6] = { "ipv6", "IPv6" },
+        [LISTING_NODE_STATE] = { "state", "State" },
+        [LISTING_NODE_AGE] = { "age", "Age" },
+        [LISTING_NODE_LOCKED] = { "locked", "Locked" },
+        [LISTING_NODE_POOL] = { "pool", "Pool" },
+        [LISTING_NODE_HOSTNAME] = { "hostname", "Hostname" },
+        [LISTING_NODE_PRIVATE_IPV4] = { "private_ipv4", "Private IPv4" },
+        [LISTING_NODE_AZ] = { "AZ", "AZ" },
+        [LISTING_NODE_USERNAME] = { "username", "Username" },
+        [LISTING_NODE_PORT] = { "connection_port", "Port" },
+        [LISTING_NODE_LAUNCHER] = { "launcher", "Launcher" },
+        [LISTING_NODE_ALLOCATED_TO] = { "allocated_to", "Allocated To" },
+        [LISTING_NODE_HOLD_JOB] = { "hold_job", "Hold Job" },
+        [LISTING_NODE_COMMENT] = { "comment", "Comment" },
+        [LISTING_NODE_USER_DATA] = { "user_data", "User Data" },
+        [LISTING_NODE_DRIVER_DATA] = { "driver_data", "Driver Data" },
+};
+
+char *listing_json_text(json_t *v) {
+        if (!v || json_is_null(v)) return xstrdup("");
+        if (json_is_string(v)) return xstrdup(json_string_value(v));
+        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+        if (!s) return xstrdup("");
+        char *out = xstrdup(s);
+        free(s);
+        return out;
+}
+
+void listing_set_opaque(struct table *t, size_t col, json_t *v) {
+        _cleanup_free_ char *text = listing_json_text(v);
+        table_set(t, col, text, v && !json_is_null(v) ? json_incref(v) : NULL);
+}
+
+void listing_set_int_age(struct table *t, size_t col, double when, double now) {
+        if (isnan(when)) {
+                table_set(t, col, "", NULL);
+                return;
+        }
+        long long secs = (long long)when;
+        _cleanup_free_ char *age = model_age_format(now, (double)secs);
+        table_set(t, col, age, json_integer(secs));
+}
+
+struct table *listing_node_table(bool detail) {
+        struct table *t = table_new(node_columns, _LISTING_NODE_MAX);
+        if (!detail)
+                for (size_t c = LISTING_NODE_POOL; c < _LISTING_NODE_MAX; c++) table_hide_column(t, c);
+        return t;
+}
+
+void listing_node_row(struct table *t, const struct node *n, bool locked, double now) {
+        table_add_row(t);
+        table_set_str(t, LISTING_NODE_ID, n->id);
+        table_set_str(t, LISTING_NODE_PROVIDER, n->provider);
+        table_set_strv(t, LISTING_NODE_LABEL, n->type);
+        listing_set_opaque(t, LISTING_NODE_SERVER_ID, n->external_id);
+        table_set_str(t, LISTING_NODE_PUBLIC_IPV4, n->public_ipv4);
+        table_set_str(t, LISTING_NODE_IPV6, n->public_ipv6);
+        table_set_str(t, LISTING_NODE_STATE, node_state_to_string(n->state));
+        _cleanup_free_ char *age = model_age_format(now, n->state_time);
+        table_set(t, LISTING_NODE_AGE, age, isnan(n->state_time) ? NULL : json_real(n->state_time));
+        table_set_str(t, LISTING_NODE_LOCKED, locked ? "locked" : "unlocked");
+        table_set_str(t, LISTING_NODE_POOL, n->pool);
+        table_set_str(t, LISTING_NODE_HOSTNAME, n->hostname);
+        table_set_str(t, LISTING_NODE_PRIVATE_IPV4, n->private_ipv4);
+        table_set_str(t, LISTING_NODE_AZ, n->az);
+        table_set_str(t, LISTING_NODE_USERNAME, n->username);
+        if (n->connection_port_other && !json_is_null(n->connection_port_other))
+                table_set_str(t, LISTING_NODE_PORT, "redacted"); /* k8s drivers keep credentials there */
+        else if (n->connection_port_other)
+                table_set(t, LISTING_NODE_PORT, "", NULL);
+        else
+                table_set_int(t, LISTING_NODE_PORT, n->connection_port);
+        table_set_str(t, LISTING_NODE_LAUNCHER, n->launcher);
+        table_set_str(t, LISTING_NODE_ALLOCATED_TO, n->allocated_to);
+        table_set_str(t, LISTING_NODE_HOLD_JOB, n->hold_job);
+        table_set_str(t, LISTING_NODE_COMMENT, n->comment);
+        listing_set_opaque(t, LISTING_NODE_USER_DATA, n->user_data);
+        listing_set_opaque(t, LISTING_NODE_DRIVER_DATA, n->driver_data);
+}
+
+struct table *listing_request_table(void) {
+        static const struct table_column cols[] = {
+                { "id", "Request ID" },     { "relative_priority", "Priority" }, { "state", "State" },
+                { "requestor", "Requestor" }, { "node_types", "Node Types" },    { "nodes", "Nodes" },
+                { "declined_by", "Declined By" }, { "event_id", "Event ID" },
+        };
+        return table_new(cols, ELEMENTSOF(cols));
+}
+
+void listing_request_row(struct table *t, const struct node_request *r) {
+        table_add_row(t);
+        table_set_str(t, 0, r->id);
+        table_set_int(t, 1, (long long)r->relative_priority);
+        table_set_str(t, 2, node_request_state_to_string(r->state));
+        table_set_str(t, 3, r->requestor);
+        table_set_strv(t, 4, r->node_types);
+        table_set_strv(t, 5, r->nodes);
+        table_set_strv(t, 6, r->declined_by);
+        table_set_str(t, 7, r->event_id);
+}
+
+struct table *listing_dib_image_table(void) {
+        static const struct table_column cols[] = { { "id", "ID" },           { "image", "Image" },
+                                                    { "builder", "Builder" }, { "formats", "Formats" },
+                                                    { "state", "State" },     { "age", "Age" } };
+        return table_new(cols, ELEMENTSOF(cols));
+}
+
+void listing_dib_image_row(struct table *t, const char *image, const struct image_build *b, bool paused, double now) {
+        _cleanup_free_ char *id = xasprintf("%s-%s", image, b->id);
+        table_add_row(t);
+        table_set_str(t, 0, id);
+        table_set_str(t, 1, image);
+        table_set_str(t, 2, b->builder);
+        table_set_strv(t, 3, b->formats);
+        table_set_str(t, 4, paused ? "paused" : image_build_state_to_string(b->state));
+        listing_set_int_age(t, 5, b->state_time, now);
+}
+
+struct table *listing_image_table(void) {
+        static const struct table_column cols[] = {
+                { "id", "Build ID" },
+                { "upload_id", "Upload ID" },
+                { "provider", "Provider" },
+                { "image", "Image" },
+                { "external_name", "Provider Image Name" },
+                { "external_id", "Provider Image ID" },
+                { "state", "State" },
+                { "age", "Age" },
+        };
+        return table_new(cols, ELEMENTSOF(cols));
+}
+
+void listing_image_row(struct table *t, const struct image_upload *u, double now) {
+        table_add_row(t);
+        table_set_str(t, 0, u->build_id);
+        table_set_str(t, 1, u->id);
+        table_set_str(t, 2, u->provider_name);
+        table_set_str(t, 3, u->image_name);
+        table_set_str(t, 4, u->external_name);
+        table_set_str(t, 5, u->external_id);
+        table_set_str(t, 6, image_upload_state_to_string(u->state));
+        listing_set_int_age(t, 7, u->state_time, now);
+}
+
+struct table *listing_image_status_table(void) {
+        static const struct table_column cols[] = { { "image", "Image" },
+                                                    { "paused", "Paused" },
+                                                    { "build_request", "Build Request" },
+                                                    { "build_request_age", "Build Request Age" } };
+        return table_new(cols, ELEMENTSOF(cols));
+}
+
+void listing_image_status_row(struct table *t, const char *image, bool paused, bool build_requested, bool building,
+                              double request_ctime, double now) {
+        table_add_row(t);
+        table_set_str(t, 0, image);
+        table_set(t, 1, paused ? "True" : "False", json_boolean(paused)); /* Python's bool */
+        if (build_requested) {
+                /* A request the builder has taken (build lock held) is "building". */
+                table_set_str(t, 2, building ? "building" : "pending");
+                listing_set_int_age(t, 3, request_ctime, now);
+        }
+}
+
+struct table *listing_label_table(void) {
+        static const struct table_column cols[] = { { "label", "Label" } };
+        return table_new(cols, ELEMENTSOF(cols));
+}
+
+void listing_label_row(struct table *t, const char *label) {
+        table_add_row(t);
+        table_set_str(t, 0, label);
+}

@@ -1,0 +1,173 @@
+/* statsd.c — UDP statsd client (see statsd.h).
+ *
+ * DESIGN. One connected non-blocking UDP socket; lines accumulate in a fixed
+ * 512-byte datagram buffer (a pipeline, as python-statsd sends one), which
+ * goes out when the next line would not fit or on statsd_flush(). A line
+ * longer than a datagram is sent alone (the kernel may still take it).
+ * Send errors (ECONNREFUSED from an ICMP reply, EAGAIN) are ignored: metrics
+ * are best effort and must never slow the daemon. */
+#include "statsd.h"
+
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "log.h"
+
+struct statsd {
+        int fd;
+        char *prefix;           /* "" or "<prefix>." */
+        char buf[STATSD_MAX_DATAGRAM];
+        size_t len;
+        uint64_t sent;
+};
+
+int statsd_new(const char *host, const char *port, const char *prefix, struct statsd **ret) {
+        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM };
+        struct addrinfo *ai = NULL;
+        int g = getaddrinfo(host && *host ? host : "localhost", port && *port ? port : STATSD_DEFAULT_PORT, &hints,
+                            &ai);
+        if (g != 0) {
+                log_debug("statsd: cannot resolve %s:%s: %s", host, port, gai_strerror(g));
+                return g == EAI_SYSTEM ? negative_errno() : -EADDRNOTAVAIL;
+        }
+        int r = -EADDRNOTAVAIL;
+        int fd = -1;
+        for (struct addrinfo *a = ai; a; a = a->ai_next) {
+                fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
+                if (fd < 0) {
+                        r = negative_errno();
+                        continue;
+                }
+                if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) break;
+                r = negative_errno();
+                close(fd);
+                fd = -1;
+        }
+        freeaddrinfo(ai);
+        if (fd < 0) return r;
+        struct statsd *s = xnew(struct statsd, 1);
+        s->fd = fd;
+        s->prefix = prefix && *prefix ? xasprintf("%s.", prefix) : xstrdup("");
+        *ret = s;
+        return 0;
+}
+
+int statsd_new_from_env(struct statsd **ret) {
+        const char *host = getenv("STATSD_HOST"), *port = getenv("STATSD_PORT");
+        if ((!host || !*host) && (!port || !*port)) {
+                *ret = NULL;
+                return 0;
+        }
+        return statsd_new(host, port, getenv("STATSD_PREFIX"), ret);
+}
+
+static void send_buf(struct statsd *s) {
+        if (s->len == 0) return;
+        /* MSG_DONTWAIT: the socket is non-blocking anyway; a full buffer drops the datagram. */
+        if (send(s->fd, s->buf, s->len, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) s->sent++;
+        s->len = 0;
+}
+
+void statsd_flush(struct statsd *s) {
+        if (s) send_buf(s);
+}
+
+void statsd_free(struct statsd *s) {
+        if (!s) return;
+        send_buf(s);
+        close(s->fd);
+        free(s->prefix);
+        free(s);
+}
+
+uint64_t statsd_sent(const struct statsd *s) { return s ? s->sent : 0; }
+
+static void add_line(struct statsd *s, const char *name, const char *value, const char *type) {
+        _cleanup_free_ char *line = xasprintf("%s%s:%s|%s", s->prefix, name, value, type);
+        size_t n = strlen(line);
+        /* Lines in one datagram are separated by '\n', as python-statsd's pipeline does. */
+        if (s->len > 0 && s->len + 1 + n > sizeof s->buf) send_buf(s);
+        if (n > sizeof s->buf) {
+                if (send(s->fd, line, n, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) s->sent++;
+                return;
+        }
+        if (s->len > 0) s->buf[s->len++] = '\n';
+        memcpy(s->buf + s->len, line, n);
+        s->len += n;
+}
+
+void statsd_gauge(struct statsd *s, const char *name, long long value) {
+        if (!s) return;
+        char v[32];
+        snprintf(v, sizeof v, "%lld", value);
+        add_line(s, name, v, "g");
+}
+
+void statsd_incr(struct statsd *s, const char *name, long long count) {
+        if (!s) return;
+        char v[32];
+        snprintf(v, sizeof v, "%lld", count);
+        add_line(s, name, v, "c");
+}
+
+void statsd_timing(struct statsd *s, const char *name, double ms) {
+        if (!s) return;
+        char v[64];
+        snprintf(v, sizeof v, "%0.6f", ms);
+        add_line(s, name, v, "ms");
+}
+
+char *statsd_key_escape(const char *s) {
+        char *r = xstrdup(s ? s : "");
+        for (char *p = r; *p; p++)
+                if (*p == '.' || *p == ':') *p = '_';
+        return r;
+}
+
+void statsd_builder_build(struct statsd *s, const char *image, int rc, double duration_ms) {
+        if (!s) return;
+        _cleanup_free_ char *k_rc = xasprintf("nodepool.dib_image_build.%s.status.rc", image);
+        _cleanup_free_ char *k_dur = xasprintf("nodepool.dib_image_build.%s.status.duration", image);
+        _cleanup_free_ char *k_last = xasprintf("nodepool.dib_image_build.%s.status.last_build", image);
+        statsd_gauge(s, k_rc, rc);
+        statsd_timing(s, k_dur, duration_ms);
+        statsd_gauge(s, k_last, (long long)time(NULL));
+        statsd_flush(s);
+}
+
+void statsd_builder_image_size(struct statsd *s, const char *image, const char *ext, long long bytes) {
+        if (!s) return;
+        _cleanup_free_ char *k = xasprintf("nodepool.dib_image_build.%s.%s.size", image, ext);
+        statsd_gauge(s, k, bytes);
+        statsd_flush(s);
+}
+
+void statsd_builder_upload(struct statsd *s, const char *image, const char *provider, bool ok, double duration_ms) {
+        if (!s || !ok) return;
+        _cleanup_free_ char *k = xasprintf("nodepool.image_update.%s.%s", image, provider);
+        statsd_timing(s, k, duration_ms);
+        statsd_incr(s, k, 1);
+        statsd_flush(s);
+}
+
+void statsd_builder_build_state(struct statsd *s, const char *host, const char *image, int state) {
+        if (!s) return;
+        _cleanup_free_ char *k = xasprintf("nodepool.builder.%s.image.%s.build.state", host, image);
+        statsd_gauge(s, k, state);
+        statsd_flush(s);
+}
+
+void statsd_builder_upload_state(struct statsd *s, const char *host, const char *image, const char *provider,
+                                 int state) {
+        if (!s) return;
+        _cleanup_free_ char *k =
+                xasprintf("nodepool.builder.%s.image.%s.provider.%s.upload.state", host, image, provider);
+        statsd_gauge(s, k, state);
+        statsd_flush(s);
+}

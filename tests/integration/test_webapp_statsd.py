@@ -1,0 +1,155 @@
+"""statsd metrics with Nodepool's names (protocol.md §3.3), received by a
+UDP listener on loopback: the launcher's for a launch, the builder's (through
+the shared statsd module the builder calls, driven by tests/tools/statsdtool)."""
+import os
+import re
+import socket
+import subprocess
+import time
+
+import pytest
+
+from harness import program
+from launcher_fixture import LABEL, PROVIDER, launcher  # noqa: F401  (fixture)
+from zuul_client import ZuulClient
+
+LINE = re.compile(r"^([A-Za-z0-9_.\-]+):(-?[0-9.]+)\|(g|c|ms)$")
+
+
+class Listener:
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.datagrams = []
+
+    def env(self, **extra):
+        e = {"STATSD_HOST": "127.0.0.1", "STATSD_PORT": str(self.port)}
+        e.update(extra)
+        return e
+
+    def drain(self):
+        while True:
+            try:
+                d = self.sock.recv(65536)
+            except socket.timeout:
+                return
+            self.datagrams.append(d)
+
+    def lines(self):
+        self.drain()
+        out = []
+        for d in self.datagrams:
+            assert len(d) <= 512, "datagram above python-statsd's 512 bytes: %d" % len(d)
+            for l in d.decode().split("\n"):
+                assert LINE.match(l), l
+                out.append(l)
+        return out
+
+    def wait(self, pred, timeout=15, what="lines"):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            ls = self.lines()
+            if pred(ls):
+                return ls
+        raise AssertionError("timed out waiting for %s; got:\n%s" % (what, "\n".join(self.lines())))
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def listener():
+    lst = Listener()
+    yield lst
+    lst.close()
+
+
+def has(lines, name, kind, value=None):
+    for l in lines:
+        m = LINE.match(l)
+        if m.group(1) == name and m.group(3) == kind and (value is None or float(m.group(2)) == value):
+            return True
+    return False
+
+
+def test_launch_sends_nodepool_launch_timers_counters_and_node_gauges(launcher, listener):
+    launcher.write_config()
+    launcher.images()
+    launcher.start(env=listener.env())
+    launcher.wait_for(lambda: launcher.components("pool"), 10, "pool component")
+    zc = ZuulClient(launcher.kazoo, system_id="zuul.example:sys1")
+    req = zc.wait(zc.submit([LABEL]), timeout=30)
+    assert req["state"] == "fulfilled", req
+    node = launcher.nodes()[req["nodes"][0]]
+    keys = ["nodepool.launch.ready", "nodepool.launch.provider.%s.ready" % PROVIDER,
+            "nodepool.launch.requestor.zuul_example_sys1.ready"]
+    if node.get("az"):
+        keys.append("nodepool.launch.provider.%s.%s.ready" % (PROVIDER, node["az"]))
+    lines = listener.wait(lambda ls: all(has(ls, k, "c", 1) and has(ls, k, "ms") for k in keys), what="launch")
+    for k in keys:
+        (ms,) = [float(LINE.match(l).group(2)) for l in lines if l.startswith(k + ":") and l.endswith("|ms")]
+        assert 0 <= ms < 60000, (k, ms)
+    # Node gauges, zeros for the other states of the known provider and label.
+    lines = listener.wait(lambda ls: has(ls, "nodepool.nodes.ready", "g", 1), what="ready gauge")
+    assert has(lines, "nodepool.provider.%s.nodes.ready" % PROVIDER, "g", 1)
+    assert has(lines, "nodepool.label.%s.nodes.ready" % LABEL, "g", 1)
+    assert has(lines, "nodepool.label.%s.nodes.failed" % LABEL, "g", 0)
+    assert has(lines, "nodepool.provider.%s.nodes.deleting" % PROVIDER, "g", 0)
+    assert has(lines, "nodepool.provider.%s.max_servers" % PROVIDER, "g", 10)
+    assert has(lines, "nodepool.provider.%s.pool.main.addressable_requests" % PROVIDER, "g", 0)
+
+
+def test_failed_launch_counts_as_error(launcher, listener):
+    """An upload whose volume the provider does not have fails the launch: nodepool.launch.error.* is counted."""
+    launcher.write_config()
+    launcher.images(external_id="no-such-volume")
+    launcher.start(env=listener.env())
+    launcher.wait_for(lambda: launcher.components("pool"), 10, "pool component")
+    zc = ZuulClient(launcher.kazoo)
+    zc.submit([LABEL])
+    listener.wait(lambda ls: any(re.match(r"nodepool\.launch\.error\.[a-z]+:1\|c$", l) for l in ls),
+                  what="launch error counter")
+
+
+def run_tool(listener, *args, **env):
+    e = dict(os.environ)
+    e.update(listener.env(**env))
+    r = subprocess.run([program("statsdtool")] + [str(a) for a in args], env=e, capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 0, r.stderr
+
+
+def test_builder_build_and_upload_metrics_have_nodepool_names(listener):
+    run_tool(listener, "build", "debian", 0, 1234.5)
+    run_tool(listener, "size", "debian", "qcow2", 123456789)
+    run_tool(listener, "upload", "debian", "local", 1, 2500)
+    run_tool(listener, "upload", "debian", "broken", 0, 10)   # failures send nothing, as Nodepool
+    run_tool(listener, "build-state", "host1", "debian", 1)
+    run_tool(listener, "upload-state", "host1", "debian", "local", 2)
+    lines = listener.wait(lambda ls: len(ls) >= 8, what="builder lines")
+    assert has(lines, "nodepool.dib_image_build.debian.status.rc", "g", 0)
+    assert has(lines, "nodepool.dib_image_build.debian.status.duration", "ms", 1234.5)
+    assert "nodepool.dib_image_build.debian.status.duration:1234.500000|ms" in lines  # python-statsd's format
+    last = [float(LINE.match(l).group(2)) for l in lines if l.startswith("nodepool.dib_image_build.debian.status.last_build:")]
+    assert last and abs(last[0] - time.time()) < 60
+    assert has(lines, "nodepool.dib_image_build.debian.qcow2.size", "g", 123456789)
+    assert has(lines, "nodepool.image_update.debian.local", "ms", 2500)
+    assert has(lines, "nodepool.image_update.debian.local", "c", 1)
+    assert not any("broken" in l for l in lines)
+    assert has(lines, "nodepool.builder.host1.image.debian.build.state", "g", 1)
+    assert has(lines, "nodepool.builder.host1.image.debian.provider.local.upload.state", "g", 2)
+
+
+def test_prefix_and_datagram_packing(listener):
+    run_tool(listener, "many", 100, STATSD_PREFIX="site1")
+    lines = listener.wait(lambda ls: len(ls) >= 100, what="100 gauges")
+    assert lines == ["site1.poold.test.%d:%d|g" % (i, i) for i in range(100)]
+    assert 1 < len(listener.datagrams) < 100  # packed several per datagram, none above 512 bytes
+
+
+def test_unset_environment_means_no_statsd(tmp_path):
+    e = {k: v for k, v in os.environ.items() if not k.startswith("STATSD_")}
+    r = subprocess.run([program("statsdtool"), "build", "x", "0", "1"], env=e, capture_output=True, text=True)
+    assert r.returncode == 1 and "not configured" in r.stderr
