@@ -63,6 +63,8 @@ class LauncherProcess:
         cfg = {"zookeeper-servers": [{"host": "127.0.0.1", "port": self.zk_server.port,
                                       "chroot": self.chroot}],
                "zookeeper-timeout": 5.0,
+               # No web app unless a test asks (extra): tests run side by side.
+               "webapp": {"port": 0},
                "labels": labels,
                "diskimages": [{"name": IMAGE, "elements": ["debian-minimal"]}],
                "providers": [prov]}
