@@ -154,7 +154,9 @@ class BuilderProcess:
             return []
 
     def builder_id(self):
-        return open(os.path.join(self.images_dir, "builder_id.txt")).read().strip()
+        path = os.path.join(self.images_dir, "builder_id.txt")
+        wait_for(lambda: os.path.exists(path), what="builder_id.txt")
+        return open(path).read().strip()
 
 
 def poolctl(config_path, *args):
