@@ -86,9 +86,18 @@ class BuilderProcess:
         e = dict(os.environ)
         e.update(self.env)
         e.update(env or {})
+        self.stderr = open(str(self.tmp / ("builder-%s.stderr" % self.name)), "w+")
         self.proc = subprocess.Popen([program("poold-builder"), "-f", "-d", "-c", self.config_path,
                                       "-l", self.log_path] + list(args),
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=e)
+                                     stdout=subprocess.DEVNULL, stderr=self.stderr, env=e)
+
+        def up():
+            if self.proc.poll() is not None:
+                self.stderr.seek(0)
+                raise AssertionError("poold-builder exited %s at start:\n%s" % (self.proc.returncode,
+                                                                                self.stderr.read()))
+            return "registered as" in self.log()
+        wait_for(up, what="poold-builder registered")
         return self
 
     def stop(self):
