@@ -189,6 +189,22 @@ static void on_done(struct cmd *cmd, const struct cmd_status *st, void *ud) {
         finish(w, j, !why, why);
 }
 
+/* Formats to build: the diskimage's `formats` plus what every provider that
+ * uses it uploads (qcow2 for libvirt and OpenStack). Sorted, no duplicates. */
+static char **formats_for(const struct config *c, const struct config_diskimage *d) {
+        char **v = model_strv_new();
+        for (size_t i = 0; i < d->formats.n; i++)
+                if (!model_strv_contains(v, d->formats.items[i])) model_strv_push(&v, d->formats.items[i]);
+        for (size_t i = 0; i < c->n_providers; i++) {
+                const struct config_provider *cp = &c->providers[i];
+                if (cp->driver == CONFIG_DRIVER_STATIC) continue;
+                for (size_t k = 0; k < cp->n_diskimages; k++)
+                        if (strcmp(cp->diskimages[k].name, d->name) == 0 && !model_strv_contains(v, "qcow2"))
+                                model_strv_push(&v, "qcow2");
+        }
+        return v;
+}
+
 /* Run the build; on error the job is finished (failed) here. */
 static void run(struct bw *w, struct bw_job *j, const struct config_diskimage *d) {
         const struct config *c = w->b->config;
@@ -282,8 +298,7 @@ static void start(struct bw *w, const struct config_diskimage *d, struct zk_lock
         j->username = xstrdup(d->username);
         j->python_path = xstrdup(d->python_path);
         j->shell_type = xstrdup(d->shell_type);
-        j->formats = model_strv_new();
-        for (size_t i = 0; i < d->needed_formats.n; i++) model_strv_push(&j->formats, d->needed_formats.items[i]);
+        j->formats = formats_for(c, d);
         j->output_base = xasprintf("%s/%s-%s", c->images_dir, d->name, hex);
         j->log_path = xasprintf("%s/%s-%s.log", c->build_log_dir, d->name, hex);
         r = image_path_build(d->name, hex, &j->path);
@@ -317,7 +332,7 @@ void bw_build_schedule(struct bw *w, struct bw_snap *s) {
         double now = model_now();
         for (size_t i = 0; i < c->n_diskimages && w->n_builds < (size_t)w->b->build_workers; i++) {
                 const struct config_diskimage *d = &c->diskimages[i];
-                if (d->abstract || d->pause || d->needed_formats.n == 0) continue;
+                if (d->abstract || d->pause) continue;
                 if (bw_build_running(w, d->name, NULL) || bw_keys_active(&w->build_backoff, d->name)) continue;
                 _cleanup_free_ char *probe = NULL;
                 if (image_path_build(d->name, "x", &probe) < 0) continue; /* not usable as a znode name */
@@ -325,8 +340,12 @@ void bw_build_schedule(struct bw *w, struct bw_snap *s) {
                 if (im && im->paused) continue;
                 bool requested = im && im->requested;
                 struct bw_build_rec *nr = bw_snap_newest_ready(im);
-                char **needed = model_strv_new();
-                for (size_t k = 0; k < d->needed_formats.n; k++) model_strv_push(&needed, d->needed_formats.items[k]);
+                char **needed = formats_for(c, d);
+                if (!needed[0]) {
+                        /* Nodepool: a diskimage with no formats is not built. */
+                        model_strv_free(needed);
+                        continue;
+                }
                 bool due = requested || bw_plan_needs_build(nr != NULL, nr ? nr->b->state_time : 0,
                                                             nr ? nr->b->formats : NULL, needed, d->rebuild_age, now);
                 if (!due || (im && im->build_lock > 0)) {

@@ -270,3 +270,64 @@ def test_malformed_records_are_logged_skipped_and_kept(builder, kazoo):
     # ... and never touches what it cannot read.
     assert kazoo.get(bad_build)[0] == b"{not json"
     assert kazoo.get(bad_upload)[0] == b'{"state": 7}'
+
+
+def test_stop_during_a_build_kills_the_child_and_records_failed(builder, kazoo):
+    builder.config([diskimage(env={"FAKE_DIB_HANG": "1"})])
+    builder.start()
+    (bid, rec), = wait_for(lambda: builder.builds("debian"), what="a build in progress").items()
+    assert rec["state"] == "building"
+    log_path = os.path.join(builder.log_dir, "debian-%s.log" % bid)
+    wait_for(lambda: os.path.exists(log_path) and "hanging" in open(log_path).read(), what="the child running")
+    builder.stop()
+    assert builder.builds("debian")[bid]["state"] == "failed"
+    assert open(log_path).read().endswith("Exit code: -9\n")
+    assert not kazoo.get_children("/nodepool/images/debian/builds/lock")  # lock released
+    out = os.path.join(builder.images_dir, "debian-" + bid)
+    for p in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            assert out not in open("/proc/%s/cmdline" % p, "rb").read().decode(errors="replace")
+        except OSError:
+            pass
+
+
+def test_formats_are_provider_needs_plus_formats_and_none_means_no_build(builder, kazoo):
+    # No provider uses "lonely" and it lists no formats: Nodepool does not build it.
+    builder.config([diskimage(name="lonely", formats=[]), diskimage(name="withfmt", formats=["raw"])])
+    builder.start()
+    (_, rec), = wait_for(lambda: builder.ready_builds("withfmt"), what="withfmt built").items()
+    assert rec["formats"] == "raw"
+    time.sleep(1.0)
+    assert builder.builds("lonely") == {}
+
+
+def test_records_left_by_a_crashed_builder_are_cleaned(tmp_path, zk_server, zk_chroot, kazoo):
+    b = BuilderProcess(tmp_path, zk_server, zk_chroot, kazoo)
+    os.makedirs(b.images_dir)
+    me = "11111111-2222-4333-8444-555555555555"
+    open(os.path.join(b.images_dir, "builder_id.txt"), "w").write(me + "\n")
+    # A build of ours left in `building` with nobody holding the build lock, with a partial file.
+    crashed = "d" * 32
+    kazoo.create("/nodepool/images/debian/builds/" + crashed,
+                 json.dumps({"state": "building", "state_time": time.time() - 100, "builder_id": me}).encode(),
+                 makepath=True)
+    partial = os.path.join(b.images_dir, "debian-%s.qcow2" % crashed)
+    open(partial, "w").write("half")
+    # Another builder's READY build with an `uploading` upload nobody holds (it crashed mid-upload).
+    other = "a" * 32
+    kazoo.create("/nodepool/images/debian/builds/" + other,
+                 json.dumps({"state": "ready", "state_time": time.time(), "builder_id": "other",
+                             "formats": "qcow2"}).encode())
+    up = kazoo.create("/nodepool/images/debian/builds/%s/providers/gone/images/" % other,
+                      json.dumps({"state": "uploading", "state_time": time.time()}).encode(),
+                      makepath=True, sequence=True)
+    b.config([diskimage(**{"rebuild-age": 86400})])
+    try:
+        b.start()
+        wait_for(lambda: crashed not in b.builds("debian"), what="crashed build removed")
+        assert not os.path.exists(partial)
+        wait_for(lambda: not kazoo.exists(up), what="abandoned upload record removed")
+        assert "build debian-%s was interrupted: marked failed" % crashed in b.log()
+        assert other in b.builds("debian")  # not ours: left to its builder
+    finally:
+        b.stop()
