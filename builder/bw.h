@@ -44,7 +44,9 @@ struct bw_prov;
  * POOLD_CLEANUP_INTERVAL_MS (cleanup and leak pass, 60 s),
  * POOLD_BUILD_RETRY_MS (wait after a failed build, 60 s) and
  * POOLD_UPLOAD_RETRY_MS (first retry delay inside an upload, 5 s; then after
- * a failed upload 12x that before the next). 0 or -errno (logged). */
+ * a failed upload 12x that before the next). POOLD_UPLOAD_TIMEOUT_MS
+ * overrides image-upload-timeout (which the libvirt driver's schema lacks).
+ * 0 or -errno (logged). */
 int bw_new(struct builder *b, struct bw **ret);
 /* Start watching /nodepool/images; passes begin once it is read. Call after
  * the ZooKeeper session first connects. Idempotent. */
@@ -222,7 +224,7 @@ struct bw_prov {
         char *name;
         char *canonical;                /* config text, to see a change on reload */
         char *image_name_format;
-        int64_t upload_timeout;         /* seconds */
+        uint64_t upload_timeout_ms;     /* image-upload-timeout (POOLD_UPLOAD_TIMEOUT_MS overrides) */
         struct provider_params params;  /* strings owned */
         pthread_mutex_t mu;
         struct provider *p;             /* opened on first use, under mu */

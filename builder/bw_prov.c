@@ -7,6 +7,7 @@
  * job that needs it, on its worker thread (opening may block), under a
  * mutex. On reload an unchanged provider is kept; a changed or removed one is
  * retired and freed when its last job is done. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -18,7 +19,13 @@ static struct bw_prov *prov_new(const struct config_provider *cp) {
         p->name = xstrdup(cp->name);
         p->canonical = xstrdup(cp->canonical);
         p->image_name_format = xstrdup(cp->image_name_format);
-        p->upload_timeout = cp->image_upload_timeout > 0 ? cp->image_upload_timeout : 3600;
+        p->upload_timeout_ms = (uint64_t)(cp->image_upload_timeout > 0 ? cp->image_upload_timeout : 3600) * 1000;
+        const char *ov = getenv("POOLD_UPLOAD_TIMEOUT_MS");
+        if (ov && *ov) {
+                char *end;
+                unsigned long long v = strtoull(ov, &end, 10);
+                if (!*end && v > 0) p->upload_timeout_ms = v;
+        }
         pthread_mutex_init(&p->mu, NULL);
         struct provider_libvirt_params *lp = &p->params.libvirt;
         p->params.name = p->name;

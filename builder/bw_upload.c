@@ -315,7 +315,7 @@ static void start(struct bw *w, struct bw_prov *prov, const struct config_diskim
         u->next = w->uploads;
         w->uploads = u;
         w->n_uploads++;
-        u->timeout = loop_add_timer(w->b->loop, (uint64_t)prov->upload_timeout * 1000, false, on_timeout, u);
+        u->timeout = loop_add_timer(w->b->loop, prov->upload_timeout_ms, false, on_timeout, u);
         log_info("uploading image %s-%s to %s as %s (upload %s)", u->image, u->build_id, u->provider,
                  u->external_name, u->upload_id);
 }

@@ -107,8 +107,7 @@ def test_failing_upload_is_retried_then_failed(builder, libvirtd, pool_name):  #
     # Empty image files: the libvirt provider refuses to upload them.
     builder.config([diskimage(env={"FAKE_DIB_EMPTY": "1"})], [libvirt_provider("lv", libvirtd, pool_name, ["debian"])])
     builder.start()
-    failed = wait_for(lambda: [x for x in builder.uploads("debian", "lv") if x[2]["state"] == "failed"] or
-                      ("after 3 attempts" in builder.log() and "failed" in builder.log() and None),
+    failed = wait_for(lambda: [x for x in builder.uploads("debian", "lv") if x[2]["state"] == "failed"],
                       what="a failed upload")
     log = builder.log()
     assert "attempt 1 failed" in log and "attempt 2 failed" in log
@@ -179,3 +178,22 @@ def test_upload_survives_restart_and_two_builders_upload_once(tmp_path, zk_serve
     finally:
         b1.stop()
         b2.stop()
+
+
+def test_upload_timeout_fails_the_record_and_drops_the_late_image(builder, libvirtd, pool_name):  # noqa: F811
+    # 64 MiB take longer than 30 ms to checksum and stream: every upload times out.
+    builder.config([diskimage(env={"FAKE_DIB_MB": "64"}, formats=["qcow2"])],
+                   [libvirt_provider("lv", libvirtd, pool_name, ["debian"])])
+    builder.env["POOLD_UPLOAD_TIMEOUT_MS"] = "30"
+    builder.env["POOLD_UPLOAD_RETRY_MS"] = "2000"  # no second upload during the test
+    builder.start()
+    failed = wait_for(lambda: [x for x in builder.uploads("debian", "lv") if x[2]["state"] == "failed"],
+                      what="a timed-out upload")
+    uid = failed[0][1]
+    assert "upload %s of image debian-%s to lv failed: image-upload-timeout reached" % (uid, failed[0][0]) \
+        in builder.log()
+    wait_for(lambda: "upload %s finished after its timeout: deleting" % uid in builder.log(), timeout=60,
+             what="the late upload finishing")
+    wait_for(lambda: not [v for v in libvirtd.volumes(pool_name) if "nodepool_upload_id=" + uid in v],
+             what="the late volume deleted")
+    assert not [x for x in builder.uploads("debian", "lv") if x[2]["state"] == "ready"]
