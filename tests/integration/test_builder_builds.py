@@ -331,3 +331,21 @@ def test_records_left_by_a_crashed_builder_are_cleaned(tmp_path, zk_server, zk_c
         assert other in b.builds("debian")  # not ours: left to its builder
     finally:
         b.stop()
+
+
+def test_build_workers_bound_concurrent_builds(builder, kazoo):
+    images = [diskimage(name="img%d" % i, env={"FAKE_DIB_SLEEP": "1.0"}) for i in range(3)]
+
+    def building():
+        return sum(1 for i in range(3) for r in builder.builds("img%d" % i).values() if r["state"] == "building")
+    builder.config(images)
+    builder.start("--build-workers", "2")
+    peak = 0
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        peak = max(peak, building())
+        if all(builder.ready_builds("img%d" % i) for i in range(3)):
+            break
+        time.sleep(0.05)
+    assert all(builder.ready_builds("img%d" % i) for i in range(3))
+    assert peak == 2, "expected two builds at once with --build-workers 2, saw at most %d" % peak
