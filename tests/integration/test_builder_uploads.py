@@ -181,8 +181,8 @@ def test_upload_survives_restart_and_two_builders_upload_once(tmp_path, zk_serve
 
 
 def test_upload_timeout_fails_the_record_and_drops_the_late_image(builder, libvirtd, pool_name):  # noqa: F811
-    # 64 MiB take longer than 30 ms to checksum and stream: every upload times out.
-    builder.config([diskimage(env={"FAKE_DIB_MB": "64"}, formats=["qcow2"])],
+    # 16 MiB take longer than 30 ms to checksum and stream: every upload times out.
+    builder.config([diskimage(env={"FAKE_DIB_MB": "16"}, formats=["qcow2"])],
                    [libvirt_provider("lv", libvirtd, pool_name, ["debian"])])
     builder.env["POOLD_UPLOAD_TIMEOUT_MS"] = "30"
     builder.env["POOLD_UPLOAD_RETRY_MS"] = "2000"  # no second upload during the test
