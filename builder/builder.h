@@ -12,6 +12,7 @@ struct zk;
 struct component;
 struct daemon_pidfile;
 struct daemon_ready;
+struct bw;
 
 struct builder {
         /* command line */
@@ -37,6 +38,7 @@ struct builder {
         struct component *component;
         struct daemon_pidfile *pidfile;
         struct daemon_ready *ready;     /* detached parent waits until we register */
+        struct bw *bw;                  /* builds, uploads, cleanup (bw.h) */
         int exit_code;
 };
 

@@ -4,7 +4,7 @@
  * process shape: options, configuration (and its reload), the ZooKeeper
  * session, the `builder` component registration (protocol.md §1.7), pidfile,
  * detaching, and a clean stop on SIGTERM/SIGINT. Building and uploading
- * images are separate modules driven from this loop. */
+ * images are the bw_*.c modules (bw.h) driven from this loop. */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +13,7 @@
 
 #include "alloc.h"
 #include "builder.h"
+#include "bw.h"
 #include "component.h"
 #include "config.h"
 #include "daemon.h"
@@ -121,6 +122,7 @@ static void reload_config(void) {
                 log_warning("zookeeper-servers changed; restart poold-builder to use them");
         config_free(B.config);
         B.config = c;
+        bw_config_changed(B.bw);
 }
 
 static void on_reload_timer(struct loop *loop, struct loop_timer *t, void *ud) {
@@ -154,6 +156,7 @@ static void on_zk_state(struct zk *zk, enum zk_state state, void *ud) {
                  * (detached) return. */
                 daemon_notify_ready(TAKE_PTR(B.ready));
         }
+        if (state == ZK_STATE_CONNECTED) bw_start(B.bw);
 }
 
 static int setup(void) {
@@ -182,6 +185,8 @@ static int setup(void) {
         r = component_new(B.zk, "builder", B.hostname, POOLD_VERSION, &B.component);
         if (r < 0) return log_error_errno(r, "builder component: %m");
         component_set_state(B.component, "running");
+        r = bw_new(&B, &B.bw);
+        if (r < 0) return r;
         zk_add_state_listener(B.zk, on_zk_state, NULL);
 
         service_file_changed(B.config_path, &B.config_mtime);
@@ -191,6 +196,8 @@ static int setup(void) {
 }
 
 static void teardown(void) {
+        /* Builds are killed and recorded, uploads finish, while ZooKeeper is still up. */
+        bw_free(TAKE_PTR(B.bw));
         if (B.component) {
                 component_unregister(B.component);
                 component_free(B.component);

@@ -1,0 +1,243 @@
+/* bw.h — the builder's work: builds, uploads and cleanup, recorded in
+ * ZooKeeper as Nodepool's builder does (protocol.md §1.3, §1.6, §4.1).
+ *
+ * Modules (one .c each), all on the loop thread unless said otherwise:
+ *   bw_main.c     start/stop, the /nodepool/images cache, when passes run
+ *   bw_snap.c     the cache decoded into a tree (images → builds → providers → uploads)
+ *   bw_build.c    build scheduling, the per-image build lock, the child process
+ *   bw_upload.c   upload scheduling, upload locks, uploads on the workq
+ *   bw_cleanup.c  retention, deletion of builds/uploads/files, leaked images
+ *   bw_prov.c     provider instances (opened lazily on worker threads)
+ *   bw_plan.c     pure decisions (bw_plan.h)
+ * The only public entry points are bw_new/bw_start/bw_config_changed/bw_free
+ * (called from main.c); the rest is shared between the modules. */
+#pragma once
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "builder.h"
+#include "config.h"
+#include "loop.h"
+#include "model_image.h"
+#include "provider.h"
+#include "workq.h"
+#include "zk.h"
+#include "zk_cache.h"
+
+#define BW_IMAGE_ROOT "/nodepool/images"
+#define BW_KEEP_BUILDS 2
+#define BW_KEEP_UPLOADS 2
+#define BW_UPLOAD_ATTEMPTS 3
+
+struct bw;
+struct bw_job;
+struct bw_up;
+struct bw_prov;
+
+/* ---- public (main.c) ---- */
+
+/* Create the work state for B (loop, zk, config are B's); nothing runs yet.
+ * Reads POOLD_BUILDER_INTERVAL_MS (scheduling pass, 10 s),
+ * POOLD_CLEANUP_INTERVAL_MS (cleanup and leak pass, 60 s),
+ * POOLD_BUILD_RETRY_MS (wait after a failed build, 60 s) and
+ * POOLD_UPLOAD_RETRY_MS (first retry delay inside an upload, 5 s; then after
+ * a failed upload 12x that before the next). POOLD_UPLOAD_TIMEOUT_MS
+ * overrides image-upload-timeout (which the libvirt driver's schema lacks).
+ * 0 or -errno (logged). */
+int bw_new(struct builder *b, struct bw **ret);
+/* Start watching /nodepool/images; passes begin once it is read. Call after
+ * the ZooKeeper session first connects. Idempotent. */
+void bw_start(struct bw *w);
+/* B->config was replaced: re-match providers; a pass follows. */
+void bw_config_changed(struct bw *w);
+/* Stop: running builds are killed and recorded failed, running uploads are
+ * waited for, locks released. NULL ok. */
+void bw_free(struct bw *w);
+
+/* ---- shared between the modules ---- */
+
+/* A decoded view of the cache, rebuilt for every pass. Malformed records are
+ * kept with a NULL decoded pointer so they are neither used nor deleted. */
+struct bw_upload_rec {
+        char *id, *path;
+        struct image_upload *u;         /* NULL: malformed or empty */
+        unsigned lock;                  /* contenders on <path>/lock */
+};
+struct bw_prov_rec {
+        char *name;
+        unsigned upload_lock;           /* contenders on .../providers/<p>/images/lock */
+        struct bw_upload_rec *ups;
+        size_t n;
+};
+struct bw_build_rec {
+        char *id, *path;
+        struct image_build *b;          /* NULL: malformed or empty */
+        unsigned lock;                  /* contenders on <path>/lock */
+        struct bw_prov_rec *provs;
+        size_t n;
+};
+struct bw_image_rec {
+        char *name;
+        bool paused, requested;
+        unsigned build_lock;            /* contenders on <image>/builds/lock */
+        struct bw_build_rec *builds;
+        size_t n;
+};
+struct bw_snap {
+        struct bw_image_rec *images;
+        size_t n;
+};
+
+/* A running build (bw_build.c). */
+struct bw_job {
+        struct bw_job *next;
+        struct bw *w;
+        char *image, *build_id, *path, *output_base, *log_path;
+        char **formats;
+        char *username, *python_path, *shell_type;
+        bool requested;                 /* a request-build existed when it started */
+        struct zk_lock *lock;
+        struct cmd *cmd;
+        int log_fd;
+        uint64_t generation;            /* ZooKeeper session it started in */
+        uint64_t start_ms;
+};
+
+/* A running upload (bw_upload.c). Fields below `worker` are written by the
+ * worker thread and read by the loop only after the job is done. */
+struct bw_up {
+        struct bw_up *next;
+        struct bw *w;
+        struct bw_prov *prov;
+        char *image, *build_id, *provider, *upload_id, *path;
+        char *local_path, *format, *external_name;
+        struct provider_kv *tags;
+        size_t n_tags;
+        struct zk_lock *lock;
+        struct loop_timer *timeout;
+        atomic_bool abandoned;          /* timed out: the loop no longer waits for it */
+        uint64_t retry_ms;
+        atomic_bool *stopping;
+        /* worker */
+        int result;
+        int attempts;
+        char *external_id;
+        char *errmsg;
+};
+
+struct bw_key {                         /* a string set / deadline map entry */
+        char *key;
+        uint64_t until_ms;
+};
+struct bw_keys {
+        struct bw_key *items;
+        size_t n;
+};
+
+struct bw {
+        struct builder *b;
+        struct zk_cache *cache;
+        struct workq *upload_wq;        /* uploads */
+        struct workq *misc_wq;          /* image list/delete for cleanup */
+        struct loop_prepare *prepare;
+        struct loop_timer *tick, *cleanup_timer;
+        bool started, dirty;
+        atomic_bool stopping;
+        uint64_t interval_ms, cleanup_ms, build_retry_ms, upload_retry_ms;
+        char *self_exe, *pkg_dir;
+
+        struct bw_job *builds;          /* running here */
+        size_t n_builds;
+        struct bw_up *uploads;          /* running here (not abandoned) */
+        size_t n_uploads;
+        struct bw_prov **provs;         /* current providers */
+        size_t n_provs;
+        struct bw_prov **retired;       /* replaced on reload, freed when unused */
+        size_t n_retired;
+
+        struct bw_keys bad;             /* malformed record paths, logged once */
+        struct bw_keys build_backoff;   /* image -> no build before until_ms */
+        struct bw_keys upload_backoff;  /* "<image>/<provider>" -> no upload before */
+        struct bw_keys deleting;        /* upload paths with a cloud delete in flight */
+        struct bw_keys leak_seen;       /* "<provider>/<external id>" seen last pass */
+        unsigned leak_lists;            /* list jobs in flight */
+};
+
+/* bw_main.c */
+struct bw_key *bw_keys_find(struct bw_keys *k, const char *key);
+/* Add KEY (no-op when present) with deadline UNTIL_MS. */
+void bw_keys_set(struct bw_keys *k, const char *key, uint64_t until_ms);
+void bw_keys_del(struct bw_keys *k, const char *key);
+void bw_keys_clear(struct bw_keys *k);
+/* True when KEY is present with a deadline still ahead; an expired entry is dropped. */
+bool bw_keys_active(struct bw_keys *k, const char *key);
+/* Ask for a scheduling pass before the loop sleeps. */
+void bw_wake(struct bw *w);
+
+/* bw_snap.c */
+/* Decode the cache into *ret (bw_snap_done frees). Malformed records are
+ * logged once per path. */
+void bw_snap_load(struct bw *w, struct bw_snap *ret);
+void bw_snap_done(struct bw_snap *s);
+struct bw_image_rec *bw_snap_image(struct bw_snap *s, const char *name);
+struct bw_prov_rec *bw_snap_prov(struct bw_build_rec *b, const char *provider);
+/* The newest READY build of IMG (greatest state_time) or NULL. */
+struct bw_build_rec *bw_snap_newest_ready(struct bw_image_rec *img);
+/* Read the builds of IMAGE straight from ZooKeeper (re-checks under a lock):
+ * 0 and the newest READY one's state_time/formats (*ret_have false if none). */
+int bw_snap_read_newest_ready(struct bw *w, const char *image, bool *ret_have, double *ret_time,
+                              char ***ret_formats);
+/* Whether an upload of BUILD_ID to PROVIDER is READY, read from ZooKeeper. */
+int bw_snap_read_has_ready_upload(struct bw *w, const char *image, const char *build_id, const char *provider);
+
+/* bw_build.c */
+void bw_build_schedule(struct bw *w, struct bw_snap *s);
+bool bw_build_running(struct bw *w, const char *image, const char *build_id);
+/* Kill every running build, record it failed, release its lock. */
+void bw_build_stop_all(struct bw *w);
+
+/* bw_upload.c */
+void bw_upload_schedule(struct bw *w, struct bw_snap *s);
+/* An upload of (image, build, provider) running here (upload_id NULL: any). */
+bool bw_upload_running(struct bw *w, const char *image, const char *build_id, const char *provider,
+                       const char *upload_id);
+/* The local file of a build in FORMAT, or NULL if it is not here (malloc'd). */
+char *bw_upload_local_file(struct bw *w, const char *image, const char *build_id, const char *format);
+/* Abandon timed-out bookkeeping at stop (the workq waits for the workers). */
+void bw_upload_stop_all(struct bw *w);
+
+/* bw_cleanup.c */
+void bw_cleanup_pass(struct bw *w, struct bw_snap *s);
+/* Start the leaked-image scan on every provider (results come back later). */
+void bw_cleanup_leaks(struct bw *w);
+/* Delete cloud image EXTERNAL_ID (may be NULL: nothing in the cloud) of PROV
+ * on the workq, then, if RECORD is set, that znode and everything below it.
+ * LOCK (taken over, may be NULL) is released at the end. */
+void bw_cleanup_delete_image(struct bw *w, struct bw_prov *prov, const char *external_id, const char *record,
+                             struct zk_lock *lock);
+
+/* bw_prov.c */
+struct bw_prov {
+        char *name;
+        char *canonical;                /* config text, to see a change on reload */
+        char *image_name_format;
+        uint64_t upload_timeout_ms;     /* image-upload-timeout (POOLD_UPLOAD_TIMEOUT_MS overrides) */
+        struct provider_params params;  /* strings owned */
+        pthread_mutex_t mu;
+        struct provider *p;             /* opened on first use, under mu */
+        unsigned refs;                  /* jobs using it */
+};
+/* Re-match w->provs to the config: unchanged ones stay, others are retired. */
+void bw_prov_sync(struct bw *w);
+struct bw_prov *bw_prov_find(struct bw *w, const char *name);
+/* Take/drop a reference for a job; dropping the last one of a retired
+ * provider frees it. Loop thread. */
+struct bw_prov *bw_prov_ref(struct bw_prov *p);
+void bw_prov_unref(struct bw *w, struct bw_prov *p);
+/* The open driver instance, opening it if needed. Worker thread (blocking).
+ * 0 and *ret (owned by P), or -errno with *reterr_msg. */
+int bw_prov_get(struct bw_prov *p, struct provider **ret, char **reterr_msg);
+void bw_prov_free_all(struct bw *w);

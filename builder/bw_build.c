@@ -1,0 +1,394 @@
+/* bw_build.c — build scheduling and the build child process (protocol.md §4.1).
+ *
+ * DESIGN. For every buildable diskimage (not abstract, with formats, not
+ * paused in the config or by a /pause znode) a build is due when a
+ * request-build znode exists or when the newest READY build is missing, older
+ * than rebuild-age, or lacks a needed format. The per-image build lock
+ * (/nodepool/images/<img>/builds/lock, kazoo recipe, non-blocking) is taken
+ * and the decision re-checked against ZooKeeper before the `building` record
+ * is created, so several builders share the work and never build one image
+ * twice at once; the lock is held for the whole build. The build itself is a
+ * child process (dib-cmd, or this program's built-in disk-image-create)
+ * driven by the loop through cmd_start_async: output straight into the build
+ * log, build-timeout enforced by cmd, never waited for. At most
+ * --build-workers run at once. A failed image waits POOLD_BUILD_RETRY_MS
+ * before it is tried again. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "bw.h"
+#include "bw_plan.h"
+#include "cmd.h"
+#include "log.h"
+#include "zk_lock.h"
+
+extern char **environ;
+
+bool bw_build_running(struct bw *w, const char *image, const char *build_id) {
+        for (struct bw_job *j = w->builds; j; j = j->next)
+                if (strcmp(j->image, image) == 0 && (!build_id || strcmp(j->build_id, build_id) == 0)) return true;
+        return false;
+}
+
+static void job_unlink(struct bw *w, struct bw_job *job) {
+        for (struct bw_job **p = &w->builds; *p; p = &(*p)->next)
+                if (*p == job) {
+                        *p = job->next;
+                        w->n_builds--;
+                        return;
+                }
+}
+
+static void job_free(struct bw_job *j) {
+        if (!j) return;
+        cmd_free(j->cmd);
+        if (j->log_fd >= 0) close(j->log_fd);
+        zk_lock_free(j->lock);
+        free(j->image);
+        free(j->build_id);
+        free(j->path);
+        free(j->output_base);
+        free(j->log_path);
+        model_strv_free(j->formats);
+        free(j->username);
+        free(j->python_path);
+        free(j->shell_type);
+        free(j);
+}
+
+/* The record as Nodepool's builder writes it (ImageBuild.toDict). */
+static int write_record(struct bw *w, struct bw_job *j, enum image_build_state state, bool create) {
+        _cleanup_(image_build_freep) struct image_build *b = image_build_new(j->build_id);
+        image_build_set_state(b, state);
+        model_set_str(&b->builder, w->b->hostname);
+        model_set_str(&b->builder_id, w->b->builder_id);
+        model_set_str(&b->username, j->username);
+        model_set_str(&b->python_path, j->python_path);
+        model_set_str(&b->shell_type, j->shell_type);
+        if (state == IMAGE_BUILD_STATE_READY) {
+                model_strv_free(b->formats);
+                b->formats = model_strv_copy(j->formats);
+        }
+        _cleanup_free_ char *json = NULL;
+        size_t len = 0;
+        int r = image_build_to_json(b, &json, &len);
+        if (r < 0) return r;
+        if (create) return zk_create(w->b->zk, j->path, json, len, ZK_MAKEPATH, NULL);
+        return zk_set(w->b->zk, j->path, json, len, -1, NULL);
+}
+
+static void log_line(int fd, const char *fmt, ...) _printf_(2, 3);
+static void log_line(int fd, const char *fmt, ...) {
+        if (fd < 0) return;
+        va_list ap;
+        va_start(ap, fmt);
+        _cleanup_free_ char *s = NULL;
+        if (vasprintf(&s, fmt, ap) < 0) s = NULL;
+        va_end(ap);
+        if (s && write(fd, s, strlen(s)) < 0) log_debug_errno(errno, "build log write: %m");
+}
+
+/* Keep build-log-retention logs of IMAGE (Nodepool prunes before each build). */
+static void prune_logs(const struct config *c, const char *image) {
+        if (c->build_log_retention < 0) return;
+        DIR *d = opendir(c->build_log_dir);
+        if (!d) return;
+        char **names = model_strv_new();
+        double *mt = NULL;
+        size_t n = 0;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (!bw_plan_is_log_of(de->d_name, image)) continue;
+                struct stat st;
+                if (fstatat(dirfd(d), de->d_name, &st, 0) < 0 || !S_ISREG(st.st_mode)) continue;
+                model_strv_push(&names, de->d_name);
+                mt = xrealloc(mt, (n + 1) * sizeof *mt);
+                mt[n++] = (double)st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9;
+        }
+        _cleanup_free_ bool *drop = xnew(bool, n + 1);
+        bw_plan_prune_logs(mt, n, c->build_log_retention, false, drop);
+        for (size_t i = 0; i < n; i++)
+                if (drop[i]) {
+                        if (unlinkat(dirfd(d), names[i], 0) < 0)
+                                log_warning_errno(errno, "cannot prune build log %s: %m", names[i]);
+                        else
+                                log_debug("pruned build log %s/%s", c->build_log_dir, names[i]);
+                }
+        closedir(d);
+        free(mt);
+        model_strv_free(names);
+}
+
+static int mkdir_p(const char *path) {
+        _cleanup_free_ char *p = xstrdup(path);
+        for (char *s = p + 1; *s; s++)
+                if (*s == '/') {
+                        *s = '\0';
+                        if (mkdir(p, 0755) < 0 && errno != EEXIST) return -errno;
+                        *s = '/';
+                }
+        if (mkdir(p, 0755) < 0 && errno != EEXIST) return -errno;
+        return 0;
+}
+
+static void finish(struct bw *w, struct bw_job *j, bool ok, const char *why) {
+        struct zk *zk = w->b->zk;
+        if (!ok) bw_keys_set(&w->build_backoff, j->image, loop_now_ms() + w->build_retry_ms);
+        else bw_keys_del(&w->build_backoff, j->image);
+        int r = write_record(w, j, ok ? IMAGE_BUILD_STATE_READY : IMAGE_BUILD_STATE_FAILED, false);
+        if (r < 0) log_error_errno(r, "build %s-%s: cannot record the result: %m", j->image, j->build_id);
+        if (ok) {
+                log_info("built image %s-%s (%s) in %llu s", j->image, j->build_id, j->output_base,
+                         (unsigned long long)((loop_now_ms() - j->start_ms) / 1000));
+                if (j->requested) {
+                        /* Nodepool removes the request after a successful build only. */
+                        _cleanup_free_ char *req = xasprintf(BW_IMAGE_ROOT "/%s/request-build", j->image);
+                        r = zk_delete(zk, req, -1);
+                        if (r < 0 && r != -ENOENT) log_warning_errno(r, "cannot remove %s: %m", req);
+                }
+        } else
+                log_error("build of image %s-%s failed: %s (log: %s)", j->image, j->build_id, why, j->log_path);
+        zk_lock_release_async(j->lock);
+        job_unlink(w, j);
+        job_free(j);
+        bw_wake(w);
+}
+
+static void on_done(struct cmd *cmd, const struct cmd_status *st, void *ud) {
+        struct bw_job *j = ud;
+        struct bw *w = j->w;
+        /* Python's Popen.returncode: negative signal number when killed. */
+        int code = st->outcome == CMD_EXITED ? st->code : -st->code;
+        if (st->outcome == CMD_TIMED_OUT) log_line(j->log_fd, "Build timeout for image %s, build %s\n", j->image,
+                                                   j->build_id);
+        log_line(j->log_fd, "Exit code: %d\n", code);
+
+        _cleanup_free_ char *why = NULL;
+        if (st->outcome == CMD_TIMED_OUT)
+                why = xstrdup("build-timeout reached, killed");
+        else if (!cmd_status_success(st))
+                why = xasprintf("%s %d", st->outcome == CMD_SIGNALED ? "killed by signal" : "exit code", st->code);
+        else if (zk_session_generation(w->b->zk) != j->generation)
+                why = xstrdup("ZooKeeper session lost during the build");
+        else
+                for (size_t i = 0; j->formats[i]; i++) {
+                        _cleanup_free_ char *f = xasprintf("%s.%s", j->output_base, j->formats[i]);
+                        struct stat sb;
+                        if (stat(f, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+                                why = xasprintf("%s was not produced", f);
+                                break;
+                        }
+                }
+        finish(w, j, !why, why);
+}
+
+/* Formats to build: the diskimage's `formats` plus what every provider that
+ * uses it uploads (qcow2 for libvirt and OpenStack). Sorted, no duplicates. */
+static char **formats_for(const struct config *c, const struct config_diskimage *d) {
+        char **v = model_strv_new();
+        for (size_t i = 0; i < d->formats.n; i++)
+                if (!model_strv_contains(v, d->formats.items[i])) model_strv_push(&v, d->formats.items[i]);
+        for (size_t i = 0; i < c->n_providers; i++) {
+                const struct config_provider *cp = &c->providers[i];
+                if (cp->driver == CONFIG_DRIVER_STATIC) continue;
+                for (size_t k = 0; k < cp->n_diskimages; k++)
+                        if (strcmp(cp->diskimages[k].name, d->name) == 0 && !model_strv_contains(v, "qcow2"))
+                                model_strv_push(&v, "qcow2");
+        }
+        return v;
+}
+
+/* Run the build; on error the job is finished (failed) here. */
+static void run(struct bw *w, struct bw_job *j, const struct config_diskimage *d) {
+        const struct config *c = w->b->config;
+        _cleanup_free_ char *why = NULL, *line = NULL;
+        char **argv = NULL;
+        int r;
+
+        struct bw_plan_build p = {
+                .dib_cmd = d->dib_cmd ? d->dib_cmd : BW_PLAN_BUILTIN_DIB,
+                .self_exe = w->self_exe,
+                .pkg_dir = w->pkg_dir,
+                .formats = j->formats,
+                .output_base = j->output_base,
+        };
+        /* config_strv is not NULL-terminated: copy it. */
+        char **elements = model_strv_new();
+        for (size_t i = 0; i < d->elements.n; i++) model_strv_push(&elements, d->elements.items[i]);
+        p.elements = elements;
+        r = bw_plan_build_argv(&p, &argv);
+        model_strv_free(elements);
+        if (r < 0) {
+                why = xasprintf("invalid dib-cmd '%s'", p.dib_cmd);
+                goto fail;
+        }
+
+        char **keys = xnew(char *, d->env_vars.n + 1), **vals = xnew(char *, d->env_vars.n + 1);
+        for (size_t i = 0; i < d->env_vars.n; i++) {
+                keys[i] = d->env_vars.items[i].key;
+                vals[i] = d->env_vars.items[i].value;
+        }
+        char **env = bw_plan_build_env(d->name, d->release, j->output_base, c->elements_dir, d->username, keys,
+                                       vals, d->env_vars.n);
+        free(keys);
+        free(vals);
+
+        j->cmd = cmd_new(argv[0]);
+        for (size_t i = 1; argv[i]; i++) cmd_arg(j->cmd, argv[i]);
+        /* Nodepool passes its own environment along (os.environ.copy()). */
+        for (char **e = environ; e && *e; e++) {
+                const char *eq = strchr(*e, '=');
+                if (!eq) continue;
+                _cleanup_free_ char *k = xstrndup(*e, (size_t)(eq - *e));
+                cmd_setenv(j->cmd, k, eq + 1);
+        }
+        for (size_t i = 0; env[i]; i++) {
+                char *eq = strchr(env[i], '=');
+                *eq = '\0';
+                cmd_setenv(j->cmd, env[i], eq + 1);
+        }
+        model_strv_free(env);
+        cmd_set_log_fd(j->cmd, j->log_fd);
+        if (d->build_timeout > 0) cmd_set_timeout(j->cmd, (uint64_t)d->build_timeout * 1000);
+
+        for (size_t i = 0; argv[i]; i++) {
+                char *n = xasprintf("%s%s%s", line ? line : "", line ? " " : "", argv[i]);
+                free(line);
+                line = n;
+        }
+        log_info("building image %s-%s: %s (log %s)", j->image, j->build_id, line, j->log_path);
+        r = cmd_start_async(j->cmd, w->b->loop, on_done, j);
+        model_strv_free(argv);
+        if (r < 0) {
+                why = xasprintf("cannot run %s: %s", p.dib_cmd, strerror(-r));
+                log_line(j->log_fd, "%s\nExit code: %d\n", why, r == -ENOENT ? 127 : 126);
+                goto fail;
+        }
+        return;
+fail:
+        finish(w, j, false, why);
+}
+
+static void start(struct bw *w, const struct config_diskimage *d, struct zk_lock *lock, bool requested) {
+        const struct config *c = w->b->config;
+        char hex[33];
+        int r = model_uuid4_hex(hex);
+        if (r < 0) {
+                log_error_errno(r, "no build id: %m");
+                zk_lock_release_async(lock);
+                zk_lock_free(lock);
+                return;
+        }
+        struct bw_job *j = xnew(struct bw_job, 1);
+        j->w = w;
+        j->log_fd = -1;
+        j->lock = lock;
+        j->image = xstrdup(d->name);
+        j->build_id = xstrdup(hex);
+        j->requested = requested;
+        j->generation = zk_session_generation(w->b->zk);
+        j->start_ms = loop_now_ms();
+        j->username = xstrdup(d->username);
+        j->python_path = xstrdup(d->python_path);
+        j->shell_type = xstrdup(d->shell_type);
+        j->formats = formats_for(c, d);
+        j->output_base = xasprintf("%s/%s-%s", c->images_dir, d->name, hex);
+        j->log_path = xasprintf("%s/%s-%s.log", c->build_log_dir, d->name, hex);
+        r = image_path_build(d->name, hex, &j->path);
+        if (r >= 0) r = write_record(w, j, IMAGE_BUILD_STATE_BUILDING, true);
+        if (r < 0) {
+                log_error_errno(r, "image %s: cannot create the build record: %m", d->name);
+                zk_lock_release_async(j->lock);
+                job_free(j);
+                return;
+        }
+        j->next = w->builds;
+        w->builds = j;
+        w->n_builds++;
+
+        r = mkdir_p(c->build_log_dir);
+        if (r >= 0) {
+                prune_logs(c, d->name);
+                j->log_fd = open(j->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+                if (j->log_fd < 0) r = -errno;
+        }
+        if (r < 0) {
+                _cleanup_free_ char *why = xasprintf("cannot open build log %s: %s", j->log_path, strerror(-r));
+                finish(w, j, false, why);
+                return;
+        }
+        run(w, j, d);
+}
+
+void bw_build_schedule(struct bw *w, struct bw_snap *s) {
+        const struct config *c = w->b->config;
+        double now = model_now();
+        for (size_t i = 0; i < c->n_diskimages && w->n_builds < (size_t)w->b->build_workers; i++) {
+                const struct config_diskimage *d = &c->diskimages[i];
+                if (d->abstract || d->pause) continue;
+                if (bw_build_running(w, d->name, NULL) || bw_keys_active(&w->build_backoff, d->name)) continue;
+                _cleanup_free_ char *probe = NULL;
+                if (image_path_build(d->name, "x", &probe) < 0) continue; /* not usable as a znode name */
+                struct bw_image_rec *im = bw_snap_image(s, d->name);
+                if (im && im->paused) continue;
+                bool requested = im && im->requested;
+                struct bw_build_rec *nr = bw_snap_newest_ready(im);
+                char **needed = formats_for(c, d);
+                if (!needed[0]) {
+                        /* Nodepool: a diskimage with no formats is not built. */
+                        model_strv_free(needed);
+                        continue;
+                }
+                bool due = requested || bw_plan_needs_build(nr != NULL, nr ? nr->b->state_time : 0,
+                                                            nr ? nr->b->formats : NULL, needed, d->rebuild_age, now);
+                if (!due || (im && im->build_lock > 0)) {
+                        model_strv_free(needed);
+                        continue;
+                }
+
+                _cleanup_free_ char *lpath = xasprintf(BW_IMAGE_ROOT "/%s/builds/lock", d->name);
+                struct zk_lock *lock = NULL;
+                int r = zk_lock_try_new(w->b->zk, lpath, NULL, &lock);
+                if (r != 1) {
+                        if (r < 0) log_warning_errno(r, "image %s: build lock: %m", d->name);
+                        model_strv_free(needed);
+                        continue;
+                }
+                /* Re-check with what ZooKeeper says now: another builder may have just finished. */
+                _cleanup_free_ char *ppath = xasprintf(BW_IMAGE_ROOT "/%s/pause", d->name);
+                _cleanup_free_ char *rpath = xasprintf(BW_IMAGE_ROOT "/%s/request-build", d->name);
+                bool have = false;
+                double t = 0;
+                char **formats = NULL;
+                int paused = zk_exists(w->b->zk, ppath, NULL);
+                int req = paused == 0 ? zk_exists(w->b->zk, rpath, NULL) : 0;
+                r = paused == 0 && req >= 0 ? bw_snap_read_newest_ready(w, d->name, &have, &t, &formats) : -EIO;
+                due = r >= 0 && (req == 1 || bw_plan_needs_build(have, t, formats, needed, d->rebuild_age, model_now()));
+                model_strv_free(formats);
+                model_strv_free(needed);
+                if (!due) {
+                        zk_lock_release_async(lock);
+                        zk_lock_free(lock);
+                        continue;
+                }
+                if (req == 1) log_info("manual build request for image %s", d->name);
+                start(w, d, lock, req == 1);
+        }
+}
+
+void bw_build_stop_all(struct bw *w) {
+        while (w->builds) {
+                struct bw_job *j = w->builds;
+                /* cmd_free kills the process group and reaps it. */
+                cmd_free(TAKE_PTR(j->cmd));
+                log_line(j->log_fd, "Build interrupted: poold-builder stopping\nExit code: %d\n", -SIGKILL);
+                finish(w, j, false, "poold-builder stopping");
+        }
+}

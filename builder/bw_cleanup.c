@@ -1,0 +1,491 @@
+/* bw_cleanup.c — retention and deletion (protocol.md §4.1 Retention/cleanup).
+ *
+ * DESIGN. Every cleanup interval, from a snapshot of /nodepool/images:
+ * - uploads: per (image, provider) the two newest READY uploads (across
+ *   builds) stay; older READY ones, FAILED ones, DELETING ones (also those
+ *   marked by `poolctl image-delete`), unlocked UPLOADING ones (a crashed
+ *   builder), uploads of DELETING/FAILED builds, and uploads to a provider
+ *   that no longer lists the image are deleted: under the upload's own lock
+ *   the record is set `deleting`, the cloud image deleted on the workq, then
+ *   the znode removed.
+ * - builds: the two newest READY builds per configured image stay (none of
+ *   ours for an image removed from the config). An older READY build with no
+ *   live upload is marked DELETING (as `poolctl dib-image-delete` does); a
+ *   FAILED, DELETING or crashed BUILDING build of ours, once it has no
+ *   uploads left, loses its local files and then its znode. Other builders'
+ *   files are theirs to remove.
+ * - files in images-dir that belong to no build in ZooKeeper and to no build
+ *   running here are removed.
+ * - leaked images: every provider's images carrying our tags
+ *   (nodepool_provider_name, nodepool_build_id, nodepool_upload_id) whose
+ *   upload ZooKeeper does not know, seen in two consecutive passes, are
+ *   deleted. */
+#include <dirent.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "bw.h"
+#include "bw_plan.h"
+#include "log.h"
+#include "zk_lock.h"
+
+/* ---------------------------------------------------------------- cloud deletes */
+
+struct del {
+        struct bw *w;
+        struct bw_prov *prov;
+        char *external_id, *record;
+        struct zk_lock *lock;
+        int result;
+        char *errmsg;
+};
+
+static void del_work(void *ud) {
+        struct del *d = ud;
+        struct provider *p = NULL;
+        d->result = bw_prov_get(d->prov, &p, &d->errmsg);
+        if (d->result >= 0) d->result = p->ops->image_delete(p, d->external_id, &d->errmsg);
+}
+
+static void del_finish(struct del *d) {
+        struct bw *w = d->w;
+        if (d->result >= 0 || d->result == -ENOENT) {
+                if (d->external_id) log_info("deleted image %s from provider %s", d->external_id, d->prov->name);
+                if (d->record) {
+                        int r = zk_delete_recursive(w->b->zk, d->record);
+                        if (r < 0) log_warning_errno(r, "cannot delete %s: %m", d->record);
+                        else log_info("deleted upload record %s", d->record);
+                }
+        } else
+                log_warning("cannot delete image %s from provider %s: %s", d->external_id,
+                            d->prov ? d->prov->name : "?", d->errmsg ? d->errmsg : strerror(-d->result));
+        if (d->record) bw_keys_del(&w->deleting, d->record);
+        /* The contender went with the record; otherwise this releases it. */
+        zk_lock_free(d->lock);
+        bw_prov_unref(w, d->prov);
+        free(d->external_id);
+        free(d->record);
+        free(d->errmsg);
+        free(d);
+        bw_wake(w);
+}
+
+static void del_done(void *ud, int status) {
+        struct del *d = ud;
+        if (status < 0) d->result = status;
+        del_finish(d);
+}
+
+void bw_cleanup_delete_image(struct bw *w, struct bw_prov *prov, const char *external_id, const char *record,
+                             struct zk_lock *lock) {
+        struct del *d = xnew(struct del, 1);
+        d->w = w;
+        d->prov = prov ? bw_prov_ref(prov) : NULL;
+        d->external_id = xstrdup(external_id);
+        d->record = xstrdup(record);
+        d->lock = lock;
+        if (record) bw_keys_set(&w->deleting, record, 0);
+        if (!external_id || !prov) {
+                /* Nothing in the cloud (the upload never got that far). */
+                del_finish(d);
+                return;
+        }
+        int r = workq_submit(w->misc_wq, del_work, del_done, d);
+        if (r < 0) {
+                d->result = r;
+                del_finish(d);
+        }
+}
+
+/* ---------------------------------------------------------------- uploads */
+
+static void delete_upload(struct bw *w, struct bw_upload_rec *up, const char *provider, const char *why) {
+        if (bw_keys_find(&w->deleting, up->path)) return;
+        struct bw_prov *prov = bw_prov_find(w, provider);
+        _cleanup_free_ char *lpath = xasprintf("%s/lock", up->path);
+        struct zk_lock *lock = NULL;
+        if (zk_lock_try_new(w->b->zk, lpath, NULL, &lock) != 1) return;
+
+        /* Re-read under the lock. */
+        _cleanup_free_ char *data = NULL, *json = NULL;
+        size_t len = 0;
+        struct zk_stat st;
+        _cleanup_(image_upload_freep) struct image_upload *u = NULL;
+        int r = zk_get(w->b->zk, up->path, &data, &len, &st);
+        if (r >= 0 && (len == 0 || image_upload_from_json(data, len, up->id, &u, NULL) < 0)) r = -EBADMSG;
+        if (r < 0) goto out;
+        if (u->state == IMAGE_UPLOAD_STATE_UPLOADING) {
+                /* In progress unless nobody holds the upload lock of its directory. */
+                _cleanup_free_ char *dir = xstrdup(up->path);
+                *strrchr(dir, '/') = '\0';
+                _cleanup_free_ char *dlock = xasprintf("%s/lock", dir);
+                if (zk_is_locked(w->b->zk, dlock) != 0) goto out;
+        }
+        if (u->external_id && !prov) {
+                /* No way to reach that cloud from here. */
+                log_debug("upload %s: provider %s not configured here; left alone", up->path, provider);
+                goto out;
+        }
+        if (u->state != IMAGE_UPLOAD_STATE_DELETING) {
+                image_upload_set_state(u, IMAGE_UPLOAD_STATE_DELETING);
+                r = image_upload_to_json(u, &json, &len);
+                if (r >= 0) r = zk_set(w->b->zk, up->path, json, len, st.version, NULL);
+                if (r < 0) {
+                        log_warning_errno(r, "%s: cannot mark deleting: %m", up->path);
+                        goto out;
+                }
+        }
+        log_info("deleting upload %s (%s)", up->path, why);
+        bw_cleanup_delete_image(w, prov, u->external_id, up->path, TAKE_PTR(lock));
+        return;
+out:
+        zk_lock_release_async(lock);
+        zk_lock_free(lock);
+}
+
+static bool image_in_provider(const struct config *c, const char *provider, const char *image) {
+        const struct config_provider *cp = config_find_provider(c, provider);
+        if (!cp) return true; /* unknown provider: not ours to judge */
+        if (!config_find_diskimage(c, image)) return false;
+        for (size_t i = 0; i < cp->n_diskimages; i++)
+                if (strcmp(cp->diskimages[i].name, image) == 0) return true;
+        return false;
+}
+
+static void cleanup_uploads(struct bw *w, struct bw_image_rec *im) {
+        const struct config *c = w->b->config;
+        /* Providers seen under any build of this image. */
+        char **provs = model_strv_new();
+        for (size_t j = 0; j < im->n; j++)
+                for (size_t k = 0; k < im->builds[j].n; k++)
+                        if (!model_strv_contains(provs, im->builds[j].provs[k].name))
+                                model_strv_push(&provs, im->builds[j].provs[k].name);
+
+        for (size_t p = 0; provs[p]; p++) {
+                /* Every upload to this provider, across builds. */
+                size_t n = 0;
+                for (size_t j = 0; j < im->n; j++) {
+                        struct bw_prov_rec *pr = bw_snap_prov(&im->builds[j], provs[p]);
+                        n += pr ? pr->n : 0;
+                }
+                struct bw_upload_rec **ups = xnew(struct bw_upload_rec *, n + 1);
+                struct bw_build_rec **bof = xnew(struct bw_build_rec *, n + 1);
+                double *times = xnew(double, n + 1);
+                bool *ready = xnew(bool, n + 1), *keep = xnew(bool, n + 1);
+                size_t m = 0;
+                for (size_t j = 0; j < im->n; j++) {
+                        struct bw_prov_rec *pr = bw_snap_prov(&im->builds[j], provs[p]);
+                        for (size_t k = 0; pr && k < pr->n; k++) {
+                                ups[m] = &pr->ups[k];
+                                bof[m] = &im->builds[j];
+                                times[m] = ups[m]->u ? ups[m]->u->state_time : 0;
+                                ready[m] = ups[m]->u && ups[m]->u->state == IMAGE_UPLOAD_STATE_READY;
+                                m++;
+                        }
+                }
+                bw_plan_keep_newest(times, ready, m, BW_KEEP_UPLOADS, keep);
+                bool listed = image_in_provider(c, provs[p], im->name);
+                for (size_t i = 0; i < m; i++) {
+                        struct image_upload *u = ups[i]->u;
+                        struct image_build *b = bof[i]->b;
+                        if (!u) continue; /* malformed: kept */
+                        if (bw_upload_running(w, im->name, bof[i]->id, provs[p], ups[i]->id)) continue;
+                        const char *why = NULL;
+                        if (!listed) why = "image no longer in the provider";
+                        else if (b && (b->state == IMAGE_BUILD_STATE_DELETING || b->state == IMAGE_BUILD_STATE_FAILED))
+                                why = "its build is being deleted";
+                        else if (u->state == IMAGE_UPLOAD_STATE_DELETING) why = "marked deleting";
+                        else if (u->state == IMAGE_UPLOAD_STATE_FAILED) why = "failed";
+                        else if (u->state == IMAGE_UPLOAD_STATE_READY && !keep[i]) why = "older than the two newest";
+                        else if (u->state == IMAGE_UPLOAD_STATE_UPLOADING && bw_snap_prov(bof[i], provs[p])->upload_lock == 0)
+                                why = "upload abandoned";
+                        if (why) delete_upload(w, ups[i], provs[p], why);
+                }
+                free(ups);
+                free(bof);
+                free(times);
+                free(ready);
+                free(keep);
+        }
+        model_strv_free(provs);
+}
+
+/* ---------------------------------------------------------------- builds */
+
+static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
+        if (remove(path) < 0) log_warning_errno(errno, "cannot remove %s: %m", path);
+        return 0;
+}
+
+/* Remove every images-dir entry of build (image, build_id). */
+static void remove_local_files(struct bw *w, const char *image, const char *build_id) {
+        const char *dir = w->b->config->images_dir;
+        DIR *d = opendir(dir);
+        if (!d) return;
+        struct dirent *de;
+        char **victims = model_strv_new();
+        while ((de = readdir(d))) {
+                _cleanup_free_ char *im = NULL, *id = NULL;
+                if (!bw_plan_parse_output(de->d_name, &im, &id)) continue;
+                if (strcmp(im, image) == 0 && strcmp(id, build_id) == 0) model_strv_push(&victims, de->d_name);
+        }
+        closedir(d);
+        for (size_t i = 0; victims[i]; i++) {
+                _cleanup_free_ char *p = xasprintf("%s/%s", dir, victims[i]);
+                (void)nftw(p, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        }
+        if (victims[0]) log_info("removed the local files of build %s-%s", image, build_id);
+        model_strv_free(victims);
+}
+
+static int set_build_state(struct bw *w, struct bw_build_rec *br, enum image_build_state state) {
+        _cleanup_free_ char *lpath = xasprintf("%s/lock", br->path);
+        struct zk_lock *lock = NULL;
+        int r = zk_lock_try_new(w->b->zk, lpath, NULL, &lock);
+        if (r != 1) return r < 0 ? r : -EBUSY;
+        _cleanup_free_ char *data = NULL, *json = NULL;
+        size_t len = 0;
+        struct zk_stat st;
+        _cleanup_(image_build_freep) struct image_build *b = NULL;
+        r = zk_get(w->b->zk, br->path, &data, &len, &st);
+        if (r >= 0 && (len == 0 || image_build_from_json(data, len, br->id, &b, NULL) < 0)) r = -EBADMSG;
+        if (r >= 0 && b->state != state) {
+                image_build_set_state(b, state);
+                r = image_build_to_json(b, &json, &len);
+                if (r >= 0) r = zk_set(w->b->zk, br->path, json, len, st.version, NULL);
+        }
+        zk_lock_release_async(lock);
+        zk_lock_free(lock);
+        return r;
+}
+
+/* Delete build BR (ours, no uploads left): files, then the znode. */
+static void delete_build(struct bw *w, struct bw_image_rec *im, struct bw_build_rec *br) {
+        _cleanup_free_ char *lpath = xasprintf("%s/lock", br->path);
+        struct zk_lock *lock = NULL;
+        if (zk_lock_try_new(w->b->zk, lpath, NULL, &lock) != 1) return;
+        /* Re-check that no upload appeared meanwhile. */
+        _cleanup_free_ char *pdir = xasprintf("%s/providers", br->path);
+        char **provs = NULL;
+        size_t np = 0;
+        bool uploads = false;
+        int r = zk_get_children(w->b->zk, pdir, &provs, &np);
+        for (size_t i = 0; r >= 0 && i < np && !uploads; i++) {
+                _cleanup_free_ char *udir = xasprintf("%s/%s/images", pdir, provs[i]);
+                char **ups = NULL;
+                size_t nu = 0;
+                if (zk_get_children(w->b->zk, udir, &ups, &nu) >= 0)
+                        for (size_t k = 0; k < nu; k++) uploads |= strcmp(ups[k], "lock") != 0;
+                zk_strv_free(ups);
+        }
+        zk_strv_free(provs);
+        if ((r < 0 && r != -ENOENT) || uploads) {
+                zk_lock_release_async(lock);
+                zk_lock_free(lock);
+                return;
+        }
+        remove_local_files(w, im->name, br->id);
+        r = zk_delete_recursive(w->b->zk, br->path);
+        if (r < 0) log_warning_errno(r, "cannot delete %s: %m", br->path);
+        else log_info("deleted build %s-%s", im->name, br->id);
+        zk_lock_free(lock);
+}
+
+static bool has_live_upload(struct bw_build_rec *br) {
+        for (size_t k = 0; k < br->n; k++)
+                for (size_t m = 0; m < br->provs[k].n; m++) {
+                        struct image_upload *u = br->provs[k].ups[m].u;
+                        if (!u || u->state == IMAGE_UPLOAD_STATE_READY || u->state == IMAGE_UPLOAD_STATE_UPLOADING)
+                                return true; /* malformed counts as live: we do not know */
+                }
+        return false;
+}
+
+static bool has_any_upload(struct bw_build_rec *br) {
+        for (size_t k = 0; k < br->n; k++)
+                if (br->provs[k].n > 0) return true;
+        return false;
+}
+
+static void cleanup_builds(struct bw *w, struct bw_image_rec *im) {
+        const struct config_diskimage *d = config_find_diskimage(w->b->config, im->name);
+        bool configured = d && !d->abstract;
+        size_t n = im->n;
+        double *times = xnew(double, n + 1);
+        bool *ready = xnew(bool, n + 1), *keep = xnew(bool, n + 1);
+        for (size_t j = 0; j < n; j++) {
+                struct image_build *b = im->builds[j].b;
+                times[j] = b ? b->state_time : 0;
+                ready[j] = b && b->state == IMAGE_BUILD_STATE_READY;
+        }
+        bw_plan_keep_newest(times, ready, n, BW_KEEP_BUILDS, keep);
+        for (size_t j = 0; j < n; j++) {
+                struct bw_build_rec *br = &im->builds[j];
+                struct image_build *b = br->b;
+                if (!b) continue; /* malformed: kept */
+                bool ours = b->builder_id && strcmp(b->builder_id, w->b->builder_id) == 0;
+                if (!configured && ours) keep[j] = false;
+                if (bw_build_running(w, im->name, br->id)) continue;
+                if (b->state == IMAGE_BUILD_STATE_BUILDING && im->build_lock > 0) continue; /* in progress */
+                if (keep[j]) continue;
+                switch (b->state) {
+                case IMAGE_BUILD_STATE_READY:
+                        if (has_live_upload(br)) break;
+                        if (set_build_state(w, br, IMAGE_BUILD_STATE_DELETING) >= 0)
+                                log_info("build %s-%s is past retention: deleting", im->name, br->id);
+                        break;
+                case IMAGE_BUILD_STATE_BUILDING:
+                        /* Nobody holds the build lock: its builder died. */
+                        if (!ours) break;
+                        if (set_build_state(w, br, IMAGE_BUILD_STATE_FAILED) >= 0)
+                                log_info("build %s-%s was interrupted: marked failed", im->name, br->id);
+                        break;
+                default:
+                        /* FAILED / DELETING: uploads go first (cleanup_uploads), then files and znode. */
+                        if (ours && !has_any_upload(br)) delete_build(w, im, br);
+                        break;
+                }
+        }
+        free(times);
+        free(ready);
+        free(keep);
+}
+
+/* ---------------------------------------------------------------- files */
+
+static bool build_known(struct bw_snap *s, const char *image, const char *build_id) {
+        struct bw_image_rec *im = bw_snap_image(s, image);
+        for (size_t j = 0; im && j < im->n; j++)
+                if (strcmp(im->builds[j].id, build_id) == 0) return true;
+        return false;
+}
+
+static void cleanup_files(struct bw *w, struct bw_snap *s) {
+        const char *dir = w->b->config->images_dir;
+        DIR *d = opendir(dir);
+        if (!d) return;
+        char **victims = model_strv_new();
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                _cleanup_free_ char *im = NULL, *id = NULL;
+                if (!bw_plan_parse_output(de->d_name, &im, &id)) continue;
+                if (build_known(s, im, id) || bw_build_running(w, im, id)) continue;
+                model_strv_push(&victims, de->d_name);
+        }
+        closedir(d);
+        for (size_t i = 0; victims[i]; i++) {
+                _cleanup_free_ char *p = xasprintf("%s/%s", dir, victims[i]);
+                log_info("removing %s: its build is not in ZooKeeper", p);
+                (void)nftw(p, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        }
+        model_strv_free(victims);
+}
+
+void bw_cleanup_pass(struct bw *w, struct bw_snap *s) {
+        for (size_t i = 0; i < s->n; i++) {
+                cleanup_uploads(w, &s->images[i]);
+                cleanup_builds(w, &s->images[i]);
+        }
+        cleanup_files(w, s);
+}
+
+/* ---------------------------------------------------------------- leaks */
+
+struct list_job {
+        struct bw *w;
+        struct bw_prov *prov;
+        struct provider_image **imgs;
+        size_t n;
+        int result;
+        char *errmsg;
+};
+
+static void list_work(void *ud) {
+        struct list_job *j = ud;
+        struct provider *p = NULL;
+        j->result = bw_prov_get(j->prov, &p, &j->errmsg);
+        if (j->result >= 0) j->result = p->ops->image_list(p, &j->imgs, &j->n, &j->errmsg);
+}
+
+static bool upload_known(struct bw *w, struct bw_snap *s, const char *provider, const char *build_id,
+                         const char *upload_id) {
+        for (size_t i = 0; i < s->n; i++) {
+                struct bw_image_rec *im = &s->images[i];
+                for (size_t j = 0; j < im->n; j++) {
+                        if (strcmp(im->builds[j].id, build_id) != 0) continue;
+                        struct bw_prov_rec *pr = bw_snap_prov(&im->builds[j], provider);
+                        for (size_t k = 0; pr && k < pr->n; k++)
+                                if (strcmp(pr->ups[k].id, upload_id) == 0) return true;
+                }
+        }
+        for (struct bw_up *u = w->uploads; u; u = u->next)
+                if (strcmp(u->provider, provider) == 0 && strcmp(u->build_id, build_id) == 0 &&
+                    u->upload_id && strcmp(u->upload_id, upload_id) == 0)
+                        return true;
+        return false;
+}
+
+static void list_done(void *ud, int status) {
+        struct list_job *j = ud;
+        struct bw *w = j->w;
+        w->leak_lists--;
+        if (status < 0) j->result = status;
+        if (j->result < 0) {
+                if (j->result != -ECANCELED)
+                        log_warning("provider %s: cannot list images: %s", j->prov->name,
+                                    j->errmsg ? j->errmsg : strerror(-j->result));
+        } else if (!atomic_load(&w->stopping) && zk_cache_is_synced(w->cache)) {
+                struct bw_snap s = {};
+                bw_snap_load(w, &s);
+                _cleanup_free_ char *prefix = xasprintf("%s/", j->prov->name);
+                struct bw_keys seen = {};
+                for (size_t i = 0; i < j->n; i++) {
+                        struct provider_image *img = j->imgs[i];
+                        const char *pn = provider_image_tag(img, "nodepool_provider_name");
+                        const char *bid = provider_image_tag(img, "nodepool_build_id");
+                        const char *uid = provider_image_tag(img, "nodepool_upload_id");
+                        if (!pn || !bid || !uid || strcmp(pn, j->prov->name) != 0) continue;
+                        if (upload_known(w, &s, pn, bid, uid)) continue;
+                        _cleanup_free_ char *key = xasprintf("%s%s", prefix, img->external_id);
+                        if (bw_keys_find(&w->leak_seen, key)) {
+                                log_info("provider %s: image %s (build %s, upload %s) is unknown to ZooKeeper: "
+                                         "deleting the leak", pn, img->external_id, bid, uid);
+                                bw_cleanup_delete_image(w, j->prov, img->external_id, NULL, NULL);
+                        } else {
+                                log_info("provider %s: image %s is unknown to ZooKeeper; deleting it if still "
+                                         "so at the next pass", pn, img->external_id);
+                                bw_keys_set(&seen, key, 0);
+                        }
+                }
+                /* Replace this provider's entries by what was seen now. */
+                for (size_t i = w->leak_seen.n; i-- > 0;)
+                        if (strncmp(w->leak_seen.items[i].key, prefix, strlen(prefix)) == 0)
+                                bw_keys_del(&w->leak_seen, w->leak_seen.items[i].key);
+                for (size_t i = 0; i < seen.n; i++) bw_keys_set(&w->leak_seen, seen.items[i].key, 0);
+                bw_keys_clear(&seen);
+                bw_snap_done(&s);
+        }
+        provider_image_array_free(j->imgs, j->n);
+        bw_prov_unref(w, j->prov);
+        free(j->errmsg);
+        free(j);
+}
+
+void bw_cleanup_leaks(struct bw *w) {
+        if (w->leak_lists > 0) return; /* the previous scan is still running */
+        for (size_t i = 0; i < w->n_provs; i++) {
+                struct list_job *j = xnew(struct list_job, 1);
+                j->w = w;
+                j->prov = bw_prov_ref(w->provs[i]);
+                if (workq_submit(w->misc_wq, list_work, list_done, j) < 0) {
+                        bw_prov_unref(w, j->prov);
+                        free(j);
+                        continue;
+                }
+                w->leak_lists++;
+        }
+}

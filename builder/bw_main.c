@@ -1,0 +1,209 @@
+/* bw_main.c — when the builder's passes run.
+ *
+ * DESIGN. /nodepool/images is mirrored by a watched cache (depth 7, lock
+ * contenders counted), so a request-build, a pause or a finished build on
+ * another builder is seen within milliseconds. Any change marks the state
+ * dirty and one scheduling pass (builds, then uploads) runs before the loop
+ * sleeps; a timer runs it anyway every interval (rebuild-age, back-offs).
+ * The cleanup pass (retention, deletions, leaked images) runs on its own,
+ * slower timer. Each pass decodes the cache into a snapshot; anything it
+ * changes is done under the matching kazoo lock after re-reading the record
+ * from ZooKeeper itself, because the cache may lag our own writes. */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "bw.h"
+#include "log.h"
+
+/* ---------------------------------------------------------------- keys */
+
+struct bw_key *bw_keys_find(struct bw_keys *k, const char *key) {
+        for (size_t i = 0; i < k->n; i++)
+                if (strcmp(k->items[i].key, key) == 0) return &k->items[i];
+        return NULL;
+}
+
+void bw_keys_set(struct bw_keys *k, const char *key, uint64_t until_ms) {
+        struct bw_key *e = bw_keys_find(k, key);
+        if (e) {
+                e->until_ms = until_ms;
+                return;
+        }
+        k->items = xrealloc(k->items, (k->n + 1) * sizeof *k->items);
+        k->items[k->n++] = (struct bw_key){ .key = xstrdup(key), .until_ms = until_ms };
+}
+
+void bw_keys_del(struct bw_keys *k, const char *key) {
+        struct bw_key *e = bw_keys_find(k, key);
+        if (!e) return;
+        free(e->key);
+        *e = k->items[--k->n];
+}
+
+void bw_keys_clear(struct bw_keys *k) {
+        for (size_t i = 0; i < k->n; i++) free(k->items[i].key);
+        free(k->items);
+        *k = (struct bw_keys){};
+}
+
+bool bw_keys_active(struct bw_keys *k, const char *key) {
+        struct bw_key *e = bw_keys_find(k, key);
+        if (!e) return false;
+        if (e->until_ms > loop_now_ms()) return true;
+        bw_keys_del(k, key);
+        return false;
+}
+
+/* ---------------------------------------------------------------- passes */
+
+static bool ready_for_pass(struct bw *w) {
+        return w->started && !atomic_load(&w->stopping) && zk_is_connected(w->b->zk) &&
+               zk_cache_is_synced(w->cache);
+}
+
+static void schedule_pass(struct bw *w) {
+        if (!ready_for_pass(w)) return;
+        w->dirty = false;
+        struct bw_snap s = {};
+        bw_snap_load(w, &s);
+        bw_build_schedule(w, &s);
+        bw_upload_schedule(w, &s);
+        bw_snap_done(&s);
+}
+
+void bw_wake(struct bw *w) {
+        w->dirty = true;
+}
+
+static void on_prepare(struct loop *loop, void *ud) {
+        struct bw *w = ud;
+        if (w->dirty) schedule_pass(w);
+}
+
+static void on_tick(struct loop *loop, struct loop_timer *t, void *ud) {
+        schedule_pass(ud);
+}
+
+static void on_cleanup_timer(struct loop *loop, struct loop_timer *t, void *ud) {
+        struct bw *w = ud;
+        if (!ready_for_pass(w)) return;
+        struct bw_snap s = {};
+        bw_snap_load(w, &s);
+        bw_cleanup_pass(w, &s);
+        bw_snap_done(&s);
+        bw_cleanup_leaks(w);
+        bw_wake(w);
+}
+
+static void on_cache(struct zk_cache *c, enum zk_cache_event ev, const struct zk_cache_node *node, void *ud) {
+        bw_wake(ud);
+}
+
+static void on_synced(struct zk_cache *c, void *ud) {
+        bw_wake(ud);
+}
+
+/* ---------------------------------------------------------------- life */
+
+static uint64_t env_ms(const char *name, uint64_t def) {
+        const char *s = getenv(name);
+        if (!s || !*s) return def;
+        char *end;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (*end || v == 0 || v > 24ULL * 3600 * 1000) {
+                log_warning("%s=%s is not a duration in ms; using %llu", name, s, (unsigned long long)def);
+                return def;
+        }
+        return v;
+}
+
+int bw_new(struct builder *b, struct bw **ret) {
+        _cleanup_free_ struct bw *w = xnew(struct bw, 1);
+        int r;
+        w->b = b;
+        atomic_init(&w->stopping, false);
+        w->interval_ms = env_ms("POOLD_BUILDER_INTERVAL_MS", 10000);
+        w->cleanup_ms = env_ms("POOLD_CLEANUP_INTERVAL_MS", 60000);
+        w->build_retry_ms = env_ms("POOLD_BUILD_RETRY_MS", 60000);
+        w->upload_retry_ms = env_ms("POOLD_UPLOAD_RETRY_MS", 5000);
+
+        /* The built-in disk-image-create is this very program. */
+        char exe[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (n < 0) return log_error_errno(errno, "cannot resolve /proc/self/exe: %m");
+        exe[n] = '\0';
+        w->self_exe = xstrdup(exe);
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = '\0';
+        w->pkg_dir = xstrdup(exe);
+
+        r = workq_new(b->loop, (unsigned)b->upload_workers, (size_t)b->upload_workers * 4 + 16, &w->upload_wq);
+        if (r >= 0) r = workq_new(b->loop, 1, 4096, &w->misc_wq);
+        if (r < 0) {
+                workq_free(w->upload_wq);
+                free(w->self_exe);
+                free(w->pkg_dir);
+                return log_error_errno(r, "worker threads: %m");
+        }
+        r = zk_cache_new(b->zk, BW_IMAGE_ROOT, 7, ZK_CACHE_TRACK_LOCKS, on_cache, w, &w->cache);
+        if (r < 0) {
+                workq_free(w->upload_wq);
+                workq_free(w->misc_wq);
+                free(w->self_exe);
+                free(w->pkg_dir);
+                return log_error_errno(r, "image cache: %m");
+        }
+        zk_cache_set_synced_cb(w->cache, on_synced, w);
+        bw_prov_sync(w);
+        *ret = TAKE_PTR(w);
+        return 0;
+}
+
+void bw_start(struct bw *w) {
+        if (w->started) return;
+        /* /nodepool/images may not exist on a fresh cluster; the cache needs its root. */
+        int r = zk_ensure_path(w->b->zk, BW_IMAGE_ROOT);
+        if (r < 0) log_warning_errno(r, "cannot create %s: %m", BW_IMAGE_ROOT);
+        r = zk_cache_start(w->cache);
+        if (r < 0) {
+                log_error_errno(r, "cannot watch %s: %m", BW_IMAGE_ROOT);
+                return;
+        }
+        w->started = true;
+        w->prepare = loop_add_prepare(w->b->loop, on_prepare, w);
+        w->tick = loop_add_timer(w->b->loop, w->interval_ms, true, on_tick, w);
+        w->cleanup_timer = loop_add_timer(w->b->loop, w->cleanup_ms, true, on_cleanup_timer, w);
+        log_info("watching %s: builds every %llu ms at most, cleanup every %llu ms", BW_IMAGE_ROOT,
+                 (unsigned long long)w->interval_ms, (unsigned long long)w->cleanup_ms);
+}
+
+void bw_config_changed(struct bw *w) {
+        bw_prov_sync(w);
+        bw_wake(w);
+}
+
+void bw_free(struct bw *w) {
+        if (!w) return;
+        atomic_store(&w->stopping, true);
+        loop_prepare_remove(w->prepare);
+        loop_timer_cancel(w->tick);
+        loop_timer_cancel(w->cleanup_timer);
+        bw_build_stop_all(w);
+        bw_upload_stop_all(w);
+        /* Waits for running uploads; their done callbacks record the result. */
+        workq_free(w->upload_wq);
+        workq_free(w->misc_wq);
+        zk_cache_free(w->cache);
+        bw_prov_free_all(w);
+        bw_keys_clear(&w->bad);
+        bw_keys_clear(&w->build_backoff);
+        bw_keys_clear(&w->upload_backoff);
+        bw_keys_clear(&w->deleting);
+        bw_keys_clear(&w->leak_seen);
+        free(w->self_exe);
+        free(w->pkg_dir);
+        free(w);
+}

@@ -1,0 +1,375 @@
+/* bw_upload.c — uploads of builds to providers (protocol.md §4.1 Upload).
+ *
+ * DESIGN. For every provider × diskimage it lists (not paused there): the
+ * newest READY build of the image, if it has a local file in the provider's
+ * format (qcow2) and no READY upload to that provider, is uploaded. The
+ * upload lock (.../builds/<b>/providers/<p>/images/lock, non-blocking) is
+ * taken, the absence of a READY upload re-checked in ZooKeeper, the
+ * `uploading` record created as a sequence node, and the blocking provider
+ * call runs on the upload workq (--upload-workers threads): sha256 checked
+ * against the .sha256 file, then up to BW_UPLOAD_ATTEMPTS tries with a
+ * doubling back-off. Back on the loop the record becomes `ready` (external
+ * id/name, format) or `failed`. image-upload-timeout is enforced by a loop
+ * timer: the record is failed and the lock released at once; a provider call
+ * that still succeeds later has its image deleted (threads cannot be killed). */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "bw.h"
+#include "bw_plan.h"
+#include "dbuf.h"
+#include "log.h"
+#include "sha256.h"
+#include "zk_lock.h"
+
+#define UPLOAD_FORMAT "qcow2"   /* libvirt overlays (and OpenStack's default) */
+
+bool bw_upload_running(struct bw *w, const char *image, const char *build_id, const char *provider,
+                       const char *upload_id) {
+        for (struct bw_up *u = w->uploads; u; u = u->next)
+                if (strcmp(u->image, image) == 0 && (!build_id || strcmp(u->build_id, build_id) == 0) &&
+                    strcmp(u->provider, provider) == 0 && (!upload_id || strcmp(u->upload_id, upload_id) == 0))
+                        return true;
+        return false;
+}
+
+char *bw_upload_local_file(struct bw *w, const char *image, const char *build_id, const char *format) {
+        char *f = xasprintf("%s/%s-%s.%s", w->b->config->images_dir, image, build_id, format);
+        struct stat sb;
+        if (stat(f, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+                free(f);
+                return NULL;
+        }
+        return f;
+}
+
+static void up_unlink(struct bw *w, struct bw_up *u) {
+        for (struct bw_up **p = &w->uploads; *p; p = &(*p)->next)
+                if (*p == u) {
+                        *p = u->next;
+                        w->n_uploads--;
+                        return;
+                }
+}
+
+static void up_free(struct bw *w, struct bw_up *u) {
+        zk_lock_free(u->lock);
+        loop_timer_cancel(u->timeout);
+        bw_prov_unref(w, u->prov);
+        for (size_t i = 0; i < u->n_tags; i++) {
+                free((char *)u->tags[i].key);
+                free((char *)u->tags[i].value);
+        }
+        free(u->tags);
+        free(u->image);
+        free(u->build_id);
+        free(u->provider);
+        free(u->upload_id);
+        free(u->path);
+        free(u->local_path);
+        free(u->format);
+        free(u->external_name);
+        free(u->external_id);
+        free(u->errmsg);
+        free(u);
+}
+
+/* ---------------------------------------------------------------- worker */
+
+/* First 64 characters of PATH.sha256 compared with the file's digest.
+ * 0 when they match or there is no checksum file, -EBADMSG on mismatch. */
+static int verify_sha256(const char *path, char **ret_msg) {
+        _cleanup_free_ char *sumfile = xasprintf("%s.sha256", path);
+        struct dbuf want = DBUF_INIT(4096);
+        int r = dbuf_read_file(&want, sumfile);
+        if (r == -ENOENT) return 0;
+        if (r < 0 || want.len < 64) {
+                dbuf_free(&want);
+                *ret_msg = xasprintf("%s: unreadable checksum file", sumfile);
+                return r < 0 ? r : -EBADMSG;
+        }
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+                r = -errno;
+                dbuf_free(&want);
+                *ret_msg = xasprintf("%s: %s", path, strerror(-r));
+                return r;
+        }
+        struct sha256_ctx ctx;
+        sha256_init(&ctx);
+        _cleanup_free_ char *buf = xmalloc(1 << 20);
+        ssize_t k;
+        while ((k = read(fd, buf, 1 << 20)) > 0) sha256_update(&ctx, buf, (size_t)k);
+        r = k < 0 ? -errno : 0;
+        close(fd);
+        char hex[SHA256_HEX_SIZE];
+        sha256_final_hex(&ctx, hex);
+        if (r >= 0 && strncmp(hex, dbuf_str(&want), 64) != 0) {
+                *ret_msg = xasprintf("%s: sha256 %s does not match %s", path, hex, sumfile);
+                r = -EBADMSG;
+        }
+        dbuf_free(&want);
+        return r;
+}
+
+static bool sleep_unless_stopped(struct bw_up *u, uint64_t ms) {
+        uint64_t end = loop_now_ms() + ms;
+        while (loop_now_ms() < end) {
+                if (atomic_load(u->stopping) || atomic_load(&u->abandoned)) return false;
+                struct timespec ts = { 0, 50 * 1000 * 1000 };
+                nanosleep(&ts, NULL);
+        }
+        return true;
+}
+
+static void up_work(void *ud) {
+        struct bw_up *u = ud;
+        u->result = verify_sha256(u->local_path, &u->errmsg);
+        if (u->result < 0) return;
+        struct provider *p = NULL;
+        uint64_t delay = u->retry_ms;
+        for (u->attempts = 1;; u->attempts++) {
+                free(u->errmsg);
+                u->errmsg = NULL;
+                u->result = bw_prov_get(u->prov, &p, &u->errmsg);
+                if (u->result >= 0)
+                        u->result = p->ops->image_upload(p, u->local_path, u->format, u->external_name, u->tags,
+                                                         u->n_tags, &u->external_id, &u->errmsg);
+                if (u->result >= 0 || u->attempts >= BW_UPLOAD_ATTEMPTS) return;
+                log_warning("upload %s of %s-%s to %s: attempt %d failed: %s; retrying in %llu ms", u->upload_id,
+                            u->image, u->build_id, u->provider, u->attempts,
+                            u->errmsg ? u->errmsg : strerror(-u->result), (unsigned long long)delay);
+                if (!sleep_unless_stopped(u, delay)) return;
+                delay *= 2;
+        }
+}
+
+/* ---------------------------------------------------------------- loop */
+
+/* Read-modify-write of the upload record (keeps keys we do not know). */
+static int store(struct bw *w, struct bw_up *u, enum image_upload_state state) {
+        _cleanup_free_ char *data = NULL, *json = NULL;
+        size_t len = 0;
+        struct zk_stat st;
+        int r = zk_get(w->b->zk, u->path, &data, &len, &st);
+        if (r < 0) return r;
+        _cleanup_(image_upload_freep) struct image_upload *rec = NULL;
+        struct model_error err = {};
+        r = image_upload_from_json(data, len, u->upload_id, &rec, &err);
+        if (r < 0) return r;
+        image_upload_set_state(rec, state);
+        if (state == IMAGE_UPLOAD_STATE_READY) {
+                model_set_str(&rec->external_id, u->external_id);
+                model_set_str(&rec->external_name, u->external_name);
+                model_set_str(&rec->format, u->format);
+        }
+        r = image_upload_to_json(rec, &json, &len);
+        if (r < 0) return r;
+        return zk_set(w->b->zk, u->path, json, len, st.version, NULL);
+}
+
+static void failed(struct bw *w, struct bw_up *u, const char *why) {
+        _cleanup_free_ char *key = xasprintf("%s/%s", u->image, u->provider);
+        bw_keys_set(&w->upload_backoff, key, loop_now_ms() + 12 * w->upload_retry_ms);
+        log_error("upload %s of image %s-%s to %s failed: %s", u->upload_id, u->image, u->build_id, u->provider, why);
+        int r = store(w, u, IMAGE_UPLOAD_STATE_FAILED);
+        if (r < 0) log_warning_errno(r, "%s: cannot record the failure: %m", u->path);
+}
+
+static void up_done(void *ud, int status) {
+        struct bw_up *u = ud;
+        struct bw *w = u->w;
+        if (status < 0) u->result = status;
+        if (atomic_load(&u->abandoned)) {
+                /* Timed out earlier and already recorded failed: drop what it made. */
+                if (u->result >= 0 && u->external_id) {
+                        log_info("upload %s finished after its timeout: deleting %s", u->upload_id, u->external_id);
+                        bw_cleanup_delete_image(w, u->prov, u->external_id, NULL, NULL);
+                }
+                up_free(w, u);
+                return;
+        }
+        up_unlink(w, u);
+        if (u->result >= 0) {
+                int r = store(w, u, IMAGE_UPLOAD_STATE_READY);
+                if (r < 0) {
+                        /* The record vanished (deleted by an operator): the image is a leak now. */
+                        log_warning_errno(r, "upload %s: cannot record %s as ready: %m; deleting it", u->path,
+                                          u->external_id);
+                        bw_cleanup_delete_image(w, u->prov, u->external_id, NULL, NULL);
+                } else {
+                        _cleanup_free_ char *key = xasprintf("%s/%s", u->image, u->provider);
+                        bw_keys_del(&w->upload_backoff, key);
+                        log_info("uploaded image %s-%s to %s as %s (upload %s, %d attempt%s)", u->image, u->build_id,
+                                 u->provider, u->external_id, u->upload_id, u->attempts, u->attempts == 1 ? "" : "s");
+                }
+        } else {
+                _cleanup_free_ char *why = xasprintf("%s (after %d attempt%s)",
+                                                     u->errmsg ? u->errmsg : strerror(-u->result), u->attempts,
+                                                     u->attempts == 1 ? "" : "s");
+                failed(w, u, why);
+        }
+        zk_lock_release_async(u->lock);
+        up_free(w, u);
+        bw_wake(w);
+}
+
+static void on_timeout(struct loop *loop, struct loop_timer *t, void *ud) {
+        struct bw_up *u = ud;
+        struct bw *w = u->w;
+        u->timeout = NULL; /* one-shot: freed by the loop */
+        atomic_store(&u->abandoned, true);
+        up_unlink(w, u);
+        failed(w, u, "image-upload-timeout reached");
+        zk_lock_release_async(u->lock);
+        bw_wake(w);
+}
+
+static void add_tag(struct bw_up *u, const char *k, const char *v) {
+        for (size_t i = 0; i < u->n_tags; i++)
+                if (strcmp(u->tags[i].key, k) == 0) {
+                        free((char *)u->tags[i].value);
+                        u->tags[i].value = xstrdup(v);
+                        return;
+                }
+        u->tags = xrealloc(u->tags, (u->n_tags + 1) * sizeof *u->tags);
+        u->tags[u->n_tags++] = (struct provider_kv){ .key = xstrdup(k), .value = xstrdup(v ? v : "") };
+}
+
+/* Lock, re-check, create the record, queue the upload. The lock is ours. */
+static void start(struct bw *w, struct bw_prov *prov, const struct config_diskimage *d,
+                  const struct config_provider_diskimage *pd, struct bw_build_rec *b, char *local,
+                  struct zk_lock *lock) {
+        int r = bw_snap_read_has_ready_upload(w, d->name, b->id, prov->name);
+        if (r != 0) {
+                if (r < 0) log_warning_errno(r, "%s: cannot re-check uploads: %m", b->path);
+                zk_lock_release_async(lock);
+                zk_lock_free(lock);
+                free(local);
+                return;
+        }
+        struct bw_up *u = xnew(struct bw_up, 1);
+        u->w = w;
+        u->prov = bw_prov_ref(prov);
+        u->lock = lock;
+        u->local_path = local;
+        u->image = xstrdup(d->name);
+        u->build_id = xstrdup(b->id);
+        u->provider = xstrdup(prov->name);
+        u->format = xstrdup(UPLOAD_FORMAT);
+        u->retry_ms = w->upload_retry_ms;
+        u->stopping = &w->stopping;
+        atomic_init(&u->abandoned, false);
+        r = bw_plan_image_name(prov->image_name_format, d->name, (long long)time(NULL), &u->external_name);
+        if (r < 0) {
+                log_error("provider %s: invalid image-name-format '%s'", prov->name, prov->image_name_format);
+                zk_lock_release_async(u->lock);
+                up_free(w, u);
+                return;
+        }
+
+        _cleanup_(image_upload_freep) struct image_upload *rec = image_upload_new(NULL);
+        image_upload_set_state(rec, IMAGE_UPLOAD_STATE_UPLOADING);
+        model_set_str(&rec->username, b->b->username);
+        model_set_str(&rec->python_path, b->b->python_path);
+        model_set_str(&rec->shell_type, b->b->shell_type);
+        _cleanup_free_ char *json = NULL, *dir = NULL, *seq = NULL, *created = NULL;
+        size_t len = 0;
+        r = image_upload_to_json(rec, &json, &len);
+        if (r >= 0) r = image_path_upload_dir(d->name, b->id, prov->name, &dir);
+        if (r >= 0) {
+                /* Nodepool creates "<dir>/" with sequence=True: the name is just the 10 digits. */
+                seq = xasprintf("%s/", dir);
+                r = zk_create(w->b->zk, seq, json, len, ZK_SEQUENCE | ZK_MAKEPATH, &created);
+        }
+        if (r < 0) {
+                log_error_errno(r, "%s: cannot create the upload record: %m", b->path);
+                zk_lock_release_async(u->lock);
+                up_free(w, u);
+                return;
+        }
+        u->path = xstrdup(created);
+        u->upload_id = xstrdup(strrchr(created, '/') + 1);
+
+        /* Tags: diskimage metadata, then the provider's meta, then ours. */
+        for (size_t i = 0; i < d->metadata.n; i++) add_tag(u, d->metadata.items[i].key, d->metadata.items[i].value);
+        for (size_t i = 0; pd && i < pd->meta.n; i++) add_tag(u, pd->meta.items[i].key, pd->meta.items[i].value);
+        add_tag(u, "nodepool_build_id", b->id);
+        add_tag(u, "nodepool_upload_id", u->upload_id);
+        add_tag(u, "nodepool_provider_name", prov->name);
+
+        r = workq_submit(w->upload_wq, up_work, up_done, u);
+        if (r < 0) {
+                u->result = r;
+                u->errmsg = xstrdup("upload queue full");
+                failed(w, u, u->errmsg);
+                zk_lock_release_async(u->lock);
+                up_free(w, u);
+                return;
+        }
+        u->next = w->uploads;
+        w->uploads = u;
+        w->n_uploads++;
+        u->timeout = loop_add_timer(w->b->loop, prov->upload_timeout_ms, false, on_timeout, u);
+        log_info("uploading image %s-%s to %s as %s (upload %s)", u->image, u->build_id, u->provider,
+                 u->external_name, u->upload_id);
+}
+
+void bw_upload_schedule(struct bw *w, struct bw_snap *s) {
+        const struct config *c = w->b->config;
+        for (size_t i = 0; i < w->n_provs; i++) {
+                struct bw_prov *prov = w->provs[i];
+                const struct config_provider *cp = config_find_provider(c, prov->name);
+                if (!cp) continue;
+                for (size_t k = 0; k < cp->n_diskimages; k++) {
+                        if (w->n_uploads >= (size_t)w->b->upload_workers) return;
+                        const struct config_provider_diskimage *pd = &cp->diskimages[k];
+                        const struct config_diskimage *d = config_find_diskimage(c, pd->name);
+                        if (pd->pause || !d || d->abstract) continue;
+                        if (bw_upload_running(w, d->name, NULL, prov->name, NULL)) continue;
+                        _cleanup_free_ char *key = xasprintf("%s/%s", d->name, prov->name);
+                        if (bw_keys_active(&w->upload_backoff, key)) continue;
+                        struct bw_image_rec *im = bw_snap_image(s, d->name);
+                        struct bw_build_rec *b = bw_snap_newest_ready(im);
+                        if (!b || !model_strv_contains(b->b->formats, UPLOAD_FORMAT)) continue;
+                        /* Already uploaded, or being uploaded by someone holding the lock? */
+                        struct bw_prov_rec *pr = bw_snap_prov(b, prov->name);
+                        bool done = false;
+                        for (size_t m = 0; pr && m < pr->n; m++)
+                                done |= pr->ups[m].u && pr->ups[m].u->state == IMAGE_UPLOAD_STATE_READY;
+                        if (done || (pr && pr->upload_lock > 0)) continue;
+                        /* Only the builder that has the file can upload it. */
+                        char *local = bw_upload_local_file(w, d->name, b->id, UPLOAD_FORMAT);
+                        if (!local) continue;
+
+                        _cleanup_free_ char *dir = NULL;
+                        if (image_path_upload_dir(d->name, b->id, prov->name, &dir) < 0) {
+                                free(local);
+                                continue;
+                        }
+                        _cleanup_free_ char *lpath = xasprintf("%s/lock", dir);
+                        struct zk_lock *lock = NULL;
+                        int r = zk_lock_try_new(w->b->zk, lpath, NULL, &lock);
+                        if (r != 1) {
+                                if (r < 0) log_warning_errno(r, "%s: upload lock: %m", lpath);
+                                free(local);
+                                continue;
+                        }
+                        start(w, prov, d, pd, b, local, lock);
+                }
+        }
+}
+
+void bw_upload_stop_all(struct bw *w) {
+        /* Workers see w->stopping and skip further retries; workq_free waits for
+         * the calls in progress and runs up_done for each, recording the result. */
+        for (struct bw_up *u = w->uploads; u; u = u->next) {
+                loop_timer_cancel(u->timeout);
+                u->timeout = NULL;
+        }
+}

@@ -1,0 +1,199 @@
+"""poold-builder's uploads into a real libvirt storage pool (a session
+libvirtd, libvirt_fixture.py), recorded as Nodepool's ImageUpload records:
+tags on the volume, retention of two uploads, retries then failure, leaked
+volumes reaped, poolctl listings. Builds come from the fake-image-create
+test double; everything else is real."""
+import json
+import os
+import re
+import time
+import uuid
+
+import pytest
+
+from builder_fixture import BuilderProcess, diskimage, libvirt_provider, poolctl, wait_for
+from libvirt_fixture import libvirtd  # noqa: F401  (session fixture)
+
+
+@pytest.fixture
+def builder(tmp_path, zk_server, zk_chroot, kazoo):
+    b = BuilderProcess(tmp_path, zk_server, zk_chroot, kazoo)
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def pool_name():
+    return "pb-" + uuid.uuid4().hex[:8]
+
+
+def parse_volume(name):
+    """provider, image name, format, tags of a provider_libvirt image volume name."""
+    from urllib.parse import unquote
+    parts = name.split("@")
+    tags = dict(unquote(p).split("=", 1) for p in parts[3:])
+    return unquote(parts[0]), unquote(parts[1]), unquote(parts[2]), tags
+
+
+def ready_uploads(builder, provider, image="debian"):
+    return [(b, u, r) for b, u, r in builder.uploads(image, provider) if r["state"] == "ready"]
+
+
+def test_upload_recorded_ready_with_tags_and_listed_by_poolctl(builder, libvirtd, pool_name, kazoo):  # noqa: F811
+    di = diskimage(metadata={"team": "ci"})
+    prov = libvirt_provider("lv", libvirtd, pool_name, ["debian"],
+                            **{"image-name-format": "np-{image_name}-{timestamp}"})
+    builder.config([di], [prov])
+    builder.start()
+    (bid, uid, rec), = wait_for(lambda: ready_uploads(builder, "lv"), what="a ready upload")
+    assert uid == "0000000001"  # the lock child bumped the sequence first, as in Nodepool
+    assert rec["format"] == "qcow2" and re.fullmatch(r"np-debian-\d{10}", rec["external_name"])
+    build = builder.builds("debian")[bid]
+    assert rec["username"] == build["username"] == "zuul"
+    vols = libvirtd.volumes(pool_name)
+    assert rec["external_id"] in vols
+    provider, name, fmt, tags = parse_volume(rec["external_id"])
+    assert (provider, name, fmt) == ("lv", rec["external_name"], "qcow2")
+    assert tags == {"team": "ci", "nodepool_build_id": bid, "nodepool_upload_id": uid,
+                    "nodepool_provider_name": "lv"}
+    # The bytes in the pool are the build's qcow2 file.
+    with open(os.path.join(builder.images_dir, "debian-%s.qcow2" % bid), "rb") as f:
+        local = f.read()
+    with open(os.path.join(libvirtd.base, "pools", pool_name, rec["external_id"]), "rb") as f:
+        assert f.read() == local
+
+    r = poolctl(builder.config_path, "--json", "image-list")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert [(x["id"], x["upload_id"], x["provider"], x["image"], x["external_name"], x["external_id"], x["state"])
+            for x in rows] == [(bid, uid, "lv", "debian", rec["external_name"], rec["external_id"], "ready")]
+    r = poolctl(builder.config_path, "dib-image-list")
+    assert r.returncode == 0 and ("debian-" + bid) in r.stdout and "qcow2,raw" in r.stdout
+    # Exactly one upload: nothing is uploaded again.
+    time.sleep(1.0)
+    assert len(builder.uploads("debian", "lv")) == 1
+
+
+def test_old_uploads_deleted_beyond_two(builder, libvirtd, pool_name, kazoo):  # noqa: F811
+    builder.config([diskimage()], [libvirt_provider("lv", libvirtd, pool_name, ["debian"])])
+    builder.start()
+    seen = {}
+
+    def collect(n):
+        for b, u, r in ready_uploads(builder, "lv"):
+            seen[(b, u)] = r
+        return len(seen) >= n
+    for n in range(1, 5):
+        wait_for(lambda: collect(n), what="%d uploads" % n)
+        if n < 4:
+            kazoo.ensure_path("/nodepool/images/debian/request-build")  # one more build, one more upload
+
+    def settled():
+        ups = builder.uploads("debian", "lv")
+        return len(ups) == 2 and all(r["state"] == "ready" for _, _, r in ups) and ups
+    ups = wait_for(settled, what="two uploads left")
+    newest = sorted(seen.values(), key=lambda r: r["state_time"])[-2:]
+    assert sorted(r["external_id"] for _, _, r in ups) == sorted(r["external_id"] for r in newest)
+    kept = {r["external_id"] for r in newest}
+    wait_for(lambda: set(libvirtd.volumes(pool_name)) == kept, what="old volumes deleted")
+    # Builds whose uploads are gone are retired too, files and all.
+    wait_for(lambda: len(builder.builds("debian")) == 2, what="old builds removed")
+    for b, _ in seen:
+        if b not in builder.builds("debian"):
+            assert builder.image_files("debian", b) == []
+
+
+def test_failing_upload_is_retried_then_failed(builder, libvirtd, pool_name):  # noqa: F811
+    # Empty image files: the libvirt provider refuses to upload them.
+    builder.config([diskimage(env={"FAKE_DIB_EMPTY": "1"})], [libvirt_provider("lv", libvirtd, pool_name, ["debian"])])
+    builder.start()
+    failed = wait_for(lambda: [x for x in builder.uploads("debian", "lv") if x[2]["state"] == "failed"],
+                      what="a failed upload")
+    log = builder.log()
+    assert "attempt 1 failed" in log and "attempt 2 failed" in log
+    assert "not a non-empty regular file" in log and "(after 3 attempts)" in log
+    assert failed[0][2].get("external_id") is None
+    assert libvirtd.volumes(pool_name) == []
+    # The failed record is cleaned up later; the daemon stays up.
+    wait_for(lambda: not [x for x in builder.uploads("debian", "lv") if x[1] == failed[0][1]],
+             what="failed record removed")
+    assert builder.alive()
+
+
+def test_paused_provider_diskimage_is_not_uploaded(builder, libvirtd, pool_name):  # noqa: F811
+    builder.config([diskimage()], [libvirt_provider("lv", libvirtd, pool_name, [{"name": "debian", "pause": True}])])
+    builder.start()
+    wait_for(lambda: builder.ready_builds("debian"), what="a build")
+    time.sleep(1.0)
+    assert builder.uploads("debian", "lv") == []
+
+
+def test_poolctl_image_delete_removes_upload_and_volume_then_reuploads(builder, libvirtd, pool_name):  # noqa: F811
+    builder.config([diskimage()], [libvirt_provider("lv", libvirtd, pool_name, ["debian"])])
+    builder.start()
+    (bid, uid, rec), = wait_for(lambda: ready_uploads(builder, "lv"), what="a ready upload")
+    r = poolctl(builder.config_path, "image-delete", "--provider", "lv", "--image", "debian", "--build-id", bid,
+                "--upload-id", uid)
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: rec["external_id"] not in libvirtd.volumes(pool_name), what="volume deleted")
+    # The build still has no ready upload: it is uploaded again under a new id.
+    (b2, u2, r2), = wait_for(lambda: [x for x in ready_uploads(builder, "lv") if x[1] != uid], what="re-upload")
+    assert b2 == bid and u2 > uid
+
+
+def test_leaked_volume_is_reaped_after_two_passes(builder, libvirtd, pool_name, kazoo):  # noqa: F811
+    builder.config([diskimage()], [libvirt_provider("lv", libvirtd, pool_name, ["debian"])])
+    builder.start()
+    (bid, uid, rec), = wait_for(lambda: ready_uploads(builder, "lv"), what="a ready upload")
+    leak = "lv@debian-1@qcow2@nodepool_build_id=%s@nodepool_upload_id=0000000099@nodepool_provider_name=lv" % ("e" * 32)
+    other = "lv@hand-made@qcow2"  # ours by name but without our tags: not ours to reap
+    libvirtd.virsh("vol-create-as", pool_name, leak, "4096", "--format", "raw")
+    libvirtd.virsh("vol-create-as", pool_name, other, "4096", "--format", "raw")
+    wait_for(lambda: leak not in libvirtd.volumes(pool_name), what="leaked volume deleted")
+    log = builder.log()
+    assert "image %s is unknown to ZooKeeper; deleting it if still so" % leak in log
+    assert "deleting the leak" in log
+    assert rec["external_id"] in libvirtd.volumes(pool_name)
+    assert other in libvirtd.volumes(pool_name)
+
+
+def test_upload_survives_restart_and_two_builders_upload_once(tmp_path, zk_server, zk_chroot, kazoo,
+                                                              libvirtd, pool_name):  # noqa: F811
+    b1 = BuilderProcess(tmp_path, zk_server, zk_chroot, kazoo, name="b1")
+    b2 = BuilderProcess(tmp_path, zk_server, zk_chroot, kazoo, name="b2")
+    for b in (b1, b2):
+        b.config([diskimage()], [libvirt_provider("lv", libvirtd, pool_name, ["debian"])])
+    try:
+        b1.start()
+        b2.start()
+        wait_for(lambda: ready_uploads(b1, "lv"), what="an upload")
+        time.sleep(1.5)
+        ups = b1.uploads("debian", "lv")
+        assert len(ups) == 1, ups
+        assert len(b1.builds("debian")) == 1
+        # Only the builder holding the files uploaded it.
+        (bid, _, _), = ups
+        owner = b1 if b1.image_files("debian", bid) else b2
+        assert b1.builds("debian")[bid]["builder_id"] == owner.builder_id()
+    finally:
+        b1.stop()
+        b2.stop()
+
+
+def test_upload_timeout_fails_the_record_and_drops_the_late_image(builder, libvirtd, pool_name):  # noqa: F811
+    # 16 MiB take longer than 30 ms to checksum and stream: every upload times out.
+    builder.config([diskimage(env={"FAKE_DIB_MB": "16"}, formats=["qcow2"])],
+                   [libvirt_provider("lv", libvirtd, pool_name, ["debian"])])
+    builder.env["POOLD_UPLOAD_TIMEOUT_MS"] = "30"
+    builder.env["POOLD_UPLOAD_RETRY_MS"] = "2000"  # no second upload during the test
+    builder.start()
+    failed = wait_for(lambda: [x for x in builder.uploads("debian", "lv") if x[2]["state"] == "failed"],
+                      what="a timed-out upload")
+    uid = failed[0][1]
+    assert "upload %s of image debian-%s to lv failed: image-upload-timeout reached" % (uid, failed[0][0]) \
+        in builder.log()
+    wait_for(lambda: "upload %s finished after its timeout: deleting" % uid in builder.log(), timeout=60,
+             what="the late upload finishing")
+    wait_for(lambda: not [v for v in libvirtd.volumes(pool_name) if "nodepool_upload_id=" + uid in v],
+             what="the late volume deleted")
+    assert not [x for x in builder.uploads("debian", "lv") if x[2]["state"] == "ready"]
