@@ -25,6 +25,7 @@
 #include "provider.h"
 #include "workq.h"
 #include "zk.h"
+#include "statsd.h"
 #include "zk_cache.h"
 
 #define BW_IMAGE_ROOT "/nodepool/images"
@@ -120,6 +121,7 @@ struct bw_up {
         struct loop_timer *timeout;
         atomic_bool abandoned;          /* timed out: the loop no longer waits for it */
         uint64_t retry_ms;
+        uint64_t start_ms;              /* for the statsd upload timer */
         atomic_bool *stopping;
         /* worker */
         int result;
@@ -164,6 +166,7 @@ struct bw {
         struct bw_keys deleting;        /* upload paths with a cloud delete in flight */
         struct bw_keys leak_seen;       /* "<provider>/<external id>" seen last pass */
         unsigned leak_lists;            /* list jobs in flight */
+        struct statsd *statsd;          /* NULL unless STATSD_HOST/PORT are set */
 };
 
 /* bw_main.c */

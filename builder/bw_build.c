@@ -142,9 +142,17 @@ static void finish(struct bw *w, struct bw_job *j, bool ok, const char *why) {
         struct zk *zk = w->b->zk;
         if (!ok) bw_keys_set(&w->build_backoff, j->image, loop_now_ms() + w->build_retry_ms);
         else bw_keys_del(&w->build_backoff, j->image);
+        statsd_builder_build_state(w->statsd, w->b->hostname, j->image, 0);
         int r = write_record(w, j, ok ? IMAGE_BUILD_STATE_READY : IMAGE_BUILD_STATE_FAILED, false);
         if (r < 0) log_error_errno(r, "build %s-%s: cannot record the result: %m", j->image, j->build_id);
         if (ok) {
+                for (size_t i = 0; j->formats[i]; i++) {
+                        _cleanup_free_ char *f = xasprintf("%s.%s", j->output_base, j->formats[i]);
+                        struct stat sb;
+                        if (stat(f, &sb) == 0)
+                                statsd_builder_image_size(w->statsd, j->image, j->formats[i],
+                                                          (long long)sb.st_blocks * 512);
+                }
                 log_info("built image %s-%s (%s) in %llu s", j->image, j->build_id, j->output_base,
                          (unsigned long long)((loop_now_ms() - j->start_ms) / 1000));
                 if (j->requested) {
@@ -186,6 +194,7 @@ static void on_done(struct cmd *cmd, const struct cmd_status *st, void *ud) {
                                 break;
                         }
                 }
+        statsd_builder_build(w->statsd, j->image, why ? (code ? code : 1) : 0, (double)(loop_now_ms() - j->start_ms));
         finish(w, j, !why, why);
 }
 
@@ -295,6 +304,7 @@ static void start(struct bw *w, const struct config_diskimage *d, struct zk_lock
         j->requested = requested;
         j->generation = zk_session_generation(w->b->zk);
         j->start_ms = loop_now_ms();
+        statsd_builder_build_state(w->statsd, w->b->hostname, j->image, 1);
         j->username = xstrdup(d->username);
         j->python_path = xstrdup(d->python_path);
         j->shell_type = xstrdup(d->shell_type);

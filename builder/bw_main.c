@@ -157,6 +157,8 @@ int bw_new(struct builder *b, struct bw **ret) {
                 return log_error_errno(r, "image cache: %m");
         }
         zk_cache_set_synced_cb(w->cache, on_synced, w);
+        r = statsd_new_from_env(&w->statsd);
+        if (r < 0) log_warning_errno(r, "statsd disabled: STATSD_HOST/STATSD_PORT unusable: %m");
         bw_prov_sync(w);
         *ret = TAKE_PTR(w);
         return 0;
@@ -203,6 +205,7 @@ void bw_free(struct bw *w) {
         bw_keys_clear(&w->upload_backoff);
         bw_keys_clear(&w->deleting);
         bw_keys_clear(&w->leak_seen);
+        statsd_free(w->statsd);
         free(w->self_exe);
         free(w->pkg_dir);
         free(w);

@@ -195,6 +195,8 @@ static void up_done(void *ud, int status) {
                 return;
         }
         up_unlink(w, u);
+        statsd_builder_upload(w->statsd, u->image, u->provider, u->result >= 0, (double)(loop_now_ms() - u->start_ms));
+        statsd_builder_upload_state(w->statsd, w->b->hostname, u->image, u->provider, 0);
         if (u->result >= 0) {
                 int r = store(w, u, IMAGE_UPLOAD_STATE_READY);
                 if (r < 0) {
@@ -316,6 +318,8 @@ static void start(struct bw *w, struct bw_prov *prov, const struct config_diskim
         w->uploads = u;
         w->n_uploads++;
         u->timeout = loop_add_timer(w->b->loop, prov->upload_timeout_ms, false, on_timeout, u);
+        u->start_ms = loop_now_ms();
+        statsd_builder_upload_state(w->statsd, w->b->hostname, u->image, u->provider, 2);
         log_info("uploading image %s-%s to %s as %s (upload %s)", u->image, u->build_id, u->provider,
                  u->external_name, u->upload_id);
 }

@@ -197,3 +197,25 @@ def test_upload_timeout_fails_the_record_and_drops_the_late_image(builder, libvi
     wait_for(lambda: not [v for v in libvirtd.volumes(pool_name) if "nodepool_upload_id=" + uid in v],
              what="the late volume deleted")
     assert not [x for x in builder.uploads("debian", "lv") if x[2]["state"] == "ready"]
+
+
+def test_build_and_upload_send_nodepool_statsd_metrics(builder, libvirtd, pool_name):  # noqa: F811
+    """A real build and upload send Nodepool's builder metrics to STATSD_HOST:STATSD_PORT."""
+    from statsd_listener import Listener, has
+    listener = Listener()
+    try:
+        builder.config([diskimage()], [libvirt_provider("lv", libvirtd, pool_name, ["debian"])])
+        builder.start(env=listener.env())
+        wait_for(lambda: ready_uploads(builder, "lv"), what="a ready upload")
+        lines = listener.wait(lambda ls: any(l.startswith("nodepool.image_update.debian.lv:") for l in ls),
+                              what="upload metrics")
+        assert has(lines, "nodepool.dib_image_build.debian.status.rc", "g", 0)
+        assert any(l.startswith("nodepool.dib_image_build.debian.status.duration:") for l in lines)
+        assert any(l.startswith("nodepool.dib_image_build.debian.qcow2.size:") for l in lines)
+        assert has(lines, "nodepool.image_update.debian.lv", "c", 1)
+        host = [l.split(".")[2] for l in lines if l.startswith("nodepool.builder.")][0]
+        assert has(lines, "nodepool.builder.%s.image.debian.build.state" % host, "g", 1)
+        assert has(lines, "nodepool.builder.%s.image.debian.build.state" % host, "g", 0)
+        assert has(lines, "nodepool.builder.%s.image.debian.provider.lv.upload.state" % host, "g", 2)
+    finally:
+        listener.close()

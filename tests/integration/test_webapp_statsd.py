@@ -2,8 +2,6 @@
 UDP listener on loopback: the launcher's for a launch, the builder's (through
 the shared statsd module the builder calls, driven by tests/tools/statsdtool)."""
 import os
-import re
-import socket
 import subprocess
 import time
 
@@ -11,52 +9,8 @@ import pytest
 
 from harness import program
 from launcher_fixture import LABEL, PROVIDER, launcher  # noqa: F401  (fixture)
+from statsd_listener import LINE, Listener, has
 from zuul_client import ZuulClient
-
-LINE = re.compile(r"^([A-Za-z0-9_.\-]+):(-?[0-9.]+)\|(g|c|ms)$")
-
-
-class Listener:
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.datagrams = []
-
-    def env(self, **extra):
-        e = {"STATSD_HOST": "127.0.0.1", "STATSD_PORT": str(self.port)}
-        e.update(extra)
-        return e
-
-    def drain(self):
-        while True:
-            try:
-                d = self.sock.recv(65536)
-            except socket.timeout:
-                return
-            self.datagrams.append(d)
-
-    def lines(self):
-        self.drain()
-        out = []
-        for d in self.datagrams:
-            assert len(d) <= 512, "datagram above python-statsd's 512 bytes: %d" % len(d)
-            for l in d.decode().split("\n"):
-                assert LINE.match(l), l
-                out.append(l)
-        return out
-
-    def wait(self, pred, timeout=15, what="lines"):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            ls = self.lines()
-            if pred(ls):
-                return ls
-        raise AssertionError("timed out waiting for %s; got:\n%s" % (what, "\n".join(self.lines())))
-
-    def close(self):
-        self.sock.close()
 
 
 @pytest.fixture
@@ -64,14 +18,6 @@ def listener():
     lst = Listener()
     yield lst
     lst.close()
-
-
-def has(lines, name, kind, value=None):
-    for l in lines:
-        m = LINE.match(l)
-        if m.group(1) == name and m.group(3) == kind and (value is None or float(m.group(2)) == value):
-            return True
-    return False
 
 
 def test_launch_sends_nodepool_launch_timers_counters_and_node_gauges(launcher, listener):
