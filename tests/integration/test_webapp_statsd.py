@@ -2,6 +2,7 @@
 UDP listener on loopback: the launcher's for a launch, the builder's (through
 the shared statsd module the builder calls, driven by tests/tools/statsdtool)."""
 import os
+import re
 import subprocess
 import time
 
