@@ -220,35 +220,10 @@ int main(int argc, char **argv) {
                 config_free(B.config);
                 return 1;
         }
-        if (B.logfile_path) {
-                r = log_open_file(B.logfile_path, B.foreground);
-                if (r < 0) {
-                        log_error_errno(r, "cannot open log file %s: %m", B.logfile_path);
-                        config_free(B.config);
-                        return 1;
-                }
-        }
-
-        if (!B.foreground) {
-                r = daemon_detach(&B.ready);
-                if (r < 0) {
-                        log_error_errno(r, "cannot detach: %m");
-                        config_free(B.config);
-                        return 1;
-                }
-        }
-        if (B.pidfile_path) {
-                pid_t holder = 0;
-                r = daemon_pidfile_acquire(B.pidfile_path, &B.pidfile, &holder);
-                if (r == -EBUSY)
-                        log_error("another poold-builder (pid %d) holds %s", (int)holder, B.pidfile_path);
-                else if (r < 0)
-                        log_error_errno(r, "pidfile %s: %m", B.pidfile_path);
-                if (r < 0) {
-                        daemon_notify_failed(TAKE_PTR(B.ready), r);
-                        config_free(B.config);
-                        return 1;
-                }
+        r = service_start("poold-builder", B.logfile_path, B.foreground, B.pidfile_path, &B.ready, &B.pidfile);
+        if (r < 0) {
+                config_free(B.config);
+                return 1;
         }
 
         r = setup();

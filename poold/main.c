@@ -13,6 +13,7 @@
 #include "daemon.h"
 #include "launcher.h"
 #include "log.h"
+#include "service.h"
 
 static struct launcher the_launcher;
 
@@ -87,47 +88,19 @@ int main(int argc, char **argv) {
         log_setup("poold", level);
 
         /* Load once before detaching so a bad file fails in the foreground. */
-        struct config_diags diags = {};
         struct config *cfg = NULL;
-        int r = config_load(config_path, secure_path, &cfg, &diags);
-        config_diags_print(&diags, stderr);
-        config_diags_clear(&diags);
+        int r = service_config_load(config_path, secure_path, &cfg);
         if (r < 0) {
-                fprintf(stderr, "poold: %s: configuration is not valid\n", config_path);
+                log_error("%s: configuration is not valid", config_path);
                 return 1;
         }
-        if (logfile) {
-                r = log_open_file(logfile, debug || foreground);
-                if (r < 0) {
-                        log_error_errno(r, "cannot open log file %s: %m", logfile);
-                        config_free(cfg);
-                        return 1;
-                }
-        }
         if (!foreground && !pidfile) pidfile = "/var/run/nodepool/launcher.pid";
-
         struct daemon_ready *ready = NULL;
-        if (!foreground) {
-                r = daemon_detach(&ready);
-                if (r < 0) {
-                        log_error_errno(r, "cannot detach: %m");
-                        config_free(cfg);
-                        return 1;
-                }
-        }
         struct daemon_pidfile *pf = NULL;
-        if (pidfile) {
-                pid_t holder = 0;
-                r = daemon_pidfile_acquire(pidfile, &pf, &holder);
-                if (r < 0) {
-                        if (r == -EBUSY)
-                                log_error("pid file %s is held by process %d", pidfile, (int)holder);
-                        else
-                                log_error_errno(r, "cannot write pid file %s: %m", pidfile);
-                        daemon_notify_failed(ready, r);
-                        config_free(cfg);
-                        return 1;
-                }
+        r = service_start("poold", logfile, foreground, pidfile, &ready, &pf);
+        if (r < 0) {
+                config_free(cfg);
+                return 1;
         }
 
         l->config_path = xstrdup(config_path);

@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "config_diag.h"
+#include "daemon.h"
 #include "log.h"
 #include "loop.h"
 #include "zk.h"
@@ -27,6 +28,36 @@ int service_config_load(const char *path, const char *secure, struct config **re
         config_diags_clear(&diags);
         if (r < 0) return r;
         *ret = c;
+        return 0;
+}
+
+int service_start(const char *name, const char *logfile, bool foreground, const char *pidfile,
+                  struct daemon_ready **ret_ready, struct daemon_pidfile **ret_pidfile) {
+        int r;
+        if (logfile) {
+                r = log_open_file(logfile, foreground);
+                if (r < 0) return log_error_errno(r, "cannot open log file %s: %m", logfile);
+        }
+        struct daemon_ready *ready = NULL;
+        if (!foreground) {
+                r = daemon_detach(&ready);
+                if (r < 0) return log_error_errno(r, "cannot detach: %m");
+        }
+        struct daemon_pidfile *pf = NULL;
+        if (pidfile) {
+                pid_t holder = 0;
+                r = daemon_pidfile_acquire(pidfile, &pf, &holder);
+                if (r == -EBUSY)
+                        log_error("another %s (pid %d) holds %s", name, (int)holder, pidfile);
+                else if (r < 0)
+                        log_error_errno(r, "pid file %s: %m", pidfile);
+                if (r < 0) {
+                        daemon_notify_failed(ready, r);
+                        return r;
+                }
+        }
+        *ret_ready = ready;
+        *ret_pidfile = pf;
         return 0;
 }
 

@@ -9,6 +9,8 @@
 #include <time.h>
 
 struct config;
+struct daemon_pidfile;
+struct daemon_ready;
 struct loop;
 struct loop_io;
 struct zk;
@@ -17,6 +19,15 @@ struct zk;
  * severity as "FILE:LINE:COL: message". 0 and *ret (caller frees), or
  * -EINVAL (errors logged) / other -errno. */
 int service_config_load(const char *path, const char *secure, struct config **ret);
+
+/* Process shape both daemons share, in this order: log to LOGFILE (NULL:
+ * stderr; also echoed to stderr when FOREGROUND), detach unless FOREGROUND
+ * (the parent waits for daemon_notify_ready/failed on *ret_ready), then take
+ * PIDFILE (NULL: none). Errors are logged naming NAME. On success returns 0
+ * with *ret_ready (NULL in the foreground) and *ret_pidfile (NULL without a
+ * pidfile); on failure a -errno, after notifying a waiting parent. */
+int service_start(const char *name, const char *logfile, bool foreground, const char *pidfile,
+                  struct daemon_ready **ret_ready, struct daemon_pidfile **ret_pidfile);
 
 /* Run zk_dispatch() whenever the session has queued callbacks. The returned
  * watch must be removed (loop_io_remove) before zk_free. */
