@@ -45,6 +45,8 @@ VERSIONED_PKGS = ["keystone", "glance-api", "nova-api", "python3-nova", "neutron
                   "postgresql-15", "rabbitmq-server"]
 SERVICES = ["keystone", "placement", "nova-api", "glance", "neutron", "nova-conductor", "nova-scheduler",
             "nova-compute"]
+# Bump when init_databases()/setup_keystone() change what the cached state holds.
+CACHE_FORMAT = "1"
 PORT_NAMES = ["pg", "epmd", "rabbit", "rabbit_dist", "keystone", "glance", "placement", "nova", "neutron"]
 
 
@@ -102,38 +104,52 @@ class Cloud:
         names = [n[:-4] for n in os.listdir(self.pids) if n.endswith(".pid")]
         order = {n: i for i, n in enumerate(["pg", "epmd", "rabbit"] + SERVICES)}
         names.sort(key=lambda n: -order.get(n, 100))
+        # Everything is disposable test state: SIGTERM all groups at once, SIGKILL
+        # what is left after 3 s (some OpenStack services ignore SIGTERM for long).
+        groups = {}
         for n in names:
-            self._kill(n)
-
-    def _kill(self, name):
-        path = os.path.join(self.pids, name + ".pid")
-        try:
-            pid = int(open(path).read().strip())
-        except (OSError, ValueError):
-            return
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            os.unlink(path)
-            return
-        deadline = time.time() + 10
-        while time.time() < deadline:
+            path = os.path.join(self.pids, n + ".pid")
             try:
-                os.killpg(pid, 0)
-            except ProcessLookupError:
-                break
+                groups[n] = int(open(path).read().strip())
+            except (OSError, ValueError):
+                os.unlink(path)
+        for pid in groups.values():
+            self._signal(pid, signal.SIGTERM)
+        deadline = time.time() + 3
+        while time.time() < deadline and any(self._alive(p) for p in groups.values()):
+            self._reap(groups.values())
             time.sleep(0.1)
-        else:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        # Reap if it was our child (a start that failed within this process).
+        for pid in groups.values():
+            self._signal(pid, signal.SIGKILL)
+        while any(self._alive(p) for p in groups.values()):
+            self._reap(groups.values())
+            time.sleep(0.05)
+        for n in groups:
+            os.unlink(os.path.join(self.pids, n + ".pid"))
+
+    @staticmethod
+    def _signal(pid, sig):
         try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
             pass
-        os.unlink(path)
+
+    @staticmethod
+    def _alive(pid):
+        try:
+            os.killpg(pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+
+    @staticmethod
+    def _reap(pids):
+        # Our own children (a start that failed in this process) must be reaped.
+        for pid in pids:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
 
     # ------------------------------------------------------------ waiting
     def wait_http(self, name, url, timeout=180, ok=(200, 300, 401)):
@@ -562,7 +578,7 @@ env = {en}={ev}
     def cache_key(self):
         vers = run(["dpkg-query", "-W", "-f", "${Package}=${Version}\n"] + VERSIONED_PKGS)
         h = hashlib.sha256(vers.encode())
-        h.update(open(os.path.abspath(__file__), "rb").read())
+        h.update(CACHE_FORMAT.encode())
         return h.hexdigest()[:16]
 
     def cache_path(self):
@@ -637,8 +653,13 @@ env = {en}={ev}
             log("cached the initialised state in %s" % self.cache_path())
         log("keystone ready")
         self.spawn("glance", ["glance-api", "--config-file", os.path.join(self.etc, "glance", "glance-api.conf")])
-        self.spawn("neutron", ["neutron-server", "--config-file", os.path.join(self.etc, "neutron", "neutron.conf"),
-                               "--config-file", os.path.join(self.etc, "neutron", "ml2_conf.ini")])
+        # Without service plugins nothing loads the port-forwarding and DVR models, yet
+        # GET /ports names its relationship (Nova asks for ports of every server).
+        code = ("import sys; from neutron.cmd.eventlet.server import main; "
+                "import neutron.db.migration.models.head; from sqlalchemy import orm; orm.configure_mappers(); "
+                "sys.argv = ['neutron-server', '--config-file', %r, '--config-file', %r]; sys.exit(main())"
+                % (os.path.join(self.etc, "neutron", "neutron.conf"), os.path.join(self.etc, "neutron", "ml2_conf.ini")))
+        self.spawn("neutron", ["/usr/bin/python3", "-c", code])
         self.wait_rabbit()
         log("rabbitmq ready")
         self.uwsgi_start("nova-api")
