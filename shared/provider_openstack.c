@@ -575,6 +575,27 @@ static int service_url(struct os *o, const char *service, char **ret, char **ret
         return 0;
 }
 
+static bool transport_error(int r) {
+        return r == -ECONNREFUSED || r == -ETIMEDOUT || r == -ECONNRESET || r == -EHOSTUNREACH || r == -EIO;
+}
+
+/* Keystone unreachable (after retries) is the cloud being down, as for any API. */
+static int auth_or_endpoint(struct os *o, int r, int attempt, double *backoff, char **reterr_msg) {
+        if (!transport_error(r))
+                return r;
+        if (attempt < OS_ATTEMPTS) {
+                log_debug("openstack %s: Keystone: %s (retrying in %.1f s)", o->name, strerror(-r), *backoff);
+                if (reterr_msg) {
+                        free(*reterr_msg);
+                        *reterr_msg = NULL;
+                }
+                sleep_s(*backoff);
+                *backoff = MIN(*backoff * 2, 4.0);
+                return 0; /* retry */
+        }
+        return -EHOSTDOWN;
+}
+
 static bool transport_retryable(int r, const char *method) {
         if (r == -ECONNREFUSED)
                 return true; /* nothing reached the server: safe for any method */
@@ -588,12 +609,18 @@ static bool transport_retryable(int r, const char *method) {
 static int os_request(struct os *o, const struct os_call *c, json_t **ret_json, char **reterr_msg) {
         _cleanup_free_ char *base = NULL, *url = NULL, *body = NULL, *token = NULL;
         int r;
+        double backoff = 0.5;
         if (strncmp(c->path, "http://", 7) == 0 || strncmp(c->path, "https://", 8) == 0) {
                 url = xstrdup(c->path);
         } else {
-                r = service_url(o, c->service, &base, reterr_msg);
-                if (r < 0)
-                        return r;
+                for (int attempt = 1;; attempt++) {
+                        r = service_url(o, c->service, &base, reterr_msg);
+                        if (r >= 0)
+                                break;
+                        r = auth_or_endpoint(o, r, attempt, &backoff, reterr_msg);
+                        if (r < 0)
+                                return r;
+                }
                 url = xasprintf("%s%s", base, c->path);
         }
         if (c->body)
@@ -602,12 +629,15 @@ static int os_request(struct os *o, const struct os_call *c, json_t **ret_json, 
                                        "X-OpenStack-Nova-API-Version: " OS_COMPUTE_VERSION, NULL };
         const struct clouds_cloud *cloud = keystone_cloud(o->ks);
         bool reauthed = false;
-        double backoff = 0.5;
         for (int attempt = 1;; attempt++) {
                 if (!token) {
                         r = keystone_token(o->ks, NULL, &token, reterr_msg);
-                        if (r < 0)
-                                return r;
+                        if (r < 0) {
+                                r = auth_or_endpoint(o, r, attempt, &backoff, reterr_msg);
+                                if (r < 0)
+                                        return r;
+                                continue;
+                        }
                 }
                 rate_wait(o);
                 struct http_request req = {
