@@ -10,7 +10,8 @@
  *   options: --cloud C --region R --provider NAME --pool P --label L
  *            --flavor-name F --min-ram N --network N (repeatable) --prop K=V (repeatable)
  *            --key-name K --userdata TEXT --config-drive --az Z --rate S --upload-timeout S
- *            --calls N (create: N servers concurrently from N threads)
+ *            --calls N (create: N servers concurrently from N threads; quota: N calls in a row)
+ *     poll ID SECONDS              get() every 100 ms (the driver's list cache serves them)
  *
  * Output is one JSON document on stdout; errors go to stderr with the
  * driver's message and exit status 1 (3 for -EDQUOT, 4 for -ENOENT,
@@ -71,7 +72,8 @@ struct create_job {
         struct provider *p;
         struct provider_create_req req;
         char hostname[64];
-        char node_id[32];
+        /* node ids of tests are short; longer ones are cut */
+        char node_id[48];
         struct provider_kv tags[3];
         int r;
         char *msg;
@@ -159,10 +161,11 @@ int main(int argc, char **argv) {
                 struct create_job *jobs = xnew(struct create_job, calls);
                 for (int i = 0; i < calls; i++) {
                         struct create_job *j = &jobs[i];
-                        snprintf(j->node_id, sizeof j->node_id, "%s%s", args[0], calls > 1 ? "" : "");
                         if (calls > 1)
                                 snprintf(j->node_id, sizeof j->node_id, "%.20s-%d", args[0], i);
-                        snprintf(j->hostname, sizeof j->hostname, "np%s", j->node_id);
+                        else
+                                snprintf(j->node_id, sizeof j->node_id, "%.30s", args[0]);
+                        snprintf(j->hostname, sizeof j->hostname, "np%.40s", j->node_id);
                         j->tags[0] = (struct provider_kv){ "nodepool_provider_name", provider };
                         j->tags[1] = (struct provider_kv){ "nodepool_pool_name", pool };
                         j->tags[2] = (struct provider_kv){ "nodepool_node_id", j->node_id };
@@ -211,6 +214,21 @@ int main(int argc, char **argv) {
                         usleep(200 * 1000);
                 }
         }
+        if (strcmp(cmd, "poll") == 0 && nargs == 2) {
+                /* get() every 100 ms for SECONDS. */
+                double secs = atof(args[1]);
+                int done = 0;
+                for (int i = 0; i < (int)(secs * 10); i++) {
+                        struct provider_server *s = NULL;
+                        r = p->ops->get(p, args[0], &s, &msg);
+                        if (r < 0) return fail("get", r, msg);
+                        provider_server_free(s);
+                        done++;
+                        usleep(100 * 1000);
+                }
+                print_json(json_pack("{s:i}", "calls", done));
+                return 0;
+        }
         if (strcmp(cmd, "get") == 0 && nargs == 1) {
                 struct provider_server *s = NULL;
                 r = p->ops->get(p, args[0], &s, &msg);
@@ -239,8 +257,10 @@ int main(int argc, char **argv) {
         }
         if (strcmp(cmd, "quota") == 0 && nargs == 0) {
                 struct provider_limits l;
-                r = p->ops->quota(p, &l, &msg);
-                if (r < 0) return fail("quota", r, msg);
+                for (int i = 0; i < calls; i++) {
+                        r = p->ops->quota(p, &l, &msg);
+                        if (r < 0) return fail("quota", r, msg);
+                }
                 print_json(json_pack("{s:I, s:I, s:I, s:I}", "instances", (json_int_t)l.max_instances, "cores",
                                      (json_int_t)l.max_cores, "ram", (json_int_t)l.max_ram_mib, "free_ram",
                                      (json_int_t)l.free_ram_mib));
