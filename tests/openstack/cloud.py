@@ -602,6 +602,10 @@ env = {en}={ev}
             t.addfile(ti, io.BytesIO(info))
         os.replace(tmp, path)
         os.unlink(os.path.join(self.pids, "pg.pid"))
+        # States of other package versions are dead weight (150 MB each).
+        for old in os.listdir(os.path.dirname(path)):
+            if old.startswith("state-") and old != os.path.basename(path):
+                os.unlink(os.path.join(os.path.dirname(path), old))
 
     def restore_cache(self):
         path = self.cache_path()
