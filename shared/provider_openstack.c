@@ -60,8 +60,12 @@ void openstack_flavors_free(struct openstack_flavor *v, size_t n) {
         free(v);
 }
 
+static int bad(char **reterr_msg, const char *fmt, const char *what) _printf_(2, 0);
 static int bad(char **reterr_msg, const char *fmt, const char *what) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral" /* callers pass literals; checked via _printf_ */
         return provider_error(reterr_msg, EBADMSG, fmt, what);
+#pragma GCC diagnostic pop
 }
 
 int openstack_flavors_from_json(json_t *body, struct openstack_flavor **ret, size_t *ret_n, char **reterr_msg) {

@@ -7,8 +7,8 @@
 set -euo pipefail
 
 PKGS=(keystone glance-api placement-api nova-api nova-conductor nova-scheduler python3-nova
-      neutron-api python3-neutron rabbitmq-server python3-openstackclient uwsgi-core
-      uwsgi-plugin-python3 postgresql python3-psycopg2 sqlite3 curl python3-yaml)
+      neutron-api python3-neutron rabbitmq-server uwsgi-core uwsgi-plugin-python3 postgresql
+      python3-psycopg2 python3-yaml qemu-utils)
 
 missing=()
 for p in "${PKGS[@]}"; do
