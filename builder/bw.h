@@ -23,6 +23,7 @@
 #include "loop.h"
 #include "model_image.h"
 #include "provider.h"
+#include "provider_params.h"
 #include "workq.h"
 #include "zk.h"
 #include "statsd.h"
@@ -228,7 +229,8 @@ struct bw_prov {
         char *canonical;                /* config text, to see a change on reload */
         char *image_name_format;
         uint64_t upload_timeout_ms;     /* image-upload-timeout (POOLD_UPLOAD_TIMEOUT_MS overrides) */
-        struct provider_params params;  /* strings owned */
+        struct config *cfg;             /* a reference: params borrow from it across reloads */
+        struct provider_params_owned params;
         pthread_mutex_t mu;
         struct provider *p;             /* opened on first use, under mu */
         unsigned refs;                  /* jobs using it */

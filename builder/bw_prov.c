@@ -1,9 +1,9 @@
 /* bw_prov.c — the providers the builder uploads to.
  *
  * DESIGN. One struct bw_prov per configured provider that manages images
- * (libvirt; other drivers are skipped with a warning until the builder can
- * open them). The parameters are copied out of the config so a reload cannot
- * pull strings from under a worker. The driver is opened lazily by the first
+ * (libvirt, openstack). Its parameters borrow from the config it came from,
+ * which it keeps a reference to, so a reload cannot pull strings from under
+ * a worker. The driver is opened lazily by the first
  * job that needs it, on its worker thread (opening may block), under a
  * mutex. On reload an unchanged provider is kept; a changed or removed one is
  * retired and freed when its last job is done. */
@@ -14,8 +14,12 @@
 #include "bw.h"
 #include "log.h"
 
-static struct bw_prov *prov_new(const struct config_provider *cp) {
+/* NULL for a driver the builder cannot open (logged once by the caller). */
+static struct bw_prov *prov_new(struct config *cfg, const struct config_provider *cp) {
+        struct provider_params_owned params;
+        if (provider_params_from_config(cp, &params) < 0) return NULL;
         struct bw_prov *p = xnew(struct bw_prov, 1);
+        p->params = params;
         p->name = xstrdup(cp->name);
         p->canonical = xstrdup(cp->canonical);
         p->image_name_format = xstrdup(cp->image_name_format);
@@ -27,20 +31,7 @@ static struct bw_prov *prov_new(const struct config_provider *cp) {
                 if (!*end && v > 0) p->upload_timeout_ms = v;
         }
         pthread_mutex_init(&p->mu, NULL);
-        struct provider_libvirt_params *lp = &p->params.libvirt;
-        p->params.name = p->name;
-        p->params.driver = "libvirt";
-        lp->uri = xstrdup(cp->uri);
-        lp->domain_type = !cp->domain_type || strcmp(cp->domain_type, "auto") == 0 ? PROVIDER_LIBVIRT_DOMAIN_AUTO
-                          : strcmp(cp->domain_type, "kvm") == 0                   ? PROVIDER_LIBVIRT_DOMAIN_KVM
-                                                                                  : PROVIDER_LIBVIRT_DOMAIN_QEMU;
-        lp->storage_pool = xstrdup(cp->storage_pool);
-        lp->storage_pool_path = xstrdup(cp->storage_pool_path);
-        lp->network_mode = cp->network_mode == CONFIG_NETWORK_NETWORK ? PROVIDER_LIBVIRT_NET_NETWORK
-                                                                      : PROVIDER_LIBVIRT_NET_USER;
-        lp->network = xstrdup(cp->network);
-        lp->port_low = (int)cp->port_range[0];
-        lp->port_high = (int)cp->port_range[1];
+        p->cfg = config_ref(cfg);
         return p;
 }
 
@@ -48,10 +39,8 @@ static void prov_free(struct bw_prov *p) {
         if (!p) return;
         provider_close(p->p);
         pthread_mutex_destroy(&p->mu);
-        free((char *)p->params.libvirt.uri);
-        free((char *)p->params.libvirt.storage_pool);
-        free((char *)p->params.libvirt.storage_pool_path);
-        free((char *)p->params.libvirt.network);
+        provider_params_done(&p->params);
+        config_free(p->cfg);
         free(p->name);
         free(p->canonical);
         free(p->image_name_format);
@@ -74,18 +63,12 @@ struct bw_prov *bw_prov_find(struct bw *w, const char *name) {
 }
 
 void bw_prov_sync(struct bw *w) {
-        const struct config *c = w->b->config;
+        struct config *c = w->b->config;
         struct bw_prov **next = xnew(struct bw_prov *, c->n_providers + 1);
         size_t n = 0;
         for (size_t i = 0; i < c->n_providers; i++) {
                 const struct config_provider *cp = &c->providers[i];
                 if (cp->driver == CONFIG_DRIVER_STATIC) continue; /* manages no images */
-                if (cp->driver != CONFIG_DRIVER_LIBVIRT) {
-                        if (cp->n_diskimages > 0 && !bw_prov_find(w, cp->name))
-                                log_warning("provider %s: driver %s: uploads not supported by this builder yet",
-                                            cp->name, config_driver_to_string(cp->driver));
-                        continue;
-                }
                 struct bw_prov *old = bw_prov_find(w, cp->name);
                 if (old && strcmp(old->canonical ? old->canonical : "", cp->canonical ? cp->canonical : "") == 0) {
                         next[n++] = old;
@@ -93,7 +76,12 @@ void bw_prov_sync(struct bw *w) {
                                 if (w->provs[k] == old) w->provs[k] = NULL;
                         continue;
                 }
-                next[n++] = prov_new(cp);
+                struct bw_prov *p = prov_new(c, cp);
+                if (p)
+                        next[n++] = p;
+                else if (cp->n_diskimages > 0 && !old)
+                        log_warning("provider %s: driver %s: this builder cannot upload to it",
+                                    cp->name, config_driver_to_string(cp->driver));
         }
         for (size_t k = 0; k < w->n_provs; k++)
                 if (w->provs[k]) retire(w, w->provs[k]);
@@ -121,9 +109,8 @@ int bw_prov_get(struct bw_prov *p, struct provider **ret, char **reterr_msg) {
         int r = 0;
         pthread_mutex_lock(&p->mu);
         if (!p->p) {
-                r = provider_open(&p->params, &p->p, reterr_msg);
-                if (r >= 0) log_info("provider %s opened (%s)", p->name,
-                                     p->params.libvirt.uri ? p->params.libvirt.uri : "default uri");
+                r = provider_open(&p->params.params, &p->p, reterr_msg);
+                if (r >= 0) log_info("provider %s opened (driver %s)", p->name, p->params.params.driver);
         }
         if (r >= 0) *ret = p->p;
         pthread_mutex_unlock(&p->mu);

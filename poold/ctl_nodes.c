@@ -21,6 +21,7 @@
 #include "model_image.h"
 #include "model_node.h"
 #include "provider.h"
+#include "provider_params.h"
 #include "table.h"
 #include "zk.h"
 #include "zk_lock.h"
@@ -182,32 +183,16 @@ static int delete_server(const struct config *cfg, const struct node *n) {
         }
         if (p->driver == CONFIG_DRIVER_STATIC) return 0; /* a static host is not ours to delete */
         if (!n->external_id || json_is_null(n->external_id)) return 0; /* never got a server */
-        if (p->driver != CONFIG_DRIVER_LIBVIRT) {
+        struct provider_params_owned params;
+        if (provider_params_from_config(p, &params) < 0) {
                 fprintf(stderr, "poolctl: deleting servers of %s provider %s is not supported\n",
                         config_driver_to_string(p->driver), p->name);
                 return -EOPNOTSUPP;
         }
-        struct provider_params params = {
-                .name = p->name,
-                .driver = "libvirt",
-                .libvirt = {
-                        .uri = p->uri,
-                        .domain_type = p->domain_type && strcmp(p->domain_type, "kvm") == 0 ? PROVIDER_LIBVIRT_DOMAIN_KVM
-                                       : p->domain_type && strcmp(p->domain_type, "qemu") == 0
-                                               ? PROVIDER_LIBVIRT_DOMAIN_QEMU
-                                               : PROVIDER_LIBVIRT_DOMAIN_AUTO,
-                        .storage_pool = p->storage_pool,
-                        .storage_pool_path = p->storage_pool_path,
-                        .network_mode = p->network_mode == CONFIG_NETWORK_NETWORK ? PROVIDER_LIBVIRT_NET_NETWORK
-                                                                                  : PROVIDER_LIBVIRT_NET_USER,
-                        .network = p->network,
-                        .port_low = (int)p->port_range[0],
-                        .port_high = (int)p->port_range[1],
-                },
-        };
         _cleanup_(provider_closep) struct provider *prov = NULL;
         _cleanup_free_ char *msg = NULL;
-        int r = provider_open(&params, &prov, &msg);
+        int r = provider_open(&params.params, &prov, &msg);
+        provider_params_done(&params);
         if (r < 0) {
                 fprintf(stderr, "poolctl: cannot open provider %s: %s\n", p->name, msg ? msg : strerror(-r));
                 return r;

@@ -13,39 +13,25 @@
 #include "json_util.h"
 #include "launcher.h"
 #include "log.h"
+#include "provider_params.h"
 
 static struct provider *open_provider(const struct config_provider *cp) {
-        if (cp->driver != CONFIG_DRIVER_LIBVIRT) {
+        struct provider_params_owned pp;
+        if (provider_params_from_config(cp, &pp) < 0) {
                 log_error("provider %s: driver %s is not supported by this launcher yet", cp->name,
                           config_driver_to_string(cp->driver));
                 return NULL;
         }
-        struct provider_params pp = {
-                .name = cp->name,
-                .driver = "libvirt",
-                .libvirt = {
-                        .uri = cp->uri,
-                        .domain_type = !cp->domain_type || strcmp(cp->domain_type, "auto") == 0
-                                               ? PROVIDER_LIBVIRT_DOMAIN_AUTO
-                                       : strcmp(cp->domain_type, "kvm") == 0 ? PROVIDER_LIBVIRT_DOMAIN_KVM
-                                                                              : PROVIDER_LIBVIRT_DOMAIN_QEMU,
-                        .storage_pool = cp->storage_pool,
-                        .storage_pool_path = cp->storage_pool_path,
-                        .network_mode = cp->network_mode == CONFIG_NETWORK_NETWORK ? PROVIDER_LIBVIRT_NET_NETWORK
-                                                                                   : PROVIDER_LIBVIRT_NET_USER,
-                        .network = cp->network,
-                        .port_low = (int)cp->port_range[0],
-                        .port_high = (int)cp->port_range[1],
-                },
-        };
         struct provider *p = NULL;
         _cleanup_free_ char *msg = NULL;
-        int r = provider_open(&pp, &p, &msg);
+        int r = provider_open(&pp.params, &p, &msg);
+        provider_params_done(&pp);
         if (r < 0) {
                 log_error_errno(r, "provider %s: cannot open: %s", cp->name, msg ? msg : "%m");
                 return NULL;
         }
-        log_info("provider %s opened (%s)", cp->name, cp->uri ? cp->uri : "default uri");
+        log_info("provider %s opened (%s)", cp->name, cp->driver == CONFIG_DRIVER_OPENSTACK ? cp->cloud
+                                                      : cp->uri ? cp->uri : "default uri");
         return p;
 }
 

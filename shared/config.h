@@ -208,6 +208,7 @@ struct config_tenant_limit {
 };
 
 struct config {
+        unsigned refs;                  /* config_ref/config_free; 1 when loaded (atomic) */
         char *path;                     /* the file it was loaded from */
         int64_t webapp_port;            /* 8005 */
         char *webapp_listen_address;    /* "0.0.0.0" */
@@ -244,7 +245,11 @@ int config_load_buffer(const char *name, const char *data, size_t len,
                        const char *secure_name, const char *secure, size_t secure_len,
                        struct config **ret, struct config_diags *diags);
 
-void config_free(struct config *c);     /* NULL is a no-op */
+/* Drop one reference; the last frees. NULL is a no-op. */
+void config_free(struct config *c);
+/* Another reference (any thread), so a worker can keep borrowed pointers into
+ * C across a reload; returns C. */
+struct config *config_ref(struct config *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct config *, config_free);
 
 /* Lookups by name; NULL if absent. Pointers stay valid until config_free. */

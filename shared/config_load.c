@@ -460,6 +460,7 @@ static int load_common(const char *name, const char *data, size_t len, const cha
         size_t errors_before = config_diags_count(dg, CONFIG_SEVERITY_ERROR);
         _cleanup_(cnode_freep) struct cnode *root = NULL, *sroot = NULL;
         _cleanup_(config_freep) struct config *cfg = xnew(struct config, 1);
+        cfg->refs = 1;
         size_t first = dg->n;
 
         cfg->path = xstrdup(name);
@@ -592,8 +593,15 @@ bool config_provider_equal(const struct config_provider *a, const struct config_
                strcmp(a->canonical, b->canonical) == 0;
 }
 
+struct config *config_ref(struct config *cfg) {
+        if (cfg) __atomic_add_fetch(&cfg->refs, 1, __ATOMIC_RELAXED);
+        return cfg;
+}
+
 void config_free(struct config *cfg) {
         if (!cfg) return;
+        /* Shared by workers that outlive a reload (the builder's providers). */
+        if (__atomic_sub_fetch(&cfg->refs, 1, __ATOMIC_ACQ_REL) > 0) return;
         free(cfg->path);
         free(cfg->webapp_listen_address);
         free(cfg->elements_dir);

@@ -11,6 +11,7 @@
 
 static const struct provider_ops *const provider_drivers[] = {
         &provider_libvirt_ops,
+        &provider_openstack_ops,
 };
 
 static const char *const server_state_names[_PROVIDER_SERVER_STATE_MAX] = {

@@ -17,6 +17,10 @@
  *   -EDQUOT     the cloud refused for quota/capacity: the launcher marks the node
  *               aborted, invalidates its quota cache and retries later
  *   -EOPNOTSUPP the driver (or this backend, e.g. libvirt's test driver) cannot
+ *   -EHOSTDOWN  the cloud could not be reached (after the driver's retries):
+ *               nothing was done; worth pausing and retrying later
+ *   -EACCES     the cloud refused the provider's credentials (a configuration
+ *               problem: pause, retry later, do not fail requests for it)
  *   others      real failures
  * Out-parameters named ret_* are set only on success. Every returned object has a
  * NULL-safe free function below. */
@@ -140,11 +144,47 @@ struct provider_libvirt_params {
         const char *console_dir;           /* serial console logs; NULL = storage_pool_path */
 };
 
+/* One pool label of an openstack provider: what create() needs beyond the
+ * request (looked up by create_req.pool + create_req.label). Borrowed. */
+struct provider_openstack_label {
+        const char *pool;                  /* pool name */
+        const char *label;                 /* label name */
+        const char *diskimage;             /* diskimage name (for `groups`), or NULL */
+        const char *cloud_image_id;        /* cloud-image: boot this image id ... */
+        const char *cloud_image_name;      /* ... or the image of this name (when create_req.image is NULL) */
+        const char *flavor_name;           /* at least one of flavor_name/min_ram */
+        long long min_ram;                 /* MiB; 0 = choose by name only */
+        const char *key_name;
+        const char *userdata;              /* plain text; base64-encoded by the driver */
+        int config_drive;                  /* -1 unset, 0 no, 1 yes */
+        bool boot_from_volume;
+        long long volume_size;             /* GB, for boot_from_volume */
+        const char *const *networks;       /* names or ids; "none"/"auto" alone pass through */
+        size_t n_networks;
+        const char *const *availability_zones; /* one is chosen at random; none = the cloud's */
+        size_t n_availability_zones;
+        const char *const *security_groups;
+        size_t n_security_groups;
+        const struct provider_kv *instance_properties; /* extra server metadata */
+        size_t n_instance_properties;
+};
+
+struct provider_openstack_params {
+        const char *cloud;                 /* clouds.yaml cloud name (required) */
+        const char *region_name;           /* NULL = the cloud's */
+        double rate;                       /* seconds between API calls, shared by all pools; 0 = none */
+        long long image_upload_timeout;    /* seconds; 0 = 3600 */
+        long long api_timeout;             /* seconds per API request; 0 = 60 */
+        const struct provider_openstack_label *labels;
+        size_t n_labels;
+};
+
 struct provider_params {
         const char *name;                  /* provider name from the config (required) */
         const char *driver;                /* "libvirt", ... (required) */
         /* Driver-specific parameters: only the member named like the driver is read. */
         struct provider_libvirt_params libvirt;
+        struct provider_openstack_params openstack;
 };
 
 struct provider;
@@ -194,6 +234,7 @@ struct provider {
 
 /* The driver table (defined in its own file). */
 extern const struct provider_ops provider_libvirt_ops;
+extern const struct provider_ops provider_openstack_ops;
 
 /* Find the ops for DRIVER ("libvirt", ...); NULL if unknown. Any thread. */
 const struct provider_ops *provider_ops_find(const char *driver);

@@ -1,0 +1,60 @@
+/* provider_openstack.h — the pure parts of the OpenStack driver, exposed for
+ * unit tests (the driver itself is provider_openstack_ops in provider.h).
+ *
+ * Everything here decodes untrusted API bodies totally: a malformed body is
+ * -EBADMSG with a message, never a crash or a partial result. Any thread. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "provider.h"
+
+struct openstack_flavor {
+        char *id, *name;
+        int vcpus;
+        long long ram_mib;
+        long long disk_gb;
+        bool disabled;
+};
+void openstack_flavors_free(struct openstack_flavor *v, size_t n);
+
+/* Decode GET /flavors/detail. -EBADMSG if BODY is not such a document. */
+int openstack_flavors_from_json(json_t *body, struct openstack_flavor **ret, size_t *ret_n, char **reterr_msg);
+
+/* Nodepool's choice: with MIN_RAM > 0, the flavor with the least RAM ≥ MIN_RAM
+ * (ties: fewer vcpus, then name) whose name contains FLAVOR_NAME when given;
+ * else the flavor whose name or id equals FLAVOR_NAME. Disabled flavors never.
+ * NULL when none fits. */
+const struct openstack_flavor *openstack_flavor_choose(const struct openstack_flavor *v, size_t n,
+                                                       const char *flavor_name, long long min_ram);
+
+/* Decode GET /limits into *ret (-1 = unlimited; free_ram_mib = max − used, or
+ * -1 when unlimited). -EBADMSG when absolute limits are missing. */
+int openstack_limits_from_json(json_t *body, struct provider_limits *ret, char **reterr_msg);
+
+/* Decode one Nova server object. REGION is copied into the result; FLAVORS
+ * (may be empty) resolves resources when the server only names a flavor id.
+ * Status DELETED/SOFT_DELETED is -ENOENT. Metadata becomes tags. */
+int openstack_server_from_json(json_t *server, const char *region, const struct openstack_flavor *flavors,
+                               size_t n_flavors, struct provider_server **ret, char **reterr_msg);
+
+/* Decode GET /servers/detail (every server; unreadable ones are skipped only
+ * when DELETED). -EBADMSG when the document is malformed. */
+int openstack_servers_from_json(json_t *body, const char *region, const struct openstack_flavor *flavors,
+                                size_t n_flavors, struct provider_server ***ret, size_t *ret_n, char **reterr_msg);
+
+/* Decode one Glance v2 image: string properties that are not Glance's own
+ * fields become tags (the `tags` list too, as "tag:<t>" = ""). */
+int openstack_image_from_json(json_t *image, struct provider_image **ret, char **reterr_msg);
+
+/* Map an API error response to -errno and a message "SERVICE: HTTP n: text":
+ * 404 -ENOENT, 409 -EEXIST, 401 -EACCES, 403/413 with "quota" or "limit" in the
+ * text -EDQUOT (Nova's quota refusal), other 403 -EPERM, other 4xx -EINVAL,
+ * 5xx -EIO. BODY may be NULL or any text (JSON error documents are read). */
+int openstack_error_from_response(const char *service, long status, const char *body, size_t len,
+                                  char **ret_msg);
+
+/* Standard base64 of DATA (caller frees). For Nova's user_data. */
+char *openstack_base64(const char *data, size_t len);
