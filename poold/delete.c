@@ -4,7 +4,7 @@
  * state (used, in-use, building, failed, aborted, deleting, deleted); each one
  * gets a small state machine: lock → re-read → `deleting` → provider delete on
  * the workq (waited for; -ENOENT is success) → `deleted` → recursive znode
- * delete. Nodes whose provider is not ours are left to their launcher. READY
+ * delete (static driver: no cloud call). Nodes whose provider is not ours are left to their launcher. READY
  * nodes allocated to a request that no longer exists are unallocated. */
 #include <string.h>
 
@@ -85,7 +85,7 @@ static void del_done(void *ud, int status) {
 
 static void start_delete(struct launcher *l, const char *id, const struct node *cached) {
         struct prov *pv = prov_by_name(l, cached->provider);
-        if (!pv || !pv->provider) return;
+        if (!pv || (!pv->provider && !pv->is_static)) return;
         _cleanup_free_ char *lpath = zkrec_node_lock_path(id);
         struct zk_lock *lock = NULL;
         if (zk_lock_try_new(l->zk, lpath, NULL, &lock) != 1) return;
@@ -111,7 +111,8 @@ static void start_delete(struct launcher *l, const char *id, const struct node *
         if (n->external_id && json_is_string(n->external_id))
                 d->external_id = xstrdup(json_string_value(n->external_id));
         node_free(n);
-        if (!d->external_id) {
+        /* Static nodes have no cloud server: only the znode goes (its slot is registered again). */
+        if (!d->external_id || pv->is_static) {
                 finish_delete(d);
                 nd_free(d);
                 return;

@@ -125,6 +125,7 @@ static void fail(struct launch *la, int r) {
                 log_warning("node %s: provider %s is at capacity (%s): aborted, will relaunch", la->node->id,
                             la->prov->name, la->job_msg ? la->job_msg : "quota");
                 node_set_state(la->node, NODE_STATE_ABORTED);
+                quota_invalidate(la->prov);
         } else {
                 log_error("node %s: launch failed after %d attempt(s): %s", la->node->id, la->attempt,
                           la->job_msg ? la->job_msg : strerror(-r));

@@ -101,10 +101,32 @@ static int decline_locked(struct pool *p, const char *id, const char *why) {
         return r;
 }
 
-/* Why POOL can never serve RQ, or NULL. Returns a static or pool-lifetime string. */
+/* What RQ costs in pool P (labels P lacks cost nothing). */
+static void request_cost(struct pool *p, char *const *types, int64_t *ret_n, int64_t *ret_cores, int64_t *ret_ram) {
+        int64_t n = 0, cores = 0, ram = 0;
+        for (char *const *t = types; *t; t++, n++) {
+                const struct config_pool_label *pl = pool_find_label(p, *t);
+                if (!pl) continue;
+                cores += pl->vcpus;
+                ram += pl->memory;
+        }
+        *ret_n = n;
+        *ret_cores = cores;
+        *ret_ram = ram;
+}
+
+/* Why POOL can never serve RQ, or NULL. Returns a static string or BUF. */
 static const char *decline_reason(struct pool *p, const struct node_request *rq, char *buf, size_t sz) {
         const struct config_pool *cp = p->cpool;
         if (cp->max_servers == 0) return "pool is disabled (max-servers ≤ 0)";
+        if (p->prov->is_static) {
+                for (char **t = rq->node_types; *t; t++)
+                        if (!pool_has_label(p, *t)) {
+                                snprintf(buf, sz, "label %s is not on any static node of this pool", *t);
+                                return buf;
+                        }
+                return NULL;
+        }
         int64_t cores = 0, ram = 0, n = 0;
         for (char **t = rq->node_types; *t; t++, n++) {
                 const struct config_pool_label *pl = pool_find_label(p, *t);
@@ -120,10 +142,7 @@ static const char *decline_reason(struct pool *p, const struct node_request *rq,
                 ram += pl->memory;
         }
         if (n == 0) return NULL;
-        if (cp->max_servers > 0 && n > cp->max_servers) return "request is larger than max-servers";
-        if (cp->max_cores > 0 && cores > cp->max_cores) return "request is larger than max-cores";
-        if (cp->max_ram > 0 && ram > cp->max_ram) return "request is larger than max-ram";
-        return NULL;
+        return quota_never_fits(p, n, cores, ram, buf, sz);
 }
 
 static bool label_in(char *const *types, const char *label) { return model_strv_contains(types, label); }
@@ -185,29 +204,18 @@ static int try_reuse(struct req_handler *h, size_t i) {
                 }
                 smap_put(&l->held, id, (void *)1);
                 h->slots[i].node_id = xstrdup(id);
+                log_info("request %s: reusing ready node %s (%s)", h->id, id, h->slots[i].label);
+                if (h->pool->prov->is_static && static_check_liveness(h->pool, id, lock, h->id, i) > 0) {
+                        /* The check owns the lock now and reports through request_slot_done(). */
+                        h->slots[i].st = SLOT_LAUNCHING;
+                        h->launching++;
+                        return 1;
+                }
                 h->slots[i].lock = lock;
                 h->slots[i].st = SLOT_READY;
-                log_info("request %s: reusing ready node %s (%s)", h->id, id, h->slots[i].label);
                 return 1;
         }
         return 0;
-}
-
-/* Quota check for one more node of LABEL: NULL fits, else why not. */
-static const char *quota_reason(struct pool *p, const struct config_pool_label *pl) {
-        int64_t servers, cores, ram;
-        pool_usage(p, &servers, &cores, &ram);
-        const struct config_pool *cp = p->cpool;
-        if (cp->max_servers >= 0 && servers + 1 > cp->max_servers) return "max-servers reached";
-        if (cp->max_cores >= 0 && cores + pl->vcpus > cp->max_cores) return "max-cores reached";
-        if (cp->max_ram >= 0 && ram + pl->memory > cp->max_ram) return "max-ram reached";
-        if (p->cp->max_concurrency > 0) {
-                unsigned active = 0;
-                for (size_t i = 0; i < p->l->n_pools; i++)
-                        if (p->l->pools[i]->prov == p->prov) active += p->l->pools[i]->active_launches;
-                if (active >= p->cp->max_concurrency) return "max-concurrency reached";
-        }
-        return NULL;
 }
 
 /* Create node znode (init, allocated), lock it, set building, launch. 0 or -errno. */
@@ -249,20 +257,14 @@ static int launch_new_node(struct req_handler *h, size_t i) {
                 return log_error_errno(r, "node %s: cannot set building: %m", id);
         }
         /* Count it at once: the cache sees it a moment later. */
-        struct cnode *cn = smap_get(&l->nodes, id);
-        if (!cn) {
-                cn = xnew(struct cnode, 1);
-                cn->node = node_new(id);
-                smap_put(&l->nodes, id, cn);
-        }
-        cn->lock_contenders = 1;
-        node_free(cn->node);
-        cn->node = node_new(id);
-        cn->node->state = NODE_STATE_BUILDING;
-        model_set_str(&cn->node->provider, p->provider_name);
-        model_set_str(&cn->node->pool, p->name);
-        model_set_str(&cn->node->allocated_to, h->id);
-        model_strv_push(&cn->node->type, h->slots[i].label);
+        struct node *cached = node_new(id);
+        cached->state = NODE_STATE_BUILDING;
+        model_set_str(&cached->provider, p->provider_name);
+        model_set_str(&cached->pool, p->name);
+        model_set_str(&cached->allocated_to, h->id);
+        model_set_str(&cached->tenant_name, h->tenant);
+        model_strv_push(&cached->type, h->slots[i].label);
+        caches_node_store(l, id, cached, 1);
 
         smap_put(&l->held, id, (void *)1);
         h->slots[i].node_id = xstrdup(id);
@@ -275,14 +277,52 @@ static int launch_new_node(struct req_handler *h, size_t i) {
 
 static void handler_finish(struct req_handler *h);
 
+static void fail_empty_slots(struct req_handler *h) {
+        for (size_t k = 0; k < h->n; k++)
+                if (h->slots[k].st == SLOT_EMPTY) h->slots[k].st = SLOT_FAILED;
+}
+
 /* Fill empty slots. Returns false when waiting for quota. */
 static bool handler_fill(struct req_handler *h) {
+        bool was_waiting = h->waiting_quota;
         h->waiting_quota = false;
+        char buf[256];
+        if (h->pool->prov->is_static) {
+                /* Static nodes are never launched: wait for a free one (the pool does not pause). */
+                for (size_t i = 0; i < h->n; i++) {
+                        if (h->slots[i].st != SLOT_EMPTY || try_reuse(h, i) > 0) continue;
+                        if (!pool_has_label(h->pool, h->slots[i].label)) {
+                                fail_empty_slots(h);
+                                return true;
+                        }
+                        if (!was_waiting) log_info("request %s waits for a free static %s node", h->id,
+                                                   h->slots[i].label);
+                        h->waiting_quota = true;
+                        return false;
+                }
+                return true;
+        }
+        /* The provider's quota may have become known since the request was accepted. */
+        for (size_t i = 0; i < h->n; i++) {
+                if (h->slots[i].st != SLOT_EMPTY) continue;
+                char **types = xnew(char *, h->n + 1);
+                for (size_t k = 0; k < h->n; k++) types[k] = h->slots[k].label;
+                int64_t n, cores, ram;
+                request_cost(h->pool, types, &n, &cores, &ram);
+                free(types);
+                const char *never = quota_never_fits(h->pool, n, cores, ram, buf, sizeof buf);
+                if (never) {
+                        log_info("request %s: %s, declining", h->id, never);
+                        fail_empty_slots(h);
+                        return true;
+                }
+                break;
+        }
         for (size_t i = 0; i < h->n; i++) {
                 if (h->slots[i].st != SLOT_EMPTY) continue;
                 if (h->reuse && try_reuse(h, i) > 0) continue;
                 const struct config_pool_label *pl = pool_find_label(h->pool, h->slots[i].label);
-                const char *why = pl ? quota_reason(h->pool, pl) : "label removed from pool";
+                const char *why = pl ? quota_check(h->pool, pl, buf, sizeof buf) : "label removed from pool";
                 if (why) {
                         if (h->min_ready || !pl) {
                                 /* min-ready requests never wait for quota. */
@@ -293,7 +333,7 @@ static bool handler_fill(struct req_handler *h) {
                         }
                         h->waiting_quota = true;
                         pool_set_paused(h->pool, true, why);
-                        log_info("request %s waits: pool %s %s", h->id, h->pool->id, why);
+                        if (!was_waiting) log_info("request %s waits: pool %s %s", h->id, h->pool->id, why);
                         return false;
                 }
                 if (launch_new_node(h, i) < 0) h->slots[i].st = SLOT_FAILED;
@@ -368,8 +408,9 @@ void request_slot_done(struct launcher *l, const char *request_id, size_t slot, 
                 smap_remove(&l->held, s->node_id);
                 free(s->node_id);
                 s->node_id = NULL;
-                /* Aborted (quota): relaunch with a new node, not counted as a failure. */
-                s->st = result == -EDQUOT ? SLOT_EMPTY : SLOT_FAILED;
+                /* Aborted (quota) or a static node that failed its liveness check:
+                 * try again with another node, not counted as a failure. */
+                s->st = result == -EDQUOT || result == -EAGAIN ? SLOT_EMPTY : SLOT_FAILED;
         }
         launcher_kick(l);
 }
@@ -467,7 +508,7 @@ static bool better_pool(struct launcher *l, const struct node_request *rq, const
                 if (o == p || o->retired || o->paused || o->cpool->priority >= p->cpool->priority) continue;
                 if (model_strv_contains(rq->declined_by, o->id)) continue;
                 bool all = true;
-                for (char **t = rq->node_types; *t && all; t++) all = pool_find_label(o, *t) != NULL;
+                for (char **t = rq->node_types; *t && all; t++) all = pool_has_label(o, *t);
                 if (all) return true;
         }
         return false;
@@ -549,6 +590,16 @@ void requests_pass(struct launcher *l) {
                         }
                         if (p->paused) continue;
                         if (preferred_elsewhere(l, rq, p) || better_pool(l, rq, p)) continue;
+                        if (l->cfg->n_tenant_limits > 0) {
+                                int64_t n, cores, ram;
+                                request_cost(p, rq->node_types, &n, &cores, &ram);
+                                const char *tw = quota_tenant_check(l, rq->tenant_name, n, cores, ram, buf, sizeof buf);
+                                if (tw) {
+                                        /* Deferred, not declined (Nodepool): it stays requested. */
+                                        log_debug("request %s deferred: %s", rq->id, tw);
+                                        continue;
+                                }
+                        }
                         accept_request(p, rq);
                 }
         }
