@@ -39,11 +39,18 @@ def domain_xml(name, provider=None, node_id=None, pool="main"):
             "<os><type arch='x86_64'>hvm</type></os></domain>" % (name, meta))
 
 
-def node_xml(pool_name, pool_path, volumes, domains=()):
+def node_xml(pool_name, pool_path, volumes, domains=(), cpus=None, memory_kib=None):
+    """The test driver's node; cpus/memory_kib size the host (what the driver reports as quota)."""
+    host = ""
+    if cpus:
+        host += ("<cpu><nodes>1</nodes><sockets>1</sockets><cores>%d</cores><threads>1</threads>"
+                 "<active>%d</active><mhz>1000</mhz><model>test</model></cpu>" % (cpus, cpus))
+    if memory_kib:
+        host += "<memory>%d</memory>" % memory_kib
     vols = "".join(
         "<volume><name>%s</name><capacity unit='MiB'>10</capacity>"
         "<target><format type='qcow2'/></target></volume>" % v for v in volumes)
-    return ("<node><pool type='dir'><name>%s</name><uuid>8f3c6a3e-9e33-4f2e-9b6c-4a0f0d9c2a11</uuid>"
+    return ("<node>" + host + "<pool type='dir'><name>%s</name><uuid>8f3c6a3e-9e33-4f2e-9b6c-4a0f0d9c2a11</uuid>"
             "<capacity unit='GiB'>100</capacity><available unit='GiB'>90</available>"
             "<target><path>%s</path></target>%s</pool>%s</node>" % (pool_name, pool_path, vols, "".join(domains)))
 
@@ -60,6 +67,8 @@ class LauncherProcess:
         self.xml_path = str(tmp_path / "node.xml")
         self.volumes = [volume_name(PROVIDER, IMAGE)]
         self.domains = []   # domain_xml() strings the hypervisor starts with (made behind poold's back)
+        self.host_cpus = None       # the test host's size (libvirt's default: 16 CPUs, 3 GiB)
+        self.host_memory_kib = None
 
     # ------------------------------------------------------------ config
     def config(self, labels=None, pool=None, provider=None, extra=None):
@@ -90,7 +99,8 @@ class LauncherProcess:
             f.write(text)
         os.replace(self.config_path + ".tmp", self.config_path)
         with open(self.xml_path, "w") as f:
-            f.write(node_xml("poold", str(self.tmp / "pool"), self.volumes, self.domains))
+            f.write(node_xml("poold", str(self.tmp / "pool"), self.volumes, self.domains,
+                             self.host_cpus, self.host_memory_kib))
         os.makedirs(str(self.tmp / "pool"), exist_ok=True)
 
     # ------------------------------------------------------------ images
