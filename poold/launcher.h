@@ -231,6 +231,9 @@ bool pool_has_label(const struct pool *p, const char *label);
 bool pools_all_declined(struct launcher *l, char *const *declined_by);
 
 /* ---- quota.c ---- */
+/* True when P's provider quota is known (or not used); starts a refresh otherwise.
+ * Requests are accepted only then, so a pool does not pause just to learn it. */
+bool quota_ready(struct pool *p);
 /* Why one more node of PL cannot start in P now (pool limits, provider quota
  * minus unmanaged usage, max-concurrency, capacity backoff), or NULL when it fits.
  * BUF holds a formatted reason. Starts a quota refresh when the cache is stale. */

@@ -160,6 +160,7 @@ void pools_sync(struct launcher *l) {
                 for (size_t k = 0; k < cp->n_pools; k++) {
                         l->pools = xrealloc(l->pools, (l->n_pools + 1) * sizeof *l->pools);
                         l->pools[l->n_pools++] = pool_new(l, pv, cp, &cp->pools[k]);
+                        (void)quota_ready(l->pools[l->n_pools - 1]); /* fetch the quota before requests come */
                 }
         }
 }

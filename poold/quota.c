@@ -80,7 +80,8 @@ static void quota_done(void *ud, int status) {
 
 /* Start a refresh when the cache is missing or older than 5 minutes. */
 static void refresh(struct prov *pv, struct launcher *l) {
-        if (pv->quota_fetching || !pv->provider) return;
+        /* Unmanaged usage is "listed but not in the node cache": only meaningful once it is synced. */
+        if (pv->quota_fetching || !pv->provider || !caches_synced(l)) return;
         uint64_t now = loop_now_ms();
         if (pv->limits_valid && now - pv->limits_time_ms < QUOTA_CACHE_MS) return;
         if (!pv->limits_valid && now < pv->backoff_until_ms) return;
@@ -107,6 +108,12 @@ void quota_invalidate(struct prov *pv) {
 }
 
 static bool over(long long limit, int64_t used) { return limit >= 0 && used > limit; }
+
+bool quota_ready(struct pool *p) {
+        if (!uses_provider_quota(p)) return true;
+        refresh(p->prov, p->l);
+        return p->prov->limits_valid;
+}
 
 const char *quota_check(struct pool *p, const struct config_pool_label *pl, char *buf, size_t sz) {
         struct launcher *l = p->l;

@@ -588,7 +588,7 @@ void requests_pass(struct launcher *l) {
                                 decline_request(p, rq, why);
                                 continue;
                         }
-                        if (p->paused) continue;
+                        if (p->paused || !quota_ready(p)) continue;
                         if (preferred_elsewhere(l, rq, p) || better_pool(l, rq, p)) continue;
                         if (l->cfg->n_tenant_limits > 0) {
                                 int64_t n, cores, ram;

@@ -55,7 +55,11 @@ def main():
     kz.start(15)
     lp = LauncherProcess(tmp, zk, "/bench", kz)
     try:
-        lp.write_config(lp.config(pool={"max-servers": args.burst + 10}))
+        # A host big enough that the driver's quota (host CPUs/memory, one port per node) never limits.
+        lp.host_cpus = 4 * args.burst + 64
+        lp.host_memory_kib = (args.burst + 64) * 1024 * 1024
+        lp.write_config(lp.config(pool={"max-servers": args.burst + 10},
+                                  provider={"port-range": [20000, 20000 + 2 * args.burst + 100]}))
         lp.images()
         lp.start(env={"POOLD_LOG_LEVEL": "warning"})
         lp.wait_for(lambda: lp.components("pool"), 10, "pool")
