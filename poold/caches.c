@@ -104,6 +104,14 @@ void caches_node_remove(struct launcher *l, const char *id) {
         cnode_free(cn);
 }
 
+void caches_usage_reserve(struct launcher *l, const char *provider, const char *pool, const char *tenant,
+                          int64_t cores, int64_t ram, int sign) {
+        _cleanup_free_ char *key = xasprintf("%s/%s", provider, pool);
+        usage_add(usage_bucket(&l->usage_pool, key), sign, cores, ram);
+        usage_add(usage_bucket(&l->usage_prov, provider), sign, cores, ram);
+        if (tenant) usage_add(usage_bucket(&l->usage_tenant, tenant), sign, cores, ram);
+}
+
 static void reaccount_fn(const char *key, void *value, void *ud) {
         struct cnode *cn = value;
         unaccount(cn);

@@ -114,11 +114,8 @@ static void launch_finish(struct launch *la, int result) {
         request_slot_done(l, rid, slot, result, lock);
 }
 
-static void write_node(struct launch *la) {
-        int r = zkrec_node_write(la->l, la->node, -1);
-        if (r < 0) log_warning_errno(r, "node %s: cannot write state %s: %m", la->node->id,
-                                     node_state_to_string(la->node->state));
-}
+/* We hold the node's lock: write without waiting (ZooKeeper keeps the order). */
+static void write_node(struct launch *la) { zkrec_node_write_async(la->l, la->node); }
 
 static void fail(struct launch *la, int r) {
         if (r == -EDQUOT) {
@@ -316,7 +313,9 @@ static void done_fn(void *ud, int status) {
                 la->external_id = xstrdup(la->server->external_id);
                 if (la->node->external_id) json_decref(la->node->external_id);
                 la->node->external_id = json_util_must(json_string(la->external_id));
-                write_node(la);
+                /* Record the server before waiting on it; an instant server is recorded by the
+                 * ready write (a crash in between leaves a tagged server the leak sweep removes). */
+                if (la->server->state != PROVIDER_SERVER_ACTIVE || la->host_key_checking) write_node(la);
                 la->deadline_ms = loop_now_ms() + la->launch_timeout_ms;
                 /* fall through */
         case LAUNCH_POLL:

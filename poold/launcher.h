@@ -44,6 +44,7 @@
 struct pool;
 struct req_handler;
 struct static_prov;
+struct create_op;
 struct launch;
 struct zk_lock;
 
@@ -85,6 +86,8 @@ struct launcher {
         /* request.c */
         struct smap handlers;         /* request id -> struct req_handler* */
         struct smap held;             /* node id -> (void*)1: we hold its lock */
+        struct smap accepting;        /* request id -> struct accept_op*: lock/read/write in flight */
+        struct create_op *creates;      /* node znodes being created/locked for handlers (list) */
         /* launch.c */
         struct launch *launches;        /* in flight (list) */
         /* delete.c */
@@ -192,6 +195,9 @@ json_t **caches_pool_components(struct launcher *l, size_t *ret_n);
 void caches_node_store(struct launcher *l, const char *id, struct node *n, unsigned lock_contenders);
 /* Forget the cached node ID (usage maps in step). */
 void caches_node_remove(struct launcher *l, const char *id);
+/* Count (SIGN 1) or uncount (-1) a node not in the cache yet (being created). */
+void caches_usage_reserve(struct launcher *l, const char *provider, const char *pool, const char *tenant,
+                          int64_t cores, int64_t ram, int sign);
 /* Recount every node (after a reload: label sizes may have changed). */
 void caches_reaccount(struct launcher *l);
 /* Usage of a pool / a provider / a tenant (all zero when none); borrowed. */
@@ -204,6 +210,9 @@ const struct usage *caches_usage_tenant(struct launcher *l, const char *tenant);
 int zkrec_node_read(struct launcher *l, const char *id, struct node **ret, int32_t *ret_version);
 /* Write N (version -1 = any). 0 or -errno (logged by the caller). */
 int zkrec_node_write(struct launcher *l, const struct node *n, int32_t version);
+/* Write N (any version) without waiting; a failure is logged. Later writes on the
+ * session are applied after it. */
+void zkrec_node_write_async(struct launcher *l, const struct node *n);
 int zkrec_request_read(struct launcher *l, const char *id, struct node_request **ret, int32_t *ret_version);
 int zkrec_request_write(struct launcher *l, const struct node_request *r, int32_t version);
 /* Path helpers; caller frees. */
