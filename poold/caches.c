@@ -192,6 +192,7 @@ static void on_request(struct zk_cache *c, enum zk_cache_event ev, const struct 
         }
         node_request_free(cr->req);
         cr->req = rq;
+        cr->version = zn->version;
 }
 
 /* Split an image-tree path into components below the root. */

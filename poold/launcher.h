@@ -118,6 +118,7 @@ struct cnode {
 struct creq {
         struct node_request *req;
         bool ephemeral;
+        int32_t version;                /* of the znode the record was decoded from */
 };
 
 /* An open provider (one per config provider; shared by its pools). */

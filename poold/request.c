@@ -40,6 +40,8 @@ struct req_handler {
         unsigned launching;
         bool waiting_quota;
         bool finishing;                 /* the final request write is in flight */
+        bool finish_fresh;              /* ... based on a fresh read (not the cache) */
+        bool in_flight;                 /* an async read/write with us as userdata is outstanding */
 };
 
 static void node_release(struct launcher *l, char *node_id, struct zk_lock **lock, bool clear_allocation) {
@@ -64,7 +66,8 @@ static void node_release(struct launcher *l, char *node_id, struct zk_lock **loc
 
 static void handler_free(struct req_handler *h) {
         if (!h) return;
-        zk_cancel(h->l->zk, h);
+        /* zk_cancel() walks every outstanding call: only when one of ours is. */
+        if (h->in_flight) zk_cancel(h->l->zk, h);
         for (size_t i = 0; i < h->n; i++) {
                 if (h->slots[i].lock) node_release(h->l, h->slots[i].node_id, &h->slots[i].lock, false);
                 free(h->slots[i].label);
@@ -221,7 +224,7 @@ static int try_reuse(struct req_handler *h, size_t i) {
 }
 
 /* A node znode being created for a handler's slot: create (init) → lock →
- * building → launch_start(). Asynchronous, so a burst of requests does not
+ * building (not waited for) → launch_start(). Asynchronous, so a burst of requests does not
  * wait for these round trips one after another. Usage is reserved at once so
  * the quota sees the node before the cache does. */
 struct create_op {
@@ -233,6 +236,7 @@ struct create_op {
         struct zk_lock *lock;
         int64_t cores, ram;
         bool reserved;
+        bool in_flight;                 /* the acreate with us as userdata is outstanding */
         struct create_op *prev, *next;
 };
 
@@ -248,7 +252,7 @@ static void create_free(struct create_op *op) {
         if (op->prev) op->prev->next = op->next;
         else if (l->creates == op) l->creates = op->next;
         if (op->next) op->next->prev = op->prev;
-        zk_cancel(l->zk, op);
+        if (op->in_flight) zk_cancel(l->zk, op);
         create_unreserve(op);
         if (op->lock) {
                 zk_lock_release_async(op->lock);
@@ -269,12 +273,10 @@ static void create_failed(struct create_op *op, int r, const char *what) {
         request_slot_done(l, rid, slot, r, NULL);
 }
 
-static void on_node_building(struct zk *zk, const struct zk_result *res, void *ud) {
-        struct create_op *op = ud;
-        if (res->r < 0) {
-                create_failed(op, res->r, "cannot set the new node building");
-                return;
-        }
+/* Locked: write `building` (not waited for: later writes of ours come after it) and launch. */
+static void node_building(struct create_op *op) {
+        node_set_state(op->n, NODE_STATE_BUILDING);
+        zkrec_node_write_async(op->l, op->n);
         if (op->pool->retired || !op->pool->cpool) {
                 create_failed(op, -ECANCELED, "pool retired before the launch");
                 return;
@@ -291,24 +293,16 @@ static void on_node_building(struct zk *zk, const struct zk_result *res, void *u
 static void on_node_locked(struct zk_lock *lock, int result, void *ud) {
         struct create_op *op = ud;
         if (result <= 0) {
-                op->lock = NULL; /* zk_lock_try_new() left nothing */
                 create_failed(op, result < 0 ? result : -EBUSY, "cannot lock the node we created");
                 return;
         }
-        node_set_state(op->n, NODE_STATE_BUILDING);
-        _cleanup_free_ char *data = NULL, *path = zkrec_node_path(op->n->id);
-        size_t len;
-        int r = node_to_json(op->n, &data, &len);
-        if (r < 0) {
-                create_failed(op, r, "cannot encode the new node");
-                return;
-        }
-        (void)zk_aset(op->l->zk, path, data, len, -1, on_node_building, op);
+        node_building(op);
 }
 
 static void on_node_created(struct zk *zk, const struct zk_result *res, void *ud) {
         struct create_op *op = ud;
         struct launcher *l = op->l;
+        op->in_flight = false;
         if (res->r < 0) {
                 create_failed(op, res->r, "cannot create a node");
                 return;
@@ -334,13 +328,20 @@ static void on_node_created(struct zk *zk, const struct zk_result *res, void *ud
         if (h && op->slot < h->n && h->slots[op->slot].st == SLOT_LAUNCHING && !h->slots[op->slot].node_id)
                 h->slots[op->slot].node_id = xstrdup(id);
         log_info("request %s: launching node %s (%s) in pool %s", op->request_id, id, op->n->type[0], op->pool->id);
-        /* Locked with blocking calls on purpose: the node cache reads the new
-         * node's lock directory only after this callback, so it finds it
-         * existing. (zk_cache misses later lock changes when the directory
-         * appears between its children read and its exists call.) */
+        /* Create the lock directory now, before anything else is sent: the node
+         * cache can only ask about this node after this callback, and ZooKeeper
+         * answers a session in order, so the cache finds the directory existing.
+         * (zk_cache misses later lock changes when the directory appears between
+         * its children read and its exists call.) */
         _cleanup_free_ char *lpath = zkrec_node_lock_path(id);
-        int r = zk_lock_try_new(l->zk, lpath, NULL, &op->lock);
-        on_node_locked(op->lock, r, op);
+        (void)zk_acreate(l->zk, lpath, NULL, 0, ZK_PERSISTENT, NULL, NULL);
+        int r = zk_lock_new(l->zk, lpath, NULL, &op->lock);
+        if (r >= 0) r = zk_lock_try_async(op->lock, on_node_locked, op);
+        if (r < 0) {
+                zk_lock_free(op->lock);
+                op->lock = NULL;
+                create_failed(op, r, "cannot lock the node we created");
+        }
 }
 
 /* Start creating a node for slot I (init, allocated). 0 or -errno. */
@@ -377,6 +378,7 @@ static int launch_new_node(struct req_handler *h, size_t i) {
         l->creates = op;
         h->slots[i].st = SLOT_LAUNCHING;
         h->launching++;
+        op->in_flight = true;
         (void)zk_acreate(l->zk, LAUNCHER_NODE_ROOT "/", data, len, ZK_SEQUENCE | ZK_MAKEPATH, on_node_created, op);
         return 0;
 }
@@ -454,9 +456,19 @@ static bool handler_done(const struct req_handler *h) {
         return true;
 }
 
+static void on_finish_read(struct zk *zk, const struct zk_result *res, void *ud);
+
 static void on_fulfilled_written(struct zk *zk, const struct zk_result *res, void *ud) {
         struct req_handler *h = ud;
         struct launcher *l = h->l;
+        h->in_flight = false;
+        if (res->r == -ESTALE && !h->finish_fresh) {
+                /* The cached version was behind: read the request and write again. */
+                h->finish_fresh = true;
+                h->in_flight = true;
+                (void)zk_aget(l->zk, res->path, NULL, on_finish_read, h);
+                return;
+        }
         if (res->r < 0) {
                 log_warning_errno(res->r, "request %s: cannot write fulfilled: %m", h->id);
                 for (size_t i = 0; i < h->n; i++) node_release(l, h->slots[i].node_id, &h->slots[i].lock, true);
@@ -470,6 +482,7 @@ static void on_fulfilled_written(struct zk *zk, const struct zk_result *res, voi
 static void on_finish_read(struct zk *zk, const struct zk_result *res, void *ud) {
         struct req_handler *h = ud;
         struct launcher *l = h->l;
+        h->in_flight = false;
         _cleanup_(node_request_freep) struct node_request *rq = NULL;
         struct model_error err;
         int r = res->r;
@@ -496,6 +509,7 @@ static void on_finish_read(struct zk *zk, const struct zk_result *res, void *ud)
         /* Our node writes were issued earlier on the same session: ZooKeeper
          * applies them first, so Zuul never sees a fulfilled request with a
          * node that is not ready yet. */
+        h->in_flight = true;
         (void)zk_aset(l->zk, res->path, data, len, res->stat->version, on_fulfilled_written, h);
 }
 
@@ -515,6 +529,18 @@ static void handler_finish(struct req_handler *h) {
         }
         h->finishing = true;
         _cleanup_free_ char *path = zkrec_request_path(h->id);
+        const struct creq *cr = smap_get(&l->requests, h->id);
+        _cleanup_free_ char *data = NULL;
+        size_t len;
+        if (cr && cr->req->state == NODE_REQUEST_STATE_PENDING && node_request_to_json(cr->req, &data, &len) >= 0) {
+                /* Usually the cache has our `pending` write by now: skip the read. */
+                struct zk_stat st = { .version = cr->version };
+                struct zk_result res = { .r = 0, .path = path, .data = data, .len = len, .stat = &st };
+                on_finish_read(l->zk, &res, h);
+                return;
+        }
+        h->finish_fresh = true;
+        h->in_flight = true;
         (void)zk_aget(l->zk, path, NULL, on_finish_read, h);
 }
 
@@ -556,10 +582,11 @@ struct accept_op {
         char *id;
         struct zk_lock *lock;
         struct node_request *rq;
+        bool in_flight;                 /* the aset with us as userdata is outstanding */
 };
 
 static void accept_free(struct accept_op *op) {
-        zk_cancel(op->l->zk, op);
+        if (op->in_flight) zk_cancel(op->l->zk, op);
         if (op->lock) {
                 zk_lock_release_async(op->lock);
                 zk_lock_free(op->lock);
@@ -577,10 +604,12 @@ static void accept_end(struct accept_op *op) {
 
 static void on_accept_written(struct zk *zk, const struct zk_result *res, void *ud) {
         struct accept_op *op = ud;
+        op->in_flight = false;
         struct launcher *l = op->l;
         struct pool *p = op->pool;
         if (res->r < 0) {
-                log_warning_errno(res->r, "request %s: cannot set pending: %m", op->id);
+                if (res->r == -ESTALE) log_debug("request %s changed meanwhile; looking again", op->id);
+                else log_warning_errno(res->r, "request %s: cannot set pending: %m", op->id);
                 accept_end(op);
                 launcher_kick(l);
                 return;
@@ -633,6 +662,7 @@ static void on_accept_read(struct zk *zk, const struct zk_result *res, void *ud)
                 accept_end(op);
                 return;
         }
+        op->in_flight = true;
         (void)zk_aset(op->l->zk, res->path, data, len, res->stat->version, on_accept_written, op);
 }
 
@@ -642,8 +672,21 @@ static void on_accept_locked(struct zk_lock *lock, int result, void *ud) {
                 accept_end(op);
                 return;
         }
+        /* No re-read: the write below is conditional on the cached version, so a
+         * request changed meanwhile fails with -ESTALE and is looked at again. */
+        const struct creq *cr = smap_get(&op->l->requests, op->id);
         _cleanup_free_ char *path = zkrec_request_path(op->id);
-        (void)zk_aget(op->l->zk, path, NULL, on_accept_read, op);
+        _cleanup_free_ char *data = NULL;
+        size_t len;
+        struct zk_stat st = { .version = cr ? cr->version : -1 };
+        struct zk_result res = { .r = cr ? 0 : -ENOENT, .path = path, .stat = &st };
+        if (cr && node_request_to_json(cr->req, &data, &len) >= 0) {
+                res.data = data;
+                res.len = len;
+        } else {
+                res.r = -ENOENT;
+        }
+        on_accept_read(op->l->zk, &res, op);
 }
 
 /* Start accepting CACHED for pool P. */
