@@ -697,6 +697,8 @@ static void accept_request(struct pool *p, const struct node_request *cached) {
         op->pool = p;
         op->id = xstrdup(cached->id);
         _cleanup_free_ char *lpath = zkrec_request_lock_path(cached->id);
+        /* Sent ahead of the contender (answered in order): saves the makepath retry. */
+        (void)zk_acreate(l->zk, lpath, NULL, 0, ZK_PERSISTENT | ZK_MAKEPATH, NULL, NULL);
         int r = zk_lock_new(l->zk, lpath, NULL, &op->lock);
         if (r >= 0) r = zk_lock_try_async(op->lock, on_accept_locked, op);
         if (r < 0) {
