@@ -26,6 +26,116 @@ static void cnode_free(void *v) {
         free(c);
 }
 
+static const struct usage no_usage;
+
+static struct usage *usage_bucket(struct smap *m, const char *key) {
+        struct usage *u = smap_get(m, key);
+        if (!u) {
+                u = xnew(struct usage, 1);
+                smap_put(m, key, u);
+        }
+        return u;
+}
+
+static void usage_add(struct usage *u, int sign, int64_t cores, int64_t ram) {
+        if (!u) return;
+        u->servers += sign;
+        u->cores += sign * cores;
+        u->ram += sign * ram;
+}
+
+static void unaccount(struct cnode *cn) {
+        usage_add(cn->acct_pool, -1, cn->acct_cores, cn->acct_ram);
+        usage_add(cn->acct_prov, -1, cn->acct_cores, cn->acct_ram);
+        usage_add(cn->acct_tenant, -1, cn->acct_cores, cn->acct_ram);
+        cn->acct_pool = cn->acct_prov = cn->acct_tenant = NULL;
+}
+
+/* Count a node as Nodepool does: every node in ZooKeeper until it is gone, at
+ * its `resources`, or (older records) at its label's configured size. */
+static void account(struct launcher *l, struct cnode *cn) {
+        const struct node *n = cn->node;
+        int64_t cores = 0, ram = 0;
+        if (n->resources && json_is_object(n->resources)) {
+                cores = json_integer_value(json_object_get(n->resources, "cores"));
+                ram = json_integer_value(json_object_get(n->resources, "ram"));
+        } else if (n->provider && n->pool && n->type[0] && l->cfg) {
+                const struct config_provider *cp = config_find_provider(l->cfg, n->provider);
+                const struct config_pool *cpool = cp ? config_find_pool(cp, n->pool) : NULL;
+                for (size_t i = 0; cpool && i < cpool->n_labels; i++)
+                        if (strcmp(cpool->labels[i].name, n->type[0]) == 0) {
+                                cores = cpool->labels[i].vcpus;
+                                ram = cpool->labels[i].memory;
+                        }
+        }
+        cn->acct_cores = cores;
+        cn->acct_ram = ram;
+        if (n->provider) {
+                cn->acct_prov = usage_bucket(&l->usage_prov, n->provider);
+                if (n->pool) {
+                        _cleanup_free_ char *key = xasprintf("%s/%s", n->provider, n->pool);
+                        cn->acct_pool = usage_bucket(&l->usage_pool, key);
+                }
+        }
+        if (n->tenant_name) cn->acct_tenant = usage_bucket(&l->usage_tenant, n->tenant_name);
+        usage_add(cn->acct_pool, 1, cores, ram);
+        usage_add(cn->acct_prov, 1, cores, ram);
+        usage_add(cn->acct_tenant, 1, cores, ram);
+}
+
+void caches_node_store(struct launcher *l, const char *id, struct node *n, unsigned lock_contenders) {
+        struct cnode *cn = smap_get(&l->nodes, id);
+        if (!cn) {
+                cn = xnew(struct cnode, 1);
+                smap_put(&l->nodes, id, cn);
+        } else {
+                unaccount(cn);
+        }
+        node_free(cn->node);
+        cn->node = n;
+        cn->lock_contenders = lock_contenders;
+        account(l, cn);
+}
+
+void caches_node_remove(struct launcher *l, const char *id) {
+        struct cnode *cn = smap_remove(&l->nodes, id);
+        if (!cn) return;
+        unaccount(cn);
+        cnode_free(cn);
+}
+
+void caches_usage_reserve(struct launcher *l, const char *provider, const char *pool, const char *tenant,
+                          int64_t cores, int64_t ram, int sign) {
+        _cleanup_free_ char *key = xasprintf("%s/%s", provider, pool);
+        usage_add(usage_bucket(&l->usage_pool, key), sign, cores, ram);
+        usage_add(usage_bucket(&l->usage_prov, provider), sign, cores, ram);
+        if (tenant) usage_add(usage_bucket(&l->usage_tenant, tenant), sign, cores, ram);
+}
+
+static void reaccount_fn(const char *key, void *value, void *ud) {
+        struct cnode *cn = value;
+        unaccount(cn);
+        account(ud, cn);
+}
+
+void caches_reaccount(struct launcher *l) { smap_foreach(&l->nodes, reaccount_fn, l); }
+
+const struct usage *caches_usage_pool(struct launcher *l, const char *provider, const char *pool) {
+        _cleanup_free_ char *key = xasprintf("%s/%s", provider, pool);
+        const struct usage *u = smap_get(&l->usage_pool, key);
+        return u ? u : &no_usage;
+}
+
+const struct usage *caches_usage_prov(struct launcher *l, const char *provider) {
+        const struct usage *u = smap_get(&l->usage_prov, provider);
+        return u ? u : &no_usage;
+}
+
+const struct usage *caches_usage_tenant(struct launcher *l, const char *tenant) {
+        const struct usage *u = tenant ? smap_get(&l->usage_tenant, tenant) : NULL;
+        return u ? u : &no_usage;
+}
+
 static void creq_free(void *v) {
         struct creq *c = v;
         if (!c) return;
@@ -38,7 +148,7 @@ static void on_node(struct zk_cache *c, enum zk_cache_event ev, const struct zk_
         if (zn->depth != 1) return;
         launcher_kick(l);
         if (ev == ZK_CACHE_REMOVED) {
-                cnode_free(smap_remove(&l->nodes, zn->name));
+                caches_node_remove(l, zn->name);
                 smap_remove(&l->bad_records, zn->path);
                 smap_remove(&l->gone, zn->name);
                 return;
@@ -46,24 +156,17 @@ static void on_node(struct zk_cache *c, enum zk_cache_event ev, const struct zk_
         if (zn->len == 0) {
                 /* Not a node: a lock taken on a just-deleted node re-creates it empty
                  * (kazoo's ensure_path); cleanup removes such leftovers. */
-                cnode_free(smap_remove(&l->nodes, zn->name));
+                caches_node_remove(l, zn->name);
                 return;
         }
-        struct cnode *cn = smap_get(&l->nodes, zn->name);
         struct node *n = NULL;
         struct model_error err;
         if (node_from_json(zn->data, zn->len, zn->name, &n, &err) < 0) {
                 bad_record(l, zn->path, err.msg);
-                cnode_free(smap_remove(&l->nodes, zn->name));
+                caches_node_remove(l, zn->name);
                 return;
         }
-        if (!cn) {
-                cn = xnew(struct cnode, 1);
-                smap_put(&l->nodes, zn->name, cn);
-        }
-        node_free(cn->node);
-        cn->node = n;
-        cn->lock_contenders = zn->lock_contenders;
+        caches_node_store(l, zn->name, n, zn->lock_contenders);
 }
 
 static void on_request(struct zk_cache *c, enum zk_cache_event ev, const struct zk_cache_node *zn, void *ud) {
@@ -89,6 +192,7 @@ static void on_request(struct zk_cache *c, enum zk_cache_event ev, const struct 
         }
         node_request_free(cr->req);
         cr->req = rq;
+        cr->version = zn->version;
 }
 
 /* Split an image-tree path into components below the root. */
@@ -172,6 +276,9 @@ void caches_free(struct launcher *l) {
         zk_cache_free(l->pool_cache);
         l->node_cache = l->request_cache = l->image_cache = l->pool_cache = NULL;
         smap_clear(&l->nodes, cnode_free);
+        smap_clear(&l->usage_pool, free);
+        smap_clear(&l->usage_prov, free);
+        smap_clear(&l->usage_tenant, free);
         smap_clear(&l->requests, creq_free);
         smap_clear(&l->builds, free_build);
         smap_clear(&l->uploads, free_upload);

@@ -205,6 +205,8 @@ static void leak_done(void *ud, int status) {
                                 d->external_id = xstrdup(s->external_id);
                                 if (workq_submit(l->wq, leak_del_work, leak_del_done, d) < 0) leak_del_done(d, -EAGAIN);
                         } else {
+                                log_info("instance %s of provider %s has no node (%s): deleting it if still "
+                                         "unknown at the next cleanup", s->external_id, j->prov->name, nid ? nid : "?");
                                 smap_put(&l->leak_seen_next, key, (void *)1);
                         }
                 }

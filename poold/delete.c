@@ -2,10 +2,12 @@
  *
  * DESIGN. Every pass looks for unlocked nodes of our providers in a deletable
  * state (used, in-use, building, failed, aborted, deleting, deleted); each one
- * gets a small state machine: lock → re-read → `deleting` → provider delete on
- * the workq (waited for; -ENOENT is success) → `deleted` → recursive znode
- * delete. Nodes whose provider is not ours are left to their launcher. READY
- * nodes allocated to a request that no longer exists are unallocated. */
+ * gets a small state machine, asynchronous so that deletes never hold up a
+ * request: lock → re-read → `deleting` → provider delete on the workq (waited
+ * for; -ENOENT is success) → `deleted` → contender, lock dir and znode deleted
+ * in one pipelined go (static driver: no cloud call). Nodes whose provider is
+ * not ours are left to their launcher. READY nodes allocated to a request that
+ * no longer exists are unallocated. */
 #include <string.h>
 
 #include "alloc.h"
@@ -13,12 +15,16 @@
 #include "log.h"
 #include "zk_lock.h"
 
+enum del_stage { DEL_LOCKING, DEL_READING, DEL_PROVIDER };
+
 struct node_delete {
         struct launcher *l;
         struct prov *prov;
         char *id;
         char *external_id;
         struct zk_lock *lock;
+        enum del_stage stage;
+        struct node *n;                 /* as read under the lock */
         int r;
         char *msg;
         bool abandoned;
@@ -31,15 +37,27 @@ static bool deletable(enum node_state s) {
 }
 
 static void nd_free(struct node_delete *d) {
+        /* Only the ZooKeeper stages can have a callback of ours outstanding. */
+        if (d->stage == DEL_READING) zk_cancel(d->l->zk, d);
         if (d->lock) {
                 zk_lock_release_async(d->lock);
                 zk_lock_free(d->lock);
         }
         d->prov->refs--;
+        node_free(d->n);
         free(d->id);
         free(d->external_id);
         free(d->msg);
         free(d);
+}
+
+/* Give up on D for now (a later pass tries again): out of the maps, lock released. */
+static void nd_end(struct node_delete *d) {
+        struct launcher *l = d->l;
+        smap_remove(&l->deleting, d->id);
+        smap_remove(&l->held, d->id);
+        nd_free(d);
+        launcher_kick(l);
 }
 
 static void del_work(void *ud) {
@@ -49,81 +67,108 @@ static void del_work(void *ud) {
         if (d->r == -ENOENT) d->r = 0;
 }
 
-static void finish_delete(struct node_delete *d) {
-        struct launcher *l = d->l;
-        struct node *n = NULL;
-        if (zkrec_node_read(l, d->id, &n, NULL) >= 0) {
-                node_set_state(n, NODE_STATE_DELETED);
-                (void)zkrec_node_write(l, n, -1);
-                node_free(n);
+static void on_znode_deleted(struct zk *zk, const struct zk_result *res, void *ud) {
+        if (res->r == -ENOTEMPTY) {
+                /* Someone queued for the lock meanwhile: take the whole subtree. */
+                int r = zk_delete_recursive(zk, res->path);
+                if (r < 0) log_warning_errno(r, "cannot delete %s: %m", res->path);
+                else log_info("%s deleted", res->path);
+        } else if (res->r < 0 && res->r != -ENOENT) {
+                log_warning_errno(res->r, "cannot delete %s: %m", res->path);
+        } else {
+                log_info("node %s deleted", strrchr(res->path, '/') + 1);
         }
-        _cleanup_free_ char *path = zkrec_node_path(d->id);
-        /* The recursive delete removes our contender too; the lock object only forgets it. */
+}
+
+/* The server is gone: `deleted`, then our contender, the lock directory and the
+ * znode, all sent at once (ZooKeeper applies them in order). Frees D. */
+static void finish_delete(struct node_delete *d, struct node *n) {
+        struct launcher *l = d->l;
+        node_set_state(n, NODE_STATE_DELETED);
+        zkrec_node_write_async(l, n);
+        smap_remove(&l->deleting, d->id);
+        smap_remove(&l->held, d->id);
         smap_put(&l->gone, d->id, (void *)1);
-        int r = zk_delete_recursive(l->zk, path);
-        if (r < 0) log_warning_errno(r, "node %s: cannot delete its znode: %m", d->id);
-        else log_info("node %s deleted", d->id);
-        zk_lock_free(d->lock);
-        d->lock = NULL;
+        zk_lock_free(TAKE_PTR(d->lock));        /* deletes our contender */
+        _cleanup_free_ char *lpath = zkrec_node_lock_path(d->id), *path = zkrec_node_path(d->id);
+        (void)zk_adelete(l->zk, lpath, -1, NULL, NULL);
+        (void)zk_adelete(l->zk, path, -1, on_znode_deleted, NULL);
+        nd_free(d);
+        launcher_kick(l);
 }
 
 static void del_done(void *ud, int status) {
         struct node_delete *d = ud;
-        struct launcher *l = d->l;
-        if (!d->abandoned) {
-                smap_remove(&l->deleting, d->id);
-                smap_remove(&l->held, d->id);
-                if (status < 0 || d->r < 0)
-                        log_error("node %s: provider delete of %s failed: %s (retrying later)", d->id, d->external_id,
-                                  d->msg ? d->msg : strerror(-(status < 0 ? status : d->r)));
-                else
-                        finish_delete(d);
-                launcher_kick(l);
-        }
-        nd_free(d);
-}
-
-static void start_delete(struct launcher *l, const char *id, const struct node *cached) {
-        struct prov *pv = prov_by_name(l, cached->provider);
-        if (!pv || !pv->provider) return;
-        _cleanup_free_ char *lpath = zkrec_node_lock_path(id);
-        struct zk_lock *lock = NULL;
-        if (zk_lock_try_new(l->zk, lpath, NULL, &lock) != 1) return;
-        struct node *n = NULL;
-        int32_t ver;
-        if (zkrec_node_read(l, id, &n, &ver) < 0 || !deletable(n->state)) {
-                node_free(n);
-                zk_lock_release_async(lock);
-                zk_lock_free(lock);
+        if (d->abandoned) {
+                nd_free(d);
                 return;
         }
-        log_info("deleting node %s (state %s)", id, node_state_to_string(n->state));
+        if (status < 0 || d->r < 0) {
+                log_error("node %s: provider delete of %s failed: %s (retrying later)", d->id, d->external_id,
+                          d->msg ? d->msg : strerror(-(status < 0 ? status : d->r)));
+                nd_end(d);
+                return;
+        }
+        /* Nothing else writes a node we hold locked: finish from what we read. */
+        finish_delete(d, d->n);
+}
+
+static void on_del_read(struct zk *zk, const struct zk_result *res, void *ud) {
+        struct node_delete *d = ud;
+        struct launcher *l = d->l;
+        struct model_error err;
+        d->stage = DEL_PROVIDER; /* our read is answered: nothing of ours outstanding */
+        if (res->r < 0 || node_from_json(res->data, res->len, d->id, &d->n, &err) < 0 || !deletable(d->n->state)) {
+                nd_end(d);
+                return;
+        }
+        struct node *n = d->n;
+        log_info("deleting node %s (state %s)", d->id, node_state_to_string(n->state));
         if (n->state != NODE_STATE_DELETING) {
                 node_set_state(n, NODE_STATE_DELETING);
-                (void)zkrec_node_write(l, n, ver);
+                zkrec_node_write_async(l, n);
         }
+        if (n->external_id && json_is_string(n->external_id))
+                d->external_id = xstrdup(json_string_value(n->external_id));
+        /* Static nodes have no cloud server: only the znode goes (its slot is registered again). */
+        if (!d->external_id || d->prov->is_static) {
+                finish_delete(d, n);
+                return;
+        }
+        int r = workq_submit(l->wq, del_work, del_done, d);
+        if (r < 0) nd_end(d);
+}
+
+static void on_del_locked(struct zk_lock *lock, int result, void *ud) {
+        struct node_delete *d = ud;
+        if (result != 1) {
+                nd_end(d);
+                return;
+        }
+        d->stage = DEL_READING;
+        _cleanup_free_ char *path = zkrec_node_path(d->id);
+        (void)zk_aget(d->l->zk, path, NULL, on_del_read, d);
+}
+
+/* Lock (asynchronously), read, `deleting`, provider delete on the workq, then finish. */
+static void start_delete(struct launcher *l, const char *id, const struct node *cached) {
+        struct prov *pv = prov_by_name(l, cached->provider);
+        if (!pv || (!pv->provider && !pv->is_static)) return;
         struct node_delete *d = xnew(struct node_delete, 1);
         d->l = l;
         d->prov = pv;
         pv->refs++;
         d->id = xstrdup(id);
-        d->lock = lock;
-        if (n->external_id && json_is_string(n->external_id))
-                d->external_id = xstrdup(json_string_value(n->external_id));
-        node_free(n);
-        if (!d->external_id) {
-                finish_delete(d);
+        d->stage = DEL_LOCKING;
+        _cleanup_free_ char *lpath = zkrec_node_lock_path(id);
+        int r = zk_lock_new(l->zk, lpath, NULL, &d->lock);
+        if (r >= 0) r = zk_lock_try_async(d->lock, on_del_locked, d);
+        if (r < 0) {
                 nd_free(d);
                 return;
         }
         smap_put(&l->deleting, id, d);
         smap_put(&l->held, id, (void *)1);
-        int r = workq_submit(l->wq, del_work, del_done, d);
-        if (r < 0) {
-                smap_remove(&l->deleting, id);
-                smap_remove(&l->held, id);
-                nd_free(d);
-        }
 }
 
 static void unallocate(struct launcher *l, const char *id) {
@@ -185,7 +230,8 @@ void delete_pass(struct launcher *l) {
 
 static void abandon_fn(const char *key, void *value, void *ud) {
         struct node_delete *d = value;
-        d->abandoned = true;
+        if (d->stage == DEL_PROVIDER) d->abandoned = true; /* del_done frees it */
+        else nd_free(d);
 }
 
 /* Called at stop: deletes in flight finish their provider call and are then freed. */

@@ -1,8 +1,11 @@
 /* launch.c — one launch state machine per node being built (no thread per launch).
  *
  * DESIGN. States: CREATE (workq: provider create) → POLL (workq: provider get,
- * re-armed by a timer until ACTIVE or launch-timeout) → READY (node fields
- * filled, written, handed back to the request handler with its lock). On an
+ * re-armed by a timer until ACTIVE or launch-timeout) → SCAN (host-key-checking
+ * only: keyscan.h on the loop, TCP retries then one handshake per key type,
+ * bounded by boot-timeout and by what is left of launch-timeout, which like
+ * Nodepool's state machine covers the whole attempt) → READY (node fields and
+ * host_keys filled, written, handed back to the request handler with its lock). On an
  * error the partial server is deleted first (DELETE, waited for) and the
  * create retried until launch-retries attempts were made; then the node is
  * written `failed`. -EDQUOT from the cloud makes the node `aborted` (the
@@ -14,13 +17,14 @@
 #include "alloc.h"
 #include "json_util.h"
 #include "launcher.h"
+#include "keyscan.h"
 #include "log.h"
 #include "webapp.h"
 #include "zk_lock.h"
 
 #define POLL_MS 200
 
-enum launch_state { LAUNCH_CREATE, LAUNCH_POLL, LAUNCH_DELETE, LAUNCH_DONE };
+enum launch_state { LAUNCH_CREATE, LAUNCH_POLL, LAUNCH_SCAN, LAUNCH_DELETE, LAUNCH_DONE };
 
 struct launch {
         struct launcher *l;
@@ -32,8 +36,11 @@ struct launch {
         size_t slot;
         enum launch_state st;
         int attempt, max_attempts;
-        uint64_t deadline_ms, launch_timeout_ms;
+        uint64_t deadline_ms, launch_timeout_ms, boot_timeout_ms;
+        bool host_key_checking;
         struct loop_timer *timer;
+        struct keyscan *scan;           /* LAUNCH_SCAN: the nodescan in flight */
+        char **host_keys;               /* its result */
         bool in_job, abandoned;
         int fail_r;                     /* the error that made us delete the partial server */
         uint64_t started_ms;            /* for the launch duration metrics */
@@ -64,6 +71,8 @@ static void launch_unlink(struct launch *la) {
 
 static void launch_free(struct launch *la) {
         if (la->timer) loop_timer_cancel(la->timer);
+        keyscan_cancel(la->scan);
+        keyscan_strv_free(la->host_keys);
         if (la->pool->active_launches) la->pool->active_launches--;
         la->prov->refs--;
         if (la->lock) {
@@ -108,17 +117,15 @@ static void launch_finish(struct launch *la, int result) {
         request_slot_done(l, rid, slot, result, lock);
 }
 
-static void write_node(struct launch *la) {
-        int r = zkrec_node_write(la->l, la->node, -1);
-        if (r < 0) log_warning_errno(r, "node %s: cannot write state %s: %m", la->node->id,
-                                     node_state_to_string(la->node->state));
-}
+/* We hold the node's lock: write without waiting (ZooKeeper keeps the order). */
+static void write_node(struct launch *la) { zkrec_node_write_async(la->l, la->node); }
 
 static void fail(struct launch *la, int r) {
         if (r == -EDQUOT) {
                 log_warning("node %s: provider %s is at capacity (%s): aborted, will relaunch", la->node->id,
                             la->prov->name, la->job_msg ? la->job_msg : "quota");
                 node_set_state(la->node, NODE_STATE_ABORTED);
+                quota_invalidate(la->prov);
         } else {
                 log_error("node %s: launch failed after %d attempt(s): %s", la->node->id, la->attempt,
                           la->job_msg ? la->job_msg : strerror(-r));
@@ -157,6 +164,7 @@ static void work_fn(void *ud) {
                 la->job_r = p->ops->delete(p, la->external_id, &la->job_msg);
                 if (la->job_r == -ENOENT) la->job_r = 0;
                 break;
+        case LAUNCH_SCAN:
         case LAUNCH_DONE:
                 break;
         }
@@ -188,7 +196,8 @@ static void set_ready(struct launch *la) {
         if (n->attributes) json_decref(n->attributes);
         n->attributes = json_incref(la->attributes);
         model_strv_free(n->host_keys);
-        n->host_keys = model_strv_new(); /* host-key scanning is not implemented yet */
+        n->host_keys = model_strv_new();
+        for (char **k = la->host_keys; k && *k; k++) model_strv_push(&n->host_keys, *k);
         node_set_state(n, NODE_STATE_READY);
         write_node(la);
         log_info("node %s ready (%s, %s:%d) in %d attempt(s)", n->id, la->external_id,
@@ -196,10 +205,70 @@ static void set_ready(struct launch *la) {
         launch_finish(la, 0);
 }
 
+static void attempt_failed(struct launch *la, int r);
+
 static void on_poll_timer(struct loop *loop, struct loop_timer *t, void *ud) {
         struct launch *la = ud;
         la->timer = NULL;
+        if (la->st == LAUNCH_SCAN) {
+                /* launch-timeout bounds the whole attempt, nodescan included (Nodepool's state machine). */
+                keyscan_cancel(la->scan);
+                la->scan = NULL;
+                free(la->job_msg);
+                la->job_msg = xstrdup("launch-timeout exceeded during nodescan");
+                attempt_failed(la, -ETIMEDOUT);
+                return;
+        }
         job_submit(la);
+}
+
+static void on_scan_done(int error, char **keys, const char *msg, void *ud) {
+        struct launch *la = ud;
+        la->scan = NULL; /* freed by keyscan after we return */
+        if (la->timer) loop_timer_cancel(la->timer);
+        la->timer = NULL;
+        if (error < 0) {
+                free(la->job_msg);
+                la->job_msg = xasprintf("nodescan of %s:%d failed within boot-timeout: %s",
+                                        la->server->interface_ip, la->server->connection_port > 0
+                                                ? la->server->connection_port : la->connection_port,
+                                        msg ? msg : strerror(-error));
+                attempt_failed(la, error);
+                return;
+        }
+        keyscan_strv_free(la->host_keys);
+        la->host_keys = keys;
+        set_ready(la);
+}
+
+/* The server is ACTIVE: nodescan (when host-key-checking) within boot-timeout, then ready. */
+static void server_active(struct launch *la) {
+        if (!la->host_key_checking) {
+                set_ready(la);
+                return;
+        }
+        const struct provider_server *s = la->server;
+        int port = s->connection_port > 0 ? s->connection_port : la->connection_port;
+        if (!s->interface_ip) {
+                free(la->job_msg);
+                la->job_msg = xstrdup("server has no address to scan");
+                attempt_failed(la, -EADDRNOTAVAIL);
+                return;
+        }
+        la->st = LAUNCH_SCAN;
+        int r = keyscan_start(la->l->loop, s->interface_ip, port, la->boot_timeout_ms, la->connection_type,
+                              on_scan_done, la, &la->scan);
+        if (r < 0) {
+                free(la->job_msg);
+                la->job_msg = xasprintf("cannot scan %s:%d: %s", s->interface_ip, port, strerror(-r));
+                attempt_failed(la, r);
+                return;
+        }
+        uint64_t now = loop_now_ms();
+        la->timer = loop_add_timer(la->l->loop, la->deadline_ms > now ? la->deadline_ms - now : 1, false,
+                                   on_poll_timer, la);
+        log_debug("node %s: scanning %s:%d (boot-timeout %llu ms)", la->node->id, s->interface_ip, port,
+                  (unsigned long long)la->boot_timeout_ms);
 }
 
 /* The attempt failed with R: delete what was created, then retry or fail. */
@@ -247,7 +316,9 @@ static void done_fn(void *ud, int status) {
                 la->external_id = xstrdup(la->server->external_id);
                 if (la->node->external_id) json_decref(la->node->external_id);
                 la->node->external_id = json_util_must(json_string(la->external_id));
-                write_node(la);
+                /* Record the server before waiting on it; an instant server is recorded by the
+                 * ready write (a crash in between leaves a tagged server the leak sweep removes). */
+                if (la->server->state != PROVIDER_SERVER_ACTIVE || la->host_key_checking) write_node(la);
                 la->deadline_ms = loop_now_ms() + la->launch_timeout_ms;
                 /* fall through */
         case LAUNCH_POLL:
@@ -257,7 +328,7 @@ static void done_fn(void *ud, int status) {
                 }
                 la->st = LAUNCH_POLL;
                 if (la->server->state == PROVIDER_SERVER_ACTIVE) {
-                        set_ready(la);
+                        server_active(la);
                         return;
                 }
                 if (la->server->state == PROVIDER_SERVER_ERROR) {
@@ -293,6 +364,7 @@ static void done_fn(void *ud, int status) {
                 la->st = LAUNCH_CREATE;
                 job_submit(la);
                 return;
+        case LAUNCH_SCAN:
         case LAUNCH_DONE:
                 return;
         }
@@ -325,6 +397,7 @@ void launch_start(struct pool *pool, struct node *n, struct zk_lock *lock, const
         la->started_ms = loop_now_ms();
         la->max_attempts = pool->cp->launch_retries > 0 ? (int)pool->cp->launch_retries : 1;
         la->launch_timeout_ms = (uint64_t)(pool->cp->launch_timeout > 0 ? pool->cp->launch_timeout : 600) * 1000;
+        la->boot_timeout_ms = (uint64_t)(pool->cp->boot_timeout > 0 ? pool->cp->boot_timeout : 120) * 1000;
         la->label = xstrdup(n->type[0]);
         la->pool_name = xstrdup(pool->name);
         la->hostname = xasprintf("np%s", n->id);
@@ -336,6 +409,8 @@ void launch_start(struct pool *pool, struct node *n, struct zk_lock *lock, const
                                     json_string(pool->cpool->node_attributes.items[i].value));
         const struct config_pool_label *pl = pool_find_label(pool, la->label);
         if (pl) {
+                la->host_key_checking = pl->host_key_checking;
+                if (pl->boot_timeout > 0) la->boot_timeout_ms = (uint64_t)pl->boot_timeout * 1000;
                 la->memory = (int)pl->memory;
                 la->vcpus = (int)pl->vcpus;
                 la->disk = (int)pl->disk_size;
@@ -376,6 +451,8 @@ void launch_abort_all(struct launcher *l) {
                 struct launch *la = l->launches;
                 launch_unlink(la);
                 smap_remove(&l->held, la->node->id);
+                keyscan_cancel(la->scan);
+                la->scan = NULL;
                 if (la->in_job) {
                         la->abandoned = true; /* done_fn frees it */
                         continue;

@@ -92,6 +92,7 @@ void launcher_reload(struct launcher *l) {
         struct config *old = l->cfg;
         l->cfg = cfg;
         pools_sync(l);
+        caches_reaccount(l);
         config_free(old);
         log_info("configuration reloaded");
         launcher_kick(l);

@@ -43,6 +43,8 @@
 
 struct pool;
 struct req_handler;
+struct static_prov;
+struct create_op;
 struct launch;
 struct zk_lock;
 struct webapp;
@@ -71,6 +73,10 @@ struct launcher {
         struct smap uploads;          /* upload znode path -> struct image_upload* */
         struct smap builds;           /* build znode path -> struct image_build* */
         struct smap bad_records;      /* path -> (void*)1: malformed, logged once */
+        /* Quota usage kept incrementally as nodes come and go (struct usage*, freed at stop). */
+        struct smap usage_pool;       /* "<provider>/<pool>" */
+        struct smap usage_prov;       /* "<provider>" */
+        struct smap usage_tenant;     /* "<tenant>" */
 
         /* pool.c */
         struct prov **provs;            /* open providers (retired ones stay until stop) */
@@ -81,6 +87,8 @@ struct launcher {
         /* request.c */
         struct smap handlers;         /* request id -> struct req_handler* */
         struct smap held;             /* node id -> (void*)1: we hold its lock */
+        struct smap accepting;        /* request id -> struct accept_op*: lock/read/write in flight */
+        struct create_op *creates;      /* node znodes being created/locked for handlers (list) */
         /* launch.c */
         struct launch *launches;        /* in flight (list) */
         /* delete.c */
@@ -94,17 +102,26 @@ struct launcher {
         struct webapp *webapp;
 };
 
+/* Resources counted against a quota. */
+struct usage {
+        int64_t servers, cores, ram;
+};
+
 /* A node as cached: decoded record plus cache facts. */
 struct cnode {
         struct node *node;
         unsigned lock_contenders;       /* > 0: someone holds /nodepool/nodes/<id>/lock */
         bool ours;                      /* we hold its lock (launch, handler, delete) */
+        /* What this node added to the usage maps (subtracted when it changes or goes). */
+        struct usage *acct_pool, *acct_prov, *acct_tenant;
+        int64_t acct_cores, acct_ram;
 };
 
 /* A request as cached. */
 struct creq {
         struct node_request *req;
         bool ephemeral;
+        int32_t version;                /* of the znode the record was decoded from */
 };
 
 /* An open provider (one per config provider; shared by its pools). */
@@ -115,6 +132,13 @@ struct prov {
         unsigned refs;                  /* running jobs using it */
         bool retired;
         struct config_provider *cp;     /* into l->cfg; NULL once retired */
+        bool is_static;                 /* static driver: no cloud, nodes from config (static.c) */
+        struct static_prov *st;         /* static driver state */
+        /* quota.c: the cloud's limits (cached 5 min) minus servers that are not our nodes */
+        struct provider_limits limits;
+        struct usage unmanaged;
+        bool limits_valid, quota_fetching;
+        uint64_t limits_time_ms, backoff_until_ms;
 };
 
 /* One provider-pool worker. */
@@ -171,12 +195,28 @@ const struct image_upload *caches_find_upload(struct launcher *l, const char *im
                                               const char **ret_path);
 /* Registered pool components decoded (new references in a new array: caller decrefs each and frees). */
 json_t **caches_pool_components(struct launcher *l, size_t *ret_n);
+/* Store N (owned now) as the cached node ID, keeping the usage maps in step. */
+void caches_node_store(struct launcher *l, const char *id, struct node *n, unsigned lock_contenders);
+/* Forget the cached node ID (usage maps in step). */
+void caches_node_remove(struct launcher *l, const char *id);
+/* Count (SIGN 1) or uncount (-1) a node not in the cache yet (being created). */
+void caches_usage_reserve(struct launcher *l, const char *provider, const char *pool, const char *tenant,
+                          int64_t cores, int64_t ram, int sign);
+/* Recount every node (after a reload: label sizes may have changed). */
+void caches_reaccount(struct launcher *l);
+/* Usage of a pool / a provider / a tenant (all zero when none); borrowed. */
+const struct usage *caches_usage_pool(struct launcher *l, const char *provider, const char *pool);
+const struct usage *caches_usage_prov(struct launcher *l, const char *provider);
+const struct usage *caches_usage_tenant(struct launcher *l, const char *tenant);
 
 /* ---- zkrec.c: fresh reads and whole-object writes ---- */
 /* Read /nodepool/nodes/ID now; 0 and *ret (caller frees) + *ret_version, -ENOENT, -EBADMSG, -errno. */
 int zkrec_node_read(struct launcher *l, const char *id, struct node **ret, int32_t *ret_version);
 /* Write N (version -1 = any). 0 or -errno (logged by the caller). */
 int zkrec_node_write(struct launcher *l, const struct node *n, int32_t version);
+/* Write N (any version) without waiting; a failure is logged. Later writes on the
+ * session are applied after it. */
+void zkrec_node_write_async(struct launcher *l, const struct node *n);
 int zkrec_request_read(struct launcher *l, const char *id, struct node_request **ret, int32_t *ret_version);
 int zkrec_request_write(struct launcher *l, const struct node_request *r, int32_t version);
 /* Path helpers; caller frees. */
@@ -198,10 +238,40 @@ void pool_set_paused(struct pool *p, bool paused, const char *reason);
 struct pool *pool_by_id(struct launcher *l, const char *id);
 /* Our prov named NAME (not retired), or NULL. */
 struct prov *prov_by_name(struct launcher *l, const char *name);
-/* Nodes of this pool counted against its quota, and their resources. */
-void pool_usage(struct pool *p, int64_t *ret_servers, int64_t *ret_cores, int64_t *ret_ram);
+/* Labels the pool offers: its labels, or for a static pool its nodes' labels. */
+bool pool_has_label(const struct pool *p, const char *label);
 /* True when every registered pool id is in DECLINED_BY. */
 bool pools_all_declined(struct launcher *l, char *const *declined_by);
+
+/* ---- quota.c ---- */
+/* True when P's provider quota is known (or not used); starts a refresh otherwise.
+ * Requests are accepted only then, so a pool does not pause just to learn it. */
+bool quota_ready(struct pool *p);
+/* Why one more node of PL cannot start in P now (pool limits, provider quota
+ * minus unmanaged usage, max-concurrency, capacity backoff), or NULL when it fits.
+ * BUF holds a formatted reason. Starts a quota refresh when the cache is stale. */
+const char *quota_check(struct pool *p, const struct config_pool_label *pl, char *buf, size_t sz);
+/* Why a request of N nodes needing CORES/RAM can never fit P (pool or provider
+ * limits), or NULL. */
+const char *quota_never_fits(struct pool *p, int64_t n, int64_t cores, int64_t ram, char *buf, size_t sz);
+/* Why TENANT (tenant-resource-limits) cannot take N more nodes of CORES/RAM, or NULL. */
+const char *quota_tenant_check(struct launcher *l, const char *tenant, int64_t n, int64_t cores, int64_t ram,
+                               char *buf, size_t sz);
+/* The cloud refused for capacity: drop the cached limits, back off briefly. */
+void quota_invalidate(struct prov *pv);
+
+/* ---- static.c: the static driver ---- */
+/* Bring the static providers' registered nodes in line with config and cache
+ * (register, update, deregister; scans started as needed). Cheap when idle. */
+void static_sync(struct launcher *l);
+/* Free a static provider's state (scans cancelled). NULL ok. */
+void static_prov_free(struct static_prov *st);
+/* Before handing node ID (locked by us) out for REQUEST_ID/SLOT: liveness check.
+ * Returns 1 when a check was started (request_slot_done() reports it: 0 alive
+ * with LOCK handed back, -EAGAIN node deregistered), 0 when none is needed (LOCK
+ * not taken). */
+int static_check_liveness(struct pool *p, const char *id, struct zk_lock *lock, const char *request_id,
+                          size_t slot);
 
 /* ---- request.c ---- */
 /* One pass over the cached requests for every pool: decline, accept, fill. */

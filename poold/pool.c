@@ -16,6 +16,7 @@
 #include "provider_params.h"
 
 static struct provider *open_provider(const struct config_provider *cp) {
+        if (cp->driver == CONFIG_DRIVER_STATIC) return NULL; /* no cloud: static.c registers its nodes */
         struct provider_params_owned pp;
         if (provider_params_from_config(cp, &pp) < 0) {
                 log_error("provider %s: driver %s is not supported by this launcher yet", cp->name,
@@ -39,6 +40,15 @@ static json_t *labels_json(const struct config_pool *cpool) {
         json_t *a = json_util_must(json_array());
         for (size_t i = 0; i < cpool->n_labels; i++)
                 json_array_append_new(a, json_util_must(json_string(cpool->labels[i].name)));
+        /* Static pools offer their nodes' labels (each once). */
+        for (size_t i = 0; i < cpool->n_nodes; i++)
+                for (size_t k = 0; k < cpool->nodes[i].labels.n; k++) {
+                        const char *name = cpool->nodes[i].labels.items[k];
+                        bool dup = false;
+                        for (size_t j = 0; j < json_array_size(a) && !dup; j++)
+                                dup = strcmp(json_string_value(json_array_get(a, j)), name) == 0;
+                        if (!dup) json_array_append_new(a, json_util_must(json_string(name)));
+                }
         return a;
 }
 
@@ -128,13 +138,15 @@ void pools_sync(struct launcher *l) {
                 pv->l = l;
                 pv->name = xstrdup(cp->name);
                 pv->cp = (struct config_provider *)cp;
+                pv->is_static = cp->driver == CONFIG_DRIVER_STATIC;
                 pv->provider = open_provider(cp);
                 l->provs = xrealloc(l->provs, (l->n_provs + 1) * sizeof *l->provs);
                 l->provs[l->n_provs++] = pv;
-                if (!pv->provider) continue;
+                if (!pv->provider && !pv->is_static) continue;
                 for (size_t k = 0; k < cp->n_pools; k++) {
                         l->pools = xrealloc(l->pools, (l->n_pools + 1) * sizeof *l->pools);
                         l->pools[l->n_pools++] = pool_new(l, pv, cp, &cp->pools[k]);
+                        (void)quota_ready(l->pools[l->n_pools - 1]); /* fetch the quota before requests come */
                 }
         }
 }
@@ -153,6 +165,7 @@ void pools_free_all(struct launcher *l) {
         l->pools = NULL;
         l->n_pools = 0;
         for (size_t i = 0; i < l->n_provs; i++) {
+                static_prov_free(l->provs[i]->st);
                 provider_close(l->provs[i]->provider);
                 free(l->provs[i]->name);
                 free(l->provs[i]);
@@ -160,6 +173,15 @@ void pools_free_all(struct launcher *l) {
         free(l->provs);
         l->provs = NULL;
         l->n_provs = 0;
+}
+
+bool pool_has_label(const struct pool *p, const char *label) {
+        if (!p->cpool) return false;
+        if (!p->prov->is_static) return pool_find_label(p, label) != NULL;
+        for (size_t i = 0; i < p->cpool->n_nodes; i++)
+                for (size_t k = 0; k < p->cpool->nodes[i].labels.n; k++)
+                        if (strcmp(p->cpool->nodes[i].labels.items[k], label) == 0) return true;
+        return false;
 }
 
 const struct config_pool_label *pool_find_label(const struct pool *p, const char *label) {
@@ -193,40 +215,6 @@ struct prov *prov_by_name(struct launcher *l, const char *name) {
         for (size_t i = 0; i < l->n_provs; i++)
                 if (!l->provs[i]->retired && strcmp(l->provs[i]->name, name) == 0) return l->provs[i];
         return NULL;
-}
-
-struct usage {
-        struct pool *p;
-        int64_t servers, cores, ram;
-};
-
-static void usage_fn(const char *key, void *value, void *ud) {
-        struct usage *u = ud;
-        const struct cnode *cn = value;
-        const struct node *n = cn->node;
-        if (!n->provider || !n->pool || strcmp(n->provider, u->p->provider_name) != 0 ||
-            strcmp(n->pool, u->p->name) != 0)
-                return;
-        u->servers++;
-        json_t *res = n->resources;
-        if (res && json_is_object(res)) {
-                u->cores += json_integer_value(json_object_get(res, "cores"));
-                u->ram += json_integer_value(json_object_get(res, "ram"));
-        } else if (n->type[0]) {
-                const struct config_pool_label *pl = pool_find_label(u->p, n->type[0]);
-                if (pl) {
-                        u->cores += pl->vcpus;
-                        u->ram += pl->memory;
-                }
-        }
-}
-
-void pool_usage(struct pool *p, int64_t *ret_servers, int64_t *ret_cores, int64_t *ret_ram) {
-        struct usage u = { .p = p };
-        smap_foreach(&p->l->nodes, usage_fn, &u);
-        *ret_servers = u.servers;
-        *ret_cores = u.cores;
-        *ret_ram = u.ram;
 }
 
 bool pools_all_declined(struct launcher *l, char *const *declined_by) {

@@ -40,6 +40,10 @@ struct req_handler {
         char *tenant, *requestor;
         unsigned launching;
         bool waiting_quota;
+        bool finishing;                 /* the final request write is in flight */
+        bool finish_fresh;              /* ... based on a fresh read (not the cache) */
+        double created_time;            /* the request's, for the fulfil latency metric */
+        bool in_flight;                 /* an async read/write with us as userdata is outstanding */
 };
 
 static void node_release(struct launcher *l, char *node_id, struct zk_lock **lock, bool clear_allocation) {
@@ -64,6 +68,8 @@ static void node_release(struct launcher *l, char *node_id, struct zk_lock **loc
 
 static void handler_free(struct req_handler *h) {
         if (!h) return;
+        /* zk_cancel() walks every outstanding call: only when one of ours is. */
+        if (h->in_flight) zk_cancel(h->l->zk, h);
         for (size_t i = 0; i < h->n; i++) {
                 if (h->slots[i].lock) node_release(h->l, h->slots[i].node_id, &h->slots[i].lock, false);
                 free(h->slots[i].label);
@@ -96,17 +102,39 @@ static int decline_locked(struct pool *p, const char *id, const char *why) {
         bool all = pools_all_declined(l, rq->declined_by);
         node_request_set_state(rq, all ? NODE_REQUEST_STATE_FAILED : NODE_REQUEST_STATE_REQUESTED);
         r = zkrec_request_write(l, rq, ver);
-        if (r >= 0 && all) webapp_request_done(l, rq);
+        if (r >= 0 && all) webapp_request_done(l, rq->state, rq->created_time);
         if (r < 0) log_warning_errno(r, "request %s: cannot write decline: %m", id);
         else log_info("pool %s declined request %s (%s)%s", p->id, id, why, all ? "; request failed" : "");
         node_request_free(rq);
         return r;
 }
 
-/* Why POOL can never serve RQ, or NULL. Returns a static or pool-lifetime string. */
+/* What RQ costs in pool P (labels P lacks cost nothing). */
+static void request_cost(struct pool *p, char *const *types, int64_t *ret_n, int64_t *ret_cores, int64_t *ret_ram) {
+        int64_t n = 0, cores = 0, ram = 0;
+        for (char *const *t = types; *t; t++, n++) {
+                const struct config_pool_label *pl = pool_find_label(p, *t);
+                if (!pl) continue;
+                cores += pl->vcpus;
+                ram += pl->memory;
+        }
+        *ret_n = n;
+        *ret_cores = cores;
+        *ret_ram = ram;
+}
+
+/* Why POOL can never serve RQ, or NULL. Returns a static string or BUF. */
 static const char *decline_reason(struct pool *p, const struct node_request *rq, char *buf, size_t sz) {
         const struct config_pool *cp = p->cpool;
         if (cp->max_servers == 0) return "pool is disabled (max-servers ≤ 0)";
+        if (p->prov->is_static) {
+                for (char **t = rq->node_types; *t; t++)
+                        if (!pool_has_label(p, *t)) {
+                                snprintf(buf, sz, "label %s is not on any static node of this pool", *t);
+                                return buf;
+                        }
+                return NULL;
+        }
         int64_t cores = 0, ram = 0, n = 0;
         for (char **t = rq->node_types; *t; t++, n++) {
                 const struct config_pool_label *pl = pool_find_label(p, *t);
@@ -122,10 +150,7 @@ static const char *decline_reason(struct pool *p, const struct node_request *rq,
                 ram += pl->memory;
         }
         if (n == 0) return NULL;
-        if (cp->max_servers > 0 && n > cp->max_servers) return "request is larger than max-servers";
-        if (cp->max_cores > 0 && cores > cp->max_cores) return "request is larger than max-cores";
-        if (cp->max_ram > 0 && ram > cp->max_ram) return "request is larger than max-ram";
-        return NULL;
+        return quota_never_fits(p, n, cores, ram, buf, sz);
 }
 
 static bool label_in(char *const *types, const char *label) { return model_strv_contains(types, label); }
@@ -187,32 +212,142 @@ static int try_reuse(struct req_handler *h, size_t i) {
                 }
                 smap_put(&l->held, id, (void *)1);
                 h->slots[i].node_id = xstrdup(id);
+                log_info("request %s: reusing ready node %s (%s)", h->id, id, h->slots[i].label);
+                if (h->pool->prov->is_static && static_check_liveness(h->pool, id, lock, h->id, i) > 0) {
+                        /* The check owns the lock now and reports through request_slot_done(). */
+                        h->slots[i].st = SLOT_LAUNCHING;
+                        h->launching++;
+                        return 1;
+                }
                 h->slots[i].lock = lock;
                 h->slots[i].st = SLOT_READY;
-                log_info("request %s: reusing ready node %s (%s)", h->id, id, h->slots[i].label);
                 return 1;
         }
         return 0;
 }
 
-/* Quota check for one more node of LABEL: NULL fits, else why not. */
-static const char *quota_reason(struct pool *p, const struct config_pool_label *pl) {
-        int64_t servers, cores, ram;
-        pool_usage(p, &servers, &cores, &ram);
-        const struct config_pool *cp = p->cpool;
-        if (cp->max_servers >= 0 && servers + 1 > cp->max_servers) return "max-servers reached";
-        if (cp->max_cores >= 0 && cores + pl->vcpus > cp->max_cores) return "max-cores reached";
-        if (cp->max_ram >= 0 && ram + pl->memory > cp->max_ram) return "max-ram reached";
-        if (p->cp->max_concurrency > 0) {
-                unsigned active = 0;
-                for (size_t i = 0; i < p->l->n_pools; i++)
-                        if (p->l->pools[i]->prov == p->prov) active += p->l->pools[i]->active_launches;
-                if (active >= p->cp->max_concurrency) return "max-concurrency reached";
-        }
-        return NULL;
+/* A node znode being created for a handler's slot: create (init) → lock →
+ * building (not waited for) → launch_start(). Asynchronous, so a burst of requests does not
+ * wait for these round trips one after another. Usage is reserved at once so
+ * the quota sees the node before the cache does. */
+struct create_op {
+        struct launcher *l;
+        struct pool *pool;
+        char *request_id;
+        size_t slot;
+        struct node *n;
+        struct zk_lock *lock;
+        int64_t cores, ram;
+        bool reserved;
+        bool in_flight;                 /* the acreate with us as userdata is outstanding */
+        struct create_op *prev, *next;
+};
+
+static void create_unreserve(struct create_op *op) {
+        if (!op->reserved) return;
+        op->reserved = false;
+        caches_usage_reserve(op->l, op->pool->provider_name, op->pool->name, op->n->tenant_name, op->cores, op->ram,
+                             -1);
 }
 
-/* Create node znode (init, allocated), lock it, set building, launch. 0 or -errno. */
+static void create_free(struct create_op *op) {
+        struct launcher *l = op->l;
+        if (op->prev) op->prev->next = op->next;
+        else if (l->creates == op) l->creates = op->next;
+        if (op->next) op->next->prev = op->prev;
+        if (op->in_flight) zk_cancel(l->zk, op);
+        create_unreserve(op);
+        if (op->lock) {
+                zk_lock_release_async(op->lock);
+                zk_lock_free(op->lock);
+        }
+        node_free(op->n);
+        free(op->request_id);
+        free(op);
+}
+
+/* The creation failed with R: the handler's slot fails. */
+static void create_failed(struct create_op *op, int r, const char *what) {
+        struct launcher *l = op->l;
+        log_error_errno(r, "request %s: %s: %m", op->request_id, what);
+        _cleanup_free_ char *rid = xstrdup(op->request_id);
+        size_t slot = op->slot;
+        create_free(op);
+        request_slot_done(l, rid, slot, r, NULL);
+}
+
+/* Locked: write `building` (not waited for: later writes of ours come after it) and launch. */
+static void node_building(struct create_op *op) {
+        node_set_state(op->n, NODE_STATE_BUILDING);
+        zkrec_node_write_async(op->l, op->n);
+        if (op->pool->retired || !op->pool->cpool) {
+                create_failed(op, -ECANCELED, "pool retired before the launch");
+                return;
+        }
+        struct pool *p = op->pool;
+        struct node *n = TAKE_PTR(op->n);
+        struct zk_lock *lock = TAKE_PTR(op->lock);
+        _cleanup_free_ char *rid = xstrdup(op->request_id);
+        size_t slot = op->slot;
+        create_free(op);
+        launch_start(p, n, lock, rid, slot);
+}
+
+static void on_node_locked(struct zk_lock *lock, int result, void *ud) {
+        struct create_op *op = ud;
+        if (result <= 0) {
+                create_failed(op, result < 0 ? result : -EBUSY, "cannot lock the node we created");
+                return;
+        }
+        node_building(op);
+}
+
+static void on_node_created(struct zk *zk, const struct zk_result *res, void *ud) {
+        struct create_op *op = ud;
+        struct launcher *l = op->l;
+        op->in_flight = false;
+        if (res->r < 0) {
+                create_failed(op, res->r, "cannot create a node");
+                return;
+        }
+        const char *id = strrchr(res->created_path, '/') + 1;
+        model_set_str(&op->n->id, id);
+        /* Counted by the cache entry from now on: a copy of what we wrote, unless the
+         * cache has seen it already (its lock count is the cache's to keep: `held`
+         * guards the node until the lock shows). */
+        create_unreserve(op);
+        if (!smap_get(&l->nodes, id)) {
+                struct node *cached = node_new(id);
+                cached->state = NODE_STATE_INIT;
+                model_set_str(&cached->provider, op->n->provider);
+                model_set_str(&cached->pool, op->n->pool);
+                model_set_str(&cached->allocated_to, op->n->allocated_to);
+                model_set_str(&cached->tenant_name, op->n->tenant_name);
+                model_strv_push(&cached->type, op->n->type[0]);
+                caches_node_store(l, id, cached, 0);
+        }
+        smap_put(&l->held, id, (void *)1);
+        struct req_handler *h = smap_get(&l->handlers, op->request_id);
+        if (h && op->slot < h->n && h->slots[op->slot].st == SLOT_LAUNCHING && !h->slots[op->slot].node_id)
+                h->slots[op->slot].node_id = xstrdup(id);
+        log_info("request %s: launching node %s (%s) in pool %s", op->request_id, id, op->n->type[0], op->pool->id);
+        /* Create the lock directory now, before anything else is sent: the node
+         * cache can only ask about this node after this callback, and ZooKeeper
+         * answers a session in order, so the cache finds the directory existing.
+         * (zk_cache misses later lock changes when the directory appears between
+         * its children read and its exists call.) */
+        _cleanup_free_ char *lpath = zkrec_node_lock_path(id);
+        (void)zk_acreate(l->zk, lpath, NULL, 0, ZK_PERSISTENT, NULL, NULL);
+        int r = zk_lock_new(l->zk, lpath, NULL, &op->lock);
+        if (r >= 0) r = zk_lock_try_async(op->lock, on_node_locked, op);
+        if (r < 0) {
+                zk_lock_free(op->lock);
+                op->lock = NULL;
+                create_failed(op, r, "cannot lock the node we created");
+        }
+}
+
+/* Start creating a node for slot I (init, allocated). 0 or -errno. */
 static int launch_new_node(struct req_handler *h, size_t i) {
         struct launcher *l = h->l;
         struct pool *p = h->pool;
@@ -226,65 +361,79 @@ static int launch_new_node(struct req_handler *h, size_t i) {
         model_set_str(&n->launcher, p->id);
         model_set_str(&n->tenant_name, h->tenant);
         model_set_str(&n->requestor, h->requestor);
-        _cleanup_free_ char *data = NULL, *created = NULL;
+        _cleanup_free_ char *data = NULL;
         size_t len;
         int r = node_to_json(n, &data, &len);
         if (r < 0) return r;
-        r = zk_create(l->zk, LAUNCHER_NODE_ROOT "/", data, len, ZK_SEQUENCE | ZK_MAKEPATH, &created);
-        if (r < 0) return log_error_errno(r, "request %s: cannot create a node: %m", h->id);
-        const char *id = strrchr(created, '/') + 1;
-        n->id = xstrdup(id);
-        _cleanup_free_ char *lpath = zkrec_node_lock_path(id);
-        struct zk_lock *lock = NULL;
-        r = zk_lock_new(l->zk, lpath, NULL, &lock);
-        if (r >= 0) r = zk_lock_try(lock);
-        if (r <= 0) {
-                zk_lock_free(lock);
-                log_error_errno(r < 0 ? r : -EBUSY, "node %s: cannot lock the node we created: %m", id);
-                return r < 0 ? r : -EBUSY;
-        }
-        node_set_state(n, NODE_STATE_BUILDING);
-        r = zkrec_node_write(l, n, -1);
-        if (r < 0) {
-                zk_lock_release_async(lock);
-                zk_lock_free(lock);
-                return log_error_errno(r, "node %s: cannot set building: %m", id);
-        }
-        /* Count it at once: the cache sees it a moment later. */
-        struct cnode *cn = smap_get(&l->nodes, id);
-        if (!cn) {
-                cn = xnew(struct cnode, 1);
-                cn->node = node_new(id);
-                smap_put(&l->nodes, id, cn);
-        }
-        cn->lock_contenders = 1;
-        node_free(cn->node);
-        cn->node = node_new(id);
-        cn->node->state = NODE_STATE_BUILDING;
-        model_set_str(&cn->node->provider, p->provider_name);
-        model_set_str(&cn->node->pool, p->name);
-        model_set_str(&cn->node->allocated_to, h->id);
-        model_strv_push(&cn->node->type, h->slots[i].label);
-
-        smap_put(&l->held, id, (void *)1);
-        h->slots[i].node_id = xstrdup(id);
+        const struct config_pool_label *pl = pool_find_label(p, h->slots[i].label);
+        struct create_op *op = xnew(struct create_op, 1);
+        op->l = l;
+        op->pool = p;
+        op->request_id = xstrdup(h->id);
+        op->slot = i;
+        op->n = TAKE_PTR(n);
+        op->cores = pl ? pl->vcpus : 0;
+        op->ram = pl ? pl->memory : 0;
+        op->reserved = true;
+        caches_usage_reserve(l, p->provider_name, p->name, op->n->tenant_name, op->cores, op->ram, 1);
+        op->next = l->creates;
+        if (l->creates) l->creates->prev = op;
+        l->creates = op;
         h->slots[i].st = SLOT_LAUNCHING;
         h->launching++;
-        log_info("request %s: launching node %s (%s) in pool %s", h->id, id, h->slots[i].label, p->id);
-        launch_start(p, TAKE_PTR(n), lock, h->id, i);
+        op->in_flight = true;
+        (void)zk_acreate(l->zk, LAUNCHER_NODE_ROOT "/", data, len, ZK_SEQUENCE | ZK_MAKEPATH, on_node_created, op);
         return 0;
 }
 
 static void handler_finish(struct req_handler *h);
 
+static void fail_empty_slots(struct req_handler *h) {
+        for (size_t k = 0; k < h->n; k++)
+                if (h->slots[k].st == SLOT_EMPTY) h->slots[k].st = SLOT_FAILED;
+}
+
 /* Fill empty slots. Returns false when waiting for quota. */
 static bool handler_fill(struct req_handler *h) {
+        bool was_waiting = h->waiting_quota;
         h->waiting_quota = false;
+        char buf[256];
+        if (h->pool->prov->is_static) {
+                /* Static nodes are never launched: wait for a free one (the pool does not pause). */
+                for (size_t i = 0; i < h->n; i++) {
+                        if (h->slots[i].st != SLOT_EMPTY || try_reuse(h, i) > 0) continue;
+                        if (!pool_has_label(h->pool, h->slots[i].label)) {
+                                fail_empty_slots(h);
+                                return true;
+                        }
+                        if (!was_waiting) log_info("request %s waits for a free static %s node", h->id,
+                                                   h->slots[i].label);
+                        h->waiting_quota = true;
+                        return false;
+                }
+                return true;
+        }
+        /* The provider's quota may have become known since the request was accepted. */
+        for (size_t i = 0; i < h->n; i++) {
+                if (h->slots[i].st != SLOT_EMPTY) continue;
+                char **types = xnew(char *, h->n + 1);
+                for (size_t k = 0; k < h->n; k++) types[k] = h->slots[k].label;
+                int64_t n, cores, ram;
+                request_cost(h->pool, types, &n, &cores, &ram);
+                free(types);
+                const char *never = quota_never_fits(h->pool, n, cores, ram, buf, sizeof buf);
+                if (never) {
+                        log_info("request %s: %s, declining", h->id, never);
+                        fail_empty_slots(h);
+                        return true;
+                }
+                break;
+        }
         for (size_t i = 0; i < h->n; i++) {
                 if (h->slots[i].st != SLOT_EMPTY) continue;
                 if (h->reuse && try_reuse(h, i) > 0) continue;
                 const struct config_pool_label *pl = pool_find_label(h->pool, h->slots[i].label);
-                const char *why = pl ? quota_reason(h->pool, pl) : "label removed from pool";
+                const char *why = pl ? quota_check(h->pool, pl, buf, sizeof buf) : "label removed from pool";
                 if (why) {
                         if (h->min_ready || !pl) {
                                 /* min-ready requests never wait for quota. */
@@ -295,7 +444,7 @@ static bool handler_fill(struct req_handler *h) {
                         }
                         h->waiting_quota = true;
                         pool_set_paused(h->pool, true, why);
-                        log_info("request %s waits: pool %s %s", h->id, h->pool->id, why);
+                        if (!was_waiting) log_info("request %s waits: pool %s %s", h->id, h->pool->id, why);
                         return false;
                 }
                 if (launch_new_node(h, i) < 0) h->slots[i].st = SLOT_FAILED;
@@ -310,13 +459,38 @@ static bool handler_done(const struct req_handler *h) {
         return true;
 }
 
-static void handler_finish(struct req_handler *h) {
+static void on_finish_read(struct zk *zk, const struct zk_result *res, void *ud);
+
+static void on_fulfilled_written(struct zk *zk, const struct zk_result *res, void *ud) {
+        struct req_handler *h = ud;
         struct launcher *l = h->l;
-        bool failed = false;
-        for (size_t i = 0; i < h->n; i++) failed |= h->slots[i].st == SLOT_FAILED;
-        struct node_request *rq = NULL;
-        int32_t ver;
-        int r = zkrec_request_read(l, h->id, &rq, &ver);
+        h->in_flight = false;
+        if (res->r == -ESTALE && !h->finish_fresh) {
+                /* The cached version was behind: read the request and write again. */
+                h->finish_fresh = true;
+                h->in_flight = true;
+                (void)zk_aget(l->zk, res->path, NULL, on_finish_read, h);
+                return;
+        }
+        if (res->r < 0) {
+                log_warning_errno(res->r, "request %s: cannot write fulfilled: %m", h->id);
+                for (size_t i = 0; i < h->n; i++) node_release(l, h->slots[i].node_id, &h->slots[i].lock, true);
+        } else {
+                log_info("request %s fulfilled by pool %s", h->id, h->pool->id);
+                webapp_request_done(l, NODE_REQUEST_STATE_FULFILLED, h->created_time);
+                for (size_t i = 0; i < h->n; i++) node_release(l, h->slots[i].node_id, &h->slots[i].lock, false);
+        }
+        handler_remove(h);
+}
+
+static void on_finish_read(struct zk *zk, const struct zk_result *res, void *ud) {
+        struct req_handler *h = ud;
+        struct launcher *l = h->l;
+        h->in_flight = false;
+        _cleanup_(node_request_freep) struct node_request *rq = NULL;
+        struct model_error err;
+        int r = res->r;
+        if (r >= 0 && node_request_from_json(res->data, res->len, h->id, &rq, &err) < 0) r = -EBADMSG;
         if (r < 0) {
                 log_info("request %s vanished while pending: unallocating its nodes", h->id);
                 for (size_t i = 0; i < h->n; i++)
@@ -324,29 +498,55 @@ static void handler_finish(struct req_handler *h) {
                 handler_remove(h);
                 return;
         }
-        if (failed) {
-                for (size_t i = 0; i < h->n; i++)
-                        node_release(l, h->slots[i].node_id, &h->slots[i].lock, h->slots[i].st == SLOT_READY);
-                node_request_free(rq);
-                decline_locked(h->pool, h->id, "a launch failed");
-                handler_remove(h);
-                return;
-        }
         model_strv_free(rq->nodes);
         rq->nodes = model_strv_new();
         for (size_t i = 0; i < h->n; i++) model_strv_push(&rq->nodes, h->slots[i].node_id);
         node_request_set_state(rq, NODE_REQUEST_STATE_FULFILLED);
-        r = zkrec_request_write(l, rq, ver);
-        if (r >= 0) webapp_request_done(l, rq);
-        node_request_free(rq);
+        h->created_time = rq->created_time;
+        _cleanup_free_ char *data = NULL;
+        size_t len;
+        r = node_request_to_json(rq, &data, &len);
         if (r < 0) {
-                log_warning_errno(r, "request %s: cannot write fulfilled: %m", h->id);
-                for (size_t i = 0; i < h->n; i++) node_release(l, h->slots[i].node_id, &h->slots[i].lock, true);
-        } else {
-                log_info("request %s fulfilled by pool %s", h->id, h->pool->id);
-                for (size_t i = 0; i < h->n; i++) node_release(l, h->slots[i].node_id, &h->slots[i].lock, false);
+                struct zk_result fake = { .r = r };
+                on_fulfilled_written(zk, &fake, h);
+                return;
         }
-        handler_remove(h);
+        /* Our node writes were issued earlier on the same session: ZooKeeper
+         * applies them first, so Zuul never sees a fulfilled request with a
+         * node that is not ready yet. */
+        h->in_flight = true;
+        (void)zk_aset(l->zk, res->path, data, len, res->stat->version, on_fulfilled_written, h);
+}
+
+/* Fulfil (read, then write with its version: asynchronous) or decline. */
+static void handler_finish(struct req_handler *h) {
+        struct launcher *l = h->l;
+        if (h->finishing) return;
+        bool failed = false;
+        for (size_t i = 0; i < h->n; i++) failed |= h->slots[i].st == SLOT_FAILED;
+        if (failed) {
+                for (size_t i = 0; i < h->n; i++)
+                        node_release(l, h->slots[i].node_id, &h->slots[i].lock, h->slots[i].st == SLOT_READY);
+                int r = decline_locked(h->pool, h->id, "a launch failed");
+                if (r == -ENOENT) log_info("request %s vanished while pending", h->id);
+                handler_remove(h);
+                return;
+        }
+        h->finishing = true;
+        _cleanup_free_ char *path = zkrec_request_path(h->id);
+        const struct creq *cr = smap_get(&l->requests, h->id);
+        _cleanup_free_ char *data = NULL;
+        size_t len;
+        if (cr && cr->req->state == NODE_REQUEST_STATE_PENDING && node_request_to_json(cr->req, &data, &len) >= 0) {
+                /* Usually the cache has our `pending` write by now: skip the read. */
+                struct zk_stat st = { .version = cr->version };
+                struct zk_result res = { .r = 0, .path = path, .data = data, .len = len, .stat = &st };
+                on_finish_read(l->zk, &res, h);
+                return;
+        }
+        h->finish_fresh = true;
+        h->in_flight = true;
+        (void)zk_aget(l->zk, path, NULL, on_finish_read, h);
 }
 
 void request_slot_done(struct launcher *l, const char *request_id, size_t slot, int result, struct zk_lock *lock) {
@@ -368,53 +568,63 @@ void request_slot_done(struct launcher *l, const char *request_id, size_t slot, 
                         zk_lock_release_async(lock);
                         zk_lock_free(lock);
                 }
-                smap_remove(&l->held, s->node_id);
+                if (s->node_id) smap_remove(&l->held, s->node_id);
                 free(s->node_id);
                 s->node_id = NULL;
-                /* Aborted (quota): relaunch with a new node, not counted as a failure. */
-                s->st = result == -EDQUOT ? SLOT_EMPTY : SLOT_FAILED;
+                /* Aborted (quota) or a static node that failed its liveness check:
+                 * try again with another node, not counted as a failure. */
+                s->st = result == -EDQUOT || result == -EAGAIN ? SLOT_EMPTY : SLOT_FAILED;
         }
         launcher_kick(l);
 }
 
-/* Accept RQ for pool P: lock, re-read, pending, handler. */
-static void accept_request(struct pool *p, const struct node_request *cached) {
-        struct launcher *l = p->l;
-        _cleanup_free_ char *lpath = zkrec_request_lock_path(cached->id);
-        struct zk_lock *lock = NULL;
-        if (zk_lock_try_new(l->zk, lpath, NULL, &lock) != 1) return;
-        struct node_request *rq = NULL;
-        int32_t ver;
-        int r = zkrec_request_read(l, cached->id, &rq, &ver);
-        if (r < 0 || rq->state != NODE_REQUEST_STATE_REQUESTED || model_strv_contains(rq->declined_by, p->id)) {
-                node_request_free(rq);
-                zk_lock_release_async(lock);
-                zk_lock_free(lock);
+/* Accepting a request: lock, read, write `pending` — asynchronous, so the
+ * round trips of many requests overlap. The op is in l->accepting meanwhile
+ * (the passes skip that request) and becomes a handler at the end. */
+struct accept_op {
+        struct launcher *l;
+        struct pool *pool;
+        char *id;
+        struct zk_lock *lock;
+        struct node_request *rq;
+        bool in_flight;                 /* the aset with us as userdata is outstanding */
+};
+
+static void accept_free(struct accept_op *op) {
+        if (op->in_flight) zk_cancel(op->l->zk, op);
+        if (op->lock) {
+                zk_lock_release_async(op->lock);
+                zk_lock_free(op->lock);
+        }
+        node_request_free(op->rq);
+        free(op->id);
+        free(op);
+}
+
+/* Done with OP (accepted or not): out of the accepting map, freed. */
+static void accept_end(struct accept_op *op) {
+        smap_remove(&op->l->accepting, op->id);
+        accept_free(op);
+}
+
+static void on_accept_written(struct zk *zk, const struct zk_result *res, void *ud) {
+        struct accept_op *op = ud;
+        op->in_flight = false;
+        struct launcher *l = op->l;
+        struct pool *p = op->pool;
+        if (res->r < 0) {
+                if (res->r == -ESTALE) log_debug("request %s changed meanwhile; looking again", op->id);
+                else log_warning_errno(res->r, "request %s: cannot set pending: %m", op->id);
+                accept_end(op);
+                launcher_kick(l);
                 return;
         }
-        char buf[256];
-        const char *why = decline_reason(p, rq, buf, sizeof buf);
-        if (why) {
-                node_request_free(rq);
-                decline_locked(p, cached->id, why);
-                zk_lock_release_async(lock);
-                zk_lock_free(lock);
-                return;
-        }
-        node_request_set_state(rq, NODE_REQUEST_STATE_PENDING);
-        r = zkrec_request_write(l, rq, ver);
-        if (r < 0) {
-                log_warning_errno(r, "request %s: cannot set pending: %m", cached->id);
-                node_request_free(rq);
-                zk_lock_release_async(lock);
-                zk_lock_free(lock);
-                return;
-        }
+        const struct node_request *rq = op->rq;
         struct req_handler *h = xnew(struct req_handler, 1);
         h->l = l;
         h->pool = p;
         h->id = xstrdup(rq->id);
-        h->lock = lock;
+        h->lock = TAKE_PTR(op->lock);
         h->n = model_strv_length(rq->node_types);
         h->slots = xnew(struct slot, h->n);
         for (size_t i = 0; i < h->n; i++) h->slots[i].label = xstrdup(rq->node_types[i]);
@@ -422,11 +632,85 @@ static void accept_request(struct pool *p, const struct node_request *cached) {
         h->min_ready = rq->requestor && strcmp(rq->requestor, LAUNCHER_MINREADY_REQUESTOR) == 0;
         h->tenant = xstrdup(rq->tenant_name);
         h->requestor = xstrdup(rq->requestor);
-        node_request_free(rq);
+        accept_end(op);
         smap_put(&l->handlers, h->id, h);
         log_info("pool %s accepted request %s", p->id, h->id);
-        handler_fill(h);
+        if (p->retired || !p->cpool) {
+                fail_empty_slots(h);
+        } else {
+                handler_fill(h);
+        }
         if (handler_done(h)) handler_finish(h);
+}
+
+static void on_accept_read(struct zk *zk, const struct zk_result *res, void *ud) {
+        struct accept_op *op = ud;
+        struct pool *p = op->pool;
+        struct model_error err;
+        if (res->r < 0 || node_request_from_json(res->data, res->len, op->id, &op->rq, &err) < 0 ||
+            op->rq->state != NODE_REQUEST_STATE_REQUESTED || model_strv_contains(op->rq->declined_by, p->id) ||
+            p->retired || !p->cpool) {
+                accept_end(op);
+                return;
+        }
+        char buf[256];
+        const char *why = decline_reason(p, op->rq, buf, sizeof buf);
+        if (why) {
+                decline_locked(p, op->id, why);
+                accept_end(op);
+                return;
+        }
+        node_request_set_state(op->rq, NODE_REQUEST_STATE_PENDING);
+        _cleanup_free_ char *data = NULL;
+        size_t len;
+        if (node_request_to_json(op->rq, &data, &len) < 0) {
+                accept_end(op);
+                return;
+        }
+        op->in_flight = true;
+        (void)zk_aset(op->l->zk, res->path, data, len, res->stat->version, on_accept_written, op);
+}
+
+static void on_accept_locked(struct zk_lock *lock, int result, void *ud) {
+        struct accept_op *op = ud;
+        if (result != 1) {
+                accept_end(op);
+                return;
+        }
+        /* No re-read: the write below is conditional on the cached version, so a
+         * request changed meanwhile fails with -ESTALE and is looked at again. */
+        const struct creq *cr = smap_get(&op->l->requests, op->id);
+        _cleanup_free_ char *path = zkrec_request_path(op->id);
+        _cleanup_free_ char *data = NULL;
+        size_t len;
+        struct zk_stat st = { .version = cr ? cr->version : -1 };
+        struct zk_result res = { .r = cr ? 0 : -ENOENT, .path = path, .stat = &st };
+        if (cr && node_request_to_json(cr->req, &data, &len) >= 0) {
+                res.data = data;
+                res.len = len;
+        } else {
+                res.r = -ENOENT;
+        }
+        on_accept_read(op->l->zk, &res, op);
+}
+
+/* Start accepting CACHED for pool P. */
+static void accept_request(struct pool *p, const struct node_request *cached) {
+        struct launcher *l = p->l;
+        struct accept_op *op = xnew(struct accept_op, 1);
+        op->l = l;
+        op->pool = p;
+        op->id = xstrdup(cached->id);
+        _cleanup_free_ char *lpath = zkrec_request_lock_path(cached->id);
+        /* Sent ahead of the contender (answered in order): saves the makepath retry. */
+        (void)zk_acreate(l->zk, lpath, NULL, 0, ZK_PERSISTENT | ZK_MAKEPATH, NULL, NULL);
+        int r = zk_lock_new(l->zk, lpath, NULL, &op->lock);
+        if (r >= 0) r = zk_lock_try_async(op->lock, on_accept_locked, op);
+        if (r < 0) {
+                accept_free(op);
+                return;
+        }
+        smap_put(&l->accepting, op->id, op);
 }
 
 /* Decline without accepting: lock, re-read, decline, unlock. */
@@ -470,7 +754,7 @@ static bool better_pool(struct launcher *l, const struct node_request *rq, const
                 if (o == p || o->retired || o->paused || o->cpool->priority >= p->cpool->priority) continue;
                 if (model_strv_contains(rq->declined_by, o->id)) continue;
                 bool all = true;
-                for (char **t = rq->node_types; *t && all; t++) all = pool_find_label(o, *t) != NULL;
+                for (char **t = rq->node_types; *t && all; t++) all = pool_has_label(o, *t);
                 if (all) return true;
         }
         return false;
@@ -505,6 +789,7 @@ void requests_pass(struct launcher *l) {
         smap_foreach(&l->handlers, handler_collect_fn, &g);
         for (size_t i = 0; i < g.n; i++) {
                 struct req_handler *h = g.v[i];
+                if (h->finishing) continue;
                 bool gone = !smap_get(&l->requests, h->id);
                 if (gone) {
                         for (size_t k = 0; k < h->n; k++)
@@ -541,7 +826,7 @@ void requests_pass(struct launcher *l) {
                 if (p->cp->max_concurrency == 0) continue; /* Nodepool: handle no requests */
                 for (size_t k = 0; k < c.n; k++) {
                         const struct node_request *rq = c.v[k];
-                        if (smap_get(&l->handlers, rq->id)) continue;
+                        if (smap_get(&l->handlers, rq->id) || smap_get(&l->accepting, rq->id)) continue;
                         if (model_strv_contains(rq->declined_by, p->id)) continue;
                         if (!rq->node_types[0]) continue;
                         char buf[256];
@@ -550,8 +835,18 @@ void requests_pass(struct launcher *l) {
                                 decline_request(p, rq, why);
                                 continue;
                         }
-                        if (p->paused) continue;
+                        if (p->paused || !quota_ready(p)) continue;
                         if (preferred_elsewhere(l, rq, p) || better_pool(l, rq, p)) continue;
+                        if (l->cfg->n_tenant_limits > 0) {
+                                int64_t n, cores, ram;
+                                request_cost(p, rq->node_types, &n, &cores, &ram);
+                                const char *tw = quota_tenant_check(l, rq->tenant_name, n, cores, ram, buf, sizeof buf);
+                                if (tw) {
+                                        /* Deferred, not declined (Nodepool): it stays requested. */
+                                        log_debug("request %s deferred: %s", rq->id, tw);
+                                        continue;
+                                }
+                        }
                         accept_request(p, rq);
                 }
         }
@@ -564,7 +859,12 @@ static void abort_fn(const char *key, void *value, void *ud) {
         handler_free(h);
 }
 
+static void abort_accept_fn(const char *key, void *value, void *ud) { accept_free(value); }
+
 void requests_abort_all(struct launcher *l) {
+        smap_foreach(&l->accepting, abort_accept_fn, NULL);
+        smap_clear(&l->accepting, NULL);
+        while (l->creates) create_free(l->creates);
         smap_foreach(&l->handlers, abort_fn, NULL);
         smap_clear(&l->handlers, NULL);
 }

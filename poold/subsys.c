@@ -1,8 +1,9 @@
 /* subsys.c — wiring of the launcher's subsystems (start, passes, stop).
  *
  * DESIGN. launcher.c knows only these entry points; each subsystem stays in
- * its own file and is called from here in a fixed order: requests first (they
- * take nodes), then deletes (they free quota), then min-ready. */
+ * its own file and is called from here in a fixed order: static registrations
+ * first (they make nodes), requests (they take nodes), then deletes (they free
+ * quota), then min-ready. */
 #include "launcher.h"
 #include "log.h"
 
@@ -38,6 +39,7 @@ void launcher_subsystems_free(struct launcher *l) {
 }
 
 void launcher_run_passes(struct launcher *l) {
+        static_sync(l);
         requests_pass(l);
         delete_pass(l);
         minready_pass(l);

@@ -16,10 +16,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "model_request.h"
+
 struct launcher;
 struct pool;
 struct node;
-struct node_request;
 struct table;
 
 struct webapp;
@@ -38,8 +39,9 @@ int webapp_port(const struct webapp *w);
  * RESULT (0 ready, -EDQUOT quota, other -errno failed) after DURATION_MS. */
 void webapp_launch_done(struct launcher *l, const struct pool *p, const struct node *n, const char *request_id,
                         int result, uint64_t duration_ms);
-/* Request RQ reached a final state (fulfilled or failed) written by us. */
-void webapp_request_done(struct launcher *l, const struct node_request *rq);
+/* A request reached final STATE (fulfilled or failed), written by us;
+ * CREATED_TIME is its created_time (NaN or 0 when unknown). */
+void webapp_request_done(struct launcher *l, enum node_request_state state, double created_time);
 
 /* ---- internal to the webapp*.c files ---- */
 /* True once the caches finished their first listing, every active pool is

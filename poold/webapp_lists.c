@@ -184,8 +184,8 @@ static struct table *pool_list(struct launcher *l) {
         for (size_t i = 0; i < l->n_pools; i++) {
                 const struct pool *p = l->pools[i];
                 if (p->retired || !p->cpool) continue;
-                int64_t servers = 0, cores = 0, ram = 0;
-                pool_usage((struct pool *)p, &servers, &cores, &ram);
+                const struct usage *u = caches_usage_pool(l, p->provider_name, p->name);
+                int64_t servers = u ? u->servers : 0;
                 char **labels = model_strv_new();
                 for (size_t k = 0; k < p->cpool->n_labels; k++) model_strv_push(&labels, p->cpool->labels[k].name);
                 table_add_row(t);

@@ -128,14 +128,14 @@ void webapp_launch_done(struct launcher *l, const struct pool *p, const struct n
         statsd_flush(w->statsd);
 }
 
-void webapp_request_done(struct launcher *l, const struct node_request *rq) {
+void webapp_request_done(struct launcher *l, enum node_request_state rq_state, double created_time) {
         struct webapp *w = l->webapp;
         if (!w) return;
-        const char *state = node_request_state_to_string(rq->state);
+        const char *state = node_request_state_to_string(rq_state);
         const char *const lb[] = { "result", state ? state : "unknown", NULL };
         (void)metrics_add(w->metrics, "poold_requests_done_total", lb, 1);
-        if (!isnan(rq->created_time) && rq->created_time > 0) {
-                double dt = model_now() - rq->created_time;
+        if (!isnan(created_time) && created_time > 0) {
+                double dt = model_now() - created_time;
                 if (dt >= 0) (void)metrics_observe(w->metrics, "poold_request_fulfil_seconds", lb, dt);
         }
 }

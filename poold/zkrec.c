@@ -2,8 +2,9 @@
  *
  * DESIGN. Decisions that need certainty (after taking a lock) re-read the
  * record from ZooKeeper instead of trusting the cache; writes are whole-object
- * sets on top of the keys read, so Zuul's keys survive. Blocking round trips
- * on the loop thread: correctness first. */
+ * sets on top of the keys read, so Zuul's keys survive. Reads are blocking
+ * round trips (taken only where the answer decides); writes on the hot path
+ * have an asynchronous form whose order ZooKeeper keeps per session. */
 #include <string.h>
 
 #include "alloc.h"
@@ -61,4 +62,19 @@ int zkrec_request_write(struct launcher *l, const struct node_request *rq, int32
         int r = node_request_to_json(rq, &data, &len);
         if (r < 0) return r;
         return zk_set(l->zk, path, data, len, version, NULL);
+}
+
+static void on_node_written(struct zk *zk, const struct zk_result *res, void *ud) {
+        if (res->r < 0) log_warning_errno(res->r, "cannot write %s: %m", res->path);
+}
+
+void zkrec_node_write_async(struct launcher *l, const struct node *n) {
+        _cleanup_free_ char *path = zkrec_node_path(n->id), *data = NULL;
+        size_t len;
+        int r = node_to_json(n, &data, &len);
+        if (r < 0) {
+                log_warning_errno(r, "node %s: cannot encode: %m", n->id);
+                return;
+        }
+        (void)zk_aset(l->zk, path, data, len, -1, on_node_written, NULL);
 }

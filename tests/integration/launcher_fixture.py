@@ -27,13 +27,32 @@ def volume_name(provider, image, fmt="qcow2"):
     return "%s@%s@%s" % (provider, image, fmt)
 
 
-def node_xml(pool_name, pool_path, volumes):
+def domain_xml(name, provider=None, node_id=None, pool="main"):
+    """A running test-driver domain; with provider, tagged as provider_libvirt tags its own."""
+    meta = ""
+    if provider:
+        meta = ("<metadata><poold:instance xmlns:poold='https://poold.dev/xmlns/instance/1.0'>"
+                "<poold:provider>%s</poold:provider><poold:pool>%s</poold:pool>"
+                "<poold:node-id>%s</poold:node-id><poold:memory-mib>64</poold:memory-mib>"
+                "<poold:vcpus>1</poold:vcpus></poold:instance></metadata>" % (provider, pool, node_id))
+    return ("<domain type='test'><name>%s</name>%s<memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+            "<os><type arch='x86_64'>hvm</type></os></domain>" % (name, meta))
+
+
+def node_xml(pool_name, pool_path, volumes, domains=(), cpus=None, memory_kib=None):
+    """The test driver's node; cpus/memory_kib size the host (what the driver reports as quota)."""
+    host = ""
+    if cpus:
+        host += ("<cpu><nodes>1</nodes><sockets>1</sockets><cores>%d</cores><threads>1</threads>"
+                 "<active>%d</active><mhz>1000</mhz><model>test</model></cpu>" % (cpus, cpus))
+    if memory_kib:
+        host += "<memory>%d</memory>" % memory_kib
     vols = "".join(
         "<volume><name>%s</name><capacity unit='MiB'>10</capacity>"
         "<target><format type='qcow2'/></target></volume>" % v for v in volumes)
-    return ("<node><pool type='dir'><name>%s</name><uuid>8f3c6a3e-9e33-4f2e-9b6c-4a0f0d9c2a11</uuid>"
+    return ("<node>" + host + "<pool type='dir'><name>%s</name><uuid>8f3c6a3e-9e33-4f2e-9b6c-4a0f0d9c2a11</uuid>"
             "<capacity unit='GiB'>100</capacity><available unit='GiB'>90</available>"
-            "<target><path>%s</path></target>%s</pool></node>" % (pool_name, pool_path, vols))
+            "<target><path>%s</path></target>%s</pool>%s</node>" % (pool_name, pool_path, vols, "".join(domains)))
 
 
 class LauncherProcess:
@@ -47,6 +66,9 @@ class LauncherProcess:
         self.log_path = str(tmp_path / "poold.log")
         self.xml_path = str(tmp_path / "node.xml")
         self.volumes = [volume_name(PROVIDER, IMAGE)]
+        self.domains = []   # domain_xml() strings the hypervisor starts with (made behind poold's back)
+        self.host_cpus = None       # the test host's size (libvirt's default: 16 CPUs, 3 GiB)
+        self.host_memory_kib = None
 
     # ------------------------------------------------------------ config
     def config(self, labels=None, pool=None, provider=None, extra=None):
@@ -79,7 +101,8 @@ class LauncherProcess:
             f.write(text)
         os.replace(self.config_path + ".tmp", self.config_path)
         with open(self.xml_path, "w") as f:
-            f.write(node_xml("poold", str(self.tmp / "pool"), self.volumes))
+            f.write(node_xml("poold", str(self.tmp / "pool"), self.volumes, self.domains,
+                             self.host_cpus, self.host_memory_kib))
         os.makedirs(str(self.tmp / "pool"), exist_ok=True)
 
     # ------------------------------------------------------------ images

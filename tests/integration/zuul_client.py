@@ -34,6 +34,15 @@ class ZuulClient:
     def submit(self, labels, priority=200, relative_priority=0, reuse=True,
                provider=None, tenant="tenant-one", ephemeral=False, extra=None):
         """Create a node request as Zuul >= 5 does; returns its id."""
+        data = self.request_data(labels, relative_priority, reuse, provider, tenant, extra)
+        path = self.zk.create("%s/%03d-" % (REQUEST_ROOT, priority),
+                              json.dumps(data).encode("utf8"),
+                              sequence=True, makepath=True, ephemeral=ephemeral)
+        return path.rsplit("/", 1)[1]
+
+    def request_data(self, labels, relative_priority=0, reuse=True, provider=None, tenant="tenant-one",
+                     extra=None):
+        """The JSON object Zuul writes for a new request."""
         now = time.time()
         data = {
             "state": "requested",
@@ -59,10 +68,7 @@ class ZuulClient:
         }
         if extra:
             data.update(extra)
-        path = self.zk.create("%s/%03d-" % (REQUEST_ROOT, priority),
-                              json.dumps(data).encode("utf8"),
-                              sequence=True, makepath=True, ephemeral=ephemeral)
-        return path.rsplit("/", 1)[1]
+        return data
 
     def get_request(self, req_id):
         try:

@@ -1,0 +1,192 @@
+/* quota.c — pool limits, provider quota and tenant-resource-limits (protocol.md §4.2).
+ *
+ * DESIGN. Usage is never recounted here: caches.c keeps per-pool, per-provider
+ * and per-tenant sums as nodes come and go. A provider's limits come from its
+ * driver (ops.quota) together with ops.list on a worker, cached for 5 minutes
+ * like Nodepool's quota cache; servers the list shows that are not nodes we
+ * know (someone else's, or leaks) are "unmanaged" and reduce what we may use.
+ * A stale cache keeps being used while a refresh runs; only -EDQUOT from the
+ * cloud drops it (the pool then waits for fresh numbers) and backs off a
+ * little, so a cloud that keeps refusing does not make us churn nodes.
+ * Tenant limits count every node in ZooKeeper carrying the tenant's name. */
+#include <inttypes.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "launcher.h"
+#include "log.h"
+
+#define QUOTA_CACHE_MS (5ULL * 60 * 1000)
+#define QUOTA_BACKOFF_MS 2000
+
+struct quota_job {
+        struct launcher *l;
+        struct prov *pv;
+        struct provider_limits limits;
+        struct provider_server **servers;
+        size_t n;
+        int r;
+        char *msg;
+};
+
+static void quota_work(void *ud) {
+        struct quota_job *j = ud;
+        struct provider *p = j->pv->provider;
+        j->r = p->ops->quota ? p->ops->quota(p, &j->limits, &j->msg) : -EOPNOTSUPP;
+        if (j->r == -EOPNOTSUPP) {
+                j->limits = (struct provider_limits){ -1, -1, -1, -1 };
+                j->r = 0;
+        }
+        if (j->r >= 0 && p->ops->list) {
+                int r = p->ops->list(p, &j->servers, &j->n, NULL);
+                if (r < 0) j->n = 0; /* unmanaged usage unknown: count none */
+        }
+}
+
+static void quota_done(void *ud, int status) {
+        struct quota_job *j = ud;
+        struct launcher *l = j->l;
+        struct prov *pv = j->pv;
+        pv->refs--;
+        pv->quota_fetching = false;
+        if (status >= 0 && j->r >= 0 && !l->stopping) {
+                struct usage un = {};
+                for (size_t i = 0; i < j->n; i++) {
+                        const struct provider_server *s = j->servers[i];
+                        const char *tp = provider_server_tag(s, "nodepool_provider_name");
+                        const char *nid = provider_server_tag(s, "nodepool_node_id");
+                        if (tp && strcmp(tp, pv->name) == 0 && nid && smap_get(&l->nodes, nid)) continue;
+                        un.servers++;
+                        un.cores += s->resources.cores;
+                        un.ram += s->resources.ram_mib;
+                }
+                pv->limits = j->limits;
+                pv->unmanaged = un;
+                pv->limits_valid = true;
+                pv->limits_time_ms = loop_now_ms();
+                log_debug("provider %s quota: instances %lld cores %lld ram %lld; unmanaged %" PRId64 " servers",
+                          pv->name, j->limits.max_instances, j->limits.max_cores, j->limits.max_ram_mib, un.servers);
+                launcher_kick(l);
+        } else if (!l->stopping) {
+                log_warning("provider %s: cannot read its quota: %s", pv->name,
+                            j->msg ? j->msg : strerror(-(status < 0 ? status : j->r)));
+                /* Retry after the backoff rather than at every pass. */
+                pv->backoff_until_ms = loop_now_ms() + QUOTA_BACKOFF_MS;
+        }
+        provider_server_array_free(j->servers, j->n);
+        free(j->msg);
+        free(j);
+}
+
+/* Start a refresh when the cache is missing or older than 5 minutes. */
+static void refresh(struct prov *pv, struct launcher *l) {
+        /* Unmanaged usage is "listed but not in the node cache": only meaningful once it is synced. */
+        if (pv->quota_fetching || !pv->provider || !caches_synced(l)) return;
+        uint64_t now = loop_now_ms();
+        if (pv->limits_valid && now - pv->limits_time_ms < QUOTA_CACHE_MS) return;
+        if (!pv->limits_valid && now < pv->backoff_until_ms) return;
+        struct quota_job *j = xnew(struct quota_job, 1);
+        j->l = l;
+        j->pv = pv;
+        pv->refs++;
+        pv->quota_fetching = true;
+        if (workq_submit(l->wq, quota_work, quota_done, j) < 0) {
+                pv->refs--;
+                pv->quota_fetching = false;
+                free(j);
+        }
+}
+
+static bool uses_provider_quota(const struct pool *p) {
+        return p->prov->provider && !p->prov->is_static && p->cpool && !p->cpool->ignore_provider_quota;
+}
+
+void quota_invalidate(struct prov *pv) {
+        pv->limits_valid = false;
+        pv->backoff_until_ms = loop_now_ms() + QUOTA_BACKOFF_MS;
+        log_info("provider %s: quota cache invalidated (the cloud refused for capacity)", pv->name);
+}
+
+static bool over(long long limit, int64_t used) { return limit >= 0 && used > limit; }
+
+bool quota_ready(struct pool *p) {
+        if (!uses_provider_quota(p)) return true;
+        refresh(p->prov, p->l);
+        return p->prov->limits_valid;
+}
+
+const char *quota_check(struct pool *p, const struct config_pool_label *pl, char *buf, size_t sz) {
+        struct launcher *l = p->l;
+        const struct config_pool *cp = p->cpool;
+        const struct usage *u = caches_usage_pool(l, p->provider_name, p->name);
+        if (cp->max_servers >= 0 && u->servers + 1 > cp->max_servers) return "max-servers reached";
+        if (cp->max_cores >= 0 && u->cores + pl->vcpus > cp->max_cores) return "max-cores reached";
+        if (cp->max_ram >= 0 && u->ram + pl->memory > cp->max_ram) return "max-ram reached";
+        if (p->cp->max_concurrency > 0) {
+                unsigned active = 0;
+                for (size_t i = 0; i < l->n_pools; i++)
+                        if (l->pools[i]->prov == p->prov) active += l->pools[i]->active_launches;
+                if (active >= p->cp->max_concurrency) return "max-concurrency reached";
+        }
+        if (!uses_provider_quota(p)) return NULL;
+        struct prov *pv = p->prov;
+        if (loop_now_ms() < pv->backoff_until_ms) return "provider reported no capacity; backing off";
+        refresh(pv, l);
+        if (!pv->limits_valid) return "waiting for the provider's quota";
+        const struct usage *pu = caches_usage_prov(l, pv->name);
+        const struct provider_limits *lim = &pv->limits;
+        if (over(lim->max_instances, pu->servers + pv->unmanaged.servers + 1)) {
+                snprintf(buf, sz, "provider quota reached: instances %" PRId64 " + %" PRId64 " unmanaged of %lld",
+                         pu->servers, pv->unmanaged.servers, lim->max_instances);
+                return buf;
+        }
+        if (over(lim->max_cores, pu->cores + pv->unmanaged.cores + pl->vcpus)) {
+                snprintf(buf, sz, "provider quota reached: cores %" PRId64 " + %" PRId64 " unmanaged of %lld",
+                         pu->cores, pv->unmanaged.cores, lim->max_cores);
+                return buf;
+        }
+        if (over(lim->max_ram_mib, pu->ram + pv->unmanaged.ram + pl->memory)) {
+                snprintf(buf, sz, "provider quota reached: ram %" PRId64 " + %" PRId64 " unmanaged of %lld MiB",
+                         pu->ram, pv->unmanaged.ram, lim->max_ram_mib);
+                return buf;
+        }
+        return NULL;
+}
+
+const char *quota_never_fits(struct pool *p, int64_t n, int64_t cores, int64_t ram, char *buf, size_t sz) {
+        const struct config_pool *cp = p->cpool;
+        if (cp->max_servers > 0 && n > cp->max_servers) return "request is larger than max-servers";
+        if (cp->max_cores > 0 && cores > cp->max_cores) return "request is larger than max-cores";
+        if (cp->max_ram > 0 && ram > cp->max_ram) return "request is larger than max-ram";
+        if (!uses_provider_quota(p)) return NULL;
+        struct prov *pv = p->prov;
+        refresh(pv, p->l);
+        if (!pv->limits_valid) return NULL; /* checked again once known */
+        const struct provider_limits *lim = &pv->limits;
+        const char *what = over(lim->max_instances, n + pv->unmanaged.servers)   ? "instances"
+                           : over(lim->max_cores, cores + pv->unmanaged.cores)   ? "cores"
+                           : over(lim->max_ram_mib, ram + pv->unmanaged.ram)     ? "ram"
+                                                                                 : NULL;
+        if (!what) return NULL;
+        snprintf(buf, sz, "request is larger than the provider's quota (%s)", what);
+        return buf;
+}
+
+const char *quota_tenant_check(struct launcher *l, const char *tenant, int64_t n, int64_t cores, int64_t ram,
+                               char *buf, size_t sz) {
+        if (!tenant) return NULL;
+        for (size_t i = 0; i < l->cfg->n_tenant_limits; i++) {
+                const struct config_tenant_limit *t = &l->cfg->tenant_limits[i];
+                if (strcmp(t->tenant_name, tenant) != 0) continue;
+                const struct usage *u = caches_usage_tenant(l, tenant);
+                const char *what = over(t->max_servers, u->servers + n) ? "max-servers"
+                                   : over(t->max_cores, u->cores + cores) ? "max-cores"
+                                   : over(t->max_ram, u->ram + ram)       ? "max-ram"
+                                                                          : NULL;
+                if (!what) return NULL;
+                snprintf(buf, sz, "tenant %s is at its %s limit (%" PRId64 " nodes, %" PRId64 " cores, %" PRId64
+                         " MiB in use)", tenant, what, u->servers, u->cores, u->ram);
+                return buf;
+        }
+        return NULL;
+}

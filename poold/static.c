@@ -1,0 +1,405 @@
+/* static.c — the static driver (protocol.md §2.5): nodes registered from config.
+ *
+ * DESIGN. static_nodes.h decides (a pure plan over config + cached nodes +
+ * scan results); this file applies it on every pass: REGISTER creates a READY
+ * znode (and puts it in the cache at once so the next plan sees the slot
+ * taken), UPDATE and DEREGISTER lock the node without waiting, re-read it and
+ * rewrite it (`deleting` for a deregistration: the delete pass then removes
+ * the znode without any cloud call). A host that needs a scan (ssh with
+ * host-key-checking: host keys; other connection types: a port check) gets
+ * one keyscan on the loop; its result is kept for a while (a failure only
+ * briefly, so a host that comes back is registered again) and the plan runs
+ * again when it arrives. A used node is deleted like any other and its slot,
+ * now free, is registered again as a new READY node — Nodepool's
+ * re-registration. Before a ready node is handed out, the host's port is
+ * checked (liveness, host-key-checking hosts only); a dead host's node is set
+ * `deleting`, its scan forgotten, and the request tries another node.
+ * A provider whose configuration changes gets a new struct prov (pool.c), so
+ * nothing here has to notice reloads. Everything runs on the loop thread. */
+#include <string.h>
+
+#include "alloc.h"
+#include "keyscan.h"
+#include "launcher.h"
+#include "log.h"
+#include "static_nodes.h"
+#include "zk_lock.h"
+
+#define SCAN_OK_TTL_MS 60000     /* a successful scan serves registrations this long */
+#define SCAN_FAIL_TTL_MS 3000    /* a failed one is retried after this */
+
+struct static_scan {
+        struct static_prov *st;
+        char *name, *username;
+        int64_t port;
+        struct keyscan *scan;   /* in flight, else NULL */
+        bool done;
+        int error;
+        char **keys;
+        uint64_t time_ms;
+};
+
+struct liveness {
+        struct static_prov *st;
+        char *node_id, *request_id;
+        size_t slot;
+        struct zk_lock *lock;
+        struct keyscan *scan;
+        char *name, *username;
+        int64_t port;
+        struct liveness *next;
+};
+
+struct static_prov {
+        struct launcher *l;
+        struct prov *pv;
+        struct static_scan **scans;
+        size_t n_scans;
+        struct liveness *checks;
+        struct smap warned;     /* plan warnings already logged */
+        bool identity_error_logged;
+};
+
+static void scan_free(struct static_scan *s) {
+        if (!s) return;
+        keyscan_cancel(s->scan);
+        keyscan_strv_free(s->keys);
+        free(s->name);
+        free(s->username);
+        free(s);
+}
+
+static void liveness_free(struct liveness *c) {
+        keyscan_cancel(c->scan);
+        if (c->lock) {
+                zk_lock_release_async(c->lock);
+                zk_lock_free(c->lock);
+        }
+        free(c->node_id);
+        free(c->request_id);
+        free(c->name);
+        free(c->username);
+        free(c);
+}
+
+void static_prov_free(struct static_prov *st) {
+        if (!st) return;
+        for (size_t i = 0; i < st->n_scans; i++) scan_free(st->scans[i]);
+        free(st->scans);
+        while (st->checks) {
+                struct liveness *c = st->checks;
+                st->checks = c->next;
+                liveness_free(c);
+        }
+        smap_clear(&st->warned, NULL);
+        free(st);
+}
+
+static const char *uname(const char *u) { return u ? u : "zuul"; }
+
+static struct static_scan *scan_find(struct static_prov *st, const char *name, const char *username, int64_t port) {
+        for (size_t i = 0; i < st->n_scans; i++) {
+                struct static_scan *s = st->scans[i];
+                if (s->port == port && strcmp(s->name, name) == 0 && strcmp(s->username, uname(username)) == 0)
+                        return s;
+        }
+        return NULL;
+}
+
+static void scan_forget(struct static_prov *st, const char *name, const char *username, int64_t port) {
+        for (size_t i = 0; i < st->n_scans; i++) {
+                struct static_scan *s = st->scans[i];
+                if (s->port != port || strcmp(s->name, name) != 0 || strcmp(s->username, uname(username)) != 0)
+                        continue;
+                scan_free(s);
+                st->scans[i] = st->scans[--st->n_scans];
+                return;
+        }
+}
+
+static void on_scan(int error, char **keys, const char *msg, void *ud) {
+        struct static_scan *s = ud;
+        s->scan = NULL;
+        s->done = true;
+        s->error = error;
+        s->keys = keys;
+        s->time_ms = loop_now_ms();
+        if (error < 0)
+                log_warning("static node %s:%lld (%s) failed its check: %s", s->name, (long long)s->port, s->username,
+                            msg ? msg : strerror(-error));
+        else
+                log_info("static node %s:%lld (%s) scanned: %zu host key(s)", s->name, (long long)s->port,
+                         s->username, model_strv_length(keys));
+        launcher_kick(s->st->l);
+}
+
+static void scan_start(struct static_prov *st, const struct config_static_node *h) {
+        if (scan_find(st, h->name, h->username, h->connection_port)) return;
+        struct static_scan *s = xnew(struct static_scan, 1);
+        s->st = st;
+        s->name = xstrdup(h->name);
+        s->username = xstrdup(uname(h->username));
+        s->port = h->connection_port;
+        st->scans = xrealloc(st->scans, (st->n_scans + 1) * sizeof *st->scans);
+        st->scans[st->n_scans++] = s;
+        uint64_t timeout = (uint64_t)(h->timeout > 0 ? h->timeout : 5) * 1000;
+        int r = keyscan_start(st->l->loop, h->name, (int)h->connection_port, timeout, h->connection_type, on_scan, s,
+                              &s->scan);
+        if (r < 0) {
+                s->done = true;
+                s->error = r;
+                s->time_ms = loop_now_ms();
+        }
+}
+
+/* Drop expired results (not in flight) so the plan asks for a new scan. */
+static void scans_expire(struct static_prov *st) {
+        uint64_t now = loop_now_ms();
+        for (size_t i = 0; i < st->n_scans;) {
+                struct static_scan *s = st->scans[i];
+                uint64_t ttl = s->error < 0 ? SCAN_FAIL_TTL_MS : SCAN_OK_TTL_MS;
+                if (s->done && now - s->time_ms >= ttl) {
+                        scan_free(s);
+                        st->scans[i] = st->scans[--st->n_scans];
+                        continue;
+                }
+                i++;
+        }
+}
+
+static void do_register(struct static_prov *st, struct static_nodes_action *a) {
+        struct launcher *l = st->l;
+        _cleanup_free_ char *data = NULL, *created = NULL;
+        size_t len;
+        if (node_to_json(a->node, &data, &len) < 0) return;
+        int r = zk_create(l->zk, LAUNCHER_NODE_ROOT "/", data, len, ZK_SEQUENCE | ZK_MAKEPATH, &created);
+        if (r < 0) {
+                log_warning_errno(r, "static node %s: cannot register: %m", a->host->name);
+                return;
+        }
+        const char *id = strrchr(created, '/') + 1;
+        struct node *n = TAKE_PTR(a->node);
+        model_set_str(&n->id, id);
+        log_info("static node %s registered as node %s (pool %s, slot %lld)", a->host->name, id, a->pool->name,
+                 (long long)a->slot);
+        /* In the cache at once: the next plan must see this slot taken. */
+        caches_node_store(l, id, n, 0);
+        launcher_kick(l);
+}
+
+/* Lock ID without waiting and re-read it: 0 with the lock, node and version set, or -errno. */
+static int lock_and_read(struct launcher *l, const char *id, struct zk_lock **ret_lock, struct node **ret_node,
+                         int32_t *ret_ver) {
+        _cleanup_free_ char *lpath = zkrec_node_lock_path(id);
+        struct zk_lock *lock = NULL;
+        if (zk_lock_try_new(l->zk, lpath, NULL, &lock) != 1) return -EBUSY;
+        int r = zkrec_node_read(l, id, ret_node, ret_ver);
+        if (r < 0) {
+                zk_lock_release_async(lock);
+                zk_lock_free(lock);
+                return r;
+        }
+        *ret_lock = lock;
+        return 0;
+}
+
+static void unlock(struct zk_lock *lock) {
+        zk_lock_release_async(lock);
+        zk_lock_free(lock);
+}
+
+static void do_update(struct static_prov *st, const struct static_nodes_action *a, const char *id) {
+        struct launcher *l = st->l;
+        struct zk_lock *lock = NULL;
+        struct node *n = NULL;
+        int32_t ver;
+        if (lock_and_read(l, id, &lock, &n, &ver) < 0) return;
+        if (n->state == NODE_STATE_READY && !n->allocated_to) {
+                static_nodes_apply_update(a, n);
+                int r = zkrec_node_write(l, n, ver);
+                if (r < 0) log_warning_errno(r, "static node %s: cannot update: %m", id);
+                else log_info("static node %s (%s) updated from the configuration", id, a->host->name);
+        }
+        node_free(n);
+        unlock(lock);
+}
+
+static void do_deregister(struct static_prov *st, const char *id, const char *why) {
+        struct launcher *l = st->l;
+        struct zk_lock *lock = NULL;
+        struct node *n = NULL;
+        int32_t ver;
+        if (lock_and_read(l, id, &lock, &n, &ver) < 0) return;
+        if (static_nodes_may_deregister(n, false)) {
+                node_set_state(n, NODE_STATE_DELETING);
+                int r = zkrec_node_write(l, n, ver);
+                if (r < 0) log_warning_errno(r, "static node %s: cannot deregister: %m", id);
+                else log_info("static node %s (%s) deregistered: %s", id, n->hostname ? n->hostname : "?", why);
+        }
+        node_free(n);
+        unlock(lock);
+}
+
+struct collect {
+        struct launcher *l;
+        const char *provider;
+        const struct node **nodes;
+        bool *locked;
+        const char **ids;
+        size_t n;
+};
+
+static void collect_fn(const char *key, void *value, void *ud) {
+        struct collect *c = ud;
+        const struct cnode *cn = value;
+        if (!cn->node->provider || strcmp(cn->node->provider, c->provider) != 0) return;
+        if (smap_get(&c->l->gone, key)) return;
+        c->nodes[c->n] = cn->node;
+        c->locked[c->n] = cn->lock_contenders > 0 || smap_get(&c->l->held, key);
+        c->ids[c->n] = key;
+        c->n++;
+}
+
+static void sync_prov(struct launcher *l, struct prov *pv) {
+        if (!pv->st) {
+                pv->st = xnew(struct static_prov, 1);
+                pv->st->l = l;
+                pv->st->pv = pv;
+        }
+        struct static_prov *st = pv->st;
+        scans_expire(st);
+        struct collect c = { .l = l, .provider = pv->name };
+        c.nodes = xnew(const struct node *, l->nodes.n + 1);
+        c.locked = xnew(bool, l->nodes.n + 1);
+        c.ids = xnew(const char *, l->nodes.n + 1);
+        smap_foreach(&l->nodes, collect_fn, &c);
+        struct static_nodes_scan *scans = xnew(struct static_nodes_scan, st->n_scans + 1);
+        size_t ns = 0;
+        for (size_t i = 0; i < st->n_scans; i++) {
+                const struct static_scan *s = st->scans[i];
+                if (!s->done) continue;
+                scans[ns++] = (struct static_nodes_scan){ .name = s->name, .username = s->username, .port = s->port,
+                                                          .error = s->error, .keys = s->keys };
+        }
+        _cleanup_(static_nodes_plan_freep) struct static_nodes_plan *plan = NULL;
+        _cleanup_free_ char *err = NULL;
+        int r = static_nodes_plan(pv->cp, c.nodes, c.locked, c.n, scans, ns, &plan, &err);
+        free(scans);
+        /* Copy the ids: applying the plan changes the cache. */
+        char **ids = xnew(char *, c.n + 1);
+        for (size_t i = 0; i < c.n; i++) ids[i] = xstrdup(c.ids[i]);
+        size_t n_ids = c.n;
+        free(c.nodes);
+        free(c.locked);
+        free(c.ids);
+        if (r < 0) {
+                if (!st->identity_error_logged) log_error("static provider %s: %s", pv->name, err ? err : strerror(-r));
+                st->identity_error_logged = true;
+        } else {
+                for (char **w = plan->warnings; *w; w++)
+                        if (!smap_get(&st->warned, *w)) {
+                                smap_put(&st->warned, *w, (void *)1);
+                                log_warning("static provider %s: %s", pv->name, *w);
+                        }
+                for (size_t i = 0; i < plan->n_actions; i++) {
+                        struct static_nodes_action *a = &plan->actions[i];
+                        if (a->needs_scan) {
+                                scan_start(st, a->host);
+                                continue;
+                        }
+                        switch (a->kind) {
+                        case STATIC_NODES_REGISTER:
+                                do_register(st, a);
+                                break;
+                        case STATIC_NODES_UPDATE:
+                                if (a->index < n_ids) do_update(st, a, ids[a->index]);
+                                break;
+                        case STATIC_NODES_DEREGISTER:
+                                if (a->index < n_ids) do_deregister(st, ids[a->index], "not (or no longer) configured");
+                                break;
+                        default:
+                                break;
+                        }
+                }
+        }
+        for (size_t i = 0; i < n_ids; i++) free(ids[i]);
+        free(ids);
+}
+
+void static_sync(struct launcher *l) {
+        if (!caches_synced(l)) return;
+        for (size_t i = 0; i < l->n_provs; i++) {
+                struct prov *pv = l->provs[i];
+                if (pv->is_static && !pv->retired && pv->cp) sync_prov(l, pv);
+        }
+}
+
+static void on_liveness(int error, char **keys, const char *msg, void *ud) {
+        struct liveness *c = ud;
+        struct static_prov *st = c->st;
+        struct launcher *l = st->l;
+        c->scan = NULL;
+        keyscan_strv_free(keys);
+        for (struct liveness **pp = &st->checks; *pp; pp = &(*pp)->next)
+                if (*pp == c) {
+                        *pp = c->next;
+                        break;
+                }
+        if (error >= 0) {
+                request_slot_done(l, c->request_id, c->slot, 0, TAKE_PTR(c->lock));
+                liveness_free(c);
+                return;
+        }
+        log_warning("static node %s (%s:%lld) failed its liveness check: %s; deregistering it", c->node_id, c->name,
+                    (long long)c->port, msg ? msg : strerror(-error));
+        struct node *n = NULL;
+        int32_t ver;
+        if (zkrec_node_read(l, c->node_id, &n, &ver) >= 0) {
+                node_set_state(n, NODE_STATE_DELETING);
+                int r = zkrec_node_write(l, n, ver);
+                if (r < 0) log_warning_errno(r, "static node %s: cannot set deleting: %m", c->node_id);
+                node_free(n);
+        }
+        /* Register the host again only after a new successful scan. */
+        scan_forget(st, c->name, c->username, c->port);
+        unlock(TAKE_PTR(c->lock));
+        request_slot_done(l, c->request_id, c->slot, -EAGAIN, NULL);
+        liveness_free(c);
+}
+
+int static_check_liveness(struct pool *p, const char *id, struct zk_lock *lock, const char *request_id,
+                          size_t slot) {
+        struct launcher *l = p->l;
+        const struct cnode *cn = smap_get(&l->nodes, id);
+        if (!cn || !p->cpool || !p->prov->st) return 0;
+        const struct node *n = cn->node;
+        const struct config_static_node *h = NULL;
+        for (size_t i = 0; i < p->cpool->n_nodes && !h; i++) {
+                const struct config_static_node *c = &p->cpool->nodes[i];
+                if (n->hostname && strcmp(c->name, n->hostname) == 0 && strcmp(uname(c->username), uname(n->username)) == 0 &&
+                    c->connection_port == n->connection_port)
+                        h = c;
+        }
+        /* Nodepool checks only hosts with host-key-checking, with a bare TCP connect. */
+        if (!h || !h->host_key_checking) return 0;
+        struct liveness *c = xnew(struct liveness, 1);
+        c->st = p->prov->st;
+        c->node_id = xstrdup(id);
+        c->request_id = xstrdup(request_id);
+        c->slot = slot;
+        c->name = xstrdup(h->name);
+        c->username = xstrdup(uname(h->username));
+        c->port = h->connection_port;
+        uint64_t timeout = (uint64_t)(h->timeout > 0 ? h->timeout : 5) * 1000;
+        /* A connection type that gathers no keys makes keyscan a port check. */
+        int r = keyscan_start(l->loop, h->name, (int)h->connection_port, timeout, "tcp-port", on_liveness, c, &c->scan);
+        if (r < 0) {
+                c->lock = NULL;
+                liveness_free(c);
+                return 0;
+        }
+        c->lock = lock;
+        c->next = c->st->checks;
+        c->st->checks = c;
+        return 1;
+}

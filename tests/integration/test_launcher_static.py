@@ -1,0 +1,166 @@
+"""The static driver (protocol.md §2.5) with real sshd servers on loopback ports, through the Zuul-like client."""
+import os
+import signal
+
+import pytest
+import yaml
+
+from launcher_fixture import LauncherProcess, launcher  # noqa: F401  (fixture)
+from sshd import SshServer
+from zuul_client import ZuulClient
+
+PROV = "static-prov"
+
+
+@pytest.fixture
+def sshds():
+    servers = []
+
+    def make(port=None):
+        s = SshServer(port=port).start()
+        servers.append(s)
+        return s
+    yield make
+    for s in servers:
+        s.cleanup()
+
+
+def static_config(lp, nodes, extra_pool=None):
+    pool = {"name": "main", "nodes": nodes}
+    pool.update(extra_pool or {})
+    labels = sorted({lab for n in nodes for lab in n["labels"]} | {"nowhere"})
+    return {"zookeeper-servers": [{"host": "127.0.0.1", "port": lp.zk_server.port, "chroot": lp.chroot}],
+            "zookeeper-timeout": 5.0,
+            "labels": [{"name": n} for n in labels],
+            "providers": [{"name": PROV, "driver": "static", "pools": [pool]}]}
+
+
+def host(sshd, labels, **kw):
+    h = {"name": "127.0.0.1", "labels": labels, "connection-port": sshd.port, "timeout": 2}
+    h.update(kw)
+    return h
+
+
+def write(lp, cfg):
+    with open(lp.config_path + ".tmp", "w") as f:
+        yaml.safe_dump(cfg, f, sort_keys=False)
+    os.replace(lp.config_path + ".tmp", lp.config_path)
+
+
+def ready(lp, port=None):
+    return {k: v for k, v in lp.nodes().items()
+            if v["state"] == "ready" and (port is None or v["connection_port"] == port)}
+
+
+def test_nodes_registered_with_scanned_host_keys_and_reregistered_after_use(launcher, sshds):
+    a, b = sshds(), sshds()
+    write(launcher, static_config(launcher, [host(a, ["small"], **{"max-parallel-jobs": 2}),
+                                             host(b, ["big"], **{"python-path": "/usr/bin/python3",
+                                                                  "shell-type": "bash", "username": "ci"})]))
+    launcher.start()
+    launcher.wait_for(lambda: len(ready(launcher)) == 3, 15, "three static nodes")
+    na = ready(launcher, a.port)
+    assert len(na) == 2 and sorted(v["slot"] for v in na.values()) == [0, 1]
+    for v in na.values():
+        assert sorted(v["host_keys"]) == sorted(a.host_keys())
+        assert v["provider"] == PROV and v["type"] == ["small"] and v["interface_ip"] == "127.0.0.1"
+    (nb,) = ready(launcher, b.port).values()
+    assert sorted(nb["host_keys"]) == sorted(b.host_keys())
+    assert nb["username"] == "ci" and nb["python_path"] == "/usr/bin/python3" and nb["shell_type"] == "bash"
+    comp = launcher.components("pool")[0]
+    assert sorted(comp["supported_labels"]) == ["big", "small"]
+
+    zc = ZuulClient(launcher.kazoo)
+    req_id, req, nodes = zc.run_job(["big"], timeout=15)
+    used = req["nodes"][0]
+    assert nodes[0][1]["connection_port"] == b.port
+    # the used node goes; the host is registered again as a new ready node (not deleted anywhere else)
+    launcher.wait_for(lambda: used not in launcher.nodes() and len(ready(launcher, b.port)) == 1, 15,
+                      "re-registered")
+    assert used not in ready(launcher, b.port)
+
+
+def test_label_no_static_node_has_is_declined(launcher, sshds):
+    a = sshds()
+    write(launcher, static_config(launcher, [host(a, ["small"])]))
+    launcher.start()
+    launcher.wait_for(lambda: ready(launcher), 15, "static node")
+    zc = ZuulClient(launcher.kazoo)
+    req_id = zc.submit(["nowhere"])
+    req = zc.wait(req_id, timeout=10)
+    assert req["state"] == "failed" and len(req["declined_by"]) == 1, req
+
+
+def test_request_waits_for_a_busy_static_node_then_gets_it(launcher, sshds):
+    a = sshds()
+    write(launcher, static_config(launcher, [host(a, ["small"])]))
+    launcher.start()
+    launcher.wait_for(lambda: ready(launcher), 15, "static node")
+    zc = ZuulClient(launcher.kazoo)
+    r1 = zc.submit(["small"])
+    nodes1 = zc.accept_nodes(r1, zc.wait(r1))
+    r2 = zc.submit(["small"])
+    launcher.wait_for(lambda: (zc.get_request(r2) or {}).get("state") == "pending", 10, "second pending")
+    assert not launcher.components("pool")[0]["paused"]   # static pools never pause
+    zc.use_nodes(nodes1)
+    zc.return_nodes(nodes1)
+    req2 = zc.wait(r2, timeout=15)
+    assert req2["state"] == "fulfilled" and req2["nodes"] != [nodes1[0][0]]
+    zc.return_nodes(zc.accept_nodes(r2, req2))
+
+
+def test_node_dropped_from_config_removed_but_not_while_in_use(launcher, sshds):
+    a, b = sshds(), sshds()
+    write(launcher, static_config(launcher, [host(a, ["small"]), host(b, ["big"])]))
+    launcher.start()
+    launcher.wait_for(lambda: len(ready(launcher)) == 2, 15, "two static nodes")
+    zc = ZuulClient(launcher.kazoo)
+    rb = zc.submit(["big"])
+    nodes_b = zc.accept_nodes(rb, zc.wait(rb))
+    (nid_b, _, _), = nodes_b
+    zc.use_nodes(nodes_b)
+    (nid_a,) = ready(launcher, a.port)
+    write(launcher, static_config(launcher, []))   # both hosts dropped
+    launcher.wait_for(lambda: nid_a not in launcher.nodes(), 15, "unused node removed")
+    assert launcher.nodes()[nid_b]["state"] == "in-use"   # in use: left alone
+    zc.return_nodes(nodes_b)
+    launcher.wait_for(lambda: not launcher.nodes(), 15, "used node removed, not re-registered")
+
+
+def test_configured_host_key_mismatch_is_not_registered(launcher, sshds):
+    a, b = sshds(), sshds()
+    write(launcher, static_config(launcher, [host(a, ["small"], **{"host-key": b.host_keys()[0]}),
+                                             host(b, ["big"], **{"host-key": b.host_keys()[0]})]))
+    launcher.start()
+    launcher.wait_for(lambda: ready(launcher, b.port), 15, "matching host registered")
+    launcher.wait_for(lambda: "host key mismatch" in launcher.log_text(), 15, "mismatch reported")
+    assert not ready(launcher, a.port)
+
+
+def test_host_key_checking_false_uses_configured_keys_without_scanning(launcher, sshds):
+    write(launcher, static_config(launcher, [{"name": "127.0.0.1", "labels": ["small"], "connection-port": 1,
+                                              "host-key-checking": False, "host-key": "ssh-ed25519 AAAAtest"}]))
+    launcher.start()
+    (n,) = launcher.wait_for(lambda: list(ready(launcher).values()), 15, "registered without a scan")
+    assert n["host_keys"] == ["ssh-ed25519 AAAAtest"]
+    # and handed out without a liveness check (nothing listens on port 1)
+    zc = ZuulClient(launcher.kazoo)
+    zc.run_job(["small"], timeout=10)
+
+
+def test_dead_host_fails_liveness_check_request_waits_until_it_is_back(launcher, sshds):
+    a = sshds()
+    write(launcher, static_config(launcher, [host(a, ["small"])]))
+    launcher.start()
+    (nid,) = launcher.wait_for(lambda: list(ready(launcher)), 15, "static node")
+    port = a.port
+    a.stop()
+    zc = ZuulClient(launcher.kazoo)
+    r = zc.submit(["small"])
+    launcher.wait_for(lambda: "failed its liveness check" in launcher.log_text(), 15, "liveness failure")
+    launcher.wait_for(lambda: nid not in launcher.nodes(), 15, "dead node deregistered")
+    assert zc.get_request(r)["state"] == "pending"
+    sshds(port=port)   # the host comes back (new host keys)
+    req = zc.wait(r, timeout=25)
+    assert req["state"] == "fulfilled" and req["nodes"][0] != nid
+    zc.return_nodes(zc.accept_nodes(r, req))
