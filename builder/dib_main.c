@@ -681,30 +681,51 @@ static int run_stages(struct dib_build *b, char **errmsg) {
 
 /* ---- outputs ----------------------------------------------------------------- */
 
-static int checksum(const char *prog, const char *file, const char *ext, char **errmsg) {
-        _cleanup_(cmd_freep) struct cmd *c = cmd_new(prog);
-        cmd_args(c, "--", file, NULL);
-        cmd_capture_output(c, 64 * 1024);
-        struct cmd_status st;
-        int r = cmd_run(c, &st);
-        if (r < 0 || !cmd_status_success(&st)) {
-                *errmsg = xasprintf("%s %s failed: %s", prog, file, r < 0 ? strerror(-r) : dbuf_str(cmd_stderr(c)));
-                return r < 0 ? r : -EIO;
+/* md5sum and sha256sum of file, run side by side (the file is read once
+ * from disk, then from the page cache), written as <file>.md5 / .sha256. */
+static int checksums(const char *file, char **errmsg) {
+        static const char *const progs[2] = { "md5sum", "sha256sum" };
+        static const char *const exts[2] = { "md5", "sha256" };
+        struct cmd *c[2] = {};
+        int r = 0;
+        for (size_t i = 0; i < 2; i++) {
+                c[i] = cmd_new(progs[i]);
+                cmd_args(c[i], "--", file, NULL);
+                cmd_capture_output(c[i], 64 * 1024);
         }
-        const char *out = dbuf_str(cmd_stdout(c));
-        _cleanup_free_ char *hex = xstrndup(out, strcspn(out, " \n"));
-        _cleanup_free_ char *line = build_checksum_line(hex, file);
-        if (!line) {
-                *errmsg = xasprintf("%s printed no digest for %s", prog, file);
-                return -EIO;
+        for (size_t i = 0; i < 2 && r == 0; i++) {
+                r = cmd_start(c[i]);
+                if (r < 0) *errmsg = xasprintf("%s: cannot run: %s", progs[i], strerror(-r));
         }
-        _cleanup_free_ char *path = xasprintf("%s.%s", file, ext);
-        _cleanup_free_ char *tmp = xasprintf("%s.tmp", path);
-        r = write_file(tmp, line, 0644, errmsg);
-        if (r == 0 && rename(tmp, path) < 0) {
-                r = negative_errno();
-                *errmsg = xasprintf("%s: %s", path, strerror(-r));
+        for (size_t i = 0; i < 2; i++) {
+                struct cmd_status st;
+                if (cmd_get_pid(c[i]) <= 0) continue;
+                int k = cmd_finish(c[i], &st);
+                if (r < 0) continue;
+                if (k < 0 || !cmd_status_success(&st)) {
+                        *errmsg = xasprintf("%s %s failed: %s", progs[i], file,
+                                            k < 0 ? strerror(-k) : dbuf_str(cmd_stderr(c[i])));
+                        r = k < 0 ? k : -EIO;
+                        continue;
+                }
+                const char *out = dbuf_str(cmd_stdout(c[i]));
+                _cleanup_free_ char *hex = xstrndup(out, strcspn(out, " \n"));
+                _cleanup_free_ char *line = build_checksum_line(hex, file);
+                if (!line) {
+                        *errmsg = xasprintf("%s printed no digest for %s", progs[i], file);
+                        r = -EIO;
+                        continue;
+                }
+                _cleanup_free_ char *path = xasprintf("%s.%s", file, exts[i]);
+                _cleanup_free_ char *tmp = xasprintf("%s.tmp", path);
+                r = write_file(tmp, line, 0644, errmsg);
+                if (r == 0 && rename(tmp, path) < 0) {
+                        r = negative_errno();
+                        *errmsg = xasprintf("%s: %s", path, strerror(-r));
+                }
         }
+        for (size_t i = 0; i < 2; i++)
+                cmd_free(c[i]);
         return r;
 }
 
@@ -748,9 +769,8 @@ static int write_outputs(struct dib_build *b, char **errmsg) {
                 long long used = stat(out, &sb) == 0 ? (long long)sb.st_blocks * 512 / (1024 * 1024) : -1;
                 say("wrote %s (%lld MiB on disk) in %.1f s", out, used, elapsed(&t));
                 if (b->opts.checksum) {
-                        if ((r = checksum("md5sum", out, "md5", errmsg)) < 0 ||
-                            (r = checksum("sha256sum", out, "sha256", errmsg)) < 0)
-                                return r;
+                        r = checksums(out, errmsg);
+                        if (r < 0) return r;
                         say("wrote %s.md5 and %s.sha256", out, out);
                 }
         }
