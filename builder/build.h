@@ -179,6 +179,9 @@ int build_cache_publish(const char *dir, const char *key, const char *disk_name)
 /* The backing file name recorded in the qcow2 header of path ("" when none):
  * 0 and *ret (caller frees), -EBADMSG if path is not a qcow2 file, -errno. */
 int build_qcow2_backing(const char *path, char **ret);
+/* Remove temporary files a killed build left for key ("<key>*.tmp"); call
+ * with key's lock held. */
+void build_cache_remove_tmp(const char *dir, const char *key);
 /* Take the exclusive lock of key's entry (blocks; says so on stdout when it
  * has to wait). Returns 0 and *ret_fd (close to release) or -errno. */
 int build_cache_lock(const char *dir, const char *key, int *ret_fd);

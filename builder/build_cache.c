@@ -5,6 +5,7 @@
  * flock and the loser finds the winner's entry. Disks are qcow2 backing
  * chains inside the directory; each disk file has a unique name, so an
  * entry is usable exactly when every file of its chain is still there. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -154,4 +155,18 @@ int build_cache_lock(const char *dir, const char *key, int *ret_fd) {
         }
         *ret_fd = fd;
         return 0;
+}
+
+void build_cache_remove_tmp(const char *dir, const char *key) {
+        DIR *d = opendir(dir);
+        if (!d) return;
+        size_t kl = strlen(key);
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                size_t n = strlen(de->d_name);
+                if (strncmp(de->d_name, key, kl) != 0 || n < 4 || strcmp(de->d_name + n - 4, ".tmp") != 0) continue;
+                _cleanup_free_ char *p = xasprintf("%s/%s", dir, de->d_name);
+                (void)unlink(p);
+        }
+        closedir(d);
 }

@@ -100,11 +100,28 @@ _printf_(1, 2) static void say(const char *fmt, ...) {
 
 /* ---- helpers ---------------------------------------------------------------- */
 
+/* Process group of the child running now: cmd.h puts each child in its own
+ * group, so a SIGTERM to ours (the daemon's build-timeout) must be passed on.
+ * The one static of this module, for the signal handler. */
+static volatile sig_atomic_t current_child_pgid;
+
+static void on_term(int sig) {
+        pid_t pg = current_child_pgid;
+        if (pg > 0) kill(-pg, SIGTERM);
+        signal(sig, SIG_DFL);
+        raise(sig);
+}
+
 static int run_cmd(struct cmd *c, const char *what, char **errmsg) {
         struct cmd_status st;
         fflush(stdout);
         cmd_set_log_fd(c, STDOUT_FILENO);
-        int r = cmd_run(c, &st);
+        int r = cmd_start(c);
+        if (r == 0) {
+                current_child_pgid = cmd_get_pid(c);
+                r = cmd_finish(c, &st);
+                current_child_pgid = 0;
+        }
         if (r < 0) {
                 *errmsg = xasprintf("%s: cannot run: %s", what, strerror(-r));
                 return r;
@@ -669,6 +686,7 @@ static int run_stages(struct dib_build *b, char **errmsg) {
                         say("stage %zu [%s]: cache hit (built by a concurrent build)", i, ph);
                         continue;
                 }
+                build_cache_remove_tmp(b->cache_dir, st->key); /* a killed build's leftovers; we hold the lock */
                 struct timespec t;
                 clock_gettime(CLOCK_MONOTONIC, &t);
                 say("stage %zu [%s]: cache miss, building", i, ph);
@@ -795,6 +813,9 @@ int dib_main(int argc, char **argv) {
                 return 0;
         }
         log_setup("disk-image-create", LOG_LEVEL_INFO);
+        signal(SIGTERM, on_term);
+        signal(SIGINT, on_term);
+        signal(SIGHUP, on_term);
         /* libguestfs reads these from our environment. */
         setenv("LIBGUESTFS_BACKEND", getenv("LIBGUESTFS_BACKEND") ? getenv("LIBGUESTFS_BACKEND") : "direct", 1);
         if (b.opts.image_size) setenv("DIB_IMAGE_SIZE", b.opts.image_size, 1); /* hooks and keys see it */

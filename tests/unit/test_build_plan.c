@@ -521,6 +521,29 @@ static void test_cache_first_missing_follows_backing_chain(void **state) {
         free(dir);
 }
 
+/* Leftovers of a killed build for one key go; other keys' files and finished entries stay. */
+static void test_cache_remove_tmp_only_that_keys_temporaries(void **state) {
+        char *dir = mktree();
+        put(dir, "aaaa-0123.qcow2.tmp", "x", 0644);
+        put(dir, "aaaa.tar.tmp", "x", 0644);
+        put(dir, "aaaa.disk", "aaaa-0123.qcow2\n", 0644);
+        put(dir, "aaaa-0123.qcow2", "x", 0644);
+        put(dir, "bbbb-0123.qcow2.tmp", "x", 0644);
+        build_cache_remove_tmp(dir, "aaaa");
+        const char *gone[] = { "aaaa-0123.qcow2.tmp", "aaaa.tar.tmp", NULL };
+        const char *kept[] = { "aaaa.disk", "aaaa-0123.qcow2", "bbbb-0123.qcow2.tmp", NULL };
+        for (size_t i = 0; gone[i]; i++) {
+                _cleanup_free_ char *p = xasprintf("%s/%s", dir, gone[i]);
+                assert_int_equal(access(p, F_OK), -1);
+        }
+        for (size_t i = 0; kept[i]; i++) {
+                _cleanup_free_ char *p = xasprintf("%s/%s", dir, kept[i]);
+                assert_int_equal(access(p, F_OK), 0);
+        }
+        rm_rf(dir);
+        free(dir);
+}
+
 /* The per-key lock excludes a second holder (another open file description). */
 static void test_cache_lock_is_exclusive(void **state) {
         char *dir = mktree();
@@ -550,6 +573,7 @@ int main(void) {
                 cmocka_unit_test(test_shell_quote_round_trip),
                 cmocka_unit_test(test_qcow2_backing_from_real_qemu_img),
                 cmocka_unit_test(test_cache_first_missing_follows_backing_chain),
+                cmocka_unit_test(test_cache_remove_tmp_only_that_keys_temporaries),
                 cmocka_unit_test(test_cache_lock_is_exclusive),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
