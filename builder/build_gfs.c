@@ -163,6 +163,14 @@ int build_gfs_run(struct build_gfs *gfs, const char *script, char **errmsg) {
         }
         gfs->copying = false;
         if (!out) return gfs_error(gfs, script, errmsg);
+        /* What did not reach the console (an image without /dev) comes back here. */
+        gfs->copying = true;
+        for (char *p = out, *nl; *p; p = nl + 1) {
+                nl = strchrnul(p, '\n');
+                emit_line(gfs, p, (size_t)(nl - p));
+                if (!*nl) break;
+        }
+        gfs->copying = false;
         free(out);
         return 0;
 }

@@ -497,8 +497,8 @@ static int run_inside(struct dib_build *b, struct build_gfs *gfs, enum dib_phase
         say("running %s in the image", phase);
         r = build_gfs_run(gfs, "/tmp/poold-wrap.sh", errmsg);
         if (r < 0) {
-                free(*errmsg);
-                *errmsg = xasprintf("%s failed in the image (see the hook output above)", phase);
+                _cleanup_free_ char *detail = TAKE_PTR(*errmsg);
+                *errmsg = xasprintf("%s failed in the image (see the hook output above): %s", phase, detail);
                 return r;
         }
         build_gfs_rm_rf(gfs, IN_TARGET_DIR);
