@@ -90,7 +90,8 @@ int build_gfs_open(const char *disk_path, bool trace, struct build_gfs **ret, ch
         if (guestfs_set_event_callback(gfs->g, on_appliance, GUESTFS_EVENT_APPLIANCE, 0, gfs) < 0 ||
             guestfs_set_network(gfs->g, 1) < 0 ||
             guestfs_add_drive_opts(gfs->g, disk_path, GUESTFS_ADD_DRIVE_OPTS_FORMAT, "qcow2",
-                                   GUESTFS_ADD_DRIVE_OPTS_CACHEMODE, "unsafe", -1) < 0) {
+                                   GUESTFS_ADD_DRIVE_OPTS_CACHEMODE, "unsafe", GUESTFS_ADD_DRIVE_OPTS_DISCARD,
+                                   "besteffort", -1) < 0) {
                 int r = gfs_error(gfs, "libguestfs setup", errmsg);
                 build_gfs_free(gfs);
                 return r;
@@ -181,6 +182,9 @@ void build_gfs_rm_rf(struct build_gfs *gfs, const char *path) {
 
 int build_gfs_close(struct build_gfs *gfs, char **errmsg) {
         int r = 0;
+        /* Give deleted files' blocks back: the qcow2 (cache entry and outputs)
+         * then holds only live data. Best effort: not every fs/qemu can. */
+        if (gfs->mounted) (void)guestfs_fstrim(gfs->g, "/", -1);
         if (gfs->mounted && guestfs_umount_all(gfs->g) < 0) r = gfs_error(gfs, "unmounting the image", errmsg);
         if (r == 0 && guestfs_shutdown(gfs->g) < 0) r = gfs_error(gfs, "stopping the appliance", errmsg);
         build_gfs_free(gfs);

@@ -64,7 +64,6 @@ def run_build(outdir, name="node", formats=("qcow2", "raw"), elements=DEFAULT_EL
     _, pub = stable_keypair()
     env = dict(os.environ)
     env.update({
-        "DIB_RELEASE": "bookworm",
         "DIB_IMAGE_NAME": name,
         "DIB_DEV_USER_AUTHORIZED_KEYS": pub,
         "POOLD_STAGE_CACHE": stage_cache,
