@@ -14,7 +14,6 @@ Cost: three libguestfs appliance launches, ~2-3 min under TCG.
 """
 import os
 import shutil
-import stat
 import subprocess
 import textwrap
 
@@ -82,19 +81,23 @@ def tiny(tmp_path_factory):
     return root
 
 
-def build(root, name, elements_path, cache):
+def build(root, name, elements_path, cache, formats="qcow2"):
     env = dict(os.environ, ELEMENTS_PATH=elements_path, POOLD_STAGE_CACHE=str(cache), DIB_RELEASE="tinyrel",
                DIB_TINY_SETTING="on", LIBGUESTFS_BACKEND="direct")
     out = str(root / name)
-    proc = subprocess.run([program("poold-builder"), "disk-image-create", "-t", "qcow2", "-o", out, "tiny-os"],
+    proc = subprocess.run([program("poold-builder"), "disk-image-create", "-t", formats, "-o", out, "tiny-os"],
                           env=env, capture_output=True, text=True, timeout=1800)
     return proc, out
 
 
 def test_tiny_image_hooks_see_phase_outputs_then_failure_keeps_cache_clean(tiny):
     cache = tiny / "cache"
-    proc, out = build(tiny, "ok", str(tiny / "elements"), cache)
+    proc, out = build(tiny, "ok", str(tiny / "elements"), cache, formats="qcow2,vhd,vmdk")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr
+    # every format qemu-img writes for us is what its name says
+    for ext, fmt in (("qcow2", "qcow2"), ("vhd", "vpc"), ("vmdk", "vmdk")):
+        info = subprocess.run(["qemu-img", "info", out + "." + ext], capture_output=True, text=True, check=True)
+        assert "file format: %s" % fmt in info.stdout, info.stdout
     log = proc.stdout
     for phase in ("root.d", "extra-data.d", "install.d", "finalise.d"):
         assert "running %s" % phase in log, log
