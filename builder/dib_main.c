@@ -449,7 +449,24 @@ static char *inside_env(struct dib_build *b, const char *device) {
         _cleanup_free_ char *qd = build_shell_quote(device);
         if (dbuf_addf(&d, "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
                           "export HOME=/root\nunset TMPDIR\nexport IMAGE_BLOCK_DEVICE=%s\n",
-                      qd) < 0)
+                      qd) < 0 ||
+            /* libguestfs's device names are its own: the appliance kernel may
+             * call the image's disk sdb (SCSI scan order). The disk under the
+             * mounted root is the one hooks must use (grub-install). */
+            dbuf_adds(&d, "poold_root_disk() {\n"
+                          "  local id pid majmin r mnt rest p\n"
+                          "  while read -r id pid majmin r mnt rest; do\n"
+                          "    [ \"$mnt\" = / ] || continue\n"
+                          "    p=$(readlink -f \"/sys/dev/block/$majmin\") || return 1\n"
+                          "    [ -e \"$p/partition\" ] && p=${p%/*}\n"
+                          "    [ -b \"/dev/${p##*/}\" ] || return 1\n"
+                          "    echo \"/dev/${p##*/}\"\n"
+                          "    return 0\n"
+                          "  done < /proc/self/mountinfo\n"
+                          "  return 1\n"
+                          "}\n"
+                          "if d=$(poold_root_disk 2>/dev/null); then export IMAGE_BLOCK_DEVICE=$d; fi\n"
+                          "unset -f poold_root_disk; unset d\n") < 0)
                 abort();
         return dbuf_take(&d, NULL);
 }

@@ -54,6 +54,8 @@ CHECK_HOOK = textwrap.dedent("""\
     test "$(cat /etc/from-extra-data)" = "from extra-data"
     test "$(cat /tmp/in_target.d/tiny-handover)" = "handed over"
     test -b "$IMAGE_BLOCK_DEVICE"
+    # ...and it is the image's disk (partitioned), not the appliance's own (which is not)
+    test -d "/sys/block/${IMAGE_BLOCK_DEVICE##*/}/${IMAGE_BLOCK_DEVICE##*/}1"
     test "$DIB_RELEASE" = tinyrel
     test "$DIB_TINY_SETTING" = on
     test -n "$IMAGE_ELEMENT" -a -n "$TMP_HOOKS_PATH"
@@ -95,9 +97,18 @@ def test_tiny_image_hooks_see_phase_outputs_then_failure_keeps_cache_clean(tiny)
     proc, out = build(tiny, "ok", str(tiny / "elements"), cache, formats="qcow2,vhd,vmdk")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr
     # every format qemu-img writes for us is what its name says
-    for ext, fmt in (("qcow2", "qcow2"), ("vhd", "vpc"), ("vmdk", "vmdk")):
+    for ext, fmt in (("qcow2", "qcow2"), ("vmdk", "vmdk")):
         info = subprocess.run(["qemu-img", "info", out + "." + ext], capture_output=True, text=True, check=True)
         assert "file format: %s" % fmt in info.stdout, info.stdout
+    # a fixed VHD is the raw disk plus a 512-byte footer (qemu-img probes it as raw):
+    # "conectix" cookie, disk type 2 = fixed, current size = the disk size
+    with open(out + ".vhd", "rb") as f:
+        f.seek(-512, os.SEEK_END)
+        footer = f.read(512)
+        size = f.tell() - 512
+    assert footer[:8] == b"conectix"
+    assert int.from_bytes(footer[60:64], "big") == 2
+    assert int.from_bytes(footer[48:56], "big") == size == 2 * 1024 ** 3
     log = proc.stdout
     for phase in ("root.d", "extra-data.d", "install.d", "finalise.d"):
         assert "running %s" % phase in log, log
