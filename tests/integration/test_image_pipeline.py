@@ -21,7 +21,7 @@ import pytest
 
 from harness import program
 
-TOOLS = ["/bin/bash", "/bin/cat", "/bin/chmod", "/bin/rm", "/bin/mkdir", "/bin/ls", "/bin/test"]
+TOOLS = ["/bin/bash", "/bin/cat", "/bin/chmod", "/bin/rm", "/bin/mkdir", "/bin/ls", "/bin/test", "/bin/readlink"]
 
 ROOT_D = textwrap.dedent("""\
     #!/bin/bash
@@ -50,6 +50,7 @@ CHECK_HOOK = textwrap.dedent("""\
     #!/bin/bash
     # Inside: everything the earlier phases promised is here.
     set -eu
+    trap 'echo "check failed: $BASH_COMMAND"' ERR
     test "$(cat /etc/tiny-release)" = tiny
     test "$(cat /etc/from-extra-data)" = "from extra-data"
     test "$(cat /tmp/in_target.d/tiny-handover)" = "handed over"
