@@ -12,11 +12,13 @@ a bootable node image (end-to-end launcher tests) can use it: the image has
 user `zuul` (key pair: built_image.private_key) with passwordless sudo, sshd
 on port 22, DHCP on the first NIC, a serial console on ttyS0.
 
-What it costs (2 shared cores, QEMU in TCG, measured): with an empty cache
-about 11-15 minutes — debootstrap ~2.5 min, the install.d appliance (kernel,
-GRUB, openssh-server, sudo, cloud-guest-utils installed by apt in the emulated
-appliance) most of the rest, finalise.d ~1.5 min; with a warm cache about
-20-30 s (qemu-img convert of qcow2 and a 2 GiB raw, plus checksums).
+What it costs (2 shared cores under load, QEMU in TCG, measured): with an
+empty cache 11.5 min — root.d (debootstrap + apt-get update on the host)
+~3 min, the install.d appliance ~7 min (launch 15-60 s, base tree copied in
+~1 min, apt installing kernel, GRUB, openssh-server, sudo, cloud-guest-utils
+in the emulated appliance ~5-6 min), finalise.d (GRUB) ~1 min; with a warm
+cache ~20-25 s (qemu-img convert to qcow2 and a 2 GiB raw, checksums).
+The cache holds ~1.2 GB for this image.
 """
 import os
 import subprocess

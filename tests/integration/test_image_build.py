@@ -2,11 +2,12 @@
 elements, inspected with libguestfs; the stage cache on an unchanged rebuild
 and after a change in one late element.
 
-Cost: the session's first build is 11-15 min with an empty stage cache (see
-image_fixture.py), ~30 s with a warm one; test_late_element_change_* adds one
-appliance run (~1.5 min) the first time its changed stage is built on a
-machine, seconds afterwards (the changed element is deterministic, so its
-stage is cached too). Inspection launches one libguestfs appliance (~30 s).
+Cost (measured, 2 shared cores, TCG): the session's first build is ~11.5 min
+with an empty stage cache (see image_fixture.py), ~20-70 s with a warm one;
+the unchanged rebuild ~24 s; test_late_element_change_* ~70 s the first time
+its changed finalise.d stage is built on a machine, seconds afterwards (the
+changed element is deterministic, so its stage is cached too). Inspection
+launches one libguestfs appliance (~20 s). Whole file: ~14 min cold, ~3 min warm.
 """
 import hashlib
 import json
