@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "alloc.h"
+#include "build.h"
 #include "builder.h"
 #include "bw.h"
 #include "component.h"
@@ -212,6 +213,7 @@ static void teardown(void) {
 }
 
 int main(int argc, char **argv) {
+        if (argc > 1 && strcmp(argv[1], "disk-image-create") == 0) return dib_main(argc - 1, argv + 1);
         if (parse_args(argc, argv) < 0) return 2;
         log_setup("poold-builder", B.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
 
