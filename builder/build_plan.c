@@ -165,10 +165,11 @@ char **build_key_env(const char *const *envp) {
                 if (!eq || strncmp(e, "DIB_", 4) != 0) continue;
                 _cleanup_free_ char *key = xstrndup(e, (size_t)(eq - e));
                 if (dib_strv_contains(key_env_excluded, key)) continue;
-                l[n++] = xstrdup(e);
-
+                /* A file-valued variable counts by what the files hold, not
+                 * where they are: the same key file in another directory
+                 * (another state dir, another builder) is the same input. */
                 _cleanup_free_ char *digests = file_digests(eq + 1);
-                if (digests) l[n++] = xasprintf("%s#sha256=%s", key, digests);
+                l[n++] = digests ? xasprintf("%s#sha256=%s", key, digests) : xstrdup(e);
         }
         qsort(l, n, sizeof(char *), cmp_strp);
         return l;

@@ -67,6 +67,10 @@ def run_build(outdir, name="node", formats=("qcow2", "raw"), elements=DEFAULT_EL
     env = dict(os.environ)
     env.update({
         "DIB_IMAGE_NAME": name,
+        # As poold-builder runs it for etc/poold-local.yaml (release: bookworm,
+        # username: zuul), so the end-to-end test reuses these cached stages.
+        "DIB_RELEASE": "bookworm",
+        "DIB_DEV_USER_USERNAME": "zuul",
         "DIB_DEV_USER_AUTHORIZED_KEYS": pub,
         "POOLD_STAGE_CACHE": stage_cache,
         "LIBGUESTFS_BACKEND": "direct",

@@ -15,11 +15,11 @@ import pytest
 from kazoo.client import KazooClient
 
 from harness import BUILD, SRCDIR
+from image_fixture import STAGE_CACHE, stable_keypair
 from zuul_client import ZuulClient
 
 POOLD_LOCAL = os.path.join(SRCDIR, "poold", "poold-local")
 URI = "qemu:///system"
-STAGE_CACHE = os.environ.get("POOLD_TEST_STAGE_CACHE", "/var/cache/poold-test/stages")
 
 
 def virsh(*args):
@@ -72,6 +72,13 @@ def test_local_pool_serves_an_ssh_node_and_down_leaves_nothing(tmp_path):
     domain or volume."""
     state = str(tmp_path / "local")
     env = local_env(state)
+    # The image fixture's key pair: same authorized_keys content, same cached stages.
+    os.makedirs(state)
+    key, pub = stable_keypair()
+    for src, dst in ((key, "id_ed25519"), (pub, "id_ed25519.pub")):
+        with open(src, "rb") as f, open(os.path.join(state, dst), "wb") as g:
+            g.write(f.read())
+    os.chmod(os.path.join(state, "id_ed25519"), 0o600)
     up = subprocess.run([POOLD_LOCAL, "up"], env=env, capture_output=True, text=True, timeout=3000)
     print(up.stdout[-4000:], up.stderr[-4000:])
     daemons = {}

@@ -261,7 +261,7 @@ static void test_plan_keys_change_only_from_the_changed_stage(void **state) {
 /* ---- key environment --------------------------------------------------------- */
 
 /* DIB_* only, minus per-build names; sorted; a file-valued variable (one path
- * or a colon list) adds the digest of its content, which follows the content. */
+ * or a colon list) counts by the digest of its content, not by its path. */
 static void test_key_env_selection_and_file_content(void **state) {
         char *root = mktree();
         put(root, "keys1", "ssh-ed25519 AAAA one\n", 0644);
@@ -272,17 +272,23 @@ static void test_key_env_selection_and_file_content(void **state) {
                                "DIB_IMAGE_FILENAME=/opt/img-001", "DIB_DEBUG_TRACE=1", "DIB_Z=z", one, two,
                                "DIB_MISSING_FILE=/nonexistent/file", "DIB_A=a", NULL };
         char **l = build_key_env(envp);
-        assert_int_equal(dib_strv_length((const char *const *)l), 7);
+        assert_int_equal(dib_strv_length((const char *const *)l), 5);
         assert_string_equal(l[0], "DIB_A=a");
         assert_true(strncmp(l[1], "DIB_DEV_USER_AUTHORIZED_KEYS#sha256=", 36) == 0);
         assert_int_equal(strlen(l[1]), 36 + 64);
-        assert_string_equal(l[2], one);
-        assert_true(strncmp(l[3], "DIB_KEYS#sha256=", 16) == 0);
-        assert_int_equal(strlen(l[3]), 16 + 64 + 1 + 64);
-        assert_string_equal(l[4], two);
-        assert_string_equal(l[5], "DIB_MISSING_FILE=/nonexistent/file");
-        assert_string_equal(l[6], "DIB_Z=z");
+        assert_true(strncmp(l[2], "DIB_KEYS#sha256=", 16) == 0);
+        assert_int_equal(strlen(l[2]), 16 + 64 + 1 + 64);
+        assert_string_equal(l[3], "DIB_MISSING_FILE=/nonexistent/file");
+        assert_string_equal(l[4], "DIB_Z=z");
         _cleanup_free_ char *before = xstrdup(l[1]);
+        dib_strv_free(l);
+
+        /* The same content under another path is the same input. */
+        put(root, "copy", "ssh-ed25519 AAAA one\n", 0644);
+        _cleanup_free_ char *moved = xasprintf("DIB_DEV_USER_AUTHORIZED_KEYS=%s/copy", root);
+        const char *envp2[] = { moved, NULL };
+        l = build_key_env(envp2);
+        assert_string_equal(l[0], before);
         dib_strv_free(l);
 
         put(root, "keys1", "ssh-ed25519 CCCC new\n", 0644);
