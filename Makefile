@@ -17,7 +17,7 @@
 
 PREFIX ?= /usr/local
 SAN ?= 0
-FUZZ_SECONDS ?= 60
+FUZZ_SECONDS ?= 30
 PYTHON ?= /usr/bin/python3
 PYTEST_ARGS ?=
 
