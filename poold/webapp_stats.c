@@ -29,6 +29,9 @@ static const double LAUNCH_BUCKETS[] = { 5, 10, 20, 30, 45, 60, 90, 120, 180, 30
 /* Request submitted → fulfilled/failed (s): from a ready node reused (ms) to a cold boot (min). */
 static const double REQUEST_BUCKETS[] = { 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600 };
 
+/* A web app step on the loop (s): from a cache hit (µs) to what used to be a 10,000-node render. */
+static const double LOOP_BLOCK_BUCKETS[] = { 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1 };
+
 static void on_stats_timer(struct loop *loop, struct loop_timer *t, void *ud) {
         struct webapp *w = ud;
         webapp_stats_refresh(w, w->l, false);
@@ -57,6 +60,16 @@ void webapp_stats_init(struct webapp *w, struct launcher *l) {
                               "Time from a request's creation to its fulfilment or failure by this launcher, seconds.",
                               REQUEST_BUCKETS, ELEMENTSOF(REQUEST_BUCKETS));
         (void)metrics_declare(m, "poold_ready", METRICS_GAUGE, "1 when /ready answers 200.", NULL, 0);
+        (void)metrics_declare(m, "poold_webapp_loop_block_seconds", METRICS_HISTOGRAM,
+                              "How long each web app step (a request, a row refresh slice, a finished answer) held "
+                              "the launcher's event loop, seconds.",
+                              LOOP_BLOCK_BUCKETS, ELEMENTSOF(LOOP_BLOCK_BUCKETS));
+        (void)metrics_declare(m, "poold_webapp_loop_block_max_seconds", METRICS_GAUGE,
+                              "The longest web app step on the launcher's event loop since start, seconds.", NULL, 0);
+        (void)metrics_declare(m, "poold_webapp_rows_built", METRICS_GAUGE,
+                              "Listing rows rendered since the row cache was created, by listing (a row is "
+                              "re-rendered only when its record changed).",
+                              NULL, 0);
 
         int r = statsd_new_from_env(&w->statsd);
         if (r < 0)
@@ -80,6 +93,10 @@ void webapp_stats_free(struct webapp *w) {
 }
 
 char *webapp_stats_render(struct webapp *w) { return metrics_render(w->metrics); }
+
+void webapp_stats_loop_block(struct webapp *w, double seconds) {
+        (void)metrics_observe(w->metrics, "poold_webapp_loop_block_seconds", NULL, seconds);
+}
 
 /* ---------------------------------------------------------------- events */
 
@@ -293,6 +310,10 @@ void webapp_stats_refresh(struct webapp *w, struct launcher *l, bool for_scrape)
         }
         (void)metrics_set(m, "poold_request_queue_depth", NULL, (double)rw.by_state[NODE_REQUEST_STATE_REQUESTED]);
         (void)metrics_set(m, "poold_ready", NULL, webapp_ready(l) ? 1 : 0);
+        (void)metrics_set(m, "poold_webapp_loop_block_max_seconds", NULL, w->loop_block_max);
+        const char *const ln[] = { "list", "node-list", NULL }, *const lr[] = { "list", "request-list", NULL };
+        (void)metrics_set(m, "poold_webapp_rows_built", ln, (double)webapp_rows_built(w->node_rows));
+        (void)metrics_set(m, "poold_webapp_rows_built", lr, (double)webapp_rows_built(w->request_rows));
 
         if (w->statsd) send_gauges(w, &gauges);
         smap_clear(&gauges, NULL);
