@@ -54,10 +54,12 @@
 #define CONN_MEMORY_LIMIT (32 * 1024)  /* request line + headers, per connection */
 #define CONN_LIMIT 256
 #define CONN_TIMEOUT_S 30
+#define CONN_SNDBUF (128 * 1024)       /* bytes one MHD_run() may copy per connection (the kernel doubles it) */
 #define MAX_JOBS 16                    /* distinct answers being made at once */
 #define SLICE_BUDGET_NS (2 * 1000 * 1000) /* row rebuilding per loop turn */
 #define ROWS_IDLE_MS (5 * 60 * 1000)   /* pre-rendered rows unused this long are dropped */
 #define SLICE_IDLE_MS (3600 * 1000)
+#define SLOW_STEP_S 0.005              /* web app steps longer than this are logged (debug) */
 
 /* A rendered answer, shared by every request for the same URL within a second. */
 struct webapp_cached {
@@ -99,10 +101,20 @@ static uint64_t mono_ns(void) {
         return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* A web app step that started at T0 (mono_ns) ends: how long it held the loop. */
-static void loop_step_done(struct webapp *w, uint64_t t0) {
+static uint64_t thread_cpu_ns(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A web app step (WHAT) that started at T0 (mono_ns) ends: how long it held the loop. */
+static void loop_step_done(struct webapp *w, uint64_t t0, uint64_t cpu0, const char *what) {
         double s = (double)(mono_ns() - t0) / 1e9;
         if (s > w->loop_block_max) w->loop_block_max = s;
+        /* Wall time is what other loop users wait; CPU time tells our work from preemption. */
+        if (s > SLOW_STEP_S)
+                log_debug("web app: %s held the loop %.1f ms (%.1f ms CPU)", what, s * 1000,
+                          (double)(thread_cpu_ns() - cpu0) / 1e6);
         webapp_stats_loop_block(w, s);
 }
 
@@ -261,7 +273,7 @@ static void job_work(void *ud) {
 static void job_done(void *ud, int status) {
         struct webapp_job *job = ud;
         struct webapp *w = job->w;
-        uint64_t t0 = mono_ns();
+        uint64_t t0 = mono_ns(), cpu0 = thread_cpu_ns();
         struct webapp_cached *c = NULL;
         if (status >= 0 && job->body) {
                 char *body = TAKE_PTR(job->body);
@@ -270,7 +282,7 @@ static void job_done(void *ud, int status) {
         }
         job_finish(w, job, c);
         if (w->mhd && w->io) pump(w); /* let MHD send to the resumed connections now (not while stopping) */
-        loop_step_done(w, t0);
+        loop_step_done(w, t0, cpu0, "a finished listing");
 }
 
 static void job_submit(struct webapp *w, struct webapp_job *job) {
@@ -350,9 +362,9 @@ static void rows_slice(struct webapp *w) {
 
 static void on_slice_timer(struct loop *loop, struct loop_timer *t, void *ud) {
         struct webapp *w = ud;
-        uint64_t t0 = mono_ns();
+        uint64_t t0 = mono_ns(), cpu0 = thread_cpu_ns();
         rows_slice(w);
-        loop_step_done(w, t0);
+        loop_step_done(w, t0, cpu0, "a row refresh slice");
 }
 
 /* Free the pre-rendered rows when nobody asked for them in a while (and no job uses them). */
@@ -447,7 +459,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 *upload_data_size = 0;
                 return MHD_YES;
         }
-        return handle(w, conn, url ? url : "/", con_cls);
+        uint64_t t0 = mono_ns();
+        enum MHD_Result ret = handle(w, conn, url ? url : "/", con_cls);
+        double ms = (double)(mono_ns() - t0) / 1e6;
+        if (ms > SLOW_STEP_S * 1000) log_debug("web app: answering %s took %.1f ms", url ? url : "/", ms);
+        return ret;
 }
 
 /* MHD is done with a request: drop its context (a connection closed while
@@ -480,17 +496,29 @@ static void pump(struct webapp *w) {
 
 static void on_mhd_fd(struct loop *loop, struct loop_io *io, int fd, uint32_t revents, void *ud) {
         struct webapp *w = ud;
-        uint64_t t0 = mono_ns();
+        uint64_t t0 = mono_ns(), cpu0 = thread_cpu_ns();
         pump(w);
-        loop_step_done(w, t0);
+        loop_step_done(w, t0, cpu0, "HTTP I/O and requests");
 }
 
 static void on_mhd_timer(struct loop *loop, struct loop_timer *t, void *ud) {
         struct webapp *w = ud;
-        uint64_t t0 = mono_ns();
+        uint64_t t0 = mono_ns(), cpu0 = thread_cpu_ns();
         pump(w);
         rows_drop_idle(w);
-        loop_step_done(w, t0);
+        loop_step_done(w, t0, cpu0, "HTTP timeouts");
+}
+
+/* A small send buffer per connection: MHD writes as much of a 4 MB answer as
+ * the socket takes in one MHD_run(), and on loopback the kernel does the
+ * receiver's TCP work in the sender's send() too — 10 ms and more on the
+ * loop. Capped, a big answer goes out in short steps between other events. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+        if (toe != MHD_CONNECTION_NOTIFY_STARTED) return;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        int size = CONN_SNDBUF;
+        if (ci) (void)setsockopt(ci->connect_fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) { log_internalv(LOG_LEVEL_DEBUG, 0, fmt, ap); }
@@ -523,6 +551,7 @@ static int http_start(struct webapp *w, const struct config *cfg) {
                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S,
                                   MHD_OPTION_EXTERNAL_LOGGER, mhd_log, w,
                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
+                                  MHD_OPTION_NOTIFY_CONNECTION, on_connection, w,
                                   MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
                                   MHD_OPTION_END);
         if (!w->mhd) {

@@ -155,7 +155,8 @@ int webapp_rows_refresh(struct webapp_rows *rc, uint64_t budget_ns, struct webap
         };
         rc->epoch++;
         smap_foreach(map, visit, &wk);
-        smap_foreach(&rc->slots, sweep, rc); /* items gone from the map */
+        /* Every item visited has a slot: more slots than items means some went. */
+        if (rc->slots.n > map->n) smap_foreach(&rc->slots, sweep, rc);
         if (wk.pending) {
                 for (size_t i = 0; i < wk.n; i++) table_row_unref(wk.items[i].row);
                 free(wk.items);
