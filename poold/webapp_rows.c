@@ -32,6 +32,9 @@
 #include "webapp_internal.h"
 
 #define STALE_OK_MS 2000
+/* A snapshot this young answers another URL too: listings are cached 1 s
+ * anyway, and a burst of distinct URLs then costs one walk, not one each. */
+#define SNAP_REUSE_MS 250
 
 struct rows_slot {
         json_t *version;        /* referenced: its address names the record version the row shows */
@@ -49,6 +52,12 @@ struct webapp_rows {
         unsigned epoch;
         uint64_t refresh_started_ms;
         uint64_t rows_built;
+        /* Ids whose rows a walk found stale past its budget: later slices
+         * rebuild these without walking the whole map again (cold start). */
+        char **todo;
+        size_t n_todo, i_todo;
+        struct webapp_snapshot *last;   /* the latest snapshot, reused for SNAP_REUSE_MS */
+        uint64_t last_ms;
 };
 
 static void slot_free(void *v) {
@@ -67,8 +76,17 @@ struct webapp_rows *webapp_rows_new(struct launcher *l, const struct webapp_rows
         return rc;
 }
 
+static void todo_clear(struct webapp_rows *rc) {
+        for (size_t i = rc->i_todo; i < rc->n_todo; i++) free(rc->todo[i]);
+        free(rc->todo);
+        rc->todo = NULL;
+        rc->n_todo = rc->i_todo = 0;
+}
+
 void webapp_rows_free(struct webapp_rows *rc) {
         if (!rc) return;
+        todo_clear(rc);
+        webapp_snapshot_unref(rc->last);
         smap_clear(&rc->slots, slot_free);
         table_free(rc->scratch);
         free(rc);
@@ -88,36 +106,45 @@ struct walk {
         struct webapp_rows *rc;
         uint64_t deadline_ns;
         bool stale_ok;
+        bool collect;                   /* note stale ids in rc->todo */
         size_t pending;                 /* items whose row could not be brought up to date in this slice */
         struct webapp_snap_item *items; /* the snapshot being gathered */
         size_t n;
 };
 
+/* Bring slot S up to date with ITEM if it is stale and the budget allows: true when current. */
+static bool slot_update(struct webapp_rows *rc, struct rows_slot *s, const void *item, uint64_t deadline_ns) {
+        const struct webapp_rows_ops *ops = rc->ops;
+        json_t *version = ops->version(item);
+        bool flag = ops->flag ? ops->flag(item) : false;
+        if (s->row && version && version == s->version && flag == s->flag) return true;
+        if (now_ns() >= deadline_ns) return false;
+        ops->add_row(rc->scratch, item);
+        table_row_unref(s->row);
+        s->row = table_row_take(rc->scratch);
+        json_decref(s->version);
+        s->version = version ? json_incref(version) : NULL;
+        s->flag = flag;
+        s->when = ops->when ? ops->when(item) : NAN;
+        rc->rows_built++;
+        return true;
+}
+
 static void visit(const char *id, void *item, void *ud) {
         struct walk *wk = ud;
         struct webapp_rows *rc = wk->rc;
-        const struct webapp_rows_ops *ops = rc->ops;
         struct rows_slot *s = smap_get(&rc->slots, id);
         if (!s) {
                 s = xnew(struct rows_slot, 1);
                 smap_put(&rc->slots, id, s);
         }
         s->seen = rc->epoch;
-        json_t *version = ops->version(item);
-        bool flag = ops->flag ? ops->flag(item) : false;
-        bool fresh = s->row && version && version == s->version && flag == s->flag;
-        if (!fresh && now_ns() < wk->deadline_ns) {
-                ops->add_row(rc->scratch, item);
-                table_row_unref(s->row);
-                s->row = table_row_take(rc->scratch);
-                json_decref(s->version);
-                s->version = version ? json_incref(version) : NULL;
-                s->flag = flag;
-                s->when = ops->when ? ops->when(item) : NAN;
-                rc->rows_built++;
-                fresh = true;
-        }
+        bool fresh = slot_update(rc, s, item, wk->deadline_ns);
         if (!fresh && !(wk->stale_ok && s->row)) {
+                if (wk->collect) {
+                        if (rc->n_todo % 1024 == 0) rc->todo = xrealloc(rc->todo, (rc->n_todo + 1024) * sizeof *rc->todo);
+                        rc->todo[rc->n_todo++] = xstrdup(id);
+                }
                 wk->pending++;
                 return;
         }
@@ -145,12 +172,27 @@ struct webapp_snapshot *webapp_snapshot_ref(struct webapp_snapshot *snap) {
 
 int webapp_rows_refresh(struct webapp_rows *rc, uint64_t budget_ns, struct webapp_snapshot **ret_snap) {
         uint64_t now_ms = loop_now_ms();
+        if (rc->last && now_ms - rc->last_ms < SNAP_REUSE_MS) {
+                *ret_snap = webapp_snapshot_ref(rc->last);
+                return 1;
+        }
         if (rc->refresh_started_ms == 0) rc->refresh_started_ms = now_ms;
         struct smap *map = rc->ops->map(rc->l);
+        uint64_t deadline_ns = now_ns() + budget_ns;
+        /* Rows a walk left over first, without walking (items gone meanwhile are skipped). */
+        while (rc->i_todo < rc->n_todo) {
+                const char *id = rc->todo[rc->i_todo];
+                const void *item = smap_get(map, id);
+                struct rows_slot *s = smap_get(&rc->slots, id);
+                if (item && s && !slot_update(rc, s, item, deadline_ns)) return 0;
+                free(rc->todo[rc->i_todo++]);
+        }
+        todo_clear(rc);
         struct walk wk = {
                 .rc = rc,
-                .deadline_ns = now_ns() + budget_ns,
+                .deadline_ns = deadline_ns,
                 .stale_ok = now_ms - rc->refresh_started_ms >= STALE_OK_MS,
+                .collect = true,
                 .items = xnew(struct webapp_snap_item, map->n + 1),
         };
         rc->epoch++;
@@ -168,6 +210,9 @@ int webapp_rows_refresh(struct webapp_rows *rc, uint64_t budget_ns, struct webap
         snap->items = wk.items;
         snap->n = wk.n;
         snap->now = model_now();
+        webapp_snapshot_unref(rc->last);
+        rc->last = webapp_snapshot_ref(snap);
+        rc->last_ms = now_ms;
         *ret_snap = snap;
         return 1;
 }
