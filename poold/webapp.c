@@ -51,6 +51,9 @@
 
 #define CACHE_SECONDS 1
 #define CACHE_MAX_ENTRIES 64
+/* Bytes of answers kept: a burst of distinct 4 MB listings must not pile up
+ * (memory), nor expire all at once (freeing 60 big buffers is 15 ms). */
+#define CACHE_MAX_BYTES (32u * 1024 * 1024)
 #define CONN_MEMORY_LIMIT (32 * 1024)  /* request line + headers, per connection */
 #define CONN_LIMIT 256
 #define CONN_TIMEOUT_S 30
@@ -68,6 +71,7 @@ struct webapp_cached {
         int status;
         struct MHD_Response *resp;      /* one MHD reference, ours */
         char last_modified[64];
+        size_t len;
         unsigned refs;                  /* the cache list's, plus one per connection about to answer */
         struct webapp_cached *next;
 };
@@ -125,17 +129,23 @@ static void cached_unref(struct webapp_cached *c) {
         free(c);
 }
 
+/* Take *PP out of the cache list and drop the list's reference. */
+static void cache_drop(struct webapp *w, struct webapp_cached **pp) {
+        struct webapp_cached *c = *pp;
+        *pp = c->next;
+        w->n_cached--;
+        w->cached_bytes -= c->len;
+        cached_unref(c);
+}
+
 static void cache_expire(struct webapp *w, time_t now) {
         struct webapp_cached **pp = &w->cache;
         while (*pp) {
                 struct webapp_cached *c = *pp;
-                if (now - c->created >= CACHE_SECONDS || now < c->created) {
-                        *pp = c->next;
-                        cached_unref(c);
-                        w->n_cached--;
-                } else {
+                if (now - c->created >= CACHE_SECONDS || now < c->created)
+                        cache_drop(w, pp);
+                else
                         pp = &c->next;
-                }
         }
 }
 
@@ -157,27 +167,22 @@ static struct webapp_cached *cache_put(struct webapp *w, const char *key, int st
         struct webapp_cached **pp = &w->cache;
         for (; *pp; pp = &(*pp)->next)
                 if (strcmp((*pp)->key, key) == 0) {
-                        struct webapp_cached *o = *pp;
-                        *pp = o->next;
-                        cached_unref(o);
-                        w->n_cached--;
+                        cache_drop(w, pp);
                         break;
                 }
-        if (w->n_cached >= CACHE_MAX_ENTRIES) {
-                /* Full (many distinct ?node_id= values): drop the oldest. */
-                struct webapp_cached **oldest = &w->cache;
-                for (pp = &w->cache; *pp; pp = &(*pp)->next)
-                        if ((*pp)->created < (*oldest)->created) oldest = pp;
-                struct webapp_cached *o = *oldest;
-                *oldest = o->next;
-                cached_unref(o);
-                w->n_cached--;
+        while (w->cache && (w->n_cached >= CACHE_MAX_ENTRIES || w->cached_bytes + len > CACHE_MAX_BYTES)) {
+                /* Full (many distinct ?node_id= or ?fields= values): drop the oldest. New
+                 * entries go to the head, so the oldest is the last. */
+                for (pp = &w->cache; (*pp)->next; pp = &(*pp)->next)
+                        ;
+                cache_drop(w, pp);
         }
         struct webapp_cached *c = xnew(struct webapp_cached, 1);
         c->key = xstrdup(key);
         c->created = now;
         c->status = status;
         c->refs = 1;
+        c->len = len;
         c->resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
         if (!c->resp) abort(); /* only on OOM */
         char expires[64];
@@ -191,6 +196,7 @@ static struct webapp_cached *cache_put(struct webapp *w, const char *key, int st
         c->next = w->cache;
         w->cache = c;
         w->n_cached++;
+        w->cached_bytes += len;
         return c;
 }
 
@@ -608,11 +614,7 @@ void webapp_stop(struct launcher *l) {
         if (w->slice_timer) loop_timer_cancel(w->slice_timer);
         if (w->mhd_timer) loop_timer_cancel(w->mhd_timer);
         if (w->mhd) MHD_stop_daemon(w->mhd);
-        while (w->cache) {
-                struct webapp_cached *c = w->cache;
-                w->cache = c->next;
-                cached_unref(c);
-        }
+        while (w->cache) cache_drop(w, &w->cache);
         webapp_rows_free(w->node_rows);
         webapp_rows_free(w->request_rows);
         webapp_stats_free(w);

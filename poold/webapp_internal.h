@@ -30,6 +30,7 @@ struct webapp {
         struct loop_timer *mhd_timer;   /* MHD's connection timeouts */
         struct webapp_cached *cache;    /* rendered answers, 1 s like Nodepool (list) */
         unsigned n_cached;
+        size_t cached_bytes;
         struct workq *wq;               /* formats answers off the loop (one thread) */
         struct webapp_job *jobs;        /* answers being made (list) */
         unsigned n_jobs;

@@ -107,6 +107,7 @@ struct walk {
         uint64_t deadline_ns;
         bool stale_ok;
         bool collect;                   /* note stale ids in rc->todo */
+        size_t seen;                    /* slots marked in this walk */
         size_t pending;                 /* items whose row could not be brought up to date in this slice */
         struct webapp_snap_item *items; /* the snapshot being gathered */
         size_t n;
@@ -134,13 +135,18 @@ static void visit(const char *id, void *item, void *ud) {
         struct walk *wk = ud;
         struct webapp_rows *rc = wk->rc;
         struct rows_slot *s = smap_get(&rc->slots, id);
-        if (!s) {
+        /* Past the budget a new item only goes on the to-do list: on a cold
+         * start, creating 10,000 slots is itself too long for one slice. */
+        if (!s && now_ns() < wk->deadline_ns) {
                 s = xnew(struct rows_slot, 1);
                 smap_put(&rc->slots, id, s);
         }
-        s->seen = rc->epoch;
-        bool fresh = slot_update(rc, s, item, wk->deadline_ns);
-        if (!fresh && !(wk->stale_ok && s->row)) {
+        if (s) {
+                s->seen = rc->epoch;
+                wk->seen++;
+        }
+        bool fresh = s && slot_update(rc, s, item, wk->deadline_ns);
+        if (!fresh && !(wk->stale_ok && s && s->row)) {
                 if (wk->collect) {
                         if (rc->n_todo % 1024 == 0) rc->todo = xrealloc(rc->todo, (rc->n_todo + 1024) * sizeof *rc->todo);
                         rc->todo[rc->n_todo++] = xstrdup(id);
@@ -184,10 +190,16 @@ int webapp_rows_refresh(struct webapp_rows *rc, uint64_t budget_ns, struct webap
                 const char *id = rc->todo[rc->i_todo];
                 const void *item = smap_get(map, id);
                 struct rows_slot *s = smap_get(&rc->slots, id);
-                if (item && s && !slot_update(rc, s, item, deadline_ns)) return 0;
+                if (item && !s) {
+                        s = xnew(struct rows_slot, 1);
+                        smap_put(&rc->slots, id, s);
+                }
+                if (item && !slot_update(rc, s, item, deadline_ns)) return 0;
                 free(rc->todo[rc->i_todo++]);
         }
+        bool had_todo = rc->n_todo > 0;
         todo_clear(rc);
+        if (had_todo && now_ns() >= deadline_ns) return 0; /* the walk gets a slice of its own */
         struct walk wk = {
                 .rc = rc,
                 .deadline_ns = deadline_ns,
@@ -197,8 +209,8 @@ int webapp_rows_refresh(struct webapp_rows *rc, uint64_t budget_ns, struct webap
         };
         rc->epoch++;
         smap_foreach(map, visit, &wk);
-        /* Every item visited has a slot: more slots than items means some went. */
-        if (rc->slots.n > map->n) smap_foreach(&rc->slots, sweep, rc);
+        /* Slots not marked by this walk belong to items that went. */
+        if (rc->slots.n > wk.seen) smap_foreach(&rc->slots, sweep, rc);
         if (wk.pending) {
                 for (size_t i = 0; i < wk.n; i++) table_row_unref(wk.items[i].row);
                 free(wk.items);
