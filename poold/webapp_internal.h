@@ -38,6 +38,7 @@ struct webapp {
         struct webapp_rows *node_rows, *request_rows; /* NULL until first asked for */
         uint64_t rows_used_ms;          /* last listing made from them (idle ones are dropped) */
         double loop_block_max;          /* longest time one web app step held the loop, seconds */
+        double loop_block_cpu_max;      /* the most CPU time one step used (preemption excluded) */
         /* webapp_stats.c */
         struct loop_timer *stats_timer;
         struct statsd *statsd;

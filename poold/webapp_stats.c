@@ -66,6 +66,10 @@ void webapp_stats_init(struct webapp *w, struct launcher *l) {
                               LOOP_BLOCK_BUCKETS, ELEMENTSOF(LOOP_BLOCK_BUCKETS));
         (void)metrics_declare(m, "poold_webapp_loop_block_max_seconds", METRICS_GAUGE,
                               "The longest web app step on the launcher's event loop since start, seconds.", NULL, 0);
+        (void)metrics_declare(m, "poold_webapp_loop_block_cpu_max_seconds", METRICS_GAUGE,
+                              "The most CPU time one web app step used on the launcher's event loop since start "
+                              "(the wall-clock maximum also counts time the thread was preempted), seconds.",
+                              NULL, 0);
         (void)metrics_declare(m, "poold_webapp_rows_built", METRICS_GAUGE,
                               "Listing rows rendered since the row cache was created, by listing (a row is "
                               "re-rendered only when its record changed).",
@@ -351,6 +355,7 @@ void webapp_stats_refresh(struct webapp *w, struct launcher *l, bool for_scrape)
         (void)metrics_set(m, "poold_request_queue_depth", NULL, (double)rw.by_state[NODE_REQUEST_STATE_REQUESTED]);
         (void)metrics_set(m, "poold_ready", NULL, webapp_ready(l) ? 1 : 0);
         (void)metrics_set(m, "poold_webapp_loop_block_max_seconds", NULL, w->loop_block_max);
+        (void)metrics_set(m, "poold_webapp_loop_block_cpu_max_seconds", NULL, w->loop_block_cpu_max);
         const char *const ln[] = { "list", "node-list", NULL }, *const lr[] = { "list", "request-list", NULL };
         (void)metrics_set(m, "poold_webapp_rows_built", ln, (double)webapp_rows_built(w->node_rows));
         (void)metrics_set(m, "poold_webapp_rows_built", lr, (double)webapp_rows_built(w->request_rows));
