@@ -1,7 +1,11 @@
 /* webapp.h — poold's status web app, Prometheus /metrics and statsd
- * (protocol.md §3.2, §3.3). Everything here runs on the launcher's loop thread.
+ * (protocol.md §3.2, §3.3). Everything declared here runs on the launcher's
+ * loop thread (the web app's own worker thread only formats listings).
  *
- *   webapp.c        the HTTP server (libmicrohttpd driven by the loop), routing, caching
+ *   webapp.c        the HTTP server (libmicrohttpd driven by the loop), routing, caching,
+ *                   listing jobs (suspended connections, formatting on a worker)
+ *   webapp_req.c    request parsing: path, query values, Accept (pure, fuzzed)
+ *   webapp_rows.c   node and request listings kept pre-rendered row by row
  *   webapp_lists.c  the listings built from the launcher's caches
  *   webapp_stats.c  launch/request/node figures → statsd (Nodepool names) and Prometheus
  *   webapp_page.c   the status page served at /

@@ -5,9 +5,11 @@
  * behind waiting requests.
  *
  * DESIGN. Reads only loop-owned data, on the loop thread (the HTTP server is
- * driven by the same loop), so no copy and no lock: a 10,000-node list is one
- * pass over the node map plus a sort. Rows are sorted like ZooKeeper's
- * sorted children so listings are stable. */
+ * driven by the same loop), so no lock. The two listings that grow with the
+ * load, nodes and requests, are not built here whole: their rows are kept
+ * pre-rendered by webapp_rows.c, through the ops below. Rows are sorted like
+ * ZooKeeper's sorted children so listings are stable. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,7 +18,7 @@
 #include "json_util.h"
 #include "launcher.h"
 #include "listing.h"
-#include "webapp.h"
+#include "webapp_internal.h"
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
@@ -43,6 +45,40 @@ static struct table *node_list(struct launcher *l, const char *node_id) {
         free(ids);
         return t;
 }
+
+/* ---- row ops for webapp_rows.c ---- */
+
+static struct smap *node_map(struct launcher *l) { return &l->nodes; }
+static struct table *node_table(void) { return listing_node_table(true); }
+static json_t *node_version(const void *item) { return ((const struct cnode *)item)->node->raw; }
+static bool node_locked(const void *item) { return ((const struct cnode *)item)->lock_contenders > 0; }
+static void node_row(struct table *t, const void *item) {
+        const struct cnode *cn = item;
+        listing_node_row(t, cn->node, cn->lock_contenders > 0, 0);
+}
+static double node_when(const void *item) { return ((const struct cnode *)item)->node->state_time; }
+
+const struct webapp_rows_ops webapp_node_rows_ops = {
+        .map = node_map,
+        .new_table = node_table,
+        .version = node_version,
+        .flag = node_locked,
+        .add_row = node_row,
+        .when = node_when,
+        .dyn_col = LISTING_NODE_AGE,
+};
+
+static struct smap *request_map(struct launcher *l) { return &l->requests; }
+static json_t *request_version(const void *item) { return ((const struct creq *)item)->req->raw; }
+static void request_row(struct table *t, const void *item) { listing_request_row(t, ((const struct creq *)item)->req); }
+
+const struct webapp_rows_ops webapp_request_rows_ops = {
+        .map = request_map,
+        .new_table = listing_request_table,
+        .version = request_version,
+        .add_row = request_row,
+        .dyn_col = SIZE_MAX,
+};
 
 static struct table *request_list(struct launcher *l) {
         struct table *t = listing_request_table();

@@ -29,6 +29,9 @@ static const double LAUNCH_BUCKETS[] = { 5, 10, 20, 30, 45, 60, 90, 120, 180, 30
 /* Request submitted → fulfilled/failed (s): from a ready node reused (ms) to a cold boot (min). */
 static const double REQUEST_BUCKETS[] = { 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600 };
 
+/* A web app step on the loop (s): from a cache hit (µs) to what used to be a 10,000-node render. */
+static const double LOOP_BLOCK_BUCKETS[] = { 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1 };
+
 static void on_stats_timer(struct loop *loop, struct loop_timer *t, void *ud) {
         struct webapp *w = ud;
         webapp_stats_refresh(w, w->l, false);
@@ -57,6 +60,20 @@ void webapp_stats_init(struct webapp *w, struct launcher *l) {
                               "Time from a request's creation to its fulfilment or failure by this launcher, seconds.",
                               REQUEST_BUCKETS, ELEMENTSOF(REQUEST_BUCKETS));
         (void)metrics_declare(m, "poold_ready", METRICS_GAUGE, "1 when /ready answers 200.", NULL, 0);
+        (void)metrics_declare(m, "poold_webapp_loop_block_seconds", METRICS_HISTOGRAM,
+                              "How long each web app step (a request, a row refresh slice, a finished answer) held "
+                              "the launcher's event loop, seconds.",
+                              LOOP_BLOCK_BUCKETS, ELEMENTSOF(LOOP_BLOCK_BUCKETS));
+        (void)metrics_declare(m, "poold_webapp_loop_block_max_seconds", METRICS_GAUGE,
+                              "The longest web app step on the launcher's event loop since start, seconds.", NULL, 0);
+        (void)metrics_declare(m, "poold_webapp_loop_block_cpu_max_seconds", METRICS_GAUGE,
+                              "The most CPU time one web app step used on the launcher's event loop since start "
+                              "(the wall-clock maximum also counts time the thread was preempted), seconds.",
+                              NULL, 0);
+        (void)metrics_declare(m, "poold_webapp_rows_built", METRICS_GAUGE,
+                              "Listing rows rendered since the row cache was created, by listing (a row is "
+                              "re-rendered only when its record changed).",
+                              NULL, 0);
 
         int r = statsd_new_from_env(&w->statsd);
         if (r < 0)
@@ -80,6 +97,10 @@ void webapp_stats_free(struct webapp *w) {
 }
 
 char *webapp_stats_render(struct webapp *w) { return metrics_render(w->metrics); }
+
+void webapp_stats_loop_block(struct webapp *w, double seconds) {
+        (void)metrics_observe(w->metrics, "poold_webapp_loop_block_seconds", NULL, seconds);
+}
 
 /* ---------------------------------------------------------------- events */
 
@@ -159,22 +180,60 @@ static void bumpf(struct smap *m, long long by, const char *fmt, ...) {
         free(key);
 }
 
+/* Nodes are first counted per (state, provider, labels) combination — one
+ * key per node, built on the stack — and the gauges derived from the few
+ * combinations: 10,000 nodes cost 10,000 hash updates, not 50,000 vasprintf. */
+#define COMBO_SEP '\x1f'
+#define LABEL_SEP '\x1e'
+
+static void count_node(const char *id, void *value, void *ud) {
+        struct smap *combos = ud;
+        const struct node *n = ((const struct cnode *)value)->node;
+        const char *state = node_state_to_string(n->state);
+        if (!state) return;
+        char buf[512];
+        size_t len = (size_t)snprintf(buf, sizeof buf, "%s%c%s%c", state, COMBO_SEP, n->provider ? n->provider : "",
+                                      COMBO_SEP);
+        for (size_t i = 0; n->type[i] && len < sizeof buf; i++)
+                len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%c", n->type[i], LABEL_SEP);
+        if (len < sizeof buf) {
+                bump(combos, buf, 1);
+                return;
+        }
+        /* Longer than the stack buffer (absurd label names): the slow way. */
+        _cleanup_free_ char *k = xasprintf("%s%c%s%c", state, COMBO_SEP, n->provider ? n->provider : "", COMBO_SEP);
+        for (size_t i = 0; n->type[i]; i++) {
+                char *k2 = xasprintf("%s%s%c", k, n->type[i], LABEL_SEP);
+                free(k);
+                k = k2;
+        }
+        bump(combos, k, 1);
+}
+
 struct node_walk {
         struct smap *gauges;    /* statsd names */
         struct smap *prom;      /* "state\x1fprovider\x1flabel" → count */
 };
 
-static void count_node(const char *id, void *value, void *ud) {
+/* One combination of COUNT nodes → the statsd and Prometheus counts. */
+static void expand_combo(const char *key, void *value, void *ud) {
         struct node_walk *nw = ud;
-        const struct node *n = ((const struct cnode *)value)->node;
-        const char *state = node_state_to_string(n->state);
-        const char *prov = n->provider ? n->provider : "";
-        if (!state) return;
-        bumpf(nw->gauges, 1, "nodepool.nodes.%s", state);
-        bumpf(nw->gauges, 1, "nodepool.provider.%s.nodes.%s", prov, state);
-        for (size_t i = 0; n->type[i]; i++) {
-                bumpf(nw->gauges, 1, "nodepool.label.%s.nodes.%s", n->type[i], state);
-                bumpf(nw->prom, 1, "%s\x1f%s\x1f%s", state, prov, n->type[i]);
+        long long count = (long long)(intptr_t)value;
+        _cleanup_free_ char *k = xstrdup(key);
+        char *prov = strchr(k, COMBO_SEP);
+        char *labels = prov ? strchr(prov + 1, COMBO_SEP) : NULL;
+        if (!labels) return;
+        *prov++ = 0;
+        *labels++ = 0;
+        const char *state = k;
+        bumpf(nw->gauges, count, "nodepool.nodes.%s", state);
+        bumpf(nw->gauges, count, "nodepool.provider.%s.nodes.%s", prov, state);
+        for (char *label = labels, *end; *label; label = end + 1) {
+                end = strchr(label, LABEL_SEP);
+                if (!end) break;
+                *end = 0;
+                bumpf(nw->gauges, count, "nodepool.label.%s.nodes.%s", label, state);
+                bumpf(nw->prom, count, "%s\x1f%s\x1f%s", state, prov, label);
         }
 }
 
@@ -264,10 +323,12 @@ void webapp_stats_refresh(struct webapp *w, struct launcher *l, bool for_scrape)
                 (void)metrics_set(m, "poold_pool_paused", pl, p->paused ? 1 : 0);
         }
         /* One registry update per (state, provider, label), not per node: 10,000 nodes stay cheap. */
-        struct smap prom = {};
+        struct smap prom = {}, combos = {};
         struct node_walk nw = { .gauges = &gauges, .prom = &prom };
-        smap_foreach(&l->nodes, count_node, &nw);
+        smap_foreach(&l->nodes, count_node, &combos);
+        smap_foreach(&combos, expand_combo, &nw);
         smap_foreach(&prom, set_node_gauge, m);
+        smap_clear(&combos, NULL);
         smap_clear(&prom, NULL);
 
         /* nodepool.provider.<p>.max_servers: sum of the pools' max-servers (unlimited ones left out). */
@@ -293,6 +354,11 @@ void webapp_stats_refresh(struct webapp *w, struct launcher *l, bool for_scrape)
         }
         (void)metrics_set(m, "poold_request_queue_depth", NULL, (double)rw.by_state[NODE_REQUEST_STATE_REQUESTED]);
         (void)metrics_set(m, "poold_ready", NULL, webapp_ready(l) ? 1 : 0);
+        (void)metrics_set(m, "poold_webapp_loop_block_max_seconds", NULL, w->loop_block_max);
+        (void)metrics_set(m, "poold_webapp_loop_block_cpu_max_seconds", NULL, w->loop_block_cpu_max);
+        const char *const ln[] = { "list", "node-list", NULL }, *const lr[] = { "list", "request-list", NULL };
+        (void)metrics_set(m, "poold_webapp_rows_built", ln, (double)webapp_rows_built(w->node_rows));
+        (void)metrics_set(m, "poold_webapp_rows_built", lr, (double)webapp_rows_built(w->request_rows));
 
         if (w->statsd) send_gauges(w, &gauges);
         smap_clear(&gauges, NULL);

@@ -90,6 +90,13 @@ uint64_t statsd_sent(const struct statsd *s) { return s ? s->sent : 0; }
 
 static void add_line(struct statsd *s, const char *name, const char *value, const char *type) {
         _cleanup_free_ char *line = xasprintf("%s%s:%s|%s", s->prefix, name, value, type);
+        /* A name (labels and providers come from the config) must not carry the
+         * line's own syntax: a ':', '|' or '@' would be parsed as value, type or
+         * rate, a newline would start a forged line. Such names are broken
+         * metrics anyway; this keeps them one well-formed line. */
+        size_t name_len = strlen(s->prefix) + strlen(name);
+        for (size_t i = 0; i < name_len; i++)
+                if (strchr(":|@\n\r", line[i])) line[i] = '_';
         size_t n = strlen(line);
         /* Lines in one datagram are separated by '\n', as python-statsd's pipeline does. */
         if (s->len > 0 && s->len + 1 + n > sizeof s->buf) send_buf(s);

@@ -3,7 +3,8 @@
  * Nodepool-named metrics.
  *
  * Lines are "name:value|type" (python-statsd's format: timers in
- * milliseconds with six decimals). Calls append to a pipeline buffer that
+ * milliseconds with six decimals); ':', '|', '@', CR and LF in a name
+ * (prefix included) are sent as '_' so a name cannot break the line syntax. Calls append to a pipeline buffer that
  * is sent as one datagram when the next line would not fit in 512 bytes
  * (python-statsd's default maxudpsize) and by statsd_flush(). Sending never
  * blocks and never fails the caller: a lost datagram is what statsd

@@ -4,10 +4,14 @@
  * end, because PrettyTable sizes every column to its widest cell. Width is
  * measured in terminal columns with a small built-in wcwidth (the ranges
  * Python's wcwidth treats as wide or zero-width that occur in practice), so
- * non-ASCII comments and hold jobs line up as they do under Nodepool. */
+ * non-ASCII comments and hold jobs line up as they do under Nodepool.
+ * Detached rows (table_row_take) carry what rendering needs per row, widths
+ * and the JSON text, so a listing of unchanged rows is assembled with
+ * memcpy; multi-line rows take the same put_row path as a whole table. */
 #include "table.h"
 
 #include <ctype.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -330,29 +334,37 @@ char *table_format_text(const struct table *t) {
 
 /* ---------------------------------------------------------------- JSON */
 
-char *table_format_json(const struct table *t) {
-        json_t *arr = json_array();
-        if (!arr) abort();
-        for (size_t r = 0; r < t->n_rows; r++) {
-                json_t *obj = json_object();
-                if (!obj) abort();
-                for (size_t c = 0; c < t->n_cols; c++) {
-                        json_t *v = t->rows[r][c].json;
-                        json_object_set_new(obj, t->cols[c].key, v ? json_incref(v) : json_null());
-                }
-                json_array_append_new(arr, obj);
-        }
-        /* No JSON_COMPACT: ", " and ": " separators, as Python's json.dumps. */
-        char *s = json_dumps(arr, JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
-        json_decref(arr);
-        if (!s) abort();
-        /* jansson writes \u00FC, Python \u00fc: same JSON, but match byte for byte. */
+/* jansson writes \u00FC, Python \u00fc: same JSON, but match byte for byte. */
+static void lower_unicode_escapes(char *s) {
         for (char *p = s; *p; p++) {
                 if (*p != '\\') continue;
                 p++;
                 if (*p == 'u')
                         for (int i = 1; i <= 4 && p[i]; i++) p[i] = (char)tolower((unsigned char)p[i]);
         }
+}
+
+/* No JSON_COMPACT: ", " and ": " separators, as Python's json.dumps. */
+#define TABLE_JSON_FLAGS (JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17))
+
+static json_t *row_object(const struct table *t, const struct table_cell *cells) {
+        json_t *obj = json_object();
+        if (!obj) abort();
+        for (size_t c = 0; c < t->n_cols; c++) {
+                json_t *v = cells[c].json;
+                json_object_set_new(obj, t->cols[c].key, v ? json_incref(v) : json_null());
+        }
+        return obj;
+}
+
+char *table_format_json(const struct table *t) {
+        json_t *arr = json_array();
+        if (!arr) abort();
+        for (size_t r = 0; r < t->n_rows; r++) json_array_append_new(arr, row_object(t, t->rows[r]));
+        char *s = json_dumps(arr, TABLE_JSON_FLAGS);
+        json_decref(arr);
+        if (!s) abort();
+        lower_unicode_escapes(s);
         char *out = xasprintf("%s\n", s);
         free(s);
         return out;
@@ -362,4 +374,202 @@ int table_print(const struct table *t, bool json, FILE *f) {
         _cleanup_free_ char *s = json ? table_format_json(t) : table_format_text(t);
         if (fputs(s, f) < 0 || fflush(f) != 0) return negative_errno();
         return 0;
+}
+
+/* ---------------------------------------------------------------- detached rows */
+
+struct row_cell {
+        char *text;
+        size_t len, width;      /* bytes; terminal columns (widest line) */
+};
+
+struct table_row {
+        _Atomic unsigned refs;
+        bool multiline;         /* some cell spans several lines: the general path draws it */
+        char *json;             /* the row's object, dumped */
+        size_t json_len;
+        size_t n_cols;
+        struct row_cell cells[];
+};
+
+struct table_row *table_row_take(struct table *t) {
+        if (t->n_rows == 0) return NULL;
+        struct table_cell *cells = t->rows[--t->n_rows];
+        struct table_row *r = xmalloc(sizeof *r + (t->n_cols ? t->n_cols : 1) * sizeof r->cells[0]);
+        atomic_init(&r->refs, 1);
+        r->multiline = false;
+        r->n_cols = t->n_cols;
+        json_t *obj = row_object(t, cells);
+        r->json = json_dumps(obj, TABLE_JSON_FLAGS);
+        json_decref(obj);
+        if (!r->json) abort();
+        lower_unicode_escapes(r->json);
+        r->json_len = strlen(r->json);
+        for (size_t c = 0; c < t->n_cols; c++) {
+                size_t lines;
+                r->cells[c].text = cells[c].text ? cells[c].text : xstrdup("");
+                r->cells[c].len = strlen(r->cells[c].text);
+                r->cells[c].width = cell_width(r->cells[c].text, &lines);
+                if (lines > 1) r->multiline = true;
+                if (cells[c].json) json_decref(cells[c].json);
+        }
+        free(cells);
+        return r;
+}
+
+struct table_row *table_row_ref(struct table_row *r) {
+        if (r) atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+        return r;
+}
+
+void table_row_unref(struct table_row *r) {
+        if (!r || atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1) return;
+        for (size_t c = 0; c < r->n_cols; c++) free(r->cells[c].text);
+        free(r->json);
+        free(r);
+}
+
+const char *table_row_text(const struct table_row *r, size_t col) {
+        return r && col < r->n_cols ? r->cells[col].text : "";
+}
+
+/* A growing output buffer (our own output, so unbounded; OOM aborts). */
+struct obuf {
+        char *p;
+        size_t len, cap;
+};
+
+static void ob_reserve(struct obuf *b, size_t more) {
+        if (b->len + more + 1 <= b->cap) return;
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + more + 1) cap *= 2;
+        b->p = xrealloc(b->p, cap);
+        b->cap = cap;
+}
+
+static void ob_put(struct obuf *b, const char *s, size_t n) {
+        ob_reserve(b, n);
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+}
+
+static void ob_fill(struct obuf *b, char ch, size_t n) {
+        ob_reserve(b, n);
+        memset(b->p + b->len, ch, n);
+        b->len += n;
+}
+
+static char *ob_finish(struct obuf *b) {
+        ob_reserve(b, 0);
+        b->p[b->len] = '\0';
+        return b->p;
+}
+
+/* put_row()'s output into B: one logical row over as many lines as its tallest cell. */
+static void ob_row(struct obuf *b, const struct table *t, const size_t *widths, const char *const *texts) {
+        size_t height = 1;
+        for (size_t c = 0; c < t->n_cols; c++) {
+                if (t->hidden[c]) continue;
+                size_t lines;
+                cell_width(texts[c], &lines);
+                height = MAX(height, lines);
+        }
+        for (size_t line = 0; line < height; line++) {
+                ob_put(b, "|", 1);
+                for (size_t c = 0; c < t->n_cols; c++) {
+                        if (t->hidden[c]) continue;
+                        size_t n;
+                        const char *s = cell_line(texts[c], line, &n);
+                        size_t w = table_text_width(s, n);
+                        ob_put(b, " ", 1);
+                        ob_put(b, s, n);
+                        if (w < widths[c]) ob_fill(b, ' ', widths[c] - w);
+                        ob_put(b, " |", 2);
+                }
+                ob_put(b, "\n", 1);
+        }
+}
+
+char *table_format_rows_text(const struct table *t, struct table_row *const *rows, size_t n, size_t dyn_col,
+                             const char *const *dyn_texts) {
+        bool dyn = dyn_col < t->n_cols && dyn_texts;
+        _cleanup_free_ size_t *widths = xnew(size_t, t->n_cols ? t->n_cols : 1);
+        _cleanup_free_ size_t *dyn_widths = dyn ? xnew(size_t, n ? n : 1) : NULL;
+        _cleanup_free_ const char **texts = xnew(const char *, t->n_cols ? t->n_cols : 1);
+        for (size_t c = 0; c < t->n_cols; c++) widths[c] = cell_width(t->cols[c].header, NULL);
+        for (size_t i = 0; i < n; i++)
+                for (size_t c = 0; c < t->n_cols && c < rows[i]->n_cols; c++)
+                        if (!(dyn && c == dyn_col)) widths[c] = MAX(widths[c], rows[i]->cells[c].width);
+        bool dyn_multiline = false;
+        for (size_t i = 0; dyn && i < n; i++) {
+                size_t lines;
+                dyn_widths[i] = cell_width(dyn_texts[i] ? dyn_texts[i] : "", &lines);
+                if (lines > 1) dyn_multiline = true;
+                widths[dyn_col] = MAX(widths[dyn_col], dyn_widths[i]);
+        }
+
+        /* The horizontal rule, drawn once. */
+        struct obuf rule = {};
+        ob_put(&rule, "+", 1);
+        for (size_t c = 0; c < t->n_cols; c++) {
+                if (t->hidden[c]) continue;
+                ob_fill(&rule, '-', widths[c] + 2);
+                ob_put(&rule, "+", 1);
+        }
+        ob_put(&rule, "\n", 1);
+
+        struct obuf b = {};
+        ob_reserve(&b, rule.len * (n + 4));
+        ob_put(&b, rule.p, rule.len);
+        for (size_t c = 0; c < t->n_cols; c++) texts[c] = t->cols[c].header;
+        ob_row(&b, t, widths, texts);
+        ob_put(&b, rule.p, rule.len);
+        for (size_t i = 0; i < n; i++) {
+                const struct table_row *r = rows[i];
+                if (r->multiline || dyn_multiline || r->n_cols < t->n_cols) {
+                        for (size_t c = 0; c < t->n_cols; c++)
+                                texts[c] = dyn && c == dyn_col ? (dyn_texts[i] ? dyn_texts[i] : "")
+                                                               : table_row_text(r, c);
+                        ob_row(&b, t, widths, texts);
+                        continue;
+                }
+                /* One line per row: the cells' widths are known, no decoding. */
+                ob_put(&b, "|", 1);
+                for (size_t c = 0; c < t->n_cols; c++) {
+                        if (t->hidden[c]) continue;
+                        const char *s = r->cells[c].text;
+                        size_t len = r->cells[c].len, w = r->cells[c].width;
+                        if (dyn && c == dyn_col) {
+                                s = dyn_texts[i] ? dyn_texts[i] : "";
+                                len = strlen(s);
+                                w = dyn_widths[i];
+                        }
+                        ob_reserve(&b, len + widths[c] - w + 3);
+                        b.p[b.len++] = ' ';
+                        memcpy(b.p + b.len, s, len);
+                        b.len += len;
+                        memset(b.p + b.len, ' ', widths[c] - w);
+                        b.len += widths[c] - w;
+                        b.p[b.len++] = ' ';
+                        b.p[b.len++] = '|';
+                }
+                ob_put(&b, "\n", 1);
+        }
+        ob_put(&b, rule.p, rule.len);
+        free(rule.p);
+        return ob_finish(&b);
+}
+
+char *table_format_rows_json(struct table_row *const *rows, size_t n) {
+        struct obuf b = {};
+        size_t total = 3;
+        for (size_t i = 0; i < n; i++) total += rows[i]->json_len + 2;
+        ob_reserve(&b, total);
+        ob_put(&b, "[", 1);
+        for (size_t i = 0; i < n; i++) {
+                if (i > 0) ob_put(&b, ", ", 2);
+                ob_put(&b, rows[i]->json, rows[i]->json_len);
+        }
+        ob_put(&b, "]\n", 2);
+        return ob_finish(&b);
 }

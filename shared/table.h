@@ -67,5 +67,36 @@ char *table_format_json(const struct table *t);
 /* Write the text form (JSON when JSON is true) to F: 0 or -errno. */
 int table_print(const struct table *t, bool json, FILE *f);
 
+/* ---- rows rendered ahead: a listing kept up to date row by row ----
+ *
+ * A long listing whose rows rarely change (10,000 nodes) need not be
+ * re-rendered whole: each row is detached once as a table_row, holding its
+ * cell texts with their widths and its JSON object already dumped; a listing
+ * is then a concatenation (JSON) or a padding pass (text), and the output is
+ * byte for byte what table_format_text()/table_format_json() print for a
+ * table of the same rows. A table_row is immutable and reference-counted
+ * atomically, so rows made on one thread may be formatted on another. */
+struct table_row;
+
+/* Detach the last row of T (T loses it; a no-op returning NULL when T has no
+ * row). Costs one JSON dump; the caller owns the one reference. */
+struct table_row *table_row_take(struct table *t);
+/* Another reference to R (returned). Any thread. */
+struct table_row *table_row_ref(struct table_row *r);
+/* Drop a reference (NULL ok). Any thread. */
+void table_row_unref(struct table_row *r);
+/* The display text of cell COL of R ("" when COL is out of range). */
+const char *table_row_text(const struct table_row *r, size_t col);
+
+/* The text form of a table with T's columns and hidden columns (T's own rows
+ * are ignored) whose rows are ROWS[0..n), made with tables of T's columns.
+ * When DYN_COL < T's column count, that column's text for row i is
+ * DYN_TEXTS[i] instead of the row's own (a cell that changes with time, like
+ * an age). Malloc'd, caller frees. Any thread, if nobody modifies T. */
+char *table_format_rows_text(const struct table *t, struct table_row *const *rows, size_t n, size_t dyn_col,
+                             const char *const *dyn_texts);
+/* The JSON form of a table made of ROWS[0..n). Malloc'd. Any thread. */
+char *table_format_rows_json(struct table_row *const *rows, size_t n);
+
 /* Terminal columns of the UTF-8 text S[0..len) (no newline handling). */
 size_t table_text_width(const char *s, size_t len);
