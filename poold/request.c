@@ -333,9 +333,8 @@ static void on_node_created(struct zk *zk, const struct zk_result *res, void *ud
         log_info("request %s: launching node %s (%s) in pool %s", op->request_id, id, op->n->type[0], op->pool->id);
         /* Create the lock directory now, before anything else is sent: the node
          * cache can only ask about this node after this callback, and ZooKeeper
-         * answers a session in order, so the cache finds the directory existing.
-         * (zk_cache misses later lock changes when the directory appears between
-         * its children read and its exists call.) */
+         * answers a session in order, so the cache lists the directory at once
+         * (no ENOENT, exists, list again), and the contender needs no makepath retry. */
         _cleanup_free_ char *lpath = zkrec_node_lock_path(id);
         (void)zk_acreate(l->zk, lpath, NULL, 0, ZK_PERSISTENT, NULL, NULL);
         int r = zk_lock_new(l->zk, lpath, NULL, &op->lock);
@@ -812,7 +811,13 @@ void requests_pass(struct launcher *l) {
                 smap_foreach(&l->handlers, handler_collect_fn, &g2);
                 for (size_t k = 0; k < g2.n; k++) waiting |= g2.v[k]->pool == p && g2.v[k]->waiting_quota;
                 free(g2.v);
-                if (!waiting && p->paused) pool_set_paused(p, false, NULL);
+                if (p->prov->down_r) {
+                        /* The cloud is down: paused until its probe answers (quota_ready runs it). */
+                        pool_set_paused(p, true, p->prov->down_reason);
+                        (void)quota_ready(p);
+                } else if (!waiting && p->paused) {
+                        pool_set_paused(p, false, NULL);
+                }
         }
 
         struct collect_req c = { .v = xnew(const struct node_request *, l->requests.n + 1) };
