@@ -126,8 +126,10 @@ static void ages(struct launcher *l) {
                 const struct cnode *cn = smap_get(&l->nodes, keys[i]);
                 const struct node *nd = cn->node;
                 if (cn->lock_contenders > 0 || smap_get(&l->held, keys[i])) continue;
-                if (!nd->provider || !prov_by_name(l, nd->provider)) continue;
-                if (nd->state == NODE_STATE_READY && !nd->allocated_to && nd->type[0]) {
+                struct prov *pv = nd->provider ? prov_by_name(l, nd->provider) : NULL;
+                if (!pv) continue;
+                /* Static nodes never age out: they are the configured machines themselves. */
+                if (nd->state == NODE_STATE_READY && !nd->allocated_to && nd->type[0] && !pv->is_static) {
                         const struct config_label *lab = config_find_label(l->cfg, nd->type[0]);
                         if (lab && lab->max_ready_age > 0 && now - nd->state_time > (double)lab->max_ready_age)
                                 ready[nr++] = xstrdup(keys[i]);

@@ -293,9 +293,28 @@ static void node_building(struct create_op *op) {
         launch_start(p, n, lock, rid, slot);
 }
 
+static void on_orphan_deleted(struct zk *zk, const struct zk_result *res, void *ud) {
+        if (res->r < 0 && res->r != -ENOENT)
+                log_warning_errno(res->r, "cannot delete %s (left for the cleanup): %m", res->path);
+}
+
+/* Locking the node we just created failed with an error: nothing else knows of
+ * it, so its `init` znode and lock directory go (a contender of someone else's
+ * makes both deletes fail with -ENOTEMPTY, and the node is theirs to handle). */
+static void create_delete_orphan(struct create_op *op) {
+        struct launcher *l = op->l;
+        _cleanup_free_ char *lpath = zkrec_node_lock_path(op->n->id), *path = zkrec_node_path(op->n->id);
+        (void)zk_adelete(l->zk, lpath, -1, NULL, NULL);
+        (void)zk_adelete(l->zk, path, -1, on_orphan_deleted, NULL);
+        smap_remove(&l->held, op->n->id);
+        log_info("node %s: deleted after its lock failed", op->n->id);
+}
+
 static void on_node_locked(struct zk_lock *lock, int result, void *ud) {
         struct create_op *op = ud;
         if (result <= 0) {
+                /* Busy (0): someone else locked our new node; it is theirs now. */
+                if (result < 0) create_delete_orphan(op);
                 create_failed(op, result < 0 ? result : -EBUSY, "cannot lock the node we created");
                 return;
         }
@@ -342,6 +361,7 @@ static void on_node_created(struct zk *zk, const struct zk_result *res, void *ud
         if (r < 0) {
                 zk_lock_free(op->lock);
                 op->lock = NULL;
+                create_delete_orphan(op);
                 create_failed(op, r, "cannot lock the node we created");
         }
 }

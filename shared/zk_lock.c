@@ -155,7 +155,8 @@ static char *child_path(struct zk_lock *l, const char *name) { return xasprintf(
 
 void zk_lock_free(struct zk_lock *l) {
         if (!l) return;
-        zk_cancel(l->zk, l);
+        /* Only an attempt in flight can have a callback of ours outstanding. */
+        if (l->step != STEP_NONE) zk_cancel(l->zk, l);
         if (l->node) {
                 _cleanup_free_ char *p = child_path(l, l->node);
                 zk_adelete(l->zk, p, -1, NULL, NULL);
