@@ -48,6 +48,7 @@ struct create_op;
 struct launch;
 struct zk_lock;
 struct webapp;
+struct lock_sweep;
 
 struct launcher {
         struct loop *loop;
@@ -88,16 +89,20 @@ struct launcher {
         struct smap handlers;         /* request id -> struct req_handler* */
         struct smap held;             /* node id -> (void*)1: we hold its lock */
         struct smap accepting;        /* request id -> struct accept_op*: lock/read/write in flight */
+        struct smap declining;        /* request id -> struct decline_op*: lock/read/write in flight */
+        struct smap reusing;          /* node id -> struct reuse_op*: lock/read/write in flight */
         struct create_op *creates;      /* node znodes being created/locked for handlers (list) */
         /* launch.c */
         struct launch *launches;        /* in flight (list) */
         /* delete.c */
         struct smap deleting;         /* node id -> struct node_delete* */
+        struct smap unallocating;     /* node id -> struct unalloc_op* */
         struct smap gone;             /* node ids we deleted (skip until the cache drops them) */
         /* cleanup.c */
         struct smap leak_seen;        /* "<provider>/<external id>" -> (void*)1 */
         struct smap leak_seen_next;
         uint64_t last_minready_ms;
+        struct lock_sweep *lock_sweep;  /* the stale request-lock sweep in flight, or NULL */
         /* webapp*.c: status web app, Prometheus and statsd */
         struct webapp *webapp;
 };
@@ -322,3 +327,5 @@ void minready_pass(struct launcher *l);
 void cleanup_run(struct launcher *l);
 /* Stop: deletes in flight are abandoned (freed when their provider call returns). */
 void delete_abort_all(struct launcher *l);
+/* Stop (or session loss): drop cleanup's ZooKeeper work in flight. */
+void cleanup_abort(struct launcher *l);
