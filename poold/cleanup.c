@@ -9,6 +9,7 @@
  * as `deleting`; and list each provider's servers on the workq: a server tagged
  * with our provider name whose node id is unknown, seen in two consecutive
  * passes, is deleted (leak). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -81,20 +82,63 @@ static void lost_requests(struct launcher *l) {
         free(pending);
 }
 
-static void stale_locks(struct launcher *l) {
-        char **children = NULL;
-        size_t n = 0;
-        if (zk_get_children(l->zk, LAUNCHER_REQUEST_LOCK_ROOT, &children, &n) < 0) return;
-        int64_t now_ms = (int64_t)(model_now() * 1000);
-        for (size_t i = 0; i < n; i++) {
-                if (smap_get(&l->requests, children[i])) continue;
-                _cleanup_free_ char *path = xasprintf(LAUNCHER_REQUEST_LOCK_ROOT "/%s", children[i]);
-                struct zk_stat st;
-                if (zk_exists(l->zk, path, &st) != 1) continue;
-                if (now_ms - st.mtime < (int64_t)LOCK_CLEANUP_MS) continue;
-                if (zk_delete_recursive(l->zk, path) >= 0) log_info("deleted stale request lock %s", path);
+/* The request-lock sweep: one listing, then one exists per directory whose
+ * request is gone, all asynchronous (thousands of lock directories pile up in
+ * 8 h; a round trip each must not block the loop). At most one sweep runs. */
+struct lock_sweep {
+        struct launcher *l;
+        unsigned pending;
+        int64_t now_ms, age_ms;
+};
+
+static void sweep_put(struct lock_sweep *sw) {
+        if (--sw->pending > 0) return;
+        sw->l->lock_sweep = NULL;
+        free(sw);
+}
+
+static void on_lockdir_stat(struct zk *zk, const struct zk_result *res, void *ud) {
+        struct lock_sweep *sw = ud;
+        struct launcher *l = sw->l;
+        const char *id = strrchr(res->path, '/') + 1;
+        if (res->r == 0 && res->stat && sw->now_ms - res->stat->mtime >= sw->age_ms &&
+            !smap_get(&l->requests, id) && !smap_get(&l->handlers, id) && !smap_get(&l->accepting, id)) {
+                /* Rare (once per directory, 8 h after its request went): a few round trips. */
+                if (zk_delete_recursive(l->zk, res->path) >= 0) log_info("deleted stale request lock %s", res->path);
         }
-        zk_strv_free(children);
+        sweep_put(sw);
+}
+
+static void on_lockdirs(struct zk *zk, const struct zk_result *res, void *ud) {
+        struct lock_sweep *sw = ud;
+        struct launcher *l = sw->l;
+        for (size_t i = 0; res->r == 0 && i < res->n_children; i++) {
+                if (smap_get(&l->requests, res->children[i])) continue;
+                _cleanup_free_ char *path = xasprintf(LAUNCHER_REQUEST_LOCK_ROOT "/%s", res->children[i]);
+                sw->pending++;
+                (void)zk_aexists(l->zk, path, NULL, on_lockdir_stat, sw);
+        }
+        sweep_put(sw);
+}
+
+static void stale_locks(struct launcher *l) {
+        if (l->lock_sweep) return; /* the previous one is still going */
+        struct lock_sweep *sw = xnew(struct lock_sweep, 1);
+        sw->l = l;
+        sw->pending = 1;
+        sw->now_ms = (int64_t)(model_now() * 1000);
+        /* POOLD_STALE_LOCK_AGE_MS shortens the 8 h (tests). */
+        const char *age = getenv("POOLD_STALE_LOCK_AGE_MS");
+        sw->age_ms = age && *age ? strtoll(age, NULL, 10) : (int64_t)LOCK_CLEANUP_MS;
+        l->lock_sweep = sw;
+        (void)zk_aget_children(l->zk, LAUNCHER_REQUEST_LOCK_ROOT, NULL, on_lockdirs, sw);
+}
+
+void cleanup_abort(struct launcher *l) {
+        if (!l->lock_sweep) return;
+        zk_cancel(l->zk, l->lock_sweep);
+        free(l->lock_sweep);
+        l->lock_sweep = NULL;
 }
 
 /* Mark an unlocked node `deleting` under its lock if it is still in STATE. */
@@ -126,8 +170,10 @@ static void ages(struct launcher *l) {
                 const struct cnode *cn = smap_get(&l->nodes, keys[i]);
                 const struct node *nd = cn->node;
                 if (cn->lock_contenders > 0 || smap_get(&l->held, keys[i])) continue;
-                if (!nd->provider || !prov_by_name(l, nd->provider)) continue;
-                if (nd->state == NODE_STATE_READY && !nd->allocated_to && nd->type[0]) {
+                struct prov *pv = nd->provider ? prov_by_name(l, nd->provider) : NULL;
+                if (!pv) continue;
+                /* Static nodes never age out: they are the configured machines themselves. */
+                if (nd->state == NODE_STATE_READY && !nd->allocated_to && nd->type[0] && !pv->is_static) {
                         const struct config_label *lab = config_find_label(l->cfg, nd->type[0]);
                         if (lab && lab->max_ready_age > 0 && now - nd->state_time > (double)lab->max_ready_age)
                                 ready[nr++] = xstrdup(keys[i]);

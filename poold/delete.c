@@ -7,7 +7,7 @@
  * for; -ENOENT is success) → `deleted` → contender, lock dir and znode deleted
  * in one pipelined go (static driver: no cloud call). Nodes whose provider is
  * not ours are left to their launcher. READY nodes allocated to a request that
- * no longer exists are unallocated. */
+ * no longer exists are unallocated (lock, read, write: asynchronous too). */
 #include <string.h>
 
 #include "alloc.h"
@@ -103,6 +103,12 @@ static void del_done(void *ud, int status) {
                 nd_free(d);
                 return;
         }
+        if (status >= 0 && quota_cloud_down_error(d->r)) {
+                /* The cloud is down: deletes wait for it like launches (logged once there). */
+                quota_cloud_down(d->prov, d->r, d->msg);
+                nd_end(d);
+                return;
+        }
         if (status < 0 || d->r < 0) {
                 log_error("node %s: provider delete of %s failed: %s (retrying later)", d->id, d->external_id,
                           d->msg ? d->msg : strerror(-(status < 0 ? status : d->r)));
@@ -154,6 +160,7 @@ static void on_del_locked(struct zk_lock *lock, int result, void *ud) {
 static void start_delete(struct launcher *l, const char *id, const struct node *cached) {
         struct prov *pv = prov_by_name(l, cached->provider);
         if (!pv || (!pv->provider && !pv->is_static)) return;
+        if (quota_cloud_retry_in_ms(pv) > 0) return; /* the cloud is down: try at its next probe */
         struct node_delete *d = xnew(struct node_delete, 1);
         d->l = l;
         d->prov = pv;
@@ -171,23 +178,89 @@ static void start_delete(struct launcher *l, const char *id, const struct node *
         smap_put(&l->held, id, (void *)1);
 }
 
-static void unallocate(struct launcher *l, const char *id) {
-        _cleanup_free_ char *lpath = zkrec_node_lock_path(id);
-        struct zk_lock *lock = NULL;
-        if (zk_lock_new(l->zk, lpath, NULL, &lock) < 0) return;
-        if (zk_lock_try(lock) == 1) {
-                struct node *n = NULL;
-                int32_t ver;
-                if (zkrec_node_read(l, id, &n, &ver) >= 0 && n->state == NODE_STATE_READY && n->allocated_to &&
-                    !smap_get(&l->requests, n->allocated_to) && !smap_get(&l->handlers, n->allocated_to)) {
-                        log_info("node %s: request %s is gone, unallocating", id, n->allocated_to);
-                        model_set_str(&n->allocated_to, NULL);
-                        (void)zkrec_node_write(l, n, ver);
-                }
-                node_free(n);
-                zk_lock_release_async(lock);
+/* Unallocating a READY node whose request is gone: lock, read, clear
+ * allocated_to, write with the read version, unlock — asynchronous. The op is
+ * in l->unallocating (and the node in `held`) meanwhile. */
+struct unalloc_op {
+        struct launcher *l;
+        char *id;
+        struct zk_lock *lock;
+        bool in_flight;                 /* a read/write with us as userdata is outstanding */
+};
+
+static void ua_free(struct unalloc_op *op) {
+        if (op->in_flight) zk_cancel(op->l->zk, op);
+        if (op->lock) {
+                zk_lock_release_async(op->lock);
+                zk_lock_free(op->lock);
         }
-        zk_lock_free(lock);
+        free(op->id);
+        free(op);
+}
+
+static void ua_end(struct unalloc_op *op) {
+        struct launcher *l = op->l;
+        smap_remove(&l->unallocating, op->id);
+        smap_remove(&l->held, op->id);
+        ua_free(op);
+        launcher_kick(l);
+}
+
+static void on_ua_written(struct zk *zk, const struct zk_result *res, void *ud) {
+        struct unalloc_op *op = ud;
+        op->in_flight = false;
+        if (res->r < 0) log_warning_errno(res->r, "node %s: cannot unallocate: %m", op->id);
+        ua_end(op);
+}
+
+static void on_ua_read(struct zk *zk, const struct zk_result *res, void *ud) {
+        struct unalloc_op *op = ud;
+        struct launcher *l = op->l;
+        op->in_flight = false;
+        _cleanup_(node_freep) struct node *n = NULL;
+        struct model_error err;
+        if (res->r < 0 || node_from_json(res->data, res->len, op->id, &n, &err) < 0 ||
+            n->state != NODE_STATE_READY || !n->allocated_to || smap_get(&l->requests, n->allocated_to) ||
+            smap_get(&l->handlers, n->allocated_to)) {
+                ua_end(op);
+                return;
+        }
+        log_info("node %s: request %s is gone, unallocating", op->id, n->allocated_to);
+        model_set_str(&n->allocated_to, NULL);
+        _cleanup_free_ char *data = NULL;
+        size_t len;
+        if (node_to_json(n, &data, &len) < 0) {
+                ua_end(op);
+                return;
+        }
+        op->in_flight = true;
+        (void)zk_aset(l->zk, res->path, data, len, res->stat->version, on_ua_written, op);
+}
+
+static void on_ua_locked(struct zk_lock *lock, int result, void *ud) {
+        struct unalloc_op *op = ud;
+        if (result != 1) {
+                ua_end(op);
+                return;
+        }
+        _cleanup_free_ char *path = zkrec_node_path(op->id);
+        op->in_flight = true;
+        (void)zk_aget(op->l->zk, path, NULL, on_ua_read, op);
+}
+
+static void unallocate(struct launcher *l, const char *id) {
+        struct unalloc_op *op = xnew(struct unalloc_op, 1);
+        op->l = l;
+        op->id = xstrdup(id);
+        _cleanup_free_ char *lpath = zkrec_node_lock_path(id);
+        int r = zk_lock_new(l->zk, lpath, NULL, &op->lock);
+        if (r >= 0) r = zk_lock_try_async(op->lock, on_ua_locked, op);
+        if (r < 0) {
+                ua_free(op);
+                return;
+        }
+        smap_put(&l->unallocating, id, op);
+        smap_put(&l->held, id, (void *)1);
 }
 
 struct pass {
@@ -234,8 +307,12 @@ static void abandon_fn(const char *key, void *value, void *ud) {
         else nd_free(d);
 }
 
+static void ua_abort_fn(const char *key, void *value, void *ud) { ua_free(value); }
+
 /* Called at stop: deletes in flight finish their provider call and are then freed. */
 void delete_abort_all(struct launcher *l) {
         smap_foreach(&l->deleting, abandon_fn, NULL);
         smap_clear(&l->deleting, NULL);
+        smap_foreach(&l->unallocating, ua_abort_fn, NULL);
+        smap_clear(&l->unallocating, NULL);
 }

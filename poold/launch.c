@@ -23,6 +23,10 @@
 #include "zk_lock.h"
 
 #define POLL_MS 200
+/* A cloud's server list may not show a server it has just accepted (Nova lists
+ * from its cells): absent that early is "not yet visible", as Nodepool keeps
+ * the created server's record until the list has it. */
+#define POLL_ABSENT_GRACE_MS 30000
 
 enum launch_state { LAUNCH_CREATE, LAUNCH_POLL, LAUNCH_SCAN, LAUNCH_DELETE, LAUNCH_DONE };
 
@@ -44,6 +48,7 @@ struct launch {
         bool in_job, abandoned;
         int fail_r;                     /* the error that made us delete the partial server */
         uint64_t started_ms;            /* for the launch duration metrics */
+        uint64_t created_ms;            /* when the create of this attempt returned */
         /* inputs copied for the worker */
         char *label, *image, *upload_path, *pool_name, *hostname;
         char *connection_type;
@@ -192,7 +197,10 @@ static void set_ready(struct launch *la) {
         if (n->external_id) json_decref(n->external_id);
         n->external_id = json_util_must(json_string(la->external_id));
         if (n->resources) json_decref(n->resources);
-        n->resources = json_pack("{s:i, s:i, s:i}", "cores", la->vcpus, "instances", 1, "ram", la->memory);
+        /* What the cloud gave (the flavor) when the driver says; else what was asked. */
+        bool known = s->resources.cores > 0 || s->resources.ram_mib > 0;
+        n->resources = json_pack("{s:i, s:i, s:i}", "cores", known ? s->resources.cores : la->vcpus, "instances", 1,
+                                 "ram", known ? s->resources.ram_mib : la->memory);
         if (n->attributes) json_decref(n->attributes);
         n->attributes = json_incref(la->attributes);
         model_strv_free(n->host_keys);
@@ -210,6 +218,15 @@ static void attempt_failed(struct launch *la, int r);
 static void on_poll_timer(struct loop *loop, struct loop_timer *t, void *ud) {
         struct launch *la = ud;
         la->timer = NULL;
+        if (la->st == LAUNCH_CREATE && (la->pool->retired || !la->pool->cpool || la->l->stopping)) {
+                /* Waited for a cloud that was down, and the pool went meanwhile
+                 * (e.g. its credentials were fixed by a reload): a new pool serves the request. */
+                log_info("node %s: pool %s is gone; not launching", la->node->id, la->pool->id);
+                node_set_state(la->node, NODE_STATE_ABORTED);
+                write_node(la);
+                launch_finish(la, -EAGAIN);
+                return;
+        }
         if (la->st == LAUNCH_SCAN) {
                 /* launch-timeout bounds the whole attempt, nodescan included (Nodepool's state machine). */
                 keyscan_cancel(la->scan);
@@ -293,6 +310,16 @@ static void attempt_failed(struct launch *la, int r) {
         job_submit(la);
 }
 
+/* The cloud is down or refuses us: the provider pauses its pools; this launch
+ * keeps its node and tries the create again after the provider's back-off. */
+static void cloud_down_wait(struct launch *la) {
+        la->attempt--;
+        quota_cloud_down(la->prov, la->job_r, la->job_msg);
+        uint64_t ms = MAX(quota_cloud_retry_in_ms(la->prov), (uint64_t)POLL_MS);
+        log_debug("node %s: create retried in %llu ms", la->node->id, (unsigned long long)ms);
+        la->timer = loop_add_timer(la->l->loop, ms, false, on_poll_timer, la);
+}
+
 static void done_fn(void *ud, int status) {
         struct launch *la = ud;
         la->in_job = false;
@@ -308,10 +335,16 @@ static void done_fn(void *ud, int status) {
         }
         switch (la->st) {
         case LAUNCH_CREATE:
+                if (quota_cloud_down_error(la->job_r)) {
+                        /* Nothing was created: not an attempt. Pause and try again later. */
+                        cloud_down_wait(la);
+                        return;
+                }
                 if (la->job_r < 0) {
                         attempt_failed(la, la->job_r);
                         return;
                 }
+                quota_capacity_ok(la->prov);
                 free(la->external_id);
                 la->external_id = xstrdup(la->server->external_id);
                 if (la->node->external_id) json_decref(la->node->external_id);
@@ -319,9 +352,27 @@ static void done_fn(void *ud, int status) {
                 /* Record the server before waiting on it; an instant server is recorded by the
                  * ready write (a crash in between leaves a tagged server the leak sweep removes). */
                 if (la->server->state != PROVIDER_SERVER_ACTIVE || la->host_key_checking) write_node(la);
-                la->deadline_ms = loop_now_ms() + la->launch_timeout_ms;
+                la->created_ms = loop_now_ms();
+                la->deadline_ms = la->created_ms + la->launch_timeout_ms;
                 /* fall through */
         case LAUNCH_POLL:
+                if (quota_cloud_down_error(la->job_r) && la->st == LAUNCH_POLL) {
+                        /* The server may well be booting: keep asking until launch-timeout. */
+                        quota_cloud_down(la->prov, la->job_r, la->job_msg);
+                        if (loop_now_ms() >= la->deadline_ms) {
+                                attempt_failed(la, -ETIMEDOUT);
+                                return;
+                        }
+                        la->timer = loop_add_timer(la->l->loop, MAX(quota_cloud_retry_in_ms(la->prov), POLL_MS),
+                                                   false, on_poll_timer, la);
+                        return;
+                }
+                if (la->job_r == -ENOENT && la->st == LAUNCH_POLL && loop_now_ms() < la->deadline_ms &&
+                    loop_now_ms() - la->created_ms < POLL_ABSENT_GRACE_MS) {
+                        log_debug("node %s: server %s not listed yet", la->node->id, la->external_id);
+                        la->timer = loop_add_timer(la->l->loop, POLL_MS, false, on_poll_timer, la);
+                        return;
+                }
                 if (la->job_r < 0 && la->st == LAUNCH_POLL) {
                         attempt_failed(la, la->job_r);
                         return;
@@ -381,6 +432,14 @@ static void job_submit(struct launch *la) {
         la->in_job = true;
 }
 
+/* The provider's cloud-images entry of a cloud-image label, or NULL. */
+static const struct config_cloud_image *cloud_image_of(const struct config_provider *cp,
+                                                       const struct config_pool_label *pl) {
+        for (size_t i = 0; pl->cloud_image && i < cp->n_cloud_images; i++)
+                if (strcmp(cp->cloud_images[i].name, pl->cloud_image) == 0) return &cp->cloud_images[i];
+        return NULL;
+}
+
 void launch_start(struct pool *pool, struct node *n, struct zk_lock *lock, const char *request_id, size_t slot) {
         struct launcher *l = pool->l;
         struct launch *la = xnew(struct launch, 1);
@@ -432,13 +491,26 @@ void launch_start(struct pool *pool, struct node *n, struct zk_lock *lock, const
                         la->python_path = xstrdup(u->python_path);
                         la->shell_type = xstrdup(u->shell_type);
                 }
+                const struct config_cloud_image *ci = cloud_image_of(pool->cp, pl);
+                if (ci) {
+                        /* No upload: the driver resolves the label's cloud image (create_req.image NULL). */
+                        la->upload_path = xstrdup(ci->name); /* the node's image_id, as Nodepool */
+                        la->username = xstrdup(ci->username ? ci->username : "zuul");
+                        la->python_path = xstrdup(ci->python_path ? ci->python_path : "auto");
+                        la->shell_type = xstrdup(ci->shell_type);
+                        free(la->connection_type);
+                        la->connection_type = xstrdup(ci->connection_type ? ci->connection_type : "ssh");
+                        if (ci->connection_port > 0) la->connection_port = (int)ci->connection_port;
+                }
         }
         la->next = l->launches;
         if (l->launches) l->launches->prev = la;
         l->launches = la;
-        if (!pl || !la->image) {
+        if (!pl || (!la->image && !cloud_image_of(pool->cp, pl))) {
                 free(la->job_msg);
-                la->job_msg = xstrdup(pl ? "no ready image upload" : "label no longer in pool");
+                la->job_msg = xstrdup(!pl ? "label no longer in pool"
+                                      : pl->cloud_image ? "cloud-image not configured in the provider"
+                                                        : "no ready image upload");
                 la->attempt = 1;
                 fail(la, -ENOENT);
                 return;

@@ -48,6 +48,7 @@ struct create_op;
 struct launch;
 struct zk_lock;
 struct webapp;
+struct lock_sweep;
 
 struct launcher {
         struct loop *loop;
@@ -88,16 +89,20 @@ struct launcher {
         struct smap handlers;         /* request id -> struct req_handler* */
         struct smap held;             /* node id -> (void*)1: we hold its lock */
         struct smap accepting;        /* request id -> struct accept_op*: lock/read/write in flight */
+        struct smap declining;        /* request id -> struct decline_op*: lock/read/write in flight */
+        struct smap reusing;          /* node id -> struct reuse_op*: lock/read/write in flight */
         struct create_op *creates;      /* node znodes being created/locked for handlers (list) */
         /* launch.c */
         struct launch *launches;        /* in flight (list) */
         /* delete.c */
         struct smap deleting;         /* node id -> struct node_delete* */
+        struct smap unallocating;     /* node id -> struct unalloc_op* */
         struct smap gone;             /* node ids we deleted (skip until the cache drops them) */
         /* cleanup.c */
         struct smap leak_seen;        /* "<provider>/<external id>" -> (void*)1 */
         struct smap leak_seen_next;
         uint64_t last_minready_ms;
+        struct lock_sweep *lock_sweep;  /* the stale request-lock sweep in flight, or NULL */
         /* webapp*.c: status web app, Prometheus and statsd */
         struct webapp *webapp;
 };
@@ -139,6 +144,12 @@ struct prov {
         struct usage unmanaged;
         bool limits_valid, quota_fetching;
         uint64_t limits_time_ms, backoff_until_ms;
+        uint64_t capacity_backoff_ms;   /* doubles while creates keep meeting -EDQUOT */
+        /* quota.c: the cloud is unreachable (-EHOSTDOWN) or refuses our credentials
+         * (-EACCES): its pools pause, a probe (the quota call) retries with back-off. */
+        int down_r;                     /* 0 when up */
+        char *down_reason;
+        uint64_t down_backoff_ms, down_retry_ms;
 };
 
 /* One provider-pool worker. */
@@ -257,8 +268,21 @@ const char *quota_never_fits(struct pool *p, int64_t n, int64_t cores, int64_t r
 /* Why TENANT (tenant-resource-limits) cannot take N more nodes of CORES/RAM, or NULL. */
 const char *quota_tenant_check(struct launcher *l, const char *tenant, int64_t n, int64_t cores, int64_t ram,
                                char *buf, size_t sz);
-/* The cloud refused for capacity: drop the cached limits, back off briefly. */
+/* The cloud refused for capacity: drop the cached limits, back off (2 s,
+ * doubling up to 60 s while the cloud keeps refusing). */
 void quota_invalidate(struct prov *pv);
+/* A create succeeded: the capacity back-off starts small again. */
+void quota_capacity_ok(struct prov *pv);
+/* True for the errors that mean "the cloud is down or refuses us" (-EHOSTDOWN,
+ * -EACCES): nothing was done, pause and retry later, never fail a request for it. */
+bool quota_cloud_down_error(int r);
+/* PV answered R (quota_cloud_down_error) with MSG: pause its pools (reason
+ * logged, in the component and the web app) and back off (1 s doubling to 30 s). */
+void quota_cloud_down(struct prov *pv, int r, const char *msg);
+/* PV answered again: clear the down state (pools resume at the next pass). */
+void quota_cloud_up(struct prov *pv);
+/* Milliseconds until PV's next probe is due (0 when up or due now). */
+uint64_t quota_cloud_retry_in_ms(const struct prov *pv);
 
 /* ---- static.c: the static driver ---- */
 /* Bring the static providers' registered nodes in line with config and cache
@@ -303,3 +327,5 @@ void minready_pass(struct launcher *l);
 void cleanup_run(struct launcher *l);
 /* Stop: deletes in flight are abandoned (freed when their provider call returns). */
 void delete_abort_all(struct launcher *l);
+/* Stop (or session loss): drop cleanup's ZooKeeper work in flight. */
+void cleanup_abort(struct launcher *l);

@@ -167,6 +167,7 @@ void pools_free_all(struct launcher *l) {
         for (size_t i = 0; i < l->n_provs; i++) {
                 static_prov_free(l->provs[i]->st);
                 provider_close(l->provs[i]->provider);
+                free(l->provs[i]->down_reason);
                 free(l->provs[i]->name);
                 free(l->provs[i]);
         }
@@ -192,7 +193,15 @@ const struct config_pool_label *pool_find_label(const struct pool *p, const char
 }
 
 void pool_set_paused(struct pool *p, bool paused, const char *reason) {
-        if (p->paused == paused) return;
+        if (p->paused == paused) {
+                /* Still paused, maybe for another reason now (the web app shows it). */
+                if (paused && reason && (!p->pause_reason || strcmp(p->pause_reason, reason) != 0)) {
+                        free(p->pause_reason);
+                        p->pause_reason = xstrdup(reason);
+                        log_info("pool %s paused: %s", p->id, reason);
+                }
+                return;
+        }
         p->paused = paused;
         free(p->pause_reason);
         p->pause_reason = xstrdup(reason);

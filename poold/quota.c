@@ -8,7 +8,11 @@
  * A stale cache keeps being used while a refresh runs; only -EDQUOT from the
  * cloud drops it (the pool then waits for fresh numbers) and backs off a
  * little, so a cloud that keeps refusing does not make us churn nodes.
- * Tenant limits count every node in ZooKeeper carrying the tenant's name. */
+ * Tenant limits count every node in ZooKeeper carrying the tenant's name.
+ * A cloud that cannot be reached or refuses our credentials (-EHOSTDOWN,
+ * -EACCES, from any call) marks the provider down: quota_check() then says so,
+ * so its pools pause and requests wait (none is failed for it), and the quota
+ * call doubles as the probe, retried with back-off until the cloud answers. */
 #include <inttypes.h>
 #include <string.h>
 
@@ -18,6 +22,9 @@
 
 #define QUOTA_CACHE_MS (5ULL * 60 * 1000)
 #define QUOTA_BACKOFF_MS 2000
+#define QUOTA_BACKOFF_MAX_MS 60000
+#define DOWN_BACKOFF_MIN_MS 1000
+#define DOWN_BACKOFF_MAX_MS 30000
 
 struct quota_job {
         struct launcher *l;
@@ -38,8 +45,11 @@ static void quota_work(void *ud) {
                 j->r = 0;
         }
         if (j->r >= 0 && p->ops->list) {
-                int r = p->ops->list(p, &j->servers, &j->n, NULL);
+                free(j->msg);
+                j->msg = NULL;
+                int r = p->ops->list(p, &j->servers, &j->n, &j->msg);
                 if (r < 0) j->n = 0; /* unmanaged usage unknown: count none */
+                if (quota_cloud_down_error(r)) j->r = r; /* the probe failed after all */
         }
 }
 
@@ -49,7 +59,10 @@ static void quota_done(void *ud, int status) {
         struct prov *pv = j->pv;
         pv->refs--;
         pv->quota_fetching = false;
-        if (status >= 0 && j->r >= 0 && !l->stopping) {
+        if (status >= 0 && quota_cloud_down_error(j->r) && !l->stopping) {
+                quota_cloud_down(pv, j->r, j->msg);
+        } else if (status >= 0 && j->r >= 0 && !l->stopping) {
+                quota_cloud_up(pv);
                 struct usage un = {};
                 for (size_t i = 0; i < j->n; i++) {
                         const struct provider_server *s = j->servers[i];
@@ -83,8 +96,13 @@ static void refresh(struct prov *pv, struct launcher *l) {
         /* Unmanaged usage is "listed but not in the node cache": only meaningful once it is synced. */
         if (pv->quota_fetching || !pv->provider || !caches_synced(l)) return;
         uint64_t now = loop_now_ms();
-        if (pv->limits_valid && now - pv->limits_time_ms < QUOTA_CACHE_MS) return;
-        if (!pv->limits_valid && now < pv->backoff_until_ms) return;
+        if (pv->down_r) {
+                /* The probe: due at the back-off, whatever the cache says. */
+                if (now < pv->down_retry_ms) return;
+        } else {
+                if (pv->limits_valid && now - pv->limits_time_ms < QUOTA_CACHE_MS) return;
+                if (!pv->limits_valid && now < pv->backoff_until_ms) return;
+        }
         struct quota_job *j = xnew(struct quota_job, 1);
         j->l = l;
         j->pv = pv;
@@ -102,14 +120,68 @@ static bool uses_provider_quota(const struct pool *p) {
 }
 
 void quota_invalidate(struct prov *pv) {
+        uint64_t now = loop_now_ms();
+        /* Refused again after a back-off: the limits do not explain it (capacity
+         * elsewhere, another user): wait longer each time rather than churn nodes. */
+        if (now >= pv->backoff_until_ms)
+                pv->capacity_backoff_ms = pv->capacity_backoff_ms ? MIN(pv->capacity_backoff_ms * 2, QUOTA_BACKOFF_MAX_MS)
+                                                                  : QUOTA_BACKOFF_MS;
         pv->limits_valid = false;
-        pv->backoff_until_ms = loop_now_ms() + QUOTA_BACKOFF_MS;
-        log_info("provider %s: quota cache invalidated (the cloud refused for capacity)", pv->name);
+        pv->backoff_until_ms = now + pv->capacity_backoff_ms;
+        log_info("provider %s: quota cache invalidated (the cloud refused for capacity); backing off %llu ms",
+                 pv->name, (unsigned long long)pv->capacity_backoff_ms);
+}
+
+void quota_capacity_ok(struct prov *pv) { pv->capacity_backoff_ms = 0; }
+
+bool quota_cloud_down_error(int r) { return r == -EHOSTDOWN || r == -EACCES; }
+
+void quota_cloud_down(struct prov *pv, int r, const char *msg) {
+        struct launcher *l = pv->l;
+        _cleanup_free_ char *reason = xasprintf("provider %s %s: %s", pv->name,
+                                                r == -EACCES ? "refuses our credentials" : "is unreachable",
+                                                msg ? msg : strerror(-r));
+        bool changed = pv->down_r != r || !pv->down_reason || strcmp(pv->down_reason, reason) != 0;
+        uint64_t now = loop_now_ms();
+        /* Several calls may report the same outage: back off once per retry period. */
+        if (!pv->down_r) pv->down_backoff_ms = DOWN_BACKOFF_MIN_MS;
+        else if (now >= pv->down_retry_ms) pv->down_backoff_ms = MIN(pv->down_backoff_ms * 2, DOWN_BACKOFF_MAX_MS);
+        if (now >= pv->down_retry_ms || !pv->down_r) pv->down_retry_ms = now + pv->down_backoff_ms;
+        if (changed) {
+                log_error("%s; its pools pause and retry (requests wait)", reason);
+                free(pv->down_reason);
+                pv->down_reason = TAKE_PTR(reason);
+        } else {
+                log_debug("%s (retrying in %llu ms)", reason, (unsigned long long)pv->down_backoff_ms);
+        }
+        pv->down_r = r;
+        for (size_t i = 0; i < l->n_pools; i++)
+                if (l->pools[i]->prov == pv && !l->pools[i]->retired)
+                        pool_set_paused(l->pools[i], true, pv->down_reason);
+}
+
+void quota_cloud_up(struct prov *pv) {
+        if (!pv->down_r) return;
+        log_info("provider %s answers again: its pools resume", pv->name);
+        pv->down_r = 0;
+        free(pv->down_reason);
+        pv->down_reason = NULL;
+        pv->down_backoff_ms = 0;
+        launcher_kick(pv->l);
+}
+
+uint64_t quota_cloud_retry_in_ms(const struct prov *pv) {
+        uint64_t now = loop_now_ms();
+        return pv->down_r && pv->down_retry_ms > now ? pv->down_retry_ms - now : 0;
 }
 
 static bool over(long long limit, int64_t used) { return limit >= 0 && used > limit; }
 
 bool quota_ready(struct pool *p) {
+        if (p->prov->down_r) {
+                refresh(p->prov, p->l); /* the probe, when due */
+                return false;
+        }
         if (!uses_provider_quota(p)) return true;
         refresh(p->prov, p->l);
         return p->prov->limits_valid;
@@ -128,8 +200,12 @@ const char *quota_check(struct pool *p, const struct config_pool_label *pl, char
                         if (l->pools[i]->prov == p->prov) active += l->pools[i]->active_launches;
                 if (active >= p->cp->max_concurrency) return "max-concurrency reached";
         }
-        if (!uses_provider_quota(p)) return NULL;
         struct prov *pv = p->prov;
+        if (pv->down_r) {
+                refresh(pv, l); /* the probe, when due */
+                return pv->down_reason;
+        }
+        if (!uses_provider_quota(p)) return NULL;
         if (loop_now_ms() < pv->backoff_until_ms) return "provider reported no capacity; backing off";
         refresh(pv, l);
         if (!pv->limits_valid) return "waiting for the provider's quota";

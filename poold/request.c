@@ -91,22 +91,120 @@ static void handler_remove(struct req_handler *h) {
         handler_free(h);
 }
 
-/* Append our id to declined_by; failed when every registered pool declined. */
-static int decline_locked(struct pool *p, const char *id, const char *why) {
-        struct launcher *l = p->l;
-        struct node_request *rq = NULL;
-        int32_t ver;
-        int r = zkrec_request_read(l, id, &rq, &ver);
-        if (r < 0) return r;
+/* Declining: (lock,) read, append our pool id to declined_by (failed when every
+ * registered pool declined), write with the read version, unlock — all
+ * asynchronous. The op owns the request lock (taken over from a handler or an
+ * accept, or acquired here) and sits in l->declining so the passes leave the
+ * request alone meanwhile. */
+struct decline_op {
+        struct launcher *l;
+        struct pool *pool;
+        char *id, *why;
+        struct zk_lock *lock;
+        bool only_requested;            /* not ours yet: skip unless still requested */
+        bool in_flight;                 /* a read/write with us as userdata is outstanding */
+};
+
+static void decline_free(struct decline_op *op) {
+        if (op->in_flight) zk_cancel(op->l->zk, op);
+        if (op->lock) {
+                zk_lock_release_async(op->lock);
+                zk_lock_free(op->lock);
+        }
+        free(op->id);
+        free(op->why);
+        free(op);
+}
+
+static void decline_end(struct decline_op *op) {
+        struct launcher *l = op->l;
+        if (smap_get(&l->declining, op->id) == op) smap_remove(&l->declining, op->id);
+        decline_free(op);
+        launcher_kick(l);
+}
+
+static void on_decline_written(struct zk *zk, const struct zk_result *res, void *ud) {
+        struct decline_op *op = ud;
+        op->in_flight = false;
+        if (res->r < 0) log_warning_errno(res->r, "request %s: cannot write decline: %m", op->id);
+        decline_end(op);
+}
+
+static void on_decline_read(struct zk *zk, const struct zk_result *res, void *ud) {
+        struct decline_op *op = ud;
+        struct launcher *l = op->l;
+        struct pool *p = op->pool;
+        op->in_flight = false;
+        _cleanup_(node_request_freep) struct node_request *rq = NULL;
+        struct model_error err;
+        if (res->r < 0 || node_request_from_json(res->data, res->len, op->id, &rq, &err) < 0) {
+                if (res->r == -ENOENT) log_info("request %s vanished before its decline", op->id);
+                decline_end(op);
+                return;
+        }
+        if (op->only_requested &&
+            (rq->state != NODE_REQUEST_STATE_REQUESTED || model_strv_contains(rq->declined_by, p->id))) {
+                decline_end(op);
+                return;
+        }
         if (!model_strv_contains(rq->declined_by, p->id)) model_strv_push(&rq->declined_by, p->id);
         bool all = pools_all_declined(l, rq->declined_by);
         node_request_set_state(rq, all ? NODE_REQUEST_STATE_FAILED : NODE_REQUEST_STATE_REQUESTED);
-        r = zkrec_request_write(l, rq, ver);
-        if (r >= 0 && all) webapp_request_done(l, rq->state, rq->created_time);
-        if (r < 0) log_warning_errno(r, "request %s: cannot write decline: %m", id);
-        else log_info("pool %s declined request %s (%s)%s", p->id, id, why, all ? "; request failed" : "");
-        node_request_free(rq);
-        return r;
+        _cleanup_free_ char *data = NULL;
+        size_t len;
+        if (node_request_to_json(rq, &data, &len) < 0) {
+                decline_end(op);
+                return;
+        }
+        /* Logged and counted now: the write is conditional and rarely fails (we hold the lock). */
+        if (all) webapp_request_done(l, rq->state, rq->created_time);
+        log_info("pool %s declined request %s (%s)%s", p->id, op->id, op->why, all ? "; request failed" : "");
+        op->in_flight = true;
+        (void)zk_aset(l->zk, res->path, data, len, res->stat->version, on_decline_written, op);
+}
+
+static void decline_read(struct decline_op *op) {
+        _cleanup_free_ char *path = zkrec_request_path(op->id);
+        op->in_flight = true;
+        (void)zk_aget(op->l->zk, path, NULL, on_decline_read, op);
+}
+
+static void on_decline_locked(struct zk_lock *lock, int result, void *ud) {
+        struct decline_op *op = ud;
+        if (result != 1) {
+                decline_end(op);
+                return;
+        }
+        decline_read(op);
+}
+
+/* Decline request ID for pool P because of WHY. LOCK: the request lock we hold
+ * (owned now), or NULL to take it first (then only a still-requested request is declined). */
+static void decline_start(struct pool *p, const char *id, const char *why, struct zk_lock *lock) {
+        struct launcher *l = p->l;
+        if (smap_get(&l->declining, id)) {
+                if (lock) {
+                        zk_lock_release_async(lock);
+                        zk_lock_free(lock);
+                }
+                return;
+        }
+        struct decline_op *op = xnew(struct decline_op, 1);
+        op->l = l;
+        op->pool = p;
+        op->id = xstrdup(id);
+        op->why = xstrdup(why);
+        op->lock = lock;
+        smap_put(&l->declining, id, op);
+        if (lock) {
+                decline_read(op);
+                return;
+        }
+        op->only_requested = true;
+        _cleanup_free_ char *lpath = zkrec_request_lock_path(id);
+        int r = zk_lock_new(l->zk, lpath, NULL, &op->lock);
+        if (r >= 0) r = zk_lock_try_async(op->lock, on_decline_locked, op);
+        if (r < 0) decline_end(op);
 }
 
 /* What RQ costs in pool P (labels P lacks cost nothing). */
@@ -173,57 +271,124 @@ static void reuse_fn(const char *key, void *value, void *ud) {
         f->found = key;
 }
 
-/* Try to reuse a ready node for slot I: 1 done, 0 none available. */
+/* Reusing a ready node for a handler's slot: lock → read → write allocated_to
+ * (version-checked) → the slot gets the node through request_slot_done() (a
+ * static node after its liveness check). Asynchronous like a launch: the slot is
+ * LAUNCHING meanwhile and the node in `held`, so no other slot picks it. A node
+ * that turns out taken makes the slot EMPTY again (another candidate next pass). */
+struct reuse_op {
+        struct launcher *l;
+        struct pool *pool;
+        char *request_id, *node_id;
+        size_t slot;
+        struct zk_lock *lock;
+        char *tenant, *requestor;
+        bool in_flight;                 /* a read/write with us as userdata is outstanding */
+};
+
+static void reuse_free(struct reuse_op *op) {
+        if (op->in_flight) zk_cancel(op->l->zk, op);
+        if (op->lock) {
+                zk_lock_release_async(op->lock);
+                zk_lock_free(op->lock);
+        }
+        free(op->request_id);
+        free(op->node_id);
+        free(op->tenant);
+        free(op->requestor);
+        free(op);
+}
+
+/* Done with OP: R 0 (LOCK handed on) or -EAGAIN (the slot tries again). */
+static void reuse_end(struct reuse_op *op, int r) {
+        struct launcher *l = op->l;
+        smap_remove(&l->reusing, op->node_id);
+        _cleanup_free_ char *rid = TAKE_PTR(op->request_id), *nid = TAKE_PTR(op->node_id);
+        struct zk_lock *lock = r == 0 ? TAKE_PTR(op->lock) : NULL;
+        struct pool *p = op->pool;
+        size_t slot = op->slot;
+        reuse_free(op);
+        struct req_handler *h = smap_get(&l->handlers, rid);
+        /* No slot will own it: not ours to guard any more (the delete pass unallocates it). */
+        if (r < 0 || !h) smap_remove(&l->held, nid);
+        if (r == 0) {
+                log_info("request %s: reusing ready node %s", rid, nid);
+                /* A static node is checked first; the check reports through request_slot_done(). */
+                if (h && p->prov->is_static && static_check_liveness(p, nid, lock, rid, slot) > 0) return;
+        }
+        request_slot_done(l, rid, slot, r, lock);
+}
+
+static void on_reuse_written(struct zk *zk, const struct zk_result *res, void *ud) {
+        struct reuse_op *op = ud;
+        op->in_flight = false;
+        reuse_end(op, res->r < 0 ? -EAGAIN : 0);
+}
+
+static void on_reuse_read(struct zk *zk, const struct zk_result *res, void *ud) {
+        struct reuse_op *op = ud;
+        op->in_flight = false;
+        _cleanup_(node_freep) struct node *n = NULL;
+        struct model_error err;
+        if (res->r < 0 || node_from_json(res->data, res->len, op->node_id, &n, &err) < 0 ||
+            n->state != NODE_STATE_READY || n->allocated_to) {
+                reuse_end(op, -EAGAIN);
+                return;
+        }
+        model_set_str(&n->allocated_to, op->request_id);
+        model_set_str(&n->tenant_name, op->tenant);
+        model_set_str(&n->requestor, op->requestor);
+        _cleanup_free_ char *data = NULL;
+        size_t len;
+        if (node_to_json(n, &data, &len) < 0) {
+                reuse_end(op, -EAGAIN);
+                return;
+        }
+        op->in_flight = true;
+        (void)zk_aset(op->l->zk, res->path, data, len, res->stat->version, on_reuse_written, op);
+}
+
+static void on_reuse_locked(struct zk_lock *lock, int result, void *ud) {
+        struct reuse_op *op = ud;
+        if (result != 1) {
+                /* Someone else holds it: skip it until the cache says otherwise. */
+                struct cnode *cn = smap_get(&op->l->nodes, op->node_id);
+                if (cn && result == 0) cn->lock_contenders = MAX(cn->lock_contenders, 1u);
+                reuse_end(op, -EAGAIN);
+                return;
+        }
+        _cleanup_free_ char *path = zkrec_node_path(op->node_id);
+        op->in_flight = true;
+        (void)zk_aget(op->l->zk, path, NULL, on_reuse_read, op);
+}
+
+/* Start reusing a ready node for slot I: 1 started (slot LAUNCHING), 0 none available. */
 static int try_reuse(struct req_handler *h, size_t i) {
         struct launcher *l = h->l;
-        for (int attempt = 0; attempt < 3; attempt++) {
-                struct reuse_find f = { .h = h, .label = h->slots[i].label };
-                smap_foreach(&l->nodes, reuse_fn, &f);
-                if (!f.found) return 0;
-                _cleanup_free_ char *id = xstrdup(f.found), *lpath = zkrec_node_lock_path(id);
-                struct zk_lock *lock = NULL;
-                if (zk_lock_new(l->zk, lpath, NULL, &lock) < 0) return 0;
-                int r = zk_lock_try(lock);
-                if (r <= 0) {
-                        zk_lock_free(lock);
-                        /* Someone else holds it: skip it until the cache says otherwise. */
-                        struct cnode *cn = smap_get(&l->nodes, id);
-                        if (cn) cn->lock_contenders = MAX(cn->lock_contenders, 1u);
-                        continue;
-                }
-                struct node *n = NULL;
-                int32_t ver;
-                r = zkrec_node_read(l, id, &n, &ver);
-                if (r < 0 || n->state != NODE_STATE_READY || n->allocated_to) {
-                        node_free(n);
-                        zk_lock_release_async(lock);
-                        zk_lock_free(lock);
-                        continue;
-                }
-                model_set_str(&n->allocated_to, h->id);
-                model_set_str(&n->tenant_name, h->tenant);
-                model_set_str(&n->requestor, h->requestor);
-                r = zkrec_node_write(l, n, ver);
-                node_free(n);
-                if (r < 0) {
-                        zk_lock_release_async(lock);
-                        zk_lock_free(lock);
-                        continue;
-                }
-                smap_put(&l->held, id, (void *)1);
-                h->slots[i].node_id = xstrdup(id);
-                log_info("request %s: reusing ready node %s (%s)", h->id, id, h->slots[i].label);
-                if (h->pool->prov->is_static && static_check_liveness(h->pool, id, lock, h->id, i) > 0) {
-                        /* The check owns the lock now and reports through request_slot_done(). */
-                        h->slots[i].st = SLOT_LAUNCHING;
-                        h->launching++;
-                        return 1;
-                }
-                h->slots[i].lock = lock;
-                h->slots[i].st = SLOT_READY;
-                return 1;
+        struct reuse_find f = { .h = h, .label = h->slots[i].label };
+        smap_foreach(&l->nodes, reuse_fn, &f);
+        if (!f.found) return 0;
+        struct reuse_op *op = xnew(struct reuse_op, 1);
+        op->l = l;
+        op->pool = h->pool;
+        op->request_id = xstrdup(h->id);
+        op->node_id = xstrdup(f.found);
+        op->slot = i;
+        op->tenant = xstrdup(h->tenant);
+        op->requestor = xstrdup(h->requestor);
+        _cleanup_free_ char *lpath = zkrec_node_lock_path(op->node_id);
+        int r = zk_lock_new(l->zk, lpath, NULL, &op->lock);
+        if (r >= 0) r = zk_lock_try_async(op->lock, on_reuse_locked, op);
+        if (r < 0) {
+                reuse_free(op);
+                return 0;
         }
-        return 0;
+        smap_put(&l->reusing, op->node_id, op);
+        smap_put(&l->held, op->node_id, (void *)1);
+        h->slots[i].node_id = xstrdup(op->node_id);
+        h->slots[i].st = SLOT_LAUNCHING;
+        h->launching++;
+        return 1;
 }
 
 /* A node znode being created for a handler's slot: create (init) → lock →
@@ -293,9 +458,28 @@ static void node_building(struct create_op *op) {
         launch_start(p, n, lock, rid, slot);
 }
 
+static void on_orphan_deleted(struct zk *zk, const struct zk_result *res, void *ud) {
+        if (res->r < 0 && res->r != -ENOENT)
+                log_warning_errno(res->r, "cannot delete %s (left for the cleanup): %m", res->path);
+}
+
+/* Locking the node we just created failed with an error: nothing else knows of
+ * it, so its `init` znode and lock directory go (a contender of someone else's
+ * makes both deletes fail with -ENOTEMPTY, and the node is theirs to handle). */
+static void create_delete_orphan(struct create_op *op) {
+        struct launcher *l = op->l;
+        _cleanup_free_ char *lpath = zkrec_node_lock_path(op->n->id), *path = zkrec_node_path(op->n->id);
+        (void)zk_adelete(l->zk, lpath, -1, NULL, NULL);
+        (void)zk_adelete(l->zk, path, -1, on_orphan_deleted, NULL);
+        smap_remove(&l->held, op->n->id);
+        log_info("node %s: deleted after its lock failed", op->n->id);
+}
+
 static void on_node_locked(struct zk_lock *lock, int result, void *ud) {
         struct create_op *op = ud;
         if (result <= 0) {
+                /* Busy (0): someone else locked our new node; it is theirs now. */
+                if (result < 0) create_delete_orphan(op);
                 create_failed(op, result < 0 ? result : -EBUSY, "cannot lock the node we created");
                 return;
         }
@@ -333,9 +517,8 @@ static void on_node_created(struct zk *zk, const struct zk_result *res, void *ud
         log_info("request %s: launching node %s (%s) in pool %s", op->request_id, id, op->n->type[0], op->pool->id);
         /* Create the lock directory now, before anything else is sent: the node
          * cache can only ask about this node after this callback, and ZooKeeper
-         * answers a session in order, so the cache finds the directory existing.
-         * (zk_cache misses later lock changes when the directory appears between
-         * its children read and its exists call.) */
+         * answers a session in order, so the cache lists the directory at once
+         * (no ENOENT, exists, list again), and the contender needs no makepath retry. */
         _cleanup_free_ char *lpath = zkrec_node_lock_path(id);
         (void)zk_acreate(l->zk, lpath, NULL, 0, ZK_PERSISTENT, NULL, NULL);
         int r = zk_lock_new(l->zk, lpath, NULL, &op->lock);
@@ -343,6 +526,7 @@ static void on_node_created(struct zk *zk, const struct zk_result *res, void *ud
         if (r < 0) {
                 zk_lock_free(op->lock);
                 op->lock = NULL;
+                create_delete_orphan(op);
                 create_failed(op, r, "cannot lock the node we created");
         }
 }
@@ -527,8 +711,7 @@ static void handler_finish(struct req_handler *h) {
         if (failed) {
                 for (size_t i = 0; i < h->n; i++)
                         node_release(l, h->slots[i].node_id, &h->slots[i].lock, h->slots[i].st == SLOT_READY);
-                int r = decline_locked(h->pool, h->id, "a launch failed");
-                if (r == -ENOENT) log_info("request %s vanished while pending", h->id);
+                decline_start(h->pool, h->id, "a launch failed", TAKE_PTR(h->lock));
                 handler_remove(h);
                 return;
         }
@@ -656,7 +839,7 @@ static void on_accept_read(struct zk *zk, const struct zk_result *res, void *ud)
         char buf[256];
         const char *why = decline_reason(p, op->rq, buf, sizeof buf);
         if (why) {
-                decline_locked(p, op->id, why);
+                decline_start(p, op->id, why, TAKE_PTR(op->lock));
                 accept_end(op);
                 return;
         }
@@ -711,23 +894,6 @@ static void accept_request(struct pool *p, const struct node_request *cached) {
                 return;
         }
         smap_put(&l->accepting, op->id, op);
-}
-
-/* Decline without accepting: lock, re-read, decline, unlock. */
-static void decline_request(struct pool *p, const struct node_request *cached, const char *why) {
-        struct launcher *l = p->l;
-        _cleanup_free_ char *lpath = zkrec_request_lock_path(cached->id);
-        struct zk_lock *lock = NULL;
-        if (zk_lock_new(l->zk, lpath, NULL, &lock) < 0) return;
-        if (zk_lock_try(lock) == 1) {
-                struct node_request *rq = NULL;
-                if (zkrec_request_read(l, cached->id, &rq, NULL) >= 0 && rq->state == NODE_REQUEST_STATE_REQUESTED &&
-                    !model_strv_contains(rq->declined_by, p->id))
-                        decline_locked(p, cached->id, why);
-                node_request_free(rq);
-                zk_lock_release_async(lock);
-        }
-        zk_lock_free(lock);
 }
 
 /* Another online pool of the preferred provider that has not declined? */
@@ -812,7 +978,13 @@ void requests_pass(struct launcher *l) {
                 smap_foreach(&l->handlers, handler_collect_fn, &g2);
                 for (size_t k = 0; k < g2.n; k++) waiting |= g2.v[k]->pool == p && g2.v[k]->waiting_quota;
                 free(g2.v);
-                if (!waiting && p->paused) pool_set_paused(p, false, NULL);
+                if (p->prov->down_r) {
+                        /* The cloud is down: paused until its probe answers (quota_ready runs it). */
+                        pool_set_paused(p, true, p->prov->down_reason);
+                        (void)quota_ready(p);
+                } else if (!waiting && p->paused) {
+                        pool_set_paused(p, false, NULL);
+                }
         }
 
         struct collect_req c = { .v = xnew(const struct node_request *, l->requests.n + 1) };
@@ -826,13 +998,15 @@ void requests_pass(struct launcher *l) {
                 if (p->cp->max_concurrency == 0) continue; /* Nodepool: handle no requests */
                 for (size_t k = 0; k < c.n; k++) {
                         const struct node_request *rq = c.v[k];
-                        if (smap_get(&l->handlers, rq->id) || smap_get(&l->accepting, rq->id)) continue;
+                        if (smap_get(&l->handlers, rq->id) || smap_get(&l->accepting, rq->id) ||
+                            smap_get(&l->declining, rq->id))
+                                continue;
                         if (model_strv_contains(rq->declined_by, p->id)) continue;
                         if (!rq->node_types[0]) continue;
                         char buf[256];
                         const char *why = decline_reason(p, rq, buf, sizeof buf);
                         if (why) {
-                                decline_request(p, rq, why);
+                                decline_start(p, rq->id, why, NULL);
                                 continue;
                         }
                         if (p->paused || !quota_ready(p)) continue;
@@ -861,9 +1035,17 @@ static void abort_fn(const char *key, void *value, void *ud) {
 
 static void abort_accept_fn(const char *key, void *value, void *ud) { accept_free(value); }
 
+static void abort_decline_fn(const char *key, void *value, void *ud) { decline_free(value); }
+
+static void abort_reuse_fn(const char *key, void *value, void *ud) { reuse_free(value); }
+
 void requests_abort_all(struct launcher *l) {
         smap_foreach(&l->accepting, abort_accept_fn, NULL);
         smap_clear(&l->accepting, NULL);
+        smap_foreach(&l->declining, abort_decline_fn, NULL);
+        smap_clear(&l->declining, NULL);
+        smap_foreach(&l->reusing, abort_reuse_fn, NULL);
+        smap_clear(&l->reusing, NULL);
         while (l->creates) create_free(l->creates);
         smap_foreach(&l->handlers, abort_fn, NULL);
         smap_clear(&l->handlers, NULL);

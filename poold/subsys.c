@@ -27,6 +27,7 @@ void launcher_subsystems_stop(struct launcher *l) {
         requests_abort_all(l);
         launch_abort_all(l);
         delete_abort_all(l);
+        cleanup_abort(l);
 }
 
 void launcher_subsystems_free(struct launcher *l) {

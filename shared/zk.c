@@ -29,12 +29,17 @@
 #include "log.h"
 
 enum call_kind { CALL_OP, CALL_WATCH, CALL_STATE };
+
+/* zk_cancel() runs for every object freed on the loop: a bucket per userdata
+ * hash keeps it from walking every outstanding call. */
+#define ZK_UD_BUCKETS 1024
 enum op_type { OP_GET, OP_EXISTS, OP_CHILDREN, OP_SET, OP_CREATE, OP_DELETE };
 
 struct zk_call {
         struct zk *zk;
         enum call_kind kind;
         struct zk_call *all_prev, *all_next; /* zk->all, ops and watches only */
+        struct zk_call *ud_prev, *ud_next;   /* zk->by_ud bucket of userdata (non-NULL only) */
         struct zk_call *q_next;              /* zk->queue */
         bool queued, cancelled, linked;
         void *userdata;
@@ -92,12 +97,14 @@ struct zk {
         pthread_cond_t cond;
         /* under mu */
         struct zk_call *all;
+        struct zk_call *by_ud[ZK_UD_BUCKETS]; /* the same calls by userdata, for zk_cancel() */
         struct zk_call *q_head, *q_tail;
         uint64_t hid;         /* current handle id */
         uint64_t session_gen; /* bumped on every expiry */
         uint64_t state_seq;   /* bumped on every state change (wakes waiters) */
         uint64_t next_id;
         unsigned inflight;    /* async requests the library has not answered yet */
+        unsigned cond_waiters; /* threads in cond_wait_locked() */
         bool connected, expired, ever_connected;
 
         /* owner thread only */
@@ -200,6 +207,13 @@ static void call_free(struct zk_call *c) {
         free(c);
 }
 
+static size_t ud_bucket(const void *userdata) {
+        uintptr_t h = (uintptr_t)userdata;
+        h ^= h >> 17;
+        h *= UINT64_C(0x9e3779b97f4a7c15) & UINTPTR_MAX;
+        return (size_t)(h >> 7) & (ZK_UD_BUCKETS - 1);
+}
+
 /* under mu */
 static void all_link(struct zk *zk, struct zk_call *c) {
         c->all_prev = NULL;
@@ -207,6 +221,13 @@ static void all_link(struct zk *zk, struct zk_call *c) {
         if (zk->all) zk->all->all_prev = c;
         zk->all = c;
         c->linked = true;
+        if (c->userdata) {
+                struct zk_call **b = &zk->by_ud[ud_bucket(c->userdata)];
+                c->ud_prev = NULL;
+                c->ud_next = *b;
+                if (*b) (*b)->ud_prev = c;
+                *b = c;
+        }
 }
 
 /* under mu */
@@ -218,6 +239,14 @@ static void all_unlink(struct zk *zk, struct zk_call *c) {
                 zk->all = c->all_next;
         if (c->all_next) c->all_next->all_prev = c->all_prev;
         c->all_prev = c->all_next = NULL;
+        if (c->userdata) {
+                if (c->ud_prev)
+                        c->ud_prev->ud_next = c->ud_next;
+                else
+                        zk->by_ud[ud_bucket(c->userdata)] = c->ud_next;
+                if (c->ud_next) c->ud_next->ud_prev = c->ud_prev;
+                c->ud_prev = c->ud_next = NULL;
+        }
         c->linked = false;
 }
 
@@ -239,18 +268,30 @@ static void queue_append_locked(struct zk *zk, struct zk_call *c) {
         zk->q_tail = c;
 }
 
-/* Append to the dispatch queue; any thread. */
+/* Append to the dispatch queue; any thread. Only the call that makes the queue
+ * non-empty wakes the owner: zk_dispatch() reads the eventfd before it takes the
+ * queue, so a wake-up it consumed is always followed by a take of everything queued. */
 static void enqueue(struct zk *zk, struct zk_call *c) {
         pthread_mutex_lock(&zk->mu);
+        bool was_empty = !zk->q_head;
         queue_append_locked(zk, c);
         pthread_mutex_unlock(&zk->mu);
-        poke(zk);
+        if (was_empty) poke(zk);
+}
+
+/* Wait on zk->cond (under mu), counted so that signallers skip the broadcast
+ * when nobody waits. DEADLINE NULL: no timeout. Returns pthread's code. */
+static int cond_wait_locked(struct zk *zk, const struct timespec *deadline) {
+        zk->cond_waiters++;
+        int e = deadline ? pthread_cond_timedwait(&zk->cond, &zk->mu, deadline) : pthread_cond_wait(&zk->cond, &zk->mu);
+        zk->cond_waiters--;
+        return e;
 }
 
 static void inflight_done(struct zk *zk) {
         pthread_mutex_lock(&zk->mu);
         if (zk->inflight > 0) zk->inflight--;
-        pthread_cond_broadcast(&zk->cond);
+        if (zk->cond_waiters) pthread_cond_broadcast(&zk->cond);
         pthread_mutex_unlock(&zk->mu);
 }
 
@@ -453,7 +494,7 @@ static void handle_close(struct zk *zk) {
         deadline_after(&deadline, 2000);
         pthread_mutex_lock(&zk->mu);
         while (zk->inflight > 0 && zk->connected)
-                if (pthread_cond_timedwait(&zk->cond, &zk->mu, &deadline) == ETIMEDOUT) break;
+                if (cond_wait_locked(zk, &deadline) == ETIMEDOUT) break;
         zk->hid++; /* from now on the old handle's session events are ignored */
         zk->inflight = 0;
         pthread_mutex_unlock(&zk->mu);
@@ -546,7 +587,7 @@ int zk_connect_wait(struct zk *zk, int timeout_ms) {
                 bool connected = zk->connected, expired = zk->expired;
                 int r = 0;
                 if (!connected && !expired)
-                        r = pthread_cond_timedwait(&zk->cond, &zk->mu, &deadline);
+                        r = cond_wait_locked(zk, &deadline);
                 connected = zk->connected;
                 expired = zk->expired;
                 pthread_mutex_unlock(&zk->mu);
@@ -750,8 +791,9 @@ int zk_adelete(struct zk *zk, const char *path, int version, zk_result_cb cb, vo
 }
 
 void zk_cancel(struct zk *zk, void *userdata) {
+        if (!userdata) return; /* fire-and-forget calls have no callback to mute */
         pthread_mutex_lock(&zk->mu);
-        for (struct zk_call *c = zk->all; c; c = c->all_next)
+        for (struct zk_call *c = zk->by_ud[ud_bucket(userdata)]; c; c = c->ud_next)
                 if (c->userdata == userdata && !c->sync_waiter) c->cancelled = true;
         pthread_mutex_unlock(&zk->mu);
 }
@@ -1041,8 +1083,7 @@ int zk_wait_change(struct zk *zk, const char *path, int timeout_ms) {
         }
         int r = 0;
         while (!w->fired && zk->state_seq == seq0) {
-                int e = timeout_ms >= 0 ? pthread_cond_timedwait(&zk->cond, &zk->mu, &deadline)
-                                        : pthread_cond_wait(&zk->cond, &zk->mu);
+                int e = cond_wait_locked(zk, timeout_ms >= 0 ? &deadline : NULL);
                 if (e == ETIMEDOUT) {
                         r = -ETIMEDOUT;
                         break;

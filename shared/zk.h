@@ -160,5 +160,6 @@ int zk_acreate(struct zk *zk, const char *path, const void *data, size_t len, un
                void *userdata);
 int zk_adelete(struct zk *zk, const char *path, int version, zk_result_cb cb, void *userdata);
 /* Drop (never call) every pending callback and watch whose userdata is
- * USERDATA: call before freeing the object they point to. */
+ * USERDATA: call before freeing the object they point to. Cost: the calls
+ * hashed with USERDATA, not every outstanding one. NULL USERDATA: no-op. */
 void zk_cancel(struct zk *zk, void *userdata);

@@ -302,7 +302,14 @@ static void on_lock_exists(struct zk *zk, const struct zk_result *res, void *use
         struct entry *e = lock_owner(c, res->path);
         if (e) {
                 settle_watch(&e->lock_wid, res);
-                if (res->r == 0) fetch_lock(c, e); /* appeared meanwhile */
+                if (res->r == 0) {
+                        /* Appeared meanwhile. The exists watch just armed only sees the
+                         * directory itself (deleted or changed), not its children: list
+                         * them with a children watch, which replaces it (a later firing of
+                         * the exists watch carries a stale id and is ignored). */
+                        e->lock_wid = 0;
+                        fetch_lock(c, e);
+                }
         }
         read_done(c);
 }

@@ -41,6 +41,11 @@ struct zk_lock {
         int attempts;
         zk_lock_cb cb;
         void *userdata;
+        /* The listing sent right behind our create (one round trip for both);
+         * &pipe is its userdata, so it is told apart from the other listings. */
+        char pipe;
+        unsigned pipe_sent, pipe_recv;  /* pipelined listings sent / answered */
+        bool pipe_awaited;              /* our create is answered: the newest one decides */
 };
 
 /* ---------------------------------------------------------------- pure helpers */
@@ -155,7 +160,9 @@ static char *child_path(struct zk_lock *l, const char *name) { return xasprintf(
 
 void zk_lock_free(struct zk_lock *l) {
         if (!l) return;
-        zk_cancel(l->zk, l);
+        /* Only an attempt in flight can have a callback of ours outstanding. */
+        if (l->step != STEP_NONE) zk_cancel(l->zk, l);
+        if (l->pipe_recv != l->pipe_sent) zk_cancel(l->zk, &l->pipe);
         if (l->node) {
                 _cleanup_free_ char *p = child_path(l, l->node);
                 zk_adelete(l->zk, p, -1, NULL, NULL);
@@ -366,12 +373,24 @@ static void async_finish(struct zk_lock *l, int result) {
         if (l->cb) l->cb(l, result, l->userdata);
 }
 
+static void async_pipe_result(struct zk *zk, const struct zk_result *res, void *userdata);
+
 static void async_create(struct zk_lock *l) {
         l->step = STEP_CREATE;
         l->create_tried = true;
         l->gen = zk_session_generation(l->zk);
+        l->pipe_awaited = false;
         zk_acreate(l->zk, l->create_path, l->data, strlen(l->data), ZK_EPHEMERAL | ZK_SEQUENCE | ZK_MAKEPATH,
                    async_result, l);
+        /* ZooKeeper answers a session in order: this listing sees our contender
+         * (unless the create had to make the directory first: then it is listed again). */
+        l->pipe_sent++;
+        zk_aget_children(l->zk, l->path, NULL, async_pipe_result, &l->pipe);
+}
+
+static void async_list(struct zk_lock *l) {
+        l->step = STEP_LIST;
+        zk_aget_children(l->zk, l->path, NULL, async_result, l);
 }
 
 static void async_retry(struct zk_lock *l, int r) {
@@ -399,8 +418,9 @@ static void async_result(struct zk *zk, const struct zk_result *res, void *userd
         case STEP_CREATE:
                 if (res->r < 0) return async_retry(l, res->r);
                 l->node = xstrdup(basename_of(res->created_path));
+                if (l->pipe_recv == l->pipe_sent) return async_list(l); /* answered before us: stale */
                 l->step = STEP_LIST;
-                zk_aget_children(zk, l->path, NULL, async_result, l);
+                l->pipe_awaited = true;
                 return;
         case STEP_FIND: {
                 if (res->r < 0 && res->r != -ENOENT) return async_retry(l, res->r);
@@ -442,6 +462,21 @@ static void async_result(struct zk *zk, const struct zk_result *res, void *userd
         default:
                 return;
         }
+}
+
+static void async_pipe_result(struct zk *zk, const struct zk_result *res, void *userdata) {
+        struct zk_lock *l = (struct zk_lock *)((char *)userdata - offsetof(struct zk_lock, pipe));
+        l->pipe_recv++;
+        /* Only the newest listing, and only once our create is in: it lists our contender
+         * (answered in order after it) — else it is stale and STEP_CREATE lists again. */
+        if (l->pipe_recv != l->pipe_sent || !l->pipe_awaited || l->step != STEP_LIST) return;
+        l->pipe_awaited = false;
+        if (res->r == 0 && !find_own(l, res->children)) {
+                /* The directory was made after this listing (makepath): list again. */
+                async_list(l);
+                return;
+        }
+        async_result(zk, res, l);
 }
 
 int zk_lock_try_async(struct zk_lock *l, zk_lock_cb cb, void *userdata) {

@@ -83,3 +83,21 @@ def test_capacity_error_from_create_aborts_node_and_relaunches(launcher):
     launcher.wait_for(lambda: not [n for n in aborted if n in launcher.nodes()], 15, "aborted nodes deleted")
     zc.return_nodes(zc.accept_nodes(r2, req2))
     zc.return_nodes(nodes1)
+
+
+def test_stale_request_lock_dirs_of_gone_requests_are_swept(launcher):
+    """The (asynchronous) sweep deletes a request-lock directory older than the
+    stale age whose request is gone, with its contenders; one whose request
+    still exists is kept."""
+    zc = ZuulClient(launcher.kazoo)
+    launcher.write_config()
+    launcher.images()
+    launcher.kazoo.create("/nodepool/requests-lock/100-0000000042/x__lock__0000000000", b"", makepath=True)
+    live = zc.submit(["no-such-label"])
+    launcher.kazoo.ensure_path("/nodepool/requests-lock/%s" % live)
+    launcher.start(env={"POOLD_CLEANUP_INTERVAL_MS": "500", "POOLD_STALE_LOCK_AGE_MS": "1"})
+    launcher.wait_for(lambda: not launcher.kazoo.exists("/nodepool/requests-lock/100-0000000042"), 15,
+                      "stale lock dir swept")
+    assert "deleted stale request lock /nodepool/requests-lock/100-0000000042" in launcher.log_text()
+    time.sleep(1.5)   # more sweeps
+    assert launcher.kazoo.exists("/nodepool/requests-lock/%s" % live)

@@ -164,3 +164,32 @@ def test_dead_host_fails_liveness_check_request_waits_until_it_is_back(launcher,
     req = zc.wait(r, timeout=25)
     assert req["state"] == "fulfilled" and req["nodes"][0] != nid
     zc.return_nodes(zc.accept_nodes(r, req))
+
+
+def test_static_nodes_never_age_out_and_count_for_min_ready(launcher, sshds):
+    """max-ready-age does not expire static nodes; min-ready counts a ready static
+    node (no request while it is ready) and asks for one while it is in use."""
+    import time
+    a = sshds()
+    cfg = static_config(launcher, [host(a, ["small"])])
+    for lab in cfg["labels"]:
+        if lab["name"] == "small":
+            lab.update({"min-ready": 1, "max-ready-age": 1})
+    write(launcher, cfg)
+    launcher.start()
+    launcher.wait_for(lambda: ready(launcher), 15, "static node")
+    (first,) = ready(launcher)
+    time.sleep(3)   # three times max-ready-age, several 500 ms cleanup runs
+    assert list(ready(launcher)) == [first]
+    assert "max-ready-age" not in launcher.log_text()
+    zc = ZuulClient(launcher.kazoo)
+    assert not [r for r in (launcher.kazoo.get_children("/nodepool/requests")
+                            if launcher.kazoo.exists("/nodepool/requests") else [])
+                if (zc.get_request(r) or {}).get("requestor") == "NodePool:min-ready"]
+    # In use: min-ready asks for a node of the label (it waits for the static node).
+    r1 = zc.submit(["small"])
+    nodes1 = zc.accept_nodes(r1, zc.wait(r1))
+    launcher.wait_for(lambda: "min-ready: requested a small node" in launcher.log_text(), 10, "min-ready request")
+    zc.use_nodes(nodes1)
+    zc.return_nodes(nodes1)
+    launcher.wait_for(lambda: ready(launcher), 15, "static node back")
