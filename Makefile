@@ -45,7 +45,7 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
 	libzookeeper-mt-dev libyaml-dev libjansson-dev libcurl4-openssl-dev libvirt-dev \
 	libguestfs-dev libmicrohttpd-dev libcmocka-dev zookeeper default-jre-headless \
 	python3 python3-pytest python3-kazoo python3-yaml openssh-server openssh-client \
-	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils \
+	libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils \
 	python3-guestfs supermin linux-image-amd64 debootstrap \
 	iproute2 procps chromium
 

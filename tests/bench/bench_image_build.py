@@ -1,0 +1,64 @@
+#!/usr/bin/python3
+"""Benchmark the built-in disk-image-create on the default image.
+
+Run by hand as root (not part of make check), after `make programs`:
+    /usr/bin/python3 tests/bench/bench_image_build.py [--cold] [--cache DIR]
+Builds debian-minimal vm openssh-server simple-init node-user growroot as
+qcow2 with checksums, the way poold-builder runs it, and prints the wall time
+of a build from the given stage cache (--cold: an empty temporary cache, so
+every stage runs), of an unchanged rebuild right after it, and the image's
+size (file and virtual).
+"""
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "integration"))
+os.environ.setdefault("POOLD_BUILD", str(HERE.parent.parent / "build"))
+
+from image_fixture import STAGE_CACHE, run_build  # noqa: E402
+
+
+def image_info(path):
+    out = subprocess.run(["qemu-img", "info", "--output=json", path], capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cold", action="store_true", help="start from an empty stage cache")
+    ap.add_argument("--cache", default=STAGE_CACHE)
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="poold-bench-image-")
+    cache = os.path.join(work, "stages") if args.cold else args.cache
+    accel = "KVM" if os.path.exists("/dev/kvm") else "TCG"
+    try:
+        os.makedirs(os.path.join(work, "a"))
+        first = run_build(os.path.join(work, "a"), formats=("qcow2",), stage_cache=cache)
+        if first.returncode != 0:
+            raise SystemExit("build failed:\n" + "\n".join(first.log.splitlines()[-30:]))
+        hits = len(first.lines("cache hit"))
+        print("%s build (%s, %d cached stages): %.1f s" % ("cold" if args.cold else "first", accel, hits,
+                                                         first.elapsed))
+        os.makedirs(os.path.join(work, "b"))
+        again = run_build(os.path.join(work, "b"), formats=("qcow2",), stage_cache=cache)
+        if again.returncode != 0:
+            raise SystemExit("rebuild failed:\n" + "\n".join(again.log.splitlines()[-30:]))
+        print("unchanged rebuild: %.1f s (%d cache hits, %d misses)"
+              % (again.elapsed, len(again.lines("cache hit")), len(again.lines("cache miss"))))
+        info = image_info(again.path("qcow2"))
+        print("image: qcow2 %.0f MiB on disk, %.1f GiB virtual"
+              % (os.path.getsize(again.path("qcow2")) / 2**20, info["virtual-size"] / 2**30))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
