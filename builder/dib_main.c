@@ -40,6 +40,7 @@
 #include "dib_hooks.h"
 #include "dib_pkginstalls.h"
 #include "log.h"
+#include "sha256.h"
 
 extern char **environ;
 
@@ -764,6 +765,92 @@ static int checksums(const char *file, char **errmsg) {
         return r;
 }
 
+/* Outputs are cached too, keyed by the last stage's disk file (a new file
+ * each time that stage is built), the format and its options: an unchanged
+ * rebuild links the converted files and reuses their digests instead of
+ * converting and hashing gigabytes again. */
+static char *output_cache_path(const struct dib_build *b, const char *disk, enum build_format f) {
+        const char *compress = getenv("COMPRESS_IMAGE");
+        _cleanup_free_ char *src = xasprintf("%s\n%s\n%s\n%s", disk, build_format_to_string(f),
+                                              b->opts.qemu_img_options ? b->opts.qemu_img_options : "",
+                                              compress ? compress : "");
+        char hex[SHA256_HEX_SIZE];
+        sha256_hex(src, strlen(src), hex);
+        return xasprintf("%s/out-%.32s.%s", b->cache_dir, hex, build_format_to_string(f));
+}
+
+/* Write <out>.<ext> naming OUT with the digest found in CACHED_SUM's first word. */
+static int sum_from_cache(const char *cached_sum, const char *out, const char *ext, char **errmsg) {
+        struct dbuf d = DBUF_INIT(4096);
+        int r = dbuf_read_file(&d, cached_sum);
+        if (r < 0) {
+                dbuf_free(&d);
+                return r;
+        }
+        const char *text = dbuf_str(&d);
+        _cleanup_free_ char *hex = xstrndup(text, strcspn(text, " \n"));
+        dbuf_free(&d);
+        _cleanup_free_ char *line = build_checksum_line(hex, out);
+        if (!line) return -EBADMSG;
+        _cleanup_free_ char *path = xasprintf("%s.%s", out, ext);
+        _cleanup_free_ char *tmp = xasprintf("%s.tmp", path);
+        r = write_file(tmp, line, 0644, errmsg);
+        if (r == 0 && rename(tmp, path) < 0) r = negative_errno();
+        return r;
+}
+
+/* 1 when OUT (and its sums) came from the cache, 0 when not cached, <0 on error. */
+static int output_from_cache(const struct dib_build *b, const char *cached, const char *out, char **errmsg) {
+        static const char *const exts[2] = { "md5", "sha256" };
+        if (access(cached, R_OK) < 0) return 0;
+        for (size_t i = 0; b->opts.checksum && i < 2; i++) {
+                _cleanup_free_ char *sum = xasprintf("%s.%s", cached, exts[i]);
+                if (access(sum, R_OK) < 0) return 0;
+        }
+        _cleanup_free_ char *tmp = xasprintf("%s.tmp", out);
+        (void)unlink(tmp);
+        if (link(cached, tmp) < 0) {
+                if (errno != EXDEV) return 0;
+                /* Another filesystem: copy, keeping holes (reflink where possible). */
+                _cleanup_(cmd_freep) struct cmd *c = cmd_new("cp");
+                cmd_args(c, "--reflink=auto", "--sparse=always", cached, tmp, NULL);
+                int r = run_cmd(c, "cp", errmsg);
+                if (r < 0) return r;
+        }
+        if (rename(tmp, out) < 0) {
+                int r = negative_errno();
+                unlink(tmp);
+                *errmsg = xasprintf("%s: %s", out, strerror(-r));
+                return r;
+        }
+        for (size_t i = 0; b->opts.checksum && i < 2; i++) {
+                _cleanup_free_ char *sum = xasprintf("%s.%s", cached, exts[i]);
+                int r = sum_from_cache(sum, out, exts[i], errmsg);
+                if (r < 0) {
+                        if (!*errmsg) *errmsg = xasprintf("%s: %s", sum, strerror(-r));
+                        return r;
+                }
+        }
+        return 1;
+}
+
+/* Keep OUT and its sums in the cache (best effort: a failure only costs speed). */
+static void output_to_cache(const struct dib_build *b, const char *cached, const char *out) {
+        static const char *const exts[2] = { "md5", "sha256" };
+        for (size_t i = 0; b->opts.checksum && i < 2; i++) {
+                _cleanup_free_ char *from = xasprintf("%s.%s", out, exts[i]);
+                _cleanup_free_ char *to = xasprintf("%s.%s", cached, exts[i]);
+                _cleanup_free_ char *tmp = xasprintf("%s.%d.tmp", to, (int)getpid());
+                if (link(from, tmp) < 0 || rename(tmp, to) < 0) {
+                        (void)unlink(tmp);
+                        return;
+                }
+        }
+        /* The image last: present image + sums means a complete entry. */
+        _cleanup_free_ char *tmp = xasprintf("%s.%d.tmp", cached, (int)getpid());
+        if (link(out, tmp) < 0 || rename(tmp, cached) < 0) (void)unlink(tmp);
+}
+
 static int write_outputs(struct dib_build *b, char **errmsg) {
         _cleanup_free_ char *disk = build_cache_disk(b->cache_dir, b->plan->stages[b->plan->n_stages - 1].key);
         if (!disk) {
@@ -777,6 +864,13 @@ static int write_outputs(struct dib_build *b, char **errmsg) {
                 _cleanup_free_ char *tmp = xasprintf("%s.tmp", out);
                 struct timespec t;
                 clock_gettime(CLOCK_MONOTONIC, &t);
+                _cleanup_free_ char *cached = output_cache_path(b, disk, f);
+                int hit = output_from_cache(b, cached, out, errmsg);
+                if (hit < 0) return hit;
+                if (hit) {
+                        say("wrote %s from the output cache in %.1f s", out, elapsed(&t));
+                        continue;
+                }
                 _cleanup_(cmd_freep) struct cmd *c = cmd_new("qemu-img");
                 cmd_args(c, "convert", "-f", "qcow2", NULL);
                 switch (f) {
@@ -808,6 +902,7 @@ static int write_outputs(struct dib_build *b, char **errmsg) {
                         if (r < 0) return r;
                         say("wrote %s.md5 and %s.sha256", out, out);
                 }
+                output_to_cache(b, cached, out);
         }
         return 0;
 }
