@@ -24,6 +24,7 @@
  *   nodepool_pool_name, nodepool_node_id, groups (+ instance-properties) on
  *   servers; the same keys as image properties plus the tag "nodepool" on
  *   images, so leaks are found by listing. */
+#include <ctype.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -322,6 +323,43 @@ int openstack_image_from_json(json_t *image, struct provider_image **ret, char *
         img->n_tags = k;
         *ret = TAKE_PTR(img);
         return 0;
+}
+
+/* True for a digest of exactly LEN lower- or upper-case hex digits. */
+static bool hex_digest(const char *s, size_t len) {
+        if (!s || strlen(s) != len)
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (!isxdigit((unsigned char)s[i]))
+                        return false;
+        return true;
+}
+
+json_t *openstack_image_create_body(const char *provider, const char *image_name, const char *format,
+                                    const char *md5, const char *sha256, const struct provider_kv *tags,
+                                    size_t n_tags) {
+        json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:[s]}", "name", image_name, "disk_format",
+                                 format ? format : "qcow2", "container_format", "bare", "visibility", "private",
+                                 "tags", OS_IMAGE_TAG);
+        bool has_provider = false;
+        for (size_t i = 0; i < n_tags; i++) {
+                if (!tags[i].key || !tags[i].value || glance_field(tags[i].key))
+                        continue; /* Glance refuses properties named like its own fields */
+                has_provider |= strcmp(tags[i].key, "nodepool_provider_name") == 0;
+                json_object_set_new(body, tags[i].key, json_string(tags[i].value));
+        }
+        if (!has_provider)
+                json_object_set_new(body, "nodepool_provider_name", json_string(provider));
+        /* Where openstacksdk's create_image (Nodepool's upload) records the digests:
+         * Glance computes os_hash_* itself and refuses them from clients. */
+        if (hex_digest(md5, 32))
+                json_object_set_new(body, "owner_specified.openstack.md5", json_string(md5));
+        if (hex_digest(sha256, 64))
+                json_object_set_new(body, "owner_specified.openstack.sha256", json_string(sha256));
+        char *object = xasprintf("images/%s", image_name);
+        json_object_set_new(body, "owner_specified.openstack.object", json_string(object));
+        free(object);
+        return body;
 }
 
 /* The human text of an OpenStack error body: Nova {"<kind>": {"message": m}},
@@ -1304,9 +1342,9 @@ static int os_image_list(struct provider *p, struct provider_image ***ret_images
         return images_list(OS(p), NULL, ret_images, ret_n, reterr_msg);
 }
 
-static int os_image_upload(struct provider *p, const char *local_path, const char *format, const char *image_name,
-                           const struct provider_kv *tags, size_t n_tags, char **ret_external_id,
-                           char **reterr_msg) {
+static int os_image_upload(struct provider *p, const char *local_path, const char *format, const char *md5,
+                           const char *sha256, const char *image_name, const struct provider_kv *tags, size_t n_tags,
+                           char **ret_external_id, char **reterr_msg) {
         struct os *o = OS(p);
         struct stat st;
         if (stat(local_path, &st) < 0)
@@ -1325,18 +1363,7 @@ static int os_image_upload(struct provider *p, const char *local_path, const cha
                 return provider_error(reterr_msg, EEXIST, "image %s exists already in provider %s", image_name,
                                       o->name);
 
-        json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:[s]}", "name", image_name, "disk_format",
-                                 format ? format : "qcow2", "container_format", "bare", "visibility", "private",
-                                 "tags", OS_IMAGE_TAG);
-        bool has_provider = false;
-        for (size_t i = 0; i < n_tags; i++) {
-                if (!tags[i].key || !tags[i].value || glance_field(tags[i].key))
-                        continue; /* Glance refuses properties named like its own fields */
-                has_provider |= strcmp(tags[i].key, "nodepool_provider_name") == 0;
-                json_object_set_new(body, tags[i].key, json_string(tags[i].value));
-        }
-        if (!has_provider)
-                json_object_set_new(body, "nodepool_provider_name", json_string(o->name));
+        json_t *body = openstack_image_create_body(o->name, image_name, format, md5, sha256, tags, n_tags);
         json_t *created = NULL;
         struct os_call c = { .service = "image", .method = "POST", .path = "/images", .body = body };
         r = os_request(o, &c, &created, reterr_msg);

@@ -11,6 +11,7 @@
  *            --flavor-name F --min-ram N --network N (repeatable) --prop K=V (repeatable)
  *            --key-name K --userdata TEXT --config-drive --az Z --rate S --upload-timeout S
  *            --calls N (create: N servers concurrently from N threads; quota: N calls in a row)
+ *            --md5 HEX --sha256 HEX (upload: the file's digests, passed to image_upload)
  *     poll ID SECONDS              get() every 100 ms (the driver's list cache serves them)
  *
  * Output is one JSON document on stdout; errors go to stderr with the
@@ -89,7 +90,7 @@ static void *create_thread(void *ud) {
 
 int main(int argc, char **argv) {
         const char *cloud = "poold", *region = NULL, *provider = "os", *pool = "main", *label = "small";
-        const char *flavor = NULL, *key_name = NULL, *userdata = NULL;
+        const char *flavor = NULL, *key_name = NULL, *userdata = NULL, *md5 = NULL, *sha256 = NULL;
         const char *nets[16], *azs[8];
         struct provider_kv props[16];
         size_t n_nets = 0, n_azs = 0, n_props = 0;
@@ -101,7 +102,8 @@ int main(int argc, char **argv) {
                 { "label", 1, 0, 'l' }, { "flavor-name", 1, 0, 'f' }, { "min-ram", 1, 0, 'm' },
                 { "network", 1, 0, 'n' }, { "prop", 1, 0, 'x' }, { "key-name", 1, 0, 'k' },
                 { "userdata", 1, 0, 'u' }, { "config-drive", 0, 0, 'd' }, { "az", 1, 0, 'z' },
-                { "rate", 1, 0, 'R' }, { "upload-timeout", 1, 0, 'T' }, { "calls", 1, 0, 'N' }, { 0 },
+                { "rate", 1, 0, 'R' }, { "upload-timeout", 1, 0, 'T' }, { "calls", 1, 0, 'N' },
+                { "md5", 1, 0, '5' }, { "sha256", 1, 0, '2' }, { 0 },
         };
         int c;
         while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
@@ -128,6 +130,8 @@ int main(int argc, char **argv) {
                 case 'R': rate = atof(optarg); break;
                 case 'T': upload_timeout = atoll(optarg); break;
                 case 'N': calls = atoi(optarg); break;
+                case '5': md5 = optarg; break;
+                case '2': sha256 = optarg; break;
                 default: return 2;
                 }
         }
@@ -284,7 +288,7 @@ int main(int argc, char **argv) {
                         tags[nt++] = (struct provider_kv){ args[i], eq + 1 };
                 }
                 char *id = NULL;
-                r = p->ops->image_upload(p, args[0], args[1], args[2], tags, nt, &id, &msg);
+                r = p->ops->image_upload(p, args[0], args[1], md5, sha256, args[2], tags, nt, &id, &msg);
                 if (r < 0) return fail("upload", r, msg);
                 print_json(json_pack("{s:s}", "id", id));
                 free(id);
