@@ -19,7 +19,10 @@
  * - Flavors are cached for 5 minutes; network names are resolved via Neutron
  *   once per name.
  * - Nova microversion 2.47: the server embeds its flavor (vcpus, ram), and
- *   `networks` may be "none"/"auto" (2.37+).
+ *   `networks` may be "none"/"auto" (2.37+). A label without networks gets
+ *   "auto" (what openstacksdk sends) unless Neutron shows no network for the
+ *   project and no auto-allocated-topology: then "none", which boots where
+ *   "auto" would be refused (openstack_default_networks).
  * - Ownership of resources is metadata: nodepool_provider_name,
  *   nodepool_pool_name, nodepool_node_id, groups (+ instance-properties) on
  *   servers; the same keys as image properties plus the tag "nodepool" on
@@ -504,6 +507,8 @@ struct os {
         double flavors_time;
         struct os_net *nets;
         size_t n_nets;
+        const char *default_networks;    /* "auto"/"none" for labels without networks, or NULL */
+        double default_networks_time;
 };
 
 static struct os *OS(struct provider *p) {
@@ -931,6 +936,66 @@ static int network_id(struct os *o, const char *name, char **ret, char **reterr_
         return 0;
 }
 
+const char *openstack_default_networks(json_t *networks, bool auto_allocation) {
+        size_t i, usable = 0;
+        json_t *n;
+        json_array_foreach(networks, i, n) {
+                /* Nova's "auto" picks among the project's own and shared networks, never a bare external one. */
+                bool shared = json_is_true(json_object_get(n, "shared"));
+                bool external = json_is_true(json_object_get(n, "router:external"));
+                usable += shared || !external;
+        }
+        return usable || auto_allocation || !json_is_array(networks) ? "auto" : "none";
+}
+
+/* The `networks` value for a label that names none: "auto" unless this cloud
+ * has no network to give and cannot allocate one (then "auto" is a 400 and
+ * "none" boots), decided from Neutron and cached like the flavors. */
+static int default_networks(struct os *o, const char **ret, char **reterr_msg) {
+        pthread_mutex_lock(&o->lock);
+        const char *v = o->default_networks && mono() - o->default_networks_time < OS_FLAVOR_TTL ? o->default_networks
+                                                                                                   : NULL;
+        pthread_mutex_unlock(&o->lock);
+        if (v) {
+                *ret = v;
+                return 0;
+        }
+        /* Own message: a 404 here is an answer, not an error to report. */
+        _cleanup_free_ char *msg = NULL;
+        json_t *j = NULL;
+        struct os_call c = { .service = "network", .method = "GET",
+                             .path = "/networks?fields=id&fields=shared&fields=router:external" };
+        int r = os_request(o, &c, &j, &msg);
+        if (r == -ENOENT) {
+                v = "auto"; /* no Neutron in the catalog: let Nova decide */
+        } else if (r >= 0) {
+                bool auto_allocation = true;
+                if (strcmp(openstack_default_networks(json_object_get(j, "networks"), false), "none") == 0) {
+                        struct os_call e = { .service = "network", .method = "GET",
+                                             .path = "/extensions/auto-allocated-topology" };
+                        r = os_request(o, &e, NULL, &msg);
+                        auto_allocation = r >= 0;
+                        if (r == -ENOENT)
+                                r = 0;
+                }
+                if (r >= 0)
+                        v = openstack_default_networks(json_object_get(j, "networks"), auto_allocation);
+                json_decref(j);
+        }
+        if (!v) {
+                if (reterr_msg)
+                        *reterr_msg = TAKE_PTR(msg);
+                return r;
+        }
+        log_debug("openstack %s: labels without networks boot with networks=%s", o->name, v);
+        pthread_mutex_lock(&o->lock);
+        o->default_networks = v;
+        o->default_networks_time = mono();
+        pthread_mutex_unlock(&o->lock);
+        *ret = v;
+        return 0;
+}
+
 /* Image id of a cloud-image given by name. */
 static int image_by_name(struct os *o, const char *name, char **ret, char **reterr_msg) {
         _cleanup_free_ char *esc = url_escape(name);
@@ -1162,7 +1227,13 @@ static int os_create(struct provider *p, const struct provider_create_req *req, 
                 json_object_set_new(server, "networks", nets);
         } else {
                 /* 2.37+ requires a choice; "auto" is what older clients got implicitly. */
-                json_object_set_new(server, "networks", json_string("auto"));
+                const char *dflt = NULL;
+                r = default_networks(o, &dflt, reterr_msg);
+                if (r < 0) {
+                        json_decref(server);
+                        return r;
+                }
+                json_object_set_new(server, "networks", json_string(dflt));
         }
         json_t *body = json_pack("{s:o}", "server", server);
 
@@ -1186,8 +1257,8 @@ static int os_create(struct provider *p, const struct provider_create_req *req, 
         s->region = dupn(o->region);
         s->resources = (struct provider_resources){ .cores = vcpus, .ram_mib = ram, .instances = 1 };
         s->tags = NULL;
-        json_decref(resp);
-        log_debug("openstack %s: created server %s (flavor %s) for node %s", o->name, id, flavor,
+        json_decref(resp); /* `id` pointed into it: use the copy */
+        log_debug("openstack %s: created server %s (flavor %s) for node %s", o->name, s->external_id, flavor,
                   req->node_id ? req->node_id : "?");
         *ret_server = s;
         return 0;

@@ -60,6 +60,14 @@ json_t *openstack_image_create_body(const char *provider, const char *image_name
                                     const char *md5, const char *sha256, const struct provider_kv *tags,
                                     size_t n_tags);
 
+/* The Nova `networks` value for a label that names no network, from Neutron's
+ * GET /networks list NETWORKS (its "networks" array) and whether the cloud
+ * offers auto-allocated-topology: "auto" when the project has a network Nova
+ * can choose (its own or shared; a bare external one is not) or can have one
+ * allocated, or when NETWORKS is not an array (unknown: Nova decides); else
+ * "none", since "auto" would be refused. Static string. */
+const char *openstack_default_networks(json_t *networks, bool auto_allocation);
+
 /* Map an API error response to -errno and a message "SERVICE: HTTP n: text":
  * 404 -ENOENT, 409 -EEXIST, 401 -EACCES, 403/413 with "quota" or "limit" in the
  * text -EDQUOT (Nova's quota refusal), other 403 -EPERM, other 4xx -EINVAL,

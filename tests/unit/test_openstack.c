@@ -579,6 +579,27 @@ static void test_params_image_format(void **state) {
         unlink(path);
 }
 
+/* A label without networks: "auto" when Nova has a network to pick (own or
+ * shared) or can allocate one; "none" on a cloud with neither (where "auto"
+ * is refused), a bare external network not counting; unknown stays "auto". */
+static void test_default_networks(void **state) {
+        (void)state;
+        json_t *none = json_loads("[]", 0, NULL);
+        json_t *own = json_loads("[{\"id\":\"n1\",\"shared\":false,\"router:external\":false}]", 0, NULL);
+        json_t *shared_ext = json_loads("[{\"id\":\"n1\",\"shared\":true,\"router:external\":true}]", 0, NULL);
+        json_t *ext = json_loads("[{\"id\":\"n1\",\"shared\":false,\"router:external\":true}]", 0, NULL);
+        assert_string_equal(openstack_default_networks(none, false), "none");
+        assert_string_equal(openstack_default_networks(none, true), "auto");
+        assert_string_equal(openstack_default_networks(ext, false), "none");
+        assert_string_equal(openstack_default_networks(own, false), "auto");
+        assert_string_equal(openstack_default_networks(shared_ext, false), "auto");
+        assert_string_equal(openstack_default_networks(NULL, false), "auto");
+        json_decref(none);
+        json_decref(own);
+        json_decref(shared_ext);
+        json_decref(ext);
+}
+
 static void test_base64(void **state) {
         (void)state;
         const char *cases[][2] = { { "", "" }, { "f", "Zg==" }, { "fo", "Zm8=" }, { "foo", "Zm9v" },
@@ -734,6 +755,7 @@ int main(void) {
                 cmocka_unit_test(test_image_decode),
                 cmocka_unit_test(test_error_mapping),
                 cmocka_unit_test(test_base64),
+                cmocka_unit_test(test_default_networks),
                 cmocka_unit_test(test_image_create_body),
                 cmocka_unit_test(test_params_image_format),
                 cmocka_unit_test(test_params_from_config),
