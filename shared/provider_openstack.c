@@ -501,7 +501,7 @@ struct os {
         double list_started;             /* monotonic time the cached list was requested */
         int list_r;                      /* result of the last list */
         char *list_msg;
-        double last_create;              /* monotonic time of the last create() call */
+        double last_create;              /* monotonic time the last successful create() got its answer */
         struct openstack_flavor *flavors;
         size_t n_flavors;
         double flavors_time;
@@ -1237,15 +1237,17 @@ static int os_create(struct provider *p, const struct provider_create_req *req, 
         }
         json_t *body = json_pack("{s:o}", "server", server);
 
-        pthread_mutex_lock(&o->lock);
-        o->last_create = mono();
-        pthread_mutex_unlock(&o->lock);
         json_t *resp = NULL;
         struct os_call c = { .service = "compute", .method = "POST", .path = "/servers", .body = body };
         r = os_request(o, &c, &resp, reterr_msg);
         json_decref(body);
         if (r < 0)
                 return r;
+        /* Taken when Nova has answered: a list started while the POST was in flight
+         * may lack the server, and get() must then look again, not say -ENOENT. */
+        pthread_mutex_lock(&o->lock);
+        o->last_create = MAX(o->last_create, mono());
+        pthread_mutex_unlock(&o->lock);
         const char *id = json_string_value(json_object_get(json_object_get(resp, "server"), "id"));
         if (!id) {
                 json_decref(resp);
