@@ -3,7 +3,8 @@
  *
  * Proves: openstack_{servers,image,limits,flavors}_from_json, the flavor
  * choice, keystone_catalog_select (on the document, its token.catalog and
- * catalog members), keystone_parse_time and openstack_error_from_response
+ * catalog members), keystone_parse_time, openstack_default_networks and
+ * openstack_error_from_response
  * never crash, leak or trip a sanitizer; a failed decode leaves no result
  * and gives a message; a successful one is internally consistent (ids set,
  * tags with keys and values, limits -1 or ≥ 0, a selected URL without a
@@ -117,6 +118,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         json_t *imgs = json_object_get(j, "images"), *it;
         size_t i;
         json_array_foreach(imgs, i, it) check_image(it);
+
+        const char *dn = openstack_default_networks(json_object_get(j, "networks"), false);
+        CHECK(strcmp(dn, "auto") == 0 || strcmp(dn, "none") == 0);
+        CHECK(strcmp(openstack_default_networks(json_object_get(j, "networks"), true), "auto") == 0);
 
         check_catalog(j);
         check_catalog(json_object_get(j, "catalog"));
