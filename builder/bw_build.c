@@ -199,7 +199,7 @@ static void on_done(struct cmd *cmd, const struct cmd_status *st, void *ud) {
 }
 
 /* Formats to build: the diskimage's `formats` plus what every provider that
- * uses it uploads (qcow2 for libvirt and OpenStack). Sorted, no duplicates. */
+ * uses it uploads (qcow2 for libvirt; clouds.yaml's image_format for OpenStack). No duplicates. */
 static char **formats_for(const struct config *c, const struct config_diskimage *d) {
         char **v = model_strv_new();
         for (size_t i = 0; i < d->formats.n; i++)
@@ -208,8 +208,10 @@ static char **formats_for(const struct config *c, const struct config_diskimage 
                 const struct config_provider *cp = &c->providers[i];
                 if (cp->driver == CONFIG_DRIVER_STATIC) continue;
                 for (size_t k = 0; k < cp->n_diskimages; k++)
-                        if (strcmp(cp->diskimages[k].name, d->name) == 0 && !model_strv_contains(v, "qcow2"))
-                                model_strv_push(&v, "qcow2");
+                        if (strcmp(cp->diskimages[k].name, d->name) == 0) {
+                                _cleanup_free_ char *f = provider_params_image_format(cp);
+                                if (!model_strv_contains(v, f)) model_strv_push(&v, f);
+                        }
         }
         return v;
 }

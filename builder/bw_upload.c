@@ -2,16 +2,19 @@
  *
  * DESIGN. For every provider × diskimage it lists (not paused there): the
  * newest READY build of the image, if it has a local file in the provider's
- * format (qcow2) and no READY upload to that provider, is uploaded. The
+ * format (provider_params_image_format: qcow2, or clouds.yaml's image_format
+ * for OpenStack) and no READY upload to that provider, is uploaded. The
  * upload lock (.../builds/<b>/providers/<p>/images/lock, non-blocking) is
  * taken, the absence of a READY upload re-checked in ZooKeeper, the
  * `uploading` record created as a sequence node, and the blocking provider
  * call runs on the upload workq (--upload-workers threads): sha256 checked
- * against the .sha256 file, then up to BW_UPLOAD_ATTEMPTS tries with a
+ * against the .sha256 file, the .md5/.sha256 digests handed to the driver
+ * (Glance records them as Nodepool's uploads do), then up to BW_UPLOAD_ATTEMPTS tries with a
  * doubling back-off. Back on the loop the record becomes `ready` (external
  * id/name, format) or `failed`. image-upload-timeout is enforced by a loop
  * timer: the record is failed and the lock released at once; a provider call
  * that still succeeds later has its image deleted (threads cannot be killed). */
+#include <ctype.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,8 +29,6 @@
 #include "log.h"
 #include "sha256.h"
 #include "zk_lock.h"
-
-#define UPLOAD_FORMAT "qcow2"   /* libvirt overlays (and OpenStack's default) */
 
 bool bw_upload_running(struct bw *w, const char *image, const char *build_id, const char *provider,
                        const char *upload_id) {
@@ -81,6 +82,25 @@ static void up_free(struct bw *w, struct bw_up *u) {
 
 /* ---------------------------------------------------------------- worker */
 
+/* The first word of PATH.EXT when it is LEN hex digits (lower-cased, caller
+ * frees); NULL when the file is missing or holds something else. */
+static char *read_digest(const char *path, const char *ext, size_t len) {
+        _cleanup_free_ char *sumfile = xasprintf("%s.%s", path, ext);
+        struct dbuf d = DBUF_INIT(4096);
+        char *hex = NULL;
+        if (dbuf_read_file(&d, sumfile) >= 0 && d.len >= len) {
+                const char *t = dbuf_str(&d);
+                bool ok = t[len] == '\0' || t[len] == ' ' || t[len] == '\t' || t[len] == '\n';
+                for (size_t i = 0; ok && i < len; i++) ok = isxdigit((unsigned char)t[i]);
+                if (ok) {
+                        hex = xstrndup(t, len);
+                        for (char *q = hex; *q; q++) *q = (char)tolower((unsigned char)*q);
+                }
+        }
+        dbuf_free(&d);
+        return hex;
+}
+
 /* First 64 characters of PATH.sha256 compared with the file's digest.
  * 0 when they match or there is no checksum file, -EBADMSG on mismatch. */
 static int verify_sha256(const char *path, char **ret_msg) {
@@ -131,6 +151,8 @@ static void up_work(void *ud) {
         struct bw_up *u = ud;
         u->result = verify_sha256(u->local_path, &u->errmsg);
         if (u->result < 0) return;
+        _cleanup_free_ char *md5 = read_digest(u->local_path, "md5", 32);
+        _cleanup_free_ char *sha256 = read_digest(u->local_path, "sha256", 64);
         struct provider *p = NULL;
         uint64_t delay = u->retry_ms;
         for (u->attempts = 1;; u->attempts++) {
@@ -138,8 +160,8 @@ static void up_work(void *ud) {
                 u->errmsg = NULL;
                 u->result = bw_prov_get(u->prov, &p, &u->errmsg);
                 if (u->result >= 0)
-                        u->result = p->ops->image_upload(p, u->local_path, u->format, u->external_name, u->tags,
-                                                         u->n_tags, &u->external_id, &u->errmsg);
+                        u->result = p->ops->image_upload(p, u->local_path, u->format, md5, sha256, u->external_name,
+                                                         u->tags, u->n_tags, &u->external_id, &u->errmsg);
                 if (u->result >= 0 || u->attempts >= BW_UPLOAD_ATTEMPTS) return;
                 log_warning("upload %s of %s-%s to %s: attempt %d failed: %s; retrying in %llu ms", u->upload_id,
                             u->image, u->build_id, u->provider, u->attempts,
@@ -246,7 +268,7 @@ static void add_tag(struct bw_up *u, const char *k, const char *v) {
 /* Lock, re-check, create the record, queue the upload. The lock is ours. */
 static void start(struct bw *w, struct bw_prov *prov, const struct config_diskimage *d,
                   const struct config_provider_diskimage *pd, struct bw_build_rec *b, char *local,
-                  struct zk_lock *lock) {
+                  const char *format, struct zk_lock *lock) {
         int r = bw_snap_read_has_ready_upload(w, d->name, b->id, prov->name);
         if (r != 0) {
                 if (r < 0) log_warning_errno(r, "%s: cannot re-check uploads: %m", b->path);
@@ -263,7 +285,7 @@ static void start(struct bw *w, struct bw_prov *prov, const struct config_diskim
         u->image = xstrdup(d->name);
         u->build_id = xstrdup(b->id);
         u->provider = xstrdup(prov->name);
-        u->format = xstrdup(UPLOAD_FORMAT);
+        u->format = xstrdup(format);
         u->retry_ms = w->upload_retry_ms;
         u->stopping = &w->stopping;
         atomic_init(&u->abandoned, false);
@@ -330,6 +352,7 @@ void bw_upload_schedule(struct bw *w, struct bw_snap *s) {
                 struct bw_prov *prov = w->provs[i];
                 const struct config_provider *cp = config_find_provider(c, prov->name);
                 if (!cp) continue;
+                _cleanup_free_ char *format = cp->n_diskimages ? provider_params_image_format(cp) : NULL;
                 for (size_t k = 0; k < cp->n_diskimages; k++) {
                         if (w->n_uploads >= (size_t)w->b->upload_workers) return;
                         const struct config_provider_diskimage *pd = &cp->diskimages[k];
@@ -340,7 +363,7 @@ void bw_upload_schedule(struct bw *w, struct bw_snap *s) {
                         if (bw_keys_active(&w->upload_backoff, key)) continue;
                         struct bw_image_rec *im = bw_snap_image(s, d->name);
                         struct bw_build_rec *b = bw_snap_newest_ready(im);
-                        if (!b || !model_strv_contains(b->b->formats, UPLOAD_FORMAT)) continue;
+                        if (!b || !model_strv_contains(b->b->formats, format)) continue;
                         /* Already uploaded, or being uploaded by someone holding the lock? */
                         struct bw_prov_rec *pr = bw_snap_prov(b, prov->name);
                         bool done = false;
@@ -348,7 +371,7 @@ void bw_upload_schedule(struct bw *w, struct bw_snap *s) {
                                 done |= pr->ups[m].u && pr->ups[m].u->state == IMAGE_UPLOAD_STATE_READY;
                         if (done || (pr && pr->upload_lock > 0)) continue;
                         /* Only the builder that has the file can upload it. */
-                        char *local = bw_upload_local_file(w, d->name, b->id, UPLOAD_FORMAT);
+                        char *local = bw_upload_local_file(w, d->name, b->id, format);
                         if (!local) continue;
 
                         _cleanup_free_ char *dir = NULL;
@@ -364,7 +387,7 @@ void bw_upload_schedule(struct bw *w, struct bw_snap *s) {
                                 free(local);
                                 continue;
                         }
-                        start(w, prov, d, pd, b, local, lock);
+                        start(w, prov, d, pd, b, local, format, lock);
                 }
         }
 }

@@ -281,8 +281,10 @@ static void canon(FILE *f, const struct cnode *n) {
                 /* Sort (key, value) pairs by key on a copy; the tree stays in file order. */
                 size_t np = cnode_map_size(n);
                 _cleanup_free_ struct cnode **pairs = xnew(struct cnode *, 2 * np + 1);
-                memcpy(pairs, n->children, 2 * np * sizeof *pairs);
-                qsort(pairs, np, 2 * sizeof *pairs, pair_cmp);
+                if (np) { /* an empty map has no children array: memcpy(NULL) is UB */
+                        memcpy(pairs, n->children, 2 * np * sizeof *pairs);
+                        qsort(pairs, np, 2 * sizeof *pairs, pair_cmp);
+                }
                 fputc('{', f);
                 for (size_t i = 0; i < np; i++) {
                         if (i) fputc(',', f);

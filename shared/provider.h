@@ -213,10 +213,14 @@ struct provider_ops {
         int (*quota)(struct provider *p, struct provider_limits *ret_limits, char **reterr_msg);
         /* Upload the local file LOCAL_PATH (FORMAT: qcow2, raw, ...) as image IMAGE_NAME
          * tagged with TAGS; *ret_external_id names it for create()/image_delete().
-         * -EEXIST if that upload exists already (never overwritten). */
-        int (*image_upload)(struct provider *p, const char *local_path, const char *format,
-                            const char *image_name, const struct provider_kv *tags, size_t n_tags,
-                            char **ret_external_id, char **reterr_msg);
+         * MD5 and SHA256 are the file's digests in lower-case hex (each may be NULL:
+         * unknown), recorded where the cloud has a place for them (OpenStack: the
+         * owner_specified.openstack.* properties openstacksdk sets); a driver
+         * without one ignores them. -EEXIST if that upload exists already (never
+         * overwritten). */
+        int (*image_upload)(struct provider *p, const char *local_path, const char *format, const char *md5,
+                            const char *sha256, const char *image_name, const struct provider_kv *tags,
+                            size_t n_tags, char **ret_external_id, char **reterr_msg);
         /* Idempotent like delete: -ENOENT when already gone. */
         int (*image_delete)(struct provider *p, const char *external_id, char **reterr_msg);
         /* Every image this provider uploaded (with tags). */

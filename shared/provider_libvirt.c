@@ -711,9 +711,10 @@ static int upload_source(virStreamPtr st, char *data, size_t nbytes, void *opaqu
         return (int)k;
 }
 
-static int lv_image_upload(struct provider *p, const char *local_path, const char *format, const char *image_name,
-                           const struct provider_kv *tags, size_t n_tags, char **ret_external_id,
-                           char **reterr_msg) {
+/* MD5/SHA256 are ignored: a storage volume has no place for them. */
+static int lv_image_upload(struct provider *p, const char *local_path, const char *format, const char *md5,
+                           const char *sha256, const char *image_name, const struct provider_kv *tags, size_t n_tags,
+                           char **ret_external_id, char **reterr_msg) {
         struct lv *lv = LV(p);
         _cleanup_close_ int fd = -1;
         _cleanup_free_ char *vname = NULL, *xml = NULL;

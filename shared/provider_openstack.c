@@ -19,11 +19,15 @@
  * - Flavors are cached for 5 minutes; network names are resolved via Neutron
  *   once per name.
  * - Nova microversion 2.47: the server embeds its flavor (vcpus, ram), and
- *   `networks` may be "none"/"auto" (2.37+).
+ *   `networks` may be "none"/"auto" (2.37+). A label without networks gets
+ *   "auto" (what openstacksdk sends) unless Neutron shows no network for the
+ *   project and no auto-allocated-topology: then "none", which boots where
+ *   "auto" would be refused (openstack_default_networks).
  * - Ownership of resources is metadata: nodepool_provider_name,
  *   nodepool_pool_name, nodepool_node_id, groups (+ instance-properties) on
  *   servers; the same keys as image properties plus the tag "nodepool" on
  *   images, so leaks are found by listing. */
+#include <ctype.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -324,6 +328,43 @@ int openstack_image_from_json(json_t *image, struct provider_image **ret, char *
         return 0;
 }
 
+/* True for a digest of exactly LEN lower- or upper-case hex digits. */
+static bool hex_digest(const char *s, size_t len) {
+        if (!s || strlen(s) != len)
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (!isxdigit((unsigned char)s[i]))
+                        return false;
+        return true;
+}
+
+json_t *openstack_image_create_body(const char *provider, const char *image_name, const char *format,
+                                    const char *md5, const char *sha256, const struct provider_kv *tags,
+                                    size_t n_tags) {
+        json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:[s]}", "name", image_name, "disk_format",
+                                 format ? format : "qcow2", "container_format", "bare", "visibility", "private",
+                                 "tags", OS_IMAGE_TAG);
+        bool has_provider = false;
+        for (size_t i = 0; i < n_tags; i++) {
+                if (!tags[i].key || !tags[i].value || glance_field(tags[i].key))
+                        continue; /* Glance refuses properties named like its own fields */
+                has_provider |= strcmp(tags[i].key, "nodepool_provider_name") == 0;
+                json_object_set_new(body, tags[i].key, json_string(tags[i].value));
+        }
+        if (!has_provider)
+                json_object_set_new(body, "nodepool_provider_name", json_string(provider));
+        /* Where openstacksdk's create_image (Nodepool's upload) records the digests:
+         * Glance computes os_hash_* itself and refuses them from clients. */
+        if (hex_digest(md5, 32))
+                json_object_set_new(body, "owner_specified.openstack.md5", json_string(md5));
+        if (hex_digest(sha256, 64))
+                json_object_set_new(body, "owner_specified.openstack.sha256", json_string(sha256));
+        char *object = xasprintf("images/%s", image_name);
+        json_object_set_new(body, "owner_specified.openstack.object", json_string(object));
+        free(object);
+        return body;
+}
+
 /* The human text of an OpenStack error body: Nova {"<kind>": {"message": m}},
  * Keystone/Neutron {"error"|"NeutronError": {"message": m}}, else the text. */
 static char *error_text(const char *body, size_t len) {
@@ -460,12 +501,14 @@ struct os {
         double list_started;             /* monotonic time the cached list was requested */
         int list_r;                      /* result of the last list */
         char *list_msg;
-        double last_create;              /* monotonic time of the last create() call */
+        double last_create;              /* monotonic time the last successful create() got its answer */
         struct openstack_flavor *flavors;
         size_t n_flavors;
         double flavors_time;
         struct os_net *nets;
         size_t n_nets;
+        const char *default_networks;    /* "auto"/"none" for labels without networks, or NULL */
+        double default_networks_time;
 };
 
 static struct os *OS(struct provider *p) {
@@ -893,6 +936,66 @@ static int network_id(struct os *o, const char *name, char **ret, char **reterr_
         return 0;
 }
 
+const char *openstack_default_networks(json_t *networks, bool auto_allocation) {
+        size_t i, usable = 0;
+        json_t *n;
+        json_array_foreach(networks, i, n) {
+                /* Nova's "auto" picks among the project's own and shared networks, never a bare external one. */
+                bool shared = json_is_true(json_object_get(n, "shared"));
+                bool external = json_is_true(json_object_get(n, "router:external"));
+                usable += shared || !external;
+        }
+        return usable || auto_allocation || !json_is_array(networks) ? "auto" : "none";
+}
+
+/* The `networks` value for a label that names none: "auto" unless this cloud
+ * has no network to give and cannot allocate one (then "auto" is a 400 and
+ * "none" boots), decided from Neutron and cached like the flavors. */
+static int default_networks(struct os *o, const char **ret, char **reterr_msg) {
+        pthread_mutex_lock(&o->lock);
+        const char *v = o->default_networks && mono() - o->default_networks_time < OS_FLAVOR_TTL ? o->default_networks
+                                                                                                   : NULL;
+        pthread_mutex_unlock(&o->lock);
+        if (v) {
+                *ret = v;
+                return 0;
+        }
+        /* Own message: a 404 here is an answer, not an error to report. */
+        _cleanup_free_ char *msg = NULL;
+        json_t *j = NULL;
+        struct os_call c = { .service = "network", .method = "GET",
+                             .path = "/networks?fields=id&fields=shared&fields=router:external" };
+        int r = os_request(o, &c, &j, &msg);
+        if (r == -ENOENT) {
+                v = "auto"; /* no Neutron in the catalog: let Nova decide */
+        } else if (r >= 0) {
+                bool auto_allocation = true;
+                if (strcmp(openstack_default_networks(json_object_get(j, "networks"), false), "none") == 0) {
+                        struct os_call e = { .service = "network", .method = "GET",
+                                             .path = "/extensions/auto-allocated-topology" };
+                        r = os_request(o, &e, NULL, &msg);
+                        auto_allocation = r >= 0;
+                        if (r == -ENOENT)
+                                r = 0;
+                }
+                if (r >= 0)
+                        v = openstack_default_networks(json_object_get(j, "networks"), auto_allocation);
+                json_decref(j);
+        }
+        if (!v) {
+                if (reterr_msg)
+                        *reterr_msg = TAKE_PTR(msg);
+                return r;
+        }
+        log_debug("openstack %s: labels without networks boot with networks=%s", o->name, v);
+        pthread_mutex_lock(&o->lock);
+        o->default_networks = v;
+        o->default_networks_time = mono();
+        pthread_mutex_unlock(&o->lock);
+        *ret = v;
+        return 0;
+}
+
 /* Image id of a cloud-image given by name. */
 static int image_by_name(struct os *o, const char *name, char **ret, char **reterr_msg) {
         _cleanup_free_ char *esc = url_escape(name);
@@ -1124,19 +1227,27 @@ static int os_create(struct provider *p, const struct provider_create_req *req, 
                 json_object_set_new(server, "networks", nets);
         } else {
                 /* 2.37+ requires a choice; "auto" is what older clients got implicitly. */
-                json_object_set_new(server, "networks", json_string("auto"));
+                const char *dflt = NULL;
+                r = default_networks(o, &dflt, reterr_msg);
+                if (r < 0) {
+                        json_decref(server);
+                        return r;
+                }
+                json_object_set_new(server, "networks", json_string(dflt));
         }
         json_t *body = json_pack("{s:o}", "server", server);
 
-        pthread_mutex_lock(&o->lock);
-        o->last_create = mono();
-        pthread_mutex_unlock(&o->lock);
         json_t *resp = NULL;
         struct os_call c = { .service = "compute", .method = "POST", .path = "/servers", .body = body };
         r = os_request(o, &c, &resp, reterr_msg);
         json_decref(body);
         if (r < 0)
                 return r;
+        /* Taken when Nova has answered: a list started while the POST was in flight
+         * may lack the server, and get() must then look again, not say -ENOENT. */
+        pthread_mutex_lock(&o->lock);
+        o->last_create = MAX(o->last_create, mono());
+        pthread_mutex_unlock(&o->lock);
         const char *id = json_string_value(json_object_get(json_object_get(resp, "server"), "id"));
         if (!id) {
                 json_decref(resp);
@@ -1148,8 +1259,8 @@ static int os_create(struct provider *p, const struct provider_create_req *req, 
         s->region = dupn(o->region);
         s->resources = (struct provider_resources){ .cores = vcpus, .ram_mib = ram, .instances = 1 };
         s->tags = NULL;
-        json_decref(resp);
-        log_debug("openstack %s: created server %s (flavor %s) for node %s", o->name, id, flavor,
+        json_decref(resp); /* `id` pointed into it: use the copy */
+        log_debug("openstack %s: created server %s (flavor %s) for node %s", o->name, s->external_id, flavor,
                   req->node_id ? req->node_id : "?");
         *ret_server = s;
         return 0;
@@ -1304,9 +1415,9 @@ static int os_image_list(struct provider *p, struct provider_image ***ret_images
         return images_list(OS(p), NULL, ret_images, ret_n, reterr_msg);
 }
 
-static int os_image_upload(struct provider *p, const char *local_path, const char *format, const char *image_name,
-                           const struct provider_kv *tags, size_t n_tags, char **ret_external_id,
-                           char **reterr_msg) {
+static int os_image_upload(struct provider *p, const char *local_path, const char *format, const char *md5,
+                           const char *sha256, const char *image_name, const struct provider_kv *tags, size_t n_tags,
+                           char **ret_external_id, char **reterr_msg) {
         struct os *o = OS(p);
         struct stat st;
         if (stat(local_path, &st) < 0)
@@ -1325,18 +1436,7 @@ static int os_image_upload(struct provider *p, const char *local_path, const cha
                 return provider_error(reterr_msg, EEXIST, "image %s exists already in provider %s", image_name,
                                       o->name);
 
-        json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:[s]}", "name", image_name, "disk_format",
-                                 format ? format : "qcow2", "container_format", "bare", "visibility", "private",
-                                 "tags", OS_IMAGE_TAG);
-        bool has_provider = false;
-        for (size_t i = 0; i < n_tags; i++) {
-                if (!tags[i].key || !tags[i].value || glance_field(tags[i].key))
-                        continue; /* Glance refuses properties named like its own fields */
-                has_provider |= strcmp(tags[i].key, "nodepool_provider_name") == 0;
-                json_object_set_new(body, tags[i].key, json_string(tags[i].value));
-        }
-        if (!has_provider)
-                json_object_set_new(body, "nodepool_provider_name", json_string(o->name));
+        json_t *body = openstack_image_create_body(o->name, image_name, format, md5, sha256, tags, n_tags);
         json_t *created = NULL;
         struct os_call c = { .service = "image", .method = "POST", .path = "/images", .body = body };
         r = os_request(o, &c, &created, reterr_msg);

@@ -49,6 +49,25 @@ int openstack_servers_from_json(json_t *body, const char *region, const struct o
  * fields become tags (the `tags` list too, as "tag:<t>" = ""). */
 int openstack_image_from_json(json_t *image, struct provider_image **ret, char **reterr_msg);
 
+/* The POST /v2/images body for an upload by PROVIDER (new reference): NAME,
+ * disk_format FORMAT (NULL = qcow2), container bare, private, tagged "nodepool";
+ * TAGS as properties (those named like Glance's own fields are skipped), with
+ * nodepool_provider_name = PROVIDER unless TAGS set it; and as openstacksdk's
+ * create_image does, owner_specified.openstack.object = "images/<NAME>" and
+ * .md5/.sha256 = MD5/SHA256 when each is a well-formed hex digest (else left
+ * out; NULL = unknown). */
+json_t *openstack_image_create_body(const char *provider, const char *image_name, const char *format,
+                                    const char *md5, const char *sha256, const struct provider_kv *tags,
+                                    size_t n_tags);
+
+/* The Nova `networks` value for a label that names no network, from Neutron's
+ * GET /networks list NETWORKS (its "networks" array) and whether the cloud
+ * offers auto-allocated-topology: "auto" when the project has a network Nova
+ * can choose (its own or shared; a bare external one is not) or can have one
+ * allocated, or when NETWORKS is not an array (unknown: Nova decides); else
+ * "none", since "auto" would be refused. Static string. */
+const char *openstack_default_networks(json_t *networks, bool auto_allocation);
+
 /* Map an API error response to -errno and a message "SERVICE: HTTP n: text":
  * 404 -ENOENT, 409 -EEXIST, 401 -EACCES, 403/413 with "quota" or "limit" in the
  * text -EDQUOT (Nova's quota refusal), other 403 -EPERM, other 4xx -EINVAL,

@@ -4,9 +4,11 @@
  * items are already `char **`); only the openstack per-label table and its
  * metadata key/value arrays are allocated, because config_kv and provider_kv
  * differ in type. */
+#include <ctype.h>
 #include <string.h>
 
 #include "alloc.h"
+#include "clouds_yaml.h"
 #include "provider_params.h"
 
 static enum provider_libvirt_domain_type domain_type(const char *s) {
@@ -128,4 +130,17 @@ void provider_params_done(struct provider_params_owned *p) {
         p->n_os_labels = 0;
         p->params.openstack.labels = NULL;
         p->params.openstack.n_labels = 0;
+}
+
+char *provider_params_image_format(const struct config_provider *cp) {
+        if (cp->driver != CONFIG_DRIVER_OPENSTACK || !cp->cloud)
+                return xstrdup("qcow2");
+        _cleanup_(clouds_cloud_freep) struct clouds_cloud *c = NULL;
+        if (clouds_yaml_load(cp->cloud, cp->region_name, &c, NULL) < 0 || !c->image_format || !*c->image_format)
+                return xstrdup("qcow2");
+        /* It names files (<image>-<id>.<format>) and a dib -t argument: a format word only. */
+        for (const char *q = c->image_format; *q; q++)
+                if (!isalnum((unsigned char)*q) && *q != '-' && *q != '_')
+                        return xstrdup("qcow2");
+        return xstrdup(c->image_format);
 }

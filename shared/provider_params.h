@@ -22,3 +22,11 @@ struct provider_params_owned {
  * provider_params_done(ret) and while the config lives. */
 int provider_params_from_config(const struct config_provider *cp, struct provider_params_owned *ret);
 void provider_params_done(struct provider_params_owned *p);
+
+/* The disk format the builder builds and uploads for CP (caller frees): the
+ * selected clouds.yaml cloud's image_format for an openstack provider (read
+ * from the files clouds_yaml_load finds, so call it where blocking on a small
+ * file read is fine), "qcow2" for every other driver. Never fails: when
+ * clouds.yaml cannot be read it is the driver's default "qcow2" (opening the
+ * provider then reports the real error). Any thread. */
+char *provider_params_image_format(const struct config_provider *cp);

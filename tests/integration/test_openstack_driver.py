@@ -131,6 +131,16 @@ def test_list_returns_servers_with_ownership_tags_for_leak_detection(cloud, imag
         assert listed[i]["tags"]["nodepool_node_id"].startswith("leak-")
 
 
+def test_concurrent_creates_each_find_their_server_at_once(cloud, image):
+    """Every thread get()s its own server right after create, as the launcher does.
+    Exercises the race the launcher hit ("server ... does not exist"): a list that
+    started while a create's POST was in flight lacks that server, so get() must
+    list again. Only catches it when this Nova serves the list and a POST at once."""
+    s = ostool(cloud, "--flavor-name", "poold.small", "--network", "none", "--calls", "6", "--get-after-create",
+               "create", "race", image)
+    assert len(s) == 6 and all("id" in x for x in s), s
+
+
 def test_application_credential_auth_works(cloud, image):
     s = ostool(cloud, "--cloud", "poold-appcred", "--flavor-name", "poold.small", "--network", "none",
                "create", "0000000049", image)[0]

@@ -330,8 +330,12 @@ enforce_scope = false
             self.service_auth("neutron", "neutron")
         self.write("nova/nova.conf", nova)
         shutil.copy("/etc/nova/api-paste.ini", os.path.join(self.etc, "nova"))
+        # Processes, not threads: nova-api is eventlet-patched, and a uwsgi thread that
+        # resumes another's greenlet dies ("cannot switch to a different thread"),
+        # leaving concurrent POST /servers unanswered.
         self.write("uwsgi/nova-api.ini", self.uwsgi("/usr/bin/nova-api-wsgi", p["nova"],
-                                                    "OS_NOVA_CONFIG_DIR", self.etc + "/nova"))
+                                                    "OS_NOVA_CONFIG_DIR", self.etc + "/nova",
+                                                    processes=3, threads=1))
         self.write("neutron/neutron.conf", """
 [DEFAULT]
 bind_host = 127.0.0.1
@@ -364,20 +368,20 @@ extension_drivers =
 flat_networks = *
 """)
 
-    def uwsgi(self, wsgi_file, port, env_name, env_value):
+    def uwsgi(self, wsgi_file, port, env_name, env_value, processes=1, threads=4):
         return """[uwsgi]
 plugins = python3
 http-socket = 127.0.0.1:{port}
 wsgi-file = {f}
 master = true
-processes = 1
-threads = 4
+processes = {processes}
+threads = {threads}
 lazy-apps = true
 die-on-term = true
 buffer-size = 65535
 add-header = Connection: close
 env = {en}={ev}
-""".format(port=port, f=wsgi_file, en=env_name, ev=env_value)
+""".format(port=port, f=wsgi_file, en=env_name, ev=env_value, processes=processes, threads=threads)
 
     # ------------------------------------------------------------ services
     def start_pg(self, fresh):

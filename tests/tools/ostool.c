@@ -11,6 +11,8 @@
  *            --flavor-name F --min-ram N --network N (repeatable) --prop K=V (repeatable)
  *            --key-name K --userdata TEXT --config-drive --az Z --rate S --upload-timeout S
  *            --calls N (create: N servers concurrently from N threads; quota: N calls in a row)
+ *            --md5 HEX --sha256 HEX (upload: the file's digests, passed to image_upload)
+ *            --get-after-create (create: each thread get()s its server at once, as the launcher does)
  *     poll ID SECONDS              get() every 100 ms (the driver's list cache serves them)
  *
  * Output is one JSON document on stdout; errors go to stderr with the
@@ -78,30 +80,39 @@ struct create_job {
         int r;
         char *msg;
         struct provider_server *s;
+        bool get_after;
         pthread_t th;
 };
 
 static void *create_thread(void *ud) {
         struct create_job *j = ud;
         j->r = j->p->ops->create(j->p, &j->req, &j->s, &j->msg);
+        if (j->r >= 0 && j->get_after) {
+                /* As the launcher does: the new server must be found at once. */
+                struct provider_server *g = NULL;
+                j->r = j->p->ops->get(j->p, j->s->external_id, &g, &j->msg);
+                provider_server_free(g);
+        }
         return NULL;
 }
 
 int main(int argc, char **argv) {
         const char *cloud = "poold", *region = NULL, *provider = "os", *pool = "main", *label = "small";
-        const char *flavor = NULL, *key_name = NULL, *userdata = NULL;
+        const char *flavor = NULL, *key_name = NULL, *userdata = NULL, *md5 = NULL, *sha256 = NULL;
         const char *nets[16], *azs[8];
         struct provider_kv props[16];
         size_t n_nets = 0, n_azs = 0, n_props = 0;
         long long min_ram = 0, upload_timeout = 0;
         double rate = 0;
         int config_drive = -1, calls = 1;
+        bool get_after = false;
         static const struct option opts[] = {
                 { "cloud", 1, 0, 'c' }, { "region", 1, 0, 'r' }, { "provider", 1, 0, 'P' }, { "pool", 1, 0, 'p' },
                 { "label", 1, 0, 'l' }, { "flavor-name", 1, 0, 'f' }, { "min-ram", 1, 0, 'm' },
                 { "network", 1, 0, 'n' }, { "prop", 1, 0, 'x' }, { "key-name", 1, 0, 'k' },
                 { "userdata", 1, 0, 'u' }, { "config-drive", 0, 0, 'd' }, { "az", 1, 0, 'z' },
-                { "rate", 1, 0, 'R' }, { "upload-timeout", 1, 0, 'T' }, { "calls", 1, 0, 'N' }, { 0 },
+                { "rate", 1, 0, 'R' }, { "upload-timeout", 1, 0, 'T' }, { "calls", 1, 0, 'N' },
+                { "md5", 1, 0, '5' }, { "sha256", 1, 0, '2' }, { "get-after-create", 0, 0, 'g' }, { 0 },
         };
         int c;
         while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
@@ -128,6 +139,9 @@ int main(int argc, char **argv) {
                 case 'R': rate = atof(optarg); break;
                 case 'T': upload_timeout = atoll(optarg); break;
                 case 'N': calls = atoi(optarg); break;
+                case '5': md5 = optarg; break;
+                case '2': sha256 = optarg; break;
+                case 'g': get_after = true; break;
                 default: return 2;
                 }
         }
@@ -170,6 +184,7 @@ int main(int argc, char **argv) {
                         j->tags[1] = (struct provider_kv){ "nodepool_pool_name", pool };
                         j->tags[2] = (struct provider_kv){ "nodepool_node_id", j->node_id };
                         j->p = p;
+                        j->get_after = get_after;
                         j->req = (struct provider_create_req){ .node_id = j->node_id, .hostname = j->hostname,
                                                                .label = label, .pool = pool,
                                                                .image = strcmp(args[1], "-") ? args[1] : NULL,
@@ -284,7 +299,7 @@ int main(int argc, char **argv) {
                         tags[nt++] = (struct provider_kv){ args[i], eq + 1 };
                 }
                 char *id = NULL;
-                r = p->ops->image_upload(p, args[0], args[1], args[2], tags, nt, &id, &msg);
+                r = p->ops->image_upload(p, args[0], args[1], md5, sha256, args[2], tags, nt, &id, &msg);
                 if (r < 0) return fail("upload", r, msg);
                 print_json(json_pack("{s:s}", "id", id));
                 free(id);

@@ -237,6 +237,23 @@ static void test_env_reference_typed_by_value(void **state) {
         unsetenv("NODEPOOL_TEST_PORT");
 }
 
+/* An empty mapping (meta: {}) loads and canonicalises (regression: memcpy from NULL). */
+static void test_empty_map_value(void **state) {
+        struct config_diags d = {};
+        struct config *c = load_str("labels: [{name: l}]\n"
+                                    "diskimages: [{name: img, elements: [vm], metadata: {}}]\n"
+                                    "providers:\n"
+                                    "  - name: p\n"
+                                    "    driver: libvirt\n"
+                                    "    diskimages: [{name: img}]\n"
+                                    "    pools: [{name: main, node-attributes: {}, labels: [{name: l, diskimage: img}]}]\n",
+                                    &d);
+        assert_int_equal(d.n, 0);
+        assert_non_null(c);
+        assert_non_null(strstr(c->providers[0].canonical, "{}"));
+        config_free(c);
+}
+
 /* The secure file replaces zookeeper-servers and merges diskimage env-vars by name. */
 static void test_secure_merge(void **state) {
         struct config *c = load_ok("secure-main.yaml", "secure.yaml");
@@ -339,6 +356,7 @@ int main(void) {
                 cmocka_unit_test(test_diskimage_chain_flattened),
                 cmocka_unit_test(test_env_substitution),
                 cmocka_unit_test(test_env_reference_typed_by_value),
+                cmocka_unit_test(test_empty_map_value),
                 cmocka_unit_test(test_secure_merge),
                 cmocka_unit_test(test_diagnostics_positions_and_order),
                 cmocka_unit_test(test_zookeeper_tls_is_a_warning),

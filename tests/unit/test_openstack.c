@@ -502,6 +502,104 @@ static void test_error_mapping(void **state) {
         assert_int_equal(openstack_error_from_response("compute", 503, "", 0, NULL), -EIO);
 }
 
+/* The Glance create body carries Nodepool's properties, the "nodepool" tag and
+ * openstacksdk's owner_specified.openstack.{object,md5,sha256}; malformed
+ * digests and Glance's own field names are left out, never sent. */
+static void test_image_create_body(void **state) {
+        (void)state;
+        const char *md5 = "0123456789abcdef0123456789abcdef";
+        const char *sha = "ab000000000000000000000000000000000000000000000000000000000000cd";
+        const struct provider_kv tags[] = { { "team", "ci" }, { "nodepool_build_id", "0001" },
+                                            { "status", "active" }, { "nodepool_provider_name", "os1" } };
+        json_t *b = openstack_image_create_body("prov", "debian-1700000000", "raw", md5, sha, tags, 4);
+        assert_string_equal(json_string_value(json_object_get(b, "name")), "debian-1700000000");
+        assert_string_equal(json_string_value(json_object_get(b, "disk_format")), "raw");
+        assert_string_equal(json_string_value(json_object_get(b, "container_format")), "bare");
+        assert_string_equal(json_string_value(json_object_get(b, "visibility")), "private");
+        assert_string_equal(json_string_value(json_array_get(json_object_get(b, "tags"), 0)), "nodepool");
+        assert_string_equal(json_string_value(json_object_get(b, "team")), "ci");
+        assert_string_equal(json_string_value(json_object_get(b, "nodepool_build_id")), "0001");
+        assert_null(json_object_get(b, "status"));
+        assert_string_equal(json_string_value(json_object_get(b, "nodepool_provider_name")), "os1");
+        assert_string_equal(json_string_value(json_object_get(b, "owner_specified.openstack.md5")), md5);
+        assert_string_equal(json_string_value(json_object_get(b, "owner_specified.openstack.sha256")), sha);
+        assert_string_equal(json_string_value(json_object_get(b, "owner_specified.openstack.object")),
+                            "images/debian-1700000000");
+        json_decref(b);
+        /* Unknown digests and a digest that is not hex of the right length are omitted;
+         * the provider name is added when the tags lack it; qcow2 is the default format. */
+        b = openstack_image_create_body("prov", "x", NULL, "0123",
+                                        "zz00000000000000000000000000000000000000000000000000000000000000", NULL, 0);
+        assert_string_equal(json_string_value(json_object_get(b, "disk_format")), "qcow2");
+        assert_string_equal(json_string_value(json_object_get(b, "nodepool_provider_name")), "prov");
+        assert_null(json_object_get(b, "owner_specified.openstack.md5"));
+        assert_null(json_object_get(b, "owner_specified.openstack.sha256"));
+        assert_string_equal(json_string_value(json_object_get(b, "owner_specified.openstack.object")), "images/x");
+        json_decref(b);
+}
+
+/* The builder's format per provider: clouds.yaml image_format for openstack
+ * (qcow2 when unset, unreadable, or not a plain format word), qcow2 for libvirt. */
+static void test_params_image_format(void **state) {
+        (void)state;
+        char path[] = "/tmp/test-os-fmt-XXXXXX";
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        const char *y = "clouds:\n"
+                        "  rawc: {image_format: raw, auth: {auth_url: 'http://k/v3', username: u, password: p}}\n"
+                        "  dflt: {auth: {auth_url: 'http://k/v3', username: u, password: p}}\n"
+                        "  evil: {image_format: '../x', auth: {auth_url: 'http://k/v3', username: u, password: p}}\n";
+        assert_int_equal(write(fd, y, strlen(y)), (ssize_t)strlen(y));
+        close(fd);
+        setenv("OS_CLIENT_CONFIG_FILE", path, 1);
+        const char *np = "labels:\n  - name: s\n"
+                         "diskimages:\n  - name: d\n    elements: [e]\n"
+                         "providers:\n"
+                         "  - {name: a, cloud: rawc, diskimages: [{name: d}]}\n"
+                         "  - {name: b, cloud: dflt, diskimages: [{name: d}]}\n"
+                         "  - {name: c, cloud: evil, diskimages: [{name: d}]}\n"
+                         "  - {name: m, cloud: missing, diskimages: [{name: d}]}\n"
+                         "  - {name: l, driver: libvirt, uri: 'test:///default', diskimages: [{name: d}]}\n";
+        struct config *cfg = NULL;
+        struct config_diags diags = { 0 };
+        int r = config_load_buffer("nodepool.yaml", np, strlen(np), NULL, NULL, 0, &cfg, &diags);
+        if (r < 0)
+                config_diags_print(&diags, stderr);
+        assert_int_equal(r, 0);
+        config_diags_clear(&diags);
+        const char *want[][2] = { { "a", "raw" }, { "b", "qcow2" }, { "c", "qcow2" }, { "m", "qcow2" },
+                                  { "l", "qcow2" } };
+        for (size_t i = 0; i < ELEMENTSOF(want); i++) {
+                char *f = provider_params_image_format(config_find_provider(cfg, want[i][0]));
+                assert_string_equal(f, want[i][1]);
+                free(f);
+        }
+        config_free(cfg);
+        unsetenv("OS_CLIENT_CONFIG_FILE");
+        unlink(path);
+}
+
+/* A label without networks: "auto" when Nova has a network to pick (own or
+ * shared) or can allocate one; "none" on a cloud with neither (where "auto"
+ * is refused), a bare external network not counting; unknown stays "auto". */
+static void test_default_networks(void **state) {
+        (void)state;
+        json_t *none = json_loads("[]", 0, NULL);
+        json_t *own = json_loads("[{\"id\":\"n1\",\"shared\":false,\"router:external\":false}]", 0, NULL);
+        json_t *shared_ext = json_loads("[{\"id\":\"n1\",\"shared\":true,\"router:external\":true}]", 0, NULL);
+        json_t *ext = json_loads("[{\"id\":\"n1\",\"shared\":false,\"router:external\":true}]", 0, NULL);
+        assert_string_equal(openstack_default_networks(none, false), "none");
+        assert_string_equal(openstack_default_networks(none, true), "auto");
+        assert_string_equal(openstack_default_networks(ext, false), "none");
+        assert_string_equal(openstack_default_networks(own, false), "auto");
+        assert_string_equal(openstack_default_networks(shared_ext, false), "auto");
+        assert_string_equal(openstack_default_networks(NULL, false), "auto");
+        json_decref(none);
+        json_decref(own);
+        json_decref(shared_ext);
+        json_decref(ext);
+}
+
 static void test_base64(void **state) {
         (void)state;
         const char *cases[][2] = { { "", "" }, { "f", "Zg==" }, { "fo", "Zm8=" }, { "foo", "Zm9v" },
@@ -657,6 +755,9 @@ int main(void) {
                 cmocka_unit_test(test_image_decode),
                 cmocka_unit_test(test_error_mapping),
                 cmocka_unit_test(test_base64),
+                cmocka_unit_test(test_default_networks),
+                cmocka_unit_test(test_image_create_body),
+                cmocka_unit_test(test_params_image_format),
                 cmocka_unit_test(test_params_from_config),
                 cmocka_unit_test(test_open_is_lazy),
         };
