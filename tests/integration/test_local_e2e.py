@@ -26,6 +26,11 @@ def virsh(*args):
     return subprocess.run(["virsh", "-c", URI] + list(args), capture_output=True, text=True, timeout=120)
 
 
+def volumes(pool):
+    """Volume names of a libvirt pool (libvirt 9's vol-list has no --name)."""
+    return [l.split()[0] for l in virsh("vol-list", pool).stdout.splitlines()[2:] if l.strip()]
+
+
 def local_env(state):
     env = dict(os.environ)
     env.update({
@@ -115,7 +120,7 @@ def test_local_pool_serves_an_ssh_node_and_down_leaves_nothing(tmp_path):
                  "%s@%s" % (node["username"], node["interface_ip"]), "true"],
                 capture_output=True, text=True, timeout=120)
             assert ssh.returncode == 0, ssh.stderr
-            vols_before = virsh("vol-list", "poold-local", "--name").stdout.split()
+            vols_before = volumes("poold-local")
             assert any(domain in v for v in vols_before), vols_before  # its overlay
             client.return_nodes(nodes)
 
@@ -124,7 +129,7 @@ def test_local_pool_serves_an_ssh_node_and_down_leaves_nothing(tmp_path):
                 time.sleep(1)
             assert not zk.exists("/nodepool/nodes/%s" % node_id), "used node not deleted"
             assert virsh("domstate", domain).returncode != 0, "domain still defined"
-            vols_after = virsh("vol-list", "poold-local", "--name").stdout.split()
+            vols_after = volumes("poold-local")
             assert not any(domain in v for v in vols_after), vols_after
         finally:
             zk.stop()
