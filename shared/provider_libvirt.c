@@ -89,6 +89,9 @@ static int lv_error(char **reterr_msg, int fallback, const char *what) {
                 case VIR_ERR_SYSTEM_ERROR:
                         if (e->int1 > 0)
                                 r = e->int1; /* libvirt stores errno there for system errors */
+                        /* A file the hypervisor cannot open is a failed launch, not
+                         * refused credentials (-EACCES pauses the provider's pools). */
+                        if (r == EACCES || r == EPERM) r = EIO;
                         break;
                 default:
                         break;

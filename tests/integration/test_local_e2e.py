@@ -6,9 +6,10 @@ story runs on one bring-up. The image stages come from the shared stage cache
 (image_fixture's directory), so only the first run on a machine pays for the
 Debian bootstrap and the kernel install.
 """
-import json
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -75,10 +76,12 @@ def test_local_pool_serves_an_ssh_node_and_down_leaves_nothing(tmp_path):
     logs in over ssh with the node's username, key and recorded host keys, marks it
     used; poold deletes it with its overlay; poold-local down leaves no process,
     domain or volume."""
-    state = str(tmp_path / "local")
+    # Not under pytest's tmp_path: QEMU runs as libvirt-qemu and must reach the
+    # pool directory, and pytest's directories are private to root.
+    state = tempfile.mkdtemp(prefix="poold-e2e-", dir="/var/tmp")
+    os.chmod(state, 0o755)
     env = local_env(state)
     # The image fixture's key pair: same authorized_keys content, same cached stages.
-    os.makedirs(state)
     key, pub = stable_keypair()
     for src, dst in ((key, "id_ed25519"), (pub, "id_ed25519.pub")):
         with open(src, "rb") as f, open(os.path.join(state, dst), "wb") as g:
@@ -138,6 +141,7 @@ def test_local_pool_serves_an_ssh_node_and_down_leaves_nothing(tmp_path):
         down = subprocess.run([POOLD_LOCAL, "down"], env=env, capture_output=True, text=True, timeout=600)
         print(down.stdout[-2000:], down.stderr[-2000:])
     assert down.returncode == 0, down.stderr
+    shutil.rmtree(state, ignore_errors=True)
     for name, pid in daemons.items():
         assert not alive(pid), "%s (pid %d) still running after down" % (name, pid)
     if virsh("uri").returncode == 0:  # someone else's libvirtd: check it holds nothing of ours
