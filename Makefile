@@ -114,7 +114,7 @@ check: deps
 	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
 	@echo "make check: all tiers passed"
 
-export ASAN_OPTIONS := abort_on_error=0:halt_on_error=1:detect_leaks=1:strict_string_checks=1
+export ASAN_OPTIONS := abort_on_error=0:halt_on_error=1:detect_leaks=1:strict_string_checks=1:suppressions=$(CURDIR)/tests/asan.supp
 export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS := suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 
