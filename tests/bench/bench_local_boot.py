@@ -12,6 +12,7 @@ together), and prints them with KVM or TCG noted. Stops everything at the end.
 import argparse
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,13 +58,22 @@ def main():
     ap.add_argument("--parallel", type=int, default=3)
     ap.add_argument("--state", default=None, help="state dir (default: a new temporary one)")
     args = ap.parse_args()
-    state = args.state or tempfile.mkdtemp(prefix="poold-bench-local-")
+    # World-traversable: QEMU runs as libvirt-qemu and reads the pool directory.
+    state = args.state or tempfile.mkdtemp(prefix="poold-bench-local-", dir="/var/tmp")
+    os.chmod(state, 0o755)
+    # The image tests' key pair: the same authorized_keys content, so the
+    # build comes from their cached stages instead of a 12-minute cold build.
+    from image_fixture import stable_keypair
+    key, pub = stable_keypair()
+    shutil.copy(key, os.path.join(state, "id_ed25519"))
+    shutil.copy(pub, os.path.join(state, "id_ed25519.pub"))
     cfg = yaml.safe_load(open(SRC / "etc" / "poold-local.yaml"))
     cfg["providers"][0]["pools"][0]["max-servers"] = max(2, args.parallel + 1)
     conf = os.path.join(state, "bench-config.yaml")
     with open(conf, "w") as f:
         yaml.safe_dump(cfg, f, sort_keys=False)
-    env = dict(os.environ, POOLD_LOCAL_DIR=state, POOLD_LOCAL_CONFIG=conf)
+    env = dict(os.environ, POOLD_LOCAL_DIR=state, POOLD_LOCAL_CONFIG=conf,
+               POOLD_STAGE_CACHE=os.environ.get("POOLD_TEST_STAGE_CACHE", "/var/cache/poold-test/stages"))
     accel = "KVM" if os.path.exists("/dev/kvm") else "TCG"
     t0 = time.time()
     subprocess.run([LOCAL, "up"], env=env, check=True)
