@@ -149,3 +149,14 @@ def openstack(request):
     if first:
         request.config.add_cleanup(_stop)
     return cloud
+
+
+@pytest.fixture
+def cloud(openstack):  # noqa: F811
+    """The session's cloud with the default instance quota and no servers of
+    the project, before and after the test."""
+    openstack.set_instance_quota(10)
+    openstack.delete_project_servers()
+    yield openstack
+    openstack.set_instance_quota(10)
+    openstack.delete_project_servers()

@@ -19,19 +19,13 @@ import pytest
 from builder_fixture import BuilderProcess, diskimage, wait_for
 from harness import program
 from launcher_fixture import LauncherProcess
-from openstack_fixture import openstack  # noqa: F401 - session fixture
+from openstack_fixture import cloud, openstack  # noqa: F401 - fixtures
 from zuul_client import ZuulClient
 
 PROV = "os-b"
 LABEL = "small"
 
 
-@pytest.fixture
-def cloud(openstack):  # noqa: F811
-    openstack.set_instance_quota(10)
-    openstack.delete_project_servers()
-    yield openstack
-    openstack.delete_project_servers()
 
 
 @pytest.fixture

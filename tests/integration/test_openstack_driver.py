@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from harness import program
-from openstack_fixture import openstack  # noqa: F401 - session fixture
+from openstack_fixture import cloud, openstack  # noqa: F401 - fixtures
 
 PROVIDER = "os-drv"
 
@@ -28,13 +28,6 @@ def ostool(cloud, *args, env=None, check=True):
     return r
 
 
-@pytest.fixture
-def cloud(openstack):  # noqa: F811
-    openstack.set_instance_quota(10)
-    openstack.delete_project_servers()
-    yield openstack
-    openstack.set_instance_quota(10)
-    openstack.delete_project_servers()
 
 
 @pytest.fixture

@@ -11,17 +11,10 @@ import pytest
 
 from harness import program
 from launcher_fixture import IMAGE, LABEL, PROVIDER, LauncherProcess
-from openstack_fixture import openstack  # noqa: F401 - session fixture
+from openstack_fixture import cloud, openstack  # noqa: F401 - fixtures
 from zuul_client import ZuulClient
 
 
-@pytest.fixture
-def cloud(openstack):  # noqa: F811
-    openstack.set_instance_quota(10)
-    openstack.delete_project_servers()
-    yield openstack
-    openstack.set_instance_quota(10)
-    openstack.delete_project_servers()
 
 
 @pytest.fixture
