@@ -1,5 +1,6 @@
 """keyscan (nodescan) against a real OpenSSH sshd and fake servers, through tests/tools/keyscantool."""
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -94,8 +95,10 @@ def test_closed_port_times_out_after_retrying_within_the_timeout():
     assert (rc, status) == (1, "ETIMEDOUT")
     assert keys == []
     assert 1900 <= elapsed <= 3500, elapsed
-    # Retried about once a second: 2 attempts in 2 s, the last refused.
-    assert "2 attempt(s)" in msg and "refused" in msg, msg
+    # Retried about once a second: 2 attempts in 2 s, or 3 when the third
+    # falls just inside the deadline; the last refused.
+    m = re.search(r"(\d+) attempt\(s\)", msg)
+    assert m and int(m.group(1)) in (2, 3) and "refused" in msg, msg
 
 
 def test_port_that_opens_late_is_found():
