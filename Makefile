@@ -6,6 +6,7 @@
 #   make fuzz       build libFuzzer targets into build-fuzz/ and run each FUZZ_SECONDS
 #   make install    install into $(DESTDIR)$(PREFIX)
 #   make deps       install the Debian packages the build and the tests need
+#   make up         install what the pool needs (deps-run), build, run poold/poold-local up
 #
 # Sources are found by wildcard, so a new module or test needs no Makefile edit:
 #   shared/*.c               -> libpool.a (linked into everything)
@@ -30,9 +31,10 @@ OPT := -O2
 endif
 
 PKGS := yaml-0.1 jansson libcurl libvirt libguestfs libmicrohttpd
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+PKG_CONFIG ?= pkg-config
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 
 CC ?= cc
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -DTHREADED -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
@@ -40,14 +42,20 @@ CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -DTHREADED -Wall -Wextra -Werror -Wshadow -
 LDFLAGS_ALL := $(OPT) $(LDFLAGS)
 LIBS := $(PKG_LIBS) -lzookeeper_mt -lpthread -lm
 
-# Debian packages needed to build, test, and run the embedded default.
-DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
+# Debian packages the pool needs to build and run the embedded default
+# (`make up`: ZooKeeper, libvirt/QEMU, libguestfs, debootstrap, kazoo for
+# poold-local's checks) ...
+RUN_PKGS := build-essential pkg-config \
 	libzookeeper-mt-dev libyaml-dev libjansson-dev libcurl4-openssl-dev libvirt-dev \
-	libguestfs-dev libmicrohttpd-dev libcmocka-dev zookeeper default-jre-headless \
-	python3 python3-pytest python3-kazoo python3-yaml openssh-server openssh-client \
+	libguestfs-dev libmicrohttpd-dev zookeeper default-jre-headless \
+	python3 python3-kazoo openssh-client \
 	libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils \
-	python3-guestfs supermin linux-image-amd64 debootstrap \
-	iproute2 procps chromium
+	supermin linux-image-amd64 debootstrap iproute2 procps
+# ... and what only the tests add (`make check`); the OpenStack services are
+# installed by their test fixture when that tier first runs.
+TEST_PKGS := clang libclang-rt-14-dev libcmocka-dev python3-pytest python3-yaml openssh-server \
+	python3-guestfs chromium
+DEB_PKGS := $(RUN_PKGS) $(TEST_PKGS)
 
 SHARED_SRC := $(sort $(wildcard shared/*.c))
 CTL_SRC := $(sort $(wildcard poold/poolctl*.c poold/ctl_*.c))
@@ -63,7 +71,7 @@ PROGRAMS := $(BUILD)/bin/poold $(BUILD)/bin/poolctl $(BUILD)/bin/poold-builder
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
 
-.PHONY: all programs tests check check-unit check-integration fuzz fuzz-build deps install clean up down
+.PHONY: all programs tests check check-unit check-integration fuzz fuzz-build deps deps-run install clean up up-build down
 .DELETE_ON_ERROR:
 
 all: programs
@@ -152,14 +160,22 @@ fuzz: fuzz-build
 	done
 
 # ---------------------------------------------------------------- deps
-deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+# Installs whichever of PKGS is missing. pkg-config's answers above are taken
+# when make reads this file, so every target that needs packages first runs
+# deps and then builds in a new make (see `up`, `check`).
+PKG_INSTALL = missing=""; for p in $(1); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 		echo "deps: installing$$missing"; \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+
+deps:
+	@$(call PKG_INSTALL,$(DEB_PKGS))
+
+deps-run:
+	@$(call PKG_INSTALL,$(RUN_PKGS))
 
 # ---------------------------------------------------------------- install
 install: programs
@@ -169,8 +185,14 @@ install: programs
 
 # ---------------------------------------------------------------- one machine
 # The embedded default: ZooKeeper, libvirtd, poold-builder, poold and a ready VM.
-up: deps programs
+# up-build is `make up` without starting anything: what a fresh machine needs
+# to build the programs (tested by test_install.py).
+up: up-build
 	poold/poold-local up
+
+up-build:
+	$(MAKE) deps-run
+	$(MAKE) programs
 
 down:
 	poold/poold-local down

@@ -8,12 +8,14 @@
  * shows hook output as it happens without the appliance's boot noise. */
 #include <guestfs.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "alloc.h"
 #include "build_gfs.h"
 #include "dbuf.h"
+#include "kvm_probe.h"
 #include "log.h"
 
 struct build_gfs {
@@ -75,6 +77,24 @@ void build_gfs_free(struct build_gfs *gfs) {
         free(gfs);
 }
 
+/* libguestfs uses KVM whenever /dev/kvm opens, and its appliance crashes where
+ * that KVM cannot run QEMU: force TCG unless the probe booted a kernel under
+ * KVM. An operator's LIBGUESTFS_BACKEND_SETTINGS wins. */
+static int gfs_choose_accel(struct build_gfs *gfs) {
+        if (getenv("LIBGUESTFS_BACKEND_SETTINGS")) {
+                log_info("libguestfs: LIBGUESTFS_BACKEND_SETTINGS=%s set, not probing KVM",
+                         getenv("LIBGUESTFS_BACKEND_SETTINGS"));
+                return 0;
+        }
+        bool usable = false;
+        _cleanup_free_ char *why = NULL;
+        (void)kvm_probe(&usable, &why);
+        log_info("libguestfs appliance: %s: %s", usable ? "KVM" : "TCG (software emulation)", why);
+        if (usable) return 0;
+        char *settings[] = { (char *)"force_tcg", NULL };
+        return guestfs_set_backend_settings(gfs->g, settings) < 0 ? -EIO : 0;
+}
+
 int build_gfs_open(const char *disk_path, bool trace, struct build_gfs **ret, char **errmsg) {
         struct build_gfs *gfs = xnew(struct build_gfs, 1);
         gfs->trace = trace;
@@ -87,6 +107,11 @@ int build_gfs_open(const char *disk_path, bool trace, struct build_gfs **ret, ch
         }
         /* We report errors ourselves, once, with context. */
         guestfs_set_error_handler(gfs->g, NULL, NULL);
+        if (gfs_choose_accel(gfs) < 0) {
+                int e = gfs_error(gfs, "libguestfs backend settings", errmsg);
+                build_gfs_free(gfs);
+                return e;
+        }
         if (guestfs_set_event_callback(gfs->g, on_appliance, GUESTFS_EVENT_APPLIANCE, 0, gfs) < 0 ||
             guestfs_set_network(gfs->g, 1) < 0 ||
             guestfs_add_drive_opts(gfs->g, disk_path, GUESTFS_ADD_DRIVE_OPTS_FORMAT, "qcow2",

@@ -18,6 +18,7 @@
 #include "component.h"
 #include "config.h"
 #include "daemon.h"
+#include "kvm_probe.h"
 #include "log.h"
 #include "loop.h"
 #include "service.h"
@@ -49,8 +50,21 @@ static void usage(FILE *f) {
                 "      --version          print the version and exit\n"
                 "  -h, --help             show this help\n"
                 "\n"
+                "       poold-builder disk-image-create [...]   build one image (see its --help)\n"
+                "       poold-builder kvm-probe                whether QEMU can use KVM here, and why:\n"
+                "                                              prints 'kvm: REASON' or 'tcg: REASON'\n"
+                "\n"
                 "Signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads the configuration and\n"
                 "reopens the log file. The configuration is also reloaded when it changes.\n");
+}
+
+/* Boots a kernel under KVM (kvm_probe.h): what builds and libvirt nodes will use. */
+static int kvm_probe_main(void) {
+        bool usable = false;
+        _cleanup_free_ char *why = NULL;
+        (void)kvm_probe(&usable, &why);
+        printf("%s: %s\n", usable ? "kvm" : "tcg", why);
+        return 0;
 }
 
 static int parse_args(int argc, char **argv) {
@@ -214,6 +228,7 @@ static void teardown(void) {
 
 int main(int argc, char **argv) {
         if (argc > 1 && strcmp(argv[1], "disk-image-create") == 0) return dib_main(argc - 1, argv + 1);
+        if (argc == 2 && strcmp(argv[1], "kvm-probe") == 0) return kvm_probe_main();
         if (parse_args(argc, argv) < 0) return 2;
         log_setup("poold-builder", B.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
 

@@ -178,6 +178,8 @@ char *lvxml_domain_xml(const struct lvxml_domain *d) {
         fprintf(f, "  <memory unit='MiB'>%d</memory>\n  <vcpu>%d</vcpu>\n", d->memory_mib, d->vcpus);
         fprintf(f, "  <os>\n    <type arch='x86_64'>hvm</type>\n    <boot dev='hd'/>\n  </os>\n");
         fprintf(f, "  <features><acpi/></features>\n");
+        /* Under KVM the guest gets the host's CPU, as the KVM probe tested it. */
+        if (strcmp(d->type, "kvm") == 0) fprintf(f, "  <cpu mode='host-passthrough'/>\n");
         fprintf(f, "  <on_poweroff>destroy</on_poweroff>\n  <on_crash>destroy</on_crash>\n");
         fprintf(f, "  <devices>\n");
         fprintf(f, "    <disk type='volume' device='disk'>\n"

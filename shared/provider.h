@@ -118,7 +118,7 @@ struct provider_create_req {
 };
 
 enum provider_libvirt_domain_type {
-        PROVIDER_LIBVIRT_DOMAIN_AUTO,      /* kvm iff /dev/kvm exists and the URI is qemu:// */
+        PROVIDER_LIBVIRT_DOMAIN_AUTO,      /* kvm iff the URI is qemu:// and kvm_probe() says KVM works */
         PROVIDER_LIBVIRT_DOMAIN_KVM,
         PROVIDER_LIBVIRT_DOMAIN_QEMU,
         _PROVIDER_LIBVIRT_DOMAIN_MAX,

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "kvm_probe.h"
 #include "libvirt_xml.h"
 #include "log.h"
 #include "provider.h"
@@ -54,6 +55,23 @@ struct lv {
         unsigned char *port_held;    /* one byte per port in the range */
         int port_next;               /* round-robin start, spreads reuse of ports */
 };
+
+/* domain-type auto: KVM only where a probe boot shows it works (kvm_probe.h).
+ * A remote hypervisor cannot be probed from here; libvirt's own capability
+ * answer is all there is. Logged once per provider, with the reason. */
+static const char *lv_auto_domain_type(const char *provider, const char *uri) {
+        if (strncmp(uri, "qemu", 4) != 0) return "qemu";
+        if (!strstr(uri, ":///")) {
+                log_info("libvirt provider %s: domain type kvm: %s is remote, cannot probe it; set domain-type: qemu "
+                         "if its KVM does not work", provider, uri);
+                return "kvm";
+        }
+        bool usable = false;
+        _cleanup_free_ char *why = NULL;
+        (void)kvm_probe(&usable, &why);
+        log_info("libvirt provider %s: domain type %s: %s", provider, usable ? "kvm" : "qemu (TCG)", why);
+        return usable ? "kvm" : "qemu";
+}
 
 static struct lv *LV(struct provider *p) {
         return p->data;
@@ -354,8 +372,7 @@ static int lv_open(const struct provider_params *params, struct provider **ret, 
                 lv->domain_type = "qemu";
                 break;
         case PROVIDER_LIBVIRT_DOMAIN_AUTO:
-                lv->domain_type = strncmp(lv->uri, "qemu", 4) == 0 && access("/dev/kvm", R_OK | W_OK) == 0 ? "kvm"
-                                                                                                         : "qemu";
+                lv->domain_type = lv_auto_domain_type(params->name, lv->uri);
                 break;
         default:
                 return provider_error(reterr_msg, EINVAL, "provider %s: bad domain type", params->name);

@@ -149,3 +149,39 @@ def test_local_pool_serves_an_ssh_node_and_down_leaves_nothing(tmp_path):
         assert virsh("pool-info", "poold-local").returncode != 0
     qemu = subprocess.run(["pgrep", "-f", "guest=local-np"], capture_output=True, text=True)
     assert qemu.stdout.strip() == "", "QEMU processes left: " + qemu.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for qemu:///system")
+def test_local_up_stops_at_a_failed_build_with_its_error_and_log():
+    """A build that fails makes `poold-local up` stop with the builder's error line
+    and the build log's path and tail, instead of waiting for an image forever."""
+    state = tempfile.mkdtemp(prefix="poold-e2e-fail-", dir="/var/tmp")
+    os.chmod(state, 0o755)
+    env = local_env(state)
+    env["POOLD_LOCAL_WAIT"] = "600"
+    with open(os.path.join(SRCDIR, "etc", "poold-local.yaml")) as f:
+        cfg = f.read()
+    assert "    release: bookworm\n" in cfg
+    # A dib-cmd that prints a marker and fails stands for any broken build.
+    failing = os.path.join(state, "failing-dib")
+    with open(failing, "w") as f:
+        f.write("#!/bin/sh\necho 'E: the mirror refused us (test marker)'\nexit 3\n")
+    os.chmod(failing, 0o755)
+    cfg = cfg.replace("    release: bookworm\n", "    release: bookworm\n    dib-cmd: %s\n" % failing)
+    env["POOLD_LOCAL_CONFIG"] = os.path.join(state, "failing.yaml")
+    with open(env["POOLD_LOCAL_CONFIG"], "w") as f:
+        f.write(cfg)
+    try:
+        t0 = time.time()
+        up = subprocess.run([POOLD_LOCAL, "up"], env=env, capture_output=True, text=True, timeout=900)
+        took = time.time() - t0
+        assert up.returncode != 0, up.stdout
+        assert "the image build failed" in up.stderr, up.stderr
+        assert "exit code 3" in up.stderr, up.stderr
+        assert "test marker" in up.stdout, up.stdout  # the build log's tail
+        assert os.path.join(state, "logs", "builds") in up.stderr, up.stderr  # its path
+        assert took < 600, took  # stopped, not timed out
+    finally:
+        down = subprocess.run([POOLD_LOCAL, "down"], env=env, capture_output=True, text=True, timeout=600)
+        shutil.rmtree(state, ignore_errors=True)
+    assert down.returncode == 0, down.stderr
