@@ -85,7 +85,10 @@ static void lv_silent_error(void *userdata, virErrorPtr err) {
 static int lv_error(char **reterr_msg, int fallback, const char *what) {
         virErrorPtr e = virGetLastError();
         int r = fallback;
-        if (e)
+        if (e && (e->domain == VIR_FROM_RPC || e->code == VIR_ERR_NO_CONNECT || e->code == VIR_ERR_RPC) &&
+            e->code != VIR_ERR_AUTH_FAILED && e->code != VIR_ERR_AUTH_CANCELLED)
+                r = EHOSTDOWN; /* libvirtd went away or is not there: the cloud is down (provider.h) */
+        else if (e)
                 switch (e->code) {
                 case VIR_ERR_NO_DOMAIN:
                 case VIR_ERR_NO_STORAGE_VOL:
@@ -289,6 +292,42 @@ static int domain_server(struct lv *lv, virDomainPtr dom, bool want_addresses, s
         return 0;
 }
 
+/* ---------------------------------------------------------------- connection */
+
+/* The connection, reopened when libvirtd went away (restart, crash): without
+ * this, every call after a libvirtd restart failed with "client socket is
+ * closed" until poold restarted. Returns a referenced connection the caller
+ * closes (lv_conn_putp), or NULL with libvirt's error set while the daemon
+ * cannot be reached. Worker threads share lv->conn; each call holds its own
+ * reference, so a swap never frees a connection another thread is using. */
+static virConnectPtr lv_conn_get(struct lv *lv) {
+        pthread_mutex_lock(&lv->lock);
+        if (!lv->conn || virConnectIsAlive(lv->conn) != 1) {
+                virConnectPtr fresh = virConnectOpen(lv->uri);
+                if (!fresh) {
+                        pthread_mutex_unlock(&lv->lock);
+                        return NULL;
+                }
+                if (lv->conn) {
+                        log_info("libvirt: reconnected to %s", lv->uri);
+                        virConnectClose(lv->conn);
+                }
+                lv->conn = fresh;
+        }
+        virConnectPtr c = lv->conn;
+        virConnectRef(c);
+        pthread_mutex_unlock(&lv->lock);
+        return c;
+}
+
+static void lv_conn_putp(virConnectPtr *c) {
+        if (*c) virConnectClose(*c);
+}
+
+#define LV_CONN(lv, reterr_msg)                                                            \
+        _cleanup_(lv_conn_putp) virConnectPtr conn = lv_conn_get(lv);                       \
+        if (!conn) return lv_error(reterr_msg, EHOSTDOWN, (lv)->uri)
+
 /* ---------------------------------------------------------------- open/close */
 
 static int lv_ensure_pool(struct lv *lv, char **reterr_msg) {
@@ -445,6 +484,7 @@ static int lv_create(struct provider *p, const struct provider_create_req *req, 
                             *vxml = NULL, *dxml = NULL;
         _cleanup_(lvxml_image_name_freep) struct lvxml_image_name *iname = NULL;
         int port = 0, r;
+        LV_CONN(lv, reterr_msg);
 
         if (!req || !valid_node_id(req->node_id) || !req->image || req->memory_mib <= 0 || req->vcpus <= 0 ||
             req->disk_gib < 0)
@@ -454,14 +494,14 @@ static int lv_create(struct provider *p, const struct provider_create_req *req, 
         ovname = overlay_name(name);
 
         /* Never redefine a live domain: DefineXML on an existing name would replace its config. */
-        dom = virDomainLookupByName(lv->conn, name);
+        dom = virDomainLookupByName(conn, name);
         if (dom) {
                 virDomainFree(dom);
                 return provider_error(reterr_msg, EEXIST, "%s already exists", name);
         }
         virResetLastError();
 
-        pool = virStoragePoolLookupByName(lv->conn, lv->storage_pool);
+        pool = virStoragePoolLookupByName(conn, lv->storage_pool);
         if (!pool)
                 return lv_error(reterr_msg, EIO, lv->storage_pool);
         img = virStorageVolLookupByName(pool, req->image);
@@ -512,7 +552,7 @@ static int lv_create(struct provider *p, const struct provider_create_req *req, 
                 .hostname = req->hostname, .image = req->image, .tags = req->tags, .n_tags = req->n_tags,
         };
         dxml = lvxml_domain_xml(&d);
-        dom = virDomainDefineXML(lv->conn, dxml);
+        dom = virDomainDefineXML(conn, dxml);
         if (!dom) {
                 r = lv_error(reterr_msg, EIO, "defining domain");
                 goto finish;
@@ -550,7 +590,8 @@ finish:
 static int lv_get(struct provider *p, const char *external_id, struct provider_server **ret_server,
                   char **reterr_msg) {
         struct lv *lv = LV(p);
-        virDomainPtr dom = virDomainLookupByName(lv->conn, external_id);
+        LV_CONN(lv, reterr_msg);
+        virDomainPtr dom = virDomainLookupByName(conn, external_id);
         if (!dom)
                 return lv_error(reterr_msg, EIO, external_id);
         int r = domain_server(lv, dom, true, ret_server, reterr_msg);
@@ -563,13 +604,14 @@ static int lv_delete(struct provider *p, const char *external_id, char **reterr_
         _cleanup_free_ char *node_id = NULL, *ovname = NULL, *cpath = NULL;
         bool found = false;
         int r = 0;
+        LV_CONN(lv, reterr_msg);
 
         /* Only ever touch our own resources, whatever id we are handed. */
         if (!external_id || lvxml_domain_name_parse(external_id, p->name, false, &node_id) < 0)
                 return provider_error(reterr_msg, EPERM, "%s is not a server of provider %s",
                                       external_id ? external_id : "(null)", p->name);
 
-        virDomainPtr dom = virDomainLookupByName(lv->conn, external_id);
+        virDomainPtr dom = virDomainLookupByName(conn, external_id);
         if (dom) {
                 _cleanup_(lvxml_instance_freep) struct lvxml_instance *inst = NULL;
                 found = true;
@@ -603,7 +645,7 @@ static int lv_delete(struct provider *p, const char *external_id, char **reterr_
         virResetLastError();
 
         ovname = overlay_name(external_id);
-        virStoragePoolPtr pool = virStoragePoolLookupByName(lv->conn, lv->storage_pool);
+        virStoragePoolPtr pool = virStoragePoolLookupByName(conn, lv->storage_pool);
         if (!pool)
                 return lv_error(reterr_msg, EIO, lv->storage_pool);
         virStorageVolPtr vol = virStorageVolLookupByName(pool, ovname);
@@ -639,12 +681,13 @@ static int lv_list(struct provider *p, struct provider_server ***ret_servers, si
         char **names = NULL;
         size_t n = 0, nn = 0;
         int nd, nv = 0, r = 0;
+        LV_CONN(lv, reterr_msg);
 
         /* One call for all domains; only names carrying our prefix cost a metadata read. */
-        nd = virConnectListAllDomains(lv->conn, &doms, 0);
+        nd = virConnectListAllDomains(conn, &doms, 0);
         if (nd < 0)
                 return lv_error(reterr_msg, EIO, "listing domains");
-        virStoragePoolPtr pool = virStoragePoolLookupByName(lv->conn, lv->storage_pool);
+        virStoragePoolPtr pool = virStoragePoolLookupByName(conn, lv->storage_pool);
         if (!pool || (nv = virStoragePoolListAllVolumes(pool, &vols, 0)) < 0) {
                 r = lv_error(reterr_msg, EIO, "listing volumes");
                 nv = 0;
@@ -704,10 +747,11 @@ finish:
 
 static int lv_quota(struct provider *p, struct provider_limits *ret_limits, char **reterr_msg) {
         struct lv *lv = LV(p);
+        LV_CONN(lv, reterr_msg);
         virNodeInfo ni;
-        if (virNodeGetInfo(lv->conn, &ni) < 0)
+        if (virNodeGetInfo(conn, &ni) < 0)
                 return lv_error(reterr_msg, EIO, "node info");
-        unsigned long long free_b = virNodeGetFreeMemory(lv->conn);
+        unsigned long long free_b = virNodeGetFreeMemory(conn);
         if (free_b == 0)
                 virResetLastError();
         /* Totals, not free memory: the launcher subtracts its own nodes' usage itself. */
@@ -743,6 +787,7 @@ static int lv_image_upload(struct provider *p, const char *local_path, const cha
         virStreamPtr st = NULL;
         struct stat sb;
         int r;
+        LV_CONN(lv, reterr_msg);
 
         if (!local_path || !format || !*format || !image_name || !*image_name)
                 return provider_error(reterr_msg, EINVAL, "invalid upload request");
@@ -758,7 +803,7 @@ static int lv_image_upload(struct provider *p, const char *local_path, const cha
         r = lv_ensure_pool(lv, reterr_msg);
         if (r < 0)
                 return r;
-        pool = virStoragePoolLookupByName(lv->conn, lv->storage_pool);
+        pool = virStoragePoolLookupByName(conn, lv->storage_pool);
         if (!pool)
                 return lv_error(reterr_msg, EIO, lv->storage_pool);
         vol = virStorageVolLookupByName(pool, vname);
@@ -778,7 +823,7 @@ static int lv_image_upload(struct provider *p, const char *local_path, const cha
                                                                  : lv_error(reterr_msg, EIO, "creating image volume");
                 goto finish;
         }
-        st = virStreamNew(lv->conn, 0);
+        st = virStreamNew(conn, 0);
         if (!st) {
                 r = lv_error(reterr_msg, EIO, "virStreamNew");
                 goto finish;
@@ -822,10 +867,11 @@ static int lv_image_delete(struct provider *p, const char *external_id, char **r
         struct lv *lv = LV(p);
         _cleanup_(lvxml_image_name_freep) struct lvxml_image_name *in = NULL;
         int r = 0;
+        LV_CONN(lv, reterr_msg);
         if (!external_id || lvxml_image_volume_parse(external_id, &in) < 0 || strcmp(in->provider, p->name) != 0)
                 return provider_error(reterr_msg, EPERM, "%s is not an image of provider %s",
                                       external_id ? external_id : "(null)", p->name);
-        virStoragePoolPtr pool = virStoragePoolLookupByName(lv->conn, lv->storage_pool);
+        virStoragePoolPtr pool = virStoragePoolLookupByName(conn, lv->storage_pool);
         if (!pool)
                 return lv_error(reterr_msg, EIO, lv->storage_pool);
         virStorageVolPtr vol = virStorageVolLookupByName(pool, external_id);
@@ -843,7 +889,8 @@ static int lv_image_delete(struct provider *p, const char *external_id, char **r
 static int lv_image_list(struct provider *p, struct provider_image ***ret_images, size_t *ret_n, char **reterr_msg) {
         struct lv *lv = LV(p);
         virStorageVolPtr *vols = NULL;
-        virStoragePoolPtr pool = virStoragePoolLookupByName(lv->conn, lv->storage_pool);
+        LV_CONN(lv, reterr_msg);
+        virStoragePoolPtr pool = virStoragePoolLookupByName(conn, lv->storage_pool);
         if (!pool)
                 return lv_error(reterr_msg, EIO, lv->storage_pool);
         int nv = virStoragePoolListAllVolumes(pool, &vols, 0);

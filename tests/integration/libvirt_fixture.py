@@ -44,15 +44,16 @@ class Libvirtd:
         return [line.split()[0] for line in p.stdout.splitlines() if line.strip()]
 
     def start(self, timeout=60):
-        self.base = tempfile.mkdtemp(prefix="poold-libvirt-")
-        os.chmod(self.base, 0o755)
+        if not self.base:
+            self.base = tempfile.mkdtemp(prefix="poold-libvirt-")
+            os.chmod(self.base, 0o755)
         if os.getuid() != 0:
             self.uri = "qemu:///session"
             self.virsh("uri")
             return self
         nobody = pwd.getpwnam("nobody")
         run = os.path.join(self.base, "run")
-        os.makedirs(run, mode=0o700)
+        os.makedirs(run, mode=0o700, exist_ok=True)
         for d in (self.base, run):
             os.chown(d, nobody.pw_uid, nobody.pw_gid)
         env = {"HOME": self.base, "XDG_RUNTIME_DIR": run, "XDG_CONFIG_HOME": os.path.join(self.base, "config"),
@@ -75,6 +76,23 @@ class Libvirtd:
             time.sleep(0.2)
         self.stop()
         raise RuntimeError("session libvirtd did not come up within %ss" % timeout)
+
+    def crash(self):
+        """SIGKILL the daemon: its state and domains stay, as after a crash; start()
+        brings it back on the same socket."""
+        os.kill(self.pid, signal.SIGKILL)
+        for _ in range(100):
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        self.pid = None
+        for stale in ("libvirtd.pid", "libvirt-sock", "libvirt-sock-ro", "libvirt-admin-sock"):
+            try:
+                os.unlink(os.path.join(self.base, "run", "libvirt", stale))
+            except FileNotFoundError:
+                pass
 
     def stop(self):
         if self.pid:

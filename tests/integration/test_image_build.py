@@ -20,7 +20,7 @@ import subprocess
 import pytest
 
 from harness import SRCDIR
-from image_fixture import built_image, run_build  # noqa: F401 (fixture)
+from image_fixture import built_image, guestfs_backend_settings, run_build  # noqa: F401 (fixture)
 
 guestfs = pytest.importorskip("guestfs", reason="python3-guestfs (Debian package) is needed to inspect images")
 
@@ -30,6 +30,7 @@ def image_fs(built_image):  # noqa: F811
     """The built qcow2, opened read-only in one libguestfs appliance for every check."""
     g = guestfs.GuestFS(python_return_dict=True)
     g.set_backend("direct")
+    g.set_backend_settings(guestfs_backend_settings())
     g.add_drive_opts(built_image.path("qcow2"), format="qcow2", readonly=1)
     g.launch()
     g.mount_ro("/dev/sda1", "/")
