@@ -1,9 +1,14 @@
 /* config_yaml.c — libyaml event stream → struct cnode tree.
  *
  * DESIGN: the event API (not the document API) so we control memory: every
- * node is counted against CNODE_MAX_NODES, nesting against CNODE_MAX_DEPTH,
- * and aliases are refused instead of expanded. Duplicate mapping keys are found
- * by sorting each finished mapping's keys (O(n log n), safe for big maps). */
+ * node is counted against CNODE_MAX_NODES, nesting against CNODE_MAX_DEPTH.
+ * Anchors and aliases work as in PyYAML's safe_load (Nodepool's loader): an
+ * alias is a deep copy of its anchored node, and each copied node counts
+ * against the node budget, so a "billion laughs" document stops at the limit
+ * with an error instead of expanding. Merge keys (`<<: *defaults`, or a list
+ * of aliases) are applied when their mapping ends: keys written in the mapping
+ * win, then earlier merged mappings over later ones. Duplicate mapping keys are
+ * found by sorting each finished mapping's keys (O(n log n), safe for big maps). */
 #include "config_yaml.h"
 
 #include <errno.h>
@@ -21,11 +26,19 @@ void cnode_free(struct cnode *n) {
         free(n);
 }
 
+struct anchor {
+        char *name;
+        struct cnode *node; /* owned by the tree */
+};
+
 struct parse_state {
         const char *name;
         unsigned file_index;
         struct config_diags *diags;
         size_t nodes;
+        struct anchor *anchors; /* in definition order; a redefinition later wins */
+        size_t n_anchors;
+        struct cnode *dead;     /* a sequence holding merged-away `<<` pairs until the end */
 };
 
 #define perr(st, line, col, ...) \
@@ -96,12 +109,97 @@ static void check_duplicate_keys(struct parse_state *st, struct cnode *m) {
                              keys[i]->value, keys[i - 1]->line);
 }
 
+static void anchor_add(struct parse_state *st, const unsigned char *name, struct cnode *node) {
+        if (!name) return;
+        st->anchors = xrealloc(st->anchors, (st->n_anchors + 1) * sizeof *st->anchors);
+        st->anchors[st->n_anchors++] = (struct anchor){ .name = xstrdup((const char *)name), .node = node };
+}
+
+static struct cnode *anchor_find(const struct parse_state *st, const char *name) {
+        for (size_t i = st->n_anchors; i-- > 0;)
+                if (strcmp(st->anchors[i].name, name) == 0) return st->anchors[i].node;
+        return NULL;
+}
+
+/* Deep copy of N, each node counted against the budget; NULL when it runs out. */
+static struct cnode *copy_counted(struct parse_state *st, const struct cnode *n) {
+        if (++st->nodes > CNODE_MAX_NODES) return NULL;
+        struct cnode *c = xnew(struct cnode, 1);
+        *c = (struct cnode){ .type = n->type, .line = n->line, .column = n->column, .plain = n->plain,
+                             .bad = n->bad, .value = n->value ? xstrdup(n->value) : NULL };
+        if (n->n) {
+                c->children = xnew(struct cnode *, n->n);
+                c->alloc = n->n;
+        }
+        for (size_t i = 0; i < n->n; i++) {
+                struct cnode *k = copy_counted(st, n->children[i]);
+                if (!k) {
+                        cnode_free(c);
+                        return NULL;
+                }
+                c->children[c->n++] = k;
+        }
+        return c;
+}
+
 static void child_add(struct cnode *parent, struct cnode *c) {
         if (parent->n == parent->alloc) {
                 parent->alloc = parent->alloc ? parent->alloc * 2 : 8;
                 parent->children = xrealloc(parent->children, parent->alloc * sizeof *parent->children);
         }
         parent->children[parent->n++] = c;
+}
+
+/* Copy the pairs of mapping FROM whose keys M lacks into M. FROM stays as it
+ * is: an anchor may point at it. -E2BIG when the node budget runs out. */
+static int merge_from(struct parse_state *st, struct cnode *m, const struct cnode *from) {
+        for (size_t i = 0; i < cnode_map_size(from); i++) {
+                const struct cnode *k = cnode_map_key(from, i);
+                if (k->type != CNODE_SCALAR || k->bad || cnode_get_key(m, k->value)) continue;
+                struct cnode *kc = copy_counted(st, k), *vc = kc ? copy_counted(st, cnode_map_value(from, i)) : NULL;
+                if (!vc) {
+                        cnode_free(kc);
+                        return -E2BIG;
+                }
+                child_add(m, kc);
+                child_add(m, vc);
+        }
+        return 0;
+}
+
+/* Apply and remove the `<<` keys of the finished mapping M. The removed pairs
+ * are kept until the parse ends (st->dead), since anchors may point into them. */
+static int apply_merge_keys(struct parse_state *st, struct cnode *m) {
+        for (size_t i = 0; i < cnode_map_size(m);) {
+                struct cnode *k = cnode_map_key(m, i), *v = cnode_map_value(m, i);
+                if (k->type != CNODE_SCALAR || !k->plain || strcmp(k->value, "<<") != 0) {
+                        i++;
+                        continue;
+                }
+                /* Unlink the pair first, so merged keys are looked up among M's own. */
+                memmove(&m->children[2 * i], &m->children[2 * i + 2], (m->n - 2 * i - 2) * sizeof *m->children);
+                m->n -= 2;
+                child_add(st->dead, k);
+                child_add(st->dead, v);
+                bool ok = v->type == CNODE_MAP || (v->type == CNODE_SEQ && v->n > 0);
+                for (size_t j = 0; ok && v->type == CNODE_SEQ && j < v->n; j++)
+                        ok = v->children[j]->type == CNODE_MAP;
+                if (!ok) {
+                        perr(st, v->line, v->column, "merge key '<<' needs a mapping or a list of mappings");
+                        continue;
+                }
+                int r = 0;
+                if (v->type == CNODE_MAP)
+                        r = merge_from(st, m, v);
+                else
+                        for (size_t j = 0; j < v->n && r == 0; j++) r = merge_from(st, m, v->children[j]);
+                if (r < 0) {
+                        perr(st, k->line, k->column, "too many YAML nodes (more than %d) merging '<<'",
+                             CNODE_MAX_NODES);
+                        return r;
+                }
+        }
+        return 0;
 }
 
 int cnode_parse(const char *name, unsigned file_index, const char *data, size_t len, struct cnode **ret,
@@ -118,6 +216,8 @@ int cnode_parse(const char *name, unsigned file_index, const char *data, size_t 
 
         if (!yaml_parser_initialize(&parser)) return -ENOMEM;
         yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
+        st.dead = xnew(struct cnode, 1);
+        st.dead->type = CNODE_SEQ;
 
         while (!done) {
                 if (!yaml_parser_parse(&parser, &ev)) {
@@ -135,6 +235,8 @@ int cnode_parse(const char *name, unsigned file_index, const char *data, size_t 
                 }
                 unsigned line = (unsigned)ev.start_mark.line + 1, col = (unsigned)ev.start_mark.column + 1;
                 struct cnode *node = NULL;
+                const unsigned char *anchor = NULL; /* valid until yaml_event_delete */
+                bool complete = false;              /* an alias copy: nothing more arrives for it */
                 switch (ev.type) {
                 case YAML_STREAM_END_EVENT:
                         done = true;
@@ -146,13 +248,32 @@ int cnode_parse(const char *name, unsigned file_index, const char *data, size_t 
                                 done = true;
                         }
                         break;
-                case YAML_ALIAS_EVENT:
-                        perr(&st, line, col, "YAML aliases are not supported");
-                        node = xnew(struct cnode, 1);
-                        node->type = CNODE_SCALAR;
-                        node->value = xstrdup("");
-                        node->bad = true;
+                case YAML_ALIAS_EVENT: {
+                        const char *aname = (const char *)ev.data.alias.anchor;
+                        struct cnode *target = anchor_find(&st, aname);
+                        bool open = false;
+                        for (size_t i = 0; target && i < depth; i++) open = open || stack[i] == target;
+                        if (!target || open) {
+                                perr(&st, line, col, open ? "alias *%s refers to a node that contains it"
+                                                          : "alias *%s has no anchor before it", aname);
+                                node = xnew(struct cnode, 1);
+                                node->type = CNODE_SCALAR;
+                                node->value = xstrdup("");
+                                node->bad = true;
+                                break;
+                        }
+                        node = copy_counted(&st, target);
+                        if (!node) {
+                                perr(&st, line, col, "too many YAML nodes (more than %d) expanding alias *%s",
+                                     CNODE_MAX_NODES, aname);
+                                r = -EINVAL;
+                                done = true;
+                                break;
+                        }
+                        st.nodes--; /* counted by the copy; counted again below */
+                        complete = true;
                         break;
+                }
                 case YAML_SCALAR_EVENT: {
                         node = xnew(struct cnode, 1);
                         node->type = CNODE_SCALAR;
@@ -167,6 +288,7 @@ int cnode_parse(const char *name, unsigned file_index, const char *data, size_t 
                          * must be quoted: type such a value by what it became
                          * (port: "%(NODEPOOL_ZK_PORT)" is an integer). */
                         if (resolved && !tag) node->plain = true;
+                        anchor = ev.data.scalar.anchor;
                         break;
                 }
                 case YAML_SEQUENCE_START_EVENT:
@@ -179,17 +301,26 @@ int cnode_parse(const char *name, unsigned file_index, const char *data, size_t 
                         }
                         node = xnew(struct cnode, 1);
                         node->type = ev.type == YAML_MAPPING_START_EVENT ? CNODE_MAP : CNODE_SEQ;
+                        anchor = ev.type == YAML_MAPPING_START_EVENT ? ev.data.mapping_start.anchor
+                                                                     : ev.data.sequence_start.anchor;
                         break;
                 case YAML_SEQUENCE_END_EVENT:
                 case YAML_MAPPING_END_EVENT:
                         if (depth > 0) {
                                 depth--;
-                                if (stack[depth]->type == CNODE_MAP) check_duplicate_keys(&st, stack[depth]);
+                                if (stack[depth]->type == CNODE_MAP) {
+                                        check_duplicate_keys(&st, stack[depth]);
+                                        if (apply_merge_keys(&st, stack[depth]) < 0) {
+                                                r = -EINVAL;
+                                                done = true;
+                                        }
+                                }
                         }
                         break;
                 default:
                         break;
                 }
+                if (node) anchor_add(&st, anchor, node);
                 yaml_event_delete(&ev);
                 if (!node) continue;
 
@@ -214,9 +345,12 @@ int cnode_parse(const char *name, unsigned file_index, const char *data, size_t 
                         cnode_free(node);       /* unreachable with one document; be safe */
                         node = NULL;
                 }
-                if (node && node->type != CNODE_SCALAR) stack[depth++] = node;
+                if (node && node->type != CNODE_SCALAR && !complete) stack[depth++] = node;
         }
         yaml_parser_delete(&parser);
+        for (size_t i = 0; i < st.n_anchors; i++) free(st.anchors[i].name);
+        free(st.anchors);
+        cnode_free(st.dead);
         if (r < 0) {
                 cnode_free(root);
                 return r;

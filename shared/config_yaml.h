@@ -1,8 +1,8 @@
 /* config_yaml.h — libyaml events → a small position-marked tree (internal to config_*.c).
  *
- * Bounded: at most CNODE_MAX_NODES nodes and CNODE_MAX_DEPTH nesting; aliases
- * are reported as unsupported (never expanded), so hostile input ("billion
- * laughs") costs at most the input size. Scalar values (not keys) get
+ * Bounded: at most CNODE_MAX_NODES nodes (alias copies included, so hostile
+ * input such as "billion laughs" stops at the limit) and CNODE_MAX_DEPTH
+ * nesting. Anchors, aliases and `<<` merge keys behave as in PyYAML. Scalar values (not keys) get
  * %(NODEPOOL_x) environment substitution here, with errors at their position. */
 #pragma once
 
@@ -25,7 +25,7 @@ struct cnode {
         unsigned line, column;          /* 1-based */
         char *value;                    /* scalars */
         bool plain;                     /* unquoted and untagged: may be null/bool/number */
-        bool bad;                       /* already reported (alias, bad key): skip silently */
+        bool bad;                       /* already reported (bad alias, bad key): skip silently */
         struct cnode **children;        /* seq: items; map: key, value, key, value, ... */
         size_t n;
         size_t alloc;
