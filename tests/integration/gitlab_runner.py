@@ -339,10 +339,16 @@ def run_gitlab_job_e2e(zk_hosts, label, ssh_key, workdir, job_id=4242, program=N
     of LABEL from a real pool (ZooKeeper at ZK_HOSTS, e.g. poold-local's), as
     GitLab Runner would with poold-gitlab-executor, logging in with SSH_KEY.
 
+    For poold-local: run_gitlab_job_e2e("127.0.0.1:%s" % NODEPOOL_ZK_PORT,
+    "debian", "<state>/id_ed25519", tmp_path).
+
     Returns (JobResult, settings_path). The job prints `uname -a` and the line
     GITLAB-E2E-OK from the node; result.status == "success" and that line in
     result.trace() mean the whole path worked: request, lock, in-use, ssh with
-    the node's recorded host keys, used and unlocked at cleanup."""
+    the node's recorded host keys, used and unlocked at cleanup (the caller
+    then sees the node deleted). The executor's state dir (with its log,
+    executor.log) is removed on success and kept, named in the settings, on
+    failure."""
     from harness import program as built
     os.makedirs(workdir, exist_ok=True)
     state = tempfile.mkdtemp(prefix="pgx-", dir="/tmp")
@@ -352,7 +358,10 @@ def run_gitlab_job_e2e(zk_hosts, label, ssh_key, workdir, job_id=4242, program=N
                    "state-dir": state, "node-timeout": timeout, "ssh-connect-timeout": 60}, f)
     runner = CustomRunner.for_driver(program or built("poold-gitlab-executor"), settings)
     job = Job(job_id, ["uname -a", "echo GITLAB-E2E-OK"], timeout=timeout + 600)
-    return runner.run_job(job), settings
+    result = runner.run_job(job)
+    if result.status == "success":
+        shutil.rmtree(state, ignore_errors=True)
+    return result, settings
 
 
 # ---------------------------------------------------------------- as a program

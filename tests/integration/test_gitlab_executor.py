@@ -475,6 +475,15 @@ def test_prepare_stopped_while_waiting_withdraws_the_request_and_cleanup_after_i
     assert "nothing to give back" in res.stage("cleanup_exec").output.text()
     wait_for(lambda: holders() <= before, 10, "job 401's holder to exit")
     assert pool.job_dirs() == ["job-400"]
+    # Past graceful_kill_timeout the runner SIGKILLs: the holder sees prepare gone and withdraws too.
+    prep = subprocess.Popen([program("poold-gitlab-executor"), "-c", pool.settings_path, "prepare"],
+                            env=stage_env(pool, 402), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            process_group=0)
+    wait_for(lambda: pool.requests(), 20, "job 402's request")
+    os.killpg(prep.pid, signal.SIGKILL)
+    prep.wait()
+    wait_for(lambda: not pool.requests() and pool.job_dirs() == ["job-400"], 10,
+             "job 402's request withdrawn after prepare was killed")
     out = stage(pool, 400, "cleanup", env=env400)
     assert out.returncode == 0 and "released node %s" % nid in out.stdout, out.stdout + out.stderr
     pool.launcher.wait_for(lambda: nid not in pool.nodes(), 15, "node returned")
@@ -573,3 +582,26 @@ def test_stages_work_with_stdin_closed_and_run_without_prepare_is_a_system_failu
     assert out.returncode == SYSTEM_FAILURE and "has no node" in out.stderr
     out = stage(pool, 901, "cleanup")
     assert out.returncode == 0 and "nothing to give back" in out.stdout
+
+
+def test_shipped_sample_settings_load_and_give_the_runner_their_dirs(pool):
+    """etc/gitlab/gitlab-executor.yaml loads without errors (only the TLS-less
+    warning it documents is allowed) and the config stage reports its dirs."""
+    sample = os.path.join(HERE, "..", "..", "etc", "gitlab", "gitlab-executor.yaml")
+    out = subprocess.run([program("poold-gitlab-executor"), "-c", sample, "config"], env=stage_env(pool, 1),
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "error" not in out.stderr, out.stderr
+    cfg = json.loads(out.stdout)
+    assert cfg["builds_dir"] == "/tmp/gitlab/builds" and cfg["job_env"] == {"POOLD_GITLAB_LABEL": "debian-bookworm"}
+
+
+def test_e2e_helper_runs_a_job_through_the_whole_path(pool):
+    """run_gitlab_job_e2e, the helper the libvirt end-to-end test calls, works
+    against a pool: here the static one (the end-to-end tier runs it on a VM)."""
+    from gitlab_runner import run_gitlab_job_e2e
+    pool.add_host(pool.sshd())
+    (nid,) = pool.start(1)
+    res, _ = run_gitlab_job_e2e("127.0.0.1:%d%s" % (pool.launcher.zk_server.port, pool.launcher.chroot),
+                                "small", pool.key, pool.workdir, timeout=60)
+    assert res.status == "success" and "GITLAB-E2E-OK" in res.trace(), res.trace()
+    pool.launcher.wait_for(lambda: nid not in pool.nodes(), 15, "node returned")
