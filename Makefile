@@ -12,6 +12,7 @@
 #   shared/*.c               -> libpool.a (linked into everything)
 #   poold/poolctl*.c, poold/ctl_*.c -> poolctl;   other poold/*.c -> poold
 #   builder/*.c              -> poold-builder
+#   gitlab/*.c               -> poold-gitlab-executor (tests/unit/test_gitlab_*.c link its modules too)
 #   tests/unit/test_*.c      -> one cmocka program each
 #   tests/tools/*.c          -> helper programs the integration tests drive
 #   tests/fuzz/fuzz_*.c      -> one libFuzzer target each
@@ -61,6 +62,7 @@ SHARED_SRC := $(sort $(wildcard shared/*.c))
 CTL_SRC := $(sort $(wildcard poold/poolctl*.c poold/ctl_*.c))
 POOLD_SRC := $(filter-out $(CTL_SRC),$(sort $(wildcard poold/*.c)))
 BUILDER_SRC := $(sort $(wildcard builder/*.c))
+GITLAB_SRC := $(sort $(wildcard gitlab/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
@@ -68,6 +70,9 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIBPOOL := $(BUILD)/lib/libpool.a
 PROGRAMS := $(BUILD)/bin/poold $(BUILD)/bin/poolctl $(BUILD)/bin/poold-builder
+PROGRAMS += $(BUILD)/bin/poold-gitlab-executor
+# The executor's modules without main(), for its unit tests.
+GITLAB_MOD_OBJ := $(call obj,$(filter-out gitlab/main.c,$(GITLAB_SRC)))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
 
@@ -101,6 +106,14 @@ $(BUILD)/bin/poolctl: $(call obj,$(CTL_SRC)) $(LIBPOOL)
 $(BUILD)/bin/poold-builder: $(call obj,$(BUILDER_SRC)) $(LIBPOOL)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
+
+$(BUILD)/bin/poold-gitlab-executor: $(call obj,$(GITLAB_SRC)) $(LIBPOOL)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/test_gitlab_%: $(BUILD)/obj/tests/unit/test_gitlab_%.o $(GITLAB_MOD_OBJ) $(LIBPOOL)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBPOOL)
 	@mkdir -p $(dir $@)

@@ -25,6 +25,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -69,6 +70,9 @@ struct cmd {
 
         char *cwd;
         uint64_t timeout_ms, grace_ms;
+        int stdin_fd;       /* cmd_set_stdin_fd(), -1 when not set */
+        int pdeath_sig;     /* cmd_set_parent_death_signal(), 0 when not set */
+        pid_t parent_pid;   /* who forked: the child checks it is still its parent */
 
         bool started, reaped;
         pid_t pid;
@@ -112,6 +116,7 @@ static void argv_push(struct cmd *cmd, char *s) {
 struct cmd *cmd_new(const char *prog) {
         struct cmd *cmd = xnew(struct cmd, 1);
         cmd->in_fd = -1;
+        cmd->stdin_fd = -1;
         cmd->log_fd = -1;
         cmd->out[0].fd = cmd->out[1].fd = -1;
         cmd->pid = -1;
@@ -183,6 +188,15 @@ void cmd_set_input(struct cmd *cmd, const void *buf, size_t len) {
         cmd->input_len = len;
         cmd->input_off = 0;
 }
+
+void cmd_set_stdin_fd(struct cmd *cmd, int fd) {
+        free(cmd->input);
+        cmd->input = NULL;
+        cmd->input_len = cmd->input_off = 0;
+        cmd->stdin_fd = fd;
+}
+
+void cmd_set_parent_death_signal(struct cmd *cmd, int sig) { cmd->pdeath_sig = sig; }
 
 void cmd_capture_output(struct cmd *cmd, size_t max_bytes) {
         cmd->capture = true;
@@ -279,6 +293,11 @@ static _noreturn_ void child_exec(const struct cmd *cmd, const char *path, const
                 if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &sa, NULL);
 
         if (setpgid(0, 0) < 0) child_fail(errpipe);
+        if (cmd->pdeath_sig) {
+                if (prctl(PR_SET_PDEATHSIG, cmd->pdeath_sig) < 0) child_fail(errpipe);
+                /* The parent may have died before prctl: then nobody would signal us. */
+                if (getppid() != cmd->parent_pid) _exit(128 + cmd->pdeath_sig);
+        }
 
         /* Lift the sources above 2 first so one dup2 cannot clobber another's source. */
         int high[3];
@@ -346,7 +365,9 @@ int cmd_start(struct cmd *cmd) {
                 shutdown(in_parent, SHUT_RD);
                 set_nonblock(in_parent);
                 src[0] = in_child;
-        } else
+        } else if (cmd->stdin_fd >= 0)
+                src[0] = cmd->stdin_fd;
+        else
                 src[0] = devnull;
 
         if (cmd->capture) {
@@ -371,6 +392,7 @@ int cmd_start(struct cmd *cmd) {
         sigset_t all, old;
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);
+        cmd->parent_pid = getpid();
         pid_t pid = fork();
         if (pid == 0) child_exec(cmd, path, src, errpipe_w);
         int fork_errno = errno;

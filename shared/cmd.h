@@ -71,6 +71,13 @@ void cmd_pass_env(struct cmd *cmd, const char *name);
 void cmd_pass_fd(struct cmd *cmd, int fd);
 /* Feed these bytes (copied) to the child's stdin, then EOF. */
 void cmd_set_input(struct cmd *cmd, const void *buf, size_t len);
+/* The child's stdin is FD (not owned; the caller writes to its other end and
+ * closes it when it wants the child to see EOF). Replaces cmd_set_input(). */
+void cmd_set_stdin_fd(struct cmd *cmd, int fd);
+/* Ask the kernel to send SIG to the child when this thread dies (Linux
+ * PR_SET_PDEATHSIG), so the child, in its own process group, does not outlive
+ * a parent killed with SIGKILL. 0 (the default) = no such signal. */
+void cmd_set_parent_death_signal(struct cmd *cmd, int sig);
 /* Capture stdout and stderr, each into its own buffer of at most max_bytes;
  * output beyond that is read and discarded (the first max_bytes are kept)
  * and cmd_output_truncated() says so. */

@@ -38,10 +38,13 @@ def read_banner(port, timeout=1.0):
 class SshServer:
     """One sshd on 127.0.0.1:<port> with its own host keys and config."""
 
-    def __init__(self, port=None, key_types=KEY_TYPES):
+    def __init__(self, port=None, key_types=KEY_TYPES, authorized_keys=None):
+        """authorized_keys: public key lines that may log in (as any user,
+        root included: key only); None = no logins at all."""
         self.workdir = tempfile.mkdtemp(prefix="poold-sshd-")
         self.port = port or free_port()
         self.key_types = tuple(key_types)
+        self.authorized_keys = authorized_keys
         self.proc = None
         self.log = None
         self.config = os.path.join(self.workdir, "sshd_config")
@@ -56,6 +59,12 @@ class SshServer:
                 cmd[4:4] = ["-b", "2048"]   # enough for a test, and quick
             subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL)
             keys.append(path)
+        logins = ["PermitRootLogin no"]
+        if self.authorized_keys is not None:
+            path = os.path.join(self.workdir, "authorized_keys")
+            with open(path, "w") as f:
+                f.write("".join(k.strip() + "\n" for k in self.authorized_keys))
+            logins = ["PermitRootLogin prohibit-password", "AuthorizedKeysFile %s" % path]
         with open(self.config, "w") as f:
             f.write("\n".join(
                 ["ListenAddress 127.0.0.1:%d" % self.port]
@@ -64,9 +73,9 @@ class SshServer:
                    "UsePAM no",
                    "StrictModes no",
                    "PasswordAuthentication no",
-                   "KbdInteractiveAuthentication no",
-                   "PermitRootLogin no",
-                   "LogLevel VERBOSE",
+                   "KbdInteractiveAuthentication no"]
+                + logins
+                + ["LogLevel VERBOSE",
                    ""]))
 
     def host_keys(self):
