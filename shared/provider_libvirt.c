@@ -330,11 +330,49 @@ static void lv_conn_putp(virConnectPtr *c) {
 
 /* ---------------------------------------------------------------- open/close */
 
+/* The <target><path> of POOL's definition, or NULL. */
+static char *pool_target_path(virStoragePoolPtr pool) {
+        _cleanup_free_ char *xml = virStoragePoolGetXMLDesc(pool, 0);
+        if (!xml) {
+                virResetLastError();
+                return NULL;
+        }
+        const char *t = strstr(xml, "<target>");
+        const char *a = t ? strstr(t, "<path>") : NULL;
+        const char *b = a ? strstr(a, "</path>") : NULL;
+        return b ? xstrndup(a + 6, (size_t)(b - a - 6)) : NULL;
+}
+
+/* A pool of this name left by an earlier run that pointed elsewhere (a state
+ * directory since removed) would fail to start forever. An inactive one is
+ * undefined, to be defined afresh at the configured path (1); an active one is
+ * someone's live pool, an error that says so (-EEXIST); 0: POOL is fine. */
+static int lv_pool_check_path(struct lv *lv, virStoragePoolPtr pool, char **reterr_msg) {
+        _cleanup_free_ char *have = pool_target_path(pool);
+        if (!have || strcmp(have, lv->pool_path) == 0) return 0;
+        if (virStoragePoolIsActive(pool) == 1)
+                return provider_error(reterr_msg, EEXIST, "storage pool %s is active at %s, configured at %s",
+                                      lv->storage_pool, have, lv->pool_path);
+        log_info("libvirt: storage pool %s was defined at %s; redefining it at %s", lv->storage_pool, have,
+                 lv->pool_path);
+        if (virStoragePoolUndefine(pool) < 0) virResetLastError();
+        return 1;
+}
+
 static int lv_ensure_pool(struct lv *lv, char **reterr_msg) {
         virStoragePoolPtr pool = virStoragePoolLookupByName(lv->conn, lv->storage_pool);
         int r = 0;
+        if (pool) {
+                r = lv_pool_check_path(lv, pool, reterr_msg);
+                if (r != 0) {
+                        virStoragePoolFree(pool);
+                        pool = NULL;
+                        if (r < 0) return r;
+                        r = 0;
+                }
+        }
         if (!pool) {
-                if (lv_last_code() != VIR_ERR_NO_STORAGE_POOL)
+                if (lv_last_code() != VIR_ERR_NO_STORAGE_POOL && lv_last_code() != VIR_ERR_OK)
                         return lv_error(reterr_msg, EIO, lv->storage_pool);
                 virResetLastError();
                 _cleanup_free_ char *xml = lvxml_dir_pool_xml(lv->storage_pool, lv->pool_path);

@@ -15,6 +15,7 @@ import time
 import pytest
 from kazoo.client import KazooClient
 
+from gitlab_runner import run_gitlab_job_e2e
 from harness import BUILD, SRCDIR
 from image_fixture import STAGE_CACHE, stable_keypair
 from zuul_client import ZuulClient
@@ -74,8 +75,9 @@ def alive(pid):
 def test_local_pool_serves_an_ssh_node_and_down_leaves_nothing(tmp_path):
     """poold-local up builds, uploads and boots a node; a Zuul-like client gets it,
     logs in over ssh with the node's username, key and recorded host keys, marks it
-    used; poold deletes it with its overlay; poold-local down leaves no process,
-    domain or volume."""
+    used; poold deletes it with its overlay; a GitLab job runs on the next warm node
+    through poold-gitlab-executor; poold-local down leaves no process, domain or
+    volume."""
     # Not under pytest's tmp_path: QEMU runs as libvirt-qemu and must reach the
     # pool directory, and pytest's directories are private to root.
     state = tempfile.mkdtemp(prefix="poold-e2e-", dir="/var/tmp")
@@ -134,6 +136,13 @@ def test_local_pool_serves_an_ssh_node_and_down_leaves_nothing(tmp_path):
             assert virsh("domstate", domain).returncode != 0, "domain still defined"
             vols_after = volumes("poold-local")
             assert not any(domain in v for v in vols_after), vols_after
+
+            # A GitLab job gets the next warm node through poold-gitlab-executor,
+            # as GitLab Runner's custom executor would run it.
+            result, settings = run_gitlab_job_e2e("127.0.0.1:%s" % zkport, "debian",
+                                                  os.path.join(state, "id_ed25519"), str(tmp_path / "gitlab"))
+            assert result.status == "success", (result.status, result.trace()[-3000:], settings)
+            assert "GITLAB-E2E-OK" in result.trace() and "Linux" in result.trace()
         finally:
             zk.stop()
             zk.close()

@@ -70,3 +70,27 @@ def test_libvirtd_crash_pauses_pool_then_reconnects_and_serves(launcher, own_lib
         assert not [x for x in d.virsh("list", "--all", "--name").split() if x.strip()]
     finally:
         launcher.stop()
+
+
+def test_stale_storage_pool_of_an_earlier_run_is_redefined_at_the_configured_path(launcher, own_libvirtd):
+    """A storage pool of the same name left inactive by an earlier run whose
+    directory is gone (poold-local's state dir removed without `down`) used to
+    make every open and upload fail with "cannot open directory" forever. It is
+    redefined at the configured path; the provider opens and serves."""
+    d = own_libvirtd
+    gone = d.base + "/gone-state/pool"
+    d.virsh("pool-define-as", POOL, "dir", "--target", gone)
+    launcher.write_config(launcher.config(provider={
+        "uri": d.uri, "domain-type": "qemu", "network-mode": "user", "storage-pool": POOL,
+        "storage-pool-path": d.base + "/pool", "port-range": [23200, 23299]}))
+    launcher.start()
+    launcher.wait_for(lambda: launcher.components("pool"), 15, "pool component")
+    launcher.wait_for(lambda: "redefining it at " + d.base + "/pool" in launcher.log_text(), 15, "redefinition logged")
+    xml = d.virsh("pool-dumpxml", POOL)
+    assert "<path>%s/pool</path>" % d.base in xml, xml
+    assert "running" in d.virsh("pool-info", POOL)
+    assert "cannot open" not in launcher.log_text()
+    d.virsh("vol-create-as", POOL, volume_name(PROVIDER, IMAGE), "64M", "--format", "qcow2")
+    launcher.images()
+    ZuulClient(launcher.kazoo).run_job([LABEL], timeout=120)
+    launcher.stop()
