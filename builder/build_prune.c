@@ -632,7 +632,8 @@ char *build_prune_report_text(const struct build_prune_report *r, int64_t now, i
         }
         if (k < 0) abort();
         if (max_size > 0 && r->total_after > max_size &&
-            dbuf_adds(&d, "stage cache: still above its size limit: the rest is in use or needed by the last build\n") < 0)
+            dbuf_adds(&d, "stage cache: still above its size limit: "
+                          "the rest is in use or needed by the last build\n") < 0)
                 abort();
         return dbuf_take(&d, NULL);
 }

@@ -12,8 +12,10 @@
  *   ours for an image removed from the config). An older READY build with no
  *   live upload is marked DELETING (as `poolctl dib-image-delete` does); a
  *   FAILED, DELETING or crashed BUILDING build of ours, once it has no
- *   uploads left, loses its local files and then its znode. Other builders'
- *   files are theirs to remove.
+ *   uploads left, loses its local files and then its znode, except the
+ *   image's newest finished build when it FAILED: that record carries the
+ *   image's build back-off (bw_build.c), so only its files go. Other
+ *   builders' files are theirs to remove.
  * - files in images-dir that belong to no build in ZooKeeper and to no build
  *   running here are removed.
  * - leaked images: every provider's images carrying our tags
@@ -323,6 +325,8 @@ static void cleanup_builds(struct bw *w, struct bw_image_rec *im) {
                 ready[j] = b && b->state == IMAGE_BUILD_STATE_READY;
         }
         bw_plan_keep_newest(times, ready, n, BW_KEEP_BUILDS, keep);
+        struct bw_build_rec *backoff = bw_snap_newest_finished(im);
+        if (backoff && backoff->b->state != IMAGE_BUILD_STATE_FAILED) backoff = NULL;
         for (size_t j = 0; j < n; j++) {
                 struct bw_build_rec *br = &im->builds[j];
                 struct image_build *b = br->b;
@@ -346,7 +350,9 @@ static void cleanup_builds(struct bw *w, struct bw_image_rec *im) {
                         break;
                 default:
                         /* FAILED / DELETING: uploads go first (cleanup_uploads), then files and znode. */
-                        if (ours && !has_any_upload(br)) delete_build(w, im, br);
+                        if (!ours || has_any_upload(br)) break;
+                        if (br == backoff && configured) remove_local_files(w, im->name, br->id);
+                        else delete_build(w, im, br);
                         break;
                 }
         }
