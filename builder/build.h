@@ -161,6 +161,9 @@ char *build_shell_quote(const char *s);
  * one it was made on: an entry is usable while its whole backing chain
  * exists. */
 
+/* Where the cache is when POOLD_STAGE_CACHE is not set. */
+#define BUILD_DEFAULT_STAGE_CACHE "/var/cache/poold/stages"
+
 /* "<dir>/<key><suffix>"; caller frees. */
 char *build_cache_path(const char *dir, const char *key, const char *suffix);
 /* Whether stage 0's tarball <key>.tar exists. */
@@ -183,5 +186,27 @@ int build_qcow2_backing(const char *path, char **ret);
  * with key's lock held. */
 void build_cache_remove_tmp(const char *dir, const char *key);
 /* Take the exclusive lock of key's entry (blocks; says so on stdout when it
- * has to wait). Returns 0 and *ret_fd (close to release) or -errno. */
+ * has to wait). The lock file may be removed by the pruner once the key has
+ * no entry: the lock taken is always on the file that has the name. Returns
+ * 0 and *ret_fd (close to release) or -errno. */
 int build_cache_lock(const char *dir, const char *key, int *ret_fd);
+
+/* Use of the cache, for the pruner (build_prune.h). */
+
+/* Record a use of cache file NAME (a plain name in dir): its modification
+ * time becomes now. Best effort. */
+void build_cache_touch(const char *dir, const char *name);
+
+/* Files a build reads, each held with a shared flock(2) until released. */
+struct build_holds {
+        int *fds;
+        size_t n;
+};
+/* Hold the file at PATH (waits while a pruner is removing it). 0, -ENOENT
+ * when it is gone (pruned meanwhile), or -errno. */
+int build_cache_hold(struct build_holds *h, const char *path);
+/* Hold the disk of key's entry and every file of its backing chain: its
+ * path (caller frees) when all of it is there, else NULL with nothing new
+ * held. */
+char *build_cache_hold_disk(struct build_holds *h, const char *dir, const char *key);
+void build_holds_release(struct build_holds *h);

@@ -135,26 +135,92 @@ int build_cache_publish(const char *dir, const char *key, const char *disk_name)
         return 0;
 }
 
+/* Whether fd is still the file at path: the pruner removes files while it
+ * holds them exclusively, so a lock won after waiting may be on a file that
+ * is gone. */
+static bool still_there(int fd, const char *path) {
+        struct stat a, b;
+        return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 int build_cache_lock(const char *dir, const char *key, int *ret_fd) {
         _cleanup_free_ char *p = build_cache_path(dir, key, ".lock");
-        int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (fd < 0) return negative_errno();
-        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-                if (errno != EWOULDBLOCK) {
-                        int r = negative_errno();
-                        close(fd);
-                        return r;
+        bool said = false;
+        for (;;) {
+                int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+                if (fd < 0) return negative_errno();
+                if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                        if (errno != EWOULDBLOCK) {
+                                int r = negative_errno();
+                                close(fd);
+                                return r;
+                        }
+                        if (!said) {
+                                printf("waiting for another build holding %s\n", p);
+                                fflush(stdout);
+                                said = true;
+                        }
+                        if (flock(fd, LOCK_EX) < 0) {
+                                int r = negative_errno();
+                                close(fd);
+                                return r;
+                        }
                 }
-                printf("waiting for another build holding %s\n", p);
-                fflush(stdout);
-                if (flock(fd, LOCK_EX) < 0) {
-                        int r = negative_errno();
-                        close(fd);
-                        return r;
+                if (still_there(fd, p)) {
+                        *ret_fd = fd;
+                        return 0;
                 }
+                close(fd); /* removed by the pruner meanwhile: lock the new one */
         }
-        *ret_fd = fd;
+}
+
+void build_cache_touch(const char *dir, const char *name) {
+        _cleanup_free_ char *p = xasprintf("%s/%s", dir, name);
+        (void)utimensat(AT_FDCWD, p, NULL, 0);
+}
+
+int build_cache_hold(struct build_holds *h, const char *path) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return negative_errno();
+        if (flock(fd, LOCK_SH) < 0) {
+                int r = negative_errno();
+                close(fd);
+                return r;
+        }
+        if (!still_there(fd, path)) {
+                close(fd);
+                return -ENOENT;
+        }
+        h->fds = xrealloc(h->fds, (h->n + 1) * sizeof *h->fds);
+        h->fds[h->n++] = fd;
         return 0;
+}
+
+char *build_cache_hold_disk(struct build_holds *h, const char *dir, const char *key) {
+        size_t mark = h->n;
+        _cleanup_free_ char *disk = build_cache_disk(dir, key);
+        if (!disk) return NULL;
+        /* Walk the chain again, holding each file; a file pruned between the
+         * two walks makes the entry unusable. */
+        _cleanup_free_ char *cur = xstrdup(strrchr(disk, '/') + 1);
+        for (int depth = 0; depth < CHAIN_MAX && *cur; depth++) {
+                _cleanup_free_ char *p = xasprintf("%s/%s", dir, cur);
+                _cleanup_free_ char *backing = NULL;
+                if (build_cache_hold(h, p) < 0 || build_qcow2_backing(p, &backing) < 0) goto fail;
+                free(cur);
+                cur = TAKE_PTR(backing);
+        }
+        if (*cur || !chain_ok(dir, strrchr(disk, '/') + 1)) goto fail;
+        return TAKE_PTR(disk);
+fail:
+        while (h->n > mark) close(h->fds[--h->n]);
+        return NULL;
+}
+
+void build_holds_release(struct build_holds *h) {
+        for (size_t i = 0; i < h->n; i++) close(h->fds[i]);
+        free(h->fds);
+        *h = (struct build_holds){};
 }
 
 void build_cache_remove_tmp(const char *dir, const char *key) {

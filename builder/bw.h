@@ -44,7 +44,8 @@ struct bw_prov;
 /* Create the work state for B (loop, zk, config are B's); nothing runs yet.
  * Reads POOLD_BUILDER_INTERVAL_MS (scheduling pass, 10 s),
  * POOLD_CLEANUP_INTERVAL_MS (cleanup and leak pass, 60 s),
- * POOLD_BUILD_RETRY_MS (wait after a failed build, 60 s) and
+ * POOLD_BUILD_RETRY_MS (wait after a failed build, 60 s, doubled after
+ * each further failure in a row up to POOLD_BUILD_RETRY_MAX_MS, 1 h) and
  * POOLD_UPLOAD_RETRY_MS (first retry delay inside an upload, 5 s; then after
  * a failed upload 12x that before the next). POOLD_UPLOAD_TIMEOUT_MS
  * overrides image-upload-timeout (which the libvirt driver's schema lacks).
@@ -84,6 +85,7 @@ struct bw_build_rec {
 struct bw_image_rec {
         char *name;
         bool paused, requested;
+        double request_time;            /* ctime of request-build, seconds */
         unsigned build_lock;            /* contenders on <image>/builds/lock */
         struct bw_build_rec *builds;
         size_t n;
@@ -101,6 +103,7 @@ struct bw_job {
         char **formats;
         char *username, *python_path, *shell_type;
         bool requested;                 /* a request-build existed when it started */
+        uint64_t prev_failures;         /* failed builds of the image in a row before this one */
         struct zk_lock *lock;
         struct cmd *cmd;
         int log_fd;
@@ -149,7 +152,7 @@ struct bw {
         struct loop_timer *tick, *cleanup_timer;
         bool started, dirty;
         atomic_bool stopping;
-        uint64_t interval_ms, cleanup_ms, build_retry_ms, upload_retry_ms;
+        uint64_t interval_ms, cleanup_ms, build_retry_ms, build_retry_max_ms, upload_retry_ms;
         char *self_exe, *pkg_dir;
 
         struct bw_job *builds;          /* running here */
@@ -162,7 +165,7 @@ struct bw {
         size_t n_retired;
 
         struct bw_keys bad;             /* malformed record paths, logged once */
-        struct bw_keys build_backoff;   /* image -> no build before until_ms */
+        struct bw_keys build_backoff;   /* image -> no build before until_ms (also recorded in ZooKeeper) */
         struct bw_keys upload_backoff;  /* "<image>/<provider>" -> no upload before */
         struct bw_keys deleting;        /* upload paths with a cloud delete in flight */
         struct bw_keys leak_seen;       /* "<provider>/<external id>" seen last pass */
@@ -190,10 +193,22 @@ struct bw_image_rec *bw_snap_image(struct bw_snap *s, const char *name);
 struct bw_prov_rec *bw_snap_prov(struct bw_build_rec *b, const char *provider);
 /* The newest READY build of IMG (greatest state_time) or NULL. */
 struct bw_build_rec *bw_snap_newest_ready(struct bw_image_rec *img);
-/* Read the builds of IMAGE straight from ZooKeeper (re-checks under a lock):
- * 0 and the newest READY one's state_time/formats (*ret_have false if none). */
-int bw_snap_read_newest_ready(struct bw *w, const char *image, bool *ret_have, double *ret_time,
-                              char ***ret_formats);
+/* The newest READY or FAILED build of IMG or NULL: a FAILED one means the
+ * image is failing (its record carries the back-off). */
+struct bw_build_rec *bw_snap_newest_finished(struct bw_image_rec *img);
+/* What scheduling needs of an image's builds, read from ZooKeeper. */
+struct bw_newest {
+        bool have_ready;                /* a READY build exists */
+        double ready_time;              /* the newest one's state_time */
+        char **ready_formats;           /* ... and formats (caller frees) */
+        bool failed;                    /* the newest READY-or-FAILED build failed */
+        double failed_time;             /* its state_time, poold_failures, poold_retry_time */
+        long long failures;
+        double retry_time;
+};
+/* Read the builds of IMAGE straight from ZooKeeper (re-checks under a
+ * lock): 0 and *ret (all false/empty when there are none), or -errno. */
+int bw_snap_read_newest(struct bw *w, const char *image, struct bw_newest *ret);
 /* Whether an upload of BUILD_ID to PROVIDER is READY, read from ZooKeeper. */
 int bw_snap_read_has_ready_upload(struct bw *w, const char *image, const char *build_id, const char *provider);
 

@@ -11,8 +11,18 @@
  * child process (dib-cmd, or this program's built-in disk-image-create)
  * driven by the loop through cmd_start_async: output straight into the build
  * log, build-timeout enforced by cmd, never waited for. At most
- * --build-workers run at once. A failed image waits POOLD_BUILD_RETRY_MS
- * before it is tried again. */
+ * --build-workers run at once.
+ *
+ * An image whose builds keep failing backs off: the Nth failure in a row
+ * waits POOLD_BUILD_RETRY_MS doubled N-1 times, at most
+ * POOLD_BUILD_RETRY_MAX_MS. The count and the time of the next attempt are
+ * written into the failed build record (poold_failures, poold_retry_time;
+ * Nodepool ignores unknown keys) and cleanup keeps that record while it is
+ * the image's newest finished build, so every builder, a restarted one, and
+ * poolctl see the same back-off. A READY build ends it; a request-build
+ * made after the last failure (`poolctl image-build`) skips the wait and
+ * starts the count again. A build the builder itself stopped (shutdown,
+ * lost ZooKeeper session) is recorded failed without counting. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -63,8 +73,10 @@ static void job_free(struct bw_job *j) {
         free(j);
 }
 
-/* The record as Nodepool's builder writes it (ImageBuild.toDict). */
-static int write_record(struct bw *w, struct bw_job *j, enum image_build_state state, bool create) {
+/* The record as Nodepool's builder writes it (ImageBuild.toDict); a failed
+ * one also carries the back-off (FAILURES, RETRY_TIME). */
+static int write_record(struct bw *w, struct bw_job *j, enum image_build_state state, bool create, uint64_t failures,
+                        double retry_time) {
         _cleanup_(image_build_freep) struct image_build *b = image_build_new(j->build_id);
         image_build_set_state(b, state);
         model_set_str(&b->builder, w->b->hostname);
@@ -75,6 +87,10 @@ static int write_record(struct bw *w, struct bw_job *j, enum image_build_state s
         if (state == IMAGE_BUILD_STATE_READY) {
                 model_strv_free(b->formats);
                 b->formats = model_strv_copy(j->formats);
+        }
+        if (state == IMAGE_BUILD_STATE_FAILED) {
+                b->failures = (int64_t)failures;
+                b->retry_time = retry_time;
         }
         _cleanup_free_ char *json = NULL;
         size_t len = 0;
@@ -138,12 +154,20 @@ static int mkdir_p(const char *path) {
         return 0;
 }
 
-static void finish(struct bw *w, struct bw_job *j, bool ok, const char *why) {
+/* COUNTS: the failure is the image's (not a stop or a lost session), so it
+ * adds to the back-off. */
+static void finish(struct bw *w, struct bw_job *j, bool ok, const char *why, bool counts) {
         struct zk *zk = w->b->zk;
-        if (!ok) bw_keys_set(&w->build_backoff, j->image, loop_now_ms() + w->build_retry_ms);
+        uint64_t failures = ok ? 0 : j->prev_failures + (counts ? 1 : 0);
+        uint64_t delay = ok || !counts ? 0
+                                       : bw_plan_retry_delay_ms(failures, w->build_retry_ms, w->build_retry_max_ms);
+        double retry_time = model_now() + (double)delay / 1000.0;
+        if (delay) bw_keys_set(&w->build_backoff, j->image, loop_now_ms() + delay);
         else bw_keys_del(&w->build_backoff, j->image);
         statsd_builder_build_state(w->statsd, w->b->hostname, j->image, 0);
-        int r = write_record(w, j, ok ? IMAGE_BUILD_STATE_READY : IMAGE_BUILD_STATE_FAILED, false);
+        statsd_builder_build_backoff(w->statsd, j->image, (long long)failures, delay ? (long long)retry_time : 0);
+        int r = write_record(w, j, ok ? IMAGE_BUILD_STATE_READY : IMAGE_BUILD_STATE_FAILED, false, failures,
+                             retry_time);
         if (r < 0) log_error_errno(r, "build %s-%s: cannot record the result: %m", j->image, j->build_id);
         if (ok) {
                 for (size_t i = 0; j->formats[i]; i++) {
@@ -155,14 +179,23 @@ static void finish(struct bw *w, struct bw_job *j, bool ok, const char *why) {
                 }
                 log_info("built image %s-%s (%s) in %llu s", j->image, j->build_id, j->output_base,
                          (unsigned long long)((loop_now_ms() - j->start_ms) / 1000));
+                if (j->prev_failures > 0)
+                        log_info("image %s built after %llu failed build%s in a row: back-off over", j->image,
+                                 (unsigned long long)j->prev_failures, j->prev_failures == 1 ? "" : "s");
                 if (j->requested) {
                         /* Nodepool removes the request after a successful build only. */
                         _cleanup_free_ char *req = xasprintf(BW_IMAGE_ROOT "/%s/request-build", j->image);
                         r = zk_delete(zk, req, -1);
                         if (r < 0 && r != -ENOENT) log_warning_errno(r, "cannot remove %s: %m", req);
                 }
-        } else
+        } else {
                 log_error("build of image %s-%s failed: %s (log: %s)", j->image, j->build_id, why, j->log_path);
+                if (delay) {
+                        _cleanup_free_ char *d = bw_plan_duration_text(delay);
+                        log_warning("image %s failed %llu time%s in a row; next attempt in %s", j->image,
+                                    (unsigned long long)failures, failures == 1 ? "" : "s", d);
+                }
+        }
         zk_lock_release_async(j->lock);
         job_unlink(w, j);
         job_free(j);
@@ -179,11 +212,12 @@ static void on_done(struct cmd *cmd, const struct cmd_status *st, void *ud) {
         log_line(j->log_fd, "Exit code: %d\n", code);
 
         _cleanup_free_ char *why = NULL;
+        bool lost = false;
         if (st->outcome == CMD_TIMED_OUT)
                 why = xstrdup("build-timeout reached, killed");
         else if (!cmd_status_success(st))
                 why = xasprintf("%s %d", st->outcome == CMD_SIGNALED ? "killed by signal" : "exit code", st->code);
-        else if (zk_session_generation(w->b->zk) != j->generation)
+        else if ((lost = zk_session_generation(w->b->zk) != j->generation))
                 why = xstrdup("ZooKeeper session lost during the build");
         else
                 for (size_t i = 0; j->formats[i]; i++) {
@@ -195,7 +229,7 @@ static void on_done(struct cmd *cmd, const struct cmd_status *st, void *ud) {
                         }
                 }
         statsd_builder_build(w->statsd, j->image, why ? (code ? code : 1) : 0, (double)(loop_now_ms() - j->start_ms));
-        finish(w, j, !why, why);
+        finish(w, j, !why, why, !lost);
 }
 
 /* Formats to build: the diskimage's `formats` plus what every provider that
@@ -284,10 +318,11 @@ static void run(struct bw *w, struct bw_job *j, const struct config_diskimage *d
         }
         return;
 fail:
-        finish(w, j, false, why);
+        finish(w, j, false, why, true);
 }
 
-static void start(struct bw *w, const struct config_diskimage *d, struct zk_lock *lock, bool requested) {
+static void start(struct bw *w, const struct config_diskimage *d, struct zk_lock *lock, bool requested,
+                  uint64_t prev_failures) {
         const struct config *c = w->b->config;
         char hex[33];
         int r = model_uuid4_hex(hex);
@@ -304,6 +339,7 @@ static void start(struct bw *w, const struct config_diskimage *d, struct zk_lock
         j->image = xstrdup(d->name);
         j->build_id = xstrdup(hex);
         j->requested = requested;
+        j->prev_failures = prev_failures;
         j->generation = zk_session_generation(w->b->zk);
         j->start_ms = loop_now_ms();
         statsd_builder_build_state(w->statsd, w->b->hostname, j->image, 1);
@@ -314,7 +350,7 @@ static void start(struct bw *w, const struct config_diskimage *d, struct zk_lock
         j->output_base = xasprintf("%s/%s-%s", c->images_dir, d->name, hex);
         j->log_path = xasprintf("%s/%s-%s.log", c->build_log_dir, d->name, hex);
         r = image_path_build(d->name, hex, &j->path);
-        if (r >= 0) r = write_record(w, j, IMAGE_BUILD_STATE_BUILDING, true);
+        if (r >= 0) r = write_record(w, j, IMAGE_BUILD_STATE_BUILDING, true, 0, MODEL_TIME_NONE);
         if (r < 0) {
                 log_error_errno(r, "image %s: cannot create the build record: %m", d->name);
                 zk_lock_release_async(j->lock);
@@ -333,10 +369,17 @@ static void start(struct bw *w, const struct config_diskimage *d, struct zk_lock
         }
         if (r < 0) {
                 _cleanup_free_ char *why = xasprintf("cannot open build log %s: %s", j->log_path, strerror(-r));
-                finish(w, j, false, why);
+                finish(w, j, false, why, true);
                 return;
         }
         run(w, j, d);
+}
+
+/* Whether IMAGE's newest finished build failed, and its back-off (*ret). */
+static bool failure_of(struct bw *w, bool failed, double state_time, long long failures, double retry_time,
+                       struct bw_plan_failure *ret) {
+        return bw_plan_failure_of(failed, state_time, failures, retry_time, w->build_retry_ms, w->build_retry_max_ms,
+                                  ret);
 }
 
 void bw_build_schedule(struct bw *w, struct bw_snap *s) {
@@ -345,12 +388,22 @@ void bw_build_schedule(struct bw *w, struct bw_snap *s) {
         for (size_t i = 0; i < c->n_diskimages && w->n_builds < (size_t)w->b->build_workers; i++) {
                 const struct config_diskimage *d = &c->diskimages[i];
                 if (d->abstract || d->pause) continue;
-                if (bw_build_running(w, d->name, NULL) || bw_keys_active(&w->build_backoff, d->name)) continue;
+                if (bw_build_running(w, d->name, NULL)) continue;
                 _cleanup_free_ char *probe = NULL;
                 if (image_path_build(d->name, "x", &probe) < 0) continue; /* not usable as a znode name */
                 struct bw_image_rec *im = bw_snap_image(s, d->name);
                 if (im && im->paused) continue;
                 bool requested = im && im->requested;
+                double request_time = im ? im->request_time : 0;
+                /* Backing off: the failed record says until when (any builder may have written it). */
+                struct bw_build_rec *nf = bw_snap_newest_finished(im);
+                struct bw_plan_failure f;
+                bool failing = nf && failure_of(w, nf->b->state == IMAGE_BUILD_STATE_FAILED, nf->b->state_time,
+                                                (long long)nf->b->failures, nf->b->retry_time, &f);
+                if (failing && bw_plan_backing_off(&f, requested, request_time, now)) continue;
+                bool reset = failing && requested && request_time > f.failed_time;
+                /* The same wait kept here, for when the record could not be written. */
+                if (!reset && bw_keys_active(&w->build_backoff, d->name)) continue;
                 struct bw_build_rec *nr = bw_snap_newest_ready(im);
                 char **needed = formats_for(c, d);
                 if (!needed[0]) {
@@ -376,22 +429,32 @@ void bw_build_schedule(struct bw *w, struct bw_snap *s) {
                 /* Re-check with what ZooKeeper says now: another builder may have just finished. */
                 _cleanup_free_ char *ppath = xasprintf(BW_IMAGE_ROOT "/%s/pause", d->name);
                 _cleanup_free_ char *rpath = xasprintf(BW_IMAGE_ROOT "/%s/request-build", d->name);
-                bool have = false;
-                double t = 0;
-                char **formats = NULL;
+                struct zk_stat rst = {};
+                struct bw_newest nw = {};
                 int paused = zk_exists(w->b->zk, ppath, NULL);
-                int req = paused == 0 ? zk_exists(w->b->zk, rpath, NULL) : 0;
-                r = paused == 0 && req >= 0 ? bw_snap_read_newest_ready(w, d->name, &have, &t, &formats) : -EIO;
-                due = r >= 0 && (req == 1 || bw_plan_needs_build(have, t, formats, needed, d->rebuild_age, model_now()));
-                model_strv_free(formats);
+                int req = paused == 0 ? zk_exists(w->b->zk, rpath, &rst) : 0;
+                r = paused == 0 && req >= 0 ? bw_snap_read_newest(w, d->name, &nw) : -EIO;
+                double req_time = req == 1 ? (double)rst.ctime / 1000.0 : 0;
+                failing = r >= 0 && failure_of(w, nw.failed, nw.failed_time, nw.failures, nw.retry_time, &f);
+                due = r >= 0 &&
+                      (req == 1 || bw_plan_needs_build(nw.have_ready, nw.ready_time, nw.ready_formats, needed,
+                                                       d->rebuild_age, model_now())) &&
+                      !(failing && bw_plan_backing_off(&f, req == 1, req_time, model_now()));
+                model_strv_free(nw.ready_formats);
                 model_strv_free(needed);
                 if (!due) {
                         zk_lock_release_async(lock);
                         zk_lock_free(lock);
                         continue;
                 }
-                if (req == 1) log_info("manual build request for image %s", d->name);
-                start(w, d, lock, req == 1);
+                reset = failing && req == 1 && req_time > f.failed_time;
+                if (reset)
+                        log_info("manual build request for image %s: "
+                                 "back-off after %llu failed build%s in a row reset",
+                                 d->name, (unsigned long long)f.failures, f.failures == 1 ? "" : "s");
+                else if (req == 1)
+                        log_info("manual build request for image %s", d->name);
+                start(w, d, lock, req == 1, failing && !reset ? f.failures : 0);
         }
 }
 
@@ -401,6 +464,6 @@ void bw_build_stop_all(struct bw *w) {
                 /* cmd_free kills the process group and reaps it. */
                 cmd_free(TAKE_PTR(j->cmd));
                 log_line(j->log_fd, "Build interrupted: poold-builder stopping\nExit code: %d\n", -SIGKILL);
-                finish(w, j, false, "poold-builder stopping");
+                finish(w, j, false, "poold-builder stopping", false);
         }
 }

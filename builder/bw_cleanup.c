@@ -12,8 +12,11 @@
  *   ours for an image removed from the config). An older READY build with no
  *   live upload is marked DELETING (as `poolctl dib-image-delete` does); a
  *   FAILED, DELETING or crashed BUILDING build of ours, once it has no
- *   uploads left, loses its local files and then its znode. Other builders'
- *   files are theirs to remove.
+ *   uploads left, loses its local files and then its znode, except the
+ *   image's newest finished build when it FAILED counting a failure: that
+ *   record carries the image's build back-off (bw_build.c), so only its
+ *   files go. An interrupted build is marked failed without counting. Other
+ *   builders' files are theirs to remove.
  * - files in images-dir that belong to no build in ZooKeeper and to no build
  *   running here are removed.
  * - leaked images: every provider's images carrying our tags
@@ -254,6 +257,8 @@ static int set_build_state(struct bw *w, struct bw_build_rec *br, enum image_bui
         r = zk_get(w->b->zk, br->path, &data, &len, &st);
         if (r >= 0 && (len == 0 || image_build_from_json(data, len, br->id, &b, NULL) < 0)) r = -EBADMSG;
         if (r >= 0 && b->state != state) {
+                /* An interrupted build failed through no fault of its image: no back-off. */
+                if (b->state == IMAGE_BUILD_STATE_BUILDING && state == IMAGE_BUILD_STATE_FAILED) b->failures = 0;
                 image_build_set_state(b, state);
                 r = image_build_to_json(b, &json, &len);
                 if (r >= 0) r = zk_set(w->b->zk, br->path, json, len, st.version, NULL);
@@ -323,6 +328,9 @@ static void cleanup_builds(struct bw *w, struct bw_image_rec *im) {
                 ready[j] = b && b->state == IMAGE_BUILD_STATE_READY;
         }
         bw_plan_keep_newest(times, ready, n, BW_KEEP_BUILDS, keep);
+        /* poold_failures 0: stopped or interrupted, not failed by the image: no back-off to keep. */
+        struct bw_build_rec *backoff = bw_snap_newest_finished(im);
+        if (backoff && (backoff->b->state != IMAGE_BUILD_STATE_FAILED || backoff->b->failures == 0)) backoff = NULL;
         for (size_t j = 0; j < n; j++) {
                 struct bw_build_rec *br = &im->builds[j];
                 struct image_build *b = br->b;
@@ -346,7 +354,9 @@ static void cleanup_builds(struct bw *w, struct bw_image_rec *im) {
                         break;
                 default:
                         /* FAILED / DELETING: uploads go first (cleanup_uploads), then files and znode. */
-                        if (ours && !has_any_upload(br)) delete_build(w, im, br);
+                        if (!ours || has_any_upload(br)) break;
+                        if (br == backoff && configured) remove_local_files(w, im->name, br->id);
+                        else delete_build(w, im, br);
                         break;
                 }
         }

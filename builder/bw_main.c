@@ -128,6 +128,7 @@ int bw_new(struct builder *b, struct bw **ret) {
         w->interval_ms = env_ms("POOLD_BUILDER_INTERVAL_MS", 10000);
         w->cleanup_ms = env_ms("POOLD_CLEANUP_INTERVAL_MS", 60000);
         w->build_retry_ms = env_ms("POOLD_BUILD_RETRY_MS", 60000);
+        w->build_retry_max_ms = env_ms("POOLD_BUILD_RETRY_MAX_MS", 3600000);
         w->upload_retry_ms = env_ms("POOLD_UPLOAD_RETRY_MS", 5000);
 
         /* The built-in disk-image-create is this very program. */

@@ -1,5 +1,6 @@
 /* bw_plan.c — see bw_plan.h. */
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,4 +276,36 @@ void bw_plan_prune_logs(const double *mtimes, size_t n, long long keep, bool kee
                         if (j != i && (mtimes[j] > mtimes[i] || (mtimes[j] == mtimes[i] && j > i))) newer++;
                 drop[i] = newer >= keep;
         }
+}
+
+uint64_t bw_plan_retry_delay_ms(uint64_t failures, uint64_t first_ms, uint64_t max_ms) {
+        if (failures == 0) return 0;
+        uint64_t d = first_ms;
+        for (uint64_t i = 1; i < failures && d < max_ms; i++) d = d > UINT64_MAX / 2 ? UINT64_MAX : d * 2;
+        return MAX(MIN(d, max_ms), first_ms);
+}
+
+bool bw_plan_failure_of(bool failed, double state_time, long long failures, double retry_time, uint64_t first_ms,
+                        uint64_t max_ms, struct bw_plan_failure *ret) {
+        /* poold_failures 0: a build stopped by the builder, not failed by its image. */
+        if (!failed || failures == 0) return false;
+        struct bw_plan_failure f = { .failures = failures >= 1 ? (uint64_t)failures : 1,
+                                     .failed_time = isnan(state_time) ? 0 : state_time };
+        if (!isnan(retry_time)) f.retry_time = retry_time;
+        else f.retry_time = f.failed_time + (double)bw_plan_retry_delay_ms(f.failures, first_ms, max_ms) / 1000.0;
+        *ret = f;
+        return true;
+}
+
+bool bw_plan_backing_off(const struct bw_plan_failure *f, bool requested, double request_time, double now) {
+        if (requested && request_time > f->failed_time) return false;
+        return now < f->retry_time;
+}
+
+char *bw_plan_duration_text(uint64_t ms) {
+        double s = (double)ms / 1000.0;
+        if (s < 10) return xasprintf("%.1f s", s);
+        if (s < 120) return xasprintf("%.0f s", s);
+        if (s < 2 * 3600) return xasprintf("%.0f min", s / 60);
+        return xasprintf("%.1f h", s / 3600);
 }

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The dib-cmd that means "our own built-in image builder". */
 #define BW_PLAN_BUILTIN_DIB "disk-image-create"
@@ -70,3 +71,34 @@ bool bw_plan_is_log_of(const char *file, const char *image);
 /* Log retention: of N logs with modification times mtimes[], set drop[i] for
  * all but the `keep` newest (keep < 1 counts as 1; keep_all: drop none). */
 void bw_plan_prune_logs(const double *mtimes, size_t n, long long keep, bool keep_all, bool *drop);
+
+/* ---- back-off of an image whose builds keep failing ---- */
+
+/* The wait after the Nth failed build in a row (N >= 1): FIRST_MS doubled
+ * N-1 times, at most MAX_MS (never below FIRST_MS). 0 for N = 0. */
+uint64_t bw_plan_retry_delay_ms(uint64_t failures, uint64_t first_ms, uint64_t max_ms);
+
+/* An image whose newest finished (READY or FAILED) build failed. */
+struct bw_plan_failure {
+        uint64_t failures;      /* failed builds in a row, the newest included (>= 1) */
+        double failed_time;     /* that build's state_time */
+        double retry_time;      /* when the next build may start */
+};
+
+/* The failure state from the newest finished build: FAILED says whether it
+ * failed; FAILURES and RETRY_TIME are its poold_failures/poold_retry_time
+ * (-1/NAN when absent: a failed record written by Nodepool, or by the
+ * cleanup of an interrupted build, counts as one failure whose wait started
+ * at STATE_TIME). False (and *ret untouched) when it did not fail, or
+ * when poold_failures is 0 (a build the builder stopped, not one its image
+ * failed, after no failure). */
+bool bw_plan_failure_of(bool failed, double state_time, long long failures, double retry_time, uint64_t first_ms,
+                        uint64_t max_ms, struct bw_plan_failure *ret);
+
+/* Whether the next build of a failing image must wait at NOW: until
+ * f->retry_time, unless a request-build was made (REQUEST_TIME, seconds)
+ * after the last failure, which resets the back-off. */
+bool bw_plan_backing_off(const struct bw_plan_failure *f, bool requested, double request_time, double now);
+
+/* "0.3 s", "45 s", "2 min", "1.5 h": a wait for logs. Malloc'd. */
+char *bw_plan_duration_text(uint64_t ms);

@@ -87,7 +87,10 @@ static void on_node(const struct zk_cache_node *node, void *ud) {
         if (n == 1) return;
         if (n == 2) {
                 if (strcmp(parts[1], "pause") == 0) im->paused = true;
-                else if (strcmp(parts[1], "request-build") == 0) im->requested = true;
+                else if (strcmp(parts[1], "request-build") == 0) {
+                        im->requested = true;
+                        im->request_time = (double)node->ctime / 1000.0;
+                }
                 else if (strcmp(parts[1], "builds") == 0) im->build_lock = node->lock_contenders;
                 return;
         }
@@ -171,20 +174,30 @@ struct bw_build_rec *bw_snap_newest_ready(struct bw_image_rec *img) {
         return best;
 }
 
-int bw_snap_read_newest_ready(struct bw *w, const char *image, bool *ret_have, double *ret_time,
-                              char ***ret_formats) {
+struct bw_build_rec *bw_snap_newest_finished(struct bw_image_rec *img) {
+        struct bw_build_rec *best = NULL;
+        for (size_t i = 0; img && i < img->n; i++) {
+                struct bw_build_rec *b = &img->builds[i];
+                if (!b->b || (b->b->state != IMAGE_BUILD_STATE_READY && b->b->state != IMAGE_BUILD_STATE_FAILED))
+                        continue;
+                if (!best || b->b->state_time > best->b->state_time) best = b;
+        }
+        return best;
+}
+
+int bw_snap_read_newest(struct bw *w, const char *image, struct bw_newest *ret) {
         _cleanup_free_ char *dir = xasprintf(BW_IMAGE_ROOT "/%s/builds", image);
         char **kids = NULL;
         size_t n = 0;
         int r = zk_get_children(w->b->zk, dir, &kids, &n);
+        struct bw_newest nw = { .failures = -1, .retry_time = MODEL_TIME_NONE };
         if (r == -ENOENT) {
-                *ret_have = false;
+                *ret = nw;
                 return 0;
         }
         if (r < 0) return r;
-        bool have = false;
-        double best = 0;
-        char **formats = NULL;
+        bool have_finished = false;
+        double finished_time = 0;
         for (size_t i = 0; i < n; i++) {
                 if (strcmp(kids[i], "lock") == 0) continue;
                 _cleanup_free_ char *path = xasprintf("%s/%s", dir, kids[i]), *data = NULL;
@@ -192,21 +205,24 @@ int bw_snap_read_newest_ready(struct bw *w, const char *image, bool *ret_have, d
                 if (zk_get(w->b->zk, path, &data, &len, NULL) < 0 || len == 0) continue;
                 _cleanup_(image_build_freep) struct image_build *b = NULL;
                 if (image_build_from_json(data, len, kids[i], &b, NULL) < 0) continue;
-                if (b->state != IMAGE_BUILD_STATE_READY) continue;
-                if (!have || b->state_time > best) {
-                        have = true;
-                        best = b->state_time;
-                        model_strv_free(formats);
-                        formats = model_strv_copy(b->formats);
+                bool ready = b->state == IMAGE_BUILD_STATE_READY, failed = b->state == IMAGE_BUILD_STATE_FAILED;
+                if (ready && (!nw.have_ready || b->state_time > nw.ready_time)) {
+                        nw.have_ready = true;
+                        nw.ready_time = b->state_time;
+                        model_strv_free(nw.ready_formats);
+                        nw.ready_formats = model_strv_copy(b->formats);
+                }
+                if ((ready || failed) && (!have_finished || b->state_time > finished_time)) {
+                        have_finished = true;
+                        finished_time = b->state_time;
+                        nw.failed = failed;
+                        nw.failed_time = b->state_time;
+                        nw.failures = b->failures;
+                        nw.retry_time = b->retry_time;
                 }
         }
         zk_strv_free(kids);
-        *ret_have = have;
-        *ret_time = best;
-        if (ret_formats)
-                *ret_formats = formats;
-        else
-                model_strv_free(formats);
+        *ret = nw;
         return 0;
 }
 

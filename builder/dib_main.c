@@ -34,17 +34,18 @@
 #include "alloc.h"
 #include "build.h"
 #include "build_gfs.h"
+#include "build_prune.h"
 #include "cmd.h"
 #include "dbuf.h"
 #include "dib_element.h"
 #include "dib_hooks.h"
 #include "dib_pkginstalls.h"
 #include "log.h"
+#include "model.h"
 #include "sha256.h"
 
 extern char **environ;
 
-#define DEFAULT_STAGE_CACHE "/var/cache/poold/stages"
 #define DEFAULT_IMAGE_SIZE_GB "2"
 #define IN_TARGET_DIR "/tmp/in_target.d"
 
@@ -60,6 +61,10 @@ struct dib_build {
         char **key_env;
         struct build_plan *plan;
         const char *cache_dir;
+        int64_t cache_max_age;    /* pruning limits (build_prune.h) */
+        uint64_t cache_max_size;
+        struct build_holds holds; /* cache files this build reads, held until it ends */
+        char **keep;              /* cache file names this build used or made: never pruned after it */
         char *work;
         char *hooks_dir;
         char *hooks_tar;
@@ -358,8 +363,10 @@ static int setup(struct dib_build *b, char **errmsg) {
                            errmsg);
         if (r < 0) return r;
 
+        r = build_prune_limits_from_env(&b->cache_max_age, &b->cache_max_size, errmsg);
+        if (r < 0) return r;
         b->cache_dir = getenv("POOLD_STAGE_CACHE");
-        if (!b->cache_dir || !*b->cache_dir) b->cache_dir = DEFAULT_STAGE_CACHE;
+        if (!b->cache_dir || !*b->cache_dir) b->cache_dir = BUILD_DEFAULT_STAGE_CACHE;
         _cleanup_(cmd_freep) struct cmd *c = cmd_new("mkdir");
         cmd_args(c, "-p", b->cache_dir, NULL);
         r = run_cmd(c, "mkdir -p POOLD_STAGE_CACHE", errmsg);
@@ -385,6 +392,8 @@ static void dib_build_done(struct dib_build *b) {
         free(b->hooks_dir);
         free(b->hooks_tar);
         free(b->image_size);
+        build_holds_release(&b->holds);
+        model_strv_free(b->keep);
         build_plan_free(b->plan);
         dib_strv_free(b->key_env);
         dib_strv_free(b->envp);
@@ -669,10 +678,42 @@ static bool stage_present(const struct dib_build *b, size_t i) {
         return d != NULL;
 }
 
+/* Hold what later stages read from stage i's result (its disk and backing
+ * chain; stage 0: the tarball), so no pruner removes it during the build.
+ * -ENOENT when it is gone. */
+static int hold_stage(struct dib_build *b, size_t i) {
+        if (i == 0) {
+                _cleanup_free_ char *tar = build_cache_path(b->cache_dir, b->plan->stages[0].key, ".tar");
+                return build_cache_hold(&b->holds, tar);
+        }
+        _cleanup_free_ char *d = build_cache_hold_disk(&b->holds, b->cache_dir, b->plan->stages[i].key);
+        return d ? 0 : -ENOENT;
+}
+
+/* The entry file of stage i, as a name in the cache directory. */
+static char *stage_entry_name(const struct dib_build *b, size_t i) {
+        return xasprintf("%s%s", b->plan->stages[i].key, i == 0 ? ".tar" : ".disk");
+}
+
 static int run_stages(struct dib_build *b, char **errmsg) {
         const struct build_plan *plan = b->plan;
-        size_t first = build_cache_first_missing(b->cache_dir, plan);
+        size_t first;
         int r;
+
+        for (size_t i = 0; i < plan->n_stages; i++) {
+                _cleanup_free_ char *e = stage_entry_name(b, i);
+                model_strv_push(&b->keep, e);
+        }
+        /* A concurrent pruner may remove what we found between the look and the hold. */
+        for (int tries = 0;; tries++) {
+                first = build_cache_first_missing(b->cache_dir, plan);
+                r = first > 0 ? hold_stage(b, first - 1) : 0;
+                if (r == 0) break;
+                if (r != -ENOENT || tries == 3) {
+                        *errmsg = xasprintf("holding the cached stages in %s: %s", b->cache_dir, strerror(-r));
+                        return r;
+                }
+        }
 
         say("stage cache %s: %zu stages", b->cache_dir, plan->n_stages);
         for (size_t i = 0; i < plan->n_stages; i++) {
@@ -683,6 +724,9 @@ static int run_stages(struct dib_build *b, char **errmsg) {
                 _cleanup_free_ char *ph = stage_phases(&plan->stages[i]);
                 bool present = i == 0 ? build_cache_has_tar(b->cache_dir, plan->stages[0].key) : true;
                 say("stage %zu [%s]: cache hit%s", i, ph, present ? "" : " (not needed: a later stage is cached)");
+                /* A use, for the pruner's least-recently-used order. */
+                _cleanup_free_ char *e = stage_entry_name(b, i);
+                if (present) build_cache_touch(b->cache_dir, e);
         }
         if (first >= plan->n_stages) return 0;
 
@@ -700,7 +744,7 @@ static int run_stages(struct dib_build *b, char **errmsg) {
                 }
                 /* Another build may have made it while we waited for the lock. */
                 bool now = stage_present(b, i);
-                if (now && !had) {
+                if (now && !had && hold_stage(b, i) == 0) {
                         say("stage %zu [%s]: cache hit (built by a concurrent build)", i, ph);
                         continue;
                 }
@@ -710,6 +754,12 @@ static int run_stages(struct dib_build *b, char **errmsg) {
                 say("stage %zu [%s]: cache miss, building", i, ph);
                 r = st->root ? build_root_stage(b, st, errmsg) : build_stage(b, i, errmsg);
                 if (r < 0) return r;
+                /* Still under the key's lock, so no pruner can have taken it. */
+                r = hold_stage(b, i);
+                if (r < 0) {
+                        *errmsg = xasprintf("holding stage %zu in %s: %s", i, b->cache_dir, strerror(-r));
+                        return r;
+                }
                 say("stage %zu [%s] built in %.1f s", i, ph, elapsed(&t));
         }
         return 0;
@@ -800,9 +850,11 @@ static int sum_from_cache(const char *cached_sum, const char *out, const char *e
 }
 
 /* 1 when OUT (and its sums) came from the cache, 0 when not cached, <0 on error. */
-static int output_from_cache(const struct dib_build *b, const char *cached, const char *out, char **errmsg) {
+static int output_from_cache(struct dib_build *b, const char *cached, const char *out, char **errmsg) {
         static const char *const exts[2] = { "md5", "sha256" };
         if (access(cached, R_OK) < 0) return 0;
+        /* Held while we link and read it, so a pruner cannot take it half way. */
+        if (build_cache_hold(&b->holds, cached) < 0) return 0;
         for (size_t i = 0; b->opts.checksum && i < 2; i++) {
                 _cleanup_free_ char *sum = xasprintf("%s.%s", cached, exts[i]);
                 if (access(sum, R_OK) < 0) return 0;
@@ -831,6 +883,7 @@ static int output_from_cache(const struct dib_build *b, const char *cached, cons
                         return r;
                 }
         }
+        build_cache_touch(b->cache_dir, strrchr(cached, '/') + 1); /* a use, for the pruner */
         return 1;
 }
 
@@ -865,6 +918,7 @@ static int write_outputs(struct dib_build *b, char **errmsg) {
                 struct timespec t;
                 clock_gettime(CLOCK_MONOTONIC, &t);
                 _cleanup_free_ char *cached = output_cache_path(b, disk, f);
+                model_strv_push(&b->keep, strrchr(cached, '/') + 1);
                 int hit = output_from_cache(b, cached, out, errmsg);
                 if (hit < 0) return hit;
                 if (hit) {
@@ -907,6 +961,28 @@ static int write_outputs(struct dib_build *b, char **errmsg) {
         return 0;
 }
 
+/* ---- pruning ------------------------------------------------------------------- */
+
+/* Keep the cache within its limits once the build is over (failed or not):
+ * what this build used is held or in b->keep, so it stays. */
+static void prune_cache(struct dib_build *b) {
+        struct build_prune_report rep;
+        int64_t now = time(NULL);
+        int r = build_cache_prune(b->cache_dir, (const char *const *)b->keep, now, b->cache_max_age,
+                                  b->cache_max_size, false, &rep);
+        if (r < 0) {
+                say("warning: cannot prune the stage cache %s: %s", b->cache_dir, strerror(-r));
+                return;
+        }
+        _cleanup_free_ char *text = build_prune_report_text(&rep, now, b->cache_max_age, b->cache_max_size, false);
+        for (char *line = text, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+                nl = strchr(line, '\n');
+                if (nl) *nl = '\0';
+                say("%s", line);
+        }
+        build_prune_report_done(&rep);
+}
+
 /* ---- main ---------------------------------------------------------------------- */
 
 int dib_main(int argc, char **argv) {
@@ -938,8 +1014,9 @@ int dib_main(int argc, char **argv) {
         if (r == 0) r = run_stages(&b, &err);
         if (r == 0) r = write_outputs(&b, &err);
         if (r == 0) say("build finished in %.1f s", elapsed(&b.t0));
-        else {
-                say("build failed after %.1f s", elapsed(&b.t0));
+        else say("build failed after %.1f s", elapsed(&b.t0));
+        if (b.cache_dir) prune_cache(&b);
+        if (r < 0) {
                 fflush(stdout);
                 fprintf(stderr, "disk-image-create: error: %s\n", err ? err : strerror(-r));
         }

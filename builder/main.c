@@ -13,6 +13,7 @@
 
 #include "alloc.h"
 #include "build.h"
+#include "build_prune.h"
 #include "builder.h"
 #include "bw.h"
 #include "component.h"
@@ -34,6 +35,7 @@ static void usage(FILE *f) {
         fprintf(f,
                 "usage: poold-builder [-c CONFIG] [-s SECURE] [-f] [-d] [-p PIDFILE] [-l LOGFILE]\n"
                 "                     [--build-workers N] [--upload-workers N]\n"
+                "                     [--stage-cache-max-age AGE] [--stage-cache-max-size SIZE]\n"
                 "\n"
                 "Build disk images from elements and upload them to every provider (Nodepool's\n"
                 "nodepool-builder, reading the same nodepool.yaml).\n"
@@ -47,10 +49,18 @@ static void usage(FILE *f) {
                 "  -l, --logfile PATH     log to PATH (reopened on SIGHUP) instead of stderr\n"
                 "      --build-workers N  concurrent builds (default 1)\n"
                 "      --upload-workers N concurrent uploads (default 4)\n"
+                "      --stage-cache-max-age AGE\n"
+                "                         the built-in disk-image-create prunes stage cache entries\n"
+                "                         unused for longer (e.g. 14d, 36h; 0 = never; default\n"
+                "                         $POOLD_STAGE_CACHE_MAX_AGE, else 14d)\n"
+                "      --stage-cache-max-size SIZE\n"
+                "                         ...and then the least recently used ones beyond SIZE (e.g.\n"
+                "                         20G; 0 = no limit; default $POOLD_STAGE_CACHE_MAX_SIZE, else 20G)\n"
                 "      --version          print the version and exit\n"
                 "  -h, --help             show this help\n"
                 "\n"
                 "       poold-builder disk-image-create [...]   build one image (see its --help)\n"
+                "       poold-builder prune-stage-cache [...]   prune the stage cache now (see its --help)\n"
                 "       poold-builder kvm-probe                whether QEMU can use KVM here, and why:\n"
                 "                                              prints 'kvm: REASON' or 'tcg: REASON'\n"
                 "\n"
@@ -77,6 +87,8 @@ static int parse_args(int argc, char **argv) {
                 { "logfile", required_argument, NULL, 'l' },
                 { "build-workers", required_argument, NULL, 'B' },
                 { "upload-workers", required_argument, NULL, 'U' },
+                { "stage-cache-max-age", required_argument, NULL, 'A' },
+                { "stage-cache-max-size", required_argument, NULL, 'S' },
                 { "version", no_argument, NULL, 'V' },
                 { "help", no_argument, NULL, 'h' },
                 {},
@@ -105,6 +117,22 @@ static int parse_args(int argc, char **argv) {
                         *(c == 'B' ? &B.build_workers : &B.upload_workers) = (int)n;
                         break;
                 }
+                case 'A':
+                case 'S': {
+                        /* Builds inherit our environment: that is how disk-image-create gets them. */
+                        int64_t age;
+                        uint64_t size;
+                        int r = c == 'A' ? build_prune_parse_age(optarg, &age) : build_prune_parse_size(optarg, &size);
+                        if (r < 0) {
+                                fprintf(stderr, "poold-builder: --%s '%s' is not %s\n",
+                                        c == 'A' ? "stage-cache-max-age" : "stage-cache-max-size", optarg,
+                                        c == 'A' ? "an age (e.g. 14d, 36h, 0 for none)"
+                                                 : "a size (e.g. 20G, 500M, 0 for none)");
+                                return -EINVAL;
+                        }
+                        setenv(c == 'A' ? "POOLD_STAGE_CACHE_MAX_AGE" : "POOLD_STAGE_CACHE_MAX_SIZE", optarg, 1);
+                        break;
+                }
                 case 'V': printf("poold-builder %s\n", POOLD_VERSION); exit(0);
                 case 'h': usage(stdout); exit(0);
                 default: usage(stderr); return -EINVAL;
@@ -115,6 +143,14 @@ static int parse_args(int argc, char **argv) {
                 return -EINVAL;
         }
         if (!B.foreground && !B.pidfile_path) B.pidfile_path = "/var/run/nodepool/builder.pid";
+        /* Checked now rather than failing every build later. */
+        int64_t age;
+        uint64_t size;
+        _cleanup_free_ char *err = NULL;
+        if (build_prune_limits_from_env(&age, &size, &err) < 0) {
+                fprintf(stderr, "poold-builder: %s\n", err);
+                return -EINVAL;
+        }
         return 0;
 }
 
@@ -228,6 +264,7 @@ static void teardown(void) {
 
 int main(int argc, char **argv) {
         if (argc > 1 && strcmp(argv[1], "disk-image-create") == 0) return dib_main(argc - 1, argv + 1);
+        if (argc > 1 && strcmp(argv[1], "prune-stage-cache") == 0) return build_prune_main(argc - 1, argv + 1);
         if (argc == 2 && strcmp(argv[1], "kvm-probe") == 0) return kvm_probe_main();
         if (parse_args(argc, argv) < 0) return 2;
         log_setup("poold-builder", B.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);

@@ -124,6 +124,23 @@ struct table *listing_dib_image_table(void) {
         return table_new(cols, ELEMENTSOF(cols));
 }
 
+/* A failed build's text state with poold's back-off: "failed (3 in a row;
+ * next in 4 min)", "failed (next in 60 s)" after a first failure, without
+ * the wait once it is over. NULL when there is nothing to add. */
+static char *failed_text(const struct image_build *b, double now) {
+        if (b->state != IMAGE_BUILD_STATE_FAILED || b->failures < 1) return NULL;
+        _cleanup_free_ char *count = b->failures > 1 ? xasprintf("%lld in a row", (long long)b->failures) : NULL;
+        _cleanup_free_ char *next = NULL;
+        if (!isnan(b->retry_time) && b->retry_time > now) {
+                double s = ceil(b->retry_time - now);
+                next = s < 120 ? xasprintf("next in %.0f s", s)
+                     : s < 2 * 3600 ? xasprintf("next in %.0f min", ceil(s / 60))
+                     : xasprintf("next in %.1f h", s / 3600);
+        }
+        if (!count && !next) return NULL;
+        return xasprintf("failed (%s%s%s)", count ? count : "", count && next ? "; " : "", next ? next : "");
+}
+
 void listing_dib_image_row(struct table *t, const char *image, const struct image_build *b, bool paused, double now) {
         _cleanup_free_ char *id = xasprintf("%s-%s", image, b->id);
         table_add_row(t);
@@ -131,7 +148,11 @@ void listing_dib_image_row(struct table *t, const char *image, const struct imag
         table_set_str(t, 1, image);
         table_set_str(t, 2, b->builder);
         table_set_strv(t, 3, b->formats);
-        table_set_str(t, 4, paused ? "paused" : image_build_state_to_string(b->state));
+        _cleanup_free_ char *failed = paused ? NULL : failed_text(b, now);
+        if (failed) /* the JSON state stays Nodepool's */
+                table_set(t, 4, failed, json_string(image_build_state_to_string(b->state)));
+        else
+                table_set_str(t, 4, paused ? "paused" : image_build_state_to_string(b->state));
         listing_set_int_age(t, 5, b->state_time, now);
 }
 

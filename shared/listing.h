@@ -63,7 +63,9 @@ void listing_node_row(struct table *t, const struct node *n, bool locked, double
 struct table *listing_request_table(void);
 void listing_request_row(struct table *t, const struct node_request *r);
 
-/* dib-image-list: id (<image>-<build id>), image, builder, formats, state ("paused" when PAUSED), age. */
+/* dib-image-list: id (<image>-<build id>), image, builder, formats, state ("paused" when PAUSED), age.
+ * A failed build carrying poold's back-off says so in the state's text,
+ * e.g. "failed (3 in a row; next in 4 min)"; its JSON stays "failed". */
 struct table *listing_dib_image_table(void);
 void listing_dib_image_row(struct table *t, const char *image, const struct image_build *b, bool paused, double now);
 

@@ -5,6 +5,7 @@
  * keys rather than writing null. */
 #include "model_image.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -53,6 +54,8 @@ struct image_build *image_build_new(const char *id) {
         b->state = IMAGE_BUILD_STATE_BUILDING;
         b->state_time = MODEL_TIME_NONE;
         b->formats = model_strv_new();
+        b->failures = -1;
+        b->retry_time = MODEL_TIME_NONE;
         return b;
 }
 
@@ -139,6 +142,10 @@ int image_build_from_json(const char *data, size_t len, const char *id, struct i
             (r = json_util_get_str(obj, "shell_type", NULL, &b->shell_type, err)) < 0)
                 return r;
         b->formats = split_formats(formats);
+        /* Ours alone: a bad value must not make Nodepool's record unreadable. */
+        json_t *f = json_object_get(obj, "poold_failures"), *t = json_object_get(obj, "poold_retry_time");
+        b->failures = json_is_integer(f) && json_integer_value(f) >= 0 ? (int64_t)json_integer_value(f) : -1;
+        b->retry_time = json_is_number(t) && isfinite(json_number_value(t)) ? json_number_value(t) : MODEL_TIME_NONE;
         b->raw = TAKE_PTR(obj);
 
         *ret = TAKE_PTR(b);
@@ -186,6 +193,14 @@ int image_build_to_json(const struct image_build *b, char **ret, size_t *ret_len
         r |= json_util_set_str(o, "python_path", b->python_path);
         r |= json_util_set_str(o, "shell_type", b->shell_type);
         if (r != 0) return -EINVAL;
+        if (b->failures >= 0)
+                json_util_set_int(o, "poold_failures", b->failures);
+        else
+                json_object_del(o, "poold_failures");
+        if (!isnan(b->retry_time))
+                json_util_set_time(o, "poold_retry_time", b->retry_time);
+        else
+                json_object_del(o, "poold_retry_time");
 
         return json_util_dump(o, ret, ret_len);
 }

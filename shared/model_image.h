@@ -44,6 +44,12 @@ struct image_build {
         char *username;           /* read default "zuul" */
         char *python_path;        /* read default "/usr/bin/python2" */
         char *shell_type;
+        /* poold's own keys on a failed build (Nodepool ignores unknown keys):
+         * "poold_failures", failed builds of the image in a row, this one
+         * included, and "poold_retry_time", when a builder tries again. A
+         * value of the wrong type reads as absent. */
+        int64_t failures;         /* -1 = absent */
+        double retry_time;        /* MODEL_TIME_NONE = absent */
         json_t *raw;
 };
 

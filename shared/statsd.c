@@ -148,6 +148,15 @@ void statsd_builder_build(struct statsd *s, const char *image, int rc, double du
         statsd_flush(s);
 }
 
+void statsd_builder_build_backoff(struct statsd *s, const char *image, long long failures, long long next_attempt) {
+        if (!s) return;
+        _cleanup_free_ char *k_f = xasprintf("nodepool.dib_image_build.%s.status.consecutive_failures", image);
+        _cleanup_free_ char *k_n = xasprintf("nodepool.dib_image_build.%s.status.next_attempt", image);
+        statsd_gauge(s, k_f, failures);
+        statsd_gauge(s, k_n, next_attempt);
+        statsd_flush(s);
+}
+
 void statsd_builder_image_size(struct statsd *s, const char *image, const char *ext, long long bytes) {
         if (!s) return;
         _cleanup_free_ char *k = xasprintf("nodepool.dib_image_build.%s.%s.size", image, ext);

@@ -53,6 +53,12 @@ char *statsd_key_escape(const char *s);
  * gauges nodepool.dib_image_build.<image>.status.rc and .status.last_build
  * (Unix seconds), timer .status.duration. */
 void statsd_builder_build(struct statsd *s, const char *image, int rc, double duration_ms);
+/* poold's own (Nodepool has no such metric): the builds of IMAGE failed
+ * FAILURES times in a row (0 after a success) and the builder waits until
+ * NEXT_ATTEMPT (Unix seconds; 0 = no wait) before trying again: gauges
+ * nodepool.dib_image_build.<image>.status.consecutive_failures and
+ * .status.next_attempt. */
+void statsd_builder_build_backoff(struct statsd *s, const char *image, long long failures, long long next_attempt);
 /* A built file of IMAGE with extension EXT ("qcow2") uses BYTES on disk
  * (st_blocks * 512): gauge nodepool.dib_image_build.<image>.<ext>.size. */
 void statsd_builder_image_size(struct statsd *s, const char *image, const char *ext, long long bytes);

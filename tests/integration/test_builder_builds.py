@@ -6,12 +6,14 @@ test double (dib-cmd); ZooKeeper and the daemon are real."""
 import json
 import os
 import re
+import subprocess
 import time
 
 import pytest
 from kazoo.recipe.lock import Lock
 
 from builder_fixture import BuilderProcess, diskimage, poolctl, wait_for
+from harness import program
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -60,6 +62,26 @@ def test_build_recorded_ready_with_formats_outputs_and_log(builder, tmp_path, ka
     # Nothing else is built while the build is fresh (rebuild-age one day).
     time.sleep(1.0)
     assert list(builder.builds("debian")) == [bid]
+
+
+def test_stage_cache_limits_reach_the_build_and_bad_ones_are_refused(builder, tmp_path):
+    """--stage-cache-max-age/--stage-cache-max-size reach disk-image-create (which prunes with
+    them) through the build's environment; a value that does not parse stops the daemon at
+    start, naming it, rather than failing every build later."""
+    rec_dir = tmp_path / "rec"
+    rec_dir.mkdir()
+    builder.config([diskimage(env={"FAKE_DIB_RECORD": str(rec_dir)})])
+    bad = ((["--stage-cache-max-age", "3x"], {}, "--stage-cache-max-age '3x' is not an age"),
+           (["--stage-cache-max-size", "lots"], {}, "--stage-cache-max-size 'lots' is not a size"),
+           ([], {"POOLD_STAGE_CACHE_MAX_SIZE": "-1G"}, "POOLD_STAGE_CACHE_MAX_SIZE='-1G' is not a size"))
+    for args, env, why in bad:
+        p = subprocess.run([program("poold-builder"), "-f", "-c", builder.config_path] + args,
+                           capture_output=True, text=True, timeout=30, env=dict(os.environ, **env))
+        assert p.returncode == 2 and why in p.stderr, p.stderr
+    builder.start("--stage-cache-max-age", "3d", "--stage-cache-max-size", "5G")
+    (bid, _), = wait_for(lambda: builder.ready_builds("debian"), what="a build").items()
+    env = json.loads((rec_dir / ("debian-%s.json" % bid)).read_text())["env"]
+    assert env["POOLD_STAGE_CACHE_MAX_AGE"] == "3d" and env["POOLD_STAGE_CACHE_MAX_SIZE"] == "5G"
 
 
 def test_failed_build_recorded_failed_and_log_kept(builder, kazoo):

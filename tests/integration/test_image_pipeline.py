@@ -10,12 +10,17 @@ in minutes rather than the quarter hour of a real node image:
   error line, and leaves nothing half-made in the stage cache; stages before
   it stay cached.
 
-Cost: three libguestfs appliance launches, ~2-3 min under TCG.
+- the stage cache is pruned at the end of a build, keeping what the next
+  build of the same inputs needs.
+
+Cost: four libguestfs appliance launches, ~3-4 min under TCG.
 """
 import os
+import re
 import shutil
 import subprocess
 import textwrap
+import time
 
 import pytest
 
@@ -84,9 +89,9 @@ def tiny(tmp_path_factory):
     return root
 
 
-def build(root, name, elements_path, cache, formats="qcow2"):
+def build(root, name, elements_path, cache, formats="qcow2", env=None):
     env = dict(os.environ, ELEMENTS_PATH=elements_path, POOLD_STAGE_CACHE=str(cache), DIB_RELEASE="tinyrel",
-               DIB_TINY_SETTING="on", LIBGUESTFS_BACKEND="direct")
+               DIB_TINY_SETTING="on", LIBGUESTFS_BACKEND="direct", **(env or {}))
     out = str(root / name)
     proc = subprocess.run([program("poold-builder"), "disk-image-create", "-t", formats, "-o", out, "tiny-os"],
                           env=env, capture_output=True, text=True, timeout=1800)
@@ -136,3 +141,75 @@ def test_tiny_image_hooks_see_phase_outputs_then_failure_keeps_cache_clean(tiny)
     # only the failed stage's lock file is new: no disk, no entry, no temporary file
     assert all(n.endswith(".lock") for n in new), new
     assert not [n for n in after if ".tmp" in n]
+
+
+INSTALL_HOOK = "#!/bin/bash\nset -eu\necho ran >> /etc/tiny-hooks\n"
+
+
+def old_chain(cache, label, days):
+    """A previous image version's entries: a disk, an overlay on it, their
+    entries and a converted output, all last used DAYS ago."""
+    import hashlib
+    k1 = hashlib.sha256((label + "1").encode()).hexdigest()
+    k2 = hashlib.sha256((label + "2").encode()).hexdigest()
+    d1, d2 = k1 + "-0000000000000001.qcow2", k2 + "-0000000000000002.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(cache / d1), "64M"], check=True)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", d1, str(cache / d2)],
+                   check=True, cwd=str(cache))
+    (cache / (k1 + ".disk")).write_text(d1 + "\n")
+    (cache / (k2 + ".disk")).write_text(d2 + "\n")
+    out = "out-%s.qcow2" % hashlib.sha256(label.encode()).hexdigest()[:32]
+    (cache / out).write_bytes(b"x" * 65536)
+    names = [d1, d2, k1 + ".disk", k2 + ".disk", out]
+    t = time.time() - days * 86400
+    for n in names:
+        os.utime(str(cache / n), (t, t))
+    return names
+
+
+def test_prune_after_a_build_keeps_what_the_next_build_needs(tiny):
+    """disk-image-create prunes its stage cache at the end of a build: an
+    older image version unused for longer than the age limit goes (logged,
+    with the space freed), and what the build used stays even under a size
+    limit it cannot meet, so the next build of the same inputs is all cache
+    hits; prune-stage-cache --dry-run says what a stricter limit would take
+    and removes nothing."""
+    el = tiny / "prune-elements"
+    write(str(el / "tiny-os" / "element-provides"), "operating-system\n", 0o644)
+    write(str(el / "tiny-os" / "root.d" / "10-tiny"), ROOT_D)
+    write(str(el / "tiny-os" / "install.d" / "50-mark"), INSTALL_HOOK)
+    cache = tiny / "prune-cache"
+    cache.mkdir()
+    old = old_chain(cache, "previous version", 30)
+    (cache / "notes.txt").write_text("not the cache's\n")
+
+    env = {"POOLD_STAGE_CACHE_MAX_AGE": "14d", "POOLD_STAGE_CACHE_MAX_SIZE": "20G"}
+    proc, out = build(tiny, "p1", str(el), cache, env=env)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr
+    log = proc.stdout
+    assert log.count("cache miss") == 2, log
+    for n in (old[0], old[1], old[4]):
+        assert "stage cache: pruned %s (" % n in log, log
+        assert "unused for too long" in log
+        assert not (cache / n).exists()
+    assert re.search(r"stage cache: pruned 3 entries and \d+ leftover files, freed [0-9.]+ [KMG]iB; ", log), log
+    assert (cache / "notes.txt").exists()
+
+    # A size limit no cache can meet: this build's entries still stay ...
+    strict = {"POOLD_STAGE_CACHE_MAX_AGE": "1s", "POOLD_STAGE_CACHE_MAX_SIZE": "1B"}
+    proc, out = build(tiny, "p2", str(el), cache, env=strict)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr
+    log = proc.stdout
+    assert "stage 1 [install.d]: cache hit" in log and "cache miss" not in log, log
+    assert "from the output cache" in log
+    assert "stage cache: still above its size limit" in log and "stage cache: pruned" not in log, log
+    # ... so the next build needs no appliance either.
+    proc, out = build(tiny, "p3", str(el), cache, env=strict)
+    assert proc.returncode == 0 and "cache miss" not in proc.stdout, proc.stdout[-4000:]
+
+    before = sorted(os.listdir(str(cache)))
+    dry = subprocess.run([program("poold-builder"), "prune-stage-cache", "--max-size", "1B", "--dry-run", str(cache)],
+                         capture_output=True, text=True, timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    assert "stage cache: would prune 3 entries" in dry.stdout, dry.stdout  # tarball, disk, output
+    assert sorted(os.listdir(str(cache))) == before

@@ -1,6 +1,7 @@
 /* Unit tests for the builder's pure decisions (builder/bw_plan.c): Nodepool's
  * disk-image-create command line and environment, when a build is due,
- * retention, cloud image names, and which images-dir files belong to a build.
+ * retention, cloud image names, which images-dir files belong to a build, and
+ * the back-off of an image whose builds keep failing.
  * The builder's sources are not in libpool, so the module is compiled in. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -162,6 +163,54 @@ static void test_prune_logs_keeps_newest(void **state) {
         assert_memory_equal(drop, none, sizeof none);
 }
 
+/* 1 min doubling to the cap; the cap never goes below the first wait; no failure, no wait. */
+static void test_retry_delay_doubles_to_the_cap(void **state) {
+        const uint64_t want[] = { 0, 60000, 120000, 240000, 480000, 960000, 1920000, 3600000, 3600000 };
+        for (uint64_t n = 0; n < ELEMENTSOF(want); n++)
+                assert_int_equal(bw_plan_retry_delay_ms(n, 60000, 3600000), want[n]);
+        assert_int_equal(bw_plan_retry_delay_ms(1000, 60000, 3600000), 3600000); /* no overflow */
+        assert_int_equal(bw_plan_retry_delay_ms(3, 500, 100), 500);
+}
+
+/* The failure state read from the newest finished build, with and without
+ * poold's keys, and when a request-build resets it. */
+static void test_failure_state_and_backing_off(void **state) {
+        struct bw_plan_failure f = { .failures = 99 };
+        assert_false(bw_plan_failure_of(false, 1000, 3, 1240, 60000, 3600000, &f));
+        assert_int_equal(f.failures, 99); /* untouched */
+        /* a build the builder stopped after no failure: nothing to wait for */
+        assert_false(bw_plan_failure_of(true, 1000, 0, 1000, 60000, 3600000, &f));
+
+        assert_true(bw_plan_failure_of(true, 1000, 3, 1240, 60000, 3600000, &f));
+        assert_int_equal(f.failures, 3);
+        assert_true(f.failed_time == 1000 && f.retry_time == 1240);
+        assert_true(bw_plan_backing_off(&f, false, 0, 1239));
+        assert_false(bw_plan_backing_off(&f, false, 0, 1240));
+        assert_true(bw_plan_backing_off(&f, true, 900, 1100));   /* request older than the failure */
+        assert_false(bw_plan_backing_off(&f, true, 1001, 1100)); /* poolctl image-build after it */
+
+        /* Nodepool's record (no poold keys): one failure, waiting from its state_time */
+        assert_true(bw_plan_failure_of(true, 1000, -1, NAN, 60000, 3600000, &f));
+        assert_int_equal(f.failures, 1);
+        assert_true(f.retry_time == 1060);
+        /* count without a time: the wait for that count */
+        assert_true(bw_plan_failure_of(true, 1000, 4, NAN, 60000, 3600000, &f));
+        assert_true(f.retry_time == 1480);
+}
+
+static void test_duration_text(void **state) {
+        const struct {
+                uint64_t ms;
+                const char *s;
+        } c[] = { { 300, "0.3 s" }, { 45000, "45 s" }, { 60000, "60 s" }, { 120000, "2 min" },
+                  { 3600000, "60 min" }, { 9000000, "2.5 h" } };
+        for (size_t i = 0; i < ELEMENTSOF(c); i++) {
+                char *t = bw_plan_duration_text(c[i].ms);
+                assert_string_equal(t, c[i].s);
+                free(t);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_argv_is_nodepools_with_qcow2_compat_and_sorted_formats),
@@ -174,6 +223,9 @@ int main(void) {
                 cmocka_unit_test(test_image_name_format),
                 cmocka_unit_test(test_parse_output_names),
                 cmocka_unit_test(test_prune_logs_keeps_newest),
+                cmocka_unit_test(test_retry_delay_doubles_to_the_cap),
+                cmocka_unit_test(test_failure_state_and_backing_off),
+                cmocka_unit_test(test_duration_text),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

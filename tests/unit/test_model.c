@@ -431,6 +431,48 @@ static void test_image_build_roundtrip_and_defaults(void **state) {
         image_build_free(b);
 }
 
+/* poold's back-off keys on a failed build survive a round trip, are written
+ * only when set, and a value of the wrong type reads as absent without
+ * making the record unreadable (Nodepool's keys are still decoded). */
+static void test_image_build_poold_failure_keys(void **state) {
+        struct image_build *b = NULL;
+        char *out = NULL;
+        static const char in[] = "{\"state\": \"failed\", \"state_time\": 1700000000.5, \"poold_failures\": 3,"
+                                 " \"poold_retry_time\": 1700000240.5, \"other\": 1}";
+        assert_int_equal(image_build_from_json(in, strlen(in), "0000000001", &b, NULL), 0);
+        assert_int_equal(b->failures, 3);
+        assert_true(b->retry_time == 1700000240.5);
+        assert_int_equal(image_build_to_json(b, &out, NULL), 0);
+        json_t *o = parse(out);
+        assert_int_equal(json_integer_value(json_object_get(o, "poold_failures")), 3);
+        assert_true(json_real_value(json_object_get(o, "poold_retry_time")) == 1700000240.5);
+        assert_int_equal(json_integer_value(json_object_get(o, "other")), 1);
+        json_decref(o);
+        free(out);
+        /* cleared: the keys go */
+        b->failures = -1;
+        b->retry_time = MODEL_TIME_NONE;
+        assert_int_equal(image_build_to_json(b, &out, NULL), 0);
+        o = parse(out);
+        assert_null(json_object_get(o, "poold_failures"));
+        assert_null(json_object_get(o, "poold_retry_time"));
+        json_decref(o);
+        free(out);
+        image_build_free(b);
+
+        static const char bad[] = "{\"state\": \"failed\", \"builder\": \"b1\", \"poold_failures\": \"many\","
+                                  " \"poold_retry_time\": [1]}";
+        assert_int_equal(image_build_from_json(bad, strlen(bad), "0000000002", &b, NULL), 0);
+        assert_int_equal(b->failures, -1);
+        assert_true(isnan(b->retry_time));
+        assert_string_equal(b->builder, "b1");
+        image_build_free(b);
+        b = image_build_new("0000000003");
+        assert_int_equal(b->failures, -1);
+        assert_true(isnan(b->retry_time));
+        image_build_free(b);
+}
+
 /* ImageUpload round-trips and has the same read defaults as builds. */
 static void test_image_upload_roundtrip_and_defaults(void **state) {
         struct image_upload *u = NULL;
@@ -870,6 +912,7 @@ int main(void) {
                 cmocka_unit_test(test_encode_rejects_invalid_utf8),
                 cmocka_unit_test(test_encode_rejects_oversize),
                 cmocka_unit_test(test_image_build_roundtrip_and_defaults),
+                cmocka_unit_test(test_image_build_poold_failure_keys),
                 cmocka_unit_test(test_image_upload_roundtrip_and_defaults),
                 cmocka_unit_test(test_hold_request_decode_and_roundtrip),
                 cmocka_unit_test(test_malformed_input_rejected_by_every_decoder),

@@ -259,6 +259,11 @@ static void test_builder_metrics_have_nodepool_names(void **state) {
                                "nodepool.dib_image_build.debian.status.last_build:", 113) == 0);
         assert_non_null(strstr(d, "|g"));
         free(d);
+        statsd_builder_build_backoff(s, "debian", 3, 1700000240);
+        d = recv_dgram(l, 2000, NULL);
+        assert_string_equal(d, "nodepool.dib_image_build.debian.status.consecutive_failures:3|g\n"
+                               "nodepool.dib_image_build.debian.status.next_attempt:1700000240|g");
+        free(d);
         statsd_builder_image_size(s, "debian", "qcow2", 1048576);
         d = recv_dgram(l, 2000, NULL);
         assert_string_equal(d, "nodepool.dib_image_build.debian.qcow2.size:1048576|g");

@@ -1,0 +1,75 @@
+/* test_listing.c — shared/listing.c rows where poold adds to Nodepool: the
+ * State cell of a failed build that carries the builder's back-off. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <math.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "listing.h"
+#include "model_image.h"
+
+/* The state cell (text and JSON) of one dib-image-list row for B. */
+static void state_of(struct image_build *b, bool paused, double now, char **ret_text, char **ret_json) {
+        struct table *t = listing_dib_image_table();
+        listing_dib_image_row(t, "debian", b, paused, now);
+        struct table_row *r = table_row_take(t);
+        *ret_text = xstrdup(table_row_text(r, 4));
+        table_row_unref(r);
+        table_free(t);
+        t = listing_dib_image_table();
+        listing_dib_image_row(t, "debian", b, paused, now);
+        *ret_json = table_format_json(t);
+        table_free(t);
+}
+
+/* The text says how many failures in a row and when the next attempt is;
+ * the JSON state stays Nodepool's "failed"; paused still wins; a build
+ * without poold's keys (Nodepool's) reads as before. */
+static void test_dib_image_list_failed_state_text(void **state) {
+        const double now = 1700000000;
+        struct {
+                const char *state;
+                long long failures;
+                double retry;
+                bool paused;
+                const char *text;
+        } c[] = {
+                { "failed", 3, now + 230, false, "failed (3 in a row; next in 4 min)" },
+                { "failed", 1, now + 60, false, "failed (next in 60 s)" },
+                { "failed", 5, now + 3 * 3600, false, "failed (5 in a row; next in 3.0 h)" },
+                { "failed", 3, now - 10, false, "failed (3 in a row)" },
+                { "failed", 1, now - 10, false, "failed" },
+                { "failed", -1, NAN, false, "failed" },
+                { "failed", 0, now, false, "failed" },
+                { "failed", 3, now + 230, true, "paused" },
+                { "ready", -1, NAN, false, "ready" },
+        };
+        for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+                struct image_build *b = image_build_new("0123456789abcdef0123456789abcdef");
+                image_build_set_state(b, image_build_state_from_string(c[i].state));
+                b->failures = c[i].failures;
+                b->retry_time = c[i].retry;
+                char *text = NULL, *json = NULL;
+                state_of(b, c[i].paused, now, &text, &json);
+                assert_string_equal(text, c[i].text);
+                char *want = xasprintf("\"state\": \"%s\"", c[i].paused ? "paused" : c[i].state);
+                assert_non_null(strstr(json, want));
+                assert_null(strstr(json, "poold"));
+                free(want);
+                free(text);
+                free(json);
+                image_build_free(b);
+        }
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_dib_image_list_failed_state_text),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
