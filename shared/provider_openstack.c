@@ -28,7 +28,8 @@
  *   message through keystone_redact() (known secrets and tokens, values of
  *   credential-named keys): an answer that echoes our request (Keystone's
  *   auth body holds the password) never reaches a log or /pool-list. The
- *   driver's own debug lines carry no answer text.
+ *   driver's own debug lines carry no answer text; those with a URL (from
+ *   the catalog) are redacted too. http.c's debug lines still show URLs.
  * - Ownership of resources is metadata: nodepool_provider_name,
  *   nodepool_pool_name, nodepool_node_id, groups (+ instance-properties) on
  *   servers; the same keys as image properties plus the tag "nodepool" on
@@ -708,6 +709,7 @@ static int os_request(struct os *o, const struct os_call *c, json_t **ret_json, 
                 if (r < 0) {
                         if (attempt < OS_ATTEMPTS && transport_retryable(r, c->method) &&
                             !(c->upload_path && r == -ETIMEDOUT)) {
+                                keystone_redact(o->ks, &msg); /* its URL may come from the catalog */
                                 log_debug("openstack %s: %s (retrying in %.1f s)", o->name, msg, backoff);
                                 sleep_s(backoff);
                                 backoff = MIN(backoff * 2, 4.0);
@@ -731,7 +733,9 @@ static int os_request(struct os *o, const struct os_call *c, json_t **ret_json, 
                 }
                 if (http_status_retryable(resp.status) && attempt < OS_ATTEMPTS && strcmp(c->method, "POST") != 0 &&
                     !c->upload_path) {
-                        log_debug("openstack %s: %s %s -> %ld (retrying in %.1f s)", o->name, c->method, url,
+                        _cleanup_free_ char *shown = xstrdup(url);
+                        keystone_redact(o->ks, &shown);
+                        log_debug("openstack %s: %s %s -> %ld (retrying in %.1f s)", o->name, c->method, shown,
                                   resp.status, backoff);
                         http_response_done(&resp);
                         sleep_s(backoff);
