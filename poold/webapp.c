@@ -25,8 +25,8 @@
  * Bounds: MHD's per-connection memory limit caps the request line and
  * headers (longer → 414/431 from MHD itself), connections are limited in
  * number and time (a request must arrive whole within seconds, and one whose
- * client hung up is dropped at once: webapp_conns.c), bodies are never read (any method but GET/HEAD → 405),
- * the answer cache and the jobs in flight are bounded in number (beyond
+ * client hung up is dropped at once: webapp_conns.c), bodies are never read
+ * (any method but GET/HEAD → 405), the answer cache and the jobs in flight are bounded in number (beyond
  * MAX_JOBS distinct URLs at once → 503 with Retry-After). */
 #include "webapp.h"
 
