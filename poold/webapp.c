@@ -24,8 +24,9 @@
  *
  * Bounds: MHD's per-connection memory limit caps the request line and
  * headers (longer → 414/431 from MHD itself), connections are limited in
- * number and time, bodies are never read (any method but GET/HEAD → 405),
- * the answer cache and the jobs in flight are bounded in number (beyond
+ * number and time (a request must arrive whole within seconds, and one whose
+ * client hung up is dropped at once: webapp_conns.c), bodies are never read
+ * (any method but GET/HEAD → 405), the answer cache and the jobs in flight are bounded in number (beyond
  * MAX_JOBS distinct URLs at once → 503 with Retry-After). */
 #include "webapp.h"
 
@@ -481,6 +482,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
  * suspended leaves its job's waiters). */
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
+        webapp_conn_request_done(conn);
         struct wconn *wc = *con_cls;
         if (!wc) return;
         *con_cls = NULL;
@@ -498,10 +500,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 static void pump(struct webapp *w) {
         if (!w->mhd) return;
+        unsigned open_before = w->n_conns;
         MHD_run(w->mhd);
+        /* At the limit MHD takes its listening socket out of its epoll set and
+         * puts it back only at the start of a run, which MHD_get_timeout() does
+         * not ask for: when this run freed slots, run again to accept. */
+        if (open_before >= CONN_LIMIT && w->n_conns < CONN_LIMIT) MHD_run(w->mhd);
         MHD_UNSIGNED_LONG_LONG to = 0;
         uint64_t next = 1000;
-        if (MHD_get_timeout(w->mhd, &to) == MHD_YES) next = to < next ? to : next;
+        if (MHD_get_timeout(w->mhd, &to) == MHD_YES) next = MIN(next, to);
+        next = MIN(next, webapp_conns_sweep(w, CONN_LIMIT));
         loop_timer_reschedule(w->mhd_timer, next);
 }
 
@@ -526,10 +534,16 @@ static void on_mhd_timer(struct loop *loop, struct loop_timer *t, void *ud) {
  * loop. Capped, a big answer goes out in short steps between other events. */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe) {
-        if (toe != MHD_CONNECTION_NOTIFY_STARTED) return;
+        struct webapp *w = cls;
+        if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+                webapp_conn_closed(w, socket_context);
+                return;
+        }
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci) return;
         int size = CONN_SNDBUF;
-        if (ci) (void)setsockopt(ci->connect_fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+        (void)setsockopt(ci->connect_fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+        webapp_conn_opened(w, conn, ci->connect_fd, socket_context);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) { log_internalv(LOG_LEVEL_DEBUG, 0, fmt, ap); }

@@ -4,6 +4,8 @@
  *
  *   webapp.c        the HTTP server (libmicrohttpd driven by the loop), routing, caching,
  *                   listing jobs (suspended connections, formatting on a worker)
+ *   webapp_conns.c  connections still waiting for their request: closed when the client
+ *                   left or the request is overdue (floods of partial requests)
  *   webapp_req.c    request parsing: path, query values, Accept (pure, fuzzed)
  *   webapp_rows.c   node and request listings kept pre-rendered row by row
  *   webapp_lists.c  the listings built from the launcher's caches

@@ -11,12 +11,14 @@
 #include "table.h"
 #include "webapp.h"
 
+struct MHD_Connection;
 struct MHD_Daemon;
 struct loop_io;
 struct loop_timer;
 struct metrics;
 struct statsd;
 struct webapp_cached;
+struct webapp_conn;
 struct webapp_job;
 struct webapp_rows;
 struct workq;
@@ -27,7 +29,10 @@ struct webapp {
         struct MHD_Daemon *mhd;
         int port;
         struct loop_io *io;             /* MHD's epoll fd in our loop */
-        struct loop_timer *mhd_timer;   /* MHD's connection timeouts */
+        struct loop_timer *mhd_timer;   /* MHD's connection timeouts, our sweep of waiting connections */
+        struct webapp_conn *conns;      /* every open connection (webapp_conns.c) */
+        unsigned n_conns;
+        uint64_t conns_swept_ms;
         struct webapp_cached *cache;    /* rendered answers, 1 s like Nodepool (list) */
         unsigned n_cached;
         size_t cached_bytes;
@@ -46,6 +51,23 @@ struct webapp {
         char *last_gauges;              /* what was last sent to statsd (change detection) */
         uint64_t last_gauges_ms;
 };
+
+/* ---- webapp_conns.c: connections that have not sent a whole request yet
+ * are closed when their client left or their request is overdue (loop
+ * thread; MHD's callbacks) ---- */
+/* MHD opened connection CONN on socket FD (MHD_CONNECTION_NOTIFY_STARTED):
+ * track it in *SOCKET_CONTEXT until webapp_conn_closed(). */
+void webapp_conn_opened(struct webapp *w, struct MHD_Connection *conn, int fd, void **socket_context);
+/* MHD closed it (MHD_CONNECTION_NOTIFY_CLOSED): forget and free it. */
+void webapp_conn_closed(struct webapp *w, void **socket_context);
+/* CONN's request is over: the time for its next one (keep-alive) counts from now. */
+void webapp_conn_request_done(struct MHD_Connection *conn);
+/* Shut down the connections still waiting for a whole request whose client
+ * hung up or whose time is up (short while the table is full: LIMIT
+ * connections open); MHD frees them on its next run. Rate-limited, so cheap
+ * to call after every MHD_run(). Returns the ms until the next sweep is due
+ * (UINT64_MAX: no connection open). */
+uint64_t webapp_conns_sweep(struct webapp *w, unsigned limit);
 
 /* ---- webapp_rows.c: long listings kept up to date row by row (loop thread
  * unless said otherwise) ---- */

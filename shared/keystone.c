@@ -17,6 +17,7 @@
 #include "keystone.h"
 #include "log.h"
 #include "provider.h"
+#include "redact.h"
 
 #define KEYSTONE_RESPONSE_MAX (8u * 1024 * 1024) /* catalogs of big clouds are large */
 
@@ -25,6 +26,7 @@ struct keystone {
         long timeout_ms;
         pthread_mutex_t lock;
         char *token;           /* guarded by lock */
+        char *prev_token;      /* the one it replaced (an answer may still quote it); guarded by lock */
         double expires;        /* epoch seconds */
         json_t *catalog;       /* guarded by lock */
 };
@@ -74,9 +76,27 @@ void keystone_free(struct keystone *k) {
         clouds_cloud_free(k->cloud);
         pthread_mutex_destroy(&k->lock);
         free(k->token);
+        free(k->prev_token);
         if (k->catalog)
                 json_decref(k->catalog);
         free(k);
+}
+
+void keystone_redact(struct keystone *k, char **msg) {
+        if (!msg || !*msg)
+                return;
+        const struct clouds_cloud *c = k->cloud;
+        pthread_mutex_lock(&k->lock);
+        const char *secrets[] = { c->password, c->app_cred_secret, k->token, k->prev_token, NULL };
+        /* NULL entries end the list early: compact them out. */
+        const char *list[ELEMENTSOF(secrets)];
+        size_t n = 0;
+        for (size_t i = 0; i + 1 < ELEMENTSOF(secrets); i++)
+                if (secrets[i])
+                        list[n++] = secrets[i];
+        list[n] = NULL;
+        redact_msg(msg, list);
+        pthread_mutex_unlock(&k->lock);
 }
 
 const struct clouds_cloud *keystone_cloud(const struct keystone *k) {
@@ -259,7 +279,8 @@ static int authenticate(struct keystone *k, char **reterr_msg) {
                                          c->name, url);
                 goto out;
         }
-        free(k->token);
+        free(k->prev_token);
+        k->prev_token = TAKE_PTR(k->token);
         k->token = TAKE_PTR(resp.header);
         k->expires = exp;
         if (k->catalog)

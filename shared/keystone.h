@@ -3,7 +3,9 @@
  *
  * Thread context: a struct keystone may be shared by any number of threads
  * (one mutex guards the token; authentication runs at most once at a time).
- * Tokens and secrets are never logged and never appear in error messages. */
+ * Tokens and secrets are never logged. Error messages may quote Keystone's
+ * answer, which a misbehaving server can make echo our request: they go
+ * through keystone_redact() before they leave the driver. */
 #pragma once
 
 #include <jansson.h>
@@ -35,6 +37,13 @@ int keystone_token(struct keystone *k, const char *rejected, char **ret_token, c
  * "network", ...) for the cloud's region and interface, from the catalog of a
  * valid token (authenticating if needed). -ENOENT when the catalog has none. */
 int keystone_endpoint(struct keystone *k, const char *type, char **ret_url, char **reterr_msg);
+
+/* Replace *MSG (NULL-safe) by a copy fit to log or publish: this cloud's
+ * password, application credential secret and tokens (the current and the
+ * one before), and any value under a credential-named key, are masked
+ * (redact.h). Whatever a server answered, its words pass here before they
+ * leave the driver. Any thread. */
+void keystone_redact(struct keystone *k, char **msg);
 
 /* The cloud this session uses (owned by K). */
 const struct clouds_cloud *keystone_cloud(const struct keystone *k);

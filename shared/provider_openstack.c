@@ -23,6 +23,13 @@
  *   "auto" (what openstacksdk sends) unless Neutron shows no network for the
  *   project and no auto-allocated-topology: then "none", which boots where
  *   "auto" would be refused (openstack_default_networks).
+ * - Error messages quote the cloud's answers. They leave the driver only as
+ *   an op's *reterr_msg, and every op in the table at the end passes its
+ *   message through keystone_redact() (known secrets and tokens, values of
+ *   credential-named keys): an answer that echoes our request (Keystone's
+ *   auth body holds the password) never reaches a log or /pool-list. The
+ *   driver's own debug lines carry no answer text; those with a URL (from
+ *   the catalog) are redacted too. http.c's debug lines still show URLs.
  * - Ownership of resources is metadata: nodepool_provider_name,
  *   nodepool_pool_name, nodepool_node_id, groups (+ instance-properties) on
  *   servers; the same keys as image properties plus the tag "nodepool" on
@@ -43,6 +50,7 @@
 #include "log.h"
 #include "provider.h"
 #include "provider_openstack.h"
+#include "redact.h"
 
 #define OS_COMPUTE_VERSION "2.47"
 #define OS_LIST_TTL 1.0              /* seconds a server list serves get()/list() */
@@ -701,6 +709,7 @@ static int os_request(struct os *o, const struct os_call *c, json_t **ret_json, 
                 if (r < 0) {
                         if (attempt < OS_ATTEMPTS && transport_retryable(r, c->method) &&
                             !(c->upload_path && r == -ETIMEDOUT)) {
+                                keystone_redact(o->ks, &msg); /* its URL may come from the catalog */
                                 log_debug("openstack %s: %s (retrying in %.1f s)", o->name, msg, backoff);
                                 sleep_s(backoff);
                                 backoff = MIN(backoff * 2, 4.0);
@@ -724,7 +733,9 @@ static int os_request(struct os *o, const struct os_call *c, json_t **ret_json, 
                 }
                 if (http_status_retryable(resp.status) && attempt < OS_ATTEMPTS && strcmp(c->method, "POST") != 0 &&
                     !c->upload_path) {
-                        log_debug("openstack %s: %s %s -> %ld (retrying in %.1f s)", o->name, c->method, url,
+                        _cleanup_free_ char *shown = xstrdup(url);
+                        keystone_redact(o->ks, &shown);
+                        log_debug("openstack %s: %s %s -> %ld (retrying in %.1f s)", o->name, c->method, shown,
                                   resp.status, backoff);
                         http_response_done(&resp);
                         sleep_s(backoff);
@@ -1489,17 +1500,81 @@ static int os_image_upload(struct provider *p, const char *local_path, const cha
         return r;
 }
 
+/* ------------------------------------------------------------------ the ops: messages leave redacted */
+
+/* The one way out for the driver's messages (Keystone's, Nova's, Glance's,
+ * Neutron's words and ours): the launcher logs them, shows them on /pool-list,
+ * poolctl and ostool print them. An answer that echoes our request must not
+ * carry the credentials along (keystone_redact). */
+static int redacted(struct provider *p, int r, char **reterr_msg) {
+        if (r < 0 && reterr_msg)
+                keystone_redact(OS(p)->ks, reterr_msg);
+        return r;
+}
+
+static int op_open(const struct provider_params *params, struct provider **ret, char **reterr_msg) {
+        int r = os_open(params, ret, reterr_msg);
+        /* Nothing was sent yet: no secret is known to have reached the text, but a
+         * clouds.yaml problem must not quote one. */
+        if (r < 0 && reterr_msg)
+                redact_msg(reterr_msg, NULL);
+        return r;
+}
+
+static int op_create(struct provider *p, const struct provider_create_req *req, struct provider_server **ret_server,
+                     char **reterr_msg) {
+        return redacted(p, os_create(p, req, ret_server, reterr_msg), reterr_msg);
+}
+
+static int op_get(struct provider *p, const char *external_id, struct provider_server **ret_server,
+                  char **reterr_msg) {
+        return redacted(p, os_get(p, external_id, ret_server, reterr_msg), reterr_msg);
+}
+
+static int op_delete(struct provider *p, const char *external_id, char **reterr_msg) {
+        return redacted(p, os_delete(p, external_id, reterr_msg), reterr_msg);
+}
+
+static int op_list(struct provider *p, struct provider_server ***ret_servers, size_t *ret_n, char **reterr_msg) {
+        return redacted(p, os_list(p, ret_servers, ret_n, reterr_msg), reterr_msg);
+}
+
+static int op_quota(struct provider *p, struct provider_limits *ret_limits, char **reterr_msg) {
+        return redacted(p, os_quota(p, ret_limits, reterr_msg), reterr_msg);
+}
+
+static int op_image_upload(struct provider *p, const char *local_path, const char *format, const char *md5,
+                           const char *sha256, const char *image_name, const struct provider_kv *tags, size_t n_tags,
+                           char **ret_external_id, char **reterr_msg) {
+        return redacted(p, os_image_upload(p, local_path, format, md5, sha256, image_name, tags, n_tags,
+                                           ret_external_id, reterr_msg),
+                        reterr_msg);
+}
+
+static int op_image_delete(struct provider *p, const char *external_id, char **reterr_msg) {
+        return redacted(p, os_image_delete(p, external_id, reterr_msg), reterr_msg);
+}
+
+static int op_image_list(struct provider *p, struct provider_image ***ret_images, size_t *ret_n,
+                         char **reterr_msg) {
+        return redacted(p, os_image_list(p, ret_images, ret_n, reterr_msg), reterr_msg);
+}
+
+static int op_console_log(struct provider *p, const char *external_id, char **ret_text, char **reterr_msg) {
+        return redacted(p, os_console_log(p, external_id, ret_text, reterr_msg), reterr_msg);
+}
+
 const struct provider_ops provider_openstack_ops = {
         .driver = "openstack",
-        .open = os_open,
+        .open = op_open,
         .close = os_close,
-        .create = os_create,
-        .get = os_get,
-        .delete = os_delete,
-        .list = os_list,
-        .quota = os_quota,
-        .image_upload = os_image_upload,
-        .image_delete = os_image_delete,
-        .image_list = os_image_list,
-        .console_log = os_console_log,
+        .create = op_create,
+        .get = op_get,
+        .delete = op_delete,
+        .list = op_list,
+        .quota = op_quota,
+        .image_upload = op_image_upload,
+        .image_delete = op_image_delete,
+        .image_list = op_image_list,
+        .console_log = op_console_log,
 };
