@@ -345,14 +345,16 @@ static char *pool_target_path(virStoragePoolPtr pool) {
 
 /* A pool of this name left by an earlier run that pointed elsewhere (a state
  * directory since removed) would fail to start forever. An inactive one is
- * undefined, to be defined afresh at the configured path (1); an active one is
- * someone's live pool, an error that says so (-EEXIST); 0: POOL is fine. */
-static int lv_pool_check_path(struct lv *lv, virStoragePoolPtr pool, char **reterr_msg) {
+ * undefined, to be defined afresh at the configured path (1). An active one
+ * holds live volumes: it is used where it is, with a warning (0). */
+static int lv_pool_check_path(struct lv *lv, virStoragePoolPtr pool) {
         _cleanup_free_ char *have = pool_target_path(pool);
         if (!have || strcmp(have, lv->pool_path) == 0) return 0;
-        if (virStoragePoolIsActive(pool) == 1)
-                return provider_error(reterr_msg, EEXIST, "storage pool %s is active at %s, configured at %s",
-                                      lv->storage_pool, have, lv->pool_path);
+        if (virStoragePoolIsActive(pool) == 1) {
+                log_warning("libvirt: storage pool %s is active at %s, not at the configured %s; using it there",
+                            lv->storage_pool, have, lv->pool_path);
+                return 0;
+        }
         log_info("libvirt: storage pool %s was defined at %s; redefining it at %s", lv->storage_pool, have,
                  lv->pool_path);
         if (virStoragePoolUndefine(pool) < 0) virResetLastError();
@@ -363,12 +365,9 @@ static int lv_ensure_pool(struct lv *lv, char **reterr_msg) {
         virStoragePoolPtr pool = virStoragePoolLookupByName(lv->conn, lv->storage_pool);
         int r = 0;
         if (pool) {
-                r = lv_pool_check_path(lv, pool, reterr_msg);
-                if (r != 0) {
+                if (lv_pool_check_path(lv, pool) > 0) {
                         virStoragePoolFree(pool);
                         pool = NULL;
-                        if (r < 0) return r;
-                        r = 0;
                 }
         }
         if (!pool) {
