@@ -36,6 +36,7 @@ int ctl_erase(struct ctl *ctl, int argc, char **argv);
 int ctl_request_list(struct ctl *ctl, int argc, char **argv);
 int ctl_dib_image_list(struct ctl *ctl, int argc, char **argv);
 int ctl_image_list(struct ctl *ctl, int argc, char **argv);
+int ctl_alien_image_list(struct ctl *ctl, int argc, char **argv);
 int ctl_image_status(struct ctl *ctl, int argc, char **argv);
 int ctl_image_build(struct ctl *ctl, int argc, char **argv);
 int ctl_image_delete(struct ctl *ctl, int argc, char **argv);

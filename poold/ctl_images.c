@@ -18,6 +18,8 @@
 #include "listing.h"
 #include "log.h"
 #include "model_image.h"
+#include "provider.h"
+#include "provider_params.h"
 #include "table.h"
 #include "zk.h"
 
@@ -441,4 +443,89 @@ int ctl_dib_image_delete(struct ctl *ctl, int argc, char **argv) {
                 return 1;
         }
         return ctl_put_record(zk, path, json, len);
+}
+
+/* ---------------------------------------------------------------- alien images */
+
+static bool upload_in_zk(const struct ctl_images *t, const char *provider, const char *build_id,
+                         const char *upload_id) {
+        for (size_t i = 0; i < t->n_images; i++)
+                for (size_t j = 0; j < t->images[i].n_builds; j++) {
+                        const struct ctl_build *b = &t->images[i].builds[j];
+                        if (strcmp(b->id, build_id) != 0) continue;
+                        for (size_t k = 0; k < b->n_uploads; k++)
+                                if (strcmp(b->uploads[k].provider, provider) == 0 &&
+                                    strcmp(b->uploads[k].id, upload_id) == 0)
+                                        return true;
+                }
+        return false;
+}
+
+/* Nodepool's alien-image-list: images in the clouds that carry our upload
+ * tags but have no upload record in ZooKeeper (what the builder's leak pass
+ * would delete). One provider that cannot be listed is reported and skipped. */
+int ctl_alien_image_list(struct ctl *ctl, int argc, char **argv) {
+        static const struct option opts[] = { {} };
+        if (getopt_long(argc, argv, "", opts, NULL) != -1 || argc - optind > 1) {
+                ctl_usage("alien-image-list", "[PROVIDER]", "takes at most one provider name");
+                return 2;
+        }
+        const char *only = optind < argc ? argv[optind] : NULL;
+        _cleanup_(config_freep) struct config *cfg = NULL;
+        _cleanup_(zk_freep) struct zk *zk = NULL;
+        struct ctl_images t = {};
+        if (load_or_fail(ctl, &cfg, &zk, &t) < 0) return 1;
+        if (only && !config_find_provider(cfg, only)) {
+                fprintf(stderr, "poolctl: provider %s is not in the configuration\n", only);
+                ctl_images_done(&t);
+                return 1;
+        }
+
+        static const struct table_column cols[] = {
+                { "provider", "Provider" },
+                { "name", "Name" },
+                { "id", "Image ID" },
+        };
+        _cleanup_(table_freep) struct table *tb = table_new(cols, ELEMENTSOF(cols));
+        int ret = 0;
+        for (size_t i = 0; i < cfg->n_providers; i++) {
+                const struct config_provider *cp = &cfg->providers[i];
+                if (only && strcmp(cp->name, only) != 0) continue;
+                if (cp->driver == CONFIG_DRIVER_STATIC) continue; /* no images */
+                struct provider_params_owned params;
+                if (provider_params_from_config(cp, &params) < 0) {
+                        fprintf(stderr, "poolctl: listing images of %s provider %s is not supported\n",
+                                config_driver_to_string(cp->driver), cp->name);
+                        ret = 1;
+                        continue;
+                }
+                _cleanup_(provider_closep) struct provider *prov = NULL;
+                _cleanup_free_ char *msg = NULL;
+                int r = provider_open(&params.params, &prov, &msg);
+                provider_params_done(&params);
+                struct provider_image **imgs = NULL;
+                size_t n = 0;
+                if (r >= 0) r = prov->ops->image_list(prov, &imgs, &n, &msg);
+                if (r < 0) {
+                        fprintf(stderr, "poolctl: provider %s: cannot list images: %s\n", cp->name,
+                                msg ? msg : strerror(-r));
+                        ret = 1;
+                        continue;
+                }
+                for (size_t k = 0; k < n; k++) {
+                        const char *pn = provider_image_tag(imgs[k], "nodepool_provider_name");
+                        const char *bid = provider_image_tag(imgs[k], "nodepool_build_id");
+                        const char *uid = provider_image_tag(imgs[k], "nodepool_upload_id");
+                        if (!bid) continue; /* not uploaded by a builder */
+                        if (pn && uid && strcmp(pn, cp->name) == 0 && upload_in_zk(&t, cp->name, bid, uid)) continue;
+                        table_add_row(tb);
+                        table_set_str(tb, 0, cp->name);
+                        table_set_str(tb, 1, imgs[k]->name);
+                        table_set_str(tb, 2, imgs[k]->external_id);
+                }
+                provider_image_array_free(imgs, n);
+        }
+        ctl_images_done(&t);
+        int pr = ctl_print_table(ctl, tb);
+        return pr ? pr : ret;
 }

@@ -20,6 +20,8 @@ static const struct ctl_command commands[] = {
         { "request-list", ctl_request_list, "", "list node requests" },
         { "dib-image-list", ctl_dib_image_list, "", "list diskimage builds" },
         { "image-list", ctl_image_list, "", "list image uploads" },
+        { "alien-image-list", ctl_alien_image_list, "[PROVIDER]",
+          "list images in the clouds with our upload tags but no upload record in ZooKeeper" },
         { "image-status", ctl_image_status, "", "show each image's pause flag and build request" },
         { "image-build", ctl_image_build, "IMAGE", "request a build of a diskimage" },
         { "image-delete", ctl_image_delete, "--provider P --image I --build-id B --upload-id U",

@@ -3,6 +3,9 @@
 #include "listing.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "alloc.h"
 #include "model_image.h"
@@ -45,6 +48,83 @@ char *listing_json_text(json_t *v) {
 
 void listing_set_opaque(struct table *t, size_t col, json_t *v) {
         _cleanup_free_ char *text = listing_json_text(v);
+        table_set(t, col, text, v && !json_is_null(v) ? json_incref(v) : NULL);
+}
+
+/* repr() of a Python str: single quotes unless the text has ' and no ". */
+static void py_repr_str(FILE *f, const char *s) {
+        char q = strchr(s, '\'') && !strchr(s, '"') ? '"' : '\'';
+        fputc(q, f);
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+                if (*p == '\\' || *p == (unsigned char)q) fprintf(f, "\\%c", *p);
+                else if (*p == '\n') fputs("\\n", f);
+                else if (*p == '\r') fputs("\\r", f);
+                else if (*p == '\t') fputs("\\t", f);
+                else if (*p < 0x20 || *p == 0x7f) fprintf(f, "\\x%02x", *p);
+                else fputc(*p, f);
+        }
+        fputc(q, f);
+}
+
+/* repr() of a Python float: the shortest form that reads back the same. */
+static void py_repr_real(FILE *f, double d) {
+        char buf[64];
+        for (int prec = 1; prec <= 17; prec++) {
+                snprintf(buf, sizeof buf, "%.*g", prec, d);
+                if (strtod(buf, NULL) == d) break;
+        }
+        fputs(buf, f);
+        if (!strpbrk(buf, ".eEn")) fputs(".0", f); /* 1.0, not 1 */
+}
+
+static void py_repr(FILE *f, json_t *v) {
+        switch (json_typeof(v)) {
+        case JSON_OBJECT: {
+                const char *k;
+                json_t *x;
+                bool first = true;
+                fputc('{', f);
+                json_object_foreach(v, k, x) {
+                        if (!first) fputs(", ", f);
+                        first = false;
+                        py_repr_str(f, k);
+                        fputs(": ", f);
+                        py_repr(f, x);
+                }
+                fputc('}', f);
+                break;
+        }
+        case JSON_ARRAY:
+                fputc('[', f);
+                for (size_t i = 0; i < json_array_size(v); i++) {
+                        if (i) fputs(", ", f);
+                        py_repr(f, json_array_get(v, i));
+                }
+                fputc(']', f);
+                break;
+        case JSON_STRING: py_repr_str(f, json_string_value(v)); break;
+        case JSON_INTEGER: fprintf(f, "%" JSON_INTEGER_FORMAT, json_integer_value(v)); break;
+        case JSON_REAL: py_repr_real(f, json_real_value(v)); break;
+        case JSON_TRUE: fputs("True", f); break;
+        case JSON_FALSE: fputs("False", f); break;
+        case JSON_NULL: fputs("None", f); break;
+        }
+}
+
+char *listing_python_text(json_t *v) {
+        if (!v || json_is_null(v)) return xstrdup("");
+        if (json_is_string(v)) return xstrdup(json_string_value(v)); /* str() of a str */
+        char *out = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&out, &len);
+        if (!f) abort();
+        py_repr(f, v);
+        fclose(f);
+        return out;
+}
+
+void listing_set_python(struct table *t, size_t col, json_t *v) {
+        _cleanup_free_ char *text = listing_python_text(v);
         table_set(t, col, text, v && !json_is_null(v) ? json_incref(v) : NULL);
 }
 
@@ -92,8 +172,9 @@ void listing_node_row(struct table *t, const struct node *n, bool locked, double
         table_set_str(t, LISTING_NODE_ALLOCATED_TO, n->allocated_to);
         table_set_str(t, LISTING_NODE_HOLD_JOB, n->hold_job);
         table_set_str(t, LISTING_NODE_COMMENT, n->comment);
-        listing_set_opaque(t, LISTING_NODE_USER_DATA, n->user_data);
-        listing_set_opaque(t, LISTING_NODE_DRIVER_DATA, n->driver_data);
+        /* Nodepool's table cells are Python's str() of the decoded value. */
+        listing_set_python(t, LISTING_NODE_USER_DATA, n->user_data);
+        listing_set_python(t, LISTING_NODE_DRIVER_DATA, n->driver_data);
 }
 
 struct table *listing_request_table(void) {

@@ -51,6 +51,12 @@ enum {
 char *listing_json_text(json_t *v);
 /* A cell holding an opaque JSON value: text as listing_json_text, JSON as is (a new reference). */
 void listing_set_opaque(struct table *t, size_t col, json_t *v);
+/* Python's str() of the value json.loads() gives for V, as Nodepool's tables
+ * print it: a string as is, containers as repr ({'a': 1, 'b': [True, None]}).
+ * null is "". Caller frees. */
+char *listing_python_text(json_t *v);
+/* A cell whose text is listing_python_text(V) and whose JSON is V. */
+void listing_set_python(struct table *t, size_t col, json_t *v);
 /* An age cell from an integer-second timestamp (Nodepool's int(state_time)):
  * text DD:HH:MM:SS, JSON the integer; NAN → empty and null. */
 void listing_set_int_age(struct table *t, size_t col, double when, double now);

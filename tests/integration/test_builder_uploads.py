@@ -219,3 +219,27 @@ def test_build_and_upload_send_nodepool_statsd_metrics(builder, libvirtd, pool_n
         assert has(lines, "nodepool.builder.%s.image.debian.provider.lv.upload.state" % host, "g", 2)
     finally:
         listener.close()
+
+
+def test_alien_image_list_shows_tagged_volumes_without_an_upload_record(builder, libvirtd, pool_name,
+                                                                         kazoo):  # noqa: F811
+    """poolctl alien-image-list (Nodepool's): cloud images carrying our build tags
+    whose upload is not in ZooKeeper; the real upload and untagged volumes are not
+    listed; a provider filter and --json work; an unknown provider is an error."""
+    builder.config([diskimage()], [libvirt_provider("lv", libvirtd, pool_name, ["debian"])])
+    builder.start()
+    (bid, uid, rec), = wait_for(lambda: ready_uploads(builder, "lv"), what="a ready upload")
+    builder.stop()  # its leak pass would delete the alien before we look
+    alien = "lv@debian-7@qcow2@nodepool_build_id=%s@nodepool_upload_id=0000000077@nodepool_provider_name=lv" % ("a" * 32)
+    libvirtd.virsh("vol-create-as", pool_name, alien, "4096", "--format", "raw")
+    libvirtd.virsh("vol-create-as", pool_name, "lv@hand-made@qcow2", "4096", "--format", "raw")
+    out = poolctl(builder.config_path, "alien-image-list")
+    assert out.returncode == 0, out.stderr
+    assert "| Provider | Name" in out.stdout and "Image ID |" in out.stdout, out.stdout
+    assert alien in out.stdout
+    assert rec["external_id"] not in out.stdout and "hand-made" not in out.stdout, out.stdout
+    js = poolctl(builder.config_path, "--json", "alien-image-list", "lv")
+    assert js.returncode == 0, js.stderr
+    assert [r["id"] for r in json.loads(js.stdout)] == [alien], js.stdout
+    bad = poolctl(builder.config_path, "alien-image-list", "nosuch")
+    assert bad.returncode == 1 and "nosuch is not in the configuration" in bad.stderr

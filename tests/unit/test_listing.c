@@ -1,5 +1,6 @@
-/* test_listing.c — shared/listing.c rows where poold adds to Nodepool: the
- * State cell of a failed build that carries the builder's back-off. */
+/* test_listing.c — shared/listing.c rows where poold adds to or mirrors
+ * Nodepool: the State cell of a failed build that carries the builder's
+ * back-off, and Python's str() of user_data in `list --detail`. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -67,8 +68,33 @@ static void test_dib_image_list_failed_state_text(void **state) {
         }
 }
 
+/* User Data and Driver Data print as Nodepool's tables do, with Python's
+ * str() of what json.loads() gives (Zuul's dict, a metastatic JSON string):
+ * quotes and escapes as repr(), True/False/None, floats that read back. */
+static void test_user_data_is_python_str(void **state) {
+        static const struct { const char *json, *text; } c[] = {
+                { "{\"zuul_system\": \"abc\", \"project_name\": \"opendev.org/x\"}",
+                  "{'zuul_system': 'abc', 'project_name': 'opendev.org/x'}" },
+                { "[true, false, null, 1, 2.5, 1.0, 0.1]", "[True, False, None, 1, 2.5, 1.0, 0.1]" },
+                { "{\"q\": \"it's\", \"b\": \"a\\\\b\\n\"}", "{'q': \"it's\", 'b': 'a\\\\b\\n'}" },
+                { "\"{\\\"owner\\\": \\\"n1\\\"}\"", "{\"owner\": \"n1\"}" }, /* a string: str() is itself */
+                { "{}", "{}" },
+                { "null", "" },
+        };
+        for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+                json_error_t e;
+                json_t *v = json_loads(c[i].json, JSON_DECODE_ANY, &e);
+                assert_non_null(v);
+                char *text = listing_python_text(v);
+                assert_string_equal(text, c[i].text);
+                free(text);
+                json_decref(v);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_user_data_is_python_str),
                 cmocka_unit_test(test_dib_image_list_failed_state_text),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
