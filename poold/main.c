@@ -29,7 +29,8 @@ static void usage(FILE *f) {
                 "  -f, --foreground    do not detach\n"
                 "  -d, --debug         foreground, debug logging to stderr\n"
                 "  -p, --pidfile PATH  pid file (default none in foreground, /var/run/nodepool/launcher.pid)\n"
-                "  -l, --logfile PATH  log file (default stderr in foreground)\n"
+                "  -l, --logfile PATH  log file (default stderr in foreground); a Python logging\n"
+                "                      config (Nodepool's -l) is read for its file handler, never written\n"
                 "      --version       print the version and exit\n"
                 "  -h, --help          show this help\n");
 }

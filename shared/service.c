@@ -10,6 +10,8 @@
 #include "config_diag.h"
 #include "daemon.h"
 #include "log.h"
+#include "logconfig.h"
+#include "macro.h"
 #include "loop.h"
 #include "zk.h"
 
@@ -35,8 +37,14 @@ int service_start(const char *name, const char *logfile, bool foreground, const 
                   struct daemon_ready **ret_ready, struct daemon_pidfile **ret_pidfile) {
         int r;
         if (logfile) {
-                r = log_open_file(logfile, foreground);
-                if (r < 0) return log_error_errno(r, "cannot open log file %s: %m", logfile);
+                _cleanup_free_ char *file = NULL, *note = NULL;
+                r = logconfig_resolve(logfile, &file, &note);
+                if (r < 0) return log_error_errno(r, "cannot read %s: %m", logfile);
+                if (file) {
+                        r = log_open_file(file, foreground);
+                        if (r < 0) return log_error_errno(r, "cannot open log file %s: %m", file);
+                }
+                if (note) log_info("%s", note);
         }
         struct daemon_ready *ready = NULL;
         if (!foreground) {

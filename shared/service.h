@@ -21,7 +21,9 @@ struct zk;
 int service_config_load(const char *path, const char *secure, struct config **ret);
 
 /* Process shape both daemons share, in this order: log to LOGFILE (NULL:
- * stderr; also echoed to stderr when FOREGROUND), detach unless FOREGROUND
+ * stderr; also echoed to stderr when FOREGROUND; a Python logging
+ * configuration there is read for its file handler, never written: see
+ * logconfig.h), detach unless FOREGROUND
  * (the parent waits for daemon_notify_ready/failed on *ret_ready), then take
  * PIDFILE (NULL: none). Errors are logged naming NAME. On success returns 0
  * with *ret_ready (NULL in the foreground) and *ret_pidfile (NULL without a
