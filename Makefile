@@ -34,15 +34,24 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
+# The ZooKeeper C client with TLS (Debian's libzookeeper-mt has none), built
+# from Debian's source package by `make deps` (tools/zkclient/build.sh).
+ZKC_VERSION := 3.8.0-11+deb12u2
+ZKC_PREFIX ?= /var/cache/poold-zkclient/$(ZKC_VERSION)
+ZKC_LIB := $(ZKC_PREFIX)/lib/libzookeeper.a
+# HAVE_OPENSSL_H: the header's zsock_t layout and zookeeper_init_ssl depend on it.
+ZKC_CFLAGS := -I$(ZKC_PREFIX)/include -DHAVE_OPENSSL_H
+ZKC_LIBS := $(ZKC_LIB) $(ZKC_PREFIX)/lib/libhashtable.a -lssl -lcrypto
+
 CC ?= cc
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -DTHREADED -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
-	-Wformat=2 -Wno-format-nonliteral -g $(OPT) -Ishared $(PKG_CFLAGS) $(CFLAGS)
+	-Wformat=2 -Wno-format-nonliteral -g $(OPT) -Ishared $(ZKC_CFLAGS) $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL := $(OPT) $(LDFLAGS)
-LIBS := $(PKG_LIBS) -lzookeeper_mt -lpthread -lm
+LIBS := $(PKG_LIBS) $(ZKC_LIBS) -lpthread -lm
 
 # Debian packages needed to build, test, and run the embedded default.
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
-	libzookeeper-mt-dev libyaml-dev libjansson-dev libcurl4-openssl-dev libvirt-dev \
+	libssl-dev cmake dpkg-dev patch libzookeeper-java libyaml-dev libjansson-dev libcurl4-openssl-dev libvirt-dev \
 	libguestfs-dev libmicrohttpd-dev libcmocka-dev zookeeper default-jre-headless \
 	python3 python3-pytest python3-kazoo python3-yaml openssh-server openssh-client \
 	libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils \
@@ -104,6 +113,10 @@ $(BUILD)/tests/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIBPOOL)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
+$(BUILD)/obj/shared/zk.o: | $(ZKC_LIB)
+$(ZKC_LIB):
+	@echo "$@ is missing: run 'make deps' (as root) to build the ZooKeeper C client with TLS" >&2; exit 1
+
 # ---------------------------------------------------------------- tests
 # `make check` is what CI and the README run. It installs what is missing,
 # then builds and runs everything under AddressSanitizer + UBSan.
@@ -131,12 +144,12 @@ check-integration: tests
 # ---------------------------------------------------------------- fuzz
 FUZZ_BUILD := build-fuzz
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -DTHREADED -g -O1 -fsanitize=fuzzer,address,undefined \
-	-fno-sanitize-recover=all -Ishared $(PKG_CFLAGS)
+	-fno-sanitize-recover=all -Ishared $(ZKC_CFLAGS) $(PKG_CFLAGS)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
 
 fuzz-build: $(FUZZ_BINS)
 
-$(FUZZ_BUILD)/%: tests/fuzz/%.c $(SHARED_SRC) $(wildcard shared/*.h)
+$(FUZZ_BUILD)/%: tests/fuzz/%.c $(SHARED_SRC) $(wildcard shared/*.h) | $(ZKC_LIB)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(SHARED_SRC) $(LIBS)
 
@@ -160,6 +173,7 @@ deps:
 		echo "deps: installing$$missing"; \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+	tools/zkclient/build.sh $(ZKC_VERSION) $(ZKC_PREFIX)
 
 # ---------------------------------------------------------------- install
 install: programs
