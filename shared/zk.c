@@ -16,11 +16,19 @@
  * listeners, who then see CONNECTED again when the new session is up.
  *
  * Blocking recipes (zk_wait_change) use "sync waiter" watches that signal a
- * condition variable instead of the queue, so they work without dispatch. */
+ * condition variable instead of the queue, so they work without dispatch.
+ *
+ * TLS: OpenSSL writes with write(), not send(MSG_NOSIGNAL) as the plaintext
+ * path does, so a server that closed the connection raises SIGPIPE in the
+ * writing thread, which would kill a program that does not ignore it. The
+ * library writes from its I/O thread (which inherits SIGPIPE blocked from
+ * handle_open()) and, flushing the close request, from zookeeper_close()'s
+ * caller (see handle_close()). */
 #include "zk.h"
 
 #include <openssl/err.h>
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -553,6 +561,32 @@ static void deadline_after(struct timespec *ts, int timeout_ms) {
 
 /* ---------------------------------------------------------------- handle lifecycle */
 
+/* SIGPIPE blocked in the calling thread (see DESIGN); *old gets the mask to restore. */
+static void sigpipe_block(sigset_t *old) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+/* Restore OLD, first dropping a SIGPIPE that became pending meanwhile
+ * (one already pending before WAS_PENDING is left for the caller). */
+static void sigpipe_restore(const sigset_t *old, bool was_pending) {
+        if (!was_pending) {
+                sigset_t set;
+                sigemptyset(&set);
+                sigaddset(&set, SIGPIPE);
+                const struct timespec zero = { 0 };
+                while (sigtimedwait(&set, NULL, &zero) == SIGPIPE) {}
+        }
+        pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+static bool sigpipe_pending(void) {
+        sigset_t p;
+        return sigpending(&p) == 0 && sigismember(&p, SIGPIPE) == 1;
+}
+
 static int handle_open(struct zk *zk) {
         pthread_mutex_lock(&zk->mu);
         uint64_t hid = ++zk->hid;
@@ -564,11 +598,15 @@ static int handle_open(struct zk *zk) {
         struct zk_handle_ctx *h = xnew(struct zk_handle_ctx, 1);
         h->zk = zk;
         h->hid = hid;
+        /* The library's threads start here and inherit SIGPIPE blocked. */
+        sigset_t old;
+        sigpipe_block(&old);
         zhandle_t *zh = zk->tls ? zookeeper_init2_ssl(zk->hosts, zk->tls, global_watcher, zk->timeout_ms, NULL, h, 0,
                                                       zk_log_cb)
                                 : zookeeper_init2(zk->hosts, global_watcher, zk->timeout_ms, NULL, h, 0, zk_log_cb);
+        int r = zh ? 0 : negative_errno();
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (!zh) {
-                int r = negative_errno();
                 free(h);
                 return r;
         }
@@ -598,8 +636,13 @@ static void handle_close(struct zk *zk) {
         zk->inflight = 0;
         pthread_mutex_unlock(&zk->mu);
 
-        /* Joins the library threads; may run completions on this thread. */
+        /* Joins the library threads; may run completions on this thread, and
+         * writes the close request from it. */
+        sigset_t old;
+        sigpipe_block(&old);
+        bool was_pending = sigpipe_pending();
         zookeeper_close(zk->zh);
+        sigpipe_restore(&old, was_pending);
         zk->zh = NULL;
         free(zk->hctx);
         zk->hctx = NULL;

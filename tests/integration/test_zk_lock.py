@@ -49,7 +49,7 @@ class ZkTool:
     def _next(self, timeout):
         line = self.lines.get(timeout=timeout)
         if line is None:
-            raise EOFError("zktool exited: %s" % "".join(self.stderr[-20:]))
+            raise EOFError("zktool exited (%s): %s" % (self.proc.wait(10), "".join(self.stderr[-20:])))
         return line
 
     def answer(self, timeout=10):

@@ -187,3 +187,37 @@ def test_plaintext_without_zookeeper_tls_still_works(tmp_path, zk_plain_server, 
     r = subprocess.run([program("poolctl"), "-c", str(cfg), "list"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "0000000007" in r.stdout
+
+
+def test_session_expiry_over_tls_does_not_kill_a_program_without_sigpipe_handling(zk_tls_server, tls_chroot,
+                                                                                    tls_kazoo):
+    """OpenSSL writes with write(), so a write to the connection the server
+    closed raises SIGPIPE; zktool, like poolctl, does not ignore it. It watches
+    a tree that kazoo changes while zktool is frozen past its session timeout:
+    on waking it reads the watch events and writes requests into the closed
+    connection. It sees EXPIRED then CONNECTED and keeps serving (shared/zk.c
+    keeps SIGPIPE blocked where the library writes; without that it dies)."""
+    from test_zk_lock import ZkTool
+    tls_kazoo.create("/w/a", b"1", makepath=True)
+    t = ZkTool(zk_tls_server.hosts + tls_chroot, 2000, zk_tls_server.zktool_args())
+    try:
+        assert t.cmd("watch /w 1") == "watching"
+        t.wait_event("CACHE SYNCED")
+        t.kill(signal.SIGSTOP)
+        time.sleep(1)
+        for i in range(5):
+            tls_kazoo.set("/w/a", b"%d" % i)
+            tls_kazoo.create("/w/n%d" % i, b"x")
+        time.sleep(3)
+        t.kill(signal.SIGCONT)
+        t.wait_event("STATE EXPIRED", timeout=15)
+        t.wait_event("STATE CONNECTED", timeout=15)
+        deadline = time.time() + 10
+        while (answer := t.cmd("session")) != "connected timeout=2000 gen=1":
+            assert time.time() < deadline, answer
+            time.sleep(0.1)
+        path = t.cmd("register launcher tls-host")
+        assert path.startswith("/nodepool/components/launcher/"), path
+        assert tls_kazoo.exists(path)
+    finally:
+        t.close()
