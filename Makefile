@@ -2,10 +2,12 @@
 #
 #   make            build the library and every program into build/
 #   make check      install missing Debian packages, build an ASan+UBSan variant
-#                   into build-san/ and run every test tier (unit, integration, fuzz smoke)
+#                   into build-san/ and run every test tier (unit, integration, its core
+#                   again over a TLS-only ZooKeeper, fuzz smoke)
 #   make fuzz       build libFuzzer targets into build-fuzz/ and run each FUZZ_SECONDS
 #   make install    install into $(DESTDIR)$(PREFIX)
-#   make deps       install the Debian packages the build and the tests need
+#   make deps       install the Debian packages the build and the tests need, and
+#                   build the ZooKeeper C client with TLS from Debian's source
 #
 # Sources are found by wildcard, so a new module or test needs no Makefile edit:
 #   shared/*.c               -> libpool.a (linked into everything)
@@ -72,7 +74,7 @@ PROGRAMS := $(BUILD)/bin/poold $(BUILD)/bin/poolctl $(BUILD)/bin/poold-builder
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
 
-.PHONY: all programs tests check check-unit check-integration fuzz fuzz-build deps install clean up down
+.PHONY: all programs tests check check-unit check-integration check-integration-tls fuzz fuzz-build deps install clean up down
 .DELETE_ON_ERROR:
 
 all: programs
@@ -124,6 +126,7 @@ check: deps
 	$(MAKE) SAN=1 tests
 	$(MAKE) SAN=1 check-unit
 	$(MAKE) SAN=1 check-integration
+	$(MAKE) SAN=1 check-integration-tls
 	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
 	@echo "make check: all tiers passed"
 
@@ -140,6 +143,15 @@ check-unit: $(UNIT_BINS)
 check-integration: tests
 	POOLD_BUILD=$(CURDIR)/$(BUILD) POOLD_SRCDIR=$(CURDIR) \
 		$(PYTHON) -m pytest -p no:cacheprovider -v tests/integration $(PYTEST_ARGS)
+
+# The core launcher, poolctl and session tiers once more against a TLS-only
+# ZooKeeper (test_zk_tls.py runs in check-integration anyway). Any tier runs
+# so with POOLD_TEST_ZK_TLS=1. Exit 5: PYTEST_ARGS deselected every test here.
+TLS_TIER := $(addprefix tests/integration/,test_launcher_requests.py test_launcher_daemon.py \
+	test_poolctl.py test_zk_session.py test_zk_cache.py)
+check-integration-tls: tests
+	POOLD_TEST_ZK_TLS=1 POOLD_BUILD=$(CURDIR)/$(BUILD) POOLD_SRCDIR=$(CURDIR) \
+		$(PYTHON) -m pytest -p no:cacheprovider -v $(TLS_TIER) $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 # ---------------------------------------------------------------- fuzz
 FUZZ_BUILD := build-fuzz
