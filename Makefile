@@ -115,7 +115,8 @@ $(BUILD)/tests/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIBPOOL)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
-$(BUILD)/obj/shared/zk.o: | $(ZKC_LIB)
+# A rebuilt client recompiles zk.o, so libpool.a and every program are relinked.
+$(BUILD)/obj/shared/zk.o: $(ZKC_LIB)
 $(ZKC_LIB):
 	@echo "$@ is missing: run 'make deps' (as root) to build the ZooKeeper C client with TLS" >&2; exit 1
 
@@ -161,7 +162,7 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
 
 fuzz-build: $(FUZZ_BINS)
 
-$(FUZZ_BUILD)/%: tests/fuzz/%.c $(SHARED_SRC) $(wildcard shared/*.h) | $(ZKC_LIB)
+$(FUZZ_BUILD)/%: tests/fuzz/%.c $(SHARED_SRC) $(wildcard shared/*.h) $(ZKC_LIB)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(SHARED_SRC) $(LIBS)
 

@@ -42,7 +42,15 @@ for tool in apt-get apt-cache dpkg-source patch cmake java cc nm; do
 done
 [ -r "$jute_jar" ] || die "$jute_jar is missing (Debian package libzookeeper-java)"
 
-# --- 1. deb-src entries: the same URIs, suites, components and key as the deb ones.
+# --- 1. deb-src entries: the same URIs, suites, components and key as the deb ones
+#        (deb822 debian.sources, or one-line /etc/apt/sources.list on older installs).
+if ! apt-cache showsrc zookeeper 2>/dev/null | grep -q '^Package: zookeeper$'; then
+        if [ ! -r "$src_list" ] && grep -q '^deb ' /etc/apt/sources.list 2>/dev/null; then
+                echo "build-zkclient: adding deb-src lines in ${srcsrc_list%.sources}.list (from /etc/apt/sources.list)"
+                sed -n 's/^deb /deb-src /p' /etc/apt/sources.list >"${srcsrc_list%.sources}.list"
+                apt-get update -q || die "apt-get update failed"
+        fi
+fi
 if ! apt-cache showsrc zookeeper 2>/dev/null | grep -q '^Package: zookeeper$'; then
         [ -r "$src_list" ] || die "$src_list not found: cannot derive the deb-src mirror"
         echo "build-zkclient: adding deb-src entries in $srcsrc_list (from $src_list)"
@@ -75,7 +83,8 @@ echo "$have" | grep -qxF "$version" ||
         die "Debian source zookeeper=$version is not available (apt offers: $(echo $have)); update the pin ZKC_VERSION in the Makefile"
 
 work=$(mktemp -d /var/tmp/poold-zkclient.XXXXXX)
-trap 'rm -rf "$work"' EXIT INT TERM
+trap 'rm -rf "$work"' EXIT
+trap 'exit 1' INT TERM
 cd "$work"
 echo "build-zkclient: apt-get source zookeeper=$version"
 apt-get source -q --only-source "zookeeper=$version" >source.log 2>&1 || { cat source.log >&2; die "apt-get source failed"; }
