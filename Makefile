@@ -2,10 +2,12 @@
 #
 #   make            build the library and every program into build/
 #   make check      install missing Debian packages, build an ASan+UBSan variant
-#                   into build-san/ and run every test tier (unit, integration, fuzz smoke)
+#                   into build-san/ and run every test tier (unit, integration, its core
+#                   again over a TLS-only ZooKeeper, fuzz smoke)
 #   make fuzz       build libFuzzer targets into build-fuzz/ and run each FUZZ_SECONDS
 #   make install    install into $(DESTDIR)$(PREFIX)
-#   make deps       install the Debian packages the build and the tests need
+#   make deps       install the Debian packages the build and the tests need, and
+#                   build the ZooKeeper C client with TLS from Debian's source
 #   make up         install what the pool needs (deps-run), build, run poold/poold-local up
 #
 # Sources are found by wildcard, so a new module or test needs no Makefile edit:
@@ -37,17 +39,26 @@ PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 
+# The ZooKeeper C client with TLS (Debian's libzookeeper-mt has none), built
+# from Debian's source package by `make deps` (tools/zkclient/build.sh).
+ZKC_VERSION := 3.8.0-11+deb12u2
+ZKC_PREFIX ?= /var/cache/poold-zkclient/$(ZKC_VERSION)
+ZKC_LIB := $(ZKC_PREFIX)/lib/libzookeeper.a
+# HAVE_OPENSSL_H: the header's zsock_t layout and zookeeper_init_ssl depend on it.
+ZKC_CFLAGS := -I$(ZKC_PREFIX)/include -DHAVE_OPENSSL_H
+ZKC_LIBS := $(ZKC_LIB) $(ZKC_PREFIX)/lib/libhashtable.a -lssl -lcrypto
+
 CC ?= cc
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -DTHREADED -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
-	-Wformat=2 -Wno-format-nonliteral -g $(OPT) -Ishared $(PKG_CFLAGS) $(CFLAGS)
+	-Wformat=2 -Wno-format-nonliteral -g $(OPT) -Ishared $(ZKC_CFLAGS) $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL := $(OPT) $(LDFLAGS)
-LIBS := $(PKG_LIBS) -lzookeeper_mt -lpthread -lm
+LIBS := $(PKG_LIBS) $(ZKC_LIBS) -lpthread -lm
 
 # Debian packages the pool needs to build and run the embedded default
 # (`make up`: ZooKeeper, libvirt/QEMU, libguestfs, debootstrap, kazoo for
-# poold-local's checks) ...
+# poold-local's checks, and what the TLS ZooKeeper client is built with) ...
 RUN_PKGS := build-essential pkg-config \
-	libzookeeper-mt-dev libyaml-dev libjansson-dev libcurl4-openssl-dev libvirt-dev \
+	libssl-dev cmake dpkg-dev patch libzookeeper-java libyaml-dev libjansson-dev libcurl4-openssl-dev libvirt-dev \
 	libguestfs-dev libmicrohttpd-dev zookeeper default-jre-headless \
 	python3 python3-kazoo openssh-client \
 	libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils \
@@ -76,7 +87,8 @@ GITLAB_MOD_OBJ := $(call obj,$(filter-out gitlab/main.c,$(GITLAB_SRC)))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
 
-.PHONY: all programs tests check check-unit check-integration fuzz fuzz-build deps deps-run install clean up up-build down
+.PHONY: all programs tests check check-unit check-integration check-integration-tls fuzz fuzz-build deps deps-run \
+	install clean up up-build down
 .DELETE_ON_ERROR:
 
 all: programs
@@ -125,6 +137,11 @@ $(BUILD)/tests/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIBPOOL)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
+# A rebuilt client recompiles zk.o, so libpool.a and every program are relinked.
+$(BUILD)/obj/shared/zk.o: $(ZKC_LIB)
+$(ZKC_LIB):
+	@echo "$@ is missing: run 'make deps' (as root) to build the ZooKeeper C client with TLS" >&2; exit 1
+
 # ---------------------------------------------------------------- tests
 # `make check` is what CI and the README run. It installs what is missing,
 # then builds and runs everything under AddressSanitizer + UBSan.
@@ -132,6 +149,7 @@ check: deps
 	$(MAKE) SAN=1 tests
 	$(MAKE) SAN=1 check-unit
 	$(MAKE) SAN=1 check-integration
+	$(MAKE) SAN=1 check-integration-tls
 	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
 	@echo "make check: all tiers passed"
 
@@ -149,15 +167,24 @@ check-integration: tests
 	POOLD_BUILD=$(CURDIR)/$(BUILD) POOLD_SRCDIR=$(CURDIR) \
 		$(PYTHON) -m pytest -p no:cacheprovider -v tests/integration $(PYTEST_ARGS)
 
+# The core launcher, poolctl and session tiers once more against a TLS-only
+# ZooKeeper (test_zk_tls.py runs in check-integration anyway). Any tier runs
+# so with POOLD_TEST_ZK_TLS=1. Exit 5: PYTEST_ARGS deselected every test here.
+TLS_TIER := $(addprefix tests/integration/,test_launcher_requests.py test_launcher_daemon.py \
+	test_poolctl.py test_zk_session.py test_zk_cache.py)
+check-integration-tls: tests
+	POOLD_TEST_ZK_TLS=1 POOLD_BUILD=$(CURDIR)/$(BUILD) POOLD_SRCDIR=$(CURDIR) \
+		$(PYTHON) -m pytest -p no:cacheprovider -v $(TLS_TIER) $(PYTEST_ARGS) || [ $$? -eq 5 ]
+
 # ---------------------------------------------------------------- fuzz
 FUZZ_BUILD := build-fuzz
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -DTHREADED -g -O1 -fsanitize=fuzzer,address,undefined \
-	-fno-sanitize-recover=all -Ishared $(PKG_CFLAGS)
+	-fno-sanitize-recover=all -Ishared $(ZKC_CFLAGS) $(PKG_CFLAGS)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
 
 fuzz-build: $(FUZZ_BINS)
 
-$(FUZZ_BUILD)/%: tests/fuzz/%.c $(SHARED_SRC) $(wildcard shared/*.h)
+$(FUZZ_BUILD)/%: tests/fuzz/%.c $(SHARED_SRC) $(wildcard shared/*.h) $(ZKC_LIB)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(SHARED_SRC) $(LIBS)
 
@@ -186,9 +213,11 @@ PKG_INSTALL = missing=""; for p in $(1); do \
 
 deps:
 	@$(call PKG_INSTALL,$(DEB_PKGS))
+	@tools/zkclient/build.sh $(ZKC_VERSION) $(ZKC_PREFIX)
 
 deps-run:
 	@$(call PKG_INSTALL,$(RUN_PKGS))
+	@tools/zkclient/build.sh $(ZKC_VERSION) $(ZKC_PREFIX)
 
 # ---------------------------------------------------------------- install
 install: programs

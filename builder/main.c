@@ -172,6 +172,7 @@ static void reload_config(void) {
         _cleanup_free_ char *hosts = config_zookeeper_hosts(c);
         if (strcmp(hosts, B.zk_hosts) != 0)
                 log_warning("zookeeper-servers changed; restart poold-builder to use them");
+        if (!config_zookeeper_tls_equal(B.config, c)) log_warning("zookeeper-tls changed; restart poold-builder to use it");
         config_free(B.config);
         B.config = c;
         bw_config_changed(B.bw);
@@ -228,7 +229,8 @@ static int setup(void) {
         signal(SIGPIPE, SIG_IGN);
 
         B.zk_hosts = config_zookeeper_hosts(B.config);
-        r = zk_new(B.zk_hosts, (int)(B.config->zk_timeout * 1000), &B.zk);
+        struct zk_tls tls;
+        r = zk_new(B.zk_hosts, (int)(B.config->zk_timeout * 1000), config_zookeeper_tls(B.config, &tls), &B.zk);
         if (r < 0) return log_error_errno(r, "ZooKeeper %s: %m", B.zk_hosts);
         r = service_zk_attach(B.loop, B.zk, &B.zk_io);
         if (r < 0) return log_error_errno(r, "ZooKeeper event fd: %m");

@@ -50,7 +50,8 @@ int ctl_open(struct ctl *ctl, struct config **ret_config, struct zk **ret_zk) {
         }
         int timeout_ms = (int)(cfg->zk_timeout * 1000);
         if (timeout_ms <= 0) timeout_ms = 10000;
-        r = zk_new(hosts, timeout_ms, &zk);
+        struct zk_tls tls;
+        r = zk_new(hosts, timeout_ms, config_zookeeper_tls(cfg, &tls), &zk);
         if (r < 0) {
                 fprintf(stderr, "poolctl: cannot start a ZooKeeper session to %s: %s\n", hosts, strerror(-r));
                 return r;

@@ -89,6 +89,8 @@ void launcher_reload(struct launcher *l) {
         _cleanup_free_ char *new_hosts = config_zookeeper_hosts(cfg);
         if (!old_hosts || !new_hosts || strcmp(old_hosts, new_hosts) != 0)
                 log_warning("zookeeper-servers changed; restart poold to use the new servers");
+        if (!config_zookeeper_tls_equal(l->cfg, cfg))
+                log_warning("zookeeper-tls changed; restart poold to use it");
         struct config *old = l->cfg;
         l->cfg = cfg;
         pools_sync(l);
@@ -115,7 +117,8 @@ int launcher_start(struct launcher *l) {
                 log_error("%s: no zookeeper-servers configured", l->config_path);
                 return -EINVAL;
         }
-        r = zk_new(hosts, (int)(l->cfg->zk_timeout * 1000), &l->zk);
+        struct zk_tls tls;
+        r = zk_new(hosts, (int)(l->cfg->zk_timeout * 1000), config_zookeeper_tls(l->cfg, &tls), &l->zk);
         if (r < 0) return log_error_errno(r, "cannot start a ZooKeeper session to %s: %m", hosts);
         zk_add_state_listener(l->zk, on_zk_state, l);
         r = loop_add_fd(l->loop, zk_event_fd(l->zk), EPOLLIN, on_zk_fd, l, &l->zk_io);

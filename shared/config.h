@@ -218,8 +218,7 @@ struct config {
         int64_t build_log_retention;    /* 7; -1 = keep all */
         struct config_zk_server *zk_servers;
         size_t n_zk_servers;
-        bool zk_tls_set;                /* given, but unusable with Debian's client */
-        char *zk_tls_cert, *zk_tls_key, *zk_tls_ca;
+        char *zk_tls_cert, *zk_tls_key, *zk_tls_ca; /* zookeeper-tls: all three or none */
         double zk_timeout;              /* 10.0 s */
         struct config_label *labels;
         size_t n_labels;
@@ -261,6 +260,12 @@ const struct config_pool *config_find_pool(const struct config_provider *p, cons
 /* libzookeeper host string "h1:p1,[v6]:p2/chroot" (xmalloc'd, caller frees);
  * NULL when no zookeeper-servers are configured. */
 char *config_zookeeper_hosts(const struct config *c);
+/* zookeeper-tls as zk_new() takes it, pointing into C: BUF filled and returned,
+ * or NULL without zookeeper-tls (plaintext). */
+struct zk_tls;
+const struct zk_tls *config_zookeeper_tls(const struct config *c, struct zk_tls *buf);
+/* Same zookeeper-tls (both none, or the same three paths)? */
+bool config_zookeeper_tls_equal(const struct config *a, const struct config *b);
 
 /* True when two providers have the same name, driver and configuration text
  * (key order and formatting ignored), so a reload can keep it running. It does

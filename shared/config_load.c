@@ -17,6 +17,7 @@
 
 #include "alloc.h"
 #include "config_internal.h"
+#include "zk.h"
 
 #define CONFIG_MAX_FILE_SIZE (16u * 1024 * 1024)
 
@@ -273,20 +274,51 @@ static void parse_zk_servers(struct cctx *c, struct config *cfg, const struct cn
         }
 }
 
+/* The ZooKeeper client reads these files on every connect, where a bad one
+ * only shows as failing connects: check that each can be read now. A relative
+ * path is made absolute against the working directory, the one it was checked
+ * in (a detached daemon runs in /). */
+static void parse_zk_tls_file(struct cctx *c, const struct cnode *m, const char *key, char **dst) {
+        if (cfg_str(c, m, key, "zookeeper-tls", dst) <= 0) return;
+        const struct cnode *v = cnode_get(m, key);
+        if (!**dst) {
+                cfg_error(c, v, "'%s' in zookeeper-tls: the path is empty", key);
+                return;
+        }
+        /* The client takes "ca,cert,key" as one comma-separated string. */
+        if (strchr(*dst, ',')) {
+                cfg_error(c, v, "'%s' in zookeeper-tls: '%s' has a comma, which the ZooKeeper C client cannot take",
+                          key, *dst);
+                return;
+        }
+        if ((*dst)[0] != '/') {
+                _cleanup_free_ char *cwd = getcwd(NULL, 0);
+                if (cwd) {
+                        char *abs = xasprintf("%s/%s", cwd, *dst);
+                        free(*dst);
+                        *dst = abs;
+                }
+        }
+        /* stat first: opening a device can have effects. */
+        struct stat st;
+        int fd = -1;
+        if (stat(*dst, &st) < 0 || (S_ISREG(st.st_mode) && (fd = open(*dst, O_RDONLY | O_CLOEXEC)) < 0))
+                cfg_error(c, v, "'%s' in zookeeper-tls: cannot read '%s': %s", key, v->value, strerror(errno));
+        else if (!S_ISREG(st.st_mode))
+                cfg_error(c, v, "'%s' in zookeeper-tls: '%s' is not a regular file", key, v->value);
+        if (fd >= 0) close(fd);
+}
+
 static void parse_zk_tls(struct cctx *c, struct config *cfg, const struct cnode *root) {
         static const char *const keys[] = { "cert", "key", "ca", NULL };
         const struct cnode *m = cnode_get(root, "zookeeper-tls");
         if (!m) return;
-        cfg_warning(c, cnode_get_key(root, "zookeeper-tls"),
-                    "zookeeper-tls is set, but the Debian libzookeeper-mt client poold uses has no TLS support, "
-                    "so poold cannot use it (ignored)");
         if (!cfg_expect_map(c, m, "zookeeper-tls")) return;
         cfg_check_keys(c, m, keys, "zookeeper-tls");
         for (size_t i = 0; keys[i]; i++) cfg_require(c, m, keys[i], "zookeeper-tls");
-        cfg_str(c, m, "cert", "zookeeper-tls", &cfg->zk_tls_cert);
-        cfg_str(c, m, "key", "zookeeper-tls", &cfg->zk_tls_key);
-        cfg_str(c, m, "ca", "zookeeper-tls", &cfg->zk_tls_ca);
-        cfg->zk_tls_set = true;
+        parse_zk_tls_file(c, m, "cert", &cfg->zk_tls_cert);
+        parse_zk_tls_file(c, m, "key", &cfg->zk_tls_key);
+        parse_zk_tls_file(c, m, "ca", &cfg->zk_tls_ca);
 }
 
 /* ---------------------------------------------------------- tenant limits */
@@ -585,6 +617,19 @@ char *config_zookeeper_hosts(const struct config *c) {
         if (chroot) fputs(chroot, f);
         fclose(f);
         return out;
+}
+
+const struct zk_tls *config_zookeeper_tls(const struct config *c, struct zk_tls *buf) {
+        if (!c || !c->zk_tls_ca || !c->zk_tls_cert || !c->zk_tls_key) return NULL;
+        *buf = (struct zk_tls){ .ca = c->zk_tls_ca, .cert = c->zk_tls_cert, .key = c->zk_tls_key };
+        return buf;
+}
+
+static bool str_eq(const char *a, const char *b) { return a && b ? strcmp(a, b) == 0 : a == b; }
+
+bool config_zookeeper_tls_equal(const struct config *a, const struct config *b) {
+        return str_eq(a->zk_tls_ca, b->zk_tls_ca) && str_eq(a->zk_tls_cert, b->zk_tls_cert) &&
+               str_eq(a->zk_tls_key, b->zk_tls_key);
 }
 
 bool config_provider_equal(const struct config_provider *a, const struct config_provider *b) {

@@ -1,7 +1,7 @@
 /* sha256.h — SHA-256 (FIPS 180-4), small and dependency-free.
  *
- * The programs link neither OpenSSL nor gnutls, and libcurl exports no
- * digest, so the builder's stage cache keys are computed with this.
+ * Written when the programs linked no crypto library (OpenSSL came later,
+ * with the ZooKeeper TLS client); the builder's stage cache keys use it.
  * Any thread may use its own context; nothing is shared. */
 #pragma once
 

@@ -16,10 +16,19 @@
  * listeners, who then see CONNECTED again when the new session is up.
  *
  * Blocking recipes (zk_wait_change) use "sync waiter" watches that signal a
- * condition variable instead of the queue, so they work without dispatch. */
+ * condition variable instead of the queue, so they work without dispatch.
+ *
+ * TLS: OpenSSL writes with write(), not send(MSG_NOSIGNAL) as the plaintext
+ * path does, so a server that closed the connection raises SIGPIPE in the
+ * writing thread, which would kill a program that does not ignore it. The
+ * library writes from its I/O thread (which inherits SIGPIPE blocked from
+ * handle_open()) and, flushing the close request, from zookeeper_close()'s
+ * caller (see handle_close()). */
 #include "zk.h"
 
+#include <openssl/err.h>
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -90,6 +99,7 @@ struct zk {
         zhandle_t *zh;
         struct zk_handle_ctx *hctx;
         char *hosts;
+        char *tls; /* "ca,cert,key" for zookeeper_init2_ssl, or NULL: plaintext */
         int timeout_ms;
         int efd;
 
@@ -295,6 +305,99 @@ static void inflight_done(struct zk *zk) {
         pthread_mutex_unlock(&zk->mu);
 }
 
+/* ---------------------------------------------------------------- TLS failures */
+
+/* A failed TLS handshake (unknown CA, rejected client certificate) is retried
+ * on every reconnect, several times a second. It is logged as an error once,
+ * then again only with another reason, as a reminder every TLS_LOG_REPEAT_S,
+ * or after a successful connect. The library's log callback has no context
+ * pointer, so this one piece of state is the process's. */
+#define TLS_LOG_REPEAT_S 600
+static struct {
+        pthread_mutex_t mu;
+        char reason[256]; /* of the last failure logged; "" after a connect */
+        time_t logged_at;  /* CLOCK_MONOTONIC seconds */
+        unsigned repeats;  /* failures with that reason since */
+} tls_log = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static void tls_log_connected(void) {
+        pthread_mutex_lock(&tls_log.mu);
+        tls_log.reason[0] = '\0';
+        tls_log.repeats = 0;
+        pthread_mutex_unlock(&tls_log.mu);
+}
+
+/* The library's text after its "time:pid(tid):LEVEL@function@line: " prefix. */
+static const char *lib_message_text(const char *m) {
+        const char *p = strstr(m, "ZOO_");
+        if (p) p = strchr(p, '@');
+        if (p) p = strchr(p + 1, '@');
+        if (p) p = strstr(p, ": ");
+        return p ? p + 2 : m;
+}
+
+/* On the library's I/O thread: is MESSAGE about TLS? Then log it (de-duplicated)
+ * with OpenSSL's reason from this thread's error queue, which it also empties
+ * (the library leaves it filled, and stale entries confuse SSL_get_error()). */
+static bool tls_log_failure(const char *message, size_t n) {
+        unsigned long e, last = 0;
+        while ((e = ERR_get_error()) != 0) last = e;
+        const char *text = lib_message_text(message);
+        size_t tn = n - (size_t)(text - message);
+        if (!last && !memmem(text, tn, "ssl", 3) && !memmem(text, tn, "SSL", 3)) return false;
+
+        /* "Socket 127.0.0.1:2281 zk retcode=-15, errno=0(Success): error in ssl connect" */
+        char server[128] = "";
+        const char *what = text;
+        size_t wn = tn;
+        const char *rc = memmem(text, tn, " zk retcode=", 12);
+        if (strncmp(text, "Socket ", 7) == 0 && rc) {
+                snprintf(server, sizeof server, " at %.*s", (int)(rc - text - 7), text + 7);
+                const char *c = memmem(rc, tn - (size_t)(rc - text), "): ", 3);
+                if (c) {
+                        what = c + 3;
+                        wn = tn - (size_t)(what - text);
+                }
+        }
+        char reason[256];
+        const char *lib_reason = last ? ERR_reason_error_string(last) : NULL;
+        if (lib_reason)
+                snprintf(reason, sizeof reason, "%s", lib_reason);
+        else
+                snprintf(reason, sizeof reason, "%.*s", (int)wn, what);
+        /* Which side refused: we (the server's certificate does not chain to
+         * our CA) or the server (an alert: it refused our certificate). */
+        const char *hint = strstr(reason, "certificate verify failed")
+                                   ? " (the server's certificate is not signed by zookeeper-tls 'ca')"
+                           : strstr(reason, "alert") ? " (the server refused the client certificate, zookeeper-tls 'cert')"
+                                                     : "";
+
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        pthread_mutex_lock(&tls_log.mu);
+        bool same = strcmp(tls_log.reason, reason) == 0;
+        unsigned repeats = same ? ++tls_log.repeats : 0;
+        bool due = !same || now.tv_sec - tls_log.logged_at >= TLS_LOG_REPEAT_S;
+        if (due) {
+                snprintf(tls_log.reason, sizeof tls_log.reason, "%s", reason);
+                tls_log.logged_at = now.tv_sec;
+                tls_log.repeats = 0;
+        }
+        pthread_mutex_unlock(&tls_log.mu);
+
+        if (!due)
+                log_debug("libzookeeper: %.*s", (int)n, message);
+        else if (!same)
+                log_error("TLS connection to ZooKeeper%s failed: %.*s%s%s%s. Retrying; the same failure is "
+                          "logged again every %d min",
+                          server, (int)wn, what, lib_reason ? ": " : "", lib_reason ? lib_reason : "", hint,
+                          TLS_LOG_REPEAT_S / 60);
+        else
+                log_error("TLS connection to ZooKeeper%s still failing: %s (%u times in %d min)", server, reason,
+                          repeats, TLS_LOG_REPEAT_S / 60);
+        return true;
+}
+
 /* ---------------------------------------------------------------- library callbacks (completion thread) */
 
 static void watch_fired(zhandle_t *zh, int type, int state, const char *path, void *ctx) {
@@ -339,6 +442,7 @@ static void global_watcher(zhandle_t *zh, int type, int state, const char *path,
                 return;
         }
         if (state == ZOO_CONNECTED_STATE || state == ZOO_READONLY_STATE) {
+                if (zk->tls) tls_log_connected();
                 zk->connected = true;
                 zk->ever_connected = true;
                 q = ZK_STATE_CONNECTED;
@@ -439,6 +543,7 @@ static void void_done(int rc, const void *data) { op_done((struct zk_call *)data
 static void zk_log_cb(const char *message) {
         size_t n = strlen(message);
         while (n > 0 && (message[n - 1] == '\n' || message[n - 1] == '\r')) n--;
+        if (tls_log_failure(message, n)) return;
         /* Library chatter (connection retries…) is debug for us: the owner
          * learns what matters through state listeners. */
         log_debug("libzookeeper: %.*s", (int)n, message);
@@ -456,6 +561,32 @@ static void deadline_after(struct timespec *ts, int timeout_ms) {
 
 /* ---------------------------------------------------------------- handle lifecycle */
 
+/* SIGPIPE blocked in the calling thread (see DESIGN); *old gets the mask to restore. */
+static void sigpipe_block(sigset_t *old) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+/* Restore OLD, first dropping a SIGPIPE that became pending meanwhile
+ * (one already pending before WAS_PENDING is left for the caller). */
+static void sigpipe_restore(const sigset_t *old, bool was_pending) {
+        if (!was_pending) {
+                sigset_t set;
+                sigemptyset(&set);
+                sigaddset(&set, SIGPIPE);
+                const struct timespec zero = { 0 };
+                while (sigtimedwait(&set, NULL, &zero) == SIGPIPE) {}
+        }
+        pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+static bool sigpipe_pending(void) {
+        sigset_t p;
+        return sigpending(&p) == 0 && sigismember(&p, SIGPIPE) == 1;
+}
+
 static int handle_open(struct zk *zk) {
         pthread_mutex_lock(&zk->mu);
         uint64_t hid = ++zk->hid;
@@ -467,9 +598,15 @@ static int handle_open(struct zk *zk) {
         struct zk_handle_ctx *h = xnew(struct zk_handle_ctx, 1);
         h->zk = zk;
         h->hid = hid;
-        zhandle_t *zh = zookeeper_init2(zk->hosts, global_watcher, zk->timeout_ms, NULL, h, 0, zk_log_cb);
+        /* The library's threads start here and inherit SIGPIPE blocked. */
+        sigset_t old;
+        sigpipe_block(&old);
+        zhandle_t *zh = zk->tls ? zookeeper_init2_ssl(zk->hosts, zk->tls, global_watcher, zk->timeout_ms, NULL, h, 0,
+                                                      zk_log_cb)
+                                : zookeeper_init2(zk->hosts, global_watcher, zk->timeout_ms, NULL, h, 0, zk_log_cb);
+        int r = zh ? 0 : negative_errno();
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (!zh) {
-                int r = negative_errno();
                 free(h);
                 return r;
         }
@@ -499,8 +636,13 @@ static void handle_close(struct zk *zk) {
         zk->inflight = 0;
         pthread_mutex_unlock(&zk->mu);
 
-        /* Joins the library threads; may run completions on this thread. */
+        /* Joins the library threads; may run completions on this thread, and
+         * writes the close request from it. */
+        sigset_t old;
+        sigpipe_block(&old);
+        bool was_pending = sigpipe_pending();
         zookeeper_close(zk->zh);
+        sigpipe_restore(&old, was_pending);
         zk->zh = NULL;
         free(zk->hctx);
         zk->hctx = NULL;
@@ -528,12 +670,15 @@ static void handle_close(struct zk *zk) {
 
 static void set_library_log_level(void) { zoo_set_debug_level(ZOO_LOG_LEVEL_WARN); }
 
-int zk_new(const char *hosts, int session_timeout_ms, struct zk **ret) {
+static bool tls_path_ok(const char *p) { return p && *p && !strchr(p, ','); }
+
+int zk_new(const char *hosts, int session_timeout_ms, const struct zk_tls *tls, struct zk **ret) {
         static pthread_once_t once = PTHREAD_ONCE_INIT;
         _cleanup_(zk_freep) struct zk *zk = NULL;
         int r;
 
         if (!hosts || !*hosts || !ret) return -EINVAL;
+        if (tls && !(tls_path_ok(tls->ca) && tls_path_ok(tls->cert) && tls_path_ok(tls->key))) return -EINVAL;
         /* The level is process-wide in the library; set it once. */
         pthread_once(&once, set_library_log_level);
 
@@ -546,6 +691,8 @@ int zk_new(const char *hosts, int session_timeout_ms, struct zk **ret) {
         pthread_cond_init(&zk->cond, &ca);
         pthread_condattr_destroy(&ca);
         zk->hosts = xstrdup(hosts);
+        /* The library's form; a fourth field would be the key's password. */
+        if (tls) zk->tls = xasprintf("%s,%s,%s", tls->ca, tls->cert, tls->key);
         zk->timeout_ms = session_timeout_ms > 0 ? session_timeout_ms : 10000;
         zk->next_id = 1;
         zk->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -573,6 +720,7 @@ void zk_free(struct zk *zk) {
         }
         free(zk->listeners);
         free(zk->hosts);
+        free(zk->tls);
         if (zk->efd >= 0) close(zk->efd);
         pthread_cond_destroy(&zk->cond);
         pthread_mutex_destroy(&zk->mu);

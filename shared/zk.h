@@ -68,9 +68,22 @@ const char *zk_event_to_string(enum zk_event e);
 /* ZooKeeper return code → negative errno (table above); 0 for ZOK. */
 int zk_errno(int zrc);
 
-/* Start a session to HOSTS ("h:p,h:p/chroot"); connects in the background.
- * Returns 0 or -errno; *ret owned by the caller (zk_free). */
-int zk_new(const char *hosts, int session_timeout_ms, struct zk **ret);
+/* TLS client material: PEM file paths, as zookeeper-tls in nodepool.yaml.
+ * The server's certificate must chain to CA (or to a system CA, as with
+ * kazoo); host names are not checked (neither does Nodepool). */
+struct zk_tls {
+        const char *ca;   /* CA certificate(s) */
+        const char *cert; /* client certificate (chain) */
+        const char *key;  /* its private key, unencrypted */
+};
+
+/* Start a session to HOSTS ("h:p,h:p/chroot"); connects in the background,
+ * over TLS if TLS is not NULL (the paths are copied; the files are read on
+ * every connect). A TLS handshake failure is logged once as an error (again
+ * after a success, or as a reminder every ten minutes) and retried like any
+ * connection loss. Returns 0, -EINVAL (a TLS path missing, empty or with a
+ * comma: the client's separator) or -errno; *ret owned by the caller (zk_free). */
+int zk_new(const char *hosts, int session_timeout_ms, const struct zk_tls *tls, struct zk **ret);
 /* Close the session (ephemerals go at once) and free everything. NULL ok.
  * Pending callbacks are dropped without being called. */
 void zk_free(struct zk *zk);

@@ -71,10 +71,10 @@ class BuilderProcess:
             for pool in p.get("pools", []):
                 for lab in pool.get("labels", []):
                     labels.add(lab["name"])
-        cfg = {"zookeeper-servers": [{"host": "127.0.0.1", "port": self.zk_server.port, "chroot": self.chroot}],
-               "zookeeper-timeout": 5, "images-dir": self.images_dir, "build-log-dir": self.log_dir,
-               "labels": [{"name": lab} for lab in sorted(labels)] or [{"name": "none"}],
-               "diskimages": diskimages, "providers": providers or []}
+        cfg = self.zk_server.zookeeper_config(self.chroot)
+        cfg.update({"zookeeper-timeout": 5, "images-dir": self.images_dir, "build-log-dir": self.log_dir,
+                    "labels": [{"name": lab} for lab in sorted(labels)] or [{"name": "none"}],
+                    "diskimages": diskimages, "providers": providers or []})
         cfg.update(top)
         tmp = self.config_path + ".tmp"
         with open(tmp, "w") as f:

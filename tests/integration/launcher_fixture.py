@@ -82,14 +82,13 @@ class LauncherProcess:
                 "launch-retries": 2, "diskimages": [{"name": IMAGE}], "pools": [pool_cfg]}
         if provider:
             prov.update(provider)
-        cfg = {"zookeeper-servers": [{"host": "127.0.0.1", "port": self.zk_server.port,
-                                      "chroot": self.chroot}],
-               "zookeeper-timeout": 5.0,
-               # No web app unless a test asks (extra): tests run side by side.
-               "webapp": {"port": 0},
-               "labels": labels,
-               "diskimages": [{"name": IMAGE, "elements": ["debian-minimal"]}],
-               "providers": [prov]}
+        cfg = self.zk_server.zookeeper_config(self.chroot)
+        cfg.update({"zookeeper-timeout": 5.0,
+                    # No web app unless a test asks (extra): tests run side by side.
+                    "webapp": {"port": 0},
+                    "labels": labels,
+                    "diskimages": [{"name": IMAGE, "elements": ["debian-minimal"]}],
+                    "providers": [prov]})
         if extra:
             cfg.update(extra)
         return cfg

@@ -13,11 +13,7 @@ from harness import program
 
 def write_config(path, zk_server, chroot, images_dir, extra=""):
     with open(path, "w") as f:
-        f.write("""zookeeper-servers:
-  - host: 127.0.0.1
-    port: %d
-    chroot: %s
-zookeeper-timeout: 5
+        f.write(zk_server.zookeeper_yaml(chroot) + """zookeeper-timeout: 5
 images-dir: %s
 build-log-dir: %s/logs
 labels:
@@ -25,7 +21,7 @@ labels:
 diskimages:
   - name: debian
     elements: [debian-minimal, vm]
-%s""" % (zk_server.port, chroot, images_dir, images_dir, extra))
+%s""" % (images_dir, images_dir, extra))
 
 
 def builders(kazoo):
@@ -67,7 +63,7 @@ def test_invalid_config_exits_1_naming_file_line_column(tmp_path):
 
 def test_missing_images_dir_is_refused(tmp_path, zk_server, zk_chroot):
     cfg = tmp_path / "n.yaml"
-    cfg.write_text("zookeeper-servers:\n  - host: 127.0.0.1\n    port: %d\n" % zk_server.port)
+    cfg.write_text(zk_server.zookeeper_yaml())
     p = subprocess.run([program("poold-builder"), "-f", "-c", str(cfg)],
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 1

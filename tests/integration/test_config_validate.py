@@ -135,13 +135,38 @@ def test_secure_file_merges_and_reports_with_its_own_name():
     ]
 
 
-def test_zookeeper_tls_is_a_warning_not_an_error():
-    """zookeeper-tls prints a positioned warning about the TLS-less client, but the file is valid."""
-    p = validate("-c", "tests/configs/zk-tls.yaml")
-    assert p.returncode == 0
-    assert p.stderr == ("tests/configs/zk-tls.yaml:3:1: warning: zookeeper-tls is set, but the Debian "
-                        "libzookeeper-mt client poold uses has no TLS support, so poold cannot use it "
-                        "(ignored)\n")
+def test_zookeeper_tls_files_that_do_not_exist_are_positioned_errors():
+    """zookeeper-tls naming missing files: one FILE:LINE:COL error per file, exit 1."""
+    path = "tests/configs/zk-tls.yaml"
+    p = validate("-c", path)
+    assert p.returncode == 1
+    assert diag_lines(p.stderr, path) == [
+        "4:9: error: 'cert' in zookeeper-tls: cannot read '/etc/nodepool/zk.crt': No such file or directory",
+        "5:8: error: 'key' in zookeeper-tls: cannot read '/etc/nodepool/zk.key': No such file or directory",
+        "6:7: error: 'ca' in zookeeper-tls: cannot read '/etc/nodepool/ca.crt': No such file or directory",
+    ]
+
+
+def test_zookeeper_tls_with_readable_files_is_valid_also_from_the_secure_file(tmp_path):
+    """zookeeper-tls with readable PEM files validates silently, in the main or
+    the secure file; a missing one in the secure file is reported there."""
+    from harness import TLSFiles
+    tls = TLSFiles(str(tmp_path / "ca"))
+    tls_yaml = "zookeeper-tls:\n  ca: %s\n  cert: %s\n  key: %s\n" % (tls.ca, tls.cert, tls.key)
+    main = tmp_path / "nodepool.yaml"
+    main.write_text("zookeeper-servers:\n  - host: zk\n" + tls_yaml)
+    p = validate("-c", str(main))
+    assert (p.returncode, p.stderr) == (0, "")
+    main.write_text("zookeeper-servers:\n  - host: zk\n")
+    secure = tmp_path / "secure.yaml"
+    secure.write_text(tls_yaml)
+    p = validate("-c", str(main), "-s", str(secure))
+    assert (p.returncode, p.stderr) == (0, "")
+    secure.write_text(tls_yaml.replace(tls.key, str(tmp_path / "nope.key")))
+    p = validate("-c", str(main), "-s", str(secure))
+    assert p.returncode == 1
+    assert diag_lines(p.stderr, str(secure)) == [
+        "4:8: error: 'key' in zookeeper-tls: cannot read '%s': No such file or directory" % (tmp_path / "nope.key")]
 
 
 def test_missing_file_is_a_clear_error():

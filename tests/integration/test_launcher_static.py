@@ -29,10 +29,10 @@ def static_config(lp, nodes, extra_pool=None):
     pool = {"name": "main", "nodes": nodes}
     pool.update(extra_pool or {})
     labels = sorted({lab for n in nodes for lab in n["labels"]} | {"nowhere"})
-    return {"zookeeper-servers": [{"host": "127.0.0.1", "port": lp.zk_server.port, "chroot": lp.chroot}],
-            "zookeeper-timeout": 5.0,
-            "labels": [{"name": n} for n in labels],
-            "providers": [{"name": PROV, "driver": "static", "pools": [pool]}]}
+    return dict(lp.zk_server.zookeeper_config(lp.chroot),
+                **{"zookeeper-timeout": 5.0,
+                   "labels": [{"name": n} for n in labels],
+                   "providers": [{"name": PROV, "driver": "static", "pools": [pool]}]})
 
 
 def host(sshd, labels, **kw):

@@ -17,12 +17,7 @@ NOW = time.time()
 
 def write_config(tmp_path, zk_server, zk_chroot, extra=""):
     path = tmp_path / "nodepool.yaml"
-    path.write_text(
-        "zookeeper-servers:\n"
-        "  - host: 127.0.0.1\n"
-        "    port: %d\n"
-        "    chroot: %s\n"
-        "zookeeper-timeout: 5\n" % (zk_server.port, zk_chroot) + extra)
+    path.write_text(zk_server.zookeeper_yaml(zk_chroot) + "zookeeper-timeout: 5\n" + extra)
     return str(path)
 
 
@@ -254,15 +249,14 @@ def test_request_list_columns_order_and_relative_priority(ctl, kazoo):
     assert objs[1]["relative_priority"] == 3 and objs[1]["nodes"] == ["0000000001", "0000000002"]
 
 
-def test_unreachable_zookeeper_fails_in_bounded_time(tmp_path):
+def test_unreachable_zookeeper_fails_in_bounded_time(tmp_path, zk_server):
     from harness import free_port
 
-    class Dead:
-        port = free_port()
-    config = write_config(tmp_path, Dead, "/x")
+    config = write_config(tmp_path, zk_server, "/x")
     text = open(config).read()
     with open(config, "w") as f:
-        f.write(text.replace("zookeeper-timeout: 5", "zookeeper-timeout: 2"))
+        f.write(text.replace("zookeeper-timeout: 5", "zookeeper-timeout: 2")
+                .replace("port: %d" % zk_server.port, "port: %d" % free_port()))
     t0 = time.time()
     r = subprocess.run([program("poolctl"), "-c", config, "list"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 1

@@ -13,7 +13,6 @@ import threading
 import time
 
 import pytest
-from kazoo.client import KazooClient
 
 from harness import program
 
@@ -25,10 +24,10 @@ class ZkTool:
     """A running zktool: cmd() sends one line and returns its answer; lines of
     asynchronous news (STATE/CACHE/ASYNC) are collected in self.events."""
 
-    def __init__(self, hosts, session_timeout_ms=10000):
+    def __init__(self, hosts, session_timeout_ms=10000, tls_args=()):
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1")
-        self.proc = subprocess.Popen([program("zktool"), hosts, str(session_timeout_ms)],
+        self.proc = subprocess.Popen([program("zktool"), hosts, str(session_timeout_ms)] + list(tls_args),
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, bufsize=1, env=env)
         self.lines = queue.Queue()
@@ -50,7 +49,7 @@ class ZkTool:
     def _next(self, timeout):
         line = self.lines.get(timeout=timeout)
         if line is None:
-            raise EOFError("zktool exited: %s" % "".join(self.stderr[-20:]))
+            raise EOFError("zktool exited (%s): %s" % (self.proc.wait(10), "".join(self.stderr[-20:])))
         return line
 
     def answer(self, timeout=10):
@@ -114,11 +113,11 @@ class ZkTool:
 
 
 @pytest.fixture
-def zktool(zk_hosts):
+def zktool(zk_server, zk_hosts):
     tools = []
 
     def start(timeout_ms=10000):
-        t = ZkTool(zk_hosts, timeout_ms)
+        t = ZkTool(zk_hosts, timeout_ms, zk_server.zktool_args())
         tools.append(t)
         return t
 
@@ -128,8 +127,8 @@ def zktool(zk_hosts):
             t.close()
 
 
-def second_kazoo(zk_hosts, timeout=10.0):
-    c = KazooClient(hosts=zk_hosts, timeout=timeout)
+def second_kazoo(zk_server, zk_chroot, timeout=10.0):
+    c = zk_server.kazoo(zk_chroot, timeout=timeout)
     c.start(timeout=15)
     return c
 
@@ -181,7 +180,7 @@ def test_empty_identifier_is_empty_data(kazoo, zktool):
     assert kazoo.get("/L/" + child)[0] == b""
 
 
-def test_contenders_queue_in_creation_order(kazoo, zk_hosts, zktool):
+def test_contenders_queue_in_creation_order(kazoo, zk_server, zk_chroot, zktool):
     """kazoo holder, then a zktool blocking waiter, then a kazoo blocking
     waiter: the lock passes on strictly in creation order."""
     holder = kazoo.Lock("/q/lock", "first")
@@ -191,7 +190,7 @@ def test_contenders_queue_in_creation_order(kazoo, zk_hosts, zktool):
     deadline = time.time() + 5
     while len(kazoo.get_children("/q/lock")) < 2 and time.time() < deadline:
         time.sleep(0.02)
-    other = second_kazoo(zk_hosts)
+    other = second_kazoo(zk_server, zk_chroot)
     order = []
     third = other.Lock("/q/lock", "third")
 
@@ -231,10 +230,10 @@ def test_killed_holder_releases_lock_within_session_timeout(kazoo, zktool):
     lock.release()
 
 
-def test_stopped_kazoo_client_releases_lock_to_poold(zk_hosts, zktool):
+def test_stopped_kazoo_client_releases_lock_to_poold(zk_server, zk_chroot, zktool):
     """kazoo holds L then its client stops (session closed): poold's blocking
     acquire, already waiting on the predecessor watch, gets L."""
-    other = second_kazoo(zk_hosts)
+    other = second_kazoo(zk_server, zk_chroot)
     lock = other.Lock("/nodes/2/lock", "executor")
     assert lock.acquire()
     t = zktool()
@@ -287,7 +286,7 @@ def test_chroot_places_znodes_under_it(zk_server, zk_chroot, zktool):
     kazoo client without chroot."""
     t = zktool()
     assert t.cmd("trylock /nodepool/nodes/0000000007/lock") == "acquired"
-    raw = KazooClient(hosts=zk_server.hosts)
+    raw = zk_server.kazoo()
     raw.start(timeout=15)
     try:
         children = raw.get_children(zk_chroot + "/nodepool/nodes/0000000007/lock")

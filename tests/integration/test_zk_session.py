@@ -87,18 +87,18 @@ def test_server_restart_suspends_then_resumes_same_session(zktool_factory_privat
 @pytest.fixture
 def zktool_factory_private_zk(monkeypatch, tmp_path):
     import harness
-    from kazoo.client import KazooClient
+    from conftest import ZK_TLS
     from test_zk_lock import ZkTool
 
-    server = harness.ZooKeeperServer(workdir=str(tmp_path)).start()
+    server = harness.ZooKeeperServer(workdir=str(tmp_path), tls=ZK_TLS).start()
     port = server.port
     # Restart on the same port: the client only knows that address.
     monkeypatch.setattr(harness, "free_port", lambda: port)
-    k = KazooClient(hosts=server.hosts, timeout=10)
+    k = server.kazoo(timeout=10)
     k.start(timeout=15)
     k.create("/s/a", b"1", makepath=True)
     k.stop()
-    t = ZkTool(server.hosts, 20000)
+    t = ZkTool(server.hosts, 20000, server.zktool_args())
     assert t.cmd("lock /s/lock") == "acquired"
     assert t.cmd("watch /s 1 locks") == "watching"
     t.wait_event("CACHE SYNCED")

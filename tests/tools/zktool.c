@@ -1,7 +1,8 @@
 /* zktool — drives shared/zk*.c and component.c for the integration tests.
  *
- *   zktool HOSTS [SESSION_TIMEOUT_MS]
+ *   zktool HOSTS [SESSION_TIMEOUT_MS [CA CERT KEY]]
  *
+ * With CA CERT KEY (PEM files) it connects over TLS, as zookeeper-tls does.
  * Reads one command per line on stdin and answers one line on stdout per
  * command. Asynchronous news is printed on lines of its own, starting with
  * "STATE " (session changes), "CACHE " (tree cache events) or "ASYNC "
@@ -232,12 +233,14 @@ int main(int argc, char **argv) {
         struct tool t = { 0 };
         int r;
 
-        if (argc < 2) {
-                fprintf(stderr, "usage: zktool HOSTS [SESSION_TIMEOUT_MS]\n");
+        if (argc != 2 && argc != 3 && argc != 6) {
+                fprintf(stderr, "usage: zktool HOSTS [SESSION_TIMEOUT_MS [CA CERT KEY]]\n");
                 return 2;
         }
         log_setup("zktool", getenv("ZKTOOL_DEBUG") ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARNING);
-        r = zk_new(argv[1], argc >= 3 ? atoi(argv[2]) : 10000, &t.zk);
+        struct zk_tls tls = { .ca = argc == 6 ? argv[3] : NULL, .cert = argc == 6 ? argv[4] : NULL,
+                              .key = argc == 6 ? argv[5] : NULL };
+        r = zk_new(argv[1], argc >= 3 ? atoi(argv[2]) : 10000, argc == 6 ? &tls : NULL, &t.zk);
         if (r < 0) return log_error_errno(r, "zk_new: %m"), 1;
         zk_add_state_listener(t.zk, on_state, &t);
         r = zk_connect_wait(t.zk, 15000);

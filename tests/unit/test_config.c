@@ -12,6 +12,7 @@
 
 #include "alloc.h"
 #include "config.h"
+#include "zk.h"
 
 static char *path_of(const char *name) {
         const char *src = getenv("POOLD_SRCDIR");
@@ -295,20 +296,67 @@ static void test_diagnostics_positions_and_order(void **state) {
         config_diags_clear(&d);
 }
 
-/* A warning (zookeeper-tls) does not make the configuration invalid. */
-static void test_zookeeper_tls_is_a_warning(void **state) {
+/* zookeeper-tls: readable files load (relative paths made absolute against the
+ * working directory) and reach zk_new() as struct zk_tls; a missing file, a
+ * directory, a comma (the C client's separator) or a missing key is an error at
+ * its position; without zookeeper-tls there is no TLS. */
+static void test_zookeeper_tls_files_are_checked(void **state) {
+        char dir[] = "/tmp/poold-test-tls-XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        _cleanup_free_ char *ca = xasprintf("%s/ca.pem", dir), *crt = xasprintf("%s/c.crt", dir),
+                            *key = xasprintf("%s/c.key", dir), *cwd = getcwd(NULL, 0);
+        const char *files[] = { ca, crt, key };
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                FILE *f = fopen(files[i], "w");
+                assert_non_null(f);
+                fputs("-----BEGIN CERTIFICATE-----\n", f);
+                fclose(f);
+        }
+        assert_int_equal(chdir(dir), 0);
+
         struct config_diags d = {};
-        _cleanup_free_ char *p = path_of("zk-tls.yaml");
-        struct config *c = NULL;
-        assert_int_equal(config_load(p, NULL, &c, &d), 0);
+        _cleanup_free_ char *yaml = xasprintf("zookeeper-servers: [{host: zk}]\n"
+                                              "zookeeper-tls:\n  ca: %s\n  cert: c.crt\n  key: %s\n",
+                                              ca, key);
+        struct config *c = load_str(yaml, &d);
         assert_non_null(c);
-        assert_true(c->zk_tls_set);
-        assert_string_equal(c->zk_tls_ca, "/etc/nodepool/ca.crt");
-        assert_int_equal(config_diags_count(&d, CONFIG_SEVERITY_WARNING), 1);
-        assert_int_equal(config_diags_count(&d, CONFIG_SEVERITY_ERROR), 0);
-        assert_int_equal(d.items[0].line, 3);
+        assert_int_equal(d.n, 0);
+        struct zk_tls buf;
+        const struct zk_tls *t = config_zookeeper_tls(c, &buf);
+        assert_non_null(t);
+        assert_string_equal(t->ca, ca);
+        assert_string_equal(t->cert, crt);
+        assert_string_equal(t->key, key);
         config_free(c);
+
+        c = load_str("zookeeper-servers: [{host: zk}]\n"
+                     "zookeeper-tls:\n  ca: missing.pem\n  cert: .\n  key: a,b\n",
+                     &d);
+        assert_null(c);
+        assert_int_equal(d.n, 3);
+        assert_int_equal(d.items[0].line, 3);
+        assert_int_equal(d.items[0].column, 7);
+        assert_string_equal(d.items[0].message,
+                            "'ca' in zookeeper-tls: cannot read 'missing.pem': No such file or directory");
+        assert_string_equal(d.items[1].message, "'cert' in zookeeper-tls: '.' is not a regular file");
+        assert_string_equal(d.items[2].message,
+                            "'key' in zookeeper-tls: 'a,b' has a comma, which the ZooKeeper C client cannot take");
         config_diags_clear(&d);
+
+        c = load_str("zookeeper-tls:\n  ca: c.crt\n  cert: c.crt\n", &d);
+        assert_null(c);
+        assert_int_equal(d.n, 1);
+        assert_string_equal(d.items[0].message, "missing required key 'key' in zookeeper-tls");
+        config_diags_clear(&d);
+
+        c = load_str("zookeeper-servers: [{host: zk}]\n", &d);
+        assert_non_null(c);
+        assert_null(config_zookeeper_tls(c, &buf));
+        config_free(c);
+
+        assert_int_equal(chdir(cwd), 0);
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) unlink(files[i]);
+        rmdir(dir);
 }
 
 /* Provider equality ignores key order/formatting but sees any value change. */
@@ -411,7 +459,7 @@ int main(void) {
                 cmocka_unit_test(test_empty_map_value),
                 cmocka_unit_test(test_secure_merge),
                 cmocka_unit_test(test_diagnostics_positions_and_order),
-                cmocka_unit_test(test_zookeeper_tls_is_a_warning),
+                cmocka_unit_test(test_zookeeper_tls_files_are_checked),
                 cmocka_unit_test(test_provider_equal),
                 cmocka_unit_test(test_hostile_yaml_bounded),
         };
