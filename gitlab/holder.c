@@ -461,7 +461,8 @@ static int start(struct holder *h) {
         save_record(h);
 
         int timeout_ms = (int)(h->s->zk_timeout * 1000);
-        r = zk_new(h->s->zk_hosts, timeout_ms, &h->zk);
+        struct zk_tls tls;
+        r = zk_new(h->s->zk_hosts, timeout_ms, settings_zk_tls(h->s, &tls), &h->zk);
         if (r >= 0) r = zk_connect_wait(h->zk, timeout_ms);
         if (r < 0) {
                 holder_fail(h, "cannot connect to ZooKeeper at %s within %.0f s: %s", h->s->zk_hosts,

@@ -94,22 +94,7 @@ static void parse(struct cctx *c, struct settings *s, const struct cnode *root) 
                 cfg_error(c, cnode_get(root, "zookeeper-hosts"), "'zookeeper-hosts' is empty");
         if (cfg_double(c, root, "zookeeper-timeout", where, &s->zk_timeout) > 0 && s->zk_timeout <= 0)
                 cfg_error(c, cnode_get(root, "zookeeper-timeout"), "'zookeeper-timeout' must be positive");
-        const struct cnode *tls = cnode_get(root, "zookeeper-tls");
-        if (tls) {
-                static const char *const tls_keys[] = { "cert", "key", "ca", NULL };
-                /* As poold and poolctl: say so rather than silently connecting in the clear. */
-                cfg_warning(c, cnode_get_key(root, "zookeeper-tls"),
-                            "zookeeper-tls is set, but the Debian libzookeeper-mt client has no TLS support, "
-                            "so it cannot be used (ignored)");
-                if (cfg_expect_map(c, tls, "zookeeper-tls")) {
-                        cfg_check_keys(c, tls, tls_keys, "zookeeper-tls");
-                        for (size_t i = 0; tls_keys[i]; i++) cfg_require(c, tls, tls_keys[i], "zookeeper-tls");
-                        cfg_str(c, tls, "cert", "zookeeper-tls", &s->zk_tls_cert);
-                        cfg_str(c, tls, "key", "zookeeper-tls", &s->zk_tls_key);
-                        cfg_str(c, tls, "ca", "zookeeper-tls", &s->zk_tls_ca);
-                        s->zk_tls_set = true;
-                }
-        }
+        cfg_parse_zk_tls(c, root, &s->zk_tls_ca, &s->zk_tls_cert, &s->zk_tls_key);
 
         cfg_str(c, root, "label", where, &s->label);
         if (cfg_str(c, root, "label-variable", where, &s->label_variable) > 0 && !env_name_ok(s->label_variable))
@@ -200,4 +185,10 @@ int settings_load(const char *path, struct settings **ret, struct config_diags *
 
 bool settings_label_allowed(const struct settings *s, const char *label) {
         return s->allowed_labels.n == 0 || config_strv_contains(&s->allowed_labels, label);
+}
+
+const struct zk_tls *settings_zk_tls(const struct settings *s, struct zk_tls *buf) {
+        if (!s->zk_tls_ca || !s->zk_tls_cert || !s->zk_tls_key) return NULL;
+        *buf = (struct zk_tls){ .ca = s->zk_tls_ca, .cert = s->zk_tls_cert, .key = s->zk_tls_key };
+        return buf;
 }

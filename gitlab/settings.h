@@ -14,6 +14,7 @@
 #include "config.h"
 #include "config_diag.h"
 #include "macro.h"
+#include "zk.h"
 
 #define SETTINGS_DEFAULT_PATH "/etc/poold/gitlab-executor.yaml"
 
@@ -21,8 +22,7 @@ struct settings {
         char *path;
         char *zk_hosts;                 /* "h1:p1,h2:p2/chroot" (required) */
         double zk_timeout;              /* session timeout, s: 10.0 */
-        bool zk_tls_set;                /* given, but the Debian client has no TLS (warned) */
-        char *zk_tls_cert, *zk_tls_key, *zk_tls_ca;
+        char *zk_tls_cert, *zk_tls_key, *zk_tls_ca; /* zookeeper-tls, as in nodepool.yaml; NULL: plaintext */
         char *label;                    /* default label; NULL: every job must name one */
         char *label_variable;           /* "POOLD_LABEL": read as CUSTOM_ENV_POOLD_LABEL */
         struct config_strv allowed_labels; /* empty: any label */
@@ -54,3 +54,6 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct settings *, settings_free);
 
 /* True when LABEL may be requested (allowed-labels empty or listing it). */
 bool settings_label_allowed(const struct settings *s, const char *label);
+
+/* The zookeeper-tls of S for zk_new() (filled into BUF), or NULL for plaintext. */
+const struct zk_tls *settings_zk_tls(const struct settings *s, struct zk_tls *buf);

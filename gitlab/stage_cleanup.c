@@ -71,7 +71,8 @@ static int release_without_holder(const struct settings *s, const char *job_dir,
         }
         _cleanup_(zk_freep) struct zk *zk = NULL;
         int timeout_ms = (int)(s->zk_timeout * 1000);
-        r = zk_new(s->zk_hosts, timeout_ms, &zk);
+        struct zk_tls tls;
+        r = zk_new(s->zk_hosts, timeout_ms, settings_zk_tls(s, &tls), &zk);
         if (r >= 0) r = zk_connect_wait(zk, timeout_ms);
         if (r < 0) {
                 fprintf(out, "Cannot connect to ZooKeeper at %s: %s\n", s->zk_hosts,

@@ -58,3 +58,7 @@ void str_set(char **dst, const char *s);
 /* config_provider.c: parse `providers` (labels and diskimages already in CFG). */
 void config_parse_providers(struct cctx *c, struct config *cfg, const struct cnode *list);
 void config_provider_clear(struct config_provider *p);
+
+/* zookeeper-tls: {ca, cert, key} of ROOT as Nodepool reads it: each a readable
+ * regular file (made absolute), errors at their position. Absent: nothing set. */
+void cfg_parse_zk_tls(struct cctx *c, const struct cnode *root, char **ca, char **cert, char **key);

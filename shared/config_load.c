@@ -309,16 +309,20 @@ static void parse_zk_tls_file(struct cctx *c, const struct cnode *m, const char 
         if (fd >= 0) close(fd);
 }
 
-static void parse_zk_tls(struct cctx *c, struct config *cfg, const struct cnode *root) {
+void cfg_parse_zk_tls(struct cctx *c, const struct cnode *root, char **ca, char **cert, char **key) {
         static const char *const keys[] = { "cert", "key", "ca", NULL };
         const struct cnode *m = cnode_get(root, "zookeeper-tls");
         if (!m) return;
         if (!cfg_expect_map(c, m, "zookeeper-tls")) return;
         cfg_check_keys(c, m, keys, "zookeeper-tls");
         for (size_t i = 0; keys[i]; i++) cfg_require(c, m, keys[i], "zookeeper-tls");
-        parse_zk_tls_file(c, m, "cert", &cfg->zk_tls_cert);
-        parse_zk_tls_file(c, m, "key", &cfg->zk_tls_key);
-        parse_zk_tls_file(c, m, "ca", &cfg->zk_tls_ca);
+        parse_zk_tls_file(c, m, "cert", cert);
+        parse_zk_tls_file(c, m, "key", key);
+        parse_zk_tls_file(c, m, "ca", ca);
+}
+
+static void parse_zk_tls(struct cctx *c, struct config *cfg, const struct cnode *root) {
+        cfg_parse_zk_tls(c, root, &cfg->zk_tls_ca, &cfg->zk_tls_cert, &cfg->zk_tls_key);
 }
 
 /* ---------------------------------------------------------- tenant limits */

@@ -334,7 +334,7 @@ def shlex_quote(s):
 
 
 # ---------------------------------------------------------------- end to end
-def run_gitlab_job_e2e(zk_hosts, label, ssh_key, workdir, job_id=4242, program=None, timeout=1800):
+def run_gitlab_job_e2e(zk_hosts, label, ssh_key, workdir, job_id=4242, program=None, timeout=1800, zk_tls=None):
     """END-TO-END HELPER (for test_local_e2e.py): run one GitLab job on a node
     of LABEL from a real pool (ZooKeeper at ZK_HOSTS, e.g. poold-local's), as
     GitLab Runner would with poold-gitlab-executor, logging in with SSH_KEY.
@@ -354,8 +354,11 @@ def run_gitlab_job_e2e(zk_hosts, label, ssh_key, workdir, job_id=4242, program=N
     state = tempfile.mkdtemp(prefix="pgx-", dir="/tmp")
     settings = os.path.join(workdir, "gitlab-executor.yaml")
     with open(settings, "w") as f:
-        json.dump({"zookeeper-hosts": zk_hosts, "label": label, "ssh-key": ssh_key,
-                   "state-dir": state, "node-timeout": timeout, "ssh-connect-timeout": 60}, f)
+        settings_doc = {"zookeeper-hosts": zk_hosts, "label": label, "ssh-key": ssh_key,
+                        "state-dir": state, "node-timeout": timeout, "ssh-connect-timeout": 60}
+        if zk_tls:  # {ca, cert, key}, as nodepool.yaml's zookeeper-tls
+            settings_doc["zookeeper-tls"] = zk_tls
+        json.dump(settings_doc, f)
     runner = CustomRunner.for_driver(program or built("poold-gitlab-executor"), settings)
     job = Job(job_id, ["uname -a", "echo GITLAB-E2E-OK"], timeout=timeout + 600)
     result = runner.run_job(job)

@@ -70,7 +70,7 @@ EXPECTED = {
         "30:13: error: missing required key 'diskimage' in label 'l1' of pool 'main' of provider 'lv'",
     ],
     'bad-alias': [
-        '4:5: error: YAML aliases are not supported',
+        '4:5: error: alias *nowhere has no anchor before it',
     ],}
 
 
