@@ -60,7 +60,7 @@ LIBS := $(PKG_LIBS) $(ZKC_LIBS) -lpthread -lm
 RUN_PKGS := build-essential pkg-config \
 	libssl-dev cmake dpkg-dev patch libzookeeper-java libyaml-dev libjansson-dev libcurl4-openssl-dev libvirt-dev \
 	libguestfs-dev libmicrohttpd-dev zookeeper default-jre-headless \
-	python3 python3-kazoo openssh-client \
+	python3 python3-kazoo openssh-client openssl \
 	libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils \
 	supermin linux-image-amd64 debootstrap iproute2 procps
 # ... and what only the tests add (`make check`); the OpenStack services are
@@ -224,6 +224,8 @@ install: programs
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/poold
 	install -m 0755 $(PROGRAMS) poold/poold-local $(DESTDIR)$(PREFIX)/bin/
 	cp -R elements etc README.md $(DESTDIR)$(PREFIX)/share/poold/
+	install -d $(DESTDIR)$(PREFIX)/share/poold/tools
+	install -m 0755 tools/zk-tls-ca.sh $(DESTDIR)$(PREFIX)/share/poold/tools/
 
 # ---------------------------------------------------------------- one machine
 # The embedded default: ZooKeeper, libvirtd, poold-builder, poold and a ready VM.

@@ -73,7 +73,7 @@ def alive(pid):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for qemu:///system")
 def test_local_pool_serves_an_ssh_node_and_down_leaves_nothing(tmp_path):
-    """poold-local up builds, uploads and boots a node; a Zuul-like client gets it,
+    """poold-local up (ZooKeeper TLS-only) builds, uploads and boots a node; a Zuul-like client gets it,
     logs in over ssh with the node's username, key and recorded host keys, marks it
     used; poold deletes it with its overlay; a GitLab job runs on the next warm node
     through poold-gitlab-executor; poold-local down leaves no process, domain or
@@ -100,7 +100,10 @@ def test_local_pool_serves_an_ssh_node_and_down_leaves_nothing(tmp_path):
             assert name in daemons and alive(daemons[name]), name
 
         zkport = read_env_file(state)["NODEPOOL_ZK_PORT"]
-        zk = KazooClient(hosts="127.0.0.1:%s" % zkport)
+        tls = os.path.join(state, "tls")  # poold-local's ZooKeeper is TLS-only
+        zk_tls = {"ca": tls + "/ca.pem", "cert": tls + "/client.crt", "key": tls + "/client.key"}
+        zk = KazooClient(hosts="127.0.0.1:%s" % zkport, use_ssl=True, ca=zk_tls["ca"],
+                         certfile=zk_tls["cert"], keyfile=zk_tls["key"])
         zk.start(timeout=30)
         try:
             client = ZuulClient(zk)
@@ -140,7 +143,8 @@ def test_local_pool_serves_an_ssh_node_and_down_leaves_nothing(tmp_path):
             # A GitLab job gets the next warm node through poold-gitlab-executor,
             # as GitLab Runner's custom executor would run it.
             result, settings = run_gitlab_job_e2e("127.0.0.1:%s" % zkport, "debian",
-                                                  os.path.join(state, "id_ed25519"), str(tmp_path / "gitlab"))
+                                                  os.path.join(state, "id_ed25519"), str(tmp_path / "gitlab"),
+                                                  zk_tls=zk_tls)
             assert result.status == "success", (result.status, result.trace()[-3000:], settings)
             assert "GITLAB-E2E-OK" in result.trace() and "Linux" in result.trace()
         finally:

@@ -82,7 +82,7 @@ static void test_every_settings_problem_is_reported_with_its_position(void **sta
         assert_non_null(strstr(t, "s.yaml:5:12: error: 'state-dir': 'relative' must be an absolute path"));
         assert_non_null(strstr(t, "s.yaml:6:17: error: 'label-variable': '9BAD' is not a variable name"));
         assert_non_null(strstr(t, "s.yaml:7:8: error: 'label': 'big' is not in allowed-labels"));
-        assert_non_null(strstr(t, "s.yaml:9:22: error: 'cert' in zookeeper-tls: cannot read 'c'"));
+        assert_non_null(strstr(t, "s.yaml:9:23: error: 'cert' in zookeeper-tls: cannot read 'c'"));
         assert_non_null(strstr(t, "error: missing required key 'ssh-key' in the settings"));
         free(t);
         config_diags_clear(&d);
