@@ -10,7 +10,8 @@
  *   launch.c    one launch state machine per node being built
  *   delete.c    deletion of unlocked nodes in deletable states
  *   minready.c  min-ready requests
- *   cleanup.c   lost requests, stale locks, leaked instances, max-ready-age, hold */
+ *   cleanup.c   lost requests, stale locks, leaked instances, max-ready-age, hold
+ *   owner.c     which launcher does shared work (rendezvous hashing over live pools) */
 #pragma once
 
 #include <stdbool.h>
@@ -40,6 +41,8 @@
 #define LAUNCHER_NODE_ROOT "/nodepool/nodes"
 #define LAUNCHER_IMAGE_ROOT "/nodepool/images"
 #define LAUNCHER_MINREADY_REQUESTOR "NodePool:min-ready"
+/* poold's own shared locks (kazoo recipe): <root>/<kind>/<name>. Not Nodepool's. */
+#define LAUNCHER_POOLD_LOCK_ROOT "/nodepool/poold-locks"
 
 struct pool;
 struct req_handler;
@@ -49,6 +52,7 @@ struct launch;
 struct zk_lock;
 struct webapp;
 struct lock_sweep;
+struct owners;
 
 struct launcher {
         struct loop *loop;
@@ -102,6 +106,9 @@ struct launcher {
         struct smap leak_seen;        /* "<provider>/<external id>" -> (void*)1 */
         struct smap leak_seen_next;
         uint64_t last_minready_ms;
+        struct smap minready_leases;  /* label -> struct zk_lock*: we decide its min-ready (minready.c) */
+        struct smap minready_unchecked; /* label -> (void*)1: leased, predecessor's requests not yet seen */
+        struct smap minready_created; /* request id -> struct mr_created*: ours, not in the cache yet */
         struct lock_sweep *lock_sweep;  /* the stale request-lock sweep in flight, or NULL */
         /* webapp*.c: status web app, Prometheus and statsd */
         struct webapp *webapp;
@@ -321,6 +328,23 @@ void delete_pass(struct launcher *l);
 
 /* ---- minready.c ---- */
 void minready_pass(struct launcher *l);
+/* Stop (or session loss): release the min-ready leases, forget our creations. */
+void minready_stop(struct launcher *l);
+/* The request cache shows request ID (min-ready counts it from there now). */
+void minready_request_seen(struct launcher *l, const char *id);
+
+/* ---- owner.c: work shared between launchers ---- */
+/* The live pool workers of every launcher now (component registry + our own
+ * active pools). Free with owners_free(); NULL ok there. */
+struct owners *owners_snapshot(struct launcher *l);
+void owners_free(struct owners *o);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct owners *, owners_free);
+/* True when this launcher owns KEY among the live pools serving PROVIDER (NULL:
+ * any) and offering LABEL (NULL: any) — or when no such pool is known. Only
+ * avoids duplicate work: the work must be safe if two launchers both do it. */
+bool owners_mine(const struct owners *o, const char *key, const char *provider, const char *label);
+/* LAUNCHER_POOLD_LOCK_ROOT/KIND/NAME with NAME made one path component. Caller frees. */
+char *owners_lock_path(const char *kind, const char *name);
 
 /* ---- cleanup.c ---- */
 /* The periodic cleanup (lost requests, stale locks, leaks, ages, hold). */
