@@ -90,7 +90,7 @@ static void lost_requests(struct launcher *l, const struct owners *o) {
         for (size_t i = 0; i < n; i++) {
                 struct creq *cr = smap_get(&l->requests, keys[i]);
                 if (cr->req->state == NODE_REQUEST_STATE_PENDING && !smap_get(&l->handlers, keys[i]) &&
-                    owners_mine(o, keys[i], NULL, NULL))
+                    owners_mine(o, keys[i], NULL, NULL, NULL))
                         pending[np++] = xstrdup(keys[i]);
         }
         free(keys);
@@ -134,7 +134,7 @@ static void on_lockdirs(struct zk *zk, const struct zk_result *res, void *ud) {
         struct launcher *l = sw->l;
         _cleanup_(owners_freep) struct owners *o = res->r == 0 && res->n_children ? owners_snapshot(l) : NULL;
         for (size_t i = 0; res->r == 0 && i < res->n_children; i++) {
-                if (smap_get(&l->requests, res->children[i]) || !owners_mine(o, res->children[i], NULL, NULL))
+                if (smap_get(&l->requests, res->children[i]) || !owners_mine(o, res->children[i], NULL, NULL, NULL))
                         continue;
                 _cleanup_free_ char *path = xasprintf(LAUNCHER_REQUEST_LOCK_ROOT "/%s", res->children[i]);
                 sw->pending++;
@@ -193,7 +193,7 @@ static void ages(struct launcher *l, const struct owners *o) {
                 const struct node *nd = cn->node;
                 if (cn->lock_contenders > 0 || smap_get(&l->held, keys[i])) continue;
                 struct prov *pv = nd->provider ? prov_by_name(l, nd->provider) : NULL;
-                if (!pv || !owners_mine(o, keys[i], nd->provider, NULL)) continue;
+                if (!pv || !owners_mine(o, keys[i], nd->provider, NULL, NULL)) continue;
                 /* Static nodes never age out: they are the configured machines themselves. */
                 if (nd->state == NODE_STATE_READY && !nd->allocated_to && nd->type[0] && !pv->is_static) {
                         const struct config_label *lab = config_find_label(l->cfg, nd->type[0]);
@@ -309,7 +309,7 @@ static void leaks(struct launcher *l, const struct owners *o) {
         for (size_t i = 0; i < l->n_provs; i++) {
                 struct prov *pv = l->provs[i];
                 if (pv->retired || !pv->provider) continue;
-                if (!owners_mine(o, pv->name, pv->name, NULL)) {
+                if (!owners_mine(o, pv->name, pv->name, NULL, NULL)) {
                         leak_forget(l, pv);
                         continue;
                 }
@@ -333,7 +333,7 @@ struct empty_scan {
 static void empty_fn(const struct zk_cache_node *zn, void *ud) {
         struct empty_scan *e = ud;
         if (zn->depth != 1 || zn->len != 0 || zn->lock_contenders > 0) return;
-        if (!owners_mine(e->owners, zn->name, NULL, NULL)) return;
+        if (!owners_mine(e->owners, zn->name, NULL, NULL, NULL)) return;
         if (e->n == e->cap) {
                 e->cap = e->cap ? e->cap * 2 : 8;
                 e->v = xrealloc(e->v, e->cap * sizeof *e->v);

@@ -157,6 +157,12 @@ struct prov {
         int down_r;                     /* 0 when up */
         char *down_reason;
         uint64_t down_backoff_ms, down_retry_ms;
+        /* owner.c: a cloud provider's pools launch only while we hold its launch lease */
+        struct zk_lock *lease;
+        bool lease_pending;             /* an attempt for it is in flight */
+        bool lease_unchecked;           /* leased; the predecessor's nodes not all in the cache yet */
+        bool launch_ok;
+        uint64_t lease_next_ms;         /* no new attempt before (a dead holder's lease lasts its session) */
 };
 
 /* One provider-pool worker. */
@@ -339,12 +345,23 @@ void minready_request_seen(struct launcher *l, const char *id);
 struct owners *owners_snapshot(struct launcher *l);
 void owners_free(struct owners *o);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct owners *, owners_free);
-/* True when this launcher owns KEY among the live pools serving PROVIDER (NULL:
- * any) and offering LABEL (NULL: any) — or when no such pool is known. Only
- * avoids duplicate work: the work must be safe if two launchers both do it. */
-bool owners_mine(const struct owners *o, const char *key, const char *provider, const char *label);
-/* LAUNCHER_POOLD_LOCK_ROOT/KIND/NAME with NAME made one path component. Caller frees. */
-char *owners_lock_path(const char *kind, const char *name);
+/* True when this launcher owns KEY among the live pools serving PROVIDER, named
+ * POOL and offering LABEL (each NULL: any) — or when no such pool is known.
+ * Alone it only avoids duplicate work: the work must be safe if two launchers
+ * both do it (a lock, a lease or a version-checked write). */
+bool owners_mine(const struct owners *o, const char *key, const char *provider, const char *pool,
+                 const char *label);
+/* LAUNCHER_POOLD_LOCK_ROOT/KIND/NAME[/SUB], each name one path component. Caller frees. */
+char *owners_lock_path(const char *kind, const char *name, const char *sub);
+/* "<hostname>-<pid>": the identifier of our poold locks (who holds one). Caller frees. */
+char *owners_lock_id(struct launcher *l);
+/* Set PV->launch_ok: may PV's pools accept requests and launch new nodes now?
+ * A static provider always (it launches nothing); a cloud provider only while
+ * this launcher holds its launch lease, taken when we own the provider and let
+ * go when we do not. */
+void owners_launch_lease_sync(struct prov *pv, const struct owners *o);
+/* Let PV's launch lease go (provider retired, stop). */
+void owners_launch_lease_release(struct prov *pv);
 
 /* ---- cleanup.c ---- */
 /* The periodic cleanup (lost requests, stale locks, leaks, ages, hold). */

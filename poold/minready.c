@@ -153,8 +153,9 @@ static bool lease_hold(struct launcher *l, const char *label) {
                 smap_remove(&l->minready_leases, label);
                 zk_lock_free(lock);
         }
-        _cleanup_free_ char *path = owners_lock_path("min-ready", label);
-        int r = zk_lock_try_new(l->zk, path, l->hostname, &lock);
+        if (!zk_is_connected(l->zk)) return false; /* a call now would wait for ZooKeeper */
+        _cleanup_free_ char *path = owners_lock_path("min-ready", label, NULL), *id = owners_lock_id(l);
+        int r = zk_lock_try_new(l->zk, path, id, &lock);
         if (r != 1) {
                 if (r < 0) log_debug_errno(r, "min-ready: lease of %s: %m", label);
                 return false;
@@ -217,11 +218,11 @@ void minready_pass(struct launcher *l) {
                 if (lab->min_ready <= 0 || !label_offered(l, lab->name)) continue;
                 /* Rendezvous hashing picks who tries for the lease (no herd of
                  * lock attempts); the lease alone makes it safe. */
-                if (!owners_mine(o, lab->name, NULL, lab->name)) continue;
+                if (!owners_mine(o, lab->name, NULL, NULL, lab->name)) continue;
                 smap_put(&wanted, lab->name, (void *)1);
                 if (!lease_hold(l, lab->name)) continue; /* the previous keeper has not let go yet */
                 if (smap_get(&l->minready_unchecked, lab->name)) {
-                        if (checked < 0) checked = predecessor_seen(l);
+                        if (checked < 0) checked = zk_is_connected(l->zk) ? predecessor_seen(l) : 0;
                         if (checked != 1) continue;
                         smap_remove(&l->minready_unchecked, lab->name);
                 }

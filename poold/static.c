@@ -409,7 +409,10 @@ static void sync_prov(struct launcher *l, struct prov *pv) {
         int r = plan_view(st, &v, false, &plan);
         view_done(&v);
         if (r < 0) return;
-        if (plan_scans(st, plan) == 0) {
+        size_t runnable = plan_scans(st, plan);
+        /* What follows calls ZooKeeper synchronously: not while it is away. */
+        if (!zk_is_connected(l->zk)) return;
+        if (runnable == 0) {
                 bool news = false;
                 for (char **w = plan->warnings; *w && !news; w++) news = !smap_get(&st->warned, *w);
                 if (news) {
@@ -422,9 +425,10 @@ static void sync_prov(struct launcher *l, struct prov *pv) {
                 return;
         }
 
-        _cleanup_free_ char *lpath = owners_lock_path("static-registration", pv->name);
+        _cleanup_free_ char *lpath = owners_lock_path("static-registration", pv->name, NULL),
+                            *lid = owners_lock_id(l);
         struct zk_lock *lock = NULL;
-        r = zk_lock_try_new(l->zk, lpath, l->hostname, &lock);
+        r = zk_lock_try_new(l->zk, lpath, lid, &lock);
         if (r != 1) {
                 if (r < 0) log_debug_errno(r, "static provider %s: registration lock: %m", pv->name);
                 return;
@@ -451,7 +455,7 @@ void static_sync(struct launcher *l) {
                         pv->st->pv = pv;
                 }
                 if (!o) o = owners_snapshot(l);
-                if (owners_mine(o, pv->name, pv->name, NULL)) sync_prov(l, pv);
+                if (owners_mine(o, pv->name, pv->name, NULL, NULL)) sync_prov(l, pv);
         }
 }
 

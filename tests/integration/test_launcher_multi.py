@@ -235,10 +235,13 @@ def held_locks(zk):
     return out
 
 
-def no_locks_left(lps, zk, timeout=30):
+def no_locks_left(lps, zk, timeout=30, leases_too=True):
+    """No lock contender left (leases_too=False: except the leases live launchers
+    keep under /nodepool/poold-locks/launch and /min-ready)."""
     deadline = time.time() + timeout
+    keep = ("/nodepool/poold-locks/launch/", "/nodepool/poold-locks/min-ready/")
     while True:
-        left = held_locks(zk)
+        left = [p for p in held_locks(zk) if leases_too or not p.startswith(keep)]
         if not left or time.time() > deadline:
             break
         time.sleep(0.5)
@@ -367,3 +370,62 @@ def test_two_launchers_min_ready_not_doubled(launchers, zk_hosts, kazoo):
     assert sampler.samples > 20
     assert not sampler.violations, "min-ready nodes at once: %s; e.g. %s" % (dict(sampler.max),
                                                                            sampler.violations[:3])
+
+
+MAX_SERVERS = 4
+
+
+def lease_holder(lps, zk, kind="launch"):
+    """The launcher whose pid is the identifier of the lease contender of KIND."""
+    root = "/nodepool/poold-locks/" + kind
+    for c in held_locks(zk):
+        if c.startswith(root + "/"):
+            data, _ = zk.get(c)
+            pid = int(data.decode().rsplit("-", 1)[1])
+            return next(lp for lp in lps if lp.proc is not None and lp.proc.pid == pid)
+    return None
+
+
+def test_launchers_sharing_a_cloud_pool_never_exceed_max_servers(launchers, zk_hosts, kazoo):
+    """Launchers on one libvirt pool with max-servers 4 serve a burst of 150
+    requests (every job uses a new node) while the launcher launching for the
+    pool is SIGKILLed (after 30 jobs) and a new launcher joins (after 60; it may
+    take the pool over from the survivor): the pool never has more than 4 nodes
+    at once (counted as quota counts them: every node until its znode is gone),
+    every request is fulfilled, no node goes to two requests, and no lock is
+    left but the leases of live launchers (none at all once they stop)."""
+    lps = launchers(2)
+    lps[0].write_config(lps[0].config(pool={"max-servers": MAX_SERVERS}))
+    lps[0].images()
+    start_all(lps)
+    sampler = Sampler(zk_hosts, lambda n: n.get("pool"), MAX_SERVERS)
+    sampler.start()
+    mark = {}
+
+    def kill_then_join(done):
+        if "killed" not in mark and done >= 30:
+            victim = lease_holder(lps, kazoo)
+            mark["holder"] = victim is not None or held_locks(kazoo)
+            victim = victim or lps[0]
+            mark["killed"] = victim.stop(sig=9)
+        if "joined" not in mark and done >= 60:
+            mark["joined"] = launchers(1)[0]
+            start_all([mark["joined"]])
+    try:
+        burst = Burst(kazoo, LABEL, n=150, workers=3 * MAX_SERVERS, hold=0.1).start()
+        burst.wait(lps, on_progress=kill_then_join)
+    finally:
+        sampler.finish()
+    assert mark.get("killed") == -9
+    live = [lp for lp in lps + [mark["joined"]] if lp.proc is not None]
+    assert not burst.errors, burst.errors[:20]
+    assert len(burst.fulfilled) == burst.n
+    assert sampler.samples > 20
+    assert not sampler.violations, "nodes of the pool at once: %s; e.g. %s" % (dict(sampler.max),
+                                                                             sampler.violations[:3])
+    assert mark["holder"] is True, "no launcher held the launch lease: %s" % (mark["holder"],)
+    live[0].wait_for(lambda: not live[0].nodes(), 30, "every used node deleted")
+    no_locks_left(live, kazoo, leases_too=False)
+    for lp in live:
+        assert lp.stop() == 0
+    no_locks_left(live, kazoo)
