@@ -362,6 +362,10 @@ char *owners_lock_id(struct launcher *l);
 void owners_launch_lease_sync(struct prov *pv, const struct owners *o);
 /* Let PV's launch lease go (provider retired, stop). */
 void owners_launch_lease_release(struct prov *pv);
+/* True when another launcher's live pool of PROVIDER named POOL is in DECLINED_BY
+ * (the one launching for it could not serve the request: neither can we). */
+bool owners_declined_by_sibling(const struct owners *o, char *const *declined_by, const char *provider,
+                                const char *pool);
 
 /* ---- cleanup.c ---- */
 /* The periodic cleanup (lost requests, stale locks, leaks, ages, hold). */

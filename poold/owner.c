@@ -177,6 +177,17 @@ static void on_lease(struct zk_lock *lock, int result, void *ud) {
         zk_lock_free(lock);
 }
 
+bool owners_declined_by_sibling(const struct owners *o, char *const *declined_by, const char *provider,
+                                const char *pool) {
+        for (size_t i = 0; i < o->n; i++) {
+                const struct owner_pool *p = &o->v[i];
+                if (!p->ours && same(provider, p->provider) && same(pool, p->pool) &&
+                    model_strv_contains(declined_by, p->id))
+                        return true;
+        }
+        return false;
+}
+
 /* Every node of PV in ZooKeeper now is in our cache: 1, 0 not yet, <0. */
 static int nodes_seen(struct launcher *l, const char *provider) {
         char **children = NULL;

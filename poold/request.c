@@ -1027,7 +1027,13 @@ void requests_pass(struct launcher *l) {
                                 decline_start(p, rq->id, why, NULL);
                                 continue;
                         }
-                        if (!p->prov->launch_ok) continue; /* another launcher launches for it */
+                        if (!p->prov->launch_ok) {
+                                /* Another launcher launches for this pool: its refusal is ours. */
+                                if (owners_declined_by_sibling(o, rq->declined_by, p->provider_name, p->name))
+                                        decline_start(p, rq->id, "declined by the launcher launching for this pool",
+                                                      NULL);
+                                continue;
+                        }
                         if (p->paused || !quota_ready(p)) continue;
                         if (preferred_elsewhere(l, rq, p) || better_pool(l, rq, p)) continue;
                         if (l->cfg->n_tenant_limits > 0) {

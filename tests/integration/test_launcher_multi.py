@@ -429,3 +429,25 @@ def test_launchers_sharing_a_cloud_pool_never_exceed_max_servers(launchers, zk_h
     for lp in live:
         assert lp.stop() == 0
     no_locks_left(live, kazoo)
+
+
+def test_two_launchers_request_whose_launch_fails_still_fails(launchers, kazoo):
+    """With one launcher launching for the pool, a request whose launch fails
+    (its image volume is missing) is declined by that launcher and then by the
+    other one's pool of the same name, so it ends `failed` as with Nodepool —
+    not `requested` for ever — and the failed node is deleted."""
+    lps = launchers(2)
+    cfg = lps[0].config(labels=[{"name": LABEL}, {"name": "broken"}],
+                        pool={"labels": [{"name": LABEL, "diskimage": "debian", "memory": 64, "vcpus": 1},
+                                         {"name": "broken", "diskimage": "broken", "memory": 64, "vcpus": 1}]},
+                        provider={"launch-retries": 1, "diskimages": [{"name": "debian"}, {"name": "broken"}]})
+    cfg["diskimages"].append({"name": "broken", "elements": ["x"]})
+    lps[0].write_config(cfg)
+    lps[0].images()
+    lps[0].images(image="broken")   # its volume does not exist in the storage pool
+    start_all(lps)
+    zc = ZuulClient(kazoo)
+    req_id = zc.submit(["broken"])
+    req = zc.wait(req_id, timeout=30)
+    assert req["state"] == "failed" and len(req["declined_by"]) == 2, req
+    lps[0].wait_for(lambda: not lps[0].nodes(), 15, "failed node deleted")
