@@ -5,15 +5,15 @@
  * hashing (rendezvous.h, as Zuul's launcher does) over the live pool workers of
  * the component registry (/nodepool/components/pool, ephemeral: a dead
  * launcher's pools vanish with its session), restricted to the pools that can
- * do the work (same provider, same label). The launcher whose pool scores
+ * do the work (same provider, pool or label). The launcher whose pool scores
  * highest owns the key. Our own active pools always count, also before the
  * cache shows their components, so a lone launcher owns everything at once.
  * Views of the registry differ for a moment when a launcher comes or goes, so
  * two launchers may both believe they own a key: ownership is only ever used
  * to avoid duplicate work, never alone for safety — every decision it guards
  * is also protected by a ZooKeeper lock on the object, a shared lock, or a
- * version-checked write (see the DESIGN comments of static.c, minready.c and
- * cleanup.c). A launcher with two pools gets two tickets; that only skews the
+ * version-checked write (see the DESIGN comments of static.c, minready.c,
+ * cleanup.c and of the launch lease below). A launcher with two pools gets two tickets; that only skews the
  * split.
  *
  * Audit: every decision two launchers could both make, and what makes it safe.
