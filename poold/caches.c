@@ -193,6 +193,7 @@ static void on_request(struct zk_cache *c, enum zk_cache_event ev, const struct 
         node_request_free(cr->req);
         cr->req = rq;
         cr->version = zn->version;
+        minready_request_seen(l, zn->name);
 }
 
 /* Split an image-tree path into components below the root. */

@@ -8,7 +8,26 @@
  * their label's max-ready-age and HOLD nodes past hold_expiration/max-hold-age
  * as `deleting`; and list each provider's servers on the workq: a server tagged
  * with our provider name whose node id is unknown, seen in two consecutive
- * passes, is deleted (leak). */
+ * passes, is deleted (leak).
+ *
+ * Several launchers run this on one ZooKeeper. Each piece of work is split by
+ * rendezvous hashing over the live pools (owner.c) so that normally one
+ * launcher does it, and each is also safe when two do it at once (ownership
+ * views differ for a moment when a launcher comes or goes):
+ *   lost requests (key: request id, any pool) — a dead launcher's request
+ *     locks vanish with its session; whoever owns the request takes its lock
+ *     without waiting, re-reads it and resets it only if still `pending`,
+ *     writing with the read version; nodes are unallocated under their locks.
+ *   stale request locks (key: request id) — only directories whose request is
+ *     gone and that are older than 8 h; deleting one twice is harmless.
+ *   max-ready-age, hold expiry (key: node id, pools of its provider) — under
+ *     the node's lock, re-read, state checked, version-checked write.
+ *   leaks (key: provider, pools of that provider) — only the owner lists the
+ *     cloud, so one launcher deletes a leaked server (a second delete of the
+ *     same server gets -ENOENT, which providers report as done); a launcher
+ *     forgets what it saw of a provider it does not own, so a new owner needs
+ *     two passes of its own.
+ *   empty node znodes (key: node id) — deleting one twice is harmless. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,14 +82,15 @@ static void reset_lost(struct launcher *l, const char *id) {
         zk_lock_free(lock);
 }
 
-static void lost_requests(struct launcher *l) {
+static void lost_requests(struct launcher *l, const struct owners *o) {
         size_t n;
         const char **keys = smap_keys(&l->requests, &n);
         char **pending = xnew(char *, n + 1);
         size_t np = 0;
         for (size_t i = 0; i < n; i++) {
                 struct creq *cr = smap_get(&l->requests, keys[i]);
-                if (cr->req->state == NODE_REQUEST_STATE_PENDING && !smap_get(&l->handlers, keys[i]))
+                if (cr->req->state == NODE_REQUEST_STATE_PENDING && !smap_get(&l->handlers, keys[i]) &&
+                    owners_mine(o, keys[i], NULL, NULL, NULL))
                         pending[np++] = xstrdup(keys[i]);
         }
         free(keys);
@@ -112,8 +132,10 @@ static void on_lockdir_stat(struct zk *zk, const struct zk_result *res, void *ud
 static void on_lockdirs(struct zk *zk, const struct zk_result *res, void *ud) {
         struct lock_sweep *sw = ud;
         struct launcher *l = sw->l;
+        _cleanup_(owners_freep) struct owners *o = res->r == 0 && res->n_children ? owners_snapshot(l) : NULL;
         for (size_t i = 0; res->r == 0 && i < res->n_children; i++) {
-                if (smap_get(&l->requests, res->children[i])) continue;
+                if (smap_get(&l->requests, res->children[i]) || !owners_mine(o, res->children[i], NULL, NULL, NULL))
+                        continue;
                 _cleanup_free_ char *path = xasprintf(LAUNCHER_REQUEST_LOCK_ROOT "/%s", res->children[i]);
                 sw->pending++;
                 (void)zk_aexists(l->zk, path, NULL, on_lockdir_stat, sw);
@@ -160,7 +182,7 @@ static void expire_node(struct launcher *l, const char *id, enum node_state stat
         zk_lock_free(lock);
 }
 
-static void ages(struct launcher *l) {
+static void ages(struct launcher *l, const struct owners *o) {
         size_t n;
         const char **keys = smap_keys(&l->nodes, &n);
         double now = model_now();
@@ -171,7 +193,7 @@ static void ages(struct launcher *l) {
                 const struct node *nd = cn->node;
                 if (cn->lock_contenders > 0 || smap_get(&l->held, keys[i])) continue;
                 struct prov *pv = nd->provider ? prov_by_name(l, nd->provider) : NULL;
-                if (!pv) continue;
+                if (!pv || !owners_mine(o, keys[i], nd->provider, NULL, NULL)) continue;
                 /* Static nodes never age out: they are the configured machines themselves. */
                 if (nd->state == NODE_STATE_READY && !nd->allocated_to && nd->type[0] && !pv->is_static) {
                         const struct config_label *lab = config_find_label(l->cfg, nd->type[0]);
@@ -274,10 +296,23 @@ static void leak_done(void *ud, int status) {
         free(j);
 }
 
-static void leaks(struct launcher *l) {
+/* Forget which of PV's servers we saw once (we do not own its leak pass now). */
+static void leak_forget(struct launcher *l, const struct prov *pv) {
+        size_t nk, len = strlen(pv->name);
+        const char **keys = smap_keys(&l->leak_seen, &nk);
+        for (size_t i = 0; i < nk; i++)
+                if (strncmp(keys[i], pv->name, len) == 0 && keys[i][len] == '/') smap_remove(&l->leak_seen, keys[i]);
+        free(keys);
+}
+
+static void leaks(struct launcher *l, const struct owners *o) {
         for (size_t i = 0; i < l->n_provs; i++) {
                 struct prov *pv = l->provs[i];
                 if (pv->retired || !pv->provider) continue;
+                if (!owners_mine(o, pv->name, pv->name, NULL, NULL)) {
+                        leak_forget(l, pv);
+                        continue;
+                }
                 struct leak_job *j = xnew(struct leak_job, 1);
                 j->l = l;
                 j->prov = pv;
@@ -290,6 +325,7 @@ static void leaks(struct launcher *l) {
 }
 
 struct empty_scan {
+        const struct owners *owners;
         char **v;
         size_t n, cap;
 };
@@ -297,6 +333,7 @@ struct empty_scan {
 static void empty_fn(const struct zk_cache_node *zn, void *ud) {
         struct empty_scan *e = ud;
         if (zn->depth != 1 || zn->len != 0 || zn->lock_contenders > 0) return;
+        if (!owners_mine(e->owners, zn->name, NULL, NULL, NULL)) return;
         if (e->n == e->cap) {
                 e->cap = e->cap ? e->cap * 2 : 8;
                 e->v = xrealloc(e->v, e->cap * sizeof *e->v);
@@ -305,8 +342,8 @@ static void empty_fn(const struct zk_cache_node *zn, void *ud) {
 }
 
 /* Node znodes without data (re-created by a late lock attempt): remove. */
-static void empty_nodes(struct launcher *l) {
-        struct empty_scan e = {};
+static void empty_nodes(struct launcher *l, const struct owners *o) {
+        struct empty_scan e = { .owners = o };
         zk_cache_foreach(l->node_cache, empty_fn, &e);
         for (size_t i = 0; i < e.n; i++) {
                 if (zk_delete_recursive(l->zk, e.v[i]) >= 0) log_debug("removed empty node znode %s", e.v[i]);
@@ -317,9 +354,10 @@ static void empty_nodes(struct launcher *l) {
 
 void cleanup_run(struct launcher *l) {
         if (!caches_synced(l) || l->stopping) return;
-        lost_requests(l);
+        _cleanup_(owners_freep) struct owners *o = owners_snapshot(l);
+        lost_requests(l, o);
         stale_locks(l);
-        ages(l);
-        empty_nodes(l);
-        leaks(l);
+        ages(l, o);
+        empty_nodes(l, o);
+        leaks(l, o);
 }

@@ -7,7 +7,9 @@
  * for; -ENOENT is success) → `deleted` → contender, lock dir and znode deleted
  * in one pipelined go (static driver: no cloud call). Nodes whose provider is
  * not ours are left to their launcher. READY nodes allocated to a request that
- * no longer exists are unallocated (lock, read, write: asynchronous too). */
+ * no longer exists are unallocated (lock, read, check in ZooKeeper that the
+ * request is gone — with several launchers our request cache can be behind
+ * the node cache — write with the read version: asynchronous too). */
 #include <string.h>
 
 #include "alloc.h"
@@ -186,6 +188,9 @@ struct unalloc_op {
         char *id;
         struct zk_lock *lock;
         bool in_flight;                 /* a read/write with us as userdata is outstanding */
+        char *data;                     /* the node to write once the request is known gone */
+        size_t len;
+        int32_t version;
 };
 
 static void ua_free(struct unalloc_op *op) {
@@ -195,6 +200,7 @@ static void ua_free(struct unalloc_op *op) {
                 zk_lock_free(op->lock);
         }
         free(op->id);
+        free(op->data);
         free(op);
 }
 
@@ -213,6 +219,19 @@ static void on_ua_written(struct zk *zk, const struct zk_result *res, void *ud) 
         ua_end(op);
 }
 
+static void on_ua_request(struct zk *zk, const struct zk_result *res, void *ud) {
+        struct unalloc_op *op = ud;
+        op->in_flight = false;
+        if (res->r != -ENOENT) {
+                ua_end(op); /* it exists (or we cannot tell): leave the node allocated */
+                return;
+        }
+        log_info("node %s: request %s is gone, unallocating", op->id, strrchr(res->path, '/') + 1);
+        _cleanup_free_ char *path = zkrec_node_path(op->id);
+        op->in_flight = true;
+        (void)zk_aset(op->l->zk, path, op->data, op->len, op->version, on_ua_written, op);
+}
+
 static void on_ua_read(struct zk *zk, const struct zk_result *res, void *ud) {
         struct unalloc_op *op = ud;
         struct launcher *l = op->l;
@@ -225,16 +244,17 @@ static void on_ua_read(struct zk *zk, const struct zk_result *res, void *ud) {
                 ua_end(op);
                 return;
         }
-        log_info("node %s: request %s is gone, unallocating", op->id, n->allocated_to);
+        _cleanup_free_ char *rpath = zkrec_request_path(n->allocated_to);
         model_set_str(&n->allocated_to, NULL);
-        _cleanup_free_ char *data = NULL;
-        size_t len;
-        if (node_to_json(n, &data, &len) < 0) {
+        if (node_to_json(n, &op->data, &op->len) < 0) {
                 ua_end(op);
                 return;
         }
+        op->version = res->stat->version;
+        /* Our request cache may lag our node cache (another launcher fulfilled a
+         * request we have not seen yet): ask ZooKeeper whether it is gone. */
         op->in_flight = true;
-        (void)zk_aset(l->zk, res->path, data, len, res->stat->version, on_ua_written, op);
+        (void)zk_aexists(l->zk, rpath, NULL, on_ua_request, op);
 }
 
 static void on_ua_locked(struct zk_lock *lock, int result, void *ud) {

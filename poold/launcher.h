@@ -10,7 +10,8 @@
  *   launch.c    one launch state machine per node being built
  *   delete.c    deletion of unlocked nodes in deletable states
  *   minready.c  min-ready requests
- *   cleanup.c   lost requests, stale locks, leaked instances, max-ready-age, hold */
+ *   cleanup.c   lost requests, stale locks, leaked instances, max-ready-age, hold
+ *   owner.c     which launcher does shared work (rendezvous hashing over live pools) */
 #pragma once
 
 #include <stdbool.h>
@@ -40,6 +41,8 @@
 #define LAUNCHER_NODE_ROOT "/nodepool/nodes"
 #define LAUNCHER_IMAGE_ROOT "/nodepool/images"
 #define LAUNCHER_MINREADY_REQUESTOR "NodePool:min-ready"
+/* poold's own shared locks (kazoo recipe): <root>/<kind>/<name>. Not Nodepool's. */
+#define LAUNCHER_POOLD_LOCK_ROOT "/nodepool/poold-locks"
 
 struct pool;
 struct req_handler;
@@ -49,6 +52,7 @@ struct launch;
 struct zk_lock;
 struct webapp;
 struct lock_sweep;
+struct owners;
 
 struct launcher {
         struct loop *loop;
@@ -102,6 +106,9 @@ struct launcher {
         struct smap leak_seen;        /* "<provider>/<external id>" -> (void*)1 */
         struct smap leak_seen_next;
         uint64_t last_minready_ms;
+        struct smap minready_leases;  /* label -> struct zk_lock*: we decide its min-ready (minready.c) */
+        struct smap minready_unchecked; /* label -> (void*)1: leased, predecessor's requests not yet seen */
+        struct smap minready_created; /* request id -> struct mr_created*: ours, not in the cache yet */
         struct lock_sweep *lock_sweep;  /* the stale request-lock sweep in flight, or NULL */
         /* webapp*.c: status web app, Prometheus and statsd */
         struct webapp *webapp;
@@ -150,6 +157,12 @@ struct prov {
         int down_r;                     /* 0 when up */
         char *down_reason;
         uint64_t down_backoff_ms, down_retry_ms;
+        /* owner.c: a cloud provider's pools launch only while we hold its launch lease */
+        struct zk_lock *lease;
+        bool lease_pending;             /* an attempt for it is in flight */
+        bool lease_unchecked;           /* leased; the predecessor's nodes not all in the cache yet */
+        bool launch_ok;
+        uint64_t lease_next_ms;         /* no new attempt before (a dead holder's lease lasts its session) */
 };
 
 /* One provider-pool worker. */
@@ -321,6 +334,38 @@ void delete_pass(struct launcher *l);
 
 /* ---- minready.c ---- */
 void minready_pass(struct launcher *l);
+/* Stop (or session loss): release the min-ready leases, forget our creations. */
+void minready_stop(struct launcher *l);
+/* The request cache shows request ID (min-ready counts it from there now). */
+void minready_request_seen(struct launcher *l, const char *id);
+
+/* ---- owner.c: work shared between launchers ---- */
+/* The live pool workers of every launcher now (component registry + our own
+ * active pools). Free with owners_free(); NULL ok there. */
+struct owners *owners_snapshot(struct launcher *l);
+void owners_free(struct owners *o);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct owners *, owners_free);
+/* True when this launcher owns KEY among the live pools serving PROVIDER, named
+ * POOL and offering LABEL (each NULL: any) — or when no such pool is known.
+ * Alone it only avoids duplicate work: the work must be safe if two launchers
+ * both do it (a lock, a lease or a version-checked write). */
+bool owners_mine(const struct owners *o, const char *key, const char *provider, const char *pool,
+                 const char *label);
+/* LAUNCHER_POOLD_LOCK_ROOT/KIND/NAME[/SUB], each name one path component. Caller frees. */
+char *owners_lock_path(const char *kind, const char *name, const char *sub);
+/* "<hostname>-<pid>": the identifier of our poold locks (who holds one). Caller frees. */
+char *owners_lock_id(struct launcher *l);
+/* Set PV->launch_ok: may PV's pools accept requests and launch new nodes now?
+ * A static provider always (it launches nothing); a cloud provider only while
+ * this launcher holds its launch lease, taken when we own the provider and let
+ * go when we do not. */
+void owners_launch_lease_sync(struct prov *pv, const struct owners *o);
+/* Let PV's launch lease go (provider retired, stop). */
+void owners_launch_lease_release(struct prov *pv);
+/* True when another launcher's live pool of PROVIDER named POOL is in DECLINED_BY
+ * (the one launching for it could not serve the request: neither can we). */
+bool owners_declined_by_sibling(const struct owners *o, char *const *declined_by, const char *provider,
+                                const char *pool);
 
 /* ---- cleanup.c ---- */
 /* The periodic cleanup (lost requests, stale locks, leaks, ages, hold). */

@@ -118,6 +118,7 @@ void pools_sync(struct launcher *l) {
                 }
                 pv->retired = true;
                 pv->cp = NULL;
+                owners_launch_lease_release(pv);
                 for (size_t k = 0; k < l->n_pools; k++)
                         if (l->pools[k]->prov == pv) pool_retire(l->pools[k]);
         }
@@ -165,6 +166,7 @@ void pools_free_all(struct launcher *l) {
         l->pools = NULL;
         l->n_pools = 0;
         for (size_t i = 0; i < l->n_provs; i++) {
+                owners_launch_lease_release(l->provs[i]);
                 static_prov_free(l->provs[i]->st);
                 provider_close(l->provs[i]->provider);
                 free(l->provs[i]->down_reason);

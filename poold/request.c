@@ -10,7 +10,10 @@
  * | LAUNCHING → READY/FAILED/EMPTY on abort); when no slot is EMPTY or LAUNCHING
  * the handler finishes: fulfilled with nodes in node_types order (node locks
  * released, allocated_to kept), or declined (ready nodes unallocated), or —
- * when the request vanished — its nodes are unallocated and unlocked. */
+ * when the request vanished — its nodes are unallocated and unlocked. A cloud
+ * pool accepts and launches only while this launcher holds its provider's
+ * launch lease (owner.c); without it, a handler needing a new node gives its
+ * request back (`requested` again, our pool id not in declined_by). */
 #include <math.h>
 #include <string.h>
 
@@ -42,6 +45,7 @@ struct req_handler {
         bool waiting_quota;
         bool finishing;                 /* the final request write is in flight */
         bool finish_fresh;              /* ... based on a fresh read (not the cache) */
+        bool give_back;                 /* declined: another launcher launches for the provider now */
         double created_time;            /* the request's, for the fulfil latency metric */
         bool in_flight;                 /* an async read/write with us as userdata is outstanding */
 };
@@ -102,6 +106,7 @@ struct decline_op {
         char *id, *why;
         struct zk_lock *lock;
         bool only_requested;            /* not ours yet: skip unless still requested */
+        bool give_back;                 /* back to requested without our pool id in declined_by */
         bool in_flight;                 /* a read/write with us as userdata is outstanding */
 };
 
@@ -147,8 +152,8 @@ static void on_decline_read(struct zk *zk, const struct zk_result *res, void *ud
                 decline_end(op);
                 return;
         }
-        if (!model_strv_contains(rq->declined_by, p->id)) model_strv_push(&rq->declined_by, p->id);
-        bool all = pools_all_declined(l, rq->declined_by);
+        if (!op->give_back && !model_strv_contains(rq->declined_by, p->id)) model_strv_push(&rq->declined_by, p->id);
+        bool all = !op->give_back && pools_all_declined(l, rq->declined_by);
         node_request_set_state(rq, all ? NODE_REQUEST_STATE_FAILED : NODE_REQUEST_STATE_REQUESTED);
         _cleanup_free_ char *data = NULL;
         size_t len;
@@ -158,7 +163,8 @@ static void on_decline_read(struct zk *zk, const struct zk_result *res, void *ud
         }
         /* Logged and counted now: the write is conditional and rarely fails (we hold the lock). */
         if (all) webapp_request_done(l, rq->state, rq->created_time);
-        log_info("pool %s declined request %s (%s)%s", p->id, op->id, op->why, all ? "; request failed" : "");
+        log_info("pool %s %s request %s (%s)%s", p->id, op->give_back ? "gave back" : "declined", op->id, op->why,
+                 all ? "; request failed" : "");
         op->in_flight = true;
         (void)zk_aset(l->zk, res->path, data, len, res->stat->version, on_decline_written, op);
 }
@@ -616,6 +622,12 @@ static bool handler_fill(struct req_handler *h) {
         for (size_t i = 0; i < h->n; i++) {
                 if (h->slots[i].st != SLOT_EMPTY) continue;
                 if (h->reuse && try_reuse(h, i) > 0) continue;
+                if (!h->pool->prov->launch_ok) {
+                        /* Only the launch lease holder launches (owner.c): give the request back. */
+                        h->give_back = true;
+                        fail_empty_slots(h);
+                        return true;
+                }
                 const struct config_pool_label *pl = pool_find_label(h->pool, h->slots[i].label);
                 const char *why = pl ? quota_check(h->pool, pl, buf, sizeof buf) : "label removed from pool";
                 if (why) {
@@ -711,7 +723,11 @@ static void handler_finish(struct req_handler *h) {
         if (failed) {
                 for (size_t i = 0; i < h->n; i++)
                         node_release(l, h->slots[i].node_id, &h->slots[i].lock, h->slots[i].st == SLOT_READY);
-                decline_start(h->pool, h->id, "a launch failed", TAKE_PTR(h->lock));
+                decline_start(h->pool, h->id, h->give_back ? "another launcher launches for this provider now"
+                                                           : "a launch failed", TAKE_PTR(h->lock));
+                struct decline_op *op = smap_get(&l->declining, h->id);
+                /* Not declined: it may come back to this pool when it launches again. */
+                if (op && h->give_back && !op->only_requested) op->give_back = true;
                 handler_remove(h);
                 return;
         }
@@ -950,6 +966,8 @@ static void handler_collect_fn(const char *key, void *value, void *ud) {
 
 void requests_pass(struct launcher *l) {
         if (!caches_synced(l)) return;
+        _cleanup_(owners_freep) struct owners *o = owners_snapshot(l);
+        for (size_t i = 0; i < l->n_provs; i++) owners_launch_lease_sync(l->provs[i], o);
         /* Handlers first: vanished requests, quota waits, finished ones. */
         struct gone_ctx g = { .l = l, .v = xnew(struct req_handler *, l->handlers.n + 1) };
         smap_foreach(&l->handlers, handler_collect_fn, &g);
@@ -1007,6 +1025,13 @@ void requests_pass(struct launcher *l) {
                         const char *why = decline_reason(p, rq, buf, sizeof buf);
                         if (why) {
                                 decline_start(p, rq->id, why, NULL);
+                                continue;
+                        }
+                        if (!p->prov->launch_ok) {
+                                /* Another launcher launches for this pool: its refusal is ours. */
+                                if (owners_declined_by_sibling(o, rq->declined_by, p->provider_name, p->name))
+                                        decline_start(p, rq->id, "declined by the launcher launching for this pool",
+                                                      NULL);
                                 continue;
                         }
                         if (p->paused || !quota_ready(p)) continue;

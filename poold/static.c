@@ -14,6 +14,9 @@
  * re-registration. Before a ready node is handed out, the host's port is
  * checked (liveness, host-key-checking hosts only); a dead host's node is set
  * `deleting`, its scan forgotten, and the request tries another node.
+ * With several launchers, only the provider's owner plans, and it applies a
+ * plan under a lock all launchers share, made from ZooKeeper's current node
+ * listing (see the DESIGN note above sync_prov()).
  * A provider whose configuration changes gets a new struct prov (pool.c), so
  * nothing here has to notice reloads. Everything runs on the loop thread. */
 #include <string.h>
@@ -240,39 +243,94 @@ static void do_deregister(struct static_prov *st, const char *id, const char *wh
         unlock(lock);
 }
 
-struct collect {
+/* The nodes a plan is made from: borrowed from the cache or owned (read fresh). */
+struct view {
         struct launcher *l;
         const char *provider;
         const struct node **nodes;
         bool *locked;
-        const char **ids;
-        size_t n;
+        char **ids;
+        size_t n, cap;
+        struct node **owned;
+        size_t n_owned;
 };
 
-static void collect_fn(const char *key, void *value, void *ud) {
-        struct collect *c = ud;
-        const struct cnode *cn = value;
-        if (!cn->node->provider || strcmp(cn->node->provider, c->provider) != 0) return;
-        if (smap_get(&c->l->gone, key)) return;
-        c->nodes[c->n] = cn->node;
-        c->locked[c->n] = cn->lock_contenders > 0 || smap_get(&c->l->held, key);
-        c->ids[c->n] = key;
-        c->n++;
+static void view_add(struct view *v, const char *id, const struct node *n, bool locked) {
+        if (v->n == v->cap) {
+                v->cap = v->cap ? 2 * v->cap : 16;
+                v->nodes = xrealloc(v->nodes, v->cap * sizeof *v->nodes);
+                v->locked = xrealloc(v->locked, v->cap * sizeof *v->locked);
+                v->ids = xrealloc(v->ids, v->cap * sizeof *v->ids);
+        }
+        v->nodes[v->n] = n;
+        v->locked[v->n] = locked;
+        v->ids[v->n] = xstrdup(id);
+        v->n++;
 }
 
-static void sync_prov(struct launcher *l, struct prov *pv) {
-        if (!pv->st) {
-                pv->st = xnew(struct static_prov, 1);
-                pv->st->l = l;
-                pv->st->pv = pv;
+static void view_done(struct view *v) {
+        for (size_t i = 0; i < v->n; i++) free(v->ids[i]);
+        for (size_t i = 0; i < v->n_owned; i++) node_free(v->owned[i]);
+        free(v->nodes);
+        free(v->locked);
+        free(v->ids);
+        free(v->owned);
+}
+
+static bool ours(const struct view *v, const struct node *n) {
+        return n->provider && strcmp(n->provider, v->provider) == 0;
+}
+
+static void cached_fn(const char *key, void *value, void *ud) {
+        struct view *v = ud;
+        const struct cnode *cn = value;
+        if (!ours(v, cn->node) || smap_get(&v->l->gone, key)) return;
+        view_add(v, key, cn->node, cn->lock_contenders > 0 || smap_get(&v->l->held, key));
+}
+
+/* The provider's nodes as ZooKeeper has them now, for a plan made under the
+ * registration lock: which nodes exist comes from a fresh listing (the cache
+ * may not have seen a registration another launcher made just before it
+ * released the lock); their content from the cache when it has them, else
+ * read now. A cached record can only be older than the truth, and a static
+ * node's state only moves towards `deleting` (its identity and slot never
+ * change), so an old record never shows a slot as free that is taken. */
+static int view_fresh(struct view *v) {
+        struct launcher *l = v->l;
+        char **children = NULL;
+        size_t n = 0;
+        int r = zk_get_children(l->zk, LAUNCHER_NODE_ROOT, &children, &n);
+        if (r == -ENOENT) return 0;
+        if (r < 0) return r;
+        v->owned = xnew(struct node *, n + 1);
+        for (size_t i = 0; i < n; i++) {
+                const char *id = children[i];
+                if (smap_get(&l->gone, id)) continue;
+                const struct cnode *cn = smap_get(&l->nodes, id);
+                if (cn) {
+                        if (ours(v, cn->node))
+                                view_add(v, id, cn->node, cn->lock_contenders > 0 || smap_get(&l->held, id));
+                        continue;
+                }
+                _cleanup_free_ char *path = zkrec_node_path(id), *data = NULL;
+                size_t len;
+                struct node *nd = NULL;
+                struct model_error err;
+                /* Gone meanwhile, or not a node (empty, malformed: the cache logs those). */
+                if (zk_get(l->zk, path, &data, &len, NULL) < 0 || len == 0 ||
+                    node_from_json(data, len, id, &nd, &err) < 0)
+                        continue;
+                v->owned[v->n_owned++] = nd;
+                if (ours(v, nd)) view_add(v, id, nd, false);
         }
-        struct static_prov *st = pv->st;
-        scans_expire(st);
-        struct collect c = { .l = l, .provider = pv->name };
-        c.nodes = xnew(const struct node *, l->nodes.n + 1);
-        c.locked = xnew(bool, l->nodes.n + 1);
-        c.ids = xnew(const char *, l->nodes.n + 1);
-        smap_foreach(&l->nodes, collect_fn, &c);
+        zk_strv_free(children);
+        return 0;
+}
+
+/* Plan from V. WARN: log the plan's warnings (only for a fresh view: the cache
+ * still shows for a moment nodes other launchers deleted, which look excess). */
+static int plan_view(struct static_prov *st, const struct view *v, bool warn, struct static_nodes_plan **ret) {
+        struct prov *pv = st->pv;
         struct static_nodes_scan *scans = xnew(struct static_nodes_scan, st->n_scans + 1);
         size_t ns = 0;
         for (size_t i = 0; i < st->n_scans; i++) {
@@ -281,56 +339,123 @@ static void sync_prov(struct launcher *l, struct prov *pv) {
                 scans[ns++] = (struct static_nodes_scan){ .name = s->name, .username = s->username, .port = s->port,
                                                           .error = s->error, .keys = s->keys };
         }
-        _cleanup_(static_nodes_plan_freep) struct static_nodes_plan *plan = NULL;
         _cleanup_free_ char *err = NULL;
-        int r = static_nodes_plan(pv->cp, c.nodes, c.locked, c.n, scans, ns, &plan, &err);
+        int r = static_nodes_plan(pv->cp, v->nodes, v->locked, v->n, scans, ns, ret, &err);
         free(scans);
-        /* Copy the ids: applying the plan changes the cache. */
-        char **ids = xnew(char *, c.n + 1);
-        for (size_t i = 0; i < c.n; i++) ids[i] = xstrdup(c.ids[i]);
-        size_t n_ids = c.n;
-        free(c.nodes);
-        free(c.locked);
-        free(c.ids);
         if (r < 0) {
                 if (!st->identity_error_logged) log_error("static provider %s: %s", pv->name, err ? err : strerror(-r));
                 st->identity_error_logged = true;
-        } else {
-                for (char **w = plan->warnings; *w; w++)
-                        if (!smap_get(&st->warned, *w)) {
-                                smap_put(&st->warned, *w, (void *)1);
-                                log_warning("static provider %s: %s", pv->name, *w);
-                        }
-                for (size_t i = 0; i < plan->n_actions; i++) {
-                        struct static_nodes_action *a = &plan->actions[i];
-                        if (a->needs_scan) {
-                                scan_start(st, a->host);
-                                continue;
-                        }
-                        switch (a->kind) {
-                        case STATIC_NODES_REGISTER:
-                                do_register(st, a);
-                                break;
-                        case STATIC_NODES_UPDATE:
-                                if (a->index < n_ids) do_update(st, a, ids[a->index]);
-                                break;
-                        case STATIC_NODES_DEREGISTER:
-                                if (a->index < n_ids) do_deregister(st, ids[a->index], "not (or no longer) configured");
-                                break;
-                        default:
-                                break;
-                        }
+                return r;
+        }
+        for (char **w = (*ret)->warnings; warn && *w; w++)
+                if (!smap_get(&st->warned, *w)) {
+                        smap_put(&st->warned, *w, (void *)1);
+                        log_warning("static provider %s: %s", pv->name, *w);
+                }
+        return 0;
+}
+
+/* Start the scans the plan asks for; returns how many actions can run now. */
+static size_t plan_scans(struct static_prov *st, const struct static_nodes_plan *plan) {
+        size_t runnable = 0;
+        for (size_t i = 0; i < plan->n_actions; i++) {
+                if (plan->actions[i].needs_scan) scan_start(st, plan->actions[i].host);
+                else runnable++;
+        }
+        return runnable;
+}
+
+static void plan_apply(struct static_prov *st, struct static_nodes_plan *plan, const struct view *v) {
+        for (size_t i = 0; i < plan->n_actions; i++) {
+                struct static_nodes_action *a = &plan->actions[i];
+                if (a->needs_scan) continue;
+                switch (a->kind) {
+                case STATIC_NODES_REGISTER:
+                        do_register(st, a);
+                        break;
+                case STATIC_NODES_UPDATE:
+                        if (a->index < v->n) do_update(st, a, v->ids[a->index]);
+                        break;
+                case STATIC_NODES_DEREGISTER:
+                        if (a->index < v->n) do_deregister(st, v->ids[a->index], "not (or no longer) configured");
+                        break;
+                default:
+                        break;
                 }
         }
-        for (size_t i = 0; i < n_ids; i++) free(ids[i]);
-        free(ids);
+}
+
+/* DESIGN (several launchers). Registering is a decision every launcher could
+ * make from its own cache, and two made at once put two nodes in one slot (a
+ * host then runs more than max-parallel-jobs jobs). Nodepool serialises its
+ * registrations with a lock inside one process only. Here: (1) one launcher
+ * does a provider's registrations, the owner of the provider by rendezvous
+ * hashing over the live pools serving it (owner.c) — the others do not even
+ * plan; (2) because two launchers can both believe they are the owner while
+ * one comes or goes, the owner plans from its cache and, only when that plan
+ * has something to do, takes the provider's registration lock
+ * (LAUNCHER_POOLD_LOCK_ROOT/static-registration/<provider>, non-blocking: a
+ * busy lock means another launcher is at it, and we look again at the next
+ * pass), plans again from ZooKeeper's current listing (view_fresh) and applies
+ * that plan before releasing. Our creates are sent before the release, so the
+ * next holder's listing has them. Updates and deregistrations also lock the
+ * node itself and re-read it (do_update, do_deregister). */
+static void sync_prov(struct launcher *l, struct prov *pv) {
+        struct static_prov *st = pv->st;
+        scans_expire(st);
+        struct view v = { .l = l, .provider = pv->name };
+        smap_foreach(&l->nodes, cached_fn, &v);
+        _cleanup_(static_nodes_plan_freep) struct static_nodes_plan *plan = NULL;
+        int r = plan_view(st, &v, false, &plan);
+        view_done(&v);
+        if (r < 0) return;
+        size_t runnable = plan_scans(st, plan);
+        /* What follows calls ZooKeeper synchronously: not while it is away. */
+        if (!zk_is_connected(l->zk)) return;
+        if (runnable == 0) {
+                bool news = false;
+                for (char **w = plan->warnings; *w && !news; w++) news = !smap_get(&st->warned, *w);
+                if (news) {
+                        /* Something to report: say it only if ZooKeeper's listing agrees. */
+                        struct view fresh = { .l = l, .provider = pv->name };
+                        _cleanup_(static_nodes_plan_freep) struct static_nodes_plan *check = NULL;
+                        if (view_fresh(&fresh) >= 0) (void)plan_view(st, &fresh, true, &check);
+                        view_done(&fresh);
+                }
+                return;
+        }
+
+        _cleanup_free_ char *lpath = owners_lock_path("static-registration", pv->name, NULL),
+                            *lid = owners_lock_id(l);
+        struct zk_lock *lock = NULL;
+        r = zk_lock_try_new(l->zk, lpath, lid, &lock);
+        if (r != 1) {
+                if (r < 0) log_debug_errno(r, "static provider %s: registration lock: %m", pv->name);
+                return;
+        }
+        struct view fresh = { .l = l, .provider = pv->name };
+        _cleanup_(static_nodes_plan_freep) struct static_nodes_plan *plan2 = NULL;
+        r = view_fresh(&fresh);
+        if (r < 0) log_warning_errno(r, "static provider %s: cannot list nodes: %m", pv->name);
+        else if (plan_view(st, &fresh, true, &plan2) >= 0 && plan_scans(st, plan2) > 0) plan_apply(st, plan2, &fresh);
+        view_done(&fresh);
+        unlock(lock);
 }
 
 void static_sync(struct launcher *l) {
         if (!caches_synced(l)) return;
+        _cleanup_(owners_freep) struct owners *o = NULL;
         for (size_t i = 0; i < l->n_provs; i++) {
                 struct prov *pv = l->provs[i];
-                if (pv->is_static && !pv->retired && pv->cp) sync_prov(l, pv);
+                if (!pv->is_static || pv->retired || !pv->cp) continue;
+                if (!pv->st) {
+                        /* Every launcher needs it (liveness checks); only the owner plans. */
+                        pv->st = xnew(struct static_prov, 1);
+                        pv->st->l = l;
+                        pv->st->pv = pv;
+                }
+                if (!o) o = owners_snapshot(l);
+                if (owners_mine(o, pv->name, pv->name, NULL, NULL)) sync_prov(l, pv);
         }
 }
 

@@ -28,6 +28,7 @@ void launcher_subsystems_stop(struct launcher *l) {
         launch_abort_all(l);
         delete_abort_all(l);
         cleanup_abort(l);
+        minready_stop(l);
 }
 
 void launcher_subsystems_free(struct launcher *l) {
@@ -51,4 +52,5 @@ void launcher_tick(struct launcher *l) {}
 void launcher_session_lost(struct launcher *l) {
         log_warning("ZooKeeper session expired: dropping every request we were handling");
         requests_abort_all(l);
+        minready_stop(l); /* the leases died with the session */
 }

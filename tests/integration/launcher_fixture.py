@@ -199,6 +199,32 @@ class LauncherProcess:
 
 
 @pytest.fixture
+def launchers(tmp_path, zk_server, zk_chroot, kazoo):
+    """Several launchers on one config file and one ZooKeeper chroot: make(n) returns n
+    LauncherProcess objects (own log each) that all read the first one's nodepool.yaml
+    and libvirt node XML. Those still running at the end must exit 0 on SIGTERM."""
+    made = []
+
+    def make(n):
+        for _ in range(n):
+            d = tmp_path / ("launcher-%d" % len(made))
+            d.mkdir()
+            lp = LauncherProcess(d, zk_server, zk_chroot, kazoo)
+            if made:
+                lp.config_path, lp.xml_path = made[0].config_path, made[0].xml_path
+            made.append(lp)
+        return made[-n:]
+    yield make
+    bad = []
+    for lp in made:
+        if lp.proc is not None:
+            rc = lp.stop()
+            if rc != 0:
+                bad.append("poold in %s exited %s\n%s" % (lp.tmp, rc, lp.log_text()[-4000:]))
+    assert not bad, "\n".join(bad)
+
+
+@pytest.fixture
 def launcher(tmp_path, zk_server, zk_chroot, kazoo):
     lp = LauncherProcess(tmp_path, zk_server, zk_chroot, kazoo)
     yield lp
