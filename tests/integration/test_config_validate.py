@@ -177,13 +177,15 @@ def test_missing_file_is_a_clear_error():
                         "No such file or directory\n")
 
 
-def test_shipped_sample_configs_are_valid():
+def test_shipped_sample_configs_are_valid(tmp_path):
     """Every sample under etc/ loads without errors, so the samples stay true to the loader."""
     import glob
     samples = sorted(glob.glob(os.path.join(SRCDIR, "etc", "*.yaml")))
     assert samples, "no sample configs under etc/"
-    # poold-local.yaml takes its state dir and ZooKeeper port from these.
-    env = dict(os.environ, NODEPOOL_STATE_DIR="/var/lib/poold-local", NODEPOOL_ZK_PORT="2181")
+    # poold-local.yaml takes its state dir and ZooKeeper port from these, and
+    # its zookeeper-tls files from the state dir (poold-local makes them so).
+    subprocess.run([os.path.join(SRCDIR, "tools", "zk-tls-ca.sh"), str(tmp_path / "tls")], check=True)
+    env = dict(os.environ, NODEPOOL_STATE_DIR=str(tmp_path), NODEPOOL_ZK_PORT="2181")
     for path in samples:
         p = subprocess.run([program("poolctl"), "-c", path, "config-validate"],
                            capture_output=True, text=True, timeout=30, env=env)
