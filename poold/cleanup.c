@@ -63,7 +63,7 @@ static void reset_lost(struct launcher *l, const char *id) {
         zk_lock_free(lock);
 }
 
-static void lost_requests(struct launcher *l) {
+void cleanup_lost_requests(struct launcher *l) {
         size_t n;
         const char **keys = smap_keys(&l->requests, &n);
         char **pending = xnew(char *, n + 1);
@@ -316,8 +316,8 @@ static void empty_nodes(struct launcher *l) {
 }
 
 void cleanup_run(struct launcher *l) {
-        if (!caches_synced(l) || l->stopping) return;
-        lost_requests(l);
+        if (!caches_synced(l) || l->stopping || !zk_is_connected(l->zk)) return;
+        cleanup_lost_requests(l);
         stale_locks(l);
         ages(l);
         empty_nodes(l);
