@@ -349,24 +349,24 @@ def test_ensemble_leader_then_poold_server_killed_mid_burst_loses_nothing(env_fa
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["restart", "sigkill"])
 def test_tree_cache_matches_zookeeper_after_restart_under_write_load(ensemble, sig):
-    """zk_cache (through zktool) mirrors 30 nodes — data and lock contenders —
+    """zk_cache (through zktool) mirrors 40 nodes — data and lock contenders —
     while kazoo keeps changing them and ZooKeeper is stopped and started again
-    on the same data (the session survives): once the writes stop, every cached
-    node equals ZooKeeper's, so no watch was lost across the reconnect."""
+    on the same data, twice (the session survives): once the writes stop, every
+    cached node equals ZooKeeper's, so no watch was lost across the reconnects."""
     from test_zk_lock import ZkTool
     ens = ensemble(1)
     make_chroot(ens)
     kz = zk_client(ens)
     tool = None
     try:
-        n = 30
+        n = 40
         for i in range(n):
             kz.create("/nodes/%010d/lock" % i, b"", makepath=True)
             kz.set("/nodes/%010d" % i, b"v0")
         tool = ZkTool(ens.hosts + CHROOT, int(POOLD_SESSION_S * 1000))
         assert tool.cmd("watch /nodes 1 locks") == "watching"
         tool.wait_event("CACHE SYNCED")
-        stop = time.time() + 10
+        stop = time.time() + 14
         held = {}
 
         def writer():
@@ -384,10 +384,11 @@ def test_tree_cache_matches_zookeeper_after_restart_under_write_load(ensemble, s
                 time.sleep(0.002)
         th = threading.Thread(target=writer)
         th.start()
-        time.sleep(3)
-        ens.kill(0, sig)
-        time.sleep(2)
-        ens.restart(0)
+        for _ in range(2):
+            time.sleep(2)
+            ens.kill(0, sig)
+            time.sleep(2)
+            ens.restart(0)
         th.join()
         tool.wait_event("STATE SUSPENDED")     # the session lived on: no EXPIRED, no full reload
         assert not [e for e in tool.events if e.startswith("STATE EXPIRED")]
