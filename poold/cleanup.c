@@ -102,6 +102,11 @@ static void lost_requests(struct launcher *l, const struct owners *o) {
         free(pending);
 }
 
+void cleanup_lost_requests(struct launcher *l) {
+        _cleanup_(owners_freep) struct owners *o = owners_snapshot(l);
+        lost_requests(l, o);
+}
+
 /* The request-lock sweep: one listing, then one exists per directory whose
  * request is gone, all asynchronous (thousands of lock directories pile up in
  * 8 h; a round trip each must not block the loop). At most one sweep runs. */
@@ -353,7 +358,7 @@ static void empty_nodes(struct launcher *l, const struct owners *o) {
 }
 
 void cleanup_run(struct launcher *l) {
-        if (!caches_synced(l) || l->stopping) return;
+        if (!caches_synced(l) || l->stopping || !zk_is_connected(l->zk)) return;
         _cleanup_(owners_freep) struct owners *o = owners_snapshot(l);
         lost_requests(l, o);
         stale_locks(l);

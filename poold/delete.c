@@ -5,7 +5,10 @@
  * gets a small state machine, asynchronous so that deletes never hold up a
  * request: lock → re-read → `deleting` → provider delete on the workq (waited
  * for; -ENOENT is success) → `deleted` → contender, lock dir and znode deleted
- * in one pipelined go (static driver: no cloud call). Nodes whose provider is
+ * in one pipelined go (static driver: no cloud call). The delete is done when
+ * ZooKeeper confirms the znode gone; until then the node stays ours
+ * (`deleting`, `held`), and a failure (a lost connection, a lost session) hands
+ * it back to a later pass, which starts over from the lock. Nodes whose provider is
  * not ours are left to their launcher. READY nodes allocated to a request that
  * no longer exists are unallocated (lock, read, check in ZooKeeper that the
  * request is gone — with several launchers our request cache can be behind
@@ -17,7 +20,12 @@
 #include "log.h"
 #include "zk_lock.h"
 
-enum del_stage { DEL_LOCKING, DEL_READING, DEL_PROVIDER };
+enum del_stage { DEL_LOCKING, DEL_READING, DEL_PROVIDER, DEL_FINISHING };
+
+/* An `init` node is locked by its launcher milliseconds after its creation; one
+ * still unlocked this much later was orphaned (its create's answer was lost with
+ * the connection, or its launcher died in between) and is garbage. */
+#define INIT_ORPHAN_AGE_S 300.0
 
 struct node_delete {
         struct launcher *l;
@@ -40,7 +48,7 @@ static bool deletable(enum node_state s) {
 
 static void nd_free(struct node_delete *d) {
         /* Only the ZooKeeper stages can have a callback of ours outstanding. */
-        if (d->stage == DEL_READING) zk_cancel(d->l->zk, d);
+        if (d->stage == DEL_READING || d->stage == DEL_FINISHING) zk_cancel(d->l->zk, d);
         if (d->lock) {
                 zk_lock_release_async(d->lock);
                 zk_lock_free(d->lock);
@@ -70,39 +78,48 @@ static void del_work(void *ud) {
 }
 
 static void on_znode_deleted(struct zk *zk, const struct zk_result *res, void *ud) {
-        if (res->r == -ENOTEMPTY) {
-                /* Someone queued for the lock meanwhile: take the whole subtree. */
-                int r = zk_delete_recursive(zk, res->path);
-                if (r < 0) log_warning_errno(r, "cannot delete %s: %m", res->path);
-                else log_info("%s deleted", res->path);
-        } else if (res->r < 0 && res->r != -ENOENT) {
-                log_warning_errno(res->r, "cannot delete %s: %m", res->path);
-        } else {
-                log_info("node %s deleted", strrchr(res->path, '/') + 1);
+        struct node_delete *d = ud;
+        struct launcher *l = d->l;
+        int r = res->r;
+        if (r == -ENOTEMPTY) /* someone queued for the lock meanwhile: take the whole subtree */
+                r = zk_delete_recursive(zk, res->path);
+        if (r < 0 && r != -ENOENT) {
+                log_warning_errno(r, "node %s: cannot delete %s: %m (a later pass tries again)", d->id, res->path);
+                nd_end(d);
+                return;
         }
+        log_info("node %s deleted", d->id);
+        smap_remove(&l->deleting, d->id);
+        smap_remove(&l->held, d->id);
+        smap_put(&l->gone, d->id, (void *)1);
+        nd_free(d);
+        launcher_kick(l);
 }
 
 /* The server is gone: `deleted`, then our contender, the lock directory and the
- * znode, all sent at once (ZooKeeper applies them in order). Frees D. */
+ * znode, all sent at once (ZooKeeper applies them in order); D lives on until
+ * the znode's delete is answered. */
 static void finish_delete(struct node_delete *d, struct node *n) {
         struct launcher *l = d->l;
         node_set_state(n, NODE_STATE_DELETED);
         zkrec_node_write_async(l, n);
-        smap_remove(&l->deleting, d->id);
-        smap_remove(&l->held, d->id);
-        smap_put(&l->gone, d->id, (void *)1);
-        zk_lock_free(TAKE_PTR(d->lock));        /* deletes our contender */
+        d->stage = DEL_FINISHING;
+        zk_lock_free(TAKE_PTR(d->lock));        /* our contender goes (the release queue confirms it) */
         _cleanup_free_ char *lpath = zkrec_node_lock_path(d->id), *path = zkrec_node_path(d->id);
         (void)zk_adelete(l->zk, lpath, -1, NULL, NULL);
-        (void)zk_adelete(l->zk, path, -1, on_znode_deleted, NULL);
-        nd_free(d);
-        launcher_kick(l);
+        (void)zk_adelete(l->zk, path, -1, on_znode_deleted, d);
 }
 
 static void del_done(void *ud, int status) {
         struct node_delete *d = ud;
         if (d->abandoned) {
                 nd_free(d);
+                return;
+        }
+        if (!zk_lock_is_held(d->lock)) {
+                /* The session ended during the provider call: the node is not ours any more. */
+                log_info("node %s: lock lost during its delete (a later pass tries again)", d->id);
+                nd_end(d);
                 return;
         }
         if (status >= 0 && quota_cloud_down_error(d->r)) {
@@ -126,7 +143,8 @@ static void on_del_read(struct zk *zk, const struct zk_result *res, void *ud) {
         struct launcher *l = d->l;
         struct model_error err;
         d->stage = DEL_PROVIDER; /* our read is answered: nothing of ours outstanding */
-        if (res->r < 0 || node_from_json(res->data, res->len, d->id, &d->n, &err) < 0 || !deletable(d->n->state)) {
+        if (res->r < 0 || node_from_json(res->data, res->len, d->id, &d->n, &err) < 0 ||
+            !(deletable(d->n->state) || d->n->state == NODE_STATE_INIT)) {
                 nd_end(d);
                 return;
         }
@@ -297,7 +315,8 @@ static void scan_fn(const char *key, void *value, void *ud) {
             smap_get(&p->l->gone, key))
                 return;
         if (!n->provider || !prov_by_name(p->l, n->provider)) return;
-        if (deletable(n->state))
+        if (deletable(n->state) ||
+            (n->state == NODE_STATE_INIT && n->state_time > 0 && model_now() - n->state_time > INIT_ORPHAN_AGE_S))
                 p->del[p->n_del++] = xstrdup(key);
         else if (n->state == NODE_STATE_READY && n->allocated_to && !smap_get(&p->l->requests, n->allocated_to) &&
                  !smap_get(&p->l->handlers, n->allocated_to))

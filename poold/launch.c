@@ -176,6 +176,14 @@ static void work_fn(void *ud) {
 }
 
 static void set_ready(struct launch *la) {
+        if (!zk_lock_is_held(la->lock)) {
+                /* The session ended meanwhile, and the node's lock with it: not ours to
+                 * hand out. Left `building` and unlocked, the delete pass removes it
+                 * (server included); its request was reset and is served anew. */
+                log_warning("node %s: its lock went with the ZooKeeper session; not handing it out", la->node->id);
+                launch_finish(la, -ENOLCK);
+                return;
+        }
         struct node *n = la->node;
         const struct provider_server *s = la->server;
         model_set_str(&n->cloud, la->prov->name);
@@ -516,6 +524,13 @@ void launch_start(struct pool *pool, struct node *n, struct zk_lock *lock, const
                 return;
         }
         job_submit(la);
+}
+
+void launch_forget_requests(struct launcher *l) {
+        for (struct launch *la = l->launches; la; la = la->next) {
+                free(la->request_id);
+                la->request_id = NULL;
+        }
 }
 
 void launch_abort_all(struct launcher *l) {

@@ -28,6 +28,8 @@ static void on_zk_state(struct zk *zk, enum zk_state s, void *ud) {
         struct launcher *l = ud;
         log_info("ZooKeeper session %s", zk_state_to_string(s));
         if (s == ZK_STATE_EXPIRED) launcher_session_lost(l);
+        if (s == ZK_STATE_SUSPENDED || s == ZK_STATE_EXPIRED) l->zk_was_down = true;
+        if (s == ZK_STATE_CONNECTED && l->zk_was_down) launcher_session_back(l);
         launcher_kick(l);
 }
 

@@ -53,6 +53,7 @@ struct zk_lock;
 struct webapp;
 struct lock_sweep;
 struct owners;
+struct reconcile;
 
 struct launcher {
         struct loop *loop;
@@ -70,6 +71,7 @@ struct launcher {
         uint64_t cleanup_interval_ms;   /* 60 s; POOLD_CLEANUP_INTERVAL_MS overrides (tests) */
         bool stopping;
         bool dirty;                     /* caches changed: run the request/delete passes */
+        bool zk_was_down;               /* the session was SUSPENDED or EXPIRED since it started */
 
         /* caches.c */
         struct zk_cache *node_cache, *request_cache, *image_cache, *pool_cache;
@@ -78,6 +80,8 @@ struct launcher {
         struct smap uploads;          /* upload znode path -> struct image_upload* */
         struct smap builds;           /* build znode path -> struct image_build* */
         struct smap bad_records;      /* path -> (void*)1: malformed, logged once */
+        /* zkrec.c */
+        struct smap node_writes;      /* node id -> its newest async write, until confirmed */
         /* Quota usage kept incrementally as nodes come and go (struct usage*, freed at stop). */
         struct smap usage_pool;       /* "<provider>/<pool>" */
         struct smap usage_prov;       /* "<provider>" */
@@ -110,6 +114,9 @@ struct launcher {
         struct smap minready_unchecked; /* label -> (void*)1: leased, predecessor's requests not yet seen */
         struct smap minready_created; /* request id -> struct mr_created*: ours, not in the cache yet */
         struct lock_sweep *lock_sweep;  /* the stale request-lock sweep in flight, or NULL */
+        /* reconcile.c: after a reconnect or a new session */
+        bool reconcile_wanted;
+        struct reconcile *reconcile;    /* the sweep in flight, or NULL */
         /* webapp*.c: status web app, Prometheus and statsd */
         struct webapp *webapp;
 };
@@ -205,6 +212,9 @@ void launcher_run_passes(struct launcher *l);
 void launcher_tick(struct launcher *l);
 /* The session expired: every lock and ephemeral we held is gone. */
 void launcher_session_lost(struct launcher *l);
+/* The session is CONNECTED again (after SUSPENDED: the same one; after
+ * EXPIRED: a new one): lost writes go out again, and a reconciliation runs. */
+void launcher_session_back(struct launcher *l);
 
 /* ---- caches.c ---- */
 /* Create and start the watched caches. */
@@ -239,8 +249,14 @@ int zkrec_node_read(struct launcher *l, const char *id, struct node **ret, int32
 /* Write N (version -1 = any). 0 or -errno (logged by the caller). */
 int zkrec_node_write(struct launcher *l, const struct node *n, int32_t version);
 /* Write N (any version) without waiting; a failure is logged. Later writes on the
- * session are applied after it. */
+ * session are applied after it. A write lost with the connection is sent again
+ * on the reconnect (zkrec_reconnected) while we hold the node (`held`) in the
+ * same session and wrote nothing newer to it. */
 void zkrec_node_write_async(struct launcher *l, const struct node *n);
+/* CONNECTED: send again the node writes the connection loss swallowed. */
+void zkrec_reconnected(struct launcher *l);
+/* Drop every pending node write (stop). */
+void zkrec_free(struct launcher *l);
 int zkrec_request_read(struct launcher *l, const char *id, struct node_request **ret, int32_t *ret_version);
 int zkrec_request_write(struct launcher *l, const struct node_request *r, int32_t version);
 /* Path helpers; caller frees. */
@@ -309,6 +325,9 @@ void static_prov_free(struct static_prov *st);
  * not taken). */
 int static_check_liveness(struct pool *p, const char *id, struct zk_lock *lock, const char *request_id,
                           size_t slot);
+/* The session ended: liveness checks in flight report to no request (see
+ * launch_forget_requests). */
+void static_forget_requests(struct launcher *l);
 
 /* ---- request.c ---- */
 /* One pass over the cached requests for every pool: decline, accept, fill. */
@@ -327,6 +346,9 @@ void request_slot_done(struct launcher *l, const char *request_id, size_t slot, 
 void launch_start(struct pool *pool, struct node *n, struct zk_lock *lock, const char *request_id, size_t slot);
 /* Forget every launch (stop): release their node locks; jobs in flight finish later. */
 void launch_abort_all(struct launcher *l);
+/* The session ended: launches finish for no request (a handler made for the same
+ * request later must not get their results; set_ready sees the lock is gone). */
+void launch_forget_requests(struct launcher *l);
 
 /* ---- delete.c ---- */
 /* Delete unlocked nodes in deletable states; clear stale allocations. */
@@ -374,3 +396,13 @@ void cleanup_run(struct launcher *l);
 void delete_abort_all(struct launcher *l);
 /* Stop (or session loss): drop cleanup's ZooKeeper work in flight. */
 void cleanup_abort(struct launcher *l);
+/* Reset pending requests whose launcher lost them (nobody holds their lock). */
+void cleanup_lost_requests(struct launcher *l);
+
+/* ---- reconcile.c: what we believe we hold vs what ZooKeeper has ---- */
+/* Run a reconciliation once the caches are synced again (see reconcile.c). */
+void reconcile_request(struct launcher *l);
+/* From the passes: start the wanted reconciliation when it can run. */
+void reconcile_pass(struct launcher *l);
+/* Stop or session loss: drop the one in flight. */
+void reconcile_abort(struct launcher *l);

@@ -46,6 +46,7 @@ struct req_handler {
         bool finishing;                 /* the final request write is in flight */
         bool finish_fresh;              /* ... based on a fresh read (not the cache) */
         bool give_back;                 /* declined: another launcher launches for the provider now */
+        bool finish_retry;              /* its outcome was lost with the connection: read again */
         double created_time;            /* the request's, for the fulfil latency metric */
         bool in_flight;                 /* an async read/write with us as userdata is outstanding */
 };
@@ -657,6 +658,20 @@ static bool handler_done(const struct req_handler *h) {
 
 static void on_finish_read(struct zk *zk, const struct zk_result *res, void *ud);
 
+/* The fulfilment's write or read met R: when the answer was lost with the
+ * connection while our request lock lives, its outcome is unknown — the
+ * request is read again once reconnected (requests_pass) and fulfilled then,
+ * or found fulfilled already. True when so deferred. */
+static bool finish_later(struct req_handler *h, int r) {
+        if (r != -ECONNRESET && r != -ETIMEDOUT && r != -EAGAIN) return false;
+        if (!h->lock || !zk_lock_is_held(h->lock)) return false;
+        log_info("request %s: fulfilment not confirmed (%s); looking again after the reconnect", h->id,
+                 strerror(-r));
+        h->finish_retry = true;
+        h->finish_fresh = true;
+        return true;
+}
+
 static void on_fulfilled_written(struct zk *zk, const struct zk_result *res, void *ud) {
         struct req_handler *h = ud;
         struct launcher *l = h->l;
@@ -669,14 +684,26 @@ static void on_fulfilled_written(struct zk *zk, const struct zk_result *res, voi
                 return;
         }
         if (res->r < 0) {
+                if (finish_later(h, res->r)) return;
+                /* With the session gone, so are our node locks: their allocations are
+                 * not ours to clear (the lost-request reset does it if need be). */
+                bool ours = res->r != -EKEYEXPIRED && zk_lock_is_held(h->lock);
                 log_warning_errno(res->r, "request %s: cannot write fulfilled: %m", h->id);
-                for (size_t i = 0; i < h->n; i++) node_release(l, h->slots[i].node_id, &h->slots[i].lock, true);
+                for (size_t i = 0; i < h->n; i++) node_release(l, h->slots[i].node_id, &h->slots[i].lock, ours);
         } else {
                 log_info("request %s fulfilled by pool %s", h->id, h->pool->id);
                 webapp_request_done(l, NODE_REQUEST_STATE_FULFILLED, h->created_time);
                 for (size_t i = 0; i < h->n; i++) node_release(l, h->slots[i].node_id, &h->slots[i].lock, false);
         }
         handler_remove(h);
+}
+
+/* RQ (fulfilled) lists exactly our slots' nodes, in order. */
+static bool fulfilled_by_us(const struct req_handler *h, const struct node_request *rq) {
+        if (model_strv_length(rq->nodes) != h->n) return false;
+        for (size_t i = 0; i < h->n; i++)
+                if (!h->slots[i].node_id || strcmp(rq->nodes[i], h->slots[i].node_id) != 0) return false;
+        return true;
 }
 
 static void on_finish_read(struct zk *zk, const struct zk_result *res, void *ud) {
@@ -686,6 +713,7 @@ static void on_finish_read(struct zk *zk, const struct zk_result *res, void *ud)
         _cleanup_(node_request_freep) struct node_request *rq = NULL;
         struct model_error err;
         int r = res->r;
+        if (r < 0 && finish_later(h, r)) return;
         if (r >= 0 && node_request_from_json(res->data, res->len, h->id, &rq, &err) < 0) r = -EBADMSG;
         if (r < 0) {
                 log_info("request %s vanished while pending: unallocating its nodes", h->id);
@@ -694,11 +722,17 @@ static void on_finish_read(struct zk *zk, const struct zk_result *res, void *ud)
                 handler_remove(h);
                 return;
         }
+        h->created_time = rq->created_time;
+        if (rq->state == NODE_REQUEST_STATE_FULFILLED && fulfilled_by_us(h, rq)) {
+                /* Our write landed; only its answer was lost. */
+                struct zk_result done = { .r = 0, .path = res->path };
+                on_fulfilled_written(zk, &done, h);
+                return;
+        }
         model_strv_free(rq->nodes);
         rq->nodes = model_strv_new();
         for (size_t i = 0; i < h->n; i++) model_strv_push(&rq->nodes, h->slots[i].node_id);
         node_request_set_state(rq, NODE_REQUEST_STATE_FULFILLED);
-        h->created_time = rq->created_time;
         _cleanup_free_ char *data = NULL;
         size_t len;
         r = node_request_to_json(rq, &data, &len);
@@ -748,10 +782,22 @@ static void handler_finish(struct req_handler *h) {
         (void)zk_aget(l->zk, path, NULL, on_finish_read, h);
 }
 
+/* The node id in a node lock path "/nodepool/nodes/<id>/lock", or NULL. */
+static char *node_id_of_lock(const char *path) {
+        const char *root = LAUNCHER_NODE_ROOT "/";
+        if (!path || strncmp(path, root, strlen(root)) != 0) return NULL;
+        const char *id = path + strlen(root), *end = strchr(id, '/');
+        return end && strcmp(end, "/lock") == 0 ? xstrndup(id, (size_t)(end - id)) : NULL;
+}
+
 void request_slot_done(struct launcher *l, const char *request_id, size_t slot, int result, struct zk_lock *lock) {
         struct req_handler *h = request_id ? smap_get(&l->handlers, request_id) : NULL;
         if (!h || slot >= h->n || h->slots[slot].st != SLOT_LAUNCHING) {
                 if (lock) {
+                        /* Nobody takes the node (its handler went, e.g. with the session):
+                         * unguarded, the passes may pick it up again. */
+                        _cleanup_free_ char *id = node_id_of_lock(zk_lock_path(lock));
+                        if (id) smap_remove(&l->held, id);
                         zk_lock_release_async(lock);
                         zk_lock_free(lock);
                 }
@@ -973,6 +1019,14 @@ void requests_pass(struct launcher *l) {
         smap_foreach(&l->handlers, handler_collect_fn, &g);
         for (size_t i = 0; i < g.n; i++) {
                 struct req_handler *h = g.v[i];
+                if (h->finishing && h->finish_retry) {
+                        /* Reconnected (passes run only then): what became of our fulfilment? */
+                        _cleanup_free_ char *path = zkrec_request_path(h->id);
+                        h->finish_retry = false;
+                        h->in_flight = true;
+                        (void)zk_aget(l->zk, path, NULL, on_finish_read, h);
+                        continue;
+                }
                 if (h->finishing) continue;
                 bool gone = !smap_get(&l->requests, h->id);
                 if (gone) {
@@ -1062,7 +1116,11 @@ static void abort_accept_fn(const char *key, void *value, void *ud) { accept_fre
 
 static void abort_decline_fn(const char *key, void *value, void *ud) { decline_free(value); }
 
-static void abort_reuse_fn(const char *key, void *value, void *ud) { reuse_free(value); }
+static void abort_reuse_fn(const char *key, void *value, void *ud) {
+        struct reuse_op *op = value;
+        smap_remove(&op->l->held, op->node_id); /* its lock goes: the node is free again */
+        reuse_free(op);
+}
 
 void requests_abort_all(struct launcher *l) {
         smap_foreach(&l->accepting, abort_accept_fn, NULL);
@@ -1071,7 +1129,11 @@ void requests_abort_all(struct launcher *l) {
         smap_clear(&l->declining, NULL);
         smap_foreach(&l->reusing, abort_reuse_fn, NULL);
         smap_clear(&l->reusing, NULL);
-        while (l->creates) create_free(l->creates);
+        while (l->creates) {
+                /* A node created but not launched yet: left unguarded for the cleanup. */
+                if (l->creates->n && l->creates->n->id) smap_remove(&l->held, l->creates->n->id);
+                create_free(l->creates);
+        }
         smap_foreach(&l->handlers, abort_fn, NULL);
         smap_clear(&l->handlers, NULL);
 }

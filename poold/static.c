@@ -488,6 +488,7 @@ static void on_liveness(int error, char **keys, const char *msg, void *ud) {
         /* Register the host again only after a new successful scan. */
         scan_forget(st, c->name, c->username, c->port);
         unlock(TAKE_PTR(c->lock));
+        smap_remove(&l->held, c->node_id); /* unguarded even when its handler went meanwhile */
         request_slot_done(l, c->request_id, c->slot, -EAGAIN, NULL);
         liveness_free(c);
 }
@@ -527,4 +528,14 @@ int static_check_liveness(struct pool *p, const char *id, struct zk_lock *lock, 
         c->next = c->st->checks;
         c->st->checks = c;
         return 1;
+}
+
+void static_forget_requests(struct launcher *l) {
+        for (size_t i = 0; i < l->n_provs; i++) {
+                struct static_prov *st = l->provs[i]->st;
+                for (struct liveness *c = st ? st->checks : NULL; c; c = c->next) {
+                        free(c->request_id);
+                        c->request_id = NULL;
+                }
+        }
 }

@@ -29,11 +29,13 @@ void launcher_subsystems_stop(struct launcher *l) {
         delete_abort_all(l);
         cleanup_abort(l);
         minready_stop(l);
+        reconcile_abort(l);
 }
 
 void launcher_subsystems_free(struct launcher *l) {
         caches_free(l);
         pools_free_all(l);
+        zkrec_free(l);
         smap_clear(&l->held, NULL);
         smap_clear(&l->gone, NULL);
         smap_clear(&l->leak_seen, NULL);
@@ -41,6 +43,10 @@ void launcher_subsystems_free(struct launcher *l) {
 }
 
 void launcher_run_passes(struct launcher *l) {
+        /* Disconnected, every write would fail at once and kick the passes again:
+         * they wait for CONNECTED (which kicks them). */
+        if (!zk_is_connected(l->zk)) return;
+        reconcile_pass(l);
         static_sync(l);
         requests_pass(l);
         delete_pass(l);
@@ -53,4 +59,13 @@ void launcher_session_lost(struct launcher *l) {
         log_warning("ZooKeeper session expired: dropping every request we were handling");
         requests_abort_all(l);
         minready_stop(l); /* the leases died with the session */
+        launch_forget_requests(l);
+        static_forget_requests(l);
+        reconcile_abort(l);
+        cleanup_abort(l);
+}
+
+void launcher_session_back(struct launcher *l) {
+        zkrec_reconnected(l);
+        reconcile_request(l);
 }

@@ -64,17 +64,101 @@ int zkrec_request_write(struct launcher *l, const struct node_request *rq, int32
         return zk_set(l->zk, path, data, len, version, NULL);
 }
 
+/* The newest asynchronous write of one node, kept until ZooKeeper confirms it:
+ * a write lost with the connection is sent again after the reconnect, unless a
+ * newer write of the node superseded it, the session ended, or we no longer
+ * hold the node's lock (`held`) — a node we let go is not ours to write. */
+struct node_write {
+        struct launcher *l;
+        char *id;
+        char *data;             /* the newest data sent */
+        size_t len;
+        uint64_t gen;           /* session generation it was sent in */
+        unsigned in_flight;     /* answers outstanding (they come in order) */
+        bool retry;             /* the newest one was lost: send again on CONNECTED */
+};
+
+static void node_write_free(void *v) {
+        struct node_write *w = v;
+        if (!w) return;
+        if (w->in_flight) zk_cancel(w->l->zk, w);
+        free(w->id);
+        free(w->data);
+        free(w);
+}
+
+static void node_write_send(struct node_write *w);
+
 static void on_node_written(struct zk *zk, const struct zk_result *res, void *ud) {
+        struct node_write *w = ud;
+        struct launcher *l = w->l;
+        w->in_flight--;
+        if (w->in_flight > 0) return; /* a newer write of this node is on its way: it decides */
+        bool lost = res->r == -ECONNRESET || res->r == -ETIMEDOUT || res->r == -EAGAIN;
+        if (lost && w->gen == zk_session_generation(zk) && smap_get(&l->held, w->id)) {
+                log_info("node %s: write lost with the connection (%s); sent again after the reconnect while ours",
+                         w->id, strerror(-res->r));
+                w->retry = true;
+                if (zk_is_connected(zk)) node_write_send(w); /* the connection is back already */
+                return;
+        }
         if (res->r < 0) log_warning_errno(res->r, "cannot write %s: %m", res->path);
+        node_write_free(smap_remove(&l->node_writes, w->id));
+}
+
+static void node_write_send(struct node_write *w) {
+        _cleanup_free_ char *path = zkrec_node_path(w->id);
+        w->retry = false;
+        w->gen = zk_session_generation(w->l->zk);
+        w->in_flight++;
+        (void)zk_aset(w->l->zk, path, w->data, w->len, -1, on_node_written, w);
 }
 
 void zkrec_node_write_async(struct launcher *l, const struct node *n) {
-        _cleanup_free_ char *path = zkrec_node_path(n->id), *data = NULL;
+        _cleanup_free_ char *data = NULL;
         size_t len;
         int r = node_to_json(n, &data, &len);
         if (r < 0) {
                 log_warning_errno(r, "node %s: cannot encode: %m", n->id);
                 return;
         }
-        (void)zk_aset(l->zk, path, data, len, -1, on_node_written, NULL);
+        struct node_write *w = smap_get(&l->node_writes, n->id);
+        if (!w) {
+                w = xnew(struct node_write, 1);
+                w->l = l;
+                w->id = xstrdup(n->id);
+                smap_put(&l->node_writes, n->id, w);
+        }
+        free(w->data);
+        w->data = TAKE_PTR(data);
+        w->len = len;
+        node_write_send(w);
 }
+
+struct resend {
+        struct launcher *l;
+        char **drop;
+        size_t n_drop;
+};
+
+static void resend_fn(const char *key, void *value, void *ud) {
+        struct resend *rs = ud;
+        struct node_write *w = value;
+        if (!w->retry) return;
+        if (w->gen == zk_session_generation(rs->l->zk) && smap_get(&rs->l->held, key))
+                node_write_send(w);
+        else
+                rs->drop[rs->n_drop++] = xstrdup(key);
+}
+
+void zkrec_reconnected(struct launcher *l) {
+        struct resend rs = { .l = l, .drop = xnew(char *, l->node_writes.n + 1) };
+        smap_foreach(&l->node_writes, resend_fn, &rs);
+        for (size_t i = 0; i < rs.n_drop; i++) {
+                node_write_free(smap_remove(&l->node_writes, rs.drop[i]));
+                free(rs.drop[i]);
+        }
+        free(rs.drop);
+}
+
+void zkrec_free(struct launcher *l) { smap_clear(&l->node_writes, node_write_free); }

@@ -36,6 +36,7 @@
 
 #include "alloc.h"
 #include "log.h"
+#include "zk_release.h"
 
 enum call_kind { CALL_OP, CALL_WATCH, CALL_STATE };
 
@@ -118,6 +119,7 @@ struct zk {
         bool connected, expired, ever_connected;
 
         /* owner thread only */
+        struct zk_release_queue *releases; /* made on first use */
         struct zk_listener *listeners;
         size_t n_listeners;
         unsigned notifying;
@@ -706,6 +708,9 @@ int zk_new(const char *hosts, int session_timeout_ms, const struct zk_tls *tls, 
 
 void zk_free(struct zk *zk) {
         if (!zk) return;
+        /* Closing the session deletes our ephemerals: nothing left to release. */
+        zk_release_queue_free(zk->releases);
+        zk->releases = NULL;
         handle_close(zk);
         /* Nothing is called any more: drop whatever is queued or pending. */
         struct zk_call *c = zk->q_head, *next;
@@ -769,6 +774,16 @@ uint64_t zk_session_generation(struct zk *zk) {
 int zk_session_timeout(struct zk *zk) { return zk->zh ? zoo_recv_timeout(zk->zh) : 0; }
 
 int zk_event_fd(struct zk *zk) { return zk->efd; }
+
+int64_t zk_session_id(struct zk *zk) {
+        const clientid_t *id = zk->zh && zk_is_connected(zk) ? zoo_client_id(zk->zh) : NULL;
+        return id ? id->client_id : 0;
+}
+
+struct zk_release_queue *zk_releases(struct zk *zk) {
+        if (!zk->releases) (void)zk_release_queue_new(zk, &zk->releases);
+        return zk->releases;
+}
 
 /* ---------------------------------------------------------------- listeners */
 

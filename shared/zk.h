@@ -98,6 +98,13 @@ uint64_t zk_session_generation(struct zk *zk);
 /* Session timeout the server granted (ms); 0 before the first connect. */
 int zk_session_timeout(struct zk *zk);
 
+/* The current session's id (the ephemeralOwner of the nodes it creates); 0
+ * while there is none. Owner thread. */
+int64_t zk_session_id(struct zk *zk);
+/* The session's queue of confirmed deletes of our ephemerals (zk_release.h):
+ * made on first use, freed by zk_free(). Owner thread. */
+struct zk_release_queue *zk_releases(struct zk *zk);
+
 /* The eventfd the owner polls (POLLIN) and then calls zk_dispatch(). */
 int zk_event_fd(struct zk *zk);
 /* Run every queued callback on the calling (owner) thread, in arrival order. */

@@ -7,7 +7,10 @@
  * id of the data / child / lock-dir watch it has armed (WID_PENDING while the
  * arming read is in flight): a watch is only asked for when none is armed,
  * so re-syncs never pile up duplicate watches, and a firing whose id does not
- * match (left over from a removed-and-recreated node) is ignored. */
+ * match (left over from a removed-and-recreated node) is ignored. Only the
+ * read that asked for a watch settles WID_PENDING (each callback comes in an
+ * asking and a non-asking form): a re-sync read sent while a watch was armed
+ * can be answered after that watch fired and a new one was asked for. */
 #include "zk_cache.h"
 
 #include <string.h>
@@ -135,11 +138,22 @@ static void entry_remove(struct zk_cache *c, struct entry *e) {
 /* ---------------------------------------------------------------- reads */
 
 static void on_watch(struct zk *zk, const struct zk_watch_event *ev, void *userdata);
-static void on_data(struct zk *zk, const struct zk_result *res, void *userdata);
-static void on_children(struct zk *zk, const struct zk_result *res, void *userdata);
-static void on_root_exists(struct zk *zk, const struct zk_result *res, void *userdata);
-static void on_lock(struct zk *zk, const struct zk_result *res, void *userdata);
-static void on_lock_exists(struct zk *zk, const struct zk_result *res, void *userdata);
+
+/* Each answer handler X exists as on_X (the read asked for no watch) and
+ * on_X_w (it asked for one, and settles it). */
+#define ANSWER_HANDLER(x)                                                                             \
+        static void x##_done(struct zk_cache *c, const struct zk_result *res, bool asked);             \
+        static void on_##x(struct zk *zk, const struct zk_result *res, void *ud) {                     \
+                x##_done(ud, res, false);                                                                \
+        }                                                                                                \
+        static void on_##x##_w(struct zk *zk, const struct zk_result *res, void *ud) {                 \
+                x##_done(ud, res, true);                                                                 \
+        }
+ANSWER_HANDLER(data)
+ANSWER_HANDLER(children)
+ANSWER_HANDLER(root_exists)
+ANSWER_HANDLER(lock)
+ANSWER_HANDLER(lock_exists)
 
 /* Ask for a watch only when none is armed (or on its way). */
 static zk_watch_cb want_watch(uint64_t *wid) {
@@ -148,26 +162,30 @@ static zk_watch_cb want_watch(uint64_t *wid) {
         return on_watch;
 }
 
-static void settle_watch(uint64_t *wid, const struct zk_result *res) {
-        if (*wid == WID_PENDING) *wid = res->watch_registered ? res->watch_id : 0;
+/* The answer of the read that ASKED for the watch decides what is armed. */
+static void settle_watch(uint64_t *wid, const struct zk_result *res, bool asked) {
+        if (asked && *wid == WID_PENDING) *wid = res->watch_registered ? res->watch_id : 0;
 }
 
 static void fetch_data(struct zk_cache *c, struct entry *e) {
         c->pending++;
-        zk_aget(c->zk, e->path, want_watch(&e->data_wid), on_data, c);
+        zk_watch_cb w = want_watch(&e->data_wid);
+        zk_aget(c->zk, e->path, w, w ? on_data_w : on_data, c);
 }
 
 static void fetch_children(struct zk_cache *c, struct entry *e) {
         if (e->n.depth >= c->max_depth) return;
         c->pending++;
-        zk_aget_children(c->zk, e->path, want_watch(&e->child_wid), on_children, c);
+        zk_watch_cb w = want_watch(&e->child_wid);
+        zk_aget_children(c->zk, e->path, w, w ? on_children_w : on_children, c);
 }
 
 static void fetch_lock(struct zk_cache *c, struct entry *e) {
         if (!(c->flags & ZK_CACHE_TRACK_LOCKS) || e == c->root) return;
         _cleanup_free_ char *p = xasprintf("%s/lock", e->path);
         c->pending++;
-        zk_aget_children(c->zk, p, want_watch(&e->lock_wid), on_lock, c);
+        zk_watch_cb w = want_watch(&e->lock_wid);
+        zk_aget_children(c->zk, p, w, w ? on_lock_w : on_lock, c);
 }
 
 static void fetch_entry(struct zk_cache *c, struct entry *e) {
@@ -193,11 +211,10 @@ static void resync(struct zk_cache *c) {
         read_done(c);
 }
 
-static void on_data(struct zk *zk, const struct zk_result *res, void *userdata) {
-        struct zk_cache *c = userdata;
+static void data_done(struct zk_cache *c, const struct zk_result *res, bool asked) {
         struct entry *e = lookup(c, res->path);
         if (e) {
-                settle_watch(&e->data_wid, res);
+                settle_watch(&e->data_wid, res, asked);
                 if (res->r == -ENOENT && e != c->root)
                         entry_remove(c, e);
                 else if (res->r < 0)
@@ -220,11 +237,10 @@ static void on_data(struct zk *zk, const struct zk_result *res, void *userdata) 
         read_done(c);
 }
 
-static void on_children(struct zk *zk, const struct zk_result *res, void *userdata) {
-        struct zk_cache *c = userdata;
+static void children_done(struct zk_cache *c, const struct zk_result *res, bool asked) {
         struct entry *e = lookup(c, res->path);
         if (!e) goto done;
-        settle_watch(&e->child_wid, res);
+        settle_watch(&e->child_wid, res, asked);
         if (res->r == -ENOENT) {
                 if (e != c->root) {
                         entry_remove(c, e);
@@ -233,7 +249,8 @@ static void on_children(struct zk *zk, const struct zk_result *res, void *userda
                 /* The root is missing: drop what we had, wait for it to appear. */
                 while (e->first_child) entry_remove(c, e->first_child);
                 c->pending++;
-                zk_aexists(zk, e->path, want_watch(&e->data_wid), on_root_exists, c);
+                zk_watch_cb w = want_watch(&e->data_wid);
+                zk_aexists(c->zk, e->path, w, w ? on_root_exists_w : on_root_exists, c);
                 goto done;
         }
         if (res->r < 0) {
@@ -261,9 +278,8 @@ done:
         read_done(c);
 }
 
-static void on_root_exists(struct zk *zk, const struct zk_result *res, void *userdata) {
-        struct zk_cache *c = userdata;
-        settle_watch(&c->root->data_wid, res);
+static void root_exists_done(struct zk_cache *c, const struct zk_result *res, bool asked) {
+        settle_watch(&c->root->data_wid, res, asked);
         if (res->r == 0) fetch_children(c, c->root); /* created meanwhile */
         read_done(c);
 }
@@ -281,27 +297,26 @@ static void set_lock_count(struct zk_cache *c, struct entry *e, unsigned n) {
         if (e->reported && c->cb) c->cb(c, ZK_CACHE_UPDATED, &e->n, c->userdata);
 }
 
-static void on_lock(struct zk *zk, const struct zk_result *res, void *userdata) {
-        struct zk_cache *c = userdata;
+static void lock_done(struct zk_cache *c, const struct zk_result *res, bool asked) {
         struct entry *e = lock_owner(c, res->path);
         if (!e) goto done;
-        settle_watch(&e->lock_wid, res);
+        settle_watch(&e->lock_wid, res, asked);
         if (res->r == -ENOENT) {
                 set_lock_count(c, e, 0);
                 /* No lock dir yet: an exists watch tells when it appears. */
                 c->pending++;
-                zk_aexists(zk, res->path, want_watch(&e->lock_wid), on_lock_exists, c);
+                zk_watch_cb w = want_watch(&e->lock_wid);
+                zk_aexists(c->zk, res->path, w, w ? on_lock_exists_w : on_lock_exists, c);
         } else if (res->r == 0)
                 set_lock_count(c, e, (unsigned)res->n_children);
 done:
         read_done(c);
 }
 
-static void on_lock_exists(struct zk *zk, const struct zk_result *res, void *userdata) {
-        struct zk_cache *c = userdata;
+static void lock_exists_done(struct zk_cache *c, const struct zk_result *res, bool asked) {
         struct entry *e = lock_owner(c, res->path);
         if (e) {
-                settle_watch(&e->lock_wid, res);
+                settle_watch(&e->lock_wid, res, asked);
                 if (res->r == 0) {
                         /* Appeared meanwhile. The exists watch just armed only sees the
                          * directory itself (deleted or changed), not its children: list

@@ -18,6 +18,7 @@
 #include "alloc.h"
 #include "log.h"
 #include "model.h"
+#include "zk_release.h"
 
 #define NODE_NAME "__lock__"
 #define RNODE_NAME "__rlock__"
@@ -158,15 +159,25 @@ int zk_lock_new(struct zk *zk, const char *path, const char *identifier, struct 
 
 static char *child_path(struct zk_lock *l, const char *name) { return xasprintf("%s/%s", l->path, name); }
 
+/* Hand our contender to the session's release queue, which deletes it for
+ * sure (retried across reconnects); when a create of ours may have landed
+ * unseen (its answer lost, or still in flight), the child with our uuid
+ * prefix is looked for. Nothing to do once the session that made it ended. */
+static void release_contender(struct zk_lock *l) {
+        if (l->gen != zk_session_generation(l->zk)) return;
+        if (l->node) {
+                _cleanup_free_ char *p = child_path(l, l->node);
+                zk_release_path(zk_releases(l->zk), p, l->gen);
+        } else if (l->create_tried)
+                zk_release_prefix(zk_releases(l->zk), l->path, l->prefix, l->gen);
+}
+
 void zk_lock_free(struct zk_lock *l) {
         if (!l) return;
         /* Only an attempt in flight can have a callback of ours outstanding. */
         if (l->step != STEP_NONE) zk_cancel(l->zk, l);
         if (l->pipe_recv != l->pipe_sent) zk_cancel(l->zk, &l->pipe);
-        if (l->node) {
-                _cleanup_free_ char *p = child_path(l, l->node);
-                zk_adelete(l->zk, p, -1, NULL, NULL);
-        }
+        release_contender(l);
         free(l->path);
         free(l->data);
         free(l->prefix);
@@ -226,18 +237,26 @@ static int recover(struct zk_lock *l, int r, int64_t deadline) {
 
 /* Delete our contender after a failed attempt; best effort, as kazoo. */
 static void cleanup_own(struct zk_lock *l) {
+        int r = 0;
         if (!l->node && l->create_tried) {
                 char **children = NULL;
-                if (zk_get_children(l->zk, l->path, &children, NULL) >= 0) {
+                r = zk_get_children(l->zk, l->path, &children, NULL);
+                if (r >= 0) {
                         const char *own = find_own(l, children);
                         if (own) l->node = xstrdup(own);
-                }
+                } else if (r == -ENOENT)
+                        r = 0;
                 zk_strv_free(children);
         }
-        if (l->node) {
+        if (l->node && r >= 0) {
                 _cleanup_free_ char *p = child_path(l, l->node);
-                int r = zk_delete(l->zk, p, -1);
-                if (r < 0 && r != -ENOENT) log_debug_errno(r, "zk_lock: cannot delete %s: %m", p);
+                r = zk_delete(l->zk, p, -1);
+                if (r == -ENOENT) r = 0;
+        }
+        if (r < 0) {
+                /* Not confirmed: the release queue keeps at it. */
+                log_debug_errno(r, "zk_lock: cannot remove our contender in %s now: %m", l->path);
+                release_contender(l);
         }
         forget_node(l);
 }
@@ -352,15 +371,13 @@ int zk_lock_release(struct zk_lock *l) {
                         r = zk_delete(l->zk, p, -1);
         }
         if (r == -ENOENT || r == -EKEYEXPIRED) r = 0;
+        if (r < 0) release_contender(l); /* the release queue keeps at it */
         forget_node(l);
         return r;
 }
 
 void zk_lock_release_async(struct zk_lock *l) {
-        if (l->node && l->gen == zk_session_generation(l->zk)) {
-                _cleanup_free_ char *p = child_path(l, l->node);
-                zk_adelete(l->zk, p, -1, NULL, NULL);
-        }
+        release_contender(l);
         forget_node(l);
 }
 

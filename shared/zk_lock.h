@@ -19,8 +19,9 @@ struct zk_lock;
 /* A lock object for directory PATH with IDENTIFIER (NULL = empty). Nothing is
  * sent yet. *ret is owned by the caller (zk_lock_free). 0 or -EINVAL. */
 int zk_lock_new(struct zk *zk, const char *path, const char *identifier, struct zk_lock **ret);
-/* Cancels a pending async attempt and deletes our contender if any (fire
- * and forget: the lock is released). NULL ok. */
+/* Cancels a pending async attempt and releases our contender if any (or
+ * one a lost create may have made) through the session's release queue
+ * (zk_release.h: retried until ZooKeeper confirms it). NULL ok. */
 void zk_lock_free(struct zk_lock *l);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct zk_lock *, zk_lock_free);
 
@@ -36,7 +37,9 @@ int zk_lock_try_new(struct zk *zk, const char *path, const char *identifier, str
 int zk_lock_acquire(struct zk_lock *l, int timeout_ms);
 /* Delete our contender (blocking). 0 also when not held. */
 int zk_lock_release(struct zk_lock *l);
-/* The same without waiting for the answer (event-loop code). */
+/* The same without waiting (event-loop code): the delete goes to the
+ * session's release queue, which retries it across connection losses until
+ * ZooKeeper confirms it (or the session, and the contender with it, ends). */
 void zk_lock_release_async(struct zk_lock *l);
 /* True while acquired and the session that created the contender lives. */
 bool zk_lock_is_held(struct zk_lock *l);

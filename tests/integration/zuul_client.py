@@ -8,13 +8,18 @@ It talks to poold only through ZooKeeper, with kazoo, as Zuul does:
      lock /nodepool/nodes/<id>/lock with a kazoo Lock (timeout 30), re-check
   4. delete the request (Zuul does so whether locking worked or not)
   5. set state in-use with user_data, then used, then unlock
+
+With retry=True every read and write goes through kazoo's command retry (the
+client's command_retry setting), as Zuul rides out ZooKeeper connection losses;
+node updates are read-modify-write loops, so a write whose answer was lost is
+not applied twice.
 """
 import json
 import threading
 import time
 import uuid
 
-from kazoo.exceptions import NoNodeError
+from kazoo.exceptions import BadVersionError, NoNodeError
 from kazoo.recipe.lock import Lock
 
 REQUEST_ROOT = "/nodepool/requests"
@@ -26,9 +31,13 @@ class NodeRequestFailed(Exception):
 
 
 class ZuulClient:
-    def __init__(self, kazoo, system_id=None):
+    def __init__(self, kazoo, system_id=None, retry=False):
         self.zk = kazoo
         self.system_id = system_id or uuid.uuid4().hex
+        self.retry = retry
+
+    def _do(self, fn, *args, **kw):
+        return self.zk.retry(fn, *args, **kw) if self.retry else fn(*args, **kw)
 
     # ---------------------------------------------------------------- requests
     def submit(self, labels, priority=200, relative_priority=0, reuse=True,
@@ -72,7 +81,7 @@ class ZuulClient:
 
     def get_request(self, req_id):
         try:
-            data, _ = self.zk.get("%s/%s" % (REQUEST_ROOT, req_id))
+            data, _ = self._do(self.zk.get, "%s/%s" % (REQUEST_ROOT, req_id))
         except NoNodeError:
             return None
         return json.loads(data.decode("utf8"))
@@ -102,21 +111,36 @@ class ZuulClient:
 
     def delete_request(self, req_id):
         try:
-            self.zk.delete("%s/%s" % (REQUEST_ROOT, req_id))
+            self._do(self.zk.delete, "%s/%s" % (REQUEST_ROOT, req_id))
         except NoNodeError:
             pass
 
     # ---------------------------------------------------------------- nodes
     def get_node(self, node_id):
         try:
-            data, stat = self.zk.get("%s/%s" % (NODE_ROOT, node_id))
+            data, stat = self._do(self.zk.get, "%s/%s" % (NODE_ROOT, node_id))
         except NoNodeError:
             return None, None
         return json.loads(data.decode("utf8")), stat
 
     def _store_node(self, node_id, node, stat):
-        self.zk.set("%s/%s" % (NODE_ROOT, node_id), json.dumps(node).encode("utf8"),
-                    version=stat.version)
+        self._do(self.zk.set, "%s/%s" % (NODE_ROOT, node_id), json.dumps(node).encode("utf8"),
+                 version=stat.version)
+
+    def _update_node(self, node_id, change):
+        """Read, change(node), write with the read version; again when it moved
+        meanwhile (a retried write whose first answer was lost). False if gone."""
+        while True:
+            node, stat = self.get_node(node_id)
+            if node is None:
+                return False
+            change(node)
+            try:
+                self._store_node(node_id, node, stat)
+                return True
+            except BadVersionError:
+                if not self.retry:
+                    raise
 
     def accept_nodes(self, req_id, req, lock_timeout=30):
         """Lock every node of a fulfilled request as Zuul's executor does.
@@ -145,22 +169,22 @@ class ZuulClient:
         return [(nid, self.get_node(nid)[0], lock) for nid, lock in locked]
 
     def use_nodes(self, nodes, project="opendev.org/org/project"):
-        for node_id, _, _ in nodes:
-            node, stat = self.get_node(node_id)
+        def change(node, node_id):
             node["state"] = "in-use"
             node["state_time"] = time.time()
             node["id"] = node_id  # Zuul writes the id into the JSON
             node["user_data"] = {"zuul_system": self.system_id, "project_name": project}
-            self._store_node(node_id, node, stat)
+        for node_id, _, _ in nodes:
+            if not self._update_node(node_id, lambda n, i=node_id: change(n, i)):
+                raise NodeRequestFailed("node %s vanished while locked" % node_id)
 
     def return_nodes(self, nodes):
         """Mark used and unlock, as Zuul's returnNodeSet does."""
+        def change(node):
+            node["state"] = "used"
+            node["state_time"] = time.time()
         for node_id, _, lock in nodes:
-            node, stat = self.get_node(node_id)
-            if node is not None:
-                node["state"] = "used"
-                node["state_time"] = time.time()
-                self._store_node(node_id, node, stat)
+            self._update_node(node_id, change)
             lock.release()
 
     def run_job(self, labels, timeout=30.0, **kw):

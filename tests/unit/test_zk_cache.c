@@ -4,7 +4,9 @@
  * change the tree between two answers — races a real server cannot be made to
  * hit on demand. Watches follow ZooKeeper's rules: a data watch (get) fires on
  * change/delete, an exists watch also on create, a children watch on a child
- * created/deleted or the node deleted; each fires once. */
+ * created/deleted or the node deleted; each fires once. A test can also fail
+ * the oldest call (a lost connection), drop every watch (an expired session)
+ * and report session states to the cache's listener. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -130,6 +132,16 @@ static void tree_delete(const char *path) {
         fire(parent, W_CHILD, ZK_EVENT_CHILD);
 }
 
+static void tree_set(const char *path, const char *data) {
+        struct fnode *n = find(path);
+        assert_non_null(n);
+        snprintf(n->data, sizeof n->data, "%s", data);
+        n->mzxid = ++zxid;
+        n->version++;
+        fire(path, W_DATA, ZK_EVENT_CHANGED);
+        fire(path, W_EXISTS, ZK_EVENT_CHANGED);
+}
+
 static uint64_t add_watch(const char *path, enum wkind kind, zk_watch_cb cb, void *ud) {
         for (size_t i = 0; i < MAX_WATCHES; i++)
                 if (!watches[i].used) {
@@ -197,6 +209,15 @@ static bool fake_step(void) {
         return true;
 }
 
+/* Answer the oldest queued call (not an event) with error R, as when the
+ * connection is lost before the answer: nothing applied, no watch set. */
+static void fake_fail_next(int r) {
+        assert_true(q_head < q_tail && queue[q_head].kind != Q_EVENT);
+        struct fq q = queue[q_head++];
+        struct zk_result res = { .r = r, .path = q.path };
+        if (!q.cancelled) q.cb(NULL, &res, q.ud);
+}
+
 static void fake_drain(void) {
         for (int i = 0; i < 1000 && fake_step(); i++) {
         }
@@ -236,8 +257,19 @@ void zk_cancel(struct zk *zk, void *userdata) {
                 if (watches[i].ud == userdata) watches[i].used = false;
 }
 
-void zk_add_state_listener(struct zk *zk, zk_state_cb cb, void *userdata) {}
-void zk_remove_state_listener(struct zk *zk, zk_state_cb cb, void *userdata) {}
+static zk_state_cb state_cb;
+static void *state_ud;
+
+void zk_add_state_listener(struct zk *zk, zk_state_cb cb, void *userdata) {
+        state_cb = cb;
+        state_ud = userdata;
+}
+void zk_remove_state_listener(struct zk *zk, zk_state_cb cb, void *userdata) { state_cb = NULL; }
+
+static void fake_state(enum zk_state s) {
+        assert_non_null(state_cb);
+        state_cb(NULL, s, state_ud);
+}
 
 /* ---------------------------------------------------------------- tests */
 
@@ -307,10 +339,110 @@ static void test_lock_dir_created_later_or_present_at_start_is_followed(void **s
         zk_cache_free(c);
 }
 
+static const char *data_of(struct zk_cache *c, const char *path) {
+        const struct zk_cache_node *n = zk_cache_get(c, path);
+        return n ? n->data : NULL;
+}
+
+/* Proves (issue 13): a change whose read was lost with the connection (the
+ * watch fired, its re-read failed, so no watch is armed either) is read again
+ * when the session is CONNECTED again, and the node is watched again after. */
+static void test_read_lost_with_the_connection_is_redone_on_reconnect(void **state) {
+        fake_reset();
+        tree_create("/nodes", "");
+        tree_create("/nodes/0000000001", "a");
+        struct zk_cache *c = start_cache();
+        fake_drain();
+        assert_string_equal(data_of(c, "/nodes/0000000001"), "a");
+        tree_set("/nodes/0000000001", "b");
+        assert_true(fake_step());       /* the watch fires: a read with a new watch goes out */
+        assert_true(next_is(Q_GET, "/nodes/0000000001"));
+        fake_fail_next(-ECONNRESET);
+        fake_state(ZK_STATE_SUSPENDED);
+        assert_string_equal(data_of(c, "/nodes/0000000001"), "a");
+        fake_state(ZK_STATE_CONNECTED);
+        assert_false(zk_cache_is_synced(c));
+        fake_drain();
+        assert_true(zk_cache_is_synced(c));
+        assert_string_equal(data_of(c, "/nodes/0000000001"), "b");
+        tree_set("/nodes/0000000001", "c"); /* watched again */
+        fake_drain();
+        assert_string_equal(data_of(c, "/nodes/0000000001"), "c");
+        zk_cache_free(c);
+}
+
+/* Proves (issue 13): after an expiry (the server dropped every watch, so no
+ * event tells of changes made meanwhile) the new session's CONNECTED lists and
+ * reads everything again: a changed node, a deleted one and a new one are all
+ * seen, and later changes are watched again. */
+static void test_changes_missed_during_expiry_are_seen_after_new_session(void **state) {
+        fake_reset();
+        tree_create("/nodes", "");
+        tree_create("/nodes/0000000001", "a");
+        tree_create("/nodes/0000000002", "x");
+        struct zk_cache *c = start_cache();
+        fake_drain();
+        fake_state(ZK_STATE_EXPIRED);
+        memset(watches, 0, sizeof watches); /* the server forgot them with the session */
+        tree_set("/nodes/0000000001", "b");
+        tree_delete("/nodes/0000000002");
+        tree_create("/nodes/0000000003", "new");
+        assert_int_equal(q_head, q_tail); /* no watch left to tell */
+        fake_state(ZK_STATE_CONNECTED);
+        fake_drain();
+        assert_string_equal(data_of(c, "/nodes/0000000001"), "b");
+        assert_null(zk_cache_get(c, "/nodes/0000000002"));
+        assert_string_equal(data_of(c, "/nodes/0000000003"), "new");
+        tree_set("/nodes/0000000003", "newer");
+        tree_create("/nodes/0000000003/lock", "");
+        tree_create("/nodes/0000000003/lock/a__lock__0000000000", "");
+        fake_drain();
+        assert_string_equal(data_of(c, "/nodes/0000000003"), "newer");
+        assert_int_equal(contenders(c, "/nodes/0000000003"), 1);
+        zk_cache_free(c);
+}
+
+/* Proves (regression, issue 13): a re-sync read sent while the data watch was
+ * armed (so it asks for none) and answered after that watch fired and a new
+ * one was asked for does not mark the node unwatched: later changes are still
+ * seen. (Before, the re-sync answer settled the pending watch as "none", the
+ * new watch's firing was then taken for a stale one, and the node's cache
+ * froze — after a ZooKeeper restart under load, nodes stuck `used` forever.) */
+static void test_resync_answer_does_not_disarm_a_watch_asked_meanwhile(void **state) {
+        fake_reset();
+        tree_create("/nodes", "");
+        tree_create("/nodes/0000000001", "a");
+        struct zk_cache *c = start_cache();
+        fake_drain();
+        /* A change lands just before the reconnect's re-sync reads go out: its
+         * event comes first, then the re-sync's read (no watch: one is armed). */
+        tree_set("/nodes/0000000001", "b");
+        fake_state(ZK_STATE_CONNECTED);
+        fake_drain();
+        assert_string_equal(data_of(c, "/nodes/0000000001"), "b");
+        tree_set("/nodes/0000000001", "c");
+        fake_drain();
+        assert_string_equal(data_of(c, "/nodes/0000000001"), "c");
+        /* The same for a lock directory's children watch. */
+        tree_create("/nodes/0000000001/lock", "");
+        fake_drain();
+        tree_create("/nodes/0000000001/lock/a__lock__0000000000", "");
+        fake_state(ZK_STATE_CONNECTED);
+        fake_drain();
+        assert_int_equal(contenders(c, "/nodes/0000000001"), 1);
+        tree_delete("/nodes/0000000001/lock/a__lock__0000000000");
+        fake_drain();
+        assert_int_equal(contenders(c, "/nodes/0000000001"), 0);
+        zk_cache_free(c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_lock_dir_appearing_between_list_and_exists_keeps_being_watched),
                 cmocka_unit_test(test_lock_dir_created_later_or_present_at_start_is_followed),
+                cmocka_unit_test(test_read_lost_with_the_connection_is_redone_on_reconnect),
+                cmocka_unit_test(test_changes_missed_during_expiry_are_seen_after_new_session),
+                cmocka_unit_test(test_resync_answer_does_not_disarm_a_watch_asked_meanwhile),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
