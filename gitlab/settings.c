@@ -152,34 +152,10 @@ int settings_load_buffer(const char *name, const char *data, size_t len, struct 
 }
 
 int settings_load(const char *path, struct settings **ret, struct config_diags *diags) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-        struct stat st;
-        if (fd < 0 || fstat(fd, &st) < 0) {
-                int r = negative_errno();
-                config_diags_add(diags, path, 0, 0, 0, CONFIG_SEVERITY_ERROR, "cannot read the file: %s",
-                                 strerror(-r));
-                return r;
-        }
-        if (!S_ISREG(st.st_mode) || st.st_size > SETTINGS_MAX_FILE_SIZE) {
-                config_diags_add(diags, path, 0, 0, 0, CONFIG_SEVERITY_ERROR,
-                                 S_ISREG(st.st_mode) ? "the file is larger than 1 MiB" : "not a regular file");
-                return S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
-        }
-        _cleanup_free_ char *buf = xmalloc((size_t)st.st_size + 1);
+        _cleanup_free_ char *buf = NULL;
         size_t len = 0;
-        while (len < (size_t)st.st_size) {
-                ssize_t k = read(fd, buf + len, (size_t)st.st_size - len);
-                if (k < 0 && errno == EINTR) continue;
-                if (k < 0) {
-                        int r = negative_errno();
-                        config_diags_add(diags, path, 0, 0, 0, CONFIG_SEVERITY_ERROR, "cannot read the file: %s",
-                                         strerror(-r));
-                        return r;
-                }
-                if (k == 0) break;
-                len += (size_t)k;
-        }
-        buf[len] = 0;
+        int r = cfg_read_file(path, SETTINGS_MAX_FILE_SIZE, &buf, &len, diags);
+        if (r < 0) return r;
         return settings_load_buffer(path, buf, len, ret, diags);
 }
 

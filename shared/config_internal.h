@@ -62,3 +62,7 @@ void config_provider_clear(struct config_provider *p);
 /* zookeeper-tls: {ca, cert, key} of ROOT as Nodepool reads it: each a readable
  * regular file (made absolute), errors at their position. Absent: nothing set. */
 void cfg_parse_zk_tls(struct cctx *c, const struct cnode *root, char **ca, char **cert, char **key);
+
+/* Read the regular file PATH of at most MAX bytes, NUL-terminated (*ret, caller
+ * frees). A problem is one diagnostic naming PATH; returns 0 or -errno. */
+int cfg_read_file(const char *path, size_t max, char **ret, size_t *ret_len, struct config_diags *diags);

@@ -532,7 +532,7 @@ int config_load_buffer(const char *name, const char *data, size_t len, const cha
         return load_common(name, data, len, secure_name ? secure_name : "<secure>", secure, secure_len, ret, diags);
 }
 
-static int read_file(const char *path, char **ret, size_t *ret_len, struct config_diags *diags) {
+int cfg_read_file(const char *path, size_t max, char **ret, size_t *ret_len, struct config_diags *diags) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
         struct stat st;
         int r;
@@ -542,9 +542,12 @@ static int read_file(const char *path, char **ret, size_t *ret_len, struct confi
                                  strerror(-r));
                 return r;
         }
-        if (!S_ISREG(st.st_mode) || st.st_size > CONFIG_MAX_FILE_SIZE) {
-                config_diags_add(diags, path, 0, 0, 0, CONFIG_SEVERITY_ERROR,
-                                 S_ISREG(st.st_mode) ? "the file is larger than 16 MiB" : "not a regular file");
+        if (!S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
+                if (S_ISREG(st.st_mode))
+                        config_diags_add(diags, path, 0, 0, 0, CONFIG_SEVERITY_ERROR, "the file is larger than %zu MiB",
+                                         max >> 20);
+                else
+                        config_diags_add(diags, path, 0, 0, 0, CONFIG_SEVERITY_ERROR, "not a regular file");
                 return S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
         }
         _cleanup_free_ char *buf = xmalloc((size_t)st.st_size + 1);
@@ -570,10 +573,10 @@ static int read_file(const char *path, char **ret, size_t *ret_len, struct confi
 int config_load(const char *path, const char *secure_path, struct config **ret, struct config_diags *diags) {
         _cleanup_free_ char *data = NULL, *sdata = NULL;
         size_t len = 0, slen = 0;
-        int r = read_file(path, &data, &len, diags);
+        int r = cfg_read_file(path, CONFIG_MAX_FILE_SIZE, &data, &len, diags);
         if (r < 0) return r;
         if (secure_path) {
-                r = read_file(secure_path, &sdata, &slen, diags);
+                r = cfg_read_file(secure_path, CONFIG_MAX_FILE_SIZE, &sdata, &slen, diags);
                 if (r < 0) return r;
         }
         return load_common(path, data, len, secure_path, sdata, slen, ret, diags);
