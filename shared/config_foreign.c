@@ -37,7 +37,10 @@
 /* ------------------------------------------------------------------ aws */
 
 static const struct cfg_key aws_image_filter_keys[] = {
-        STR("Name"), STR("name"), { .name = "Values", .type = CFG_T_STRV }, { .name = "values", .type = CFG_T_STRV }, {},
+        STR("Name"), STR("name"),
+        { .name = "Values", .type = CFG_T_STRV },
+        { .name = "values", .type = CFG_T_STRV },
+        {},
 };
 static const struct cfg_schema aws_image_filter = { .kind = "image filter", .keys = aws_image_filter_keys };
 static const char *const aws_image_spec[] = { "image-id", "image-filters", NULL };
@@ -59,7 +62,9 @@ static const struct cfg_key aws_diskimage_keys[] = {
         { .name = "imds-support", .type = CFG_T_ENUM, .nullable = true, .choices = aws_imds_support },
         INT("iops"), INT("throughput"), DICT("tags"), {},
 };
-static const struct cfg_schema aws_diskimage = { .kind = "diskimage", .unique_names = true, .keys = aws_diskimage_keys };
+static const struct cfg_schema aws_diskimage = {
+        .kind = "diskimage", .unique_names = true, .keys = aws_diskimage_keys,
+};
 static const char *const aws_allocation_strategies[] = {
         "prioritized", "price-capacity-optimized", "capacity-optimized", "diversified", "lowest-price", NULL,
 };

@@ -125,9 +125,11 @@ static const struct cfg_schema static_node_schema = { .id = "static node", .keys
 
 /* max-servers is finished by parse_pools (≤0 disables the pool). */
 #define PO(m) CFG_AT(struct config_pool, m)
-#define POOL_COMMON_KEYS                                                                                       \
-        { .name = "name", .type = CFG_T_STR, .required = true, PO(name) }, { .name = "max-servers", .type = CFG_T_INT, PO(max_servers) },      \
-        { .name = "node-attributes", .type = CFG_T_STRMAP, PO(node_attributes) }, { .name = "priority", .type = CFG_T_INT, PO(priority) }
+#define POOL_COMMON_KEYS                                                                                      \
+        { .name = "name", .type = CFG_T_STR, .required = true, PO(name) },                                    \
+        { .name = "max-servers", .type = CFG_T_INT, PO(max_servers) },                                        \
+        { .name = "node-attributes", .type = CFG_T_STRMAP, PO(node_attributes) },                             \
+        { .name = "priority", .type = CFG_T_INT, PO(priority) }
 static const struct cfg_key os_pool_keys[] = {
         POOL_COMMON_KEYS,
         { .name = "max-cores", .type = CFG_T_INT, CFG_MIN(0), PO(max_cores) },
