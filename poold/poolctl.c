@@ -32,7 +32,7 @@ static const struct ctl_command commands[] = {
         { "export-image-data", ctl_export_image_data, "PATH", "save image build/upload records to a file" },
         { "import-image-data", ctl_import_image_data, "PATH", "restore image records saved by export-image-data" },
         { "config-validate", ctl_config_validate, "",
-          "validate the configuration file; exit 0 if valid, else print every problem and exit 1" },
+          "validate the configuration file: print every error and warning; exit 1 on errors, else 0" },
 };
 
 static void usage(FILE *f) {

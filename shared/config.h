@@ -2,7 +2,12 @@
  *
  * Schema: Nodepool's (docs/protocol.md §2) for the top level, labels, diskimages
  * and the openstack and static drivers, plus poold's own libvirt driver. Every
- * default below is Nodepool's code default. "Unlimited" is CONFIG_UNLIMITED (-1),
+ * default below is Nodepool's code default. Providers of Nodepool's other
+ * drivers (aws, azure, gce, ibmvpc, kubernetes, openshift, openshiftpods,
+ * metastatic) are validated against Nodepool's schema for their driver and kept
+ * apart, in foreign_providers: poold leaves their requests to a launcher running
+ * beside it. Keys poold accepts but does not act on yet get a warning each
+ * (the table in config_unacted.c). "Unlimited" is CONFIG_UNLIMITED (-1),
  * never a huge number. Diagnostics are returned (struct config_diags), never logged.
  *
  * Thread context: loading is pure (no globals); a loaded struct config is
@@ -135,7 +140,7 @@ struct config_static_node {
 
 struct config_pool {
         char *name;
-        int64_t max_servers;            /* CONFIG_UNLIMITED; 0 = pool disabled (config ≤0) */
+        int64_t max_servers;            /* CONFIG_UNLIMITED; 0 = pool disabled (config ≤0); static pools too */
         int64_t max_cores;              /* CONFIG_UNLIMITED */
         int64_t max_ram;                /* CONFIG_UNLIMITED, MiB */
         int64_t max_volumes;            /* CONFIG_UNLIMITED (openstack) */
@@ -195,6 +200,21 @@ struct config_provider {
         char *canonical;
 };
 
+/* A provider poold does not launch for: its labels are served by another
+ * launcher on the same ZooKeeper (e.g. Nodepool's own). Only what the request
+ * path needs to know is kept. */
+struct config_foreign_pool {
+        char *name;
+        struct config_strv labels;      /* the pool's label names, in file order */
+};
+
+struct config_foreign_provider {
+        char *name;
+        char *driver;                   /* Nodepool's driver name, e.g. "aws" */
+        struct config_foreign_pool *pools;
+        size_t n_pools;
+};
+
 struct config_zk_server {
         char *host;
         int64_t port;                   /* 2281 (Nodepool code default) */
@@ -224,8 +244,10 @@ struct config {
         size_t n_labels;
         struct config_diskimage *diskimages;
         size_t n_diskimages;
-        struct config_provider *providers;
+        struct config_provider *providers;      /* the ones poold launches for */
         size_t n_providers;
+        struct config_foreign_provider *foreign_providers;      /* served by another launcher */
+        size_t n_foreign_providers;
         int64_t max_hold_age;           /* seconds; 0 = infinite (config ≤0 or absent) */
         struct config_tenant_limit *tenant_limits;
         size_t n_tenant_limits;
@@ -271,6 +293,14 @@ bool config_zookeeper_tls_equal(const struct config *a, const struct config *b);
  * (key order and formatting ignored), so a reload can keep it running. It does
  * not compare the top-level labels/diskimages the provider refers to. */
 bool config_provider_equal(const struct config_provider *a, const struct config_provider *b);
+
+/* True when a pool of a provider poold runs (openstack, libvirt, static) lists
+ * LABEL, whatever that pool's max-servers. */
+bool config_label_served_by_poold(const struct config *c, const char *label);
+/* True when LABEL is served only by providers of drivers poold leaves to another
+ * launcher (at least one such pool lists it, and no pool of poold's does): a
+ * request for it is not poold's to decline or fail. */
+bool config_label_foreign_only(const struct config *c, const char *label);
 
 bool config_strv_contains(const struct config_strv *v, const char *s);
 const char *config_strmap_get(const struct config_strmap *m, const char *key);

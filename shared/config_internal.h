@@ -66,3 +66,88 @@ void cfg_parse_zk_tls(struct cctx *c, const struct cnode *root, char **ca, char 
 /* Read the regular file PATH of at most MAX bytes, NUL-terminated (*ret, caller
  * frees). A problem is one diagnostic naming PATH; returns 0 or -errno. */
 int cfg_read_file(const char *path, size_t max, char **ret, size_t *ret_len, struct config_diags *diags);
+
+/* ------------------------------------------------------------------------
+ * config_reader.c: one table-driven reader for a mapping of known keys.
+ *
+ * A schema lists every key an object may have, with its type (Nodepool's
+ * voluptuous type), whether it is required, which keys exclude each other,
+ * and optionally where the value is stored in a destination struct. cfg_read()
+ * reports unknown keys, missing required keys, type errors, range errors and
+ * exclusive/one-of violations, recurses into nested objects and lists of
+ * objects, and warns for keys listed in the not-acted-on table (config_unacted.c). */
+
+enum cfg_type {
+        CFG_T_STR,              /* a non-null scalar (Nodepool: str) */
+        CFG_T_INT,
+        CFG_T_BOOL,
+        CFG_T_TRISTATE,         /* a boolean stored as int: -1 (caller's "unset"), 0, 1 */
+        CFG_T_NUMBER,           /* an integer or a decimal number (Nodepool: v.Any(int, float), float) */
+        CFG_T_ENUM,             /* a string among .choices */
+        CFG_T_STRV,             /* a list of strings */
+        CFG_T_STR_OR_STRV,      /* a string (one item) or a list of strings */
+        CFG_T_STR_OR_WORDS,     /* a string (split on whitespace) or a list of strings */
+        CFG_T_STRMAP,           /* a mapping of scalars (stored as text) */
+        CFG_T_INTMAP,           /* a mapping of integers (Nodepool: {str: int}); not stored */
+        CFG_T_MAP,              /* any mapping (Nodepool: dict); not stored */
+        CFG_T_LIST,             /* any list (Nodepool: list); not stored */
+        CFG_T_OBJ,              /* a mapping read against .sub; not stored */
+        CFG_T_OBJ_LIST,         /* a list of mappings read against .sub; not stored */
+        CFG_T_STR_OR_OBJ,       /* a string, or a mapping read against .sub; not stored */
+};
+
+struct cfg_schema;
+
+struct cfg_key {
+        const char *name;
+        enum cfg_type type;
+        bool required;
+        char group;                     /* non-zero: at most one key of the same group may be given */
+        bool nullable;                  /* null is a valid value (left unset) */
+        bool has_min;                   /* CFG_T_INT: value must be >= min */
+        int64_t min;
+        const char *const *choices;     /* CFG_T_ENUM, NULL-terminated */
+        const struct cfg_schema *sub;   /* CFG_T_OBJ, CFG_T_OBJ_LIST, CFG_T_STR_OR_OBJ */
+        bool store;                     /* the value goes to (char *)dst + off */
+        size_t off;
+};
+
+struct cfg_schema {
+        const char *id;                 /* context in the not-acted-on table ("openstack label"), or NULL */
+        const char *kind;               /* item name in messages: "label" -> "label 'x' of ..." */
+        bool unique_names;              /* list items must have distinct `name`s */
+        const struct cfg_key *keys;     /* terminated by an entry with name NULL */
+        const char *const *one_of;      /* NULL, or: at least one of these keys must be given */
+        const char *variant_key;        /* when this key is given, the mapping is read against .variant */
+        const struct cfg_schema *variant;
+};
+
+/* Table helpers: CFG_AT(struct, member) stores the value there; CFG_MIN(n) bounds an integer. */
+#define CFG_AT(type_, member_) .store = true, .off = offsetof(type_, member_)
+#define CFG_MIN(n_) .has_min = true, .min = (n_)
+
+/* Read mapping M against S. WHERE names M in messages ("label 'x' of pool 'main'
+ * of provider 'p'"). DST (may be NULL: validate only) receives the stored keys;
+ * absent keys leave their field untouched, so the caller sets defaults first.
+ * Returns the number of errors reported (0 = clean). */
+unsigned cfg_read(struct cctx *c, const struct cnode *m, const struct cfg_schema *s, const char *where, void *dst);
+
+/* ------------------------------------------------------------------------
+ * config_unacted.c: keys poold accepts for compatibility but does not act on. */
+
+/* Warn "'KEY' is accepted for compatibility but poold does not act on it yet"
+ * at the key node of every key of mapping M listed for context CTX. */
+void cfg_warn_unacted(struct cctx *c, const struct cnode *m, const char *ctx);
+/* The same for one key node K of context CTX (LOOKUP: the table key to look up,
+ * e.g. "<resource>" for a custom tenant resource; NULL = K's own text). */
+void cfg_warn_unacted_key(struct cctx *c, const struct cnode *k, const char *ctx, const char *lookup);
+
+/* config_foreign.c: true (and the provider is parsed into CFG->foreign_providers)
+ * when DRIVER is one poold leaves to another launcher. */
+bool config_foreign_driver(const char *driver);
+void config_parse_foreign_provider(struct cctx *c, struct config *cfg, const struct cnode *m, const char *driver,
+                                   const char *where);
+void config_foreign_provider_clear(struct config_foreign_provider *p);
+/* config_provider.c: report "label NAME in WHERE is not defined in the top-level labels" at AT. */
+void config_check_label_defined(struct cctx *c, const struct config *cfg, const struct cnode *at, const char *name,
+                                const char *where);

@@ -152,6 +152,7 @@ static void parse_diskimages(struct cctx *c, struct config *cfg, const struct cn
                 free(where);
                 where = cfg_object_name(m, "diskimage", i);
                 cfg_check_keys(c, m, diskimage_keys, where);
+                cfg_warn_unacted(c, m, "diskimage");
                 cfg_require(c, m, "name", where);
                 /* Type-check every key once, on a scratch image. */
                 struct config_diskimage scratch;
@@ -366,6 +367,7 @@ static void parse_tenant_limits(struct cctx *c, struct config *cfg, const struct
                                         *(int64_t *)((char *)&t + known[q].off) = v;
                                         matched = true;
                                 }
+                        cfg_warn_unacted_key(c, key, "tenant-resource-limits", matched ? NULL : "<resource>");
                         if (!matched) {
                                 _cleanup_free_ char *txt = xasprintf("%" PRId64, v);
                                 strmap_set(&t.other, key->value, txt);
@@ -608,6 +610,28 @@ const struct config_pool *config_find_pool(const struct config_provider *p, cons
         return NULL;
 }
 
+bool config_label_served_by_poold(const struct config *c, const char *label) {
+        for (size_t i = 0; c && label && i < c->n_providers; i++) {
+                const struct config_provider *p = &c->providers[i];
+                for (size_t k = 0; k < p->n_pools; k++) {
+                        const struct config_pool *pool = &p->pools[k];
+                        for (size_t j = 0; j < pool->n_labels; j++)
+                                if (pool->labels[j].name && strcmp(pool->labels[j].name, label) == 0) return true;
+                        for (size_t j = 0; j < pool->n_nodes; j++)
+                                if (config_strv_contains(&pool->nodes[j].labels, label)) return true;
+                }
+        }
+        return false;
+}
+
+bool config_label_foreign_only(const struct config *c, const char *label) {
+        if (!c || !label || config_label_served_by_poold(c, label)) return false;
+        for (size_t i = 0; i < c->n_foreign_providers; i++)
+                for (size_t k = 0; k < c->foreign_providers[i].n_pools; k++)
+                        if (config_strv_contains(&c->foreign_providers[i].pools[k].labels, label)) return true;
+        return false;
+}
+
 char *config_zookeeper_hosts(const struct config *c) {
         if (!c || c->n_zk_servers == 0) return NULL;
         char *out = NULL;
@@ -673,6 +697,8 @@ void config_free(struct config *cfg) {
         free(cfg->diskimages);
         for (size_t i = 0; i < cfg->n_providers; i++) config_provider_clear(&cfg->providers[i]);
         free(cfg->providers);
+        for (size_t i = 0; i < cfg->n_foreign_providers; i++) config_foreign_provider_clear(&cfg->foreign_providers[i]);
+        free(cfg->foreign_providers);
         for (size_t i = 0; i < cfg->n_tenant_limits; i++) {
                 free(cfg->tenant_limits[i].tenant_name);
                 strmap_clear(&cfg->tenant_limits[i].other);

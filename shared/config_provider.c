@@ -1,7 +1,10 @@
-/* config_provider.c — providers[] for the openstack, static and libvirt drivers.
+/* config_provider.c — providers[] for the openstack, static and libvirt drivers
+ * (the other Nodepool drivers are in config_foreign.c).
  *
  * DESIGN: one function per object level (provider, provider diskimage, cloud
- * image, pool, pool label, static node), each knowing its driver's key list.
+ * image, pool, pool label, static node); each reads its mapping against its
+ * driver's schema table with cfg_read() and then finishes what a table cannot
+ * say (defaults depending on other keys, cross references).
  * Cross references (labels, diskimages, cloud images) are checked here, at the
  * referencing node's position; top-level labels/diskimages are parsed first. */
 #include <errno.h>
@@ -11,11 +14,6 @@
 
 #include "alloc.h"
 #include "config_internal.h"
-
-/* Nodepool drivers poold recognises but does not implement. */
-static const char *const unsupported_drivers[] = {
-        "aws", "gce", "azure", "kubernetes", "openshift", "openshiftpods", "metastatic", "ibmvpc", NULL,
-};
 
 static const char *const openstack_keys[] = {
         "name", "driver", "max-concurrency", "priority", "pools", "cloud", "region-name", "boot-timeout",
@@ -30,26 +28,141 @@ static const char *const libvirt_keys[] = {
         "launch-retries", "image-name-format", "diskimages", NULL,
 };
 
-static const char *const os_pool_keys[] = {
-        "name", "max-servers", "max-cores", "max-ram", "max-volumes", "max-volume-gb", "ignore-provider-quota",
-        "availability-zones", "networks", "security-groups", "auto-floating-ip", "host-key-checking",
-        "node-attributes", "priority", "labels", NULL,
-};
-static const char *const static_pool_keys[] = { "name", "node-attributes", "priority", "nodes", NULL };
-static const char *const lv_pool_keys[] = {
-        "name", "max-servers", "max-cores", "max-ram", "host-key-checking", "node-attributes", "priority", "labels",
-        NULL,
-};
+/* ---------------------------------------------------------------- schemas
+ * Nodepool's voluptuous schemas (nodepool/driver/{openstack,static}/config.py)
+ * and poold's libvirt driver, read by cfg_read(). Keys needing more than a
+ * type check (limits, cross references, defaults that depend on other keys)
+ * are finished by the parse_* functions below. */
 
-static const char *const os_label_keys[] = {
-        "name", "diskimage", "cloud-image", "flavor-name", "min-ram", "key-name", "console-log",
-        "boot-from-volume", "volume-size", "instance-properties", "dynamic-instance-properties", "userdata",
-        "networks", "host-key-checking", NULL,
+#define PD(m) CFG_AT(struct config_provider_diskimage, m)
+static const struct cfg_key os_diskimage_keys[] = {
+        { .name = "name", .type = CFG_T_STR, .required = true, PD(name) },
+        { .name = "pause", .type = CFG_T_BOOL, PD(pause) },
+        { .name = "config-drive", .type = CFG_T_TRISTATE, PD(config_drive) },
+        { .name = "meta", .type = CFG_T_STRMAP, PD(meta) },
+        { .name = "connection-type", .type = CFG_T_STR, PD(connection_type) },
+        { .name = "connection-port", .type = CFG_T_INT, PD(connection_port) },
+        {},
 };
-static const char *const lv_label_keys[] = {
-        "name", "diskimage", "memory", "vcpus", "disk-size", "console-log", "host-key-checking", "boot-timeout",
-        NULL,
+static const struct cfg_key lv_diskimage_keys[] = {
+        { .name = "name", .type = CFG_T_STR, .required = true, PD(name) },
+        { .name = "pause", .type = CFG_T_BOOL, PD(pause) },
+        { .name = "connection-type", .type = CFG_T_STR, PD(connection_type) },
+        { .name = "connection-port", .type = CFG_T_INT, PD(connection_port) },
+        {},
 };
+#undef PD
+static const struct cfg_schema os_diskimage_schema = { .id = "openstack diskimage", .keys = os_diskimage_keys };
+static const struct cfg_schema lv_diskimage_schema = { .id = "libvirt diskimage", .keys = lv_diskimage_keys };
+
+#define CI(m) CFG_AT(struct config_cloud_image, m)
+static const struct cfg_key cloud_image_keys[] = {
+        { .name = "name", .type = CFG_T_STR, .required = true, CI(name) },
+        { .name = "image-id", .type = CFG_T_STR, .group = 'i', CI(image_id) },
+        { .name = "image-name", .type = CFG_T_STR, .group = 'i', CI(image_name) },
+        { .name = "config-drive", .type = CFG_T_TRISTATE, CI(config_drive) },
+        { .name = "username", .type = CFG_T_STR, CI(username) },
+        { .name = "python-path", .type = CFG_T_STR, CI(python_path) },
+        { .name = "shell-type", .type = CFG_T_STR, CI(shell_type) },
+        { .name = "connection-type", .type = CFG_T_STR, CI(connection_type) },
+        { .name = "connection-port", .type = CFG_T_INT, CI(connection_port) },
+        {},
+};
+#undef CI
+static const struct cfg_schema cloud_image_schema = { .id = "openstack cloud-image", .keys = cloud_image_keys };
+
+#define PL(m) CFG_AT(struct config_pool_label, m)
+static const struct cfg_key os_label_keys[] = {
+        { .name = "name", .type = CFG_T_STR, .required = true, PL(name) },
+        { .name = "diskimage", .type = CFG_T_STR, PL(diskimage) },
+        { .name = "cloud-image", .type = CFG_T_STR, PL(cloud_image) },
+        { .name = "flavor-name", .type = CFG_T_STR, PL(flavor_name) },
+        { .name = "min-ram", .type = CFG_T_INT, PL(min_ram) },
+        { .name = "key-name", .type = CFG_T_STR, PL(key_name) },
+        { .name = "console-log", .type = CFG_T_BOOL, PL(console_log) },
+        { .name = "boot-from-volume", .type = CFG_T_BOOL, PL(boot_from_volume) },
+        { .name = "volume-size", .type = CFG_T_INT, CFG_MIN(1), PL(volume_size) },
+        { .name = "instance-properties", .type = CFG_T_STRMAP, PL(instance_properties) },
+        { .name = "dynamic-instance-properties", .type = CFG_T_STRMAP, PL(dynamic_instance_properties) },
+        { .name = "userdata", .type = CFG_T_STR, PL(userdata) },
+        { .name = "networks", .type = CFG_T_STRV, PL(networks) },
+        { .name = "host-key-checking", .type = CFG_T_BOOL, PL(host_key_checking) },
+        {},
+};
+static const struct cfg_key lv_label_keys[] = {
+        { .name = "name", .type = CFG_T_STR, .required = true, PL(name) },
+        { .name = "diskimage", .type = CFG_T_STR, .required = true, PL(diskimage) },
+        { .name = "memory", .type = CFG_T_INT, CFG_MIN(1), PL(memory) },
+        { .name = "vcpus", .type = CFG_T_INT, CFG_MIN(1), PL(vcpus) },
+        { .name = "disk-size", .type = CFG_T_INT, CFG_MIN(0), PL(disk_size) },
+        { .name = "console-log", .type = CFG_T_BOOL, PL(console_log) },
+        { .name = "host-key-checking", .type = CFG_T_BOOL, PL(host_key_checking) },
+        { .name = "boot-timeout", .type = CFG_T_INT, CFG_MIN(1), PL(boot_timeout) },
+        {},
+};
+#undef PL
+static const struct cfg_schema os_label_schema = { .id = "openstack label", .keys = os_label_keys };
+static const struct cfg_schema lv_label_schema = { .id = "libvirt label", .keys = lv_label_keys };
+
+#define SN(m) CFG_AT(struct config_static_node, m)
+static const struct cfg_key static_node_keys[] = {
+        { .name = "name", .type = CFG_T_STR, .required = true, SN(name) },
+        { .name = "labels", .type = CFG_T_STR_OR_WORDS, .required = true, SN(labels) },
+        { .name = "username", .type = CFG_T_STR, SN(username) },
+        { .name = "timeout", .type = CFG_T_INT, SN(timeout) },
+        { .name = "host-key-checking", .type = CFG_T_BOOL, SN(host_key_checking) },
+        { .name = "host-key", .type = CFG_T_STR_OR_STRV, SN(host_keys) },
+        { .name = "connection-type", .type = CFG_T_STR, SN(connection_type) },
+        { .name = "ssh-port", .type = CFG_T_INT, SN(connection_port) },         /* legacy name; connection-port wins */
+        { .name = "connection-port", .type = CFG_T_INT, SN(connection_port) },
+        { .name = "shell-type", .type = CFG_T_STR, SN(shell_type) },
+        { .name = "python-path", .type = CFG_T_STR, SN(python_path) },
+        { .name = "max-parallel-jobs", .type = CFG_T_INT, CFG_MIN(1), SN(max_parallel_jobs) },
+        {},
+};
+#undef SN
+static const struct cfg_schema static_node_schema = { .id = "static node", .keys = static_node_keys };
+
+/* max-servers is finished by parse_pools (≤0 disables the pool). */
+#define PO(m) CFG_AT(struct config_pool, m)
+#define POOL_COMMON_KEYS                                                                                      \
+        { .name = "name", .type = CFG_T_STR, .required = true, PO(name) },                                    \
+        { .name = "max-servers", .type = CFG_T_INT, PO(max_servers) },                                        \
+        { .name = "node-attributes", .type = CFG_T_STRMAP, PO(node_attributes) },                             \
+        { .name = "priority", .type = CFG_T_INT, PO(priority) }
+static const struct cfg_key os_pool_keys[] = {
+        POOL_COMMON_KEYS,
+        { .name = "max-cores", .type = CFG_T_INT, CFG_MIN(0), PO(max_cores) },
+        { .name = "max-ram", .type = CFG_T_INT, CFG_MIN(0), PO(max_ram) },
+        { .name = "max-volumes", .type = CFG_T_INT, CFG_MIN(0), PO(max_volumes) },
+        { .name = "max-volume-gb", .type = CFG_T_INT, CFG_MIN(0), PO(max_volume_gb) },
+        { .name = "ignore-provider-quota", .type = CFG_T_BOOL, PO(ignore_provider_quota) },
+        { .name = "availability-zones", .type = CFG_T_STRV, PO(availability_zones) },
+        { .name = "networks", .type = CFG_T_STRV, PO(networks) },
+        { .name = "security-groups", .type = CFG_T_STRV, PO(security_groups) },
+        { .name = "auto-floating-ip", .type = CFG_T_BOOL, PO(auto_floating_ip) },
+        { .name = "host-key-checking", .type = CFG_T_BOOL, PO(host_key_checking) },
+        { .name = "labels", .type = CFG_T_LIST },
+        {},
+};
+static const struct cfg_key static_pool_keys[] = {
+        POOL_COMMON_KEYS,
+        { .name = "nodes", .type = CFG_T_LIST },
+        {},
+};
+static const struct cfg_key lv_pool_keys[] = {
+        POOL_COMMON_KEYS,
+        { .name = "max-cores", .type = CFG_T_INT, CFG_MIN(0), PO(max_cores) },
+        { .name = "max-ram", .type = CFG_T_INT, CFG_MIN(0), PO(max_ram) },
+        { .name = "host-key-checking", .type = CFG_T_BOOL, PO(host_key_checking) },
+        { .name = "labels", .type = CFG_T_LIST },
+        {},
+};
+#undef POOL_COMMON_KEYS
+#undef PO
+static const struct cfg_schema os_pool_schema = { .id = "openstack pool", .keys = os_pool_keys };
+static const struct cfg_schema static_pool_schema = { .id = "static pool", .keys = static_pool_keys };
+static const struct cfg_schema lv_pool_schema = { .id = "libvirt pool", .keys = lv_pool_keys };
 
 /* True (and reports) if an earlier item of LIST already has M's name. */
 static bool check_duplicate(struct cctx *c, const struct cnode *list, size_t i, const char *kind,
@@ -76,12 +189,12 @@ static void check_range(struct cctx *c, const struct cnode *m, const char *key, 
 
 /* ------------------------------------------------------ provider diskimages */
 
+static int64_t default_port(const char *connection_type) {
+        return connection_type && strcmp(connection_type, "winrm") == 0 ? 5986 : 22;
+}
+
 static void parse_provider_diskimages(struct cctx *c, const struct config *cfg, struct config_provider *p,
                                       const struct cnode *list, const char *pwhere) {
-        static const char *const os_keys[] = {
-                "name", "pause", "config-drive", "meta", "connection-type", "connection-port", NULL,
-        };
-        static const char *const lv_keys[] = { "name", "pause", "connection-type", "connection-port", NULL };
         _cleanup_free_ char *suffix = xasprintf(" in %s", pwhere);
         p->diskimages = xnew(struct config_provider_diskimage, list->n);
         for (size_t i = 0; i < list->n; i++) {
@@ -91,18 +204,14 @@ static void parse_provider_diskimages(struct cctx *c, const struct config *cfg, 
                 _cleanup_free_ char *obj = cfg_object_name(m, "diskimage", i);
                 free(where);
                 where = xasprintf("%s of %s", obj, pwhere);
-                cfg_check_keys(c, m, p->driver == CONFIG_DRIVER_OPENSTACK ? os_keys : lv_keys, where);
-                cfg_require(c, m, "name", where);
-                struct config_provider_diskimage d = { .config_drive = -1, .connection_port = -1 };
-                cfg_str(c, m, "name", where, &d.name);
-                cfg_bool(c, m, "pause", where, &d.pause);
-                bool cd;
-                if (cfg_bool(c, m, "config-drive", where, &cd) > 0) d.config_drive = cd;
-                cfg_strmap(c, m, "meta", where, &d.meta);
-                d.connection_type = xstrdup("ssh");
-                cfg_str(c, m, "connection-type", where, &d.connection_type);
-                cfg_int(c, m, "connection-port", where, &d.connection_port);
-                if (d.connection_port < 0) d.connection_port = strcmp(d.connection_type, "winrm") == 0 ? 5986 : 22;
+                struct config_provider_diskimage d = {
+                        .config_drive = -1,
+                        .connection_port = -1,
+                        .connection_type = xstrdup("ssh"),
+                };
+                cfg_read(c, m, p->driver == CONFIG_DRIVER_OPENSTACK ? &os_diskimage_schema : &lv_diskimage_schema,
+                         where, &d);
+                if (d.connection_port < 0) d.connection_port = default_port(d.connection_type);
                 if (d.name) {
                         const struct config_diskimage *top = config_find_diskimage(cfg, d.name);
                         if (!top)
@@ -120,10 +229,6 @@ static void parse_provider_diskimages(struct cctx *c, const struct config *cfg, 
 
 static void parse_cloud_images(struct cctx *c, struct config_provider *p, const struct cnode *list,
                                const char *pwhere) {
-        static const char *const keys[] = {
-                "name", "image-id", "image-name", "config-drive", "username", "python-path", "shell-type",
-                "connection-type", "connection-port", NULL,
-        };
         _cleanup_free_ char *suffix = xasprintf(" in %s", pwhere);
         p->cloud_images = xnew(struct config_cloud_image, list->n);
         for (size_t i = 0; i < list->n; i++) {
@@ -133,8 +238,6 @@ static void parse_cloud_images(struct cctx *c, struct config_provider *p, const 
                 _cleanup_free_ char *obj = cfg_object_name(m, "cloud-image", i);
                 free(where);
                 where = xasprintf("%s of %s", obj, pwhere);
-                cfg_check_keys(c, m, keys, where);
-                cfg_require(c, m, "name", where);
                 struct config_cloud_image ci = {
                         .config_drive = -1,
                         .connection_port = -1,
@@ -142,20 +245,8 @@ static void parse_cloud_images(struct cctx *c, struct config_provider *p, const 
                         .python_path = xstrdup("auto"),
                         .connection_type = xstrdup("ssh"),
                 };
-                cfg_str(c, m, "name", where, &ci.name);
-                cfg_str(c, m, "image-id", where, &ci.image_id);
-                cfg_str(c, m, "image-name", where, &ci.image_name);
-                if (ci.image_id && ci.image_name)
-                        cfg_error(c, cnode_get(m, "image-name"), "%s has both 'image-id' and 'image-name'", where);
-                bool cd;
-                if (cfg_bool(c, m, "config-drive", where, &cd) > 0) ci.config_drive = cd;
-                cfg_str(c, m, "username", where, &ci.username);
-                cfg_str(c, m, "python-path", where, &ci.python_path);
-                cfg_str(c, m, "shell-type", where, &ci.shell_type);
-                cfg_str(c, m, "connection-type", where, &ci.connection_type);
-                cfg_int(c, m, "connection-port", where, &ci.connection_port);
-                if (ci.connection_port < 0)
-                        ci.connection_port = strcmp(ci.connection_type, "winrm") == 0 ? 5986 : 22;
+                cfg_read(c, m, &cloud_image_schema, where, &ci);
+                if (ci.connection_port < 0) ci.connection_port = default_port(ci.connection_type);
                 if (ci.name) check_duplicate(c, list, i, "cloud-image", suffix);
                 p->cloud_images[p->n_cloud_images++] = ci;
         }
@@ -175,7 +266,7 @@ static bool provider_has_cloud_image(const struct config_provider *p, const char
         return false;
 }
 
-static void check_label_defined(struct cctx *c, const struct config *cfg, const struct cnode *at, const char *name,
+void config_check_label_defined(struct cctx *c, const struct config *cfg, const struct cnode *at, const char *name,
                                 const char *where) {
         if (!config_find_label(cfg, name))
                 cfg_error(c, at, "label '%s' in %s is not defined in the top-level labels", name, where);
@@ -193,8 +284,6 @@ static void parse_pool_labels(struct cctx *c, const struct config *cfg, const st
                 _cleanup_free_ char *obj = cfg_object_name(m, "label", i);
                 free(where);
                 where = xasprintf("%s of %s", obj, poolwhere);
-                cfg_check_keys(c, m, os ? os_label_keys : lv_label_keys, where);
-                cfg_require(c, m, "name", where);
                 struct config_pool_label l = {
                         .host_key_checking = pool->host_key_checking,
                         .volume_size = 50,
@@ -202,45 +291,23 @@ static void parse_pool_labels(struct cctx *c, const struct config *cfg, const st
                         .vcpus = 1,
                         .boot_timeout = p->boot_timeout,
                 };
-                if (cfg_str(c, m, "name", where, &l.name) > 0) {
-                        check_label_defined(c, cfg, cnode_get(m, "name"), l.name, poolwhere);
+                if (os) strv_copy(&l.networks, &pool->networks);        /* the label's own replace them */
+                cfg_read(c, m, os ? &os_label_schema : &lv_label_schema, where, &l);
+                if (l.name) {
+                        config_check_label_defined(c, cfg, cnode_get(m, "name"), l.name, poolwhere);
                         check_duplicate(c, list, i, "label", suffix);
                 }
-                cfg_bool(c, m, "host-key-checking", where, &l.host_key_checking);
-                cfg_bool(c, m, "console-log", where, &l.console_log);
-                int has_di = cfg_str(c, m, "diskimage", where, &l.diskimage);
                 if (os) {
-                        int has_ci = cfg_str(c, m, "cloud-image", where, &l.cloud_image);
-                        if ((has_di != 0) == (has_ci != 0))
+                        if (!cnode_get(m, "diskimage") == !cnode_get(m, "cloud-image"))
                                 cfg_error(c, m, "%s must have exactly one of 'diskimage' or 'cloud-image'", where);
-                        int has_flavor = cfg_str(c, m, "flavor-name", where, &l.flavor_name);
-                        int has_ram = cfg_int(c, m, "min-ram", where, &l.min_ram);
-                        if (has_flavor == 0 && has_ram == 0)
+                        if (!cnode_get(m, "flavor-name") && !cnode_get(m, "min-ram"))
                                 cfg_error(c, m, "%s must have at least one of 'flavor-name' or 'min-ram'", where);
-                        cfg_str(c, m, "key-name", where, &l.key_name);
-                        cfg_bool(c, m, "boot-from-volume", where, &l.boot_from_volume);
-                        if (cfg_int(c, m, "volume-size", where, &l.volume_size) > 0)
-                                check_range(c, m, "volume-size", where, l.volume_size, 1);
-                        cfg_strmap(c, m, "instance-properties", where, &l.instance_properties);
-                        cfg_strmap(c, m, "dynamic-instance-properties", where, &l.dynamic_instance_properties);
-                        cfg_str(c, m, "userdata", where, &l.userdata);
-                        strv_copy(&l.networks, &pool->networks);
-                        cfg_strv(c, m, "networks", where, &l.networks, false);
-                        if (has_ci > 0 && !provider_has_cloud_image(p, l.cloud_image))
+                        if (l.cloud_image && !provider_has_cloud_image(p, l.cloud_image))
                                 cfg_error(c, cnode_get(m, "cloud-image"),
                                           "cloud-image '%s' of %s is not defined in the provider's cloud-images",
                                           l.cloud_image, where);
-                } else {
-                        if (has_di == 0) cfg_require(c, m, "diskimage", where);
-                        if (cfg_int(c, m, "memory", where, &l.memory) > 0)
-                                check_range(c, m, "memory", where, l.memory, 1);
-                        if (cfg_int(c, m, "vcpus", where, &l.vcpus) > 0) check_range(c, m, "vcpus", where, l.vcpus, 1);
-                        if (cfg_int(c, m, "disk-size", where, &l.disk_size) > 0)
-                                check_range(c, m, "disk-size", where, l.disk_size, 0);
-                        if (cfg_int(c, m, "boot-timeout", where, &l.boot_timeout) > 0)
-                                check_range(c, m, "boot-timeout", where, l.boot_timeout, 1);
                 }
-                if (has_di > 0) {
+                if (l.diskimage) {
                         const struct cnode *at = cnode_get(m, "diskimage");
                         if (!config_find_diskimage(cfg, l.diskimage))
                                 cfg_error(c, at, "diskimage '%s' of %s is not defined in the top-level diskimages",
@@ -257,10 +324,6 @@ static void parse_pool_labels(struct cctx *c, const struct config *cfg, const st
 
 static void parse_static_nodes(struct cctx *c, const struct config *cfg, struct config_provider *p,
                                struct config_pool *pool, const struct cnode *list, const char *poolwhere) {
-        static const char *const keys[] = {
-                "name", "labels", "username", "timeout", "host-key-checking", "host-key", "connection-type",
-                "connection-port", "ssh-port", "shell-type", "python-path", "max-parallel-jobs", NULL,
-        };
         pool->nodes = xnew(struct config_static_node, list->n);
         for (size_t i = 0; i < list->n; i++) {
                 const struct cnode *m = list->children[i];
@@ -269,9 +332,6 @@ static void parse_static_nodes(struct cctx *c, const struct config *cfg, struct 
                 _cleanup_free_ char *obj = cfg_object_name(m, "node", i);
                 free(where);
                 where = xasprintf("%s of %s", obj, poolwhere);
-                cfg_check_keys(c, m, keys, where);
-                cfg_require(c, m, "name", where);
-                cfg_require(c, m, "labels", where);
                 struct config_static_node n = {
                         .username = xstrdup("zuul"),
                         .timeout = 5,
@@ -281,26 +341,9 @@ static void parse_static_nodes(struct cctx *c, const struct config *cfg, struct 
                         .python_path = xstrdup("auto"),
                         .max_parallel_jobs = 1,
                 };
-                cfg_str(c, m, "name", where, &n.name);
-                if (cfg_strv(c, m, "labels", where, &n.labels, true) > 0)
-                        for (size_t k = 0; k < n.labels.n; k++)
-                                check_label_defined(c, cfg, cnode_get(m, "labels"), n.labels.items[k], where);
-                cfg_str(c, m, "username", where, &n.username);
-                cfg_int(c, m, "timeout", where, &n.timeout);
-                cfg_bool(c, m, "host-key-checking", where, &n.host_key_checking);
-                /* host-key: one key (a string with spaces) or a list of keys. */
-                const struct cnode *hk = cnode_get(m, "host-key");
-                if (hk && hk->type == CNODE_SCALAR && !cnode_is_null(hk) && !hk->bad)
-                        strv_add(&n.host_keys, hk->value);
-                else
-                        cfg_strv(c, m, "host-key", where, &n.host_keys, false);
-                cfg_str(c, m, "connection-type", where, &n.connection_type);
-                cfg_int(c, m, "ssh-port", where, &n.connection_port);       /* legacy name */
-                cfg_int(c, m, "connection-port", where, &n.connection_port);
-                cfg_str(c, m, "shell-type", where, &n.shell_type);
-                cfg_str(c, m, "python-path", where, &n.python_path);
-                if (cfg_int(c, m, "max-parallel-jobs", where, &n.max_parallel_jobs) > 0)
-                        check_range(c, m, "max-parallel-jobs", where, n.max_parallel_jobs, 1);
+                cfg_read(c, m, &static_node_schema, where, &n);
+                for (size_t k = 0; k < n.labels.n; k++)
+                        config_check_label_defined(c, cfg, cnode_get(m, "labels"), n.labels.items[k], where);
                 /* (name, username, port) identifies a static node across the whole provider. */
                 if (n.name) {
                         bool dup = false;
@@ -328,20 +371,11 @@ static void parse_static_nodes(struct cctx *c, const struct config *cfg, struct 
 
 /* ------------------------------------------------------------------ pools */
 
-static int64_t read_limit(struct cctx *c, const struct cnode *m, const char *key, const char *where) {
-        int64_t v = CONFIG_UNLIMITED;
-        if (cfg_int(c, m, key, where, &v) > 0) {
-                if (strcmp(key, "max-servers") == 0) return v < 0 ? 0 : v;   /* ≤0 disables the pool */
-                check_range(c, m, key, where, v, 0);
-        }
-        return v;
-}
-
 static void parse_pools(struct cctx *c, const struct config *cfg, struct config_provider *p,
                         const struct cnode *list, const char *pwhere) {
-        const char *const *keys = p->driver == CONFIG_DRIVER_OPENSTACK ? os_pool_keys
-                                  : p->driver == CONFIG_DRIVER_STATIC  ? static_pool_keys
-                                                                       : lv_pool_keys;
+        const struct cfg_schema *schema = p->driver == CONFIG_DRIVER_OPENSTACK ? &os_pool_schema
+                                          : p->driver == CONFIG_DRIVER_STATIC  ? &static_pool_schema
+                                                                               : &lv_pool_schema;
         _cleanup_free_ char *suffix = xasprintf(" in %s", pwhere);
         p->pools = xnew(struct config_pool, list->n);
         for (size_t i = 0; i < list->n; i++) {
@@ -351,32 +385,31 @@ static void parse_pools(struct cctx *c, const struct config *cfg, struct config_
                 _cleanup_free_ char *obj = cfg_object_name(m, "pool", i);
                 free(where);
                 where = xasprintf("%s of %s", obj, pwhere);
-                cfg_check_keys(c, m, keys, where);
-                cfg_require(c, m, "name", where);
                 struct config_pool *pool = &p->pools[p->n_pools++];
                 *pool = (struct config_pool){
+                        .max_servers = CONFIG_UNLIMITED,
+                        .max_cores = CONFIG_UNLIMITED,
+                        .max_ram = CONFIG_UNLIMITED,
+                        .max_volumes = CONFIG_UNLIMITED,
+                        .max_volume_gb = CONFIG_UNLIMITED,
                         .auto_floating_ip = true,
                         .host_key_checking = true,
                         .priority = p->priority,
                 };
-                if (cfg_str(c, m, "name", where, &pool->name) > 0) check_duplicate(c, list, i, "pool", suffix);
-                pool->max_servers = read_limit(c, m, "max-servers", where);
-                pool->max_cores = read_limit(c, m, "max-cores", where);
-                pool->max_ram = read_limit(c, m, "max-ram", where);
-                pool->max_volumes = read_limit(c, m, "max-volumes", where);
-                pool->max_volume_gb = read_limit(c, m, "max-volume-gb", where);
-                cfg_bool(c, m, "ignore-provider-quota", where, &pool->ignore_provider_quota);
-                cfg_strv(c, m, "availability-zones", where, &pool->availability_zones, false);
-                cfg_strv(c, m, "networks", where, &pool->networks, false);
-                cfg_strv(c, m, "security-groups", where, &pool->security_groups, false);
-                cfg_bool(c, m, "auto-floating-ip", where, &pool->auto_floating_ip);
-                cfg_bool(c, m, "host-key-checking", where, &pool->host_key_checking);
-                cfg_strmap(c, m, "node-attributes", where, &pool->node_attributes);
-                cfg_int(c, m, "priority", where, &pool->priority);
-                const struct cnode *l;
-                if (p->driver == CONFIG_DRIVER_STATIC) {
-                        if ((l = cfg_list(c, m, "nodes", where))) parse_static_nodes(c, cfg, p, pool, l, where);
-                } else if ((l = cfg_list(c, m, "labels", where)))
+                cfg_read(c, m, schema, where, pool);
+                if (pool->name) check_duplicate(c, list, i, "pool", suffix);
+                if (pool->max_servers < 0 && cnode_get(m, "max-servers"))
+                        pool->max_servers = 0;  /* ≤0 disables the pool, as in Nodepool */
+                if (p->driver == CONFIG_DRIVER_STATIC && pool->max_servers > 0)
+                        /* Nodepool's static handler declines for max-servers ≤ 0 only; its nodes are fixed. */
+                        cfg_warning(c, cnode_get_key(m, "max-servers"),
+                                    "'max-servers' of a static pool only acts when it is 0 or less (the pool is "
+                                    "then disabled, as in Nodepool); a positive value has no effect");
+                const struct cnode *l = cnode_get(m, p->driver == CONFIG_DRIVER_STATIC ? "nodes" : "labels");
+                if (!l || l->bad || l->type != CNODE_SEQ) continue;     /* a wrong type was reported */
+                if (p->driver == CONFIG_DRIVER_STATIC)
+                        parse_static_nodes(c, cfg, p, pool, l, where);
+                else
                         parse_pool_labels(c, cfg, p, pool, l, where);
         }
 }
@@ -469,6 +502,7 @@ static void parse_openstack(struct cctx *c, struct config_provider *p, const str
                 check_range(c, m, "port-cleanup-interval", where, p->port_cleanup_interval, 0);
         cfg_str(c, m, "post-upload-hook", where, &p->post_upload_hook);
         cfg_str(c, m, "nodepool-id", where, &p->nodepool_id);
+        cfg_warn_unacted(c, m, "openstack provider");
 }
 
 static void parse_libvirt(struct cctx *c, struct config_provider *p, const struct cnode *m, const char *where) {
@@ -523,6 +557,7 @@ static void parse_libvirt(struct cctx *c, struct config_provider *p, const struc
 
 void config_parse_providers(struct cctx *c, struct config *cfg, const struct cnode *list) {
         cfg->providers = xnew(struct config_provider, list->n);
+        cfg->foreign_providers = xnew(struct config_foreign_provider, list->n);
         for (size_t i = 0; i < list->n; i++) {
                 const struct cnode *m = list->children[i];
                 _cleanup_free_ char *where = xasprintf("provider #%zu", i + 1);
@@ -535,18 +570,18 @@ void config_parse_providers(struct cctx *c, struct config *cfg, const struct cno
                 enum config_driver drv = CONFIG_DRIVER_OPENSTACK;
                 _cleanup_free_ char *dname = NULL;
                 if (cfg_str(c, m, "driver", where, &dname) < 0) continue;
+                if (dname && config_foreign_driver(dname)) {
+                        config_parse_foreign_provider(c, cfg, m, dname, where);
+                        continue;
+                }
                 if (dname) {
                         drv = config_driver_from_string(dname);
                         if (drv < 0) {
-                                bool known = false;
-                                for (const char *const *u = unsupported_drivers; *u && !known; u++)
-                                        known = strcmp(*u, dname) == 0;
-                                const struct cnode *at = cnode_get_key(m, "driver");
-                                if (known)
-                                        cfg_error(c, at, "driver '%s' of %s is not supported by poold", dname, where);
-                                else
-                                        cfg_error(c, at, "unknown driver '%s' of %s (poold supports openstack, "
-                                                  "static and libvirt)", dname, where);
+                                cfg_error(c, cnode_get_key(m, "driver"),
+                                          "unknown driver '%s' of %s (Nodepool's drivers are openstack, static, aws, "
+                                          "azure, gce, ibmvpc, kubernetes, openshift, openshiftpods and metastatic; "
+                                          "poold adds libvirt)",
+                                          dname, where);
                                 continue;
                         }
                 }

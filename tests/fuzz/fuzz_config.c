@@ -23,6 +23,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 free(hosts);
                 for (size_t i = 0; i < c->n_providers; i++)
                         if (!config_provider_equal(&c->providers[i], &c->providers[i])) __builtin_trap();
+                /* A label is never both poold's and foreign-only; foreign labels resolve.
+                 * (The first 64 of each: the lookups are linear, the input may be huge.) */
+                for (size_t i = 0; i < c->n_labels && i < 64; i++)
+                        if (config_label_served_by_poold(c, c->labels[i].name) &&
+                            config_label_foreign_only(c, c->labels[i].name))
+                                __builtin_trap();
+                for (size_t i = 0; i < c->n_foreign_providers; i++)
+                        for (size_t k = 0; k < c->foreign_providers[i].n_pools; k++)
+                                for (size_t j = 0; j < c->foreign_providers[i].pools[k].labels.n && j < 64; j++) {
+                                        const char *l = c->foreign_providers[i].pools[k].labels.items[j];
+                                        if (config_label_served_by_poold(c, l) == config_label_foreign_only(c, l))
+                                                __builtin_trap();
+                                }
                 config_free(c);
         }
         config_diags_clear(&diags);

@@ -7,7 +7,59 @@ import pytest
 
 from harness import SRCDIR, program
 
-VALID = ["docs-example", "openstack", "static", "libvirt", "all-keys", "chains"]
+VALID = ["openstack", "static", "libvirt", "chains"]
+
+FOREIGN = ["aws", "azure", "gce", "ibmvpc", "kubernetes", "openshift", "openshiftpods", "metastatic"]
+
+# Valid configs whose only output is these warnings (after the "tests/configs/NAME.yaml:" prefix).
+UNACTED = "is accepted for compatibility but poold does not act on it yet"
+WARNINGS = {
+    'docs-example': [
+        "54:5: warning: 'post-upload-hook' " + UNACTED,
+        "75:13: warning: 'console-log' " + UNACTED,
+    ],
+    'all-keys': [
+        "21:5: warning: 'max-volumes' " + UNACTED,
+        "22:5: warning: 'max-volume-gb' " + UNACTED,
+        "23:5: warning: 'gpus' " + UNACTED + " (only max-servers, max-cores and max-ram are enforced)",
+        "42:5: warning: 'keep-formats' " + UNACTED,
+        "43:5: warning: 'delete-after-upload' " + UNACTED,
+        "66:5: warning: 'clean-floating-ips' " + UNACTED,
+        "67:5: warning: 'port-cleanup-interval' " + UNACTED,
+        "68:5: warning: 'post-upload-hook' " + UNACTED,
+        "69:5: warning: 'nodepool-id' " + UNACTED + " (deprecated: Nodepool does not act on it either)",
+        "90:9: warning: 'max-volumes' " + UNACTED,
+        "91:9: warning: 'max-volume-gb' " + UNACTED,
+        "96:9: warning: 'auto-floating-ip' " + UNACTED,
+        "106:13: warning: 'console-log' " + UNACTED,
+        "110:13: warning: 'dynamic-instance-properties' " + UNACTED,
+        "171:13: warning: 'console-log' " + UNACTED,
+    ],
+    'static-max-servers': [
+        "16:9: warning: 'max-servers' of a static pool only acts when it is 0 or less (the pool is then "
+        "disabled, as in Nodepool); a positive value has no effect",
+    ],
+}
+
+
+def foreign_warning(pos, provider, driver, diskimages=False):
+    what = "implement yet" if driver == "metastatic" else "launch nodes for"
+    return ("%s: warning: provider '%s' uses driver '%s', which poold does not %s: requests for its labels "
+            "are left to a launcher running beside poold on the same ZooKeeper (e.g. Nodepool's "
+            "nodepool-launcher)%s" % (pos, provider, driver, what,
+                                       "; poold-builder does not upload its diskimages" if diskimages else ""))
+
+
+WARNINGS.update({
+    'foreign-aws': [foreign_warning("17:5", "ec2-us-west-2", "aws", diskimages=True)],
+    'foreign-azure': [foreign_warning("16:5", "azure-central", "azure", diskimages=True)],
+    'foreign-gce': [foreign_warning("11:5", "gcloud-provider", "gce")],
+    'foreign-ibmvpc': [foreign_warning("14:5", "ibmvpc", "ibmvpc", diskimages=True)],
+    'foreign-kubernetes': [foreign_warning("12:5", "kubespray", "kubernetes")],
+    'foreign-openshift': [foreign_warning("11:5", "openshift", "openshift")],
+    'foreign-openshiftpods': [foreign_warning("10:5", "openshift-pods", "openshiftpods")],
+    'foreign-metastatic': [foreign_warning("26:5", "meta-provider", "metastatic")],
+})
 
 # Exact diagnostics after the "tests/configs/NAME.yaml:" prefix, in order.
 EXPECTED = {
@@ -63,15 +115,55 @@ EXPECTED = {
         "15:13: error: label 'l1' of pool 'main' of provider 'os' must have at least one of 'flavor-name' or 'min-ram'",
         "16:24: error: diskimage 'nope' of label 'l1' of pool 'main' of provider 'os' is not defined in the top-level diskimages",
         "17:26: error: cloud-image 'also' of label 'l1' of pool 'main' of provider 'os' is not defined in the provider's cloud-images",
-        "19:5: error: driver 'aws' of provider 'aws1' is not supported by poold",
-        "22:5: error: unknown driver 'banana' of provider 'weird' (poold supports openstack, static and libvirt)",
+        "18:5: error: missing required key 'pools' in provider 'aws1'",
+        foreign_warning("19:5", "aws1", "aws"),
+        "22:5: error: unknown driver 'banana' of provider 'weird' (Nodepool's drivers are openstack, static, "
+        "aws, azure, gce, ibmvpc, kubernetes, openshift, openshiftpods and metastatic; poold adds libvirt)",
         "23:5: error: missing required key 'network' in provider 'lv' (network-mode is 'network')",
         "26:17: error: 'port-range' in provider 'lv': expected a list of two port numbers [low, high]",
         "30:13: error: missing required key 'diskimage' in label 'l1' of pool 'main' of provider 'lv'",
     ],
+    # An alias copies the anchored mapping, positions included.
     'bad-alias': [
         '4:5: error: alias *nowhere has no anchor before it',
-    ],}
+    ],
+    # A typo in a provider of each driver poold leaves to another launcher, and
+    # the checks Nodepool's loader makes for them.
+    'bad-foreign': [
+        foreign_warning("6:5", "aws1", "aws"),
+        "11:24: error: cloud-image 'ubuntu' of provider 'aws1' has both 'image-id' and 'image-filters'",
+        "18:13: error: unknown key 'instance_type' in label 'l1' of pool 'main' of provider 'aws1'",
+        "20:21: error: 'imdsv2' in label 'l1' of pool 'main' of provider 'aws1': expected one of 'required' or "
+        "'optional', got 'require'",
+        "22:26: error: cloud-image 'debian' of label 'l2' of pool 'main' of provider 'aws1' is not defined in "
+        "the provider's cloud-images",
+        foreign_warning("26:5", "az1", "azure"),
+        "36:15: error: unknown key 'vm_size' in 'hardware-profile' of label 'l1' of pool 'main' of provider 'az1'",
+        "36:15: error: missing required key 'vm-size' in 'hardware-profile' of label 'l1' of pool 'main' of "
+        "provider 'az1'",
+        "37:5: error: missing required key 'project' in provider 'gce1'",
+        foreign_warning("38:5", "gce1", "gce"),
+        "39:5: error: unknown key 'projet' in provider 'gce1'",
+        "43:11: error: provider 'ibm_1': an ibmvpc provider name may not contain '_'",
+        foreign_warning("44:5", "ibm_1", "ibmvpc"),
+        "53:13: error: missing required key 'profile' in label 'l1' of pool 'main' of provider 'ibm_1'",
+        "54:13: error: unknown key 'profle' in label 'l1' of pool 'main' of provider 'ibm_1'",
+        foreign_warning("56:5", "k8s", "kubernetes"),
+        "62:13: error: unknown key 'imagee' in label 'l1' of pool 'main' of provider 'k8s'",
+        "65:13: error: unknown key 'image' in label 'l2' of pool 'main' of provider 'k8s' (not allowed with "
+        "'spec')",
+        foreign_warning("68:5", "os1", "openshift"),
+        "70:5: error: unknown key 'max-project' in provider 'os1'",
+        foreign_warning("73:5", "pods1", "openshiftpods"),
+        "80:13: error: unknown key 'image-pull-secret' in label 'l1' of pool 'main' of provider 'pods1'",
+        foreign_warning("82:5", "meta", "metastatic"),
+        "86:13: error: missing required key 'backing-label' in label 'l1' of pool 'main' of provider 'meta'",
+        "87:13: error: unknown key 'backing_label' in label 'l1' of pool 'main' of provider 'meta'",
+        "88:19: error: label 'ghost' in pool 'main' of provider 'meta' is not defined in the top-level labels",
+        "90:22: error: label 'ghost' of pool 'main' of provider 'meta': max-age must be at least "
+        "min-retention-time",
+    ],
+}
 
 
 def validate(*args, env=None):
@@ -88,10 +180,26 @@ def diag_lines(stderr, path):
 
 @pytest.mark.parametrize("name", VALID)
 def test_valid_config_exits_0_silently(name):
-    """A valid config (one per driver, every key, chains, the docs example) prints nothing, exit 0."""
+    """A valid config (one per driver poold runs, chains) prints nothing, exit 0."""
     p = validate("-c", "tests/configs/%s.yaml" % name)
     assert p.returncode == 0, p.stderr
     assert p.stderr == ""
+
+
+@pytest.mark.parametrize("name", sorted(WARNINGS))
+def test_valid_config_warns_exactly(name):
+    """A valid config using keys poold does not act on (every key, the docs example), a static pool's
+    max-servers, or a provider of each driver poold leaves to another launcher (samples adapted from
+    Nodepool's test fixtures) exits 0 and prints exactly one positioned warning per such occurrence."""
+    path = "tests/configs/%s.yaml" % name
+    p = validate("-c", path)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.splitlines() == ["%s:%s" % (path, w) for w in WARNINGS[name]]
+
+
+def test_every_foreign_driver_has_a_sample():
+    """Each driver poold leaves to another launcher has a valid sample in tests/configs."""
+    assert sorted("foreign-" + d for d in FOREIGN) == sorted(w for w in WARNINGS if w.startswith("foreign-"))
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -101,7 +209,7 @@ def test_invalid_config_reports_every_problem_exactly(name):
     p = validate("-c", path)
     assert p.returncode == 1
     assert diag_lines(p.stderr, path) == EXPECTED[name]
-    n = len(EXPECTED[name])
+    n = sum(": error: " in line for line in EXPECTED[name])
     assert p.stderr.splitlines()[-1] == "%s: %d error%s found, configuration is invalid" % (
         path, n, "" if n == 1 else "s")
 

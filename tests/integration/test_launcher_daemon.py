@@ -6,7 +6,7 @@ import subprocess
 import time
 
 from harness import program
-from launcher_fixture import launcher  # noqa: F401  (fixture)
+from launcher_fixture import PROVIDER, launcher  # noqa: F401  (fixture)
 
 
 def test_bad_config_exits_1_with_file_line_col(tmp_path):
@@ -57,3 +57,30 @@ def test_version_and_help_exit_0():
     assert p.returncode == 0 and p.stdout.decode().startswith("poold ")
     p = subprocess.run([program("poold"), "--help"], capture_output=True, timeout=10)
     assert p.returncode == 0 and "-c" in p.stdout.decode()
+
+
+def test_foreign_provider_warned_once_at_start_and_left_alone(launcher):
+    """A provider of a driver poold does not launch for (aws) is validated, logged once at start as a
+    FILE:LINE:COL warning that another launcher serves it, and gets no pool of poold's."""
+    cfg = launcher.config()
+    cfg["labels"].append({"name": "ubuntu-jammy"})
+    cfg["providers"].append({
+        "name": "ec2", "driver": "aws", "region-name": "us-west-2",
+        "cloud-images": [{"name": "ubuntu", "image-id": "ami-1", "username": "ubuntu"}],
+        "pools": [{"name": "main", "max-servers": 5,
+                   "labels": [{"name": "ubuntu-jammy", "cloud-image": "ubuntu", "instance-type": "t3.medium",
+                               "key-name": "zuul"}]}]})
+    launcher.write_config(cfg)
+    launcher.start()
+    launcher.wait_for(lambda: launcher.components("pool"), 15, "pool components")
+    time.sleep(1)   # several loop iterations: the warning must not repeat
+    pools = launcher.components("pool")
+    assert sorted(p["provider_name"] for p in pools) == [PROVIDER], pools
+    log = launcher.log_text()
+    lines = [line for line in log.splitlines() if "uses driver 'aws'" in line]
+    assert len(lines) == 1, log
+    text = open(launcher.config_path).read().splitlines()
+    row = next(i for i, t in enumerate(text) if t.strip() == "driver: aws")
+    pos = "%s:%d:%d:" % (launcher.config_path, row + 1, text[row].index("driver") + 1)
+    assert "%s provider 'ec2' uses driver 'aws'" % pos in lines[0], lines[0]
+    assert launcher.stop() == 0

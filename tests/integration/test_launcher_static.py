@@ -91,6 +91,19 @@ def test_label_no_static_node_has_is_declined(launcher, sshds):
     assert req["state"] == "failed" and len(req["declined_by"]) == 1, req
 
 
+def test_static_pool_max_servers_0_is_disabled_as_in_nodepool(launcher, sshds):
+    """A static pool with Nodepool's `max-servers: 0` still registers its nodes, but declines requests
+    (Nodepool: 'pool is disabled by max_servers'), so the request fails instead of taking the node."""
+    a = sshds()
+    write(launcher, static_config(launcher, [host(a, ["small"])], extra_pool={"max-servers": 0}))
+    launcher.start()
+    launcher.wait_for(lambda: ready(launcher), 15, "static node")
+    zc = ZuulClient(launcher.kazoo)
+    req = zc.wait(zc.submit(["small"]), timeout=10)
+    assert req["state"] == "failed" and len(req["declined_by"]) == 1, req
+    assert len(ready(launcher)) == 1     # the node was not handed out
+
+
 def test_request_waits_for_a_busy_static_node_then_gets_it(launcher, sshds):
     a = sshds()
     write(launcher, static_config(launcher, [host(a, ["small"])]))

@@ -1,6 +1,7 @@
 /* test_config.c — the config loader's typed result: defaults, diskimage chains,
  * env substitution, secure-file merge, ZooKeeper host string, provider equality,
- * and that diagnostics carry exact positions in file order. */
+ * that diagnostics carry exact positions in file order, providers of drivers
+ * poold leaves to another launcher, and keys accepted but not acted on. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -448,6 +449,212 @@ static void test_yaml_anchors_aliases_and_merge_keys(void **state) {
         config_diags_clear(&d);
 }
 
+/* Load tests/configs/NAME into *ret; the diagnostics stay in D. */
+static int load_file(const char *name, struct config **ret, struct config_diags *d) {
+        _cleanup_free_ char *p = path_of(name);
+        return config_load(p, NULL, ret, d);
+}
+
+/* A provider of a driver poold leaves to another launcher is kept apart, with
+ * only its name, driver, pools and their labels, and gets exactly one warning. */
+static void test_foreign_provider_kept_apart(void **state) {
+        struct config_diags d = {};
+        struct config *c = NULL;
+        assert_int_equal(load_file("foreign-aws.yaml", &c, &d), 0);
+        assert_int_equal(d.n, 1);
+        assert_int_equal(d.items[0].severity, CONFIG_SEVERITY_WARNING);
+        assert_int_equal(d.items[0].line, 17);
+        assert_int_equal(d.items[0].column, 5);
+        assert_non_null(strstr(d.items[0].message, "provider 'ec2-us-west-2' uses driver 'aws'"));
+        assert_int_equal(c->n_providers, 1);    /* only the static one runs in poold */
+        assert_string_equal(c->providers[0].name, "rack");
+        assert_null(config_find_provider(c, "ec2-us-west-2"));
+        assert_int_equal(c->n_foreign_providers, 1);
+        const struct config_foreign_provider *fp = &c->foreign_providers[0];
+        assert_string_equal(fp->name, "ec2-us-west-2");
+        assert_string_equal(fp->driver, "aws");
+        assert_int_equal(fp->n_pools, 1);
+        assert_string_equal(fp->pools[0].name, "main");
+        assert_int_equal(fp->pools[0].labels.n, 4);
+        assert_string_equal(fp->pools[0].labels.items[0], "ubuntu-jammy");
+        assert_string_equal(fp->pools[0].labels.items[3], "dib-image");
+        config_free(c);
+        config_diags_clear(&d);
+}
+
+/* Every foreign driver's sample (adapted from Nodepool's fixtures) loads with one
+ * warning and no error, and is recorded under its driver. */
+static void test_every_foreign_driver_sample_loads(void **state) {
+        static const char *const drivers[] = {
+                "aws", "azure", "gce", "ibmvpc", "kubernetes", "openshift", "openshiftpods", "metastatic",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(drivers); i++) {
+                _cleanup_free_ char *name = xasprintf("foreign-%s.yaml", drivers[i]);
+                struct config_diags d = {};
+                struct config *c = NULL;
+                int r = load_file(name, &c, &d);
+                if (r != 0) config_diags_print(&d, stderr);
+                assert_int_equal(r, 0);
+                assert_int_equal(config_diags_count(&d, CONFIG_SEVERITY_ERROR), 0);
+                assert_int_equal(config_diags_count(&d, CONFIG_SEVERITY_WARNING), 1);
+                bool found = false;
+                for (size_t k = 0; k < c->n_foreign_providers; k++)
+                        found = found || strcmp(c->foreign_providers[k].driver, drivers[i]) == 0;
+                assert_true(found);
+                config_free(c);
+                config_diags_clear(&d);
+        }
+}
+
+/* config_label_served_by_poold / config_label_foreign_only over poold's own
+ * providers (openstack labels, static nodes), foreign ones, both and neither. */
+static void test_label_served_by_poold_or_foreign_only(void **state) {
+        struct config_diags d = {};
+        struct config *c = load_str("labels: [{name: both}, {name: os-only}, {name: static-only}, {name: aws-only},\n"
+                                    "         {name: k8s-only}, {name: nowhere}, {name: disabled}]\n"
+                                    "providers:\n"
+                                    "  - name: os\n"
+                                    "    cloud: c\n"
+                                    "    cloud-images: [{name: img}]\n"
+                                    "    pools:\n"
+                                    "      - name: main\n"
+                                    "        labels:\n"
+                                    "          - {name: both, cloud-image: img, min-ram: 1}\n"
+                                    "          - {name: os-only, cloud-image: img, min-ram: 1}\n"
+                                    "      - name: off\n"
+                                    "        max-servers: 0\n"
+                                    "        labels: [{name: disabled, cloud-image: img, min-ram: 1}]\n"
+                                    "  - name: st\n"
+                                    "    driver: static\n"
+                                    "    pools: [{name: p, nodes: [{name: h, labels: static-only}]}]\n"
+                                    "  - name: ec2\n"
+                                    "    driver: aws\n"
+                                    "    region-name: r\n"
+                                    "    cloud-images: [{name: ami, image-id: ami-1, username: u}]\n"
+                                    "    pools:\n"
+                                    "      - name: main\n"
+                                    "        labels:\n"
+                                    "          - {name: both, cloud-image: ami, instance-type: t, key-name: k}\n"
+                                    "          - {name: aws-only, cloud-image: ami, instance-type: t, key-name: k}\n"
+                                    "  - name: k8s\n"
+                                    "    driver: kubernetes\n"
+                                    "    pools: [{name: main, labels: [{name: k8s-only, type: namespace}]}]\n",
+                                    &d);
+        if (!c) config_diags_print(&d, stderr);
+        assert_non_null(c);
+        assert_int_equal(config_diags_count(&d, CONFIG_SEVERITY_WARNING), 2);   /* one per foreign provider */
+        assert_true(config_label_served_by_poold(c, "both"));
+        assert_false(config_label_foreign_only(c, "both"));
+        assert_true(config_label_served_by_poold(c, "os-only"));
+        assert_false(config_label_foreign_only(c, "os-only"));
+        assert_true(config_label_served_by_poold(c, "static-only"));
+        assert_false(config_label_foreign_only(c, "static-only"));
+        assert_true(config_label_served_by_poold(c, "disabled"));       /* configured, even if max-servers 0 */
+        assert_false(config_label_served_by_poold(c, "aws-only"));
+        assert_true(config_label_foreign_only(c, "aws-only"));
+        assert_true(config_label_foreign_only(c, "k8s-only"));
+        assert_false(config_label_served_by_poold(c, "nowhere"));       /* in no pool at all: poold's to decline */
+        assert_false(config_label_foreign_only(c, "nowhere"));
+        assert_false(config_label_foreign_only(c, "undefined"));
+        assert_false(config_label_served_by_poold(NULL, "both"));
+        assert_false(config_label_foreign_only(c, NULL));
+        config_free(c);
+        config_diags_clear(&d);
+
+        /* metastatic: its labels are foreign-only, the backing label (served by openstack) is poold's. */
+        assert_int_equal(load_file("foreign-metastatic.yaml", &c, &d), 0);
+        assert_true(config_label_foreign_only(c, "user-label"));
+        assert_true(config_label_served_by_poold(c, "backing-label"));
+        assert_false(config_label_foreign_only(c, "backing-label"));
+        config_free(c);
+        config_diags_clear(&d);
+}
+
+/* A key poold accepts but does not act on is stored and warned about once per
+ * occurrence, at the key; keys poold acts on are not. */
+static void test_unacted_keys_warned_per_occurrence(void **state) {
+        struct config_diags d = {};
+        struct config *c = load_str("labels: [{name: l}]\n"
+                                    "providers:\n"
+                                    "  - name: os\n"
+                                    "    cloud: c\n"
+                                    "    cloud-images: [{name: img}]\n"
+                                    "    pools:\n"
+                                    "      - name: a\n"
+                                    "        auto-floating-ip: false\n"
+                                    "        labels: [{name: l, cloud-image: img, min-ram: 1, key-name: k}]\n"
+                                    "      - name: b\n"
+                                    "        max-servers: 2\n"
+                                    "        auto-floating-ip: true\n"
+                                    "tenant-resource-limits:\n"
+                                    "  - {tenant-name: t, max-servers: 3, gpus: 2}\n",
+                                    &d);
+        assert_non_null(c);
+        assert_int_equal(d.n, 3);
+        assert_int_equal(config_diags_count(&d, CONFIG_SEVERITY_WARNING), 3);
+        assert_int_equal(d.items[0].line, 8);
+        assert_int_equal(d.items[0].column, 9);
+        assert_string_equal(d.items[0].message,
+                            "'auto-floating-ip' is accepted for compatibility but poold does not act on it yet");
+        assert_int_equal(d.items[1].line, 12);
+        assert_int_equal(d.items[1].column, 9);
+        assert_int_equal(d.items[2].line, 14);
+        assert_int_equal(d.items[2].column, 38);
+        assert_non_null(strstr(d.items[2].message, "'gpus' is accepted for compatibility"));
+        assert_false(config_find_pool(&c->providers[0], "a")->auto_floating_ip);       /* still stored */
+        assert_int_equal(c->tenant_limits[0].max_servers, 3);
+        config_free(c);
+        config_diags_clear(&d);
+}
+
+/* Static pools take Nodepool's max-servers: ≤0 is stored as 0 (pool disabled),
+ * a positive value is stored and warned about (it has no effect on a static pool). */
+static void test_static_pool_max_servers(void **state) {
+        struct config_diags d = {};
+        struct config *c = NULL;
+        assert_int_equal(load_file("static-max-servers.yaml", &c, &d), 0);
+        assert_int_equal(d.n, 1);
+        assert_int_equal(d.items[0].severity, CONFIG_SEVERITY_WARNING);
+        assert_int_equal(d.items[0].line, 16);
+        const struct config_provider *p = config_find_provider(c, "rack");
+        assert_int_equal(config_find_pool(p, "disabled")->max_servers, 0);
+        assert_int_equal(config_find_pool(p, "main")->max_servers, 4);
+        assert_int_equal(config_find_pool(p, "negative")->max_servers, 0);
+        assert_int_equal(config_find_pool(p, "main")->n_nodes, 1);
+        config_free(c);
+        config_diags_clear(&d);
+}
+
+/* The table-driven reader keeps nested positions and names: a Kubernetes label
+ * with a raw spec takes only the spec variant's keys; an env entry missing its
+ * value is reported inside it. */
+static void test_foreign_nested_errors(void **state) {
+        struct config_diags d = {};
+        struct config *c = load_str("labels: [{name: a}, {name: b}]\n"
+                                    "providers:\n"
+                                    "  - name: k\n"
+                                    "    driver: kubernetes\n"
+                                    "    pools:\n"
+                                    "      - name: main\n"
+                                    "        labels:\n"
+                                    "          - {name: a, type: pod, spec: {}, cpu: 1}\n"
+                                    "          - {name: b, type: pod, env: [{name: X}], gpu: many}\n"
+                                    "          - {name: a, type: namespace}\n",
+                                    &d);
+        assert_null(c);
+        assert_int_equal(config_diags_count(&d, CONFIG_SEVERITY_ERROR), 4);
+        const char *want[] = {
+                "unknown key 'cpu' in label 'a' of pool 'main' of provider 'k' (not allowed with 'spec')",
+                "missing required key 'value' in env entry 'X' of label 'b' of pool 'main' of provider 'k'",
+                "'gpu' in label 'b' of pool 'main' of provider 'k': expected a number, got 'many'",
+                "duplicate label 'a' in pool 'main' of provider 'k' (first defined at line 8)",
+        };
+        size_t k = 0;
+        for (size_t i = 0; i < d.n; i++)
+                if (d.items[i].severity == CONFIG_SEVERITY_ERROR) assert_string_equal(d.items[i].message, want[k++]);
+        config_diags_clear(&d);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_defaults_match_nodepool_code),
@@ -462,6 +669,12 @@ int main(void) {
                 cmocka_unit_test(test_zookeeper_tls_files_are_checked),
                 cmocka_unit_test(test_provider_equal),
                 cmocka_unit_test(test_hostile_yaml_bounded),
+                cmocka_unit_test(test_foreign_provider_kept_apart),
+                cmocka_unit_test(test_every_foreign_driver_sample_loads),
+                cmocka_unit_test(test_label_served_by_poold_or_foreign_only),
+                cmocka_unit_test(test_unacted_keys_warned_per_occurrence),
+                cmocka_unit_test(test_static_pool_max_servers),
+                cmocka_unit_test(test_foreign_nested_errors),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
