@@ -5,6 +5,10 @@ Run by hand (not part of make check), with the optimised build:
     make build/bin/poold && POOLD_BUILD=$PWD/build /usr/bin/python3 tests/bench/bench_launcher.py [--burst N]
 Prints serial request latency (p50/p95 of 100), a burst of N requests
 (throughput, p50/p95), and poold's peak RSS and CPU seconds from /proc.
+Each is measured twice, with a fresh ZooKeeper and poold each time: over
+plaintext and over TLS (a TLS-only server with client certificates, as
+production Zuul runs it), printed side by side to show what TLS costs.
+--zk plain or --zk tls runs one of them.
 """
 import argparse
 import json
@@ -19,7 +23,6 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
 os.environ.setdefault("POOLD_BUILD", str(HERE.parent.parent / "build"))
 
-from kazoo.client import KazooClient  # noqa: E402
 
 from harness import ZooKeeperServer  # noqa: E402
 from launcher_fixture import LABEL, LauncherProcess  # noqa: E402
@@ -40,18 +43,15 @@ def proc_stats(pid):
     return int(hwm) / 1024.0, (int(fields[11]) + int(fields[12])) / tick
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--serial", type=int, default=100)
-    ap.add_argument("--burst", type=int, default=1000)
-    args = ap.parse_args()
-    zk = ZooKeeperServer().start()
+def run(args, tls):
+    """One full measurement against a fresh ZooKeeper (TLS-only if TLS) and poold: a dict of figures."""
+    zk = ZooKeeperServer(tls=tls).start()
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="poold-bench-"))
-    root = KazooClient(hosts=zk.hosts)
+    root = zk.kazoo()
     root.start(15)
     root.ensure_path("/bench")
     root.stop()
-    kz = KazooClient(hosts=zk.hosts + "/bench", timeout=10)
+    kz = zk.kazoo("/bench", timeout=10)
     kz.start(15)
     lp = LauncherProcess(tmp, zk, "/bench", kz)
     try:
@@ -115,25 +115,44 @@ def main():
         t_end = max(done.values()) if done else time.perf_counter()
         blat = [done[r] - submitted[r] for r in done]
         rss, cpu = proc_stats(lp.proc.pid)
-        print("poold launcher benchmark (libvirt test:/// driver, %s)" % os.environ["POOLD_BUILD"])
-        print("%-34s %s" % ("metric", "value"))
-        print("%-34s %.1f ms / %.1f ms" % ("serial latency p50 / p95 (n=%d)" % args.serial,
-                                          pct(lat, 50) * 1000, pct(lat, 95) * 1000))
-        print("%-34s %.2f s" % ("burst submitted (client) in", t_submitted - t_start))
-        print("%-34s %d/%d in %.2f s = %.0f req/s" % ("burst fulfilled", len(done), args.burst,
-                                                      t_end - t_start, len(done) / (t_end - t_start)))
-        if blat:
-            print("%-34s %.0f ms / %.0f ms" % ("burst latency p50 / p95", pct(blat, 50) * 1000,
-                                               pct(blat, 95) * 1000))
-        print("%-34s %.1f MB" % ("poold peak RSS (VmHWM)", rss))
-        print("%-34s %.2f s" % ("poold CPU (user+sys)", cpu))
-        if not ok:
-            print("WARNING: burst incomplete")
+        return {
+            "serial": "%.1f / %.1f ms" % (pct(lat, 50) * 1000, pct(lat, 95) * 1000),
+            "submitted": "%.2f s" % (t_submitted - t_start),
+            "burst": "%d/%d in %.2f s = %.0f req/s%s" % (len(done), args.burst, t_end - t_start,
+                                                         len(done) / (t_end - t_start), "" if ok else " (INCOMPLETE)"),
+            "burst_lat": ("%.0f / %.0f ms" % (pct(blat, 50) * 1000, pct(blat, 95) * 1000)) if blat else "-",
+            "rss": "%.1f MB" % rss,
+            "cpu": "%.2f s" % cpu,
+        }
     finally:
         if lp.proc is not None:
             lp.stop()
         kz.stop()
         zk.stop()
+
+
+ROWS = [("serial", "serial latency p50 / p95 (n=%(serial)d)"),
+        ("submitted", "burst submitted (client) in"),
+        ("burst", "burst of %(burst)d fulfilled"),
+        ("burst_lat", "burst latency p50 / p95"),
+        ("rss", "poold peak RSS (VmHWM)"),
+        ("cpu", "poold CPU (user+sys)")]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--serial", type=int, default=100)
+    ap.add_argument("--burst", type=int, default=1000)
+    ap.add_argument("--zk", choices=["both", "plain", "tls"], default="both",
+                    help="ZooKeeper transport(s) to measure (default: both, plaintext first)")
+    args = ap.parse_args()
+    modes = ["plain", "tls"] if args.zk == "both" else [args.zk]
+    results = {m: run(args, m == "tls") for m in modes}
+    names = {"plain": "plaintext ZooKeeper", "tls": "TLS-only ZooKeeper"}
+    print("poold launcher benchmark (libvirt test:/// driver, %s)" % os.environ["POOLD_BUILD"])
+    print("%-38s" % "metric" + "".join("%-34s" % names[m] for m in modes))
+    for key, label in ROWS:
+        print("%-38s" % (label % vars(args)) + "".join("%-34s" % results[m][key] for m in modes))
 
 
 if __name__ == "__main__":
