@@ -11,11 +11,14 @@
 #   make up         install what the pool needs (deps-run), build, run poold/poold-local up
 #
 # Sources are found by wildcard, so a new module or test needs no Makefile edit:
-#   shared/*.c               -> libpool.a (linked into everything)
-#   poold/poolctl*.c, poold/ctl_*.c -> poolctl;   other poold/*.c -> poold
-#   builder/*.c              -> poold-builder
-#   gitlab/*.c               -> poold-gitlab-executor (tests/unit/test_gitlab_*.c link its modules too)
-#   tests/unit/test_*.c      -> one cmocka program each
+#   shared/<subsystem>/*.c   -> libpool.a (linked into everything); subsystems:
+#                               base, zk, model, config, providers
+#   poold/poolctl*.c, poold/ctl_*.c -> poolctl
+#   other poold/*.c          -> libpoold.a (the launcher's modules) + poold/main.c -> poold
+#   builder/*.c              -> libbuilder.a + builder/main.c -> poold-builder
+#   gitlab/*.c               -> libgitlab.a + gitlab/main.c -> poold-gitlab-executor
+#   tests/unit/test_*.c      -> one cmocka program each, linked with every module
+#                               library (only what a test uses is pulled in)
 #   tests/tools/*.c          -> helper programs the integration tests drive
 #   tests/fuzz/fuzz_*.c      -> one libFuzzer target each
 
@@ -49,8 +52,10 @@ ZKC_CFLAGS := -I$(ZKC_PREFIX)/include -DHAVE_OPENSSL_H
 ZKC_LIBS := $(ZKC_LIB) $(ZKC_PREFIX)/lib/libhashtable.a -lssl -lcrypto
 
 CC ?= cc
+# Every libpool subsystem folder is on the include path: includes stay flat ("zk.h").
+SHARED_INC := $(addprefix -I,$(sort $(patsubst %/,%,$(dir $(wildcard shared/*/*.h)))))
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -DTHREADED -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
-	-Wformat=2 -Wno-format-nonliteral -g $(OPT) -Ishared $(ZKC_CFLAGS) $(PKG_CFLAGS) $(CFLAGS)
+	-Wformat=2 -Wno-format-nonliteral -g $(OPT) $(SHARED_INC) $(ZKC_CFLAGS) $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL := $(OPT) $(LDFLAGS)
 LIBS := $(PKG_LIBS) $(ZKC_LIBS) -lpthread -lm
 
@@ -69,21 +74,27 @@ TEST_PKGS := clang libclang-rt-14-dev libcmocka-dev python3-pytest python3-yaml 
 	python3-guestfs chromium
 DEB_PKGS := $(RUN_PKGS) $(TEST_PKGS)
 
-SHARED_SRC := $(sort $(wildcard shared/*.c))
+SHARED_SRC := $(sort $(wildcard shared/*/*.c))
 CTL_SRC := $(sort $(wildcard poold/poolctl*.c poold/ctl_*.c))
 POOLD_SRC := $(filter-out $(CTL_SRC),$(sort $(wildcard poold/*.c)))
 BUILDER_SRC := $(sort $(wildcard builder/*.c))
 GITLAB_SRC := $(sort $(wildcard gitlab/*.c))
+# Headers of the programs' modules, for the tests.
+MODULE_INC := -Ipoold -Ibuilder -Igitlab
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIBPOOL := $(BUILD)/lib/libpool.a
+# Each program's modules without main(), so unit tests link them instead of
+# including .c files.
+LIBPOOLD := $(BUILD)/lib/libpoold.a
+LIBBUILDER := $(BUILD)/lib/libbuilder.a
+LIBGITLAB := $(BUILD)/lib/libgitlab.a
+MODULE_LIBS := $(LIBPOOLD) $(LIBBUILDER) $(LIBGITLAB)
 PROGRAMS := $(BUILD)/bin/poold $(BUILD)/bin/poolctl $(BUILD)/bin/poold-builder
 PROGRAMS += $(BUILD)/bin/poold-gitlab-executor
-# The executor's modules without main(), for its unit tests.
-GITLAB_MOD_OBJ := $(call obj,$(filter-out gitlab/main.c,$(GITLAB_SRC)))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
 
@@ -102,12 +113,18 @@ $(BUILD)/obj/%.o: %.c
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
 
+$(BUILD)/obj/tests/%.o: CFLAGS_ALL += $(MODULE_INC)
+
 $(LIBPOOL): $(call obj,$(SHARED_SRC))
+$(LIBPOOLD): $(call obj,$(filter-out poold/main.c,$(POOLD_SRC)))
+$(LIBBUILDER): $(call obj,$(filter-out builder/main.c,$(BUILDER_SRC)))
+$(LIBGITLAB): $(call obj,$(filter-out gitlab/main.c,$(GITLAB_SRC)))
+$(LIBPOOL) $(MODULE_LIBS):
 	@mkdir -p $(dir $@)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/bin/poold: $(call obj,$(POOLD_SRC)) $(LIBPOOL)
+$(BUILD)/bin/poold: $(BUILD)/obj/poold/main.o $(LIBPOOLD) $(LIBPOOL)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
@@ -115,30 +132,26 @@ $(BUILD)/bin/poolctl: $(call obj,$(CTL_SRC)) $(LIBPOOL)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
-$(BUILD)/bin/poold-builder: $(call obj,$(BUILDER_SRC)) $(LIBPOOL)
+$(BUILD)/bin/poold-builder: $(BUILD)/obj/builder/main.o $(LIBBUILDER) $(LIBPOOL)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
-$(BUILD)/bin/poold-gitlab-executor: $(call obj,$(GITLAB_SRC)) $(LIBPOOL)
+$(BUILD)/bin/poold-gitlab-executor: $(BUILD)/obj/gitlab/main.o $(LIBGITLAB) $(LIBPOOL)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
-$(BUILD)/tests/test_gitlab_%: $(BUILD)/obj/tests/unit/test_gitlab_%.o $(GITLAB_MOD_OBJ) $(LIBPOOL)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(MODULE_LIBS) $(LIBPOOL)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBPOOL)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
-
-$(BUILD)/tests/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIBPOOL)
+$(BUILD)/tests/tools/%: $(BUILD)/obj/tests/tools/%.o $(MODULE_LIBS) $(LIBPOOL)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # A rebuilt client recompiles zk.o, so libpool.a and every program are relinked.
-$(BUILD)/obj/shared/zk.o: $(ZKC_LIB)
+$(BUILD)/obj/shared/zk/zk.o: $(ZKC_LIB)
 $(ZKC_LIB):
 	@echo "$@ is missing: run 'make deps' (as root) to build the ZooKeeper C client with TLS" >&2; exit 1
 
@@ -179,12 +192,12 @@ check-integration-tls: tests
 # ---------------------------------------------------------------- fuzz
 FUZZ_BUILD := build-fuzz
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -DTHREADED -g -O1 -fsanitize=fuzzer,address,undefined \
-	-fno-sanitize-recover=all -Ishared $(ZKC_CFLAGS) $(PKG_CFLAGS)
+	-fno-sanitize-recover=all $(SHARED_INC) $(MODULE_INC) $(ZKC_CFLAGS) $(PKG_CFLAGS)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
 
 fuzz-build: $(FUZZ_BINS)
 
-$(FUZZ_BUILD)/%: tests/fuzz/%.c $(SHARED_SRC) $(wildcard shared/*.h) $(ZKC_LIB)
+$(FUZZ_BUILD)/%: tests/fuzz/%.c $(SHARED_SRC) $(wildcard shared/*/*.h) $(ZKC_LIB)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(SHARED_SRC) $(LIBS)
 

@@ -1,7 +1,7 @@
 /* dib_main.c — `poold-builder disk-image-create`: diskimage-builder's CLI
  * without diskimage-builder.
  *
- * DESIGN: elements are resolved and their hooks collected by shared/dib_*.
+ * DESIGN: elements are resolved and their hooks collected by builder/dib_*.
  * The phases with work are grouped into stages (build_plan.c): stage 0 runs
  * root.d on the host into a directory (TARGET_ROOT) and its result, the base
  * tree, is cached as a tarball; every later stage runs the outside phases
@@ -18,7 +18,7 @@
  * Outside phases after root.d are not cached on their own: they run again
  * (on the host, quickly) whenever a later stage must be built, because DIB
  * hooks also hand files to later phases through TMP_HOOKS_PATH.
- * Every external program runs through shared/cmd.h. */
+ * Every external program runs through shared/base/cmd.h. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>

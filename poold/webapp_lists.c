@@ -1,5 +1,5 @@
 /* webapp_lists.c — the web app's listings, built from the launcher's caches
- * with the same row code poolctl uses (shared/listing.h), so the columns and
+ * with the same row code poolctl uses (shared/model/listing.h), so the columns and
  * JSON keys match `poolctl`/`nodepool` exactly. Plus two poold additions the
  * status page needs: pool-list (pools, pause reasons, usage) is the "why"
  * behind waiting requests.

@@ -2,7 +2,7 @@
  *
  * DESIGN. A fresh /node-list of 10,000 nodes used to cost the loop 160-290 ms
  * (a table cell per field, a JSON object per row, one big dump). Here each
- * item of the launcher's map gets a pre-rendered row (shared/table.h
+ * item of the launcher's map gets a pre-rendered row (shared/model/table.h
  * table_row: texts with their widths, JSON object already dumped), rebuilt
  * only when the item changed. Change detection needs no launcher hook: a
  * cached record owns its raw JSON object and never modifies it, and a new

@@ -1,4 +1,4 @@
-"""The component registry (shared/component.c, protocol.md §1.7): the exact
+"""The component registry (shared/zk/component.c, protocol.md §1.7): the exact
 bytes nodepool writes, updates with versions, removal, and ephemerality."""
 import json
 import re

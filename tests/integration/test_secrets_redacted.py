@@ -1,5 +1,5 @@
 """Cloud credentials never reach poold's log, /pool-list, ZooKeeper or the
-driver's error text, whatever the cloud answers (issue 13, shared/redact.c).
+driver's error text, whatever the cloud answers (issue 13, shared/base/redact.c).
 
 The cloud here is a small HTTP server on loopback that speaks Keystone's real
 wire API for POST /v3/auth/tokens and answers the way a broken or hostile

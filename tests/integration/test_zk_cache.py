@@ -1,4 +1,4 @@
-"""The tree cache (shared/zk_cache.c) against changes made by kazoo: creates,
+"""The tree cache (shared/zk/zk_cache.c) against changes made by kazoo: creates,
 updates, deletes, lock contenders, depth limits, and re-sync after the
 session (and with it every watch) was lost."""
 import signal

@@ -1,4 +1,4 @@
-"""poold's ZooKeeper lock (shared/zk_lock.c, driven through tests/tools/zktool)
+"""poold's ZooKeeper lock (shared/zk/zk_lock.c, driven through tests/tools/zktool)
 against kazoo's real Lock recipe on a real ZooKeeper: they must exclude each
 other and queue fairly, exactly as Zuul's executors and nodepool's launchers do.
 

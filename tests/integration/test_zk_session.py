@@ -1,4 +1,4 @@
-"""Session handling in shared/zk.c: connection, expiry reported to the owner,
+"""Session handling in shared/zk/zk.c: connection, expiry reported to the owner,
 a new session opened by zk itself, ephemerals (components) re-registered and
 locks no longer held after expiry; a mere connection loss keeps the session."""
 import json

@@ -195,7 +195,7 @@ def test_session_expiry_over_tls_does_not_kill_a_program_without_sigpipe_handlin
     closed raises SIGPIPE; zktool, like poolctl, does not ignore it. It watches
     a tree that kazoo changes while zktool is frozen past its session timeout:
     on waking it reads the watch events and writes requests into the closed
-    connection. It sees EXPIRED then CONNECTED and keeps serving (shared/zk.c
+    connection. It sees EXPIRED then CONNECTED and keeps serving (shared/zk/zk.c
     keeps SIGPIPE blocked where the library writes; without that it dies)."""
     from test_zk_lock import ZkTool
     tls_kazoo.create("/w/a", b"1", makepath=True)

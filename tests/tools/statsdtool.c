@@ -1,4 +1,4 @@
-/* statsdtool — send the builder's statsd metrics (shared/statsd.h) from the
+/* statsdtool — send the builder's statsd metrics (shared/base/statsd.h) from the
  * command line, configured from STATSD_HOST/STATSD_PORT/STATSD_PREFIX like
  * the daemons, so integration tests can check the wire lines.
  *

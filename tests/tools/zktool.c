@@ -1,4 +1,4 @@
-/* zktool — drives shared/zk*.c and component.c for the integration tests.
+/* zktool — drives shared/zk/ (zk*.c) and component.c for the integration tests.
  *
  *   zktool HOSTS [SESSION_TIMEOUT_MS [CA CERT KEY]]
  *

@@ -1,4 +1,4 @@
-/* Tests for shared/alloc.c: the never-NULL allocation helpers. */
+/* Tests for shared/base/alloc.c: the never-NULL allocation helpers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

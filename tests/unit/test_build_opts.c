@@ -1,6 +1,5 @@
 /* test_build_opts.c — `poold-builder disk-image-create`'s command line, output
- * names and checksum lines (builder/build_opts.c, compiled in: builder/ is not
- * part of libpool). */
+ * names and checksum lines (builder/build_opts.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../builder/build_opts.c"
+#include "alloc.h"
+#include "build.h"
 
 static int parse(struct build_opts *o, char **err, ...) {
         char *argv[32];

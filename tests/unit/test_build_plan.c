@@ -1,7 +1,6 @@
 /* test_build_plan.c — the image build's stage plan, stage cache keys, key
  * environment, the generated phase runner scripts (run with bash here), and
- * the stage cache's chain rules (builder/build_plan.c and build_cache.c,
- * compiled in: builder/ is not part of libpool).
+ * the stage cache's chain rules (builder/build_plan.c and build_cache.c).
  *
  * Each test builds a private element tree under a mkdtemp() directory. */
 #include <setjmp.h>
@@ -17,8 +16,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../builder/build_cache.c"
-#include "../../builder/build_plan.c"
+#include <fcntl.h>
+#include <sys/file.h>
+
+#include "alloc.h"
+#include "build.h"
+#include "dbuf.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
 

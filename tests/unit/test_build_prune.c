@@ -1,6 +1,4 @@
-/* test_build_prune.c — the stage cache's pruning (builder/build_prune.c,
- * compiled in with build_cache.c and build_opts.c: builder/ is not part of
- * libpool): the decision on synthetic items, the limits' syntax, and whole
+/* test_build_prune.c — the stage cache's pruning (builder/build_prune.c): the decision on synthetic items, the limits' syntax, and whole
  * prunes of synthetic cache directories whose disks are real qcow2 backing
  * chains made with qemu-img, with builds' holds and locks taken for real. */
 #include <setjmp.h>
@@ -20,9 +18,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../builder/build_cache.c"
-#include "../../builder/build_opts.c"
-#include "../../builder/build_prune.c"
+#include "alloc.h"
+#include "build.h"
+#include "build_prune.h"
+#include "dbuf.h"
+#include "model.h"
 
 #define DAY 86400
 

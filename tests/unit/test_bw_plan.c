@@ -1,8 +1,7 @@
 /* Unit tests for the builder's pure decisions (builder/bw_plan.c): Nodepool's
  * disk-image-create command line and environment, when a build is due,
  * retention, cloud image names, which images-dir files belong to a build, and
- * the back-off of an image whose builds keep failing.
- * The builder's sources are not in libpool, so the module is compiled in. */
+ * the back-off of an image whose builds keep failing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +10,12 @@
 
 #include <cmocka.h>
 
-#include "../../builder/bw_plan.c"
+#include <math.h>
+#include <stdio.h>
+
+#include "alloc.h"
+#include "bw_plan.h"
+#include "model.h"
 
 static void assert_strv(char **v, const char *const *want) {
         size_t i = 0;

@@ -1,4 +1,4 @@
-/* test_listing.c — shared/listing.c rows where poold adds to or mirrors
+/* test_listing.c — shared/model/listing.c rows where poold adds to or mirrors
  * Nodepool: the State cell of a failed build that carries the builder's
  * back-off, and Python's str() of user_data in `list --detail`. */
 #include <setjmp.h>

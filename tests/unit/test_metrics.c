@@ -1,4 +1,4 @@
-/* test_metrics.c — the Prometheus registry (shared/metrics.c) renders the
+/* test_metrics.c — the Prometheus registry (poold/metrics.c) renders the
  * text exposition format 0.0.4: HELP/TYPE lines, label escaping, cumulative
  * histogram buckets with +Inf, _sum and _count, counter/gauge semantics, and
  * refuses bad names, kinds and values. */

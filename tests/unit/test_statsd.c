@@ -1,4 +1,4 @@
-/* test_statsd.c — the statsd client (shared/statsd.c) against a real UDP
+/* test_statsd.c — the statsd client (shared/base/statsd.c) against a real UDP
  * socket on loopback: python-statsd's line formats, pipelining into
  * datagrams of at most 512 bytes without splitting a line, the prefix, name
  * escaping, the environment switch and the builder's Nodepool names. */

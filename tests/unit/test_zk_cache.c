@@ -1,4 +1,4 @@
-/* Unit tests for shared/zk_cache.c against a scripted, in-memory ZooKeeper:
+/* Unit tests for shared/zk/zk_cache.c against a scripted, in-memory ZooKeeper:
  * this file defines the zk_* calls the cache makes (so zk.o is not linked),
  * answers them one at a time in order as the server would, and lets a test
  * change the tree between two answers — races a real server cannot be made to

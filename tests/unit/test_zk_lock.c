@@ -1,4 +1,4 @@
-/* Unit tests for shared/zk_lock.c and shared/zk_release.c. The pure parts must
+/* Unit tests for shared/zk/zk_lock.c and shared/zk/zk_release.c. The pure parts must
  * agree with kazoo's contender regex (?:__lock__|__rlock__)(-?\d{10})$, its
  * string ordering of sequences and its predecessor choice. The release paths
  * run against a scripted, in-memory ZooKeeper: this file defines the zk_* calls
