@@ -282,6 +282,10 @@ struct prov *prov_by_name(struct launcher *l, const char *name);
 bool pool_has_label(const struct pool *p, const char *label);
 /* True when every registered pool id is in DECLINED_BY. */
 bool pools_all_declined(struct launcher *l, char *const *declined_by);
+/* The first of LABELS that only providers poold leaves to another launcher serve
+ * (config_label_foreign_only), or NULL. A request for it is that launcher's:
+ * poold neither accepts nor declines it, so it can never fail it (issue 15). */
+const char *pools_foreign_label(struct launcher *l, char *const *labels);
 
 /* ---- quota.c ---- */
 /* True when P's provider quota is known (or not used); starts a refresh otherwise.

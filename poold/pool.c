@@ -244,3 +244,9 @@ bool pools_all_declined(struct launcher *l, char *const *declined_by) {
         free(comps);
         return all;
 }
+
+const char *pools_foreign_label(struct launcher *l, char *const *labels) {
+        for (size_t i = 0; labels && labels[i]; i++)
+                if (config_label_foreign_only(l->cfg, labels[i])) return labels[i];
+        return NULL;
+}

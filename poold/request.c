@@ -1075,6 +1075,7 @@ void requests_pass(struct launcher *l) {
                                 continue;
                         if (model_strv_contains(rq->declined_by, p->id)) continue;
                         if (!rq->node_types[0]) continue;
+                        if (pools_foreign_label(l, rq->node_types)) continue; /* another launcher's */
                         char buf[256];
                         const char *why = decline_reason(p, rq, buf, sizeof buf);
                         if (why) {
