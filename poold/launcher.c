@@ -15,9 +15,11 @@
 
 #include "alloc.h"
 #include "log.h"
+#include "service.h"
 #include "webapp.h"
 
 #define CONNECT_TIMEOUT_MS 60000
+#define CONNECT_SLICE_MS 200
 
 static void on_zk_fd(struct loop *loop, struct loop_io *io, int fd, uint32_t revents, void *ud) {
         struct launcher *l = ud;
@@ -125,7 +127,16 @@ int launcher_start(struct launcher *l) {
         zk_add_state_listener(l->zk, on_zk_state, l);
         r = loop_add_fd(l->loop, zk_event_fd(l->zk), EPOLLIN, on_zk_fd, l, &l->zk_io);
         if (r < 0) return log_error_errno(r, "cannot watch the ZooKeeper session: %m");
-        r = zk_connect_wait(l->zk, CONNECT_TIMEOUT_MS);
+        /* In slices: SIGTERM is blocked for the loop's signalfd until the loop
+         * runs, and a stop must not wait for an ensemble that does not answer. */
+        for (int waited = 0;; waited += CONNECT_SLICE_MS) {
+                r = zk_connect_wait(l->zk, CONNECT_SLICE_MS);
+                if (r != -ETIMEDOUT || waited + CONNECT_SLICE_MS >= CONNECT_TIMEOUT_MS) break;
+                if (service_stop_pending()) {
+                        log_info("stop requested while waiting for ZooKeeper at %s", hosts);
+                        return -ECANCELED;
+                }
+        }
         if (r < 0) return log_error_errno(r, "cannot connect to ZooKeeper at %s: %m", hosts);
         log_info("connected to ZooKeeper at %s", hosts);
 

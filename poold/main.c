@@ -121,6 +121,10 @@ int main(int argc, char **argv) {
         }
         signal(SIGPIPE, SIG_IGN);
         r = launcher_start(l);
+        if (r == -ECANCELED) {
+                r = 0; /* a stop signal during start-up: a clean stop */
+                goto out;
+        }
         if (r < 0) goto out;
         daemon_notify_ready(ready);
         ready = NULL;

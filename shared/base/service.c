@@ -1,6 +1,7 @@
 /* service.c — see service.h. */
 #include "service.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -90,4 +91,10 @@ bool service_file_changed(const char *path, struct timespec *mtime) {
 void service_hostname(char *buf, size_t len) {
         if (gethostname(buf, len) < 0 || !buf[0]) snprintf(buf, len, "localhost");
         buf[len - 1] = '\0';
+}
+
+bool service_stop_pending(void) {
+        sigset_t set;
+        if (sigpending(&set) < 0) return false;
+        return sigismember(&set, SIGTERM) == 1 || sigismember(&set, SIGINT) == 1;
 }

@@ -42,3 +42,8 @@ bool service_file_changed(const char *path, struct timespec *mtime);
 
 /* The host's name as Nodepool reports it (gethostname; "localhost" if unset). */
 void service_hostname(char *buf, size_t len);
+
+/* A stop signal (SIGTERM or SIGINT) is pending: blocked for the event loop's
+ * signalfd, it waits there until the loop runs. A start-up step that blocks
+ * (the first ZooKeeper connect) polls this so a stop is not delayed by it. */
+bool service_stop_pending(void);

@@ -38,6 +38,36 @@ def test_sigint_stops_cleanly(launcher):
     assert launcher.stop(signal.SIGINT) == 0, launcher.log_text()
 
 
+def test_sigterm_while_zookeeper_does_not_answer_stops_at_once(tmp_path):
+    """A stop during the first connect (nothing listens at the configured ZooKeeper, e.g. an
+    ensemble still down) ends poold within a second with exit 0, instead of after the 60 s
+    connect timeout as systemd's stop would wait (issue 13)."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]   # bound, never listening: connections are refused
+    cfg = tmp_path / "nodepool.yaml"
+    cfg.write_text("zookeeper-servers:\n  - host: 127.0.0.1\n    port: %d\nlabels: []\nproviders: []\n" % port)
+    log = tmp_path / "poold.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([program("poold"), "-c", str(cfg), "-f"], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(1.5)     # well inside the connect wait
+        assert proc.poll() is None, log.read_text()
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        s.close()
+    assert rc == 0, log.read_text()
+    assert took < 2.0, "stopped after %.1f s\n%s" % (took, log.read_text())
+    assert "stop requested while waiting for ZooKeeper" in log.read_text()
+
+
 def test_invalid_reload_keeps_running_then_valid_reload_applies(launcher):
     launcher.write_config()
     launcher.start()
