@@ -16,6 +16,7 @@
 #include "log.h"
 #include "model_node.h"
 #include "poolclient.h"
+#include "remote.h"
 #include "settings.h"
 #include "stage.h"
 #include "zk.h"
@@ -99,6 +100,7 @@ int stage_release_job(const struct settings *s, const char *job_dir, FILE *out) 
                 fprintf(out, "No node request or node recorded for this job: nothing to give back\n");
                 return 0;
         }
+        remote_mux_stop(job_dir); /* before the node goes back: its connection ends with us */
         _cleanup_free_ char *reply = NULL;
         /* Long enough for the holder to finish a lock attempt it may be in. */
         int timeout_ms = (int)(s->lock_timeout * 1000 + s->zk_timeout * 1000 + 10000);

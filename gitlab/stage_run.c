@@ -161,10 +161,9 @@ int stage_run(const struct settings *s, const char *script_path, const char *sta
         struct sigaction ign = { .sa_handler = SIG_IGN };
         sigaction(SIGPIPE, &ign, NULL);
 
-        _cleanup_free_ char *known_hosts = job_path(j->dir, "known_hosts");
         _cleanup_free_ char *wrapper = remote_wrapper((size_t)st.st_size);
         _cleanup_(cmd_freep) struct cmd *ssh = cmd_new("ssh");
-        remote_ssh_args(ssh, s, rec, known_hosts, wrapper);
+        remote_ssh_args(ssh, s, rec, j->dir, wrapper);
         cmd_set_stdin_fd(ssh, in_read);
         cmd_set_log_fd(ssh, STDOUT_FILENO);
         cmd_set_parent_death_signal(ssh, SIGTERM);

@@ -128,6 +128,22 @@ class SshServer:
             self.log.close()
             self.log = None
 
+    def die(self):
+        """The node dies: sshd and every connection it serves (each connection's
+        sshd calls setsid(), so stop() alone leaves established sessions up)."""
+        if self.proc and self.proc.poll() is None:
+            for entry in os.listdir("/proc"):
+                if not entry.isdigit():
+                    continue
+                try:
+                    with open("/proc/%s/stat" % entry) as f:
+                        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                    if ppid == self.proc.pid:
+                        os.kill(int(entry), signal.SIGKILL)
+                except (OSError, ValueError, IndexError):
+                    pass
+        self.stop()
+
     def cleanup(self):
         self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)

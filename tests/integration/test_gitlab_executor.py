@@ -233,7 +233,7 @@ def test_bad_settings_are_reported_with_file_line_column_as_a_system_failure(poo
 
 def test_job_runs_on_a_warm_static_node_which_is_locked_in_use_then_used(pool):
     """The whole job: every stage runs in the runner's order on the node (over
-    ssh, as the node's user, host key checked), the node is locked and in-use
+    ssh, as the node's user, host key checked, all stages on one connection), the node is locked and in-use
     with the job in user_data while the job runs, the request is gone, and at
     cleanup the node is marked used and unlocked, so poold takes it back (the
     static host is registered again as a new node)."""
@@ -282,6 +282,21 @@ def test_job_runs_on_a_warm_static_node_which_is_locked_in_use_then_used(pool):
     pool.launcher.wait_for(lambda: nid not in pool.nodes() and len(pool.ready()) == 1, 15, "node returned")
     assert pool.job_dirs() == []
     assert "poold: released node %s (in-use -> used, unlocked)" % nid in res.stage("cleanup_exec").output.text()
+    # The nine run stages shared one ssh connection (one key exchange, one login), whose
+    # master cleanup stopped.
+    assert a.read_log().count("Accepted publickey") == 1, a.read_log()
+    assert not [c for c in cmdlines() if "ssh.mux" in c and pool.state in c]
+
+
+def cmdlines():
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                out.append(f.read().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            pass
+    return out
 
 
 def test_job_output_streams_to_the_runner_as_it_comes(pool):
@@ -337,8 +352,9 @@ def test_wrong_host_key_is_a_system_failure_and_nothing_runs_on_the_node(pool):
 
 
 def test_node_dying_mid_job_is_a_system_failure(pool):
-    """The node's sshd goes away between stages: ssh cannot connect, run_exec
-    exits SYSTEM_FAILURE_EXIT_CODE, told apart from the job failing."""
+    """The node dies between stages (sshd and the job's established connection, which the
+    stages share): ssh cannot reach it, run_exec exits SYSTEM_FAILURE_EXIT_CODE, told apart
+    from the job failing."""
     a = pool.sshd()
     pool.add_host(a)
     pool.start(1)
@@ -347,7 +363,7 @@ def test_node_dying_mid_job_is_a_system_failure(pool):
 
     def exec_hook(name, *args, **kw):
         if name == "restore_cache":
-            a.stop()
+            a.die()
         return orig(name, *args, **kw)
     runner._exec = exec_hook
     res = runner.run_job(Job(105, ["echo hi"]))
