@@ -172,6 +172,14 @@ int metrics_set(struct metrics *m, const char *name, const char *const *labels, 
         return 0;
 }
 
+int metrics_set_counter(struct metrics *m, const char *name, const char *const *labels, double v) {
+        struct series *s;
+        int r = get_series(m, name, METRICS_COUNTER, labels, true, &s);
+        if (r < 0) return r;
+        if (v >= s->value) s->value = v; /* a counter never goes back */
+        return 0;
+}
+
 int metrics_observe(struct metrics *m, const char *name, const char *const *labels, double v) {
         struct series *s;
         int r = get_series(m, name, METRICS_HISTOGRAM, labels, true, &s);

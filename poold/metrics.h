@@ -38,6 +38,9 @@ int metrics_declare(struct metrics *m, const char *name, enum metrics_kind kind,
 int metrics_add(struct metrics *m, const char *name, const char *const *labels, double v);
 /* Gauge = V. */
 int metrics_set(struct metrics *m, const char *name, const char *const *labels, double v);
+/* Set a counter kept elsewhere (e.g. by a library) to its current total V;
+ * a smaller V than the last one is ignored. */
+int metrics_set_counter(struct metrics *m, const char *name, const char *const *labels, double v);
 /* Histogram: count one observation V. */
 int metrics_observe(struct metrics *m, const char *name, const char *const *labels, double v);
 /* Set every series of gauge family NAME to 0 (gauges recomputed from

@@ -60,6 +60,10 @@ void webapp_stats_init(struct webapp *w, struct launcher *l) {
                               "Time from a request's creation to its fulfilment or failure by this launcher, seconds.",
                               REQUEST_BUCKETS, ELEMENTSOF(REQUEST_BUCKETS));
         (void)metrics_declare(m, "poold_ready", METRICS_GAUGE, "1 when /ready answers 200.", NULL, 0);
+        (void)metrics_declare(m, "poold_zk_operations_total", METRICS_COUNTER,
+                              "ZooKeeper requests sent by this launcher's session, by operation.", NULL, 0);
+        (void)metrics_declare(m, "poold_zk_watch_events_total", METRICS_COUNTER,
+                              "ZooKeeper watch events received by this launcher's session.", NULL, 0);
         (void)metrics_declare(m, "poold_webapp_loop_block_seconds", METRICS_HISTOGRAM,
                               "How long each web app step (a request, a row refresh slice, a finished answer) held "
                               "the launcher's event loop, seconds.",
@@ -354,6 +358,19 @@ void webapp_stats_refresh(struct webapp *w, struct launcher *l, bool for_scrape)
         }
         (void)metrics_set(m, "poold_request_queue_depth", NULL, (double)rw.by_state[NODE_REQUEST_STATE_REQUESTED]);
         (void)metrics_set(m, "poold_ready", NULL, webapp_ready(l) ? 1 : 0);
+        if (l->zk) {
+                struct zk_counts zc;
+                zk_get_counts(l->zk, &zc);
+                const struct { const char *op; uint64_t n; } ops[] = {
+                        { "get", zc.get }, { "exists", zc.exists }, { "children", zc.children },
+                        { "set", zc.set }, { "create", zc.create }, { "delete", zc.del },
+                };
+                for (size_t i = 0; i < ELEMENTSOF(ops); i++) {
+                        const char *const lb[] = { "op", ops[i].op, NULL };
+                        (void)metrics_set_counter(m, "poold_zk_operations_total", lb, (double)ops[i].n);
+                }
+                (void)metrics_set_counter(m, "poold_zk_watch_events_total", NULL, (double)zc.watch_events);
+        }
         (void)metrics_set(m, "poold_webapp_loop_block_max_seconds", NULL, w->loop_block_max);
         (void)metrics_set(m, "poold_webapp_loop_block_cpu_max_seconds", NULL, w->loop_block_cpu_max);
         const char *const ln[] = { "list", "node-list", NULL }, *const lr[] = { "list", "request-list", NULL };

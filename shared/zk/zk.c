@@ -43,7 +43,10 @@ enum call_kind { CALL_OP, CALL_WATCH, CALL_STATE };
 /* zk_cancel() runs for every object freed on the loop: a bucket per userdata
  * hash keeps it from walking every outstanding call. */
 #define ZK_UD_BUCKETS 1024
-enum op_type { OP_GET, OP_EXISTS, OP_CHILDREN, OP_SET, OP_CREATE, OP_DELETE };
+enum op_type { OP_GET, OP_EXISTS, OP_CHILDREN, OP_SET, OP_CREATE, OP_DELETE, _OP_MAX };
+
+struct zk;
+static void count_sync(struct zk *zk, enum op_type op);
 
 struct zk_call {
         struct zk *zk;
@@ -107,6 +110,7 @@ struct zk {
         pthread_mutex_t mu;
         pthread_cond_t cond;
         /* under mu */
+        uint64_t n_ops[_OP_MAX], n_watch_events;  /* zk_get_counts() */
         struct zk_call *all;
         struct zk_call *by_ud[ZK_UD_BUCKETS]; /* the same calls by userdata, for zk_cancel() */
         struct zk_call *q_head, *q_tail;
@@ -411,6 +415,7 @@ static void watch_fired(zhandle_t *zh, int type, int state, const char *path, vo
         if (type == ZOO_SESSION_EVENT) return;
 
         pthread_mutex_lock(&zk->mu);
+        zk->n_watch_events++;
         if (w->fired) { /* a watch fires once; never queue it twice */
                 pthread_mutex_unlock(&zk->mu);
                 return;
@@ -856,6 +861,7 @@ static void op_issue(struct zk *zk, struct zk_call *c) {
         /* Counted before issuing: the answer may come back before zoo_a*() returns. */
         pthread_mutex_lock(&zk->mu);
         zk->inflight++;
+        if (c->op < _OP_MAX) zk->n_ops[c->op]++;
         pthread_mutex_unlock(&zk->mu);
         switch (c->op) {
         case OP_GET:
@@ -1097,6 +1103,7 @@ int zk_get(struct zk *zk, const char *path, char **ret_data, size_t *ret_len, st
                 _cleanup_free_ char *buf = xmalloc((size_t)cap + 1);
                 int n = cap;
                 struct Stat st;
+                count_sync(zk, OP_GET);
                 int zrc = zoo_get(zk->zh, path, 0, buf, &n, &st);
                 if (zrc != ZOK) return zk_errno(zrc);
                 if (st.dataLength > ZK_DATA_MAX) return -EFBIG;
@@ -1119,6 +1126,7 @@ int zk_set(struct zk *zk, const char *path, const void *data, size_t len, int ve
         struct Stat st;
         if (len > ZK_DATA_MAX) return -EFBIG;
         if (!zk->zh) return -EKEYEXPIRED;
+        count_sync(zk, OP_SET);
         int zrc = zoo_set2(zk->zh, path, data ? data : "", (int)len, version, &st);
         if (zrc != ZOK) return zk_errno(zrc);
         if (ret_stat) stat_from(ret_stat, &st);
@@ -1129,6 +1137,7 @@ static int create_once(struct zk *zk, const char *path, const void *data, size_t
         size_t cap = strlen(path) + 32; /* room for the sequence suffix */
         _cleanup_free_ char *buf = xmalloc(cap);
         if (!zk->zh) return -EKEYEXPIRED;
+        count_sync(zk, OP_CREATE);
         int zrc = zoo_create(zk->zh, path, data ? data : "", (int)len, &ZOO_OPEN_ACL_UNSAFE, mode, buf, (int)cap);
         if (zrc != ZOK) return zk_errno(zrc);
         if (ret_path) *ret_path = TAKE_PTR(buf);
@@ -1170,12 +1179,14 @@ int zk_create(struct zk *zk, const char *path, const void *data, size_t len, uns
 
 int zk_delete(struct zk *zk, const char *path, int version) {
         if (!zk->zh) return -EKEYEXPIRED;
+        count_sync(zk, OP_DELETE);
         return zk_errno(zoo_delete(zk->zh, path, version));
 }
 
 int zk_exists(struct zk *zk, const char *path, struct zk_stat *ret_stat) {
         struct Stat st;
         if (!zk->zh) return -EKEYEXPIRED;
+        count_sync(zk, OP_EXISTS);
         int zrc = zoo_exists(zk->zh, path, 0, &st);
         if (zrc == ZNONODE) return 0;
         if (zrc != ZOK) return zk_errno(zrc);
@@ -1186,6 +1197,7 @@ int zk_exists(struct zk *zk, const char *path, struct zk_stat *ret_stat) {
 int zk_get_children(struct zk *zk, const char *path, char ***ret_children, size_t *ret_n) {
         struct String_vector sv = { 0 };
         if (!zk->zh) return -EKEYEXPIRED;
+        count_sync(zk, OP_CHILDREN);
         int zrc = zoo_get_children(zk->zh, path, 0, &sv);
         if (zrc != ZOK) return zk_errno(zrc);
         size_t n;
@@ -1232,6 +1244,7 @@ int zk_wait_change(struct zk *zk, const char *path, int timeout_ms) {
         uint64_t seq0 = zk->state_seq;
         pthread_mutex_unlock(&zk->mu);
 
+        count_sync(zk, OP_EXISTS);
         int zrc = zoo_wexists(zk->zh, path, watch_fired, w, &st);
         pthread_mutex_lock(&zk->mu);
         if (zrc != ZOK) {
@@ -1260,4 +1273,20 @@ int zk_wait_change(struct zk *zk, const char *path, int timeout_ms) {
                 w->abandoned = true;
         pthread_mutex_unlock(&zk->mu);
         return r;
+}
+
+/* Synchronous calls count as the asynchronous ones do. */
+static void count_sync(struct zk *zk, enum op_type op) {
+        pthread_mutex_lock(&zk->mu);
+        zk->n_ops[op]++;
+        pthread_mutex_unlock(&zk->mu);
+}
+
+void zk_get_counts(struct zk *zk, struct zk_counts *ret) {
+        pthread_mutex_lock(&zk->mu);
+        *ret = (struct zk_counts){ .get = zk->n_ops[OP_GET], .exists = zk->n_ops[OP_EXISTS],
+                                   .children = zk->n_ops[OP_CHILDREN], .set = zk->n_ops[OP_SET],
+                                   .create = zk->n_ops[OP_CREATE], .del = zk->n_ops[OP_DELETE],
+                                   .watch_events = zk->n_watch_events };
+        pthread_mutex_unlock(&zk->mu);
 }

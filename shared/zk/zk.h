@@ -27,6 +27,13 @@
 
 struct zk;
 
+/* What one session sent and received since zk_new(): every request (each
+ * makepath step and each synchronous call counts) and every watch event.
+ * The launcher's cost per node request is measured in these (tests/bench). */
+struct zk_counts {
+        uint64_t get, exists, children, set, create, del, watch_events;
+};
+
 /* ZooKeeper's default jute.maxbuffer: no legitimate node is larger. */
 #define ZK_DATA_MAX (1024 * 1024)
 
@@ -183,3 +190,6 @@ int zk_adelete(struct zk *zk, const char *path, int version, zk_result_cb cb, vo
  * USERDATA: call before freeing the object they point to. Cost: the calls
  * hashed with USERDATA, not every outstanding one. NULL USERDATA: no-op. */
 void zk_cancel(struct zk *zk, void *userdata);
+
+/* The session's counts so far. Any thread. */
+void zk_get_counts(struct zk *zk, struct zk_counts *ret);

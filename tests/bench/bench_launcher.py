@@ -5,6 +5,12 @@ Run by hand (not part of make check), with the optimised build:
     make build/bin/poold && POOLD_BUILD=$PWD/build /usr/bin/python3 tests/bench/bench_launcher.py [--burst N]
 Prints serial request latency (p50/p95 of 100), a burst of N requests
 (throughput, p50/p95), and poold's peak RSS and CPU seconds from /proc.
+Over the serial requests it also counts poold's ZooKeeper operations per
+request (its session's requests by kind plus watch events, from /metrics:
+the whole cycle of one request, from accepting it to deleting the returned
+node) and poold's CPU per request. --nodes N first writes N ready nodes of
+another provider and label into ZooKeeper, which poold caches (issue 14's
+"with 10,000 nodes" figures).
 Each is measured twice, with a fresh ZooKeeper and poold each time: over
 plaintext and over TLS (a TLS-only server with client certificates, as
 production Zuul runs it), printed side by side to show what TLS costs.
@@ -24,7 +30,7 @@ sys.path.insert(0, str(HERE.parent / "integration"))
 os.environ.setdefault("POOLD_BUILD", str(HERE.parent.parent / "build"))
 
 
-from harness import ZooKeeperServer  # noqa: E402
+from harness import ZooKeeperServer, free_port  # noqa: E402
 from launcher_fixture import LABEL, LauncherProcess  # noqa: E402
 from zuul_client import ZuulClient  # noqa: E402
 
@@ -43,6 +49,31 @@ def proc_stats(pid):
     return int(hwm) / 1024.0, (int(fields[11]) + int(fields[12])) / tick
 
 
+def zk_counts(port):
+    """poold's ZooKeeper operations by kind (and watch events) from its /metrics."""
+    import re
+    import urllib.request
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10).read().decode()
+    out = {m.group(1): float(m.group(2))
+           for m in re.finditer(r'^poold_zk_operations_total\{op="(\w+)"\} (\S+)$', text, re.M)}
+    out["watch"] = float(re.search(r"^poold_zk_watch_events_total (\S+)$", text, re.M).group(1))
+    return out
+
+
+def other_nodes(kz, n):
+    """N ready nodes of a provider and label poold does not serve: cached, never its to use."""
+    now = time.time()
+    rec = {"state": "ready", "state_time": now, "created_time": now, "provider": "elsewhere", "pool": "main",
+           "type": ["other-label"], "cloud": "elsewhere", "region": None, "az": None, "host_id": None,
+           "interface_ip": "192.0.2.1", "public_ipv4": "192.0.2.1", "private_ipv4": None, "public_ipv6": None,
+           "connection_type": "ssh", "connection_port": 22, "host_keys": [], "username": "zuul",
+           "launcher": "elsewhere", "allocated_to": None, "hold_job": None, "comment": None,
+           "attributes": {}, "resources": {"cores": 1, "ram": 1024}}
+    pending = [kz.create_async("/nodepool/nodes/", json.dumps(rec).encode(), sequence=True, makepath=True)
+               for _ in range(n)]
+    return {p.get(timeout=60).rsplit("/", 1)[1] for p in pending}
+
+
 def run(args, tls):
     """One full measurement against a fresh ZooKeeper (TLS-only if TLS) and poold: a dict of figures."""
     zk = ZooKeeperServer(tls=tls).start()
@@ -58,15 +89,22 @@ def run(args, tls):
         # A host big enough that the driver's quota (host CPUs/memory, one port per node) never limits.
         lp.host_cpus = 4 * args.burst + 64
         lp.host_memory_kib = (args.burst + 64) * 1024 * 1024
+        web_port = free_port()
         lp.write_config(lp.config(pool={"max-servers": args.burst + 10},
-                                  provider={"port-range": [20000, 20000 + 2 * args.burst + 100]}))
+                                  provider={"port-range": [20000, 20000 + 2 * args.burst + 100]},
+                                  extra={"webapp": {"port": web_port, "listen_address": "127.0.0.1"}}))
         lp.images()
+        others = other_nodes(kz, args.nodes) if args.nodes else set()
         lp.start(env={"POOLD_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "warning"),
                       # the daemon's own cleanup interval (the fixture's 500 ms is for tests)
                       "POOLD_CLEANUP_INTERVAL_MS": "60000"})
         lp.wait_for(lambda: lp.components("pool"), 10, "pool")
         zc = ZuulClient(kz)
         zc.run_job([LABEL])  # warm up
+        ours = lambda: set(kz.get_children("/nodepool/nodes")) - others  # noqa: E731
+        lp.wait_for(lambda: not ours(), 30, "the warm-up node deleted")
+        time.sleep(1.2)  # past the web app's 1 s answer cache
+        ops0, cpu0 = zk_counts(web_port), proc_stats(lp.proc.pid)[1]
         lat = []
         for _ in range(args.serial):
             t0 = time.perf_counter()
@@ -76,6 +114,10 @@ def run(args, tls):
             assert req["state"] == "fulfilled", req
             nodes = zc.accept_nodes(rid, req)
             zc.return_nodes(nodes)
+        lp.wait_for(lambda: not ours(), 30, "the serial phase's nodes deleted")
+        time.sleep(1.2)
+        ops1, cpu1 = zk_counts(web_port), proc_stats(lp.proc.pid)[1]
+        per_req = {k: (ops1[k] - ops0[k]) / args.serial for k in ops1}
         # burst: submit all pipelined (kazoo's async creates, so the client is not the
         # bottleneck), record each fulfilment time with one watch per request
         done = {}
@@ -117,6 +159,9 @@ def run(args, tls):
         rss, cpu = proc_stats(lp.proc.pid)
         return {
             "serial": "%.1f / %.1f ms" % (pct(lat, 50) * 1000, pct(lat, 95) * 1000),
+            "zk_ops": "%.1f (%s)" % (sum(per_req.values()), " ".join(
+                "%s %.1f" % (k, v) for k, v in sorted(per_req.items()) if v)),
+            "cpu_req": "%.2f ms" % ((cpu1 - cpu0) * 1000 / args.serial),
             "submitted": "%.2f s" % (t_submitted - t_start),
             "burst": "%d/%d in %.2f s = %.0f req/s%s" % (len(done), args.burst, t_end - t_start,
                                                          len(done) / (t_end - t_start), "" if ok else " (INCOMPLETE)"),
@@ -132,6 +177,8 @@ def run(args, tls):
 
 
 ROWS = [("serial", "serial latency p50 / p95 (n=%(serial)d)"),
+        ("zk_ops", "ZooKeeper ops per serial request"),
+        ("cpu_req", "poold CPU per serial request"),
         ("submitted", "burst submitted (client) in"),
         ("burst", "burst of %(burst)d fulfilled"),
         ("burst_lat", "burst latency p50 / p95"),
@@ -143,6 +190,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--serial", type=int, default=100)
     ap.add_argument("--burst", type=int, default=1000)
+    ap.add_argument("--nodes", type=int, default=0,
+                    help="ready nodes of another provider written to ZooKeeper first (poold caches them)")
     ap.add_argument("--zk", choices=["both", "plain", "tls"], default="both",
                     help="ZooKeeper transport(s) to measure (default: both, plaintext first)")
     args = ap.parse_args()
@@ -150,7 +199,8 @@ def main():
     results = {m: run(args, m == "tls") for m in modes}
     names = {"plain": "plaintext ZooKeeper", "tls": "TLS-only ZooKeeper"}
     print("poold launcher benchmark (libvirt test:/// driver, %s)" % os.environ["POOLD_BUILD"])
-    print("%-38s" % "metric" + "".join("%-34s" % names[m] for m in modes))
+    print("%-38s" % "metric" + "".join("%-34s" % names[m] for m in modes)
+          + ("   (%d other nodes in ZooKeeper)" % args.nodes if args.nodes else ""))
     for key, label in ROWS:
         print("%-38s" % (label % vars(args)) + "".join("%-34s" % results[m][key] for m in modes))
 

@@ -273,6 +273,19 @@ def test_health_and_metrics_after_a_launch(launcher):
     assert re.search(r'^poold_provider_max_servers\{provider="%s"\} 10$' % PROVIDER, text, re.M)
     assert re.search(r'^poold_request_queue_depth 0$', text, re.M)
     assert re.search(r'^poold_ready 1$', text, re.M)
+    # The session's ZooKeeper traffic, by operation: the launch took creates, gets and sets at least.
+    assert "# TYPE poold_zk_operations_total counter" in text
+    ops = {m.group(1): float(m.group(2))
+           for m in re.finditer(r'^poold_zk_operations_total\{op="(\w+)"\} (\S+)$', text, re.M)}
+    assert set(ops) == {"get", "exists", "children", "set", "create", "delete"}, text
+    assert ops["create"] >= 2 and ops["get"] >= 1 and ops["set"] >= 2, ops
+    assert float(re.search(r'^poold_zk_watch_events_total (\S+)$', text, re.M).group(1)) >= 1
+    # Counters only grow between scrapes (past the 1 s answer cache).
+    zc.run_job([LABEL])
+    time.sleep(1.2)
+    later = {m.group(1): float(m.group(2)) for m in re.finditer(
+        r'^poold_zk_operations_total\{op="(\w+)"\} (\S+)$', web.get("/metrics")[2], re.M)}
+    assert all(later[k] >= ops[k] for k in ops) and later["create"] > ops["create"], (ops, later)
 
 
 def test_request_queue_depth_counts_waiting_requests(launcher):
