@@ -34,6 +34,7 @@
 #include "alloc.h"
 #include "launcher.h"
 #include "log.h"
+#include "pool_driver.h"
 #include "zk_lock.h"
 
 #define LOCK_CLEANUP_MS (8ULL * 3600 * 1000)
@@ -199,8 +200,8 @@ static void ages(struct launcher *l, const struct owners *o) {
                 if (cn->lock_contenders > 0 || smap_get(&l->held, keys[i])) continue;
                 struct prov *pv = nd->provider ? prov_by_name(l, nd->provider) : NULL;
                 if (!pv || !owners_mine(o, keys[i], nd->provider, NULL, NULL)) continue;
-                /* Static nodes never age out: they are the configured machines themselves. */
-                if (nd->state == NODE_STATE_READY && !nd->allocated_to && nd->type[0] && !pv->is_static) {
+                /* Static nodes never age out (their driver says): they are the configured machines themselves. */
+                if (nd->state == NODE_STATE_READY && !nd->allocated_to && nd->type[0] && pv->drv->max_ready_age) {
                         const struct config_label *lab = config_find_label(l->cfg, nd->type[0]);
                         if (lab && lab->max_ready_age > 0 && now - nd->state_time > (double)lab->max_ready_age)
                                 ready[nr++] = xstrdup(keys[i]);
@@ -313,7 +314,7 @@ static void leak_forget(struct launcher *l, const struct prov *pv) {
 static void leaks(struct launcher *l, const struct owners *o) {
         for (size_t i = 0; i < l->n_provs; i++) {
                 struct prov *pv = l->provs[i];
-                if (pv->retired || !pv->provider) continue;
+                if (pv->retired || !pv->drv->leak_cleanup || !pv->provider) continue;
                 if (!owners_mine(o, pv->name, pv->name, NULL, NULL)) {
                         leak_forget(l, pv);
                         continue;

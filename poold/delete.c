@@ -5,7 +5,7 @@
  * gets a small state machine, asynchronous so that deletes never hold up a
  * request: lock → re-read → `deleting` → provider delete on the workq (waited
  * for; -ENOENT is success) → `deleted` → contender, lock dir and znode deleted
- * in one pipelined go (static driver: no cloud call). The delete is done when
+ * in one pipelined go (no instance, static: no provider call). The delete is done when
  * ZooKeeper confirms the znode gone; until then the node stays ours
  * (`deleting`, `held`), and a failure (a lost connection, a lost session) hands
  * it back to a later pass, which starts over from the lock. Nodes whose provider is
@@ -18,6 +18,7 @@
 #include "alloc.h"
 #include "launcher.h"
 #include "log.h"
+#include "pool_driver.h"
 #include "zk_lock.h"
 
 enum del_stage { DEL_LOCKING, DEL_READING, DEL_PROVIDER, DEL_FINISHING };
@@ -72,9 +73,7 @@ static void nd_end(struct node_delete *d) {
 
 static void del_work(void *ud) {
         struct node_delete *d = ud;
-        struct provider *p = d->prov->provider;
-        d->r = p->ops->delete(p, d->external_id, &d->msg);
-        if (d->r == -ENOENT) d->r = 0;
+        d->r = d->prov->drv->delete_instance(d->prov, d->external_id, &d->msg);
 }
 
 static void on_znode_deleted(struct zk *zk, const struct zk_result *res, void *ud) {
@@ -156,8 +155,8 @@ static void on_del_read(struct zk *zk, const struct zk_result *res, void *ud) {
         }
         if (n->external_id && json_is_string(n->external_id))
                 d->external_id = xstrdup(json_string_value(n->external_id));
-        /* Static nodes have no cloud server: only the znode goes (its slot is registered again). */
-        if (!d->external_id || d->prov->is_static) {
+        /* No instance to delete (static: only the znode goes, its slot is registered again). */
+        if (!d->external_id || !d->prov->drv->delete_instance) {
                 finish_delete(d, n);
                 return;
         }
@@ -179,7 +178,7 @@ static void on_del_locked(struct zk_lock *lock, int result, void *ud) {
 /* Lock (asynchronously), read, `deleting`, provider delete on the workq, then finish. */
 static void start_delete(struct launcher *l, const char *id, const struct node *cached) {
         struct prov *pv = prov_by_name(l, cached->provider);
-        if (!pv || (!pv->provider && !pv->is_static)) return;
+        if (!pv || !pv->opened) return;
         if (quota_cloud_retry_in_ms(pv) > 0) return; /* the cloud is down: try at its next probe */
         struct node_delete *d = xnew(struct node_delete, 1);
         d->l = l;

@@ -6,6 +6,7 @@
  *   launcher.c  start/stop, ZooKeeper session, launcher component, config reload
  *   caches.c    watched caches of nodes, requests and images, decoded into maps
  *   pool.c      providers and pools (components, quota, label lookup)
+ *   cloud.c, static.c  the driver kinds behind struct pool_driver (pool_driver.h)
  *   request.c   request handlers: decline / accept / fill / fulfil
  *   launch.c    one launch state machine per node being built
  *   delete.c    deletion of unlocked nodes in deletable states
@@ -45,6 +46,7 @@
 #define LAUNCHER_POOLD_LOCK_ROOT "/nodepool/poold-locks"
 
 struct pool;
+struct pool_driver;
 struct req_handler;
 struct static_prov;
 struct create_op;
@@ -147,11 +149,12 @@ struct creq {
 struct prov {
         struct launcher *l;
         char *name;
-        struct provider *provider;      /* NULL when it failed to open */
+        const struct pool_driver *drv;  /* its driver kind (pool_driver.h), chosen when opened */
+        bool opened;                    /* drv->open succeeded (else it has no pools) */
+        struct provider *provider;      /* cloud driver: the provider_ops instance; else NULL */
         unsigned refs;                  /* running jobs using it */
         bool retired;
         struct config_provider *cp;     /* into l->cfg; NULL once retired */
-        bool is_static;                 /* static driver: no cloud, nodes from config (static.c) */
         struct static_prov *st;         /* static driver state */
         /* quota.c: the cloud's limits (cached 5 min) minus servers that are not our nodes */
         struct provider_limits limits;
@@ -278,7 +281,7 @@ void pool_set_paused(struct pool *p, bool paused, const char *reason);
 struct pool *pool_by_id(struct launcher *l, const char *id);
 /* Our prov named NAME (not retired), or NULL. */
 struct prov *prov_by_name(struct launcher *l, const char *name);
-/* Labels the pool offers: its labels, or for a static pool its nodes' labels. */
+/* Labels the pool offers (its driver says: its labels, or a static pool's nodes' labels). */
 bool pool_has_label(const struct pool *p, const char *label);
 /* True when every registered pool id is in DECLINED_BY. */
 bool pools_all_declined(struct launcher *l, char *const *declined_by);
@@ -286,6 +289,11 @@ bool pools_all_declined(struct launcher *l, char *const *declined_by);
  * (config_label_foreign_only), or NULL. A request for it is that launcher's:
  * poold neither accepts nor declines it, so it can never fail it (issue 15). */
 const char *pools_foreign_label(struct launcher *l, char *const *labels);
+/* Each pass, before the requests: every active provider's driver sync (static
+ * registrations). Cheap when idle. */
+void pools_drivers_sync(struct launcher *l);
+/* The session ended: the drivers' work in flight reports to no request. */
+void pools_forget_requests(struct launcher *l);
 
 /* ---- quota.c ---- */
 /* True when P's provider quota is known (or not used); starts a refresh otherwise.
@@ -317,22 +325,6 @@ void quota_cloud_up(struct prov *pv);
 /* Milliseconds until PV's next probe is due (0 when up or due now). */
 uint64_t quota_cloud_retry_in_ms(const struct prov *pv);
 
-/* ---- static.c: the static driver ---- */
-/* Bring the static providers' registered nodes in line with config and cache
- * (register, update, deregister; scans started as needed). Cheap when idle. */
-void static_sync(struct launcher *l);
-/* Free a static provider's state (scans cancelled). NULL ok. */
-void static_prov_free(struct static_prov *st);
-/* Before handing node ID (locked by us) out for REQUEST_ID/SLOT: liveness check.
- * Returns 1 when a check was started (request_slot_done() reports it: 0 alive
- * with LOCK handed back, -EAGAIN node deregistered), 0 when none is needed (LOCK
- * not taken). */
-int static_check_liveness(struct pool *p, const char *id, struct zk_lock *lock, const char *request_id,
-                          size_t slot);
-/* The session ended: liveness checks in flight report to no request (see
- * launch_forget_requests). */
-void static_forget_requests(struct launcher *l);
-
 /* ---- request.c ---- */
 /* One pass over the cached requests for every pool: decline, accept, fill. */
 void requests_pass(struct launcher *l);
@@ -344,8 +336,8 @@ void requests_abort_all(struct launcher *l);
 void request_slot_done(struct launcher *l, const char *request_id, size_t slot, int result, struct zk_lock *lock);
 
 /* ---- launch.c ---- */
-/* Start launching node N (state building, locked by LOCK: both owned now)
- * for POOL; on completion request_slot_done(request_id, slot, result) is
+/* The cloud driver's launch (pool_driver.h). Start launching node N (state
+ * building, locked by LOCK: both owned now) for POOL; on completion request_slot_done(request_id, slot, result) is
  * called if REQUEST_ID is non-NULL. */
 void launch_start(struct pool *pool, struct node *n, struct zk_lock *lock, const char *request_id, size_t slot);
 /* Forget every launch (stop): release their node locks; jobs in flight finish later. */
@@ -382,9 +374,9 @@ char *owners_lock_path(const char *kind, const char *name, const char *sub);
 /* "<hostname>-<pid>": the identifier of our poold locks (who holds one). Caller frees. */
 char *owners_lock_id(struct launcher *l);
 /* Set PV->launch_ok: may PV's pools accept requests and launch new nodes now?
- * A static provider always (it launches nothing); a cloud provider only while
- * this launcher holds its launch lease, taken when we own the provider and let
- * go when we do not. */
+ * One whose driver needs no launch lease (static: it launches nothing) always;
+ * otherwise only while this launcher holds the provider's launch lease, taken
+ * when we own the provider and let go when we do not. */
 void owners_launch_lease_sync(struct prov *pv, const struct owners *o);
 /* Let PV's launch lease go (provider retired, stop). */
 void owners_launch_lease_release(struct prov *pv);

@@ -29,6 +29,7 @@
 #include "alloc.h"
 #include "launcher.h"
 #include "log.h"
+#include "pool_driver.h"
 #include "zk_lock.h"
 
 #define CREATED_TTL_MS 30000    /* a creation the cache never shows stops counting after this */
@@ -80,14 +81,7 @@ static bool label_offered(struct launcher *l, const char *label) {
         for (size_t i = 0; i < l->n_pools; i++) {
                 struct pool *p = l->pools[i];
                 if (p->retired || !p->cpool || p->cpool->max_servers == 0) continue;
-                /* Static pools offer their nodes' labels (ready static nodes count below). */
-                if (p->prov->is_static) {
-                        if (pool_has_label(p, label)) return true;
-                        continue;
-                }
-                const struct config_pool_label *pl = pool_find_label(p, label);
-                if (pl && (!pl->diskimage || caches_find_upload(l, pl->diskimage, p->provider_name, NULL)))
-                        return true;
+                if (p->prov->drv->minready_offers(p, label)) return true;
         }
         return false;
 }

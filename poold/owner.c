@@ -39,6 +39,7 @@
 #include "alloc.h"
 #include "launcher.h"
 #include "log.h"
+#include "pool_driver.h"
 #include "rendezvous.h"
 #include "zk_lock.h"
 
@@ -228,7 +229,7 @@ static int nodes_seen(struct launcher *l, const char *provider) {
  * ZooKeeper has: the predecessor's creates were sent before its release. */
 void owners_launch_lease_sync(struct prov *pv, const struct owners *o) {
         struct launcher *l = pv->l;
-        if (pv->is_static) {
+        if (!pv->drv->launch_lease) {
                 pv->launch_ok = true;
                 return;
         }

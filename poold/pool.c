@@ -6,35 +6,16 @@
  * request fails once every registered pool declined. On reload a provider whose
  * configuration is unchanged keeps its driver and pools (pointers repointed into
  * the new config); a changed or removed one is retired: its components go away at
- * once, the objects stay until stop so in-flight launches finish safely. */
+ * once, the objects stay until stop so in-flight launches finish safely. A
+ * provider's driver kind (struct pool_driver) is chosen here, once, when it is
+ * opened; nothing else asks which driver a provider has. */
 #include <string.h>
 
 #include "alloc.h"
 #include "json_util.h"
 #include "launcher.h"
 #include "log.h"
-#include "provider_params.h"
-
-static struct provider *open_provider(const struct config_provider *cp) {
-        if (cp->driver == CONFIG_DRIVER_STATIC) return NULL; /* no cloud: static.c registers its nodes */
-        struct provider_params_owned pp;
-        if (provider_params_from_config(cp, &pp) < 0) {
-                log_error("provider %s: driver %s is not supported by this launcher yet", cp->name,
-                          config_driver_to_string(cp->driver));
-                return NULL;
-        }
-        struct provider *p = NULL;
-        _cleanup_free_ char *msg = NULL;
-        int r = provider_open(&pp.params, &p, &msg);
-        provider_params_done(&pp);
-        if (r < 0) {
-                log_error_errno(r, "provider %s: cannot open: %s", cp->name, msg ? msg : "%m");
-                return NULL;
-        }
-        log_info("provider %s opened (%s)", cp->name, cp->driver == CONFIG_DRIVER_OPENSTACK ? cp->cloud
-                                                      : cp->uri ? cp->uri : "default uri");
-        return p;
-}
+#include "pool_driver.h"
 
 static json_t *labels_json(const struct config_pool *cpool) {
         json_t *a = json_util_must(json_array());
@@ -139,17 +120,38 @@ void pools_sync(struct launcher *l) {
                 pv->l = l;
                 pv->name = xstrdup(cp->name);
                 pv->cp = (struct config_provider *)cp;
-                pv->is_static = cp->driver == CONFIG_DRIVER_STATIC;
-                pv->provider = open_provider(cp);
+                pv->drv = pool_driver_for(cp->driver);
+                pv->opened = pv->drv->open(pv) >= 0;
                 l->provs = xrealloc(l->provs, (l->n_provs + 1) * sizeof *l->provs);
                 l->provs[l->n_provs++] = pv;
-                if (!pv->provider && !pv->is_static) continue;
+                if (!pv->opened) continue;
                 for (size_t k = 0; k < cp->n_pools; k++) {
                         l->pools = xrealloc(l->pools, (l->n_pools + 1) * sizeof *l->pools);
                         l->pools[l->n_pools++] = pool_new(l, pv, cp, &cp->pools[k]);
                         (void)quota_ready(l->pools[l->n_pools - 1]); /* fetch the quota before requests come */
                 }
         }
+}
+
+const struct pool_driver *pool_driver_for(enum config_driver d) {
+        /* Any other driver is a cloud one: its open says whether provider_ops has it. */
+        return d == CONFIG_DRIVER_STATIC ? &pool_driver_static : &pool_driver_cloud;
+}
+
+void pools_drivers_sync(struct launcher *l) {
+        if (!caches_synced(l)) return;
+        _cleanup_(owners_freep) struct owners *o = NULL;
+        for (size_t i = 0; i < l->n_provs; i++) {
+                struct prov *pv = l->provs[i];
+                if (pv->retired || !pv->cp || !pv->opened || !pv->drv->sync) continue;
+                if (!o) o = owners_snapshot(l);
+                pv->drv->sync(pv, o);
+        }
+}
+
+void pools_forget_requests(struct launcher *l) {
+        for (size_t i = 0; i < l->n_provs; i++)
+                if (l->provs[i]->drv->forget_requests) l->provs[i]->drv->forget_requests(l->provs[i]);
 }
 
 void pools_free_all(struct launcher *l) {
@@ -167,8 +169,7 @@ void pools_free_all(struct launcher *l) {
         l->n_pools = 0;
         for (size_t i = 0; i < l->n_provs; i++) {
                 owners_launch_lease_release(l->provs[i]);
-                static_prov_free(l->provs[i]->st);
-                provider_close(l->provs[i]->provider);
+                l->provs[i]->drv->close(l->provs[i]);
                 free(l->provs[i]->down_reason);
                 free(l->provs[i]->name);
                 free(l->provs[i]);
@@ -180,11 +181,7 @@ void pools_free_all(struct launcher *l) {
 
 bool pool_has_label(const struct pool *p, const char *label) {
         if (!p->cpool) return false;
-        if (!p->prov->is_static) return pool_find_label(p, label) != NULL;
-        for (size_t i = 0; i < p->cpool->n_nodes; i++)
-                for (size_t k = 0; k < p->cpool->nodes[i].labels.n; k++)
-                        if (strcmp(p->cpool->nodes[i].labels.items[k], label) == 0) return true;
-        return false;
+        return p->prov->drv->has_label(p, label);
 }
 
 const struct config_pool_label *pool_find_label(const struct pool *p, const char *label) {

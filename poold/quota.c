@@ -19,6 +19,7 @@
 #include "alloc.h"
 #include "launcher.h"
 #include "log.h"
+#include "pool_driver.h"
 
 #define QUOTA_CACHE_MS (5ULL * 60 * 1000)
 #define QUOTA_BACKOFF_MS 2000
@@ -116,7 +117,8 @@ static void refresh(struct prov *pv, struct launcher *l) {
 }
 
 static bool uses_provider_quota(const struct pool *p) {
-        return p->prov->provider && !p->prov->is_static && p->cpool && !p->cpool->ignore_provider_quota;
+        return p->prov->provider && p->prov->drv->provider_quota && p->cpool &&
+               !p->cpool->ignore_provider_quota;
 }
 
 void quota_invalidate(struct prov *pv) {

@@ -20,6 +20,7 @@
 #include "alloc.h"
 #include "launcher.h"
 #include "log.h"
+#include "pool_driver.h"
 #include "webapp.h"
 #include "zk_lock.h"
 
@@ -232,30 +233,7 @@ static void request_cost(struct pool *p, char *const *types, int64_t *ret_n, int
 static const char *decline_reason(struct pool *p, const struct node_request *rq, char *buf, size_t sz) {
         const struct config_pool *cp = p->cpool;
         if (cp->max_servers == 0) return "pool is disabled (max-servers ≤ 0)";
-        if (p->prov->is_static) {
-                for (char **t = rq->node_types; *t; t++)
-                        if (!pool_has_label(p, *t)) {
-                                snprintf(buf, sz, "label %s is not on any static node of this pool", *t);
-                                return buf;
-                        }
-                return NULL;
-        }
-        int64_t cores = 0, ram = 0, n = 0;
-        for (char **t = rq->node_types; *t; t++, n++) {
-                const struct config_pool_label *pl = pool_find_label(p, *t);
-                if (!pl) {
-                        snprintf(buf, sz, "label %s is not in this pool", *t);
-                        return buf;
-                }
-                if (pl->diskimage && !caches_find_upload(p->l, pl->diskimage, p->provider_name, NULL)) {
-                        snprintf(buf, sz, "no ready upload of image %s for label %s", pl->diskimage, *t);
-                        return buf;
-                }
-                cores += pl->vcpus;
-                ram += pl->memory;
-        }
-        if (n == 0) return NULL;
-        return quota_never_fits(p, n, cores, ram, buf, sz);
+        return p->prov->drv->never_fits(p, rq, buf, sz);
 }
 
 static bool label_in(char *const *types, const char *label) { return model_strv_contains(types, label); }
@@ -320,8 +298,8 @@ static void reuse_end(struct reuse_op *op, int r) {
         if (r < 0 || !h) smap_remove(&l->held, nid);
         if (r == 0) {
                 log_info("request %s: reusing ready node %s", rid, nid);
-                /* A static node is checked first; the check reports through request_slot_done(). */
-                if (h && p->prov->is_static && static_check_liveness(p, nid, lock, rid, slot) > 0) return;
+                /* The driver may check it first (static: liveness); the check reports through request_slot_done(). */
+                if (h && p->prov->drv->check_ready && p->prov->drv->check_ready(p, nid, lock, rid, slot) > 0) return;
         }
         request_slot_done(l, rid, slot, r, lock);
 }
@@ -462,7 +440,7 @@ static void node_building(struct create_op *op) {
         _cleanup_free_ char *rid = xstrdup(op->request_id);
         size_t slot = op->slot;
         create_free(op);
-        launch_start(p, n, lock, rid, slot);
+        p->prov->drv->launch(p, n, lock, rid, slot);
 }
 
 static void on_orphan_deleted(struct zk *zk, const struct zk_result *res, void *ud) {
@@ -589,8 +567,8 @@ static bool handler_fill(struct req_handler *h) {
         bool was_waiting = h->waiting_quota;
         h->waiting_quota = false;
         char buf[256];
-        if (h->pool->prov->is_static) {
-                /* Static nodes are never launched: wait for a free one (the pool does not pause). */
+        if (!h->pool->prov->drv->launch) {
+                /* Registered nodes only (static): wait for a free one (the pool does not pause). */
                 for (size_t i = 0; i < h->n; i++) {
                         if (h->slots[i].st != SLOT_EMPTY || try_reuse(h, i) > 0) continue;
                         if (!pool_has_label(h->pool, h->slots[i].label)) {

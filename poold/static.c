@@ -18,13 +18,17 @@
  * plan under a lock all launchers share, made from ZooKeeper's current node
  * listing (see the DESIGN note above sync_prov()).
  * A provider whose configuration changes gets a new struct prov (pool.c), so
- * nothing here has to notice reloads. Everything runs on the loop thread. */
+ * nothing here has to notice reloads. Everything runs on the loop thread.
+ * The launcher core reaches all of this through pool_driver_static (end of
+ * file): it launches nothing, needs no launch lease, and has no cloud quota,
+ * leaks or max-ready-age. */
 #include <string.h>
 
 #include "alloc.h"
 #include "keyscan.h"
 #include "launcher.h"
 #include "log.h"
+#include "pool_driver.h"
 #include "static_nodes.h"
 #include "zk_lock.h"
 
@@ -85,7 +89,7 @@ static void liveness_free(struct liveness *c) {
         free(c);
 }
 
-void static_prov_free(struct static_prov *st) {
+static void static_prov_free(struct static_prov *st) {
         if (!st) return;
         for (size_t i = 0; i < st->n_scans; i++) scan_free(st->scans[i]);
         free(st->scans);
@@ -442,21 +446,10 @@ static void sync_prov(struct launcher *l, struct prov *pv) {
         unlock(lock);
 }
 
-void static_sync(struct launcher *l) {
-        if (!caches_synced(l)) return;
-        _cleanup_(owners_freep) struct owners *o = NULL;
-        for (size_t i = 0; i < l->n_provs; i++) {
-                struct prov *pv = l->provs[i];
-                if (!pv->is_static || pv->retired || !pv->cp) continue;
-                if (!pv->st) {
-                        /* Every launcher needs it (liveness checks); only the owner plans. */
-                        pv->st = xnew(struct static_prov, 1);
-                        pv->st->l = l;
-                        pv->st->pv = pv;
-                }
-                if (!o) o = owners_snapshot(l);
-                if (owners_mine(o, pv->name, pv->name, NULL, NULL)) sync_prov(l, pv);
-        }
+/* Each pass: bring the registered nodes in line with config and cache (register,
+ * update, deregister; scans started as needed). Cheap when idle. */
+static void static_drv_sync(struct prov *pv, const struct owners *o) {
+        if (owners_mine(o, pv->name, pv->name, NULL, NULL)) sync_prov(pv->l, pv);
 }
 
 static void on_liveness(int error, char **keys, const char *msg, void *ud) {
@@ -493,8 +486,9 @@ static void on_liveness(int error, char **keys, const char *msg, void *ud) {
         liveness_free(c);
 }
 
-int static_check_liveness(struct pool *p, const char *id, struct zk_lock *lock, const char *request_id,
-                          size_t slot) {
+/* Before handing node ID (locked by us) out: the liveness check (pool_driver.h check_ready). */
+static int static_check_liveness(struct pool *p, const char *id, struct zk_lock *lock, const char *request_id,
+                                 size_t slot) {
         struct launcher *l = p->l;
         const struct cnode *cn = smap_get(&l->nodes, id);
         if (!cn || !p->cpool || !p->prov->st) return 0;
@@ -530,12 +524,60 @@ int static_check_liveness(struct pool *p, const char *id, struct zk_lock *lock, 
         return 1;
 }
 
-void static_forget_requests(struct launcher *l) {
-        for (size_t i = 0; i < l->n_provs; i++) {
-                struct static_prov *st = l->provs[i]->st;
-                for (struct liveness *c = st ? st->checks : NULL; c; c = c->next) {
-                        free(c->request_id);
-                        c->request_id = NULL;
-                }
+static void static_forget_requests(struct prov *pv) {
+        for (struct liveness *c = pv->st ? pv->st->checks : NULL; c; c = c->next) {
+                free(c->request_id);
+                c->request_id = NULL;
         }
 }
+
+/* Every launcher needs the state (liveness checks); only the provider's owner plans. */
+static int static_open(struct prov *pv) {
+        pv->st = xnew(struct static_prov, 1);
+        pv->st->l = pv->l;
+        pv->st->pv = pv;
+        return 0;
+}
+
+static void static_close(struct prov *pv) {
+        static_prov_free(pv->st);
+        pv->st = NULL;
+}
+
+/* A static pool offers its nodes' labels. */
+static bool static_has_label(const struct pool *p, const char *label) {
+        for (size_t i = 0; i < p->cpool->n_nodes; i++)
+                for (size_t k = 0; k < p->cpool->nodes[i].labels.n; k++)
+                        if (strcmp(p->cpool->nodes[i].labels.items[k], label) == 0) return true;
+        return false;
+}
+
+static const char *static_never_fits(struct pool *p, const struct node_request *rq, char *buf, size_t sz) {
+        for (char **t = rq->node_types; *t; t++)
+                if (!pool_has_label(p, *t)) {
+                        snprintf(buf, sz, "label %s is not on any static node of this pool", *t);
+                        return buf;
+                }
+        return NULL;
+}
+
+/* Min-ready counts a static label's ready nodes like any other label's. */
+static bool static_minready_offers(struct pool *p, const char *label) { return pool_has_label(p, label); }
+
+const struct pool_driver pool_driver_static = {
+        .name = "static",
+        .open = static_open,
+        .close = static_close,
+        .has_label = static_has_label,
+        .never_fits = static_never_fits,
+        .launch = NULL,                 /* hands out registered nodes only */
+        .launch_lease = false,          /* it launches nothing: no limits to decide */
+        .check_ready = static_check_liveness,
+        .delete_instance = NULL,        /* the znode goes, the sync registers the slot again */
+        .provider_quota = false,
+        .leak_cleanup = false,
+        .max_ready_age = false,         /* the configured machines themselves never age out */
+        .minready_offers = static_minready_offers,
+        .sync = static_drv_sync,
+        .forget_requests = static_forget_requests,
+};

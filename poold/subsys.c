@@ -1,9 +1,9 @@
 /* subsys.c — wiring of the launcher's subsystems (start, passes, stop).
  *
  * DESIGN. launcher.c knows only these entry points; each subsystem stays in
- * its own file and is called from here in a fixed order: static registrations
- * first (they make nodes), requests (they take nodes), then deletes (they free
- * quota), then min-ready. */
+ * its own file and is called from here in a fixed order: the drivers' syncs
+ * first (static registrations make nodes), requests (they take nodes), then
+ * deletes (they free quota), then min-ready. */
 #include "launcher.h"
 #include "log.h"
 
@@ -47,7 +47,7 @@ void launcher_run_passes(struct launcher *l) {
          * they wait for CONNECTED (which kicks them). */
         if (!zk_is_connected(l->zk)) return;
         reconcile_pass(l);
-        static_sync(l);
+        pools_drivers_sync(l);
         requests_pass(l);
         delete_pass(l);
         minready_pass(l);
@@ -60,7 +60,7 @@ void launcher_session_lost(struct launcher *l) {
         requests_abort_all(l);
         minready_stop(l); /* the leases died with the session */
         launch_forget_requests(l);
-        static_forget_requests(l);
+        pools_forget_requests(l);
         reconcile_abort(l);
         cleanup_abort(l);
 }
