@@ -552,12 +552,49 @@ static bool static_has_label(const struct pool *p, const char *label) {
         return false;
 }
 
+/* Slots (max-parallel-jobs) of the pool's hosts that have LABEL, or any of
+ * LABELS when LABEL is NULL. */
+static int64_t slots_for(const struct config_pool *cp, const char *label, char *const *labels) {
+        int64_t n = 0;
+        for (size_t i = 0; i < cp->n_nodes; i++) {
+                const struct config_static_node *sn = &cp->nodes[i];
+                bool has = false;
+                for (char *const *t = labels; !label && t && *t && !has; t++) has = config_strv_contains(&sn->labels, *t);
+                if (label) has = config_strv_contains(&sn->labels, label);
+                if (has) n += sn->max_parallel_jobs > 0 ? sn->max_parallel_jobs : 1;
+        }
+        return n;
+}
+
+/* A request this pool can never hold (Nodepool's static handler declines it):
+ * a label no host has, more nodes of a label than its hosts have slots, or
+ * more nodes than the slots of every host with a requested label. Accepted,
+ * it would take the ready nodes it can and wait for the rest forever, starving
+ * every other request. */
 static const char *static_never_fits(struct pool *p, const struct node_request *rq, char *buf, size_t sz) {
-        for (char **t = rq->node_types; *t; t++)
+        size_t total = 0;
+        for (char **t = rq->node_types; *t; t++, total++)
                 if (!pool_has_label(p, *t)) {
                         snprintf(buf, sz, "label %s is not on any static node of this pool", *t);
                         return buf;
                 }
+        if (!p->cpool) return NULL;
+        for (char **t = rq->node_types; *t; t++) {
+                int64_t want = 0;
+                for (char **u = rq->node_types; *u; u++) want += strcmp(*t, *u) == 0;
+                int64_t have = slots_for(p->cpool, *t, NULL);
+                if (want > have) {
+                        snprintf(buf, sz, "%lld %s nodes requested; the pool's hosts with that label have %lld slots",
+                                 (long long)want, *t, (long long)have);
+                        return buf;
+                }
+        }
+        int64_t have = slots_for(p->cpool, NULL, rq->node_types);
+        if ((int64_t)total > have) {
+                snprintf(buf, sz, "%zu nodes requested; the pool's hosts with those labels have %lld slots", total,
+                         (long long)have);
+                return buf;
+        }
         return NULL;
 }
 

@@ -91,6 +91,31 @@ def test_label_no_static_node_has_is_declined(launcher, sshds):
     assert req["state"] == "failed" and len(req["declined_by"]) == 1, req
 
 
+def test_request_larger_than_the_pool_can_ever_hold_is_declined_and_others_are_served(launcher, sshds):
+    """Two hosts with 2 slots each (small) and one of them also `big` (1 slot there): a request for
+    5 small nodes, or for 3 big, or for 3 small + 2 big (5 > the 4 slots of the hosts with those
+    labels) can never be held, so it is declined at once (failed: the only pool declined) without
+    taking a node; a request that fits is then fulfilled at once (issue 15)."""
+    a, b = sshds(), sshds()
+    write(launcher, static_config(launcher, [host(a, ["small", "big"], **{"max-parallel-jobs": 2}),
+                                             host(b, ["small"], **{"max-parallel-jobs": 2})]))
+    launcher.start()
+    launcher.wait_for(lambda: len(ready(launcher)) == 4, 15, "four static slots")
+    zc = ZuulClient(launcher.kazoo)
+    for labels, why in ((["small"] * 5, "5 small nodes requested; the pool's hosts with that label have 4 slots"),
+                        (["big"] * 3, "3 big nodes requested; the pool's hosts with that label have 2 slots"),
+                        (["small"] * 3 + ["big"] * 2, None)):
+        req = zc.wait(zc.submit(labels), timeout=10)
+        assert req["state"] == "failed" and len(req["declined_by"]) == 1, (labels, req)
+        if why:
+            assert why in launcher.log_text(), launcher.log_text()[-3000:]
+    assert len(ready(launcher)) == 4     # nothing was taken
+    rid = zc.submit(["small"] * 4)
+    req = zc.wait(rid, timeout=15)
+    assert req["state"] == "fulfilled" and len(req["nodes"]) == 4, req
+    zc.return_nodes(zc.accept_nodes(rid, req))
+
+
 def test_static_pool_max_servers_0_is_disabled_as_in_nodepool(launcher, sshds):
     """A static pool with Nodepool's `max-servers: 0` still registers its nodes, but declines requests
     (Nodepool: 'pool is disabled by max_servers'), so the request fails instead of taking the node."""
