@@ -18,10 +18,13 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 
 #include "alloc.h"
+
+#define FAKE_FAIL_MAX 8
 
 struct fake_server {
         char *external_id;
@@ -42,8 +45,9 @@ struct fake_cloud {
         bool open, hold_boot;
         unsigned seq;
         long long max_instances, max_cores, max_ram_mib;
-        int fail_r[_FAKE_OP_MAX];
-        unsigned fail_n[_FAKE_OP_MAX];
+        /* Injected failures per op: a queue of (error, how many calls) runs. */
+        struct fake_fail { int r; unsigned n; } fail[_FAKE_OP_MAX][FAKE_FAIL_MAX];
+        size_t n_fail[_FAKE_OP_MAX];
         unsigned calls[_FAKE_OP_MAX];
         struct fake_server **servers;
         size_t n_servers;
@@ -107,9 +111,11 @@ void fake_clouds_free(void) {
 /* Count a call of OP; its injected failure (0 when none). Locked. */
 static int call_locked(struct fake_cloud *c, enum fake_op op) {
         c->calls[op]++;
-        if (c->fail_n[op] == 0) return 0;
-        c->fail_n[op]--;
-        return c->fail_r[op];
+        if (c->n_fail[op] == 0) return 0;
+        struct fake_fail *f = &c->fail[op][0];
+        int r = f->r;
+        if (--f->n == 0) memmove(f, f + 1, --c->n_fail[op] * sizeof *f);
+        return r;
 }
 
 static const char *tag_of(const struct provider_tag *tags, size_t n, const char *key) {
@@ -373,9 +379,10 @@ const struct provider_ops provider_libvirt_ops = {
 /* ---------------------------------------------------------------- controls */
 
 void fake_cloud_fail(struct fake_cloud *c, enum fake_op op, int r, unsigned n) {
+        if (n == 0) return;
         lock();
-        c->fail_r[op] = r;
-        c->fail_n[op] = n;
+        if (c->n_fail[op] == FAKE_FAIL_MAX) abort(); /* a test asking too much: say so loudly */
+        c->fail[op][c->n_fail[op]++] = (struct fake_fail){ r, n };
         unlock();
 }
 

@@ -38,8 +38,9 @@ struct fake_cloud *fake_cloud(const char *name);
 /* Free every cloud (after the launcher closed its providers). */
 void fake_clouds_free(void);
 
-/* The next N calls of OP fail with R (negative errno, e.g. -EDQUOT, -EHOSTDOWN,
- * -EIO) and change nothing; replaces an earlier setting for OP. */
+/* N calls of OP fail with R (negative errno, e.g. -EDQUOT, -EHOSTDOWN, -EIO)
+ * and change nothing: the next N, or the N after those already set to fail
+ * (queued, up to 8 runs per op). */
 void fake_cloud_fail(struct fake_cloud *c, enum fake_op op, int r, unsigned n);
 /* HOLD: servers created from now on stay BUILDING until fake_cloud_boot_all(). */
 void fake_cloud_hold_boot(struct fake_cloud *c, bool hold);

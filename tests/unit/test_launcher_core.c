@@ -435,8 +435,8 @@ static void test_create_at_capacity_leaves_request_pending_and_retries(void **st
         _cleanup_free_ char *id = request_new1(e, true, "small");
         struct cloud_calls cc = { c, FAKE_OP_CREATE, 1 };
         assert_true(run_until(e, cond_calls, &cc, WAIT_MS));
-        /* Inside the back-off (2 s): refused once, waiting, not failed. */
-        run_until(e, NULL, NULL, 300);
+        /* Inside the capacity back-off (2 s): refused once, waiting, not failed. */
+        run_until(e, NULL, NULL, 100);
         _cleanup_(node_request_freep) struct node_request *waiting = request_read(e, id);
         assert_int_equal(waiting->state, NODE_REQUEST_STATE_PENDING);
         assert_int_equal(model_strv_length(waiting->declined_by), 0);
@@ -508,16 +508,17 @@ static void test_failed_launch_gives_request_to_the_next_pool(void **state) {
 }
 
 /* A cloud that cannot be reached (-EHOSTDOWN) pauses the pool and the create
- * is tried again later without counting as an attempt: with launch-retries 1
- * the request is still fulfilled. */
+ * is tried again later without counting as an attempt: with launch-retries 2,
+ * unreachable once and then failing once, the third create still runs. */
 static void test_unreachable_cloud_is_retried_without_counting_an_attempt(void **state) {
         struct env *e = *state;
         struct fake_cloud *c = fake_cloud(PROV_A);
         fake_cloud_fail(c, FAKE_OP_CREATE, -EHOSTDOWN, 1);
-        env_launch(e, &(struct opts){ .launch_retries = 1 });
+        fake_cloud_fail(c, FAKE_OP_CREATE, -EIO, 1);
+        env_launch(e, &(struct opts){ .launch_retries = 2 });
         _cleanup_free_ char *id = request_new1(e, true, "small");
         _cleanup_(node_request_freep) struct node_request *rq = wait_request(e, id, NODE_REQUEST_STATE_FULFILLED);
-        assert_int_equal(fake_cloud_calls(c, FAKE_OP_CREATE), 2);
+        assert_int_equal(fake_cloud_calls(c, FAKE_OP_CREATE), 3);
         assert_int_equal(model_strv_length(rq->declined_by), 0);
         assert_int_equal(fake_cloud_n_servers(c), 1);
 }
@@ -624,7 +625,7 @@ static void test_multi_node_request_gets_every_node_in_order(void **state) {
         struct env *e = *state;
         struct fake_cloud *c = fake_cloud(PROV_A);
         env_launch(e, &(struct opts){});
-        const char *labels[] = { "small", "large", "small", NULL };
+        const char *labels[] = { "large", "small", "small", NULL };
         _cleanup_free_ char *id = request_new(e, true, labels);
         _cleanup_(node_request_freep) struct node_request *rq = wait_request(e, id, NODE_REQUEST_STATE_FULFILLED);
         assert_int_equal(model_strv_length(rq->nodes), 3);
