@@ -446,7 +446,7 @@ static void test_create_at_capacity_leaves_request_pending_and_retries(void **st
         assert_int_equal(fake_cloud_calls(c, FAKE_OP_CREATE), 2);
         assert_int_equal(model_strv_length(rq->declined_by), 0);
         /* Only the second node remains: the aborted one is deleted. */
-        size_t n;
+        size_t n = 0;
         char **v = NULL;
         for (uint64_t end = loop_now_ms() + WAIT_MS; loop_now_ms() < end; run_until(e, NULL, NULL, 100)) {
                 zk_strv_free(v);
@@ -685,11 +685,11 @@ static void test_unmanaged_servers_count_against_provider_quota(void **state) {
         assert_int_equal(fake_cloud_n_servers(c), 2);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
         const char *hosts = getenv("POOLD_TEST_ZK_HOSTS");
         if (!hosts || sscanf(hosts, "%63[^:]:%d", zk_host, &zk_port) != 2) {
                 fprintf(stderr, "test_launcher_core: POOLD_TEST_ZK_HOSTS (host:port) is not set; run it as\n"
-                                "  tests/tools/with-zookeeper %s\n(make check-unit does)\n", "build-san/tests/test_launcher_core");
+                                "  tests/tools/with-zookeeper %s\n(make check-unit does)\n", argv[0]);
                 return 1;
         }
         const char *lvl = getenv("POOLD_LOG_LEVEL");
