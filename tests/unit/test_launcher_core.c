@@ -528,6 +528,46 @@ static bool cond_pending_and_paused(struct env *e, const void *ud) {
         return cond_request_state(e, &s) && pool_paused(e, PROV_A);
 }
 
+/* A label no pool offers: every registered pool declines (without launching)
+ * and the request fails. */
+static void test_request_for_unknown_label_is_declined_and_fails(void **state) {
+        struct env *e = *state;
+        struct fake_cloud *c = fake_cloud(PROV_A);
+        env_launch(e, &(struct opts){});
+        _cleanup_free_ char *id = request_new1(e, true, "no-such-label");
+        _cleanup_(node_request_freep) struct node_request *rq = wait_request(e, id, NODE_REQUEST_STATE_FAILED);
+        assert_int_equal(model_strv_length(rq->declined_by), 1);
+        assert_non_null(strstr(rq->declined_by[0], "-PoolWorker." PROV_A "-main-"));
+        assert_int_equal(fake_cloud_calls(c, FAKE_OP_CREATE), 0);
+        size_t n;
+        char **v = node_ids(e, &n);
+        zk_strv_free(v);
+        assert_int_equal(n, 0);
+}
+
+/* A request withdrawn while its node boots: the launch completes, and the node
+ * is left ready and unallocated (for the next request) rather than lost. */
+static void test_request_withdrawn_while_booting_leaves_node_ready_for_reuse(void **state) {
+        struct env *e = *state;
+        struct fake_cloud *c = fake_cloud(PROV_A);
+        fake_cloud_hold_boot(c, true);
+        env_launch(e, &(struct opts){});
+        _cleanup_free_ char *id = request_new1(e, true, "small");
+        struct node_building b = { id };
+        assert_true(run_until(e, cond_node_building_on_cloud, &b, WAIT_MS));
+        _cleanup_free_ char *path = xasprintf("/nodepool/requests/%s", id);
+        assert_int_equal(zk_delete(e->zk, path, -1), 0);
+        assert_int_equal(fake_cloud_boot_all(c), 1);
+        size_t n = 0;
+        char **ids = node_ids(e, &n);
+        assert_int_equal(n, 1);
+        struct node_unallocated u = { ids[0] };
+        assert_true(run_until(e, cond_node_free, &u, WAIT_MS));
+        zk_strv_free(ids);
+        assert_int_equal(fake_cloud_n_servers(c), 1);
+        assert_int_equal(fake_cloud_calls(c, FAKE_OP_DELETE), 0);
+}
+
 /* A pool at max-servers accepts a request and waits (paused, the request
  * pending) instead of declining it; when a node goes, it launches. */
 static void test_pool_at_max_servers_waits_until_a_node_is_freed(void **state) {
@@ -709,6 +749,8 @@ int main(int argc, char **argv) {
                 T(test_create_failing_for_good_fails_node_and_request),
                 T(test_failed_launch_gives_request_to_the_next_pool),
                 T(test_unreachable_cloud_is_retried_without_counting_an_attempt),
+                T(test_request_for_unknown_label_is_declined_and_fails),
+                T(test_request_withdrawn_while_booting_leaves_node_ready_for_reuse),
                 T(test_pool_at_max_servers_waits_until_a_node_is_freed),
                 T(test_min_ready_requests_nodes_and_keeps_them_ready),
                 T(test_multi_node_request_gets_every_node_in_order),
