@@ -19,6 +19,9 @@
 #   gitlab/*.c               -> libgitlab.a + gitlab/main.c -> poold-gitlab-executor
 #   tests/unit/test_*.c      -> one cmocka program each, linked with every module
 #                               library (only what a test uses is pulled in)
+#   tests/unit/test_launcher_*.c -> the same, plus the in-process fake cloud
+#                               (tests/unit/fake_provider.c); check-unit runs them
+#                               beside a ZooKeeper of their own (tests/tools/with-zookeeper)
 #   tests/tools/*.c          -> helper programs the integration tests drive
 #   tests/fuzz/fuzz_*.c      -> one libFuzzer target each
 
@@ -82,6 +85,7 @@ GITLAB_SRC := $(sort $(wildcard gitlab/*.c))
 # Headers of the programs' modules, for the tests.
 MODULE_INC := -Ipoold -Ibuilder -Igitlab
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+LAUNCHER_UNIT_SRC := $(filter tests/unit/test_launcher_%,$(UNIT_SRC))
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
@@ -96,6 +100,7 @@ MODULE_LIBS := $(LIBPOOLD) $(LIBBUILDER) $(LIBGITLAB)
 PROGRAMS := $(BUILD)/bin/poold $(BUILD)/bin/poolctl $(BUILD)/bin/poold-builder
 PROGRAMS += $(BUILD)/bin/poold-gitlab-executor
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+LAUNCHER_UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(LAUNCHER_UNIT_SRC))
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
 
 .PHONY: all programs tests check check-unit check-integration check-integration-tls fuzz fuzz-build deps deps-run \
@@ -144,6 +149,13 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(MODULE_LIBS) $(LIBPOOL)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
 
+# The fake cloud's object comes before libpool.a: its provider_libvirt_ops is the
+# one the driver table gets (see tests/unit/fake_provider.c).
+FAKE_PROVIDER_OBJ := $(BUILD)/obj/tests/unit/fake_provider.o
+$(LAUNCHER_UNIT_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(FAKE_PROVIDER_OBJ) $(MODULE_LIBS) $(LIBPOOL)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
+
 $(BUILD)/tests/tools/%: $(BUILD)/obj/tests/tools/%.o $(MODULE_LIBS) $(LIBPOOL)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
@@ -170,10 +182,12 @@ export ASAN_OPTIONS := abort_on_error=0:halt_on_error=1:detect_leaks=1:strict_st
 export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS := suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 
+# The launcher-core tests each get one ZooKeeper (stopped on exit, SIGTERM, Ctrl-C).
 check-unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do \
 		echo "== $$t"; \
-		POOLD_SRCDIR=$(CURDIR) $$t || fail=1; \
+		case " $(LAUNCHER_UNIT_BINS) " in *" $$t "*) zk="$(PYTHON) tests/tools/with-zookeeper";; *) zk=;; esac; \
+		POOLD_SRCDIR=$(CURDIR) $$zk $$t || fail=1; \
 	done; exit $$fail
 
 check-integration: tests
