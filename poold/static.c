@@ -584,15 +584,15 @@ static const char *static_never_fits(struct pool *p, const struct node_request *
                 for (char **u = rq->node_types; *u; u++) want += strcmp(*t, *u) == 0;
                 int64_t have = slots_for(p->cpool, *t, NULL);
                 if (want > have) {
-                        snprintf(buf, sz, "%lld %s nodes requested; the pool's hosts with that label have %lld slots",
-                                 (long long)want, *t, (long long)have);
+                        snprintf(buf, sz, "%lld %s nodes requested; the pool's hosts with that label have %lld slot%s",
+                                 (long long)want, *t, (long long)have, have == 1 ? "" : "s");
                         return buf;
                 }
         }
         int64_t have = slots_for(p->cpool, NULL, rq->node_types);
         if ((int64_t)total > have) {
-                snprintf(buf, sz, "%zu nodes requested; the pool's hosts with those labels have %lld slots", total,
-                         (long long)have);
+                snprintf(buf, sz, "%zu nodes requested; the pool's hosts with those labels have %lld slot%s", total,
+                         (long long)have, have == 1 ? "" : "s");
                 return buf;
         }
         return NULL;

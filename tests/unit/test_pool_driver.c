@@ -103,7 +103,12 @@ static void test_static_pool_answers(void **state) {
         assert_true(pool_has_label(&e->st, "large"));
         assert_false(pool_has_label(&e->st, "gpu"));
         assert_false(pool_has_label(&e->st, "vm"));
-        assert_null(never_fits(&e->st, (const char *[]){ "small", "large", "small", NULL }, buf, sizeof buf));
+        assert_null(never_fits(&e->st, (const char *[]){ "small", "large", NULL }, buf, sizeof buf));
+        /* Two hosts of one slot each: three nodes can never be held at once. */
+        assert_string_equal(never_fits(&e->st, (const char *[]){ "small", "large", "small", NULL }, buf, sizeof buf),
+                            "3 nodes requested; the pool's hosts with those labels have 2 slots");
+        assert_string_equal(never_fits(&e->st, (const char *[]){ "large", "large", NULL }, buf, sizeof buf),
+                            "2 large nodes requested; the pool's hosts with that label have 1 slot");
         assert_string_equal(never_fits(&e->st, (const char *[]){ "small", "gpu", NULL }, buf, sizeof buf),
                             "label gpu is not on any static node of this pool");
         assert_true(d->minready_offers(&e->st, "large"));
