@@ -26,8 +26,8 @@
 #include "bw.h"
 #include "bw_plan.h"
 #include "dbuf.h"
+#include "digest.h"
 #include "log.h"
-#include "sha256.h"
 #include "zk_lock.h"
 
 bool bw_upload_running(struct bw *w, const char *image, const char *build_id, const char *provider,
@@ -113,23 +113,14 @@ static int verify_sha256(const char *path, char **ret_msg) {
                 *ret_msg = xasprintf("%s: unreadable checksum file", sumfile);
                 return r < 0 ? r : -EBADMSG;
         }
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-                r = -errno;
+        char hex[SHA256_HEX_SIZE];
+        r = digest_sha256_file_hex(path, hex);
+        if (r < 0) {
                 dbuf_free(&want);
                 *ret_msg = xasprintf("%s: %s", path, strerror(-r));
                 return r;
         }
-        struct sha256_ctx ctx;
-        sha256_init(&ctx);
-        _cleanup_free_ char *buf = xmalloc(1 << 20);
-        ssize_t k;
-        while ((k = read(fd, buf, 1 << 20)) > 0) sha256_update(&ctx, buf, (size_t)k);
-        r = k < 0 ? -errno : 0;
-        close(fd);
-        char hex[SHA256_HEX_SIZE];
-        sha256_final_hex(&ctx, hex);
-        if (r >= 0 && strncmp(hex, dbuf_str(&want), 64) != 0) {
+        if (strncmp(hex, dbuf_str(&want), 64) != 0) {
                 *ret_msg = xasprintf("%s: sha256 %s does not match %s", path, hex, sumfile);
                 r = -EBADMSG;
         }
