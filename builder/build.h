@@ -14,7 +14,7 @@
 
 #include "dib_hooks.h"
 #include "dib_pkginstalls.h"
-#include "sha256.h"
+#include "digest.h"
 
 /* Entry point of `poold-builder disk-image-create ARGS...`; argv[0] is
  * "disk-image-create". Returns the process exit code (0 = images written). */

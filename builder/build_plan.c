@@ -32,12 +32,12 @@ static bool top_file_in_key(const struct dib_hook *h) {
                strcmp(h->name, "package-installs.json") != 0;
 }
 
-static void fold_str(struct sha256_ctx *c, char tag, const char *s) {
+static void fold_str(EVP_MD_CTX *c, char tag, const char *s) {
         /* tag + length prefix: no two different sequences hash the same bytes */
         char hdr[32];
         int n = snprintf(hdr, sizeof hdr, "%c%zu:", tag, strlen(s));
-        sha256_update(c, hdr, (size_t)n);
-        sha256_update(c, s, strlen(s));
+        digest_update(c, hdr, (size_t)n);
+        digest_update(c, s, strlen(s));
 }
 
 static int stage_key(const struct dib_hooks *view, const struct dib_pkginstalls *pkgs, const struct build_stage *st,
@@ -50,19 +50,18 @@ static int stage_key(const struct dib_hooks *view, const struct dib_pkginstalls 
         int r = dib_stage_key(view, phases, key_env, release, parent, base, errmsg);
         if (r < 0) return r;
 
-        struct sha256_ctx c;
-        sha256_init(&c);
-        fold_str(&c, 'K', base);
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *c = digest_sha256_new();
+        fold_str(c, 'K', base);
         for (size_t i = 0; i < st->n_phases; i++) {
                 const struct dib_pkg_phase *pp = pkgs ? dib_pkginstalls_phase(pkgs, phases[i]) : NULL;
                 if (!pp) continue;
-                fold_str(&c, 'H', phases[i]);
+                fold_str(c, 'H', phases[i]);
                 for (size_t j = 0; j < pp->n_install; j++)
-                        fold_str(&c, 'I', pp->install[j].name);
+                        fold_str(c, 'I', pp->install[j].name);
                 for (size_t j = 0; j < pp->n_uninstall; j++)
-                        fold_str(&c, 'U', pp->uninstall[j].name);
+                        fold_str(c, 'U', pp->uninstall[j].name);
         }
-        sha256_final_hex(&c, ret);
+        digest_final_hex(c, ret);
         return 0;
 }
 
@@ -141,16 +140,12 @@ static char *file_digests(const char *val) {
         char *save = NULL;
         for (char *f = strtok_r(copy, ":", &save); f; f = strtok_r(NULL, ":", &save)) {
                 struct stat st;
-                struct dbuf b = DBUF_INIT(KEY_FILE_MAX);
                 char hex[SHA256_HEX_SIZE];
                 if (f[0] != '/' || stat(f, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > KEY_FILE_MAX ||
-                    dbuf_read_file(&b, f) < 0) {
-                        dbuf_free(&b);
+                    digest_sha256_file_hex(f, hex) < 0) {
                         dbuf_free(&out);
                         return NULL;
                 }
-                sha256_hex(b.buf ? b.buf : "", b.len, hex);
-                dbuf_free(&b);
                 if (dbuf_addf(&out, "%s%s", out.len ? "," : "", hex) < 0) abort();
         }
         return out.len ? dbuf_take(&out, NULL) : NULL;

@@ -24,6 +24,7 @@
 #include "model_image.h"
 #include "provider.h"
 #include "provider_params.h"
+#include "smap.h"
 #include "workq.h"
 #include "zk.h"
 #include "statsd.h"
@@ -134,15 +135,6 @@ struct bw_up {
         char *errmsg;
 };
 
-struct bw_key {                         /* a string set / deadline map entry */
-        char *key;
-        uint64_t until_ms;
-};
-struct bw_keys {
-        struct bw_key *items;
-        size_t n;
-};
-
 struct bw {
         struct builder *b;
         struct zk_cache *cache;
@@ -164,23 +156,21 @@ struct bw {
         struct bw_prov **retired;       /* replaced on reload, freed when unused */
         size_t n_retired;
 
-        struct bw_keys bad;             /* malformed record paths, logged once */
-        struct bw_keys build_backoff;   /* image -> no build before until_ms (also recorded in ZooKeeper) */
-        struct bw_keys upload_backoff;  /* "<image>/<provider>" -> no upload before */
-        struct bw_keys deleting;        /* upload paths with a cloud delete in flight */
-        struct bw_keys leak_seen;       /* "<provider>/<external id>" seen last pass */
+        struct smap bad;                /* set: malformed record paths, logged once */
+        struct smap build_backoff;      /* image -> uint64_t *: no build before (also recorded in ZooKeeper) */
+        struct smap upload_backoff;     /* "<image>/<provider>" -> uint64_t *: no upload before */
+        struct smap deleting;           /* set: upload paths with a cloud delete in flight */
+        struct smap leak_seen;          /* set: "<provider>/<external id>" seen last pass */
         unsigned leak_lists;            /* list jobs in flight */
         struct statsd *statsd;          /* NULL unless STATSD_HOST/PORT are set */
 };
 
 /* bw_main.c */
-struct bw_key *bw_keys_find(struct bw_keys *k, const char *key);
-/* Add KEY (no-op when present) with deadline UNTIL_MS. */
-void bw_keys_set(struct bw_keys *k, const char *key, uint64_t until_ms);
-void bw_keys_del(struct bw_keys *k, const char *key);
-void bw_keys_clear(struct bw_keys *k);
-/* True when KEY is present with a deadline still ahead; an expired entry is dropped. */
-bool bw_keys_active(struct bw_keys *k, const char *key);
+/* Back-off maps (key -> allocated uint64_t deadline; drop one with free(smap_remove())):
+ * set or move KEY's deadline to UNTIL_MS. */
+void bw_backoff_set(struct smap *m, const char *key, uint64_t until_ms);
+/* True when KEY has a deadline still ahead; an expired entry is dropped. */
+bool bw_backoff_active(struct smap *m, const char *key);
 /* Ask for a scheduling pass before the loop sleeps. */
 void bw_wake(struct bw *w);
 

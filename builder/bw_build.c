@@ -162,8 +162,8 @@ static void finish(struct bw *w, struct bw_job *j, bool ok, const char *why, boo
         uint64_t delay = ok || !counts ? 0
                                        : bw_plan_retry_delay_ms(failures, w->build_retry_ms, w->build_retry_max_ms);
         double retry_time = model_now() + (double)delay / 1000.0;
-        if (delay) bw_keys_set(&w->build_backoff, j->image, loop_now_ms() + delay);
-        else bw_keys_del(&w->build_backoff, j->image);
+        if (delay) bw_backoff_set(&w->build_backoff, j->image, loop_now_ms() + delay);
+        else free(smap_remove(&w->build_backoff, j->image));
         statsd_builder_build_state(w->statsd, w->b->hostname, j->image, 0);
         statsd_builder_build_backoff(w->statsd, j->image, (long long)failures, delay ? (long long)retry_time : 0);
         int r = write_record(w, j, ok ? IMAGE_BUILD_STATE_READY : IMAGE_BUILD_STATE_FAILED, false, failures,
@@ -403,7 +403,7 @@ void bw_build_schedule(struct bw *w, struct bw_snap *s) {
                 if (failing && bw_plan_backing_off(&f, requested, request_time, now)) continue;
                 bool reset = failing && requested && request_time > f.failed_time;
                 /* The same wait kept here, for when the record could not be written. */
-                if (!reset && bw_keys_active(&w->build_backoff, d->name)) continue;
+                if (!reset && bw_backoff_active(&w->build_backoff, d->name)) continue;
                 struct bw_build_rec *nr = bw_snap_newest_ready(im);
                 char **needed = formats_for(c, d);
                 if (!needed[0]) {

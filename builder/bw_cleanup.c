@@ -66,7 +66,7 @@ static void del_finish(struct del *d) {
         } else
                 log_warning("cannot delete image %s from provider %s: %s", d->external_id,
                             d->prov ? d->prov->name : "?", d->errmsg ? d->errmsg : strerror(-d->result));
-        if (d->record) bw_keys_del(&w->deleting, d->record);
+        if (d->record) smap_remove(&w->deleting, d->record);
         /* The contender went with the record; otherwise this releases it. */
         zk_lock_free(d->lock);
         bw_prov_unref(w, d->prov);
@@ -91,7 +91,7 @@ void bw_cleanup_delete_image(struct bw *w, struct bw_prov *prov, const char *ext
         d->external_id = xstrdup(external_id);
         d->record = xstrdup(record);
         d->lock = lock;
-        if (record) bw_keys_set(&w->deleting, record, 0);
+        if (record) smap_put(&w->deleting, record, NULL);
         if (!external_id || !prov) {
                 /* Nothing in the cloud (the upload never got that far). */
                 del_finish(d);
@@ -107,7 +107,7 @@ void bw_cleanup_delete_image(struct bw *w, struct bw_prov *prov, const char *ext
 /* ---------------------------------------------------------------- uploads */
 
 static void delete_upload(struct bw *w, struct bw_upload_rec *up, const char *provider, const char *why) {
-        if (bw_keys_find(&w->deleting, up->path)) return;
+        if (smap_contains(&w->deleting, up->path)) return;
         struct bw_prov *prov = bw_prov_find(w, provider);
         _cleanup_free_ char *lpath = xasprintf("%s/lock", up->path);
         struct zk_lock *lock = NULL;
@@ -439,6 +439,18 @@ static bool upload_known(struct bw *w, struct bw_snap *s, const char *provider, 
         return false;
 }
 
+struct forget_prefixed {
+        struct smap *m;
+        const char *prefix;
+};
+
+static void forget_prefixed_fn(const char *key, void *value, void *ud) {
+        const struct forget_prefixed *f = ud;
+        if (strncmp(key, f->prefix, strlen(f->prefix)) == 0) smap_remove(f->m, key);
+}
+
+static void put_fn(const char *key, void *value, void *ud) { smap_put(ud, key, value); }
+
 static void list_done(void *ud, int status) {
         struct list_job *j = ud;
         struct bw *w = j->w;
@@ -452,7 +464,7 @@ static void list_done(void *ud, int status) {
                 struct bw_snap s = {};
                 bw_snap_load(w, &s);
                 _cleanup_free_ char *prefix = xasprintf("%s/", j->prov->name);
-                struct bw_keys seen = {};
+                struct smap seen = {};
                 for (size_t i = 0; i < j->n; i++) {
                         struct provider_image *img = j->imgs[i];
                         const char *pn = provider_image_tag(img, "nodepool_provider_name");
@@ -461,22 +473,21 @@ static void list_done(void *ud, int status) {
                         if (!pn || !bid || !uid || strcmp(pn, j->prov->name) != 0) continue;
                         if (upload_known(w, &s, pn, bid, uid)) continue;
                         _cleanup_free_ char *key = xasprintf("%s%s", prefix, img->external_id);
-                        if (bw_keys_find(&w->leak_seen, key)) {
+                        if (smap_contains(&w->leak_seen, key)) {
                                 log_info("provider %s: image %s (build %s, upload %s) is unknown to ZooKeeper: "
                                          "deleting the leak", pn, img->external_id, bid, uid);
                                 bw_cleanup_delete_image(w, j->prov, img->external_id, NULL, NULL);
                         } else {
                                 log_info("provider %s: image %s is unknown to ZooKeeper; deleting it if still "
                                          "so at the next pass", pn, img->external_id);
-                                bw_keys_set(&seen, key, 0);
+                                smap_put(&seen, key, NULL);
                         }
                 }
                 /* Replace this provider's entries by what was seen now. */
-                for (size_t i = w->leak_seen.n; i-- > 0;)
-                        if (strncmp(w->leak_seen.items[i].key, prefix, strlen(prefix)) == 0)
-                                bw_keys_del(&w->leak_seen, w->leak_seen.items[i].key);
-                for (size_t i = 0; i < seen.n; i++) bw_keys_set(&w->leak_seen, seen.items[i].key, 0);
-                bw_keys_clear(&seen);
+                smap_foreach(&w->leak_seen, forget_prefixed_fn,
+                             &(struct forget_prefixed){ .m = &w->leak_seen, .prefix = prefix });
+                smap_foreach(&seen, put_fn, &w->leak_seen);
+                smap_clear(&seen, NULL);
                 bw_snap_done(&s);
         }
         provider_image_array_free(j->imgs, j->n);

@@ -18,42 +18,22 @@
 #include "bw.h"
 #include "log.h"
 
-/* ---------------------------------------------------------------- keys */
+/* ---------------------------------------------------------------- back-offs */
 
-struct bw_key *bw_keys_find(struct bw_keys *k, const char *key) {
-        for (size_t i = 0; i < k->n; i++)
-                if (strcmp(k->items[i].key, key) == 0) return &k->items[i];
-        return NULL;
-}
-
-void bw_keys_set(struct bw_keys *k, const char *key, uint64_t until_ms) {
-        struct bw_key *e = bw_keys_find(k, key);
-        if (e) {
-                e->until_ms = until_ms;
-                return;
+void bw_backoff_set(struct smap *m, const char *key, uint64_t until_ms) {
+        uint64_t *until = smap_get(m, key);
+        if (!until) {
+                until = xnew(uint64_t, 1);
+                smap_put(m, key, until);
         }
-        k->items = xrealloc(k->items, (k->n + 1) * sizeof *k->items);
-        k->items[k->n++] = (struct bw_key){ .key = xstrdup(key), .until_ms = until_ms };
+        *until = until_ms;
 }
 
-void bw_keys_del(struct bw_keys *k, const char *key) {
-        struct bw_key *e = bw_keys_find(k, key);
-        if (!e) return;
-        free(e->key);
-        *e = k->items[--k->n];
-}
-
-void bw_keys_clear(struct bw_keys *k) {
-        for (size_t i = 0; i < k->n; i++) free(k->items[i].key);
-        free(k->items);
-        *k = (struct bw_keys){};
-}
-
-bool bw_keys_active(struct bw_keys *k, const char *key) {
-        struct bw_key *e = bw_keys_find(k, key);
-        if (!e) return false;
-        if (e->until_ms > loop_now_ms()) return true;
-        bw_keys_del(k, key);
+bool bw_backoff_active(struct smap *m, const char *key) {
+        uint64_t *until = smap_get(m, key);
+        if (!until) return false;
+        if (*until > loop_now_ms()) return true;
+        free(smap_remove(m, key));
         return false;
 }
 
@@ -201,11 +181,11 @@ void bw_free(struct bw *w) {
         workq_free(w->misc_wq);
         zk_cache_free(w->cache);
         bw_prov_free_all(w);
-        bw_keys_clear(&w->bad);
-        bw_keys_clear(&w->build_backoff);
-        bw_keys_clear(&w->upload_backoff);
-        bw_keys_clear(&w->deleting);
-        bw_keys_clear(&w->leak_seen);
+        smap_clear(&w->bad, NULL);
+        smap_clear(&w->build_backoff, free);
+        smap_clear(&w->upload_backoff, free);
+        smap_clear(&w->deleting, NULL);
+        smap_clear(&w->leak_seen, NULL);
         statsd_free(w->statsd);
         free(w->self_exe);
         free(w->pkg_dir);

@@ -66,8 +66,8 @@ struct load_ctx {
 };
 
 static void malformed(struct bw *w, const char *path, const char *why) {
-        if (bw_keys_find(&w->bad, path)) return;
-        bw_keys_set(&w->bad, path, 0);
+        if (smap_contains(&w->bad, path)) return;
+        smap_put(&w->bad, path, NULL);
         log_warning("malformed record %s (%s): skipped and kept", path, why);
 }
 
@@ -104,7 +104,7 @@ static void on_node(const struct zk_cache_node *node, void *ud) {
                 if (node->len == 0 || image_build_from_json(node->data, node->len, parts[2], &b->b, &err) < 0)
                         malformed(c->w, node->path, node->len == 0 ? "no data" : err.msg);
                 else
-                        bw_keys_del(&c->w->bad, node->path);
+                        smap_remove(&c->w->bad, node->path);
                 return;
         }
         if (strcmp(parts[3], "providers") != 0 || n < 5) return;
@@ -124,7 +124,7 @@ static void on_node(const struct zk_cache_node *node, void *ud) {
                 malformed(c->w, node->path, node->len == 0 ? "no data" : err.msg);
                 return;
         }
-        bw_keys_del(&c->w->bad, node->path);
+        smap_remove(&c->w->bad, node->path);
         u->u->build_id = xstrdup(b->id);
         u->u->provider_name = xstrdup(p->name);
         u->u->image_name = xstrdup(im->name);

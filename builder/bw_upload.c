@@ -26,8 +26,8 @@
 #include "bw.h"
 #include "bw_plan.h"
 #include "dbuf.h"
+#include "digest.h"
 #include "log.h"
-#include "sha256.h"
 #include "zk_lock.h"
 
 bool bw_upload_running(struct bw *w, const char *image, const char *build_id, const char *provider,
@@ -113,23 +113,14 @@ static int verify_sha256(const char *path, char **ret_msg) {
                 *ret_msg = xasprintf("%s: unreadable checksum file", sumfile);
                 return r < 0 ? r : -EBADMSG;
         }
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-                r = -errno;
+        char hex[SHA256_HEX_SIZE];
+        r = digest_sha256_file_hex(path, hex);
+        if (r < 0) {
                 dbuf_free(&want);
                 *ret_msg = xasprintf("%s: %s", path, strerror(-r));
                 return r;
         }
-        struct sha256_ctx ctx;
-        sha256_init(&ctx);
-        _cleanup_free_ char *buf = xmalloc(1 << 20);
-        ssize_t k;
-        while ((k = read(fd, buf, 1 << 20)) > 0) sha256_update(&ctx, buf, (size_t)k);
-        r = k < 0 ? -errno : 0;
-        close(fd);
-        char hex[SHA256_HEX_SIZE];
-        sha256_final_hex(&ctx, hex);
-        if (r >= 0 && strncmp(hex, dbuf_str(&want), 64) != 0) {
+        if (strncmp(hex, dbuf_str(&want), 64) != 0) {
                 *ret_msg = xasprintf("%s: sha256 %s does not match %s", path, hex, sumfile);
                 r = -EBADMSG;
         }
@@ -197,7 +188,7 @@ static int store(struct bw *w, struct bw_up *u, enum image_upload_state state) {
 
 static void failed(struct bw *w, struct bw_up *u, const char *why) {
         _cleanup_free_ char *key = xasprintf("%s/%s", u->image, u->provider);
-        bw_keys_set(&w->upload_backoff, key, loop_now_ms() + 12 * w->upload_retry_ms);
+        bw_backoff_set(&w->upload_backoff, key, loop_now_ms() + 12 * w->upload_retry_ms);
         log_error("upload %s of image %s-%s to %s failed: %s", u->upload_id, u->image, u->build_id, u->provider, why);
         int r = store(w, u, IMAGE_UPLOAD_STATE_FAILED);
         if (r < 0) log_warning_errno(r, "%s: cannot record the failure: %m", u->path);
@@ -228,7 +219,7 @@ static void up_done(void *ud, int status) {
                         bw_cleanup_delete_image(w, u->prov, u->external_id, NULL, NULL);
                 } else {
                         _cleanup_free_ char *key = xasprintf("%s/%s", u->image, u->provider);
-                        bw_keys_del(&w->upload_backoff, key);
+                        free(smap_remove(&w->upload_backoff, key));
                         log_info("uploaded image %s-%s to %s as %s (upload %s, %d attempt%s)", u->image, u->build_id,
                                  u->provider, u->external_id, u->upload_id, u->attempts, u->attempts == 1 ? "" : "s");
                 }
@@ -360,7 +351,7 @@ void bw_upload_schedule(struct bw *w, struct bw_snap *s) {
                         if (pd->pause || !d || d->abstract) continue;
                         if (bw_upload_running(w, d->name, NULL, prov->name, NULL)) continue;
                         _cleanup_free_ char *key = xasprintf("%s/%s", d->name, prov->name);
-                        if (bw_keys_active(&w->upload_backoff, key)) continue;
+                        if (bw_backoff_active(&w->upload_backoff, key)) continue;
                         struct bw_image_rec *im = bw_snap_image(s, d->name);
                         struct bw_build_rec *b = bw_snap_newest_ready(im);
                         if (!b || !model_strv_contains(b->b->formats, format)) continue;

@@ -643,25 +643,25 @@ void dib_env_free(struct dib_env *env) {
 /* ---- stage key -------------------------------------------------------------- */
 
 /* Length-prefixed fields, so no two different input sequences hash alike. */
-static void key_field(struct sha256_ctx *c, char tag, const void *data, size_t len) {
+static void key_field(EVP_MD_CTX *c, char tag, const void *data, size_t len) {
         uint8_t hdr[9] = { (uint8_t)tag };
         uint64_t l = len;
         for (int i = 0; i < 8; i++)
                 hdr[1 + i] = (uint8_t)(l >> (56 - 8 * i));
-        sha256_update(c, hdr, sizeof(hdr));
-        sha256_update(c, data, len);
+        digest_update(c, hdr, sizeof(hdr));
+        digest_update(c, data, len);
 }
 
-static void key_str(struct sha256_ctx *c, char tag, const char *s) { key_field(c, tag, s, strlen(s)); }
+static void key_str(EVP_MD_CTX *c, char tag, const char *s) { key_field(c, tag, s, strlen(s)); }
 
 /* Type and permission bits only: owner, mtime, inode stay out of the key. */
-static void key_mode(struct sha256_ctx *c, mode_t mode) {
+static void key_mode(EVP_MD_CTX *c, mode_t mode) {
         char m[16];
         snprintf(m, sizeof(m), "%o", (unsigned)(mode & (S_IFMT | 07777)));
         key_str(c, 'm', m);
 }
 
-static int key_file_content(struct sha256_ctx *c, const char *path, char **errmsg) {
+static int key_file_content(EVP_MD_CTX *c, const char *path, char **errmsg) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         struct stat st;
         uint8_t buf[65536];
@@ -677,7 +677,7 @@ static int key_file_content(struct sha256_ctx *c, const char *path, char **errms
                 uint8_t hdr[9] = { 'c' };
                 for (int i = 0; i < 8; i++)
                         hdr[1 + i] = (uint8_t)((uint64_t)st.st_size >> (56 - 8 * i));
-                sha256_update(c, hdr, sizeof(hdr));
+                digest_update(c, hdr, sizeof(hdr));
         }
         for (;;) {
                 ssize_t k = read(fd, buf, sizeof(buf));
@@ -691,7 +691,7 @@ static int key_file_content(struct sha256_ctx *c, const char *path, char **errms
                 total += (uint64_t)k;
                 if (total > (uint64_t)st.st_size)
                         break;
-                sha256_update(c, buf, (size_t)k);
+                digest_update(c, buf, (size_t)k);
         }
         if (total != (uint64_t)st.st_size) {
                 if (errmsg)
@@ -706,7 +706,7 @@ fail:
         return r;
 }
 
-static int key_hooks(struct sha256_ctx *c, const struct dib_hook *v, size_t n, char **errmsg) {
+static int key_hooks(EVP_MD_CTX *c, const struct dib_hook *v, size_t n, char **errmsg) {
         for (size_t i = 0; i < n; i++) {
                 key_str(c, 'n', v[i].name);
                 key_str(c, 'e', v[i].element);
@@ -717,7 +717,7 @@ static int key_hooks(struct sha256_ctx *c, const struct dib_hook *v, size_t n, c
         return 0;
 }
 
-static int key_tree(struct sha256_ctx *c, const char *dir, unsigned depth, char **errmsg) {
+static int key_tree(EVP_MD_CTX *c, const char *dir, unsigned depth, char **errmsg) {
         _cleanup_(dib_strv_freep) char **names = NULL;
         int r;
 
@@ -770,7 +770,7 @@ static int key_tree(struct sha256_ctx *c, const char *dir, unsigned depth, char 
 
 int dib_stage_key(const struct dib_hooks *hooks, const char *const *phases, const char *const *env_vars,
                   const char *release, const char *parent_key, char ret_hex[SHA256_HEX_SIZE], char **errmsg) {
-        struct sha256_ctx c;
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *c = digest_sha256_new();
         size_t n_env = dib_strv_length(env_vars);
         _cleanup_free_ const char **sorted = xnew(const char *, n_env + 1);
         int r;
@@ -782,43 +782,42 @@ int dib_stage_key(const struct dib_hooks *hooks, const char *const *phases, cons
                         return -EINVAL;
                 }
 
-        sha256_init(&c);
-        key_str(&c, 'V', "poold-dib-stage-v1");
-        key_str(&c, 'P', parent_key ? parent_key : "");
+        key_str(c, 'V', "poold-dib-stage-v1");
+        key_str(c, 'P', parent_key ? parent_key : "");
         if (release)
-                key_str(&c, 'R', release);
+                key_str(c, 'R', release);
         else
-                key_str(&c, 'r', "");
+                key_str(c, 'r', "");
         for (size_t i = 0; i < n_env; i++)
                 sorted[i] = env_vars[i];
         qsort(sorted, n_env, sizeof(char *), cmp_str);
         for (size_t i = 0; i < n_env; i++)
-                key_str(&c, 'E', sorted[i]);
+                key_str(c, 'E', sorted[i]);
 
         for (size_t i = 0; phases && phases[i]; i++) {
                 enum dib_phase ph = dib_phase_from_string(phases[i]);
-                key_str(&c, 'H', phases[i]);
-                r = key_hooks(&c, hooks->phase[ph].files, hooks->phase[ph].n_files, errmsg);
+                key_str(c, 'H', phases[i]);
+                r = key_hooks(c, hooks->phase[ph].files, hooks->phase[ph].n_files, errmsg);
                 if (r < 0)
                         return r;
         }
 
-        key_str(&c, 'H', "environment.d");
-        r = key_hooks(&c, hooks->phase[DIB_PHASE_ENVIRONMENT].files, hooks->phase[DIB_PHASE_ENVIRONMENT].n_files,
+        key_str(c, 'H', "environment.d");
+        r = key_hooks(c, hooks->phase[DIB_PHASE_ENVIRONMENT].files, hooks->phase[DIB_PHASE_ENVIRONMENT].n_files,
                       errmsg);
         if (r < 0)
                 return r;
-        key_str(&c, 'T', "top");
-        r = key_hooks(&c, hooks->top_files, hooks->n_top_files, errmsg);
+        key_str(c, 'T', "top");
+        r = key_hooks(c, hooks->top_files, hooks->n_top_files, errmsg);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < hooks->n_other_dirs; i++) {
-                key_str(&c, 'O', hooks->other_dirs[i].name);
-                key_str(&c, 'e', hooks->other_dirs[i].element);
-                r = key_tree(&c, hooks->other_dirs[i].path, 0, errmsg);
+                key_str(c, 'O', hooks->other_dirs[i].name);
+                key_str(c, 'e', hooks->other_dirs[i].element);
+                r = key_tree(c, hooks->other_dirs[i].path, 0, errmsg);
                 if (r < 0)
                         return r;
         }
-        sha256_final_hex(&c, ret_hex);
+        digest_final_hex(c, ret_hex);
         return 0;
 }

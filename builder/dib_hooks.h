@@ -21,7 +21,7 @@
 #include <sys/types.h>
 
 #include "dib_element.h"
-#include "sha256.h"
+#include "digest.h"
 
 enum dib_phase {
         DIB_PHASE_ROOT,         /* root.d */

@@ -37,12 +37,12 @@
 #include "build_prune.h"
 #include "cmd.h"
 #include "dbuf.h"
+#include "digest.h"
 #include "dib_element.h"
 #include "dib_hooks.h"
 #include "dib_pkginstalls.h"
 #include "log.h"
 #include "model.h"
-#include "sha256.h"
 
 extern char **environ;
 
@@ -825,7 +825,7 @@ static char *output_cache_path(const struct dib_build *b, const char *disk, enum
                                               b->opts.qemu_img_options ? b->opts.qemu_img_options : "",
                                               compress ? compress : "");
         char hex[SHA256_HEX_SIZE];
-        sha256_hex(src, strlen(src), hex);
+        digest_sha256_hex(src, strlen(src), hex);
         return xasprintf("%s/out-%.32s.%s", b->cache_dir, hex, build_format_to_string(f));
 }
 

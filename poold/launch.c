@@ -19,7 +19,7 @@
 #include "launcher.h"
 #include "keyscan.h"
 #include "log.h"
-#include "webapp.h"
+#include "stats.h"
 #include "zk_lock.h"
 
 #define POLL_MS 200
@@ -115,7 +115,7 @@ static void launch_finish(struct launch *la, int result) {
         }
         smap_remove(&l->held, la->node->id);
         if (result == 0) smap_put(&l->held, la->node->id, (void *)1);
-        webapp_launch_done(l, la->pool, la->node, la->request_id, result, loop_now_ms() - la->started_ms);
+        stats_launch_done(l, la->pool, la->node, la->request_id, result, loop_now_ms() - la->started_ms);
         _cleanup_free_ char *rid = xstrdup(la->request_id);
         size_t slot = la->slot;
         launch_free(la);

@@ -63,7 +63,6 @@ static void on_tick(struct loop *loop, struct loop_timer *t, void *ud) {
                 log_info("configuration file changed, reloading");
                 launcher_reload(l);
         }
-        launcher_tick(l);
         launcher_kick(l);
 }
 

@@ -211,8 +211,6 @@ void launcher_subsystems_stop(struct launcher *l);
 void launcher_subsystems_free(struct launcher *l);
 /* The passes (requests, deletes, min-ready) — run when dirty. */
 void launcher_run_passes(struct launcher *l);
-/* Every second: time-based checks (launch timeouts are timers of their own). */
-void launcher_tick(struct launcher *l);
 /* The session expired: every lock and ephemeral we held is gone. */
 void launcher_session_lost(struct launcher *l);
 /* The session is CONNECTED again (after SUSPENDED: the same one; after

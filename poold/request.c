@@ -21,7 +21,7 @@
 #include "launcher.h"
 #include "log.h"
 #include "pool_driver.h"
-#include "webapp.h"
+#include "stats.h"
 #include "zk_lock.h"
 
 enum slot_state { SLOT_EMPTY, SLOT_LAUNCHING, SLOT_READY, SLOT_FAILED };
@@ -164,7 +164,7 @@ static void on_decline_read(struct zk *zk, const struct zk_result *res, void *ud
                 return;
         }
         /* Logged and counted now: the write is conditional and rarely fails (we hold the lock). */
-        if (all) webapp_request_done(l, rq->state, rq->created_time);
+        if (all) stats_request_done(l, rq->state, rq->created_time);
         log_info("pool %s %s request %s (%s)%s", p->id, op->give_back ? "gave back" : "declined", op->id, op->why,
                  all ? "; request failed" : "");
         op->in_flight = true;
@@ -670,7 +670,7 @@ static void on_fulfilled_written(struct zk *zk, const struct zk_result *res, voi
                 for (size_t i = 0; i < h->n; i++) node_release(l, h->slots[i].node_id, &h->slots[i].lock, ours);
         } else {
                 log_info("request %s fulfilled by pool %s", h->id, h->pool->id);
-                webapp_request_done(l, NODE_REQUEST_STATE_FULFILLED, h->created_time);
+                stats_request_done(l, NODE_REQUEST_STATE_FULFILLED, h->created_time);
                 for (size_t i = 0; i < h->n; i++) node_release(l, h->slots[i].node_id, &h->slots[i].lock, false);
         }
         handler_remove(h);

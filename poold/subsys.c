@@ -53,8 +53,6 @@ void launcher_run_passes(struct launcher *l) {
         minready_pass(l);
 }
 
-void launcher_tick(struct launcher *l) {}
-
 void launcher_session_lost(struct launcher *l) {
         log_warning("ZooKeeper session expired: dropping every request we were handling");
         requests_abort_all(l);

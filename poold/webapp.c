@@ -46,6 +46,7 @@
 #include "launcher.h"
 #include "log.h"
 #include "metrics.h"
+#include "stats.h"
 #include "statsd.h"
 #include "table.h"
 #include "webapp_internal.h"
@@ -122,7 +123,7 @@ static void loop_step_done(struct webapp *w, uint64_t t0, uint64_t cpu0, const c
         if (cpu > w->loop_block_cpu_max) w->loop_block_cpu_max = cpu;
         /* Wall time is what other loop users wait; CPU time tells our work from preemption. */
         if (s > SLOW_STEP_S) log_debug("web app: %s held the loop %.1f ms (%.1f ms CPU)", what, s * 1000, cpu * 1000);
-        webapp_stats_loop_block(w, s);
+        stats_loop_block(w, s);
 }
 
 static void cached_unref(struct webapp_cached *c) {
@@ -418,8 +419,8 @@ static enum MHD_Result handle(struct webapp *w, struct MHD_Connection *conn, con
                         c = cache_put(w, req.key, MHD_HTTP_OK, xstrdup(webapp_page_html), strlen(webapp_page_html),
                                       "text/html; charset=UTF-8", now);
                 } else if (req.kind == WEBAPP_METRICS) {
-                        webapp_stats_refresh(w, l, true);
-                        char *text = webapp_stats_render(w);
+                        stats_refresh(w, l, true);
+                        char *text = stats_render(w);
                         c = cache_put(w, req.key, MHD_HTTP_OK, text, strlen(text),
                                       "text/plain; version=0.0.4; charset=utf-8", now);
                 } else if (req.node_id && strcmp(req.list, "node-list") == 0) {
@@ -611,7 +612,7 @@ int webapp_start(struct launcher *l) {
         struct webapp *w = xnew(struct webapp, 1);
         w->l = l;
         l->webapp = w;
-        webapp_stats_init(w, l);
+        stats_init(w, l);
         (void)http_start(w, l->cfg);
         return 0;
 }
@@ -636,6 +637,6 @@ void webapp_stop(struct launcher *l) {
         while (w->cache) cache_drop(w, &w->cache);
         webapp_rows_free(w->node_rows);
         webapp_rows_free(w->request_rows);
-        webapp_stats_free(w);
+        stats_free(w);
         free(w);
 }

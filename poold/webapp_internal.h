@@ -44,7 +44,7 @@ struct webapp {
         uint64_t rows_used_ms;          /* last listing made from them (idle ones are dropped) */
         double loop_block_max;          /* longest time one web app step held the loop, seconds */
         double loop_block_cpu_max;      /* the most CPU time one step used (preemption excluded) */
-        /* webapp_stats.c */
+        /* stats.c */
         struct loop_timer *stats_timer;
         struct statsd *statsd;
         struct metrics *metrics;
@@ -118,8 +118,3 @@ void webapp_snapshot_unref(struct webapp_snapshot *snap); /* NULL ok */
  * Malloc'd. Any thread. */
 char *webapp_snapshot_format(const struct webapp_snapshot *snap, const struct table *cols, size_t dyn_col,
                              bool json);
-
-/* ---- webapp_stats.c ---- */
-/* One web app step (a request, a refresh slice, a finished answer) held the
- * loop for SECONDS: the poold_webapp_loop_block_seconds histogram. */
-void webapp_stats_loop_block(struct webapp *w, double seconds);

@@ -1,6 +1,6 @@
 /* zk_cache.c — see zk_cache.h.
  *
- * DESIGN. Entries live in a hash table keyed by path and in a parent/child
+ * DESIGN. Entries live in a string map keyed by path (smap) and in a parent/child
  * tree (for cheap child-list diffs and subtree removal). Every async read
  * goes out with userdata = the cache and is matched back to its entry by
  * path, so nothing dangles when an entry goes away. Each entry remembers the
@@ -17,6 +17,7 @@
 
 #include "alloc.h"
 #include "log.h"
+#include "smap.h"
 
 #define WID_PENDING UINT64_MAX
 
@@ -27,7 +28,6 @@ struct entry {
         bool reported;
         uint64_t data_wid, child_wid, lock_wid;
         struct entry *parent, *first_child, *next_sibling;
-        struct entry *hnext;
         bool seen;
 };
 
@@ -42,8 +42,7 @@ struct zk_cache {
         void *synced_userdata;
 
         struct entry *root;
-        struct entry **table;
-        size_t n_buckets, n_entries; /* n_entries counts the root too */
+        struct smap entries; /* path -> struct entry *, the root too */
         unsigned pending;
         bool started, synced;
 };
@@ -60,47 +59,7 @@ const char *zk_cache_event_to_string(enum zk_cache_event ev) {
 
 /* ---------------------------------------------------------------- table */
 
-static size_t hash(const char *s) {
-        size_t h = 14695981039346656037ULL; /* FNV-1a */
-        for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-        return h;
-}
-
-static struct entry *lookup(struct zk_cache *c, const char *path) {
-        for (struct entry *e = c->table[hash(path) & (c->n_buckets - 1)]; e; e = e->hnext)
-                if (strcmp(e->path, path) == 0) return e;
-        return NULL;
-}
-
-static void table_insert(struct zk_cache *c, struct entry *e) {
-        if (c->n_entries + 1 > c->n_buckets) {
-                size_t nb = c->n_buckets * 2;
-                struct entry **t = xnew(struct entry *, nb);
-                for (size_t i = 0; i < c->n_buckets; i++)
-                        for (struct entry *x = c->table[i], *next; x; x = next) {
-                                next = x->hnext;
-                                size_t b = hash(x->path) & (nb - 1);
-                                x->hnext = t[b];
-                                t[b] = x;
-                        }
-                free(c->table);
-                c->table = t;
-                c->n_buckets = nb;
-        }
-        size_t b = hash(e->path) & (c->n_buckets - 1);
-        e->hnext = c->table[b];
-        c->table[b] = e;
-        c->n_entries++;
-}
-
-static void table_remove(struct zk_cache *c, struct entry *e) {
-        for (struct entry **p = &c->table[hash(e->path) & (c->n_buckets - 1)]; *p; p = &(*p)->hnext)
-                if (*p == e) {
-                        *p = e->hnext;
-                        c->n_entries--;
-                        return;
-                }
-}
+static struct entry *lookup(struct zk_cache *c, const char *path) { return smap_get(&c->entries, path); }
 
 static struct entry *entry_new(struct zk_cache *c, struct entry *parent, const char *path) {
         struct entry *e = xnew(struct entry, 1);
@@ -115,7 +74,7 @@ static struct entry *entry_new(struct zk_cache *c, struct entry *parent, const c
                 e->next_sibling = parent->first_child;
                 parent->first_child = e;
         }
-        table_insert(c, e);
+        smap_put(&c->entries, e->path, e);
         return e;
 }
 
@@ -128,7 +87,7 @@ static void entry_remove(struct zk_cache *c, struct entry *e) {
                                 *p = e->next_sibling;
                                 break;
                         }
-        table_remove(c, e);
+        smap_remove(&c->entries, e->path);
         if (e->reported && c->cb) c->cb(c, ZK_CACHE_REMOVED, &e->n, c->userdata);
         free(e->path);
         free(e->data);
@@ -202,12 +161,12 @@ static void read_done(struct zk_cache *c) {
         }
 }
 
+static void fetch_fn(const char *path, void *value, void *ud) { fetch_entry(ud, value); }
+
 static void resync(struct zk_cache *c) {
         c->synced = false;
         c->pending++; /* hold "synced" until every read below is issued */
-        /* Collect first: fetches do not change the table, but keep it simple and safe. */
-        for (size_t i = 0; i < c->n_buckets; i++)
-                for (struct entry *e = c->table[i]; e; e = e->hnext) fetch_entry(c, e);
+        smap_foreach(&c->entries, fetch_fn, c); /* fetches only send reads: the table stays as it is */
         read_done(c);
 }
 
@@ -353,14 +312,17 @@ static void on_watch(struct zk *zk, const struct zk_watch_event *ev, void *userd
         /* else: a watch left over from a removed entry */
 }
 
+static void forget_watches_fn(const char *path, void *value, void *ud) {
+        struct entry *e = value;
+        e->data_wid = e->child_wid = e->lock_wid = 0;
+}
+
 static void on_state(struct zk *zk, enum zk_state s, void *userdata) {
         struct zk_cache *c = userdata;
         if (!c->started) return;
         if (s == ZK_STATE_EXPIRED) {
                 /* Every watch died with the session. */
-                for (size_t i = 0; i < c->n_buckets; i++)
-                        for (struct entry *e = c->table[i]; e; e = e->hnext)
-                                e->data_wid = e->child_wid = e->lock_wid = 0;
+                smap_foreach(&c->entries, forget_watches_fn, NULL);
         } else if (s == ZK_STATE_CONNECTED)
                 resync(c);
 }
@@ -379,8 +341,6 @@ int zk_cache_new(struct zk *zk, const char *root, int max_depth, unsigned flags,
         c->flags = flags;
         c->cb = cb;
         c->userdata = userdata;
-        c->n_buckets = 64;
-        c->table = xnew(struct entry *, c->n_buckets);
         c->root = entry_new(c, NULL, root);
         zk_add_state_listener(zk, on_state, c);
         *ret = c;
@@ -407,7 +367,7 @@ void zk_cache_free(struct zk_cache *c) {
         zk_remove_state_listener(c->zk, on_state, c);
         c->cb = NULL; /* no REMOVED storm while tearing down */
         entry_remove(c, c->root);
-        free(c->table);
+        smap_clear(&c->entries, NULL); /* empty now: frees the buckets */
         free(c->root_path);
         free(c);
 }
@@ -419,16 +379,29 @@ const struct zk_cache_node *zk_cache_get(struct zk_cache *c, const char *path) {
         return e && e != c->root && e->reported ? &e->n : NULL;
 }
 
+static void count_fn(const char *path, void *value, void *ud) {
+        const struct entry *e = value;
+        *(size_t *)ud += e->parent && e->reported; /* the root has no parent and is no node */
+}
+
 size_t zk_cache_size(struct zk_cache *c) {
         size_t n = 0;
-        for (size_t i = 0; i < c->n_buckets; i++)
-                for (struct entry *e = c->table[i]; e; e = e->hnext) n += e != c->root && e->reported;
+        smap_foreach(&c->entries, count_fn, &n);
         return n;
+}
+
+struct foreach_ctx {
+        void (*fn)(const struct zk_cache_node *node, void *userdata);
+        void *userdata;
+};
+
+static void foreach_fn(const char *path, void *value, void *ud) {
+        const struct entry *e = value;
+        const struct foreach_ctx *f = ud;
+        if (e->parent && e->reported) f->fn(&e->n, f->userdata);
 }
 
 void zk_cache_foreach(struct zk_cache *c, void (*fn)(const struct zk_cache_node *node, void *userdata),
                       void *userdata) {
-        for (size_t i = 0; i < c->n_buckets; i++)
-                for (struct entry *e = c->table[i]; e; e = e->hnext)
-                        if (e != c->root && e->reported) fn(&e->n, userdata);
+        smap_foreach(&c->entries, foreach_fn, &(struct foreach_ctx){ fn, userdata });
 }

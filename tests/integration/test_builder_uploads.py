@@ -120,6 +120,19 @@ def test_failing_upload_is_retried_then_failed(builder, libvirtd, pool_name):  #
     assert builder.alive()
 
 
+def test_image_not_matching_its_sha256_file_is_never_uploaded(builder, libvirtd, pool_name):  # noqa: F811
+    """The builder checks the file against its .sha256 (libcrypto's digest) before uploading."""
+    builder.config([diskimage(env={"FAKE_DIB_BAD_SHA256": "1"})],
+                   [libvirt_provider("lv", libvirtd, pool_name, ["debian"])])
+    builder.start()
+    wait_for(lambda: [x for x in builder.uploads("debian", "lv") if x[2]["state"] == "failed"],
+             what="a failed upload")
+    log = builder.log()
+    assert re.search(r"debian-\w+\.qcow2: sha256 [0-9a-f]{64} does not match \S+\.qcow2\.sha256 "
+                     r"\(after 0 attempts\)", log), log  # refused before any upload attempt
+    assert libvirtd.volumes(pool_name) == []
+
+
 def test_paused_provider_diskimage_is_not_uploaded(builder, libvirtd, pool_name):  # noqa: F811
     builder.config([diskimage()], [libvirt_provider("lv", libvirtd, pool_name, [{"name": "debian", "pause": True}])])
     builder.start()

@@ -261,6 +261,36 @@ static void test_plan_keys_change_only_from_the_changed_stage(void **state) {
         free(f.root);
 }
 
+/* The stage keys name the cached stages on disk (a builder's cache directory
+ * outlives an upgrade), so the digest code behind them must not change them:
+ * these are the keys the hand-written SHA-256 gave for this fixture, with a
+ * file-valued and a plain key variable, a release and a static/ tree. */
+static void test_plan_keys_equal_keys_recorded_before_libcrypto(void **state) {
+        static const char *const recorded[] = {
+                "b4a1eef47b35ad56fb38b2174546cf210059c9996a3e1ee2cf43127b742e8e2c",
+                "8b6450eb8c3d9bfb87a88161aae01fcfa52a481d2c2626f6bc01fccebe5b2552",
+                "04e6d9e145d695d3937316c96eeea049f8a79743fb3bc06b6fcb3935e89424da",
+                "79a515666e69d32f48876ebc1fedb8f468cfd27ec80e9c0c6a17fab4a7d76a88",
+        };
+        struct fixture f = { .root = mktree() };
+        make_elements(f.root);
+        put(f.root, "authorized_keys", "ssh-ed25519 AAAA one\n", 0644);
+        put(f.root, "os/static/etc/motd", "hello\n", 0640); /* a tree outside the phases */
+        _cleanup_free_ char *etc = xasprintf("%s/os/static/etc", f.root);
+        assert_int_equal(chmod(etc, 0755), 0); /* its mode is in the key: not the umask's */
+        _cleanup_free_ char *keys_var = xasprintf("DIB_DEV_USER_AUTHORIZED_KEYS=%s/authorized_keys", f.root);
+        const char *envp[] = { "DIB_A=a", keys_var, NULL };
+        char **key_env = build_key_env(envp);
+        load(&f, (const char *const *)key_env);
+        assert_int_equal(f.plan->n_stages, 4);
+        for (size_t i = 0; i < 4; i++)
+                assert_string_equal(f.plan->stages[i].key, recorded[i]);
+        unload(&f);
+        dib_strv_free(key_env);
+        rm_rf(f.root);
+        free(f.root);
+}
+
 /* ---- key environment --------------------------------------------------------- */
 
 /* DIB_* only, minus per-build names; sorted; a file-valued variable (one path
@@ -575,6 +605,7 @@ int main(void) {
                 cmocka_unit_test(test_plan_groups_phases_into_stages),
                 cmocka_unit_test(test_plan_needs_root_and_always_makes_a_disk),
                 cmocka_unit_test(test_plan_keys_change_only_from_the_changed_stage),
+                cmocka_unit_test(test_plan_keys_equal_keys_recorded_before_libcrypto),
                 cmocka_unit_test(test_key_env_selection_and_file_content),
                 cmocka_unit_test(test_runner_runs_hooks_in_sort_n_order),
                 cmocka_unit_test(test_runner_stops_at_first_failure),

@@ -40,7 +40,7 @@ static void rm_rf(const char *dir) { assert_int_equal(nftw(dir, rm_one, 16, FTW_
 /* A stage key: 64 hex digits derived from a label. */
 static char *key(const char *label) {
         char hex[SHA256_HEX_SIZE];
-        sha256_hex(label, strlen(label), hex);
+        digest_sha256_hex(label, strlen(label), hex);
         return xstrdup(hex);
 }
 

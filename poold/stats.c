@@ -1,4 +1,4 @@
-/* webapp_stats.c — the launcher's figures, to statsd with Nodepool's names
+/* stats.c — see stats.h: the launcher's figures, to statsd with Nodepool's names
  * (protocol.md §3.3, NP:nodepool/stats.py) and to Prometheus with poold's.
  *
  * DESIGN. Events (a launch ended, a request finished) are recorded when they
@@ -19,6 +19,7 @@
 #include "launcher.h"
 #include "log.h"
 #include "metrics.h"
+#include "stats.h"
 #include "statsd.h"
 #include "webapp_internal.h"
 
@@ -34,10 +35,10 @@ static const double LOOP_BLOCK_BUCKETS[] = { 0.0005, 0.001, 0.002, 0.005, 0.01, 
 
 static void on_stats_timer(struct loop *loop, struct loop_timer *t, void *ud) {
         struct webapp *w = ud;
-        webapp_stats_refresh(w, w->l, false);
+        stats_refresh(w, w->l, false);
 }
 
-void webapp_stats_init(struct webapp *w, struct launcher *l) {
+void stats_init(struct webapp *w, struct launcher *l) {
         struct metrics *m = w->metrics = metrics_new();
         (void)metrics_declare(m, "poold_nodes", METRICS_GAUGE,
                               "Nodes by state, provider and label (a node with several labels counts once per label).",
@@ -89,7 +90,7 @@ void webapp_stats_init(struct webapp *w, struct launcher *l) {
         w->stats_timer = loop_add_timer(l->loop, 1000, true, on_stats_timer, w);
 }
 
-void webapp_stats_free(struct webapp *w) {
+void stats_free(struct webapp *w) {
         if (w->stats_timer) loop_timer_cancel(w->stats_timer);
         w->stats_timer = NULL;
         statsd_free(w->statsd);
@@ -100,9 +101,9 @@ void webapp_stats_free(struct webapp *w) {
         w->last_gauges = NULL;
 }
 
-char *webapp_stats_render(struct webapp *w) { return metrics_render(w->metrics); }
+char *stats_render(struct webapp *w) { return metrics_render(w->metrics); }
 
-void webapp_stats_loop_block(struct webapp *w, double seconds) {
+void stats_loop_block(struct webapp *w, double seconds) {
         (void)metrics_observe(w->metrics, "poold_webapp_loop_block_seconds", NULL, seconds);
 }
 
@@ -118,8 +119,8 @@ static const char *launch_result(int result) {
         }
 }
 
-void webapp_launch_done(struct launcher *l, const struct pool *p, const struct node *n, const char *request_id,
-                        int result, uint64_t duration_ms) {
+void stats_launch_done(struct launcher *l, const struct pool *p, const struct node *n, const char *request_id,
+                       int result, uint64_t duration_ms) {
         struct webapp *w = l->webapp;
         if (!w) return;
         const char *res = launch_result(result);
@@ -153,7 +154,7 @@ void webapp_launch_done(struct launcher *l, const struct pool *p, const struct n
         statsd_flush(w->statsd);
 }
 
-void webapp_request_done(struct launcher *l, enum node_request_state rq_state, double created_time) {
+void stats_request_done(struct launcher *l, enum node_request_state rq_state, double created_time) {
         struct webapp *w = l->webapp;
         if (!w) return;
         const char *state = node_request_state_to_string(rq_state);
@@ -301,7 +302,7 @@ static void send_gauges(struct webapp *w, struct smap *gauges) {
         free(keys);
 }
 
-void webapp_stats_refresh(struct webapp *w, struct launcher *l, bool for_scrape) {
+void stats_refresh(struct webapp *w, struct launcher *l, bool for_scrape) {
         if (!for_scrape && !w->statsd) return; /* Prometheus is refreshed at scrape time */
         struct metrics *m = w->metrics;
         struct smap gauges = {};

@@ -1,7 +1,10 @@
 /* smap.c — see smap.h.
  *
- * DESIGN. FNV-1a hash, separate chaining, doubling at load factor 1. Small
- * and predictable; the launcher keeps tens of thousands of entries at most. */
+ * DESIGN. FNV-1a hash, separate chaining, doubling at load factor 1. Each
+ * entry is one allocation holding its key and its full hash: growing never
+ * hashes again, and a lookup compares strings only when the hashes match.
+ * The launcher's node and request caches and the ZooKeeper cache's path
+ * table use it; tens of thousands of entries at most. */
 #include "smap.h"
 
 #include <stdint.h>
@@ -10,23 +13,37 @@
 
 #include "alloc.h"
 
+struct smap_entry {
+        struct smap_entry *next;
+        void *value;
+        uint64_t hash;
+        char key[];
+};
+
 static uint64_t hash(const char *s) {
         uint64_t h = 1469598103934665603ULL;
         for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
         return h;
 }
 
-static struct smap_entry **find(const struct smap *m, const char *key) {
+/* The link that points at KEY's entry, or the empty link at its chain's end;
+ * NULL when the map has no buckets yet. */
+static struct smap_entry **find(const struct smap *m, const char *key, uint64_t h) {
         if (!m->n_buckets) return NULL;
-        struct smap_entry **pp = &m->buckets[hash(key) & (m->n_buckets - 1)];
+        struct smap_entry **pp = &m->buckets[h & (m->n_buckets - 1)];
         for (; *pp; pp = &(*pp)->next)
-                if (strcmp((*pp)->key, key) == 0) return pp;
+                if ((*pp)->hash == h && strcmp((*pp)->key, key) == 0) return pp;
         return pp;
 }
 
 void *smap_get(const struct smap *m, const char *key) {
-        struct smap_entry **pp = find(m, key);
+        struct smap_entry **pp = find(m, key, hash(key));
         return pp && *pp ? (*pp)->value : NULL;
+}
+
+bool smap_contains(const struct smap *m, const char *key) {
+        struct smap_entry **pp = find(m, key, hash(key));
+        return pp && *pp;
 }
 
 static void grow(struct smap *m) {
@@ -35,9 +52,9 @@ static void grow(struct smap *m) {
         for (size_t i = 0; i < m->n_buckets; i++)
                 for (struct smap_entry *e = m->buckets[i], *next; e; e = next) {
                         next = e->next;
-                        size_t h = hash(e->key) & (nb - 1);
-                        e->next = b[h];
-                        b[h] = e;
+                        size_t k = e->hash & (nb - 1);
+                        e->next = b[k];
+                        b[k] = e;
                 }
         free(m->buckets);
         m->buckets = b;
@@ -45,28 +62,34 @@ static void grow(struct smap *m) {
 }
 
 void *smap_put(struct smap *m, const char *key, void *value) {
-        if (m->n + 1 > m->n_buckets) grow(m);
-        struct smap_entry **pp = find(m, key);
-        if (*pp) {
+        uint64_t h = hash(key);
+        struct smap_entry **pp = find(m, key, h);
+        if (pp && *pp) {
                 void *old = (*pp)->value;
                 (*pp)->value = value;
                 return old;
         }
-        struct smap_entry *e = xnew(struct smap_entry, 1);
-        e->key = xstrdup(key);
+        if (m->n + 1 > m->n_buckets) {
+                grow(m);
+                pp = find(m, key, h);
+        }
+        size_t len = strlen(key) + 1;
+        struct smap_entry *e = xmalloc(sizeof *e + len);
+        e->next = NULL;
         e->value = value;
+        e->hash = h;
+        memcpy(e->key, key, len);
         *pp = e;
         m->n++;
         return NULL;
 }
 
 void *smap_remove(struct smap *m, const char *key) {
-        struct smap_entry **pp = find(m, key);
+        struct smap_entry **pp = find(m, key, hash(key));
         if (!pp || !*pp) return NULL;
         struct smap_entry *e = *pp;
         void *v = e->value;
         *pp = e->next;
-        free(e->key);
         free(e);
         m->n--;
         return v;
@@ -85,7 +108,6 @@ void smap_clear(struct smap *m, void (*free_value)(void *value)) {
                 for (struct smap_entry *e = m->buckets[i], *next; e; e = next) {
                         next = e->next;
                         if (free_value) free_value(e->value);
-                        free(e->key);
                         free(e);
                 }
         free(m->buckets);
