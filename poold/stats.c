@@ -22,8 +22,12 @@
 #include "stats.h"
 #include "statsd.h"
 #include "webapp_internal.h"
+#include "zk_lock.h"
 
 #define GAUGE_RESEND_MS 60000
+/* Nodepool's stats election: only its winner sends the global gauges. */
+#define STATS_ELECTION_PATH "/nodepool/elections/stats"
+#define STATS_ELECTION_RETRY_MS 10000
 
 /* Launch durations (s): Nodepool's statsd_exporter mapping uses 20…900 s buckets. */
 static const double LAUNCH_BUCKETS[] = { 5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 900, 1800 };
@@ -90,7 +94,42 @@ void stats_init(struct webapp *w, struct launcher *l) {
         w->stats_timer = loop_add_timer(l->loop, 1000, true, on_stats_timer, w);
 }
 
+static void election_leave(struct webapp *w) {
+        if (!w->stats_election) return;
+        zk_lock_release_async(w->stats_election);
+        zk_lock_free(w->stats_election);
+        w->stats_election = NULL;
+}
+
+/* True while this launcher is the stats election's winner (Nodepool's kazoo
+ * Election on STATS_ELECTION_PATH, the same lock recipe): several launchers
+ * on one ZooKeeper send each global gauge once, not once each. A loser tries
+ * again every 10 s, so a dead winner's place is taken within its session
+ * timeout plus that. */
+static bool election_won(struct webapp *w, struct launcher *l) {
+        if (w->stats_election && zk_lock_is_held(w->stats_election)) return true;
+        if (w->stats_election) {
+                log_info("stats election: lost (ZooKeeper session); gauges stop until won again");
+                zk_lock_free(w->stats_election);
+                w->stats_election = NULL;
+        }
+        uint64_t now = loop_now_ms();
+        if (now < w->stats_election_next_ms || !l->zk || !zk_is_connected(l->zk)) return false;
+        w->stats_election_next_ms = now + STATS_ELECTION_RETRY_MS;
+        _cleanup_free_ char *id = owners_lock_id(l);
+        struct zk_lock *lock = NULL;
+        int r = zk_lock_try_new(l->zk, STATS_ELECTION_PATH, id, &lock);
+        if (r != 1) {
+                if (r < 0) log_debug_errno(r, "stats election: %m");
+                return false;
+        }
+        w->stats_election = lock;
+        log_info("stats election: won, this launcher sends the global gauges");
+        return true;
+}
+
 void stats_free(struct webapp *w) {
+        election_leave(w);
         if (w->stats_timer) loop_timer_cancel(w->stats_timer);
         w->stats_timer = NULL;
         statsd_free(w->statsd);
@@ -378,6 +417,24 @@ void stats_refresh(struct webapp *w, struct launcher *l, bool for_scrape) {
         (void)metrics_set(m, "poold_webapp_rows_built", ln, (double)webapp_rows_built(w->node_rows));
         (void)metrics_set(m, "poold_webapp_rows_built", lr, (double)webapp_rows_built(w->request_rows));
 
-        if (w->statsd) send_gauges(w, &gauges);
+        /* nodepool.tenant_limits.<tenant>.<limit>: the configured limits (unlimited ones left out). */
+        for (size_t i = 0; l->cfg && i < l->cfg->n_tenant_limits; i++) {
+                const struct config_tenant_limit *t = &l->cfg->tenant_limits[i];
+                const struct { const char *name; int64_t v; } lim[] = {
+                        { "max-servers", t->max_servers }, { "max-cores", t->max_cores }, { "max-ram", t->max_ram },
+                        { "max-volumes", t->max_volumes }, { "max-volume-gb", t->max_volume_gb },
+                };
+                for (size_t k = 0; k < ELEMENTSOF(lim); k++)
+                        if (lim[k].v != CONFIG_UNLIMITED)
+                                bumpf(&gauges, lim[k].v, "nodepool.tenant_limits.%s.%s", t->tenant_name, lim[k].name);
+        }
+        if (w->statsd && election_won(w, l)) send_gauges(w, &gauges);
+        if (w->statsd && l->zk) {
+                /* Per launcher, every launcher (Nodepool: nodepool.launcher.<host>.zk.*): requests
+                 * sent and not answered yet, ZooKeeper's view of our backlog. */
+                _cleanup_free_ char *key = xasprintf("nodepool.launcher.%s.zk.client.connection_queue", l->hostname);
+                statsd_gauge(w->statsd, key, (long long)zk_pending(l->zk));
+                statsd_flush(w->statsd);
+        }
         smap_clear(&gauges, NULL);
 }

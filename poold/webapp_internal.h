@@ -48,6 +48,8 @@ struct webapp {
         struct loop_timer *stats_timer;
         struct statsd *statsd;
         struct metrics *metrics;
+        struct zk_lock *stats_election;  /* /nodepool/elections/stats: held while we send the gauges */
+        uint64_t stats_election_next_ms; /* no new attempt before */
         char *last_gauges;              /* what was last sent to statsd (change detection) */
         uint64_t last_gauges_ms;
 };

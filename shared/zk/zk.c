@@ -1290,3 +1290,10 @@ void zk_get_counts(struct zk *zk, struct zk_counts *ret) {
                                    .watch_events = zk->n_watch_events };
         pthread_mutex_unlock(&zk->mu);
 }
+
+unsigned zk_pending(struct zk *zk) {
+        pthread_mutex_lock(&zk->mu);
+        unsigned n = zk->inflight;
+        pthread_mutex_unlock(&zk->mu);
+        return n;
+}

@@ -193,3 +193,5 @@ void zk_cancel(struct zk *zk, void *userdata);
 
 /* The session's counts so far. Any thread. */
 void zk_get_counts(struct zk *zk, struct zk_counts *ret);
+/* Requests sent on the session and not answered yet. Any thread. */
+unsigned zk_pending(struct zk *zk);

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from harness import program
-from launcher_fixture import LABEL, PROVIDER, launcher  # noqa: F401  (fixture)
+from launcher_fixture import LABEL, PROVIDER, launcher, launchers  # noqa: F401  (fixtures)
 from statsd_listener import LINE, Listener, has
 from zuul_client import ZuulClient
 
@@ -46,6 +46,38 @@ def test_launch_sends_nodepool_launch_timers_counters_and_node_gauges(launcher, 
     assert has(lines, "nodepool.provider.%s.nodes.deleting" % PROVIDER, "g", 0)
     assert has(lines, "nodepool.provider.%s.max_servers" % PROVIDER, "g", 10)
     assert has(lines, "nodepool.provider.%s.pool.main.addressable_requests" % PROVIDER, "g", 0)
+
+
+def test_stats_election_one_launcher_sends_global_gauges_and_a_survivor_takes_over(launchers):
+    """Two launchers on one config and ZooKeeper, each with its own statsd listener: only the
+    winner of Nodepool's stats election (/nodepool/elections/stats) sends the global gauges
+    (nodes, max_servers, tenant_limits), both send their own
+    nodepool.launcher.<host>.zk.client.connection_queue; when the winner stops, the other one
+    wins and sends them."""
+    import socket
+    a, b = launchers(2)
+    la, lb = Listener(), Listener()
+    try:
+        a.write_config(a.config(extra={"tenant-resource-limits": [{"tenant-name": "tenant-one", "max-servers": 7}]}))
+        a.images()
+        a.start(env=la.env())
+        la.wait(lambda ls: has(ls, "nodepool.nodes.ready", "g", 0) and
+                has(ls, "nodepool.tenant_limits.tenant-one.max-servers", "g", 7), what="winner's gauges")
+        b.start(env=lb.env())
+        host = socket.gethostname()
+        zkq = "nodepool.launcher.%s.zk.client.connection_queue" % host
+        lb.wait(lambda ls: has(ls, zkq, "g"), what="the loser's own launcher gauge")
+        time.sleep(3)   # several refreshes of the loser
+        assert not [l for l in lb.lines() if l.startswith(("nodepool.nodes.", "nodepool.tenant_limits."))]
+        assert "stats election: won" in a.log_text() and "stats election: won" not in b.log_text()
+        assert a.stop() == 0
+        lb.wait(lambda ls: has(ls, "nodepool.nodes.ready", "g", 0) and
+                has(ls, "nodepool.tenant_limits.tenant-one.max-servers", "g", 7), timeout=30,
+                what="the survivor's gauges")
+        assert "stats election: won" in b.log_text()
+    finally:
+        la.close()
+        lb.close()
 
 
 def test_failed_launch_counts_as_error(launcher, listener):
