@@ -221,26 +221,6 @@ static const char *decline_reason(struct pool *p, const struct node_request *rq,
         return quota_never_fits(p, n, cores, ram, buf, sz);
 }
 
-static bool label_in(char *const *types, const char *label) { return model_strv_contains(types, label); }
-
-struct reuse_find {
-        struct req_handler *h;
-        const char *label;
-        const char *found;
-};
-
-static void reuse_fn(const char *key, void *value, void *ud) {
-        struct reuse_find *f = ud;
-        const struct cnode *cn = value;
-        const struct node *n = cn->node;
-        if (f->found || n->state != NODE_STATE_READY || n->allocated_to || cn->lock_contenders > 0) return;
-        if (smap_get(&f->h->l->held, key)) return;
-        if (!n->provider || !n->pool || strcmp(n->provider, f->h->pool->provider_name) != 0 ||
-            strcmp(n->pool, f->h->pool->name) != 0 || !label_in(n->type, f->label))
-                return;
-        f->found = key;
-}
-
 /* Reusing a ready node for a handler's slot: a zk_update (lock → read → write
  * allocated_to, version-checked; the lock kept) → the slot gets the node through
  * request_slot_done() (a static node after its liveness check). Asynchronous like
@@ -269,6 +249,7 @@ static void reuse_free(struct reuse_op *op) {
 static void reuse_end(struct reuse_op *op, int r, struct zk_lock *lock) {
         struct launcher *l = op->l;
         smap_remove(&l->reusing, op->node_id);
+        caches_ready_update(l, op->node_id);
         _cleanup_free_ char *rid = TAKE_PTR(op->request_id), *nid = TAKE_PTR(op->node_id);
         if (r < 0) zk_lock_free(TAKE_PTR(lock));
         struct pool *p = op->pool;
@@ -301,20 +282,15 @@ static int reuse_edit(struct zk_update_record *rec, void *ud) {
 static void on_reused(int r, enum zk_update_step at, struct zk_lock *lock, void *ud) {
         struct reuse_op *op = ud;
         /* Someone else holds it: skip it until the cache says otherwise. */
-        if (at == ZK_UPDATE_STEP_LOCK && r == -EBUSY) {
-                struct cnode *cn = smap_get(&op->l->nodes, op->node_id);
-                if (cn) cn->lock_contenders = MAX(cn->lock_contenders, 1u);
-        }
+        if (at == ZK_UPDATE_STEP_LOCK && r == -EBUSY) caches_node_mark_locked(op->l, op->node_id);
         reuse_end(op, r > 0 ? 0 : -EAGAIN, lock);
 }
 
 /* Start reusing a ready node for slot I: 1 started (slot LAUNCHING), 0 none available. */
 static int try_reuse(struct req_handler *h, size_t i) {
         struct launcher *l = h->l;
-        struct reuse_find f = { .h = h, .label = h->slots[i].label };
-        smap_foreach(&l->nodes, reuse_fn, &f);
-        if (!f.found) return 0;
-        const char *found = f.found;
+        const char *found = caches_ready_find(l, h->pool->provider_name, h->pool->name, h->slots[i].label);
+        if (!found) return 0;
         struct reuse_op *op = xnew(struct reuse_op, 1);
         op->l = l;
         op->pool = h->pool;
@@ -334,6 +310,7 @@ static int try_reuse(struct req_handler *h, size_t i) {
         }
         smap_put(&l->reusing, op->node_id, op);
         smap_put(&l->held, op->node_id, (void *)1);
+        caches_ready_update(l, op->node_id); /* not a candidate while ours */
         h->slots[i].node_id = xstrdup(op->node_id);
         h->slots[i].st = SLOT_LAUNCHING;
         h->launching++;
@@ -1048,7 +1025,10 @@ static void abort_decline_fn(const char *key, void *value, void *ud) { decline_f
 
 static void abort_reuse_fn(const char *key, void *value, void *ud) {
         struct reuse_op *op = value;
-        smap_remove(&op->l->held, op->node_id); /* its lock goes: the node is free again */
+        struct launcher *l = op->l;
+        smap_remove(&l->reusing, op->node_id); /* KEY goes with it: OP's copy of the id is used */
+        smap_remove(&l->held, op->node_id); /* its lock goes: the node is free again */
+        caches_ready_update(l, op->node_id);
         reuse_free(op);
 }
 
