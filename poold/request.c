@@ -318,8 +318,9 @@ static int try_reuse(struct req_handler *h, size_t i) {
 }
 
 /* A node znode being created for a handler's slot: create (init) → a zk_update
- * taking its lock and writing `building` (not waited for) → launch_start(). Asynchronous, so a burst of requests does not
- * wait for these round trips one after another. Usage is reserved at once so
+ * taking its lock and writing `building` (not waited for) → launch_start().
+ * Asynchronous, so a burst of requests does not wait for these round trips one
+ * after another. Usage is reserved at once so
  * the quota sees the node before the cache does. */
 struct create_op {
         struct launcher *l;
