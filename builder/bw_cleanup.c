@@ -35,6 +35,7 @@
 #include "bw_plan.h"
 #include "log.h"
 #include "zk_lock.h"
+#include "zk_update.h"
 
 /* ---------------------------------------------------------------- cloud deletes */
 
@@ -106,48 +107,59 @@ void bw_cleanup_delete_image(struct bw *w, struct bw_prov *prov, const char *ext
 
 /* ---------------------------------------------------------------- uploads */
 
-static void delete_upload(struct bw *w, struct bw_upload_rec *up, const char *provider, const char *why) {
-        if (smap_contains(&w->deleting, up->path)) return;
-        struct bw_prov *prov = bw_prov_find(w, provider);
-        _cleanup_free_ char *lpath = xasprintf("%s/lock", up->path);
-        struct zk_lock *lock = NULL;
-        if (zk_lock_try_new(w->b->zk, lpath, NULL, &lock) != 1) return;
+struct upload_del {
+        struct bw *w;
+        struct bw_upload_rec *up;
+        struct bw_prov *prov;
+        const char *provider;
+        struct image_upload *u;         /* as read under the lock */
+        bool marking;                   /* the `deleting` write was wanted */
+};
 
-        /* Re-read under the lock. */
-        _cleanup_free_ char *data = NULL, *json = NULL;
-        size_t len = 0;
-        struct zk_stat st;
-        _cleanup_(image_upload_freep) struct image_upload *u = NULL;
-        int r = zk_get(w->b->zk, up->path, &data, &len, &st);
-        if (r >= 0 && (len == 0 || image_upload_from_json(data, len, up->id, &u, NULL) < 0)) r = -EBADMSG;
-        if (r < 0) goto out;
-        if (u->state == IMAGE_UPLOAD_STATE_UPLOADING) {
+/* Under the upload's lock: may it go? Then `deleting`, unless it is already. */
+static int delete_upload_edit(struct zk_update_record *rec, void *ud) {
+        struct upload_del *c = ud;
+        struct bw *w = c->w;
+        if (rec->len == 0 || image_upload_from_json(rec->data, rec->len, c->up->id, &c->u, NULL) < 0)
+                return -EBADMSG;
+        if (c->u->state == IMAGE_UPLOAD_STATE_UPLOADING) {
                 /* In progress unless nobody holds the upload lock of its directory. */
-                _cleanup_free_ char *dir = xstrdup(up->path);
+                _cleanup_free_ char *dir = xstrdup(c->up->path);
                 *strrchr(dir, '/') = '\0';
                 _cleanup_free_ char *dlock = xasprintf("%s/lock", dir);
-                if (zk_is_locked(w->b->zk, dlock) != 0) goto out;
+                if (zk_is_locked(w->b->zk, dlock) != 0) return -EBUSY;
         }
-        if (u->external_id && !prov) {
+        if (c->u->external_id && !c->prov) {
                 /* No way to reach that cloud from here. */
-                log_debug("upload %s: provider %s not configured here; left alone", up->path, provider);
-                goto out;
+                log_debug("upload %s: provider %s not configured here; left alone", c->up->path, c->provider);
+                return -EHOSTUNREACH;
         }
-        if (u->state != IMAGE_UPLOAD_STATE_DELETING) {
-                image_upload_set_state(u, IMAGE_UPLOAD_STATE_DELETING);
-                r = image_upload_to_json(u, &json, &len);
-                if (r >= 0) r = zk_set(w->b->zk, up->path, json, len, st.version, NULL);
-                if (r < 0) {
-                        log_warning_errno(r, "%s: cannot mark deleting: %m", up->path);
-                        goto out;
-                }
+        if (c->u->state == IMAGE_UPLOAD_STATE_DELETING) return ZK_UPDATE_NO_WRITE;
+        image_upload_set_state(c->u, IMAGE_UPLOAD_STATE_DELETING);
+        c->marking = true;
+        int r = image_upload_to_json(c->u, &rec->new_data, &rec->new_len);
+        return r < 0 ? r : ZK_UPDATE_WRITE;
+}
+
+static void delete_upload(struct bw *w, struct bw_upload_rec *up, const char *provider, const char *why) {
+        if (smap_contains(&w->deleting, up->path)) return;
+        struct upload_del c = { .w = w, .up = up, .prov = bw_prov_find(w, provider), .provider = provider };
+        _cleanup_free_ char *lpath = xasprintf("%s/lock", up->path);
+        struct zk_lock *lock = NULL;
+        /* Re-read under the lock. */
+        struct zk_update_spec spec = {
+                .path = up->path, .lock_path = lpath, .flags = ZK_UPDATE_KEEP_LOCK, .edit = delete_upload_edit,
+                .userdata = &c,
+        };
+        int r = zk_update_run(w->b->zk, &spec, &lock);
+        _cleanup_(image_upload_freep) struct image_upload *u = c.u;
+        if (r < 0) {
+                if (c.marking) log_warning_errno(r, "%s: cannot mark deleting: %m", up->path);
+                zk_lock_free(lock); /* released */
+                return;
         }
         log_info("deleting upload %s (%s)", up->path, why);
-        bw_cleanup_delete_image(w, prov, u->external_id, up->path, TAKE_PTR(lock));
-        return;
-out:
-        zk_lock_release_async(lock);
-        zk_lock_free(lock);
+        bw_cleanup_delete_image(w, c.prov, u->external_id, up->path, lock);
 }
 
 static bool image_in_provider(const struct config *c, const char *provider, const char *image) {
@@ -245,27 +257,30 @@ static void remove_local_files(struct bw *w, const char *image, const char *buil
         model_strv_free(victims);
 }
 
+struct build_state {
+        const char *id;
+        enum image_build_state state;
+};
+
+static int build_state_edit(struct zk_update_record *rec, void *ud) {
+        const struct build_state *c = ud;
+        _cleanup_(image_build_freep) struct image_build *b = NULL;
+        if (rec->len == 0 || image_build_from_json(rec->data, rec->len, c->id, &b, NULL) < 0) return -EBADMSG;
+        if (b->state == c->state) return ZK_UPDATE_NO_WRITE;
+        /* An interrupted build failed through no fault of its image: no back-off. */
+        if (b->state == IMAGE_BUILD_STATE_BUILDING && c->state == IMAGE_BUILD_STATE_FAILED) b->failures = 0;
+        image_build_set_state(b, c->state);
+        int r = image_build_to_json(b, &rec->new_data, &rec->new_len);
+        return r < 0 ? r : ZK_UPDATE_WRITE;
+}
+
+/* 0, -EBUSY (locked by someone else) or -errno. */
 static int set_build_state(struct bw *w, struct bw_build_rec *br, enum image_build_state state) {
         _cleanup_free_ char *lpath = xasprintf("%s/lock", br->path);
-        struct zk_lock *lock = NULL;
-        int r = zk_lock_try_new(w->b->zk, lpath, NULL, &lock);
-        if (r != 1) return r < 0 ? r : -EBUSY;
-        _cleanup_free_ char *data = NULL, *json = NULL;
-        size_t len = 0;
-        struct zk_stat st;
-        _cleanup_(image_build_freep) struct image_build *b = NULL;
-        r = zk_get(w->b->zk, br->path, &data, &len, &st);
-        if (r >= 0 && (len == 0 || image_build_from_json(data, len, br->id, &b, NULL) < 0)) r = -EBADMSG;
-        if (r >= 0 && b->state != state) {
-                /* An interrupted build failed through no fault of its image: no back-off. */
-                if (b->state == IMAGE_BUILD_STATE_BUILDING && state == IMAGE_BUILD_STATE_FAILED) b->failures = 0;
-                image_build_set_state(b, state);
-                r = image_build_to_json(b, &json, &len);
-                if (r >= 0) r = zk_set(w->b->zk, br->path, json, len, st.version, NULL);
-        }
-        zk_lock_release_async(lock);
-        zk_lock_free(lock);
-        return r;
+        struct build_state c = { .id = br->id, .state = state };
+        struct zk_update_spec spec = { .path = br->path, .lock_path = lpath, .edit = build_state_edit, .userdata = &c };
+        int r = zk_update_run(w->b->zk, &spec, NULL);
+        return MIN(r, 0);
 }
 
 /* Delete build BR (ours, no uploads left): files, then the znode. */

@@ -29,6 +29,7 @@
 #include "digest.h"
 #include "log.h"
 #include "zk_lock.h"
+#include "zk_update.h"
 
 bool bw_upload_running(struct bw *w, const char *image, const char *build_id, const char *provider,
                        const char *upload_id) {
@@ -164,26 +165,38 @@ static void up_work(void *ud) {
 
 /* ---------------------------------------------------------------- loop */
 
-/* Read-modify-write of the upload record (keeps keys we do not know). */
-static int store(struct bw *w, struct bw_up *u, enum image_upload_state state) {
-        _cleanup_free_ char *data = NULL, *json = NULL;
-        size_t len = 0;
-        struct zk_stat st;
-        int r = zk_get(w->b->zk, u->path, &data, &len, &st);
-        if (r < 0) return r;
-        _cleanup_(image_upload_freep) struct image_upload *rec = NULL;
+struct store_edit {
+        struct bw_up *u;
+        enum image_upload_state state;
+};
+
+static int store_edit(struct zk_update_record *rec, void *ud) {
+        const struct store_edit *c = ud;
+        struct bw_up *u = c->u;
+        _cleanup_(image_upload_freep) struct image_upload *up = NULL;
         struct model_error err = {};
-        r = image_upload_from_json(data, len, u->upload_id, &rec, &err);
+        int r = image_upload_from_json(rec->data, rec->len, u->upload_id, &up, &err);
         if (r < 0) return r;
-        image_upload_set_state(rec, state);
-        if (state == IMAGE_UPLOAD_STATE_READY) {
-                model_set_str(&rec->external_id, u->external_id);
-                model_set_str(&rec->external_name, u->external_name);
-                model_set_str(&rec->format, u->format);
+        image_upload_set_state(up, c->state);
+        if (c->state == IMAGE_UPLOAD_STATE_READY) {
+                model_set_str(&up->external_id, u->external_id);
+                model_set_str(&up->external_name, u->external_name);
+                model_set_str(&up->format, u->format);
         }
-        r = image_upload_to_json(rec, &json, &len);
-        if (r < 0) return r;
-        return zk_set(w->b->zk, u->path, json, len, st.version, NULL);
+        r = image_upload_to_json(up, &rec->new_data, &rec->new_len);
+        return r < 0 ? r : ZK_UPDATE_WRITE;
+}
+
+/* Read-modify-write of the upload record (keeps keys we do not know), under
+ * the upload lock we hold (kept). 0 or -errno. */
+static int store(struct bw *w, struct bw_up *u, enum image_upload_state state) {
+        struct store_edit c = { .u = u, .state = state };
+        struct zk_update_spec spec = {
+                .path = u->path, .lock = TAKE_PTR(u->lock), .flags = ZK_UPDATE_KEEP_LOCK, .edit = store_edit,
+                .userdata = &c,
+        };
+        int r = zk_update_run(w->b->zk, &spec, &u->lock);
+        return MIN(r, 0);
 }
 
 static void failed(struct bw *w, struct bw_up *u, const char *why) {

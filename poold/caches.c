@@ -19,9 +19,101 @@ static void bad_record(struct launcher *l, const char *path, const char *msg) {
         log_warning("malformed record %s: %s (skipped)", path, msg);
 }
 
+/* The ready index. For each "<provider>\n<pool>\n<label>" a list of the
+ * cached nodes a request may reuse, so that try_reuse() looks at candidates
+ * only instead of every cached node for every waiting request. A node is
+ * linked (once per label of its type list) while READY, unallocated, unlocked
+ * in the cache and not being reused by us; every store, removal and change of
+ * those facts relinks it, in O(labels). */
+struct ready_list {
+        struct ready_entry *head, *tail;
+};
+
+struct ready_entry {
+        struct ready_list *list;
+        struct ready_links *links;
+        struct ready_entry *prev, *next;
+};
+
+struct ready_links {
+        char *id;
+        size_t n;
+        struct ready_entry *e;
+};
+
+static bool reusable(struct launcher *l, const char *id, const struct cnode *cn) {
+        const struct node *n = cn->node;
+        return n && n->state == NODE_STATE_READY && !n->allocated_to && cn->lock_contenders == 0 && n->provider &&
+               n->pool && n->type && n->type[0] && !smap_get(&l->reusing, id);
+}
+
+static void ready_unlink(struct cnode *cn) {
+        struct ready_links *k = TAKE_PTR(cn->ready);
+        if (!k) return;
+        for (size_t i = 0; i < k->n; i++) {
+                struct ready_entry *e = &k->e[i];
+                if (e->prev) e->prev->next = e->next;
+                else e->list->head = e->next;
+                if (e->next) e->next->prev = e->prev;
+                else e->list->tail = e->prev;
+        }
+        free(k->e);
+        free(k->id);
+        free(k);
+}
+
+/* Link or unlink CN (cached as ID) as its current facts say. */
+static void ready_relink(struct launcher *l, const char *id, struct cnode *cn) {
+        ready_unlink(cn);
+        if (!reusable(l, id, cn)) return;
+        const struct node *n = cn->node;
+        struct ready_links *k = xnew(struct ready_links, 1);
+        k->id = xstrdup(id);
+        k->n = model_strv_length(n->type);
+        k->e = xnew(struct ready_entry, k->n);
+        for (size_t i = 0; i < k->n; i++) {
+                _cleanup_free_ char *key = xasprintf("%s\n%s\n%s", n->provider, n->pool, n->type[i]);
+                struct ready_list *list = smap_get(&l->ready, key);
+                if (!list) {
+                        list = xnew(struct ready_list, 1);
+                        smap_put(&l->ready, key, list);
+                }
+                struct ready_entry *e = &k->e[i];
+                e->list = list;
+                e->links = k;
+                e->prev = list->tail;
+                if (list->tail) list->tail->next = e;
+                else list->head = e;
+                list->tail = e;
+        }
+        cn->ready = k;
+}
+
+const char *caches_ready_find(struct launcher *l, const char *provider, const char *pool, const char *label) {
+        _cleanup_free_ char *key = xasprintf("%s\n%s\n%s", provider, pool, label);
+        const struct ready_list *list = smap_get(&l->ready, key);
+        /* Held nodes are rare here (ours only until the cache sees our lock). */
+        for (const struct ready_entry *e = list ? list->head : NULL; e; e = e->next)
+                if (!smap_get(&l->held, e->links->id)) return e->links->id;
+        return NULL;
+}
+
+void caches_ready_update(struct launcher *l, const char *id) {
+        struct cnode *cn = smap_get(&l->nodes, id);
+        if (cn) ready_relink(l, id, cn);
+}
+
+void caches_node_mark_locked(struct launcher *l, const char *id) {
+        struct cnode *cn = smap_get(&l->nodes, id);
+        if (!cn) return;
+        cn->lock_contenders = MAX(cn->lock_contenders, 1u);
+        ready_unlink(cn);
+}
+
 static void cnode_free(void *v) {
         struct cnode *c = v;
         if (!c) return;
+        ready_unlink(c);
         node_free(c->node);
         free(c);
 }
@@ -95,6 +187,7 @@ void caches_node_store(struct launcher *l, const char *id, struct node *n, unsig
         cn->node = n;
         cn->lock_contenders = lock_contenders;
         account(l, cn);
+        ready_relink(l, id, cn);
 }
 
 void caches_node_remove(struct launcher *l, const char *id) {
@@ -277,6 +370,7 @@ void caches_free(struct launcher *l) {
         zk_cache_free(l->pool_cache);
         l->node_cache = l->request_cache = l->image_cache = l->pool_cache = NULL;
         smap_clear(&l->nodes, cnode_free);
+        smap_clear(&l->ready, free); /* empty now: every node unlinked itself */
         smap_clear(&l->usage_pool, free);
         smap_clear(&l->usage_prov, free);
         smap_clear(&l->usage_tenant, free);

@@ -20,8 +20,9 @@
 #include "log.h"
 #include "pool_driver.h"
 #include "zk_lock.h"
+#include "zk_update.h"
 
-enum del_stage { DEL_LOCKING, DEL_READING, DEL_PROVIDER, DEL_FINISHING };
+enum del_stage { DEL_LOCKING, DEL_PROVIDER, DEL_FINISHING };
 
 /* An `init` node is locked by its launcher milliseconds after its creation; one
  * still unlocked this much later was orphaned (its create's answer was lost with
@@ -33,6 +34,7 @@ struct node_delete {
         struct prov *prov;
         char *id;
         char *external_id;
+        struct zk_update *upd;          /* DEL_LOCKING: lock, read, `deleting` */
         struct zk_lock *lock;
         enum del_stage stage;
         struct node *n;                 /* as read under the lock */
@@ -48,12 +50,10 @@ static bool deletable(enum node_state s) {
 }
 
 static void nd_free(struct node_delete *d) {
-        /* Only the ZooKeeper stages can have a callback of ours outstanding. */
-        if (d->stage == DEL_READING || d->stage == DEL_FINISHING) zk_cancel(d->l->zk, d);
-        if (d->lock) {
-                zk_lock_release_async(d->lock);
-                zk_lock_free(d->lock);
-        }
+        /* Only the finishing stage can have a callback of ours outstanding. */
+        if (d->stage == DEL_FINISHING) zk_cancel(d->l->zk, d);
+        zk_update_free(d->upd);
+        zk_lock_free(d->lock); /* released */
         d->prov->refs--;
         node_free(d->n);
         free(d->id);
@@ -137,22 +137,31 @@ static void del_done(void *ud, int status) {
         finish_delete(d, d->n);
 }
 
-static void on_del_read(struct zk *zk, const struct zk_result *res, void *ud) {
+/* Under the lock: only a deletable (or orphaned `init`) node goes; `deleting`
+ * is sent through the node write-behind queue (not waited for). */
+static int del_edit(struct zk_update_record *rec, void *ud) {
+        struct node_delete *d = ud;
+        struct model_error err;
+        if (node_from_json(rec->data, rec->len, d->id, &d->n, &err) < 0) return -EBADMSG;
+        if (!(deletable(d->n->state) || d->n->state == NODE_STATE_INIT)) return -ECANCELED;
+        log_info("deleting node %s (state %s)", d->id, node_state_to_string(d->n->state));
+        if (d->n->state != NODE_STATE_DELETING) {
+                node_set_state(d->n, NODE_STATE_DELETING);
+                zkrec_node_write_async(d->l, d->n);
+        }
+        return ZK_UPDATE_NO_WRITE;
+}
+
+static void on_del_updated(int r, enum zk_update_step at, struct zk_lock *lock, void *ud) {
         struct node_delete *d = ud;
         struct launcher *l = d->l;
-        struct model_error err;
-        d->stage = DEL_PROVIDER; /* our read is answered: nothing of ours outstanding */
-        if (res->r < 0 || node_from_json(res->data, res->len, d->id, &d->n, &err) < 0 ||
-            !(deletable(d->n->state) || d->n->state == NODE_STATE_INIT)) {
+        d->stage = DEL_PROVIDER; /* our update is over: nothing of ours outstanding */
+        d->lock = lock;
+        if (r < 0) {
                 nd_end(d);
                 return;
         }
         struct node *n = d->n;
-        log_info("deleting node %s (state %s)", d->id, node_state_to_string(n->state));
-        if (n->state != NODE_STATE_DELETING) {
-                node_set_state(n, NODE_STATE_DELETING);
-                zkrec_node_write_async(l, n);
-        }
         if (n->external_id && json_is_string(n->external_id))
                 d->external_id = xstrdup(json_string_value(n->external_id));
         /* No instance to delete (static: only the znode goes, its slot is registered again). */
@@ -160,19 +169,8 @@ static void on_del_read(struct zk *zk, const struct zk_result *res, void *ud) {
                 finish_delete(d, n);
                 return;
         }
-        int r = workq_submit(l->wq, del_work, del_done, d);
+        r = workq_submit(l->wq, del_work, del_done, d);
         if (r < 0) nd_end(d);
-}
-
-static void on_del_locked(struct zk_lock *lock, int result, void *ud) {
-        struct node_delete *d = ud;
-        if (result != 1) {
-                nd_end(d);
-                return;
-        }
-        d->stage = DEL_READING;
-        _cleanup_free_ char *path = zkrec_node_path(d->id);
-        (void)zk_aget(d->l->zk, path, NULL, on_del_read, d);
 }
 
 /* Lock (asynchronously), read, `deleting`, provider delete on the workq, then finish. */
@@ -186,10 +184,12 @@ static void start_delete(struct launcher *l, const char *id, const struct node *
         pv->refs++;
         d->id = xstrdup(id);
         d->stage = DEL_LOCKING;
-        _cleanup_free_ char *lpath = zkrec_node_lock_path(id);
-        int r = zk_lock_new(l->zk, lpath, NULL, &d->lock);
-        if (r >= 0) r = zk_lock_try_async(d->lock, on_del_locked, d);
-        if (r < 0) {
+        _cleanup_free_ char *path = zkrec_node_path(id), *lpath = zkrec_node_lock_path(id);
+        struct zk_update_spec spec = {
+                .path = path, .lock_path = lpath, .flags = ZK_UPDATE_KEEP_LOCK, .edit = del_edit,
+                .done = on_del_updated, .userdata = d,
+        };
+        if (zk_update_start(l->zk, &spec, &d->upd) < 0) {
                 nd_free(d);
                 return;
         }
@@ -197,25 +197,22 @@ static void start_delete(struct launcher *l, const char *id, const struct node *
         smap_put(&l->held, id, (void *)1);
 }
 
-/* Unallocating a READY node whose request is gone: lock, read, clear
- * allocated_to, write with the read version, unlock — asynchronous. The op is
- * in l->unallocating (and the node in `held`) meanwhile. */
+/* Unallocating a READY node whose request is gone: a zk_update (lock, read,
+ * clear allocated_to once ZooKeeper confirms the request gone, write with the
+ * read version, unlock) — asynchronous. The op is in l->unallocating (and the
+ * node in `held`) meanwhile. */
 struct unalloc_op {
         struct launcher *l;
         char *id;
-        struct zk_lock *lock;
-        bool in_flight;                 /* a read/write with us as userdata is outstanding */
+        struct zk_update *upd;
+        bool in_flight;                 /* the request's exists with us as userdata is outstanding */
         char *data;                     /* the node to write once the request is known gone */
         size_t len;
-        int32_t version;
 };
 
 static void ua_free(struct unalloc_op *op) {
         if (op->in_flight) zk_cancel(op->l->zk, op);
-        if (op->lock) {
-                zk_lock_release_async(op->lock);
-                zk_lock_free(op->lock);
-        }
+        zk_update_free(op->upd);
         free(op->id);
         free(op->data);
         free(op);
@@ -229,10 +226,9 @@ static void ua_end(struct unalloc_op *op) {
         launcher_kick(l);
 }
 
-static void on_ua_written(struct zk *zk, const struct zk_result *res, void *ud) {
+static void on_ua_done(int r, enum zk_update_step at, struct zk_lock *lock, void *ud) {
         struct unalloc_op *op = ud;
-        op->in_flight = false;
-        if (res->r < 0) log_warning_errno(res->r, "node %s: cannot unallocate: %m", op->id);
+        if (at == ZK_UPDATE_STEP_WRITE && r < 0) log_warning_errno(r, "node %s: cannot unallocate: %m", op->id);
         ua_end(op);
 }
 
@@ -240,59 +236,41 @@ static void on_ua_request(struct zk *zk, const struct zk_result *res, void *ud) 
         struct unalloc_op *op = ud;
         op->in_flight = false;
         if (res->r != -ENOENT) {
-                ua_end(op); /* it exists (or we cannot tell): leave the node allocated */
+                zk_update_skip(op->upd, -EEXIST); /* it exists (or we cannot tell): leave the node allocated */
                 return;
         }
         log_info("node %s: request %s is gone, unallocating", op->id, strrchr(res->path, '/') + 1);
-        _cleanup_free_ char *path = zkrec_node_path(op->id);
-        op->in_flight = true;
-        (void)zk_aset(op->l->zk, path, op->data, op->len, op->version, on_ua_written, op);
+        zk_update_write(op->upd, TAKE_PTR(op->data), op->len);
 }
 
-static void on_ua_read(struct zk *zk, const struct zk_result *res, void *ud) {
+static int ua_edit(struct zk_update_record *rec, void *ud) {
         struct unalloc_op *op = ud;
         struct launcher *l = op->l;
-        op->in_flight = false;
         _cleanup_(node_freep) struct node *n = NULL;
         struct model_error err;
-        if (res->r < 0 || node_from_json(res->data, res->len, op->id, &n, &err) < 0 ||
-            n->state != NODE_STATE_READY || !n->allocated_to || smap_get(&l->requests, n->allocated_to) ||
-            smap_get(&l->handlers, n->allocated_to)) {
-                ua_end(op);
-                return;
-        }
+        if (node_from_json(rec->data, rec->len, op->id, &n, &err) < 0 || n->state != NODE_STATE_READY ||
+            !n->allocated_to || smap_get(&l->requests, n->allocated_to) || smap_get(&l->handlers, n->allocated_to))
+                return -ECANCELED;
         _cleanup_free_ char *rpath = zkrec_request_path(n->allocated_to);
         model_set_str(&n->allocated_to, NULL);
-        if (node_to_json(n, &op->data, &op->len) < 0) {
-                ua_end(op);
-                return;
-        }
-        op->version = res->stat->version;
+        int r = node_to_json(n, &op->data, &op->len);
+        if (r < 0) return r;
         /* Our request cache may lag our node cache (another launcher fulfilled a
          * request we have not seen yet): ask ZooKeeper whether it is gone. */
         op->in_flight = true;
         (void)zk_aexists(l->zk, rpath, NULL, on_ua_request, op);
-}
-
-static void on_ua_locked(struct zk_lock *lock, int result, void *ud) {
-        struct unalloc_op *op = ud;
-        if (result != 1) {
-                ua_end(op);
-                return;
-        }
-        _cleanup_free_ char *path = zkrec_node_path(op->id);
-        op->in_flight = true;
-        (void)zk_aget(op->l->zk, path, NULL, on_ua_read, op);
+        return ZK_UPDATE_LATER;
 }
 
 static void unallocate(struct launcher *l, const char *id) {
         struct unalloc_op *op = xnew(struct unalloc_op, 1);
         op->l = l;
         op->id = xstrdup(id);
-        _cleanup_free_ char *lpath = zkrec_node_lock_path(id);
-        int r = zk_lock_new(l->zk, lpath, NULL, &op->lock);
-        if (r >= 0) r = zk_lock_try_async(op->lock, on_ua_locked, op);
-        if (r < 0) {
+        _cleanup_free_ char *path = zkrec_node_path(id), *lpath = zkrec_node_lock_path(id);
+        struct zk_update_spec spec = {
+                .path = path, .lock_path = lpath, .edit = ua_edit, .done = on_ua_done, .userdata = op,
+        };
+        if (zk_update_start(l->zk, &spec, &op->upd) < 0) {
                 ua_free(op);
                 return;
         }

@@ -82,6 +82,7 @@ struct launcher {
         struct smap uploads;          /* upload znode path -> struct image_upload* */
         struct smap builds;           /* build znode path -> struct image_build* */
         struct smap bad_records;      /* path -> (void*)1: malformed, logged once */
+        struct smap ready;            /* "<provider>\n<pool>\n<label>" -> nodes a request may reuse (caches.c) */
         /* zkrec.c */
         struct smap node_writes;      /* node id -> its newest async write, until confirmed */
         /* Quota usage kept incrementally as nodes come and go (struct usage*, freed at stop). */
@@ -133,6 +134,7 @@ struct cnode {
         struct node *node;
         unsigned lock_contenders;       /* > 0: someone holds /nodepool/nodes/<id>/lock */
         bool ours;                      /* we hold its lock (launch, handler, delete) */
+        struct ready_links *ready;      /* its places in l->ready while reusable (caches.c) */
         /* What this node added to the usage maps (subtracted when it changes or goes). */
         struct usage *acct_pool, *acct_prov, *acct_tenant;
         int64_t acct_cores, acct_ram;
@@ -234,6 +236,15 @@ json_t **caches_pool_components(struct launcher *l, size_t *ret_n);
 void caches_node_store(struct launcher *l, const char *id, struct node *n, unsigned lock_contenders);
 /* Forget the cached node ID (usage maps in step). */
 void caches_node_remove(struct launcher *l, const char *id);
+/* Ready-node index: a cached node of PROVIDER/POOL labelled LABEL that a
+ * request may reuse — READY, unallocated, unlocked, neither being reused
+ * (l->reusing) nor held — or NULL. The id is borrowed until the next cache change. */
+const char *caches_ready_find(struct launcher *l, const char *provider, const char *pool, const char *label);
+/* Node ID's entry in the index again after l->reusing changed for it. */
+void caches_ready_update(struct launcher *l, const char *id);
+/* Someone else holds node ID's lock (an attempt found it busy): not reusable
+ * until the cache reports the node again. */
+void caches_node_mark_locked(struct launcher *l, const char *id);
 /* Count (SIGN 1) or uncount (-1) a node not in the cache yet (being created). */
 void caches_usage_reserve(struct launcher *l, const char *provider, const char *pool, const char *tenant,
                           int64_t cores, int64_t ram, int sign);

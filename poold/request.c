@@ -23,6 +23,7 @@
 #include "pool_driver.h"
 #include "stats.h"
 #include "zk_lock.h"
+#include "zk_update.h"
 
 enum slot_state { SLOT_EMPTY, SLOT_LAUNCHING, SLOT_READY, SLOT_FAILED };
 
@@ -98,26 +99,21 @@ static void handler_remove(struct req_handler *h) {
 }
 
 /* Declining: (lock,) read, append our pool id to declined_by (failed when every
- * registered pool declined), write with the read version, unlock — all
- * asynchronous. The op owns the request lock (taken over from a handler or an
- * accept, or acquired here) and sits in l->declining so the passes leave the
- * request alone meanwhile. */
+ * registered pool declined), write with the read version, unlock — one
+ * asynchronous zk_update. The op owns the request lock (taken over from a
+ * handler or an accept, or acquired here) and sits in l->declining so the
+ * passes leave the request alone meanwhile. */
 struct decline_op {
         struct launcher *l;
         struct pool *pool;
         char *id, *why;
-        struct zk_lock *lock;
+        struct zk_update *upd;
         bool only_requested;            /* not ours yet: skip unless still requested */
         bool give_back;                 /* back to requested without our pool id in declined_by */
-        bool in_flight;                 /* a read/write with us as userdata is outstanding */
 };
 
 static void decline_free(struct decline_op *op) {
-        if (op->in_flight) zk_cancel(op->l->zk, op);
-        if (op->lock) {
-                zk_lock_release_async(op->lock);
-                zk_lock_free(op->lock);
-        }
+        zk_update_free(op->upd);
         free(op->id);
         free(op->why);
         free(op);
@@ -130,60 +126,33 @@ static void decline_end(struct decline_op *op) {
         launcher_kick(l);
 }
 
-static void on_decline_written(struct zk *zk, const struct zk_result *res, void *ud) {
+static void on_declined(int r, enum zk_update_step at, struct zk_lock *lock, void *ud) {
         struct decline_op *op = ud;
-        op->in_flight = false;
-        if (res->r < 0) log_warning_errno(res->r, "request %s: cannot write decline: %m", op->id);
+        if (at == ZK_UPDATE_STEP_READ && r == -ENOENT) log_info("request %s vanished before its decline", op->id);
+        if (at == ZK_UPDATE_STEP_WRITE && r < 0) log_warning_errno(r, "request %s: cannot write decline: %m", op->id);
         decline_end(op);
 }
 
-static void on_decline_read(struct zk *zk, const struct zk_result *res, void *ud) {
+static int decline_edit(struct zk_update_record *rec, void *ud) {
         struct decline_op *op = ud;
         struct launcher *l = op->l;
         struct pool *p = op->pool;
-        op->in_flight = false;
         _cleanup_(node_request_freep) struct node_request *rq = NULL;
         struct model_error err;
-        if (res->r < 0 || node_request_from_json(res->data, res->len, op->id, &rq, &err) < 0) {
-                if (res->r == -ENOENT) log_info("request %s vanished before its decline", op->id);
-                decline_end(op);
-                return;
-        }
+        if (node_request_from_json(rec->data, rec->len, op->id, &rq, &err) < 0) return -EBADMSG;
         if (op->only_requested &&
-            (rq->state != NODE_REQUEST_STATE_REQUESTED || model_strv_contains(rq->declined_by, p->id))) {
-                decline_end(op);
-                return;
-        }
+            (rq->state != NODE_REQUEST_STATE_REQUESTED || model_strv_contains(rq->declined_by, p->id)))
+                return -ECANCELED;
         if (!op->give_back && !model_strv_contains(rq->declined_by, p->id)) model_strv_push(&rq->declined_by, p->id);
         bool all = !op->give_back && pools_all_declined(l, rq->declined_by);
         node_request_set_state(rq, all ? NODE_REQUEST_STATE_FAILED : NODE_REQUEST_STATE_REQUESTED);
-        _cleanup_free_ char *data = NULL;
-        size_t len;
-        if (node_request_to_json(rq, &data, &len) < 0) {
-                decline_end(op);
-                return;
-        }
+        int r = node_request_to_json(rq, &rec->new_data, &rec->new_len);
+        if (r < 0) return r;
         /* Logged and counted now: the write is conditional and rarely fails (we hold the lock). */
         if (all) stats_request_done(l, rq->state, rq->created_time);
         log_info("pool %s %s request %s (%s)%s", p->id, op->give_back ? "gave back" : "declined", op->id, op->why,
                  all ? "; request failed" : "");
-        op->in_flight = true;
-        (void)zk_aset(l->zk, res->path, data, len, res->stat->version, on_decline_written, op);
-}
-
-static void decline_read(struct decline_op *op) {
-        _cleanup_free_ char *path = zkrec_request_path(op->id);
-        op->in_flight = true;
-        (void)zk_aget(op->l->zk, path, NULL, on_decline_read, op);
-}
-
-static void on_decline_locked(struct zk_lock *lock, int result, void *ud) {
-        struct decline_op *op = ud;
-        if (result != 1) {
-                decline_end(op);
-                return;
-        }
-        decline_read(op);
+        return ZK_UPDATE_WRITE;
 }
 
 /* Decline request ID for pool P because of WHY. LOCK: the request lock we hold
@@ -191,10 +160,7 @@ static void on_decline_locked(struct zk_lock *lock, int result, void *ud) {
 static void decline_start(struct pool *p, const char *id, const char *why, struct zk_lock *lock) {
         struct launcher *l = p->l;
         if (smap_get(&l->declining, id)) {
-                if (lock) {
-                        zk_lock_release_async(lock);
-                        zk_lock_free(lock);
-                }
+                zk_lock_free(lock); /* released */
                 return;
         }
         struct decline_op *op = xnew(struct decline_op, 1);
@@ -202,17 +168,14 @@ static void decline_start(struct pool *p, const char *id, const char *why, struc
         op->pool = p;
         op->id = xstrdup(id);
         op->why = xstrdup(why);
-        op->lock = lock;
+        op->only_requested = !lock;
         smap_put(&l->declining, id, op);
-        if (lock) {
-                decline_read(op);
-                return;
-        }
-        op->only_requested = true;
-        _cleanup_free_ char *lpath = zkrec_request_lock_path(id);
-        int r = zk_lock_new(l->zk, lpath, NULL, &op->lock);
-        if (r >= 0) r = zk_lock_try_async(op->lock, on_decline_locked, op);
-        if (r < 0) decline_end(op);
+        _cleanup_free_ char *path = zkrec_request_path(id), *lpath = zkrec_request_lock_path(id);
+        struct zk_update_spec spec = {
+                .path = path, .lock_path = lpath, .lock = lock, .edit = decline_edit, .done = on_declined,
+                .userdata = op,
+        };
+        if (zk_update_start(l->zk, &spec, &op->upd) < 0) decline_end(op);
 }
 
 /* What RQ costs in pool P (labels P lacks cost nothing). */
@@ -236,47 +199,23 @@ static const char *decline_reason(struct pool *p, const struct node_request *rq,
         return p->prov->drv->never_fits(p, rq, buf, sz);
 }
 
-static bool label_in(char *const *types, const char *label) { return model_strv_contains(types, label); }
-
-struct reuse_find {
-        struct req_handler *h;
-        const char *label;
-        const char *found;
-};
-
-static void reuse_fn(const char *key, void *value, void *ud) {
-        struct reuse_find *f = ud;
-        const struct cnode *cn = value;
-        const struct node *n = cn->node;
-        if (f->found || n->state != NODE_STATE_READY || n->allocated_to || cn->lock_contenders > 0) return;
-        if (smap_get(&f->h->l->held, key)) return;
-        if (!n->provider || !n->pool || strcmp(n->provider, f->h->pool->provider_name) != 0 ||
-            strcmp(n->pool, f->h->pool->name) != 0 || !label_in(n->type, f->label))
-                return;
-        f->found = key;
-}
-
-/* Reusing a ready node for a handler's slot: lock → read → write allocated_to
- * (version-checked) → the slot gets the node through request_slot_done() (a
- * static node after its liveness check). Asynchronous like a launch: the slot is
- * LAUNCHING meanwhile and the node in `held`, so no other slot picks it. A node
- * that turns out taken makes the slot EMPTY again (another candidate next pass). */
+/* Reusing a ready node for a handler's slot: a zk_update (lock → read → write
+ * allocated_to, version-checked; the lock kept) → the slot gets the node through
+ * request_slot_done() (a static node after its liveness check). Asynchronous like
+ * a launch: the slot is LAUNCHING meanwhile and the node in `held`, so no other
+ * slot picks it. A node that turns out taken makes the slot EMPTY again (another
+ * candidate next pass). */
 struct reuse_op {
         struct launcher *l;
         struct pool *pool;
         char *request_id, *node_id;
         size_t slot;
-        struct zk_lock *lock;
+        struct zk_update *upd;
         char *tenant, *requestor;
-        bool in_flight;                 /* a read/write with us as userdata is outstanding */
 };
 
 static void reuse_free(struct reuse_op *op) {
-        if (op->in_flight) zk_cancel(op->l->zk, op);
-        if (op->lock) {
-                zk_lock_release_async(op->lock);
-                zk_lock_free(op->lock);
-        }
+        zk_update_free(op->upd);
         free(op->request_id);
         free(op->node_id);
         free(op->tenant);
@@ -284,12 +223,13 @@ static void reuse_free(struct reuse_op *op) {
         free(op);
 }
 
-/* Done with OP: R 0 (LOCK handed on) or -EAGAIN (the slot tries again). */
-static void reuse_end(struct reuse_op *op, int r) {
+/* Done with OP: R 0 (LOCK, owned, handed on) or -EAGAIN (the slot tries again; LOCK released). */
+static void reuse_end(struct reuse_op *op, int r, struct zk_lock *lock) {
         struct launcher *l = op->l;
         smap_remove(&l->reusing, op->node_id);
+        caches_ready_update(l, op->node_id);
         _cleanup_free_ char *rid = TAKE_PTR(op->request_id), *nid = TAKE_PTR(op->node_id);
-        struct zk_lock *lock = r == 0 ? TAKE_PTR(op->lock) : NULL;
+        if (r < 0) zk_lock_free(TAKE_PTR(lock));
         struct pool *p = op->pool;
         size_t slot = op->slot;
         reuse_free(op);
@@ -304,81 +244,61 @@ static void reuse_end(struct reuse_op *op, int r) {
         request_slot_done(l, rid, slot, r, lock);
 }
 
-static void on_reuse_written(struct zk *zk, const struct zk_result *res, void *ud) {
+static int reuse_edit(struct zk_update_record *rec, void *ud) {
         struct reuse_op *op = ud;
-        op->in_flight = false;
-        reuse_end(op, res->r < 0 ? -EAGAIN : 0);
-}
-
-static void on_reuse_read(struct zk *zk, const struct zk_result *res, void *ud) {
-        struct reuse_op *op = ud;
-        op->in_flight = false;
         _cleanup_(node_freep) struct node *n = NULL;
         struct model_error err;
-        if (res->r < 0 || node_from_json(res->data, res->len, op->node_id, &n, &err) < 0 ||
-            n->state != NODE_STATE_READY || n->allocated_to) {
-                reuse_end(op, -EAGAIN);
-                return;
-        }
+        if (node_from_json(rec->data, rec->len, op->node_id, &n, &err) < 0 || n->state != NODE_STATE_READY ||
+            n->allocated_to)
+                return -EAGAIN;
         model_set_str(&n->allocated_to, op->request_id);
         model_set_str(&n->tenant_name, op->tenant);
         model_set_str(&n->requestor, op->requestor);
-        _cleanup_free_ char *data = NULL;
-        size_t len;
-        if (node_to_json(n, &data, &len) < 0) {
-                reuse_end(op, -EAGAIN);
-                return;
-        }
-        op->in_flight = true;
-        (void)zk_aset(op->l->zk, res->path, data, len, res->stat->version, on_reuse_written, op);
+        return node_to_json(n, &rec->new_data, &rec->new_len) < 0 ? -EAGAIN : ZK_UPDATE_WRITE;
 }
 
-static void on_reuse_locked(struct zk_lock *lock, int result, void *ud) {
+static void on_reused(int r, enum zk_update_step at, struct zk_lock *lock, void *ud) {
         struct reuse_op *op = ud;
-        if (result != 1) {
-                /* Someone else holds it: skip it until the cache says otherwise. */
-                struct cnode *cn = smap_get(&op->l->nodes, op->node_id);
-                if (cn && result == 0) cn->lock_contenders = MAX(cn->lock_contenders, 1u);
-                reuse_end(op, -EAGAIN);
-                return;
-        }
-        _cleanup_free_ char *path = zkrec_node_path(op->node_id);
-        op->in_flight = true;
-        (void)zk_aget(op->l->zk, path, NULL, on_reuse_read, op);
+        /* Someone else holds it: skip it until the cache says otherwise. */
+        if (at == ZK_UPDATE_STEP_LOCK && r == -EBUSY) caches_node_mark_locked(op->l, op->node_id);
+        reuse_end(op, r > 0 ? 0 : -EAGAIN, lock);
 }
 
 /* Start reusing a ready node for slot I: 1 started (slot LAUNCHING), 0 none available. */
 static int try_reuse(struct req_handler *h, size_t i) {
         struct launcher *l = h->l;
-        struct reuse_find f = { .h = h, .label = h->slots[i].label };
-        smap_foreach(&l->nodes, reuse_fn, &f);
-        if (!f.found) return 0;
+        const char *found = caches_ready_find(l, h->pool->provider_name, h->pool->name, h->slots[i].label);
+        if (!found) return 0;
         struct reuse_op *op = xnew(struct reuse_op, 1);
         op->l = l;
         op->pool = h->pool;
         op->request_id = xstrdup(h->id);
-        op->node_id = xstrdup(f.found);
+        op->node_id = xstrdup(found);
         op->slot = i;
         op->tenant = xstrdup(h->tenant);
         op->requestor = xstrdup(h->requestor);
-        _cleanup_free_ char *lpath = zkrec_node_lock_path(op->node_id);
-        int r = zk_lock_new(l->zk, lpath, NULL, &op->lock);
-        if (r >= 0) r = zk_lock_try_async(op->lock, on_reuse_locked, op);
-        if (r < 0) {
+        _cleanup_free_ char *path = zkrec_node_path(op->node_id), *lpath = zkrec_node_lock_path(op->node_id);
+        struct zk_update_spec spec = {
+                .path = path, .lock_path = lpath, .flags = ZK_UPDATE_KEEP_LOCK, .edit = reuse_edit,
+                .done = on_reused, .userdata = op,
+        };
+        if (zk_update_start(l->zk, &spec, &op->upd) < 0) {
                 reuse_free(op);
                 return 0;
         }
         smap_put(&l->reusing, op->node_id, op);
         smap_put(&l->held, op->node_id, (void *)1);
+        caches_ready_update(l, op->node_id); /* not a candidate while ours */
         h->slots[i].node_id = xstrdup(op->node_id);
         h->slots[i].st = SLOT_LAUNCHING;
         h->launching++;
         return 1;
 }
 
-/* A node znode being created for a handler's slot: create (init) → lock →
- * building (not waited for) → launch_start(). Asynchronous, so a burst of requests does not
- * wait for these round trips one after another. Usage is reserved at once so
+/* A node znode being created for a handler's slot: create (init) → a zk_update
+ * taking its lock and writing `building` (not waited for) → launch_start().
+ * Asynchronous, so a burst of requests does not wait for these round trips one
+ * after another. Usage is reserved at once so
  * the quota sees the node before the cache does. */
 struct create_op {
         struct launcher *l;
@@ -386,7 +306,7 @@ struct create_op {
         char *request_id;
         size_t slot;
         struct node *n;
-        struct zk_lock *lock;
+        struct zk_update *upd;          /* lock + `building` */
         int64_t cores, ram;
         bool reserved;
         bool in_flight;                 /* the acreate with us as userdata is outstanding */
@@ -407,10 +327,7 @@ static void create_free(struct create_op *op) {
         if (op->next) op->next->prev = op->prev;
         if (op->in_flight) zk_cancel(l->zk, op);
         create_unreserve(op);
-        if (op->lock) {
-                zk_lock_release_async(op->lock);
-                zk_lock_free(op->lock);
-        }
+        zk_update_free(op->upd);
         node_free(op->n);
         free(op->request_id);
         free(op);
@@ -426,17 +343,24 @@ static void create_failed(struct create_op *op, int r, const char *what) {
         request_slot_done(l, rid, slot, r, NULL);
 }
 
-/* Locked: write `building` (not waited for: later writes of ours come after it) and launch. */
-static void node_building(struct create_op *op) {
+/* Locked: `building` goes through the node write-behind queue (not waited for:
+ * later writes of ours come after it; resent after a lost connection while held). */
+static int create_edit(struct zk_update_record *rec, void *ud) {
+        struct create_op *op = ud;
         node_set_state(op->n, NODE_STATE_BUILDING);
         zkrec_node_write_async(op->l, op->n);
+        return ZK_UPDATE_NO_WRITE;
+}
+
+/* Locked and `building` sent: launch. LOCK owned. */
+static void node_building(struct create_op *op, struct zk_lock *lock) {
         if (op->pool->retired || !op->pool->cpool) {
+                zk_lock_free(lock);
                 create_failed(op, -ECANCELED, "pool retired before the launch");
                 return;
         }
         struct pool *p = op->pool;
         struct node *n = TAKE_PTR(op->n);
-        struct zk_lock *lock = TAKE_PTR(op->lock);
         _cleanup_free_ char *rid = xstrdup(op->request_id);
         size_t slot = op->slot;
         create_free(op);
@@ -460,15 +384,15 @@ static void create_delete_orphan(struct create_op *op) {
         log_info("node %s: deleted after its lock failed", op->n->id);
 }
 
-static void on_node_locked(struct zk_lock *lock, int result, void *ud) {
+static void on_node_locked(int r, enum zk_update_step at, struct zk_lock *lock, void *ud) {
         struct create_op *op = ud;
-        if (result <= 0) {
-                /* Busy (0): someone else locked our new node; it is theirs now. */
-                if (result < 0) create_delete_orphan(op);
-                create_failed(op, result < 0 ? result : -EBUSY, "cannot lock the node we created");
+        if (r < 0) {
+                /* Busy: someone else locked our new node; it is theirs now. */
+                if (r != -EBUSY) create_delete_orphan(op);
+                create_failed(op, r, "cannot lock the node we created");
                 return;
         }
-        node_building(op);
+        node_building(op, lock);
 }
 
 static void on_node_created(struct zk *zk, const struct zk_result *res, void *ud) {
@@ -504,13 +428,15 @@ static void on_node_created(struct zk *zk, const struct zk_result *res, void *ud
          * cache can only ask about this node after this callback, and ZooKeeper
          * answers a session in order, so the cache lists the directory at once
          * (no ENOENT, exists, list again), and the contender needs no makepath retry. */
-        _cleanup_free_ char *lpath = zkrec_node_lock_path(id);
+        _cleanup_free_ char *lpath = zkrec_node_lock_path(id), *path = zkrec_node_path(id);
         (void)zk_acreate(l->zk, lpath, NULL, 0, ZK_PERSISTENT, NULL, NULL);
-        int r = zk_lock_new(l->zk, lpath, NULL, &op->lock);
-        if (r >= 0) r = zk_lock_try_async(op->lock, on_node_locked, op);
+        /* No read: we just created the record, and nothing else writes a node it cannot lock. */
+        struct zk_update_spec spec = {
+                .path = path, .lock_path = lpath, .flags = ZK_UPDATE_KEEP_LOCK | ZK_UPDATE_NO_READ,
+                .edit = create_edit, .done = on_node_locked, .userdata = op,
+        };
+        int r = zk_update_start(l->zk, &spec, &op->upd);
         if (r < 0) {
-                zk_lock_free(op->lock);
-                op->lock = NULL;
                 create_delete_orphan(op);
                 create_failed(op, r, "cannot lock the node we created");
         }
@@ -801,26 +727,24 @@ void request_slot_done(struct launcher *l, const char *request_id, size_t slot, 
         launcher_kick(l);
 }
 
-/* Accepting a request: lock, read, write `pending` — asynchronous, so the
- * round trips of many requests overlap. The op is in l->accepting meanwhile
- * (the passes skip that request) and becomes a handler at the end. */
+/* Accepting a request: a zk_update (lock, the cached record, write `pending`;
+ * the lock kept) — asynchronous, so the round trips of many requests overlap.
+ * The op is in l->accepting meanwhile (the passes skip that request) and
+ * becomes a handler at the end. */
 struct accept_op {
         struct launcher *l;
         struct pool *pool;
         char *id;
-        struct zk_lock *lock;
+        struct zk_update *upd;
         struct node_request *rq;
-        bool in_flight;                 /* the aset with us as userdata is outstanding */
+        char *why;                      /* a reason to decline found under the lock */
 };
 
 static void accept_free(struct accept_op *op) {
-        if (op->in_flight) zk_cancel(op->l->zk, op);
-        if (op->lock) {
-                zk_lock_release_async(op->lock);
-                zk_lock_free(op->lock);
-        }
+        zk_update_free(op->upd);
         node_request_free(op->rq);
         free(op->id);
+        free(op->why);
         free(op);
 }
 
@@ -830,16 +754,23 @@ static void accept_end(struct accept_op *op) {
         accept_free(op);
 }
 
-static void on_accept_written(struct zk *zk, const struct zk_result *res, void *ud) {
+static void on_accepted(int r, enum zk_update_step at, struct zk_lock *lock, void *ud) {
         struct accept_op *op = ud;
-        op->in_flight = false;
+        _cleanup_(zk_lock_freep) struct zk_lock *held = lock;
         struct launcher *l = op->l;
         struct pool *p = op->pool;
-        if (res->r < 0) {
-                if (res->r == -ESTALE) log_debug("request %s changed meanwhile; looking again", op->id);
-                else log_warning_errno(res->r, "request %s: cannot set pending: %m", op->id);
+        if (r == 0) {
+                decline_start(p, op->id, op->why, TAKE_PTR(held));
                 accept_end(op);
-                launcher_kick(l);
+                return;
+        }
+        if (r < 0) {
+                if (at == ZK_UPDATE_STEP_WRITE) {
+                        if (r == -ESTALE) log_debug("request %s changed meanwhile; looking again", op->id);
+                        else log_warning_errno(r, "request %s: cannot set pending: %m", op->id);
+                }
+                accept_end(op);
+                if (at == ZK_UPDATE_STEP_WRITE) launcher_kick(l);
                 return;
         }
         const struct node_request *rq = op->rq;
@@ -847,7 +778,7 @@ static void on_accept_written(struct zk *zk, const struct zk_result *res, void *
         h->l = l;
         h->pool = p;
         h->id = xstrdup(rq->id);
-        h->lock = TAKE_PTR(op->lock);
+        h->lock = TAKE_PTR(held);
         h->n = model_strv_length(rq->node_types);
         h->slots = xnew(struct slot, h->n);
         for (size_t i = 0; i < h->n; i++) h->slots[i].label = xstrdup(rq->node_types[i]);
@@ -866,55 +797,30 @@ static void on_accept_written(struct zk *zk, const struct zk_result *res, void *
         if (handler_done(h)) handler_finish(h);
 }
 
-static void on_accept_read(struct zk *zk, const struct zk_result *res, void *ud) {
+static int accept_edit(struct zk_update_record *rec, void *ud) {
         struct accept_op *op = ud;
         struct pool *p = op->pool;
+        /* No re-read: the write is conditional on the cached version, so a
+         * request changed meanwhile fails with -ESTALE and is looked at again. */
+        const struct creq *cr = smap_get(&op->l->requests, op->id);
+        _cleanup_free_ char *data = NULL;
+        size_t len;
         struct model_error err;
-        if (res->r < 0 || node_request_from_json(res->data, res->len, op->id, &op->rq, &err) < 0 ||
-            op->rq->state != NODE_REQUEST_STATE_REQUESTED || model_strv_contains(op->rq->declined_by, p->id) ||
-            p->retired || !p->cpool) {
-                accept_end(op);
-                return;
-        }
+        if (!cr || node_request_to_json(cr->req, &data, &len) < 0) return -ENOENT;
+        rec->version = cr->version;
+        if (node_request_from_json(data, len, op->id, &op->rq, &err) < 0) return -EBADMSG;
+        if (op->rq->state != NODE_REQUEST_STATE_REQUESTED || model_strv_contains(op->rq->declined_by, p->id) ||
+            p->retired || !p->cpool)
+                return -ECANCELED;
         char buf[256];
         const char *why = decline_reason(p, op->rq, buf, sizeof buf);
         if (why) {
-                decline_start(p, op->id, why, TAKE_PTR(op->lock));
-                accept_end(op);
-                return;
+                op->why = xstrdup(why);
+                return ZK_UPDATE_NO_WRITE; /* declined with the lock we hold */
         }
         node_request_set_state(op->rq, NODE_REQUEST_STATE_PENDING);
-        _cleanup_free_ char *data = NULL;
-        size_t len;
-        if (node_request_to_json(op->rq, &data, &len) < 0) {
-                accept_end(op);
-                return;
-        }
-        op->in_flight = true;
-        (void)zk_aset(op->l->zk, res->path, data, len, res->stat->version, on_accept_written, op);
-}
-
-static void on_accept_locked(struct zk_lock *lock, int result, void *ud) {
-        struct accept_op *op = ud;
-        if (result != 1) {
-                accept_end(op);
-                return;
-        }
-        /* No re-read: the write below is conditional on the cached version, so a
-         * request changed meanwhile fails with -ESTALE and is looked at again. */
-        const struct creq *cr = smap_get(&op->l->requests, op->id);
-        _cleanup_free_ char *path = zkrec_request_path(op->id);
-        _cleanup_free_ char *data = NULL;
-        size_t len;
-        struct zk_stat st = { .version = cr ? cr->version : -1 };
-        struct zk_result res = { .r = cr ? 0 : -ENOENT, .path = path, .stat = &st };
-        if (cr && node_request_to_json(cr->req, &data, &len) >= 0) {
-                res.data = data;
-                res.len = len;
-        } else {
-                res.r = -ENOENT;
-        }
-        on_accept_read(op->l->zk, &res, op);
+        int r = node_request_to_json(op->rq, &rec->new_data, &rec->new_len);
+        return r < 0 ? r : ZK_UPDATE_WRITE;
 }
 
 /* Start accepting CACHED for pool P. */
@@ -924,12 +830,14 @@ static void accept_request(struct pool *p, const struct node_request *cached) {
         op->l = l;
         op->pool = p;
         op->id = xstrdup(cached->id);
-        _cleanup_free_ char *lpath = zkrec_request_lock_path(cached->id);
+        _cleanup_free_ char *path = zkrec_request_path(cached->id), *lpath = zkrec_request_lock_path(cached->id);
         /* Sent ahead of the contender (answered in order): saves the makepath retry. */
         (void)zk_acreate(l->zk, lpath, NULL, 0, ZK_PERSISTENT | ZK_MAKEPATH, NULL, NULL);
-        int r = zk_lock_new(l->zk, lpath, NULL, &op->lock);
-        if (r >= 0) r = zk_lock_try_async(op->lock, on_accept_locked, op);
-        if (r < 0) {
+        struct zk_update_spec spec = {
+                .path = path, .lock_path = lpath, .flags = ZK_UPDATE_KEEP_LOCK | ZK_UPDATE_NO_READ,
+                .edit = accept_edit, .done = on_accepted, .userdata = op,
+        };
+        if (zk_update_start(l->zk, &spec, &op->upd) < 0) {
                 accept_free(op);
                 return;
         }
@@ -1097,7 +1005,10 @@ static void abort_decline_fn(const char *key, void *value, void *ud) { decline_f
 
 static void abort_reuse_fn(const char *key, void *value, void *ud) {
         struct reuse_op *op = value;
-        smap_remove(&op->l->held, op->node_id); /* its lock goes: the node is free again */
+        struct launcher *l = op->l;
+        smap_remove(&l->reusing, op->node_id); /* KEY goes with it: OP's copy of the id is used */
+        smap_remove(&l->held, op->node_id); /* its lock goes: the node is free again */
+        caches_ready_update(l, op->node_id);
         reuse_free(op);
 }
 

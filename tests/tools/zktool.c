@@ -12,7 +12,13 @@
  * acquire-timeout PATH MS | release PATH | held PATH | node PATH | islocked PATH |
  * contenders PATH | register KIND HOSTNAME [VERSION] | set-state STATE |
  * component-set KEY JSON | update | unregister | components KIND |
- * watch ROOT DEPTH [locks] | cache-get PATH | cache-count | session | quit */
+ * watch ROOT DEPTH [locks] | cache-get PATH | cache-count | session |
+ * rec-update PATH LOCK DATA [race] | rec-update-sync PATH LOCK DATA | quit
+ *
+ * rec-update runs zk_update_start() (its outcome on an "ASYNC update" line),
+ * rec-update-sync zk_update_run(): both replace PATH's data with DATA under
+ * the lock LOCK. With "race" the edit first writes PATH itself, ignoring the
+ * lock (as a careless writer would), so the conditional write must fail. */
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,9 +31,19 @@
 #include "zk.h"
 #include "zk_cache.h"
 #include "zk_lock.h"
+#include "zk_update.h"
 
 #define MAX_LOCKS 64
 #define MAX_CACHES 8
+#define MAX_UPDATES 16
+
+struct rec_update {
+        struct tool *t;
+        struct zk_update *u;
+        char *path, *data;
+        bool race;
+        char saw[64];           /* the data the edit was given */
+};
 
 struct tool {
         struct zk *zk;
@@ -36,6 +52,8 @@ struct tool {
         struct component *comp;
         struct zk_cache *caches[MAX_CACHES];
         size_t n_caches;
+        struct rec_update *updates[MAX_UPDATES];
+        size_t n_updates;
 };
 
 static void say(const char *fmt, ...) _printf_(1, 2);
@@ -75,6 +93,32 @@ static void on_cache(struct zk_cache *c, enum zk_cache_event ev, const struct zk
 static void on_synced(struct zk_cache *c, void *userdata) { say("CACHE SYNCED %s", zk_cache_root(c)); }
 
 static void err(const char *what, int r) { say("error %s %s", what, strerror(-r)); }
+
+static const char *const step_names[_ZK_UPDATE_STEP_MAX] = { "lock", "read", "edit", "write" };
+
+static int rec_edit(struct zk_update_record *rec, void *userdata) {
+        struct rec_update *ru = userdata;
+        snprintf(ru->saw, sizeof ru->saw, "%.*s", (int)MIN(rec->len, (size_t)60), rec->data ? rec->data : "");
+        if (ru->race) {
+                int r = zk_set(ru->t->zk, rec->path, "racer", 5, -1, NULL);
+                if (r < 0) return r;
+        }
+        rec->new_data = xstrdup(ru->data);
+        rec->new_len = strlen(ru->data);
+        return ZK_UPDATE_WRITE;
+}
+
+static void rec_done(int r, enum zk_update_step at, struct zk_lock *lock, void *userdata) {
+        struct rec_update *ru = userdata;
+        say("ASYNC update %s r=%d at=%s saw=%s", ru->path, r, step_names[at], ru->saw);
+}
+
+static void rec_update_free(struct rec_update *ru) {
+        zk_update_free(ru->u);
+        free(ru->path);
+        free(ru->data);
+        free(ru);
+}
 
 static bool command(struct tool *t, char *line) {
         char *argv[8] = { 0 };
@@ -123,6 +167,31 @@ static bool command(struct tool *t, char *line) {
                         err(cmd, r);
                 else
                         say("released");
+        } else if (argc >= 4 && (strcmp(cmd, "rec-update") == 0 || strcmp(cmd, "rec-update-sync") == 0)) {
+                bool sync = strcmp(cmd, "rec-update-sync") == 0;
+                if (!sync && t->n_updates == MAX_UPDATES) {
+                        err(cmd, -ENOSPC);
+                        return true;
+                }
+                struct rec_update *ru = xnew(struct rec_update, 1);
+                *ru = (struct rec_update){ .t = t, .path = xstrdup(argv[1]), .data = xstrdup(argv[3]),
+                                           .race = argc >= 5 && strcmp(argv[4], "race") == 0 };
+                struct zk_update_spec spec = { .path = argv[1], .lock_path = argv[2], .edit = rec_edit,
+                                               .done = rec_done, .userdata = ru };
+                if (sync) {
+                        r = zk_update_run(t->zk, &spec, NULL);
+                        say("updated r=%d saw=%s", r, ru->saw);
+                        rec_update_free(ru);
+                        return true;
+                }
+                r = zk_update_start(t->zk, &spec, &ru->u);
+                if (r < 0) {
+                        rec_update_free(ru);
+                        err(cmd, r);
+                } else {
+                        t->updates[t->n_updates++] = ru;
+                        say("started");
+                }
         } else if (argc >= 2 && strcmp(cmd, "held") == 0) {
                 struct zk_lock *l = lock_for(t, argv[1], NULL, false);
                 say("%s", l && zk_lock_is_held(l) ? "held" : "not-held");
@@ -278,6 +347,7 @@ int main(int argc, char **argv) {
         }
 
         for (size_t i = 0; i < t.n_caches; i++) zk_cache_free(t.caches[i]);
+        for (size_t i = 0; i < t.n_updates; i++) rec_update_free(t.updates[i]);
         component_free(t.comp);
         for (size_t i = 0; i < t.n_locks; i++) zk_lock_free(t.locks[i]);
         zk_free(t.zk);

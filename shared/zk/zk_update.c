@@ -1,0 +1,213 @@
+/* zk_update.c — see zk_update.h.
+ *
+ * DESIGN. One small state machine, LOCK → READ → EDIT (→ LATER) → WRITE →
+ * DONE, whose steps either send an asynchronous call (its answer runs the
+ * next step from zk_dispatch()) or, for zk_update_run(), make the blocking
+ * call and feed its answer to the very same step function — so both forms
+ * share every decision. At most one call with the update as userdata is
+ * outstanding (the lock attempt's are the lock object's), so freeing it
+ * cancels exactly that call and releases the lock. DONE is the last thing an
+ * update does: the caller may free it there. */
+#include "zk_update.h"
+
+#include <string.h>
+
+#include "alloc.h"
+#include "log.h"
+
+enum stage { ST_LOCK, ST_READ, ST_EDIT, ST_LATER, ST_WRITE, ST_DONE };
+
+struct zk_update {
+        struct zk *zk;
+        char *path, *lock_path;
+        struct zk_lock *lock;
+        unsigned flags;
+        zk_update_edit_cb edit;
+        zk_update_done_cb done;
+        void *userdata;
+        bool sync;              /* zk_update_run(): blocking calls, result kept below */
+        enum stage stage;
+        bool pending;           /* a read or write with us as userdata is outstanding */
+        int32_t version;        /* the write's condition */
+        int sync_r;
+        struct zk_lock *sync_lock;
+};
+
+/* The end: release or hand over the lock, then DONE (the caller may free U). */
+static void finish(struct zk_update *u, int r, enum zk_update_step at) {
+        struct zk_lock *lock = NULL;
+        u->stage = ST_DONE;
+        if ((u->flags & ZK_UPDATE_KEEP_LOCK) && at != ZK_UPDATE_STEP_LOCK)
+                lock = TAKE_PTR(u->lock);
+        else
+                zk_lock_free(TAKE_PTR(u->lock)); /* held: the release queue deletes our contender */
+        if (u->sync) {
+                u->sync_r = r;
+                u->sync_lock = lock;
+                return;
+        }
+        u->done(r, at, lock, u->userdata);
+}
+
+static void on_written(struct zk *zk, const struct zk_result *res, void *ud) {
+        struct zk_update *u = ud;
+        u->pending = false;
+        finish(u, res->r < 0 ? res->r : 1, ZK_UPDATE_STEP_WRITE);
+}
+
+/* Write DATA (taken over) conditional on the version read. */
+static void write_step(struct zk_update *u, char *data, size_t len) {
+        _cleanup_free_ char *owned = data;
+        u->stage = ST_WRITE;
+        if (!u->sync) {
+                u->pending = true;
+                (void)zk_aset(u->zk, u->path, owned ? owned : "", len, u->version, on_written, u);
+                return;
+        }
+        struct zk_result res = { .path = u->path };
+        res.r = zk_set(u->zk, u->path, owned ? owned : "", len, u->version, NULL);
+        on_written(u->zk, &res, u);
+}
+
+static void edit_step(struct zk_update *u, struct zk_update_record *rec) {
+        u->stage = ST_EDIT;
+        int r = u->edit(rec, u->userdata);
+        _cleanup_free_ char *data = TAKE_PTR(rec->new_data);
+        u->version = rec->version;
+        if (r == ZK_UPDATE_WRITE) return write_step(u, TAKE_PTR(data), rec->new_len);
+        if (r == ZK_UPDATE_LATER && !u->sync) {
+                u->stage = ST_LATER;
+                return;
+        }
+        if (r > 0) r = -EINVAL; /* LATER in a blocking update, or nonsense */
+        finish(u, r, ZK_UPDATE_STEP_EDIT);
+}
+
+static void on_read(struct zk *zk, const struct zk_result *res, void *ud) {
+        struct zk_update *u = ud;
+        u->pending = false;
+        if (res->r < 0) return finish(u, res->r, ZK_UPDATE_STEP_READ);
+        struct zk_update_record rec = {
+                .path = u->path, .data = res->data, .len = res->len, .version = res->stat->version,
+        };
+        edit_step(u, &rec);
+}
+
+static void read_step(struct zk_update *u) {
+        u->stage = ST_READ;
+        if (u->flags & ZK_UPDATE_NO_READ) {
+                struct zk_update_record rec = { .path = u->path, .version = -1 };
+                return edit_step(u, &rec);
+        }
+        if (!u->sync) {
+                u->pending = true;
+                (void)zk_aget(u->zk, u->path, NULL, on_read, u);
+                return;
+        }
+        _cleanup_free_ char *data = NULL;
+        struct zk_stat st;
+        struct zk_result res = { .path = u->path, .stat = &st };
+        res.r = zk_get(u->zk, u->path, &data, &res.len, &st);
+        res.data = data;
+        on_read(u->zk, &res, u);
+}
+
+static void on_locked(struct zk_lock *lock, int result, void *ud) {
+        struct zk_update *u = ud;
+        if (result != 1) return finish(u, result == 0 ? -EBUSY : result, ZK_UPDATE_STEP_LOCK);
+        read_step(u);
+}
+
+static int update_new(struct zk *zk, const struct zk_update_spec *spec, bool sync, struct zk_update **ret) {
+        struct zk_lock *lock = spec->lock;
+        if (!zk || !spec->path || !spec->edit || (!sync && !spec->done) || (!lock && !spec->lock_path) ||
+            /* Async, that would run DONE before zk_update_start() returns. */
+            (!sync && lock && (spec->flags & ZK_UPDATE_NO_READ))) {
+                zk_lock_free(lock);
+                return -EINVAL;
+        }
+        struct zk_update *u = xnew(struct zk_update, 1);
+        *u = (struct zk_update){
+                .zk = zk,
+                .path = xstrdup(spec->path),
+                .lock_path = xstrdup(lock ? zk_lock_path(lock) : spec->lock_path),
+                .lock = lock,
+                .flags = spec->flags,
+                .edit = spec->edit,
+                .done = spec->done,
+                .userdata = spec->userdata,
+                .sync = sync,
+                .version = -1,
+        };
+        *ret = u;
+        return 0;
+}
+
+int zk_update_start(struct zk *zk, const struct zk_update_spec *spec, struct zk_update **ret) {
+        struct zk_update *u = NULL;
+        int r = update_new(zk, spec, false, &u);
+        if (r < 0) return r;
+        if (u->lock) {
+                read_step(u); /* sends the read: nothing else runs before zk_dispatch() */
+                *ret = u;
+                return 0;
+        }
+        u->stage = ST_LOCK;
+        r = zk_lock_new(zk, u->lock_path, NULL, &u->lock);
+        if (r >= 0) r = zk_lock_try_async(u->lock, on_locked, u);
+        if (r < 0) {
+                zk_update_free(u);
+                return r;
+        }
+        *ret = u;
+        return 0;
+}
+
+void zk_update_free(struct zk_update *u) {
+        if (!u) return;
+        if (u->pending) zk_cancel(u->zk, u);
+        zk_lock_free(u->lock); /* cancels a pending attempt; a held lock goes to the release queue */
+        zk_lock_free(u->sync_lock);
+        free(u->path);
+        free(u->lock_path);
+        free(u);
+}
+
+void zk_update_write(struct zk_update *u, char *data, size_t len) {
+        if (u->stage != ST_LATER) {
+                log_debug("zk_update: %s: write outside a LATER edit ignored", u->path);
+                free(data);
+                return;
+        }
+        write_step(u, data, len);
+}
+
+void zk_update_skip(struct zk_update *u, int r) {
+        if (u->stage != ST_LATER) {
+                log_debug("zk_update: %s: skip outside a LATER edit ignored", u->path);
+                return;
+        }
+        finish(u, MIN(r, 0), ZK_UPDATE_STEP_EDIT);
+}
+
+int zk_update_run(struct zk *zk, const struct zk_update_spec *spec, struct zk_lock **ret_lock) {
+        struct zk_update *u = NULL;
+        if (ret_lock) *ret_lock = NULL;
+        int r = update_new(zk, spec, true, &u);
+        if (r < 0) return r;
+        if (u->lock)
+                read_step(u);
+        else {
+                u->stage = ST_LOCK;
+                r = zk_lock_new(zk, u->lock_path, NULL, &u->lock);
+                if (r < 0) {
+                        zk_update_free(u);
+                        return r;
+                }
+                on_locked(u->lock, zk_lock_try(u->lock), u);
+        }
+        r = u->sync_r;
+        if (ret_lock) *ret_lock = TAKE_PTR(u->sync_lock);
+        zk_update_free(u);
+        return r;
+}
