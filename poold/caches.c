@@ -342,9 +342,17 @@ static void on_image(struct zk_cache *c, enum zk_cache_event ev, const struct zk
         launcher_kick(l);
 }
 
+#define LOST_CHECK_MS 5000
+
 static void on_pool_component(struct zk_cache *c, enum zk_cache_event ev, const struct zk_cache_node *zn,
                               void *ud) {
-        launcher_kick(ud);
+        struct launcher *l = ud;
+        /* A launcher's session ended (its ephemeral component went): the requests it
+         * had accepted are lost once its request locks go too, which ZooKeeper removes
+         * with the same session but may report a moment later. Look for them every
+         * tick for a few seconds instead of waiting for the 60 s cleanup pass. */
+        if (ev == ZK_CACHE_REMOVED) l->lost_check_until_ms = loop_now_ms() + LOST_CHECK_MS;
+        launcher_kick(l);
 }
 
 int caches_start(struct launcher *l) {

@@ -63,6 +63,12 @@ static void on_tick(struct loop *loop, struct loop_timer *t, void *ud) {
                 log_info("configuration file changed, reloading");
                 launcher_reload(l);
         }
+        if (l->lost_check_until_ms) {
+                if (loop_now_ms() > l->lost_check_until_ms)
+                        l->lost_check_until_ms = 0;
+                else if (zk_is_connected(l->zk) && caches_synced(l))
+                        cleanup_lost_requests(l);
+        }
         launcher_kick(l);
 }
 

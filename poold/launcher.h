@@ -112,6 +112,7 @@ struct launcher {
         /* cleanup.c */
         struct smap leak_seen;        /* "<provider>/<external id>" -> (void*)1 */
         struct smap leak_seen_next;
+        uint64_t lost_check_until_ms;   /* a pool component went: look for its lost requests until then */
         uint64_t last_minready_ms;
         struct smap minready_leases;  /* label -> struct zk_lock*: we decide its min-ready (minready.c) */
         struct smap minready_unchecked; /* label -> (void*)1: leased, predecessor's requests not yet seen */

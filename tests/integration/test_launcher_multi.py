@@ -451,3 +451,35 @@ def test_two_launchers_request_whose_launch_fails_still_fails(launchers, kazoo):
     req = zc.wait(req_id, timeout=30)
     assert req["state"] == "failed" and len(req["declined_by"]) == 2, req
     lps[0].wait_for(lambda: not lps[0].nodes(), 15, "failed node deleted")
+
+
+def test_dead_launchers_request_is_taken_over_within_the_session_timeout(launchers, kazoo):
+    """Launcher A accepts a request that must wait (the only static slot is in use), then is
+    SIGKILLed. B runs with the daemon's 60 s cleanup interval, so only its reaction to A's
+    component going away can serve the request in time: once the slot is free, the request
+    is fulfilled by B within the session timeout (5 s) plus 5 s of the kill (issue 13)."""
+    with SshServer() as sshd:
+        a, b = launchers(2)
+        cfg = static_multi_config(a, [sshd])
+        cfg["providers"][0]["pools"][0]["nodes"][0]["max-parallel-jobs"] = 1
+        write_config(a, cfg)
+        slow = {"POOLD_CLEANUP_INTERVAL_MS": "60000"}
+        a.start(env=slow)
+        a.wait_for(lambda: [n for n in a.nodes().values() if n["state"] == "ready"], 15, "static node")
+        zc = ZuulClient(kazoo)
+        r1 = zc.submit(["small"])
+        held = zc.accept_nodes(r1, zc.wait(r1, timeout=15))
+        r2 = zc.submit(["small"])
+        a.wait_for(lambda: (zc.get_request(r2) or {}).get("state") == "pending", 15, "A accepts the second")
+        b.start(env=slow)
+        b.wait_for(lambda: len(b.components("pool")) == 2, 15, "both pools registered")
+        t_kill = time.monotonic()
+        assert a.stop(sig=9) == -9
+        zc.use_nodes(held)
+        zc.return_nodes(held)
+        req = zc.wait(r2, timeout=30)
+        took = time.monotonic() - t_kill
+        assert req["state"] == "fulfilled", req
+        assert took < 5.0 + 5.0, "taken over after %.1f s" % took
+        assert "was lost by its launcher: reset to requested" in b.log_text()
+        zc.return_nodes(zc.accept_nodes(r2, req))
