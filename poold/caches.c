@@ -206,8 +206,9 @@ static void on_image(struct zk_cache *c, enum zk_cache_event ev, const struct zk
         struct image_upload *u = NULL;
         struct model_error err;
         int k = npzk_image_record_decode(&z, &b, &u, &err);
+        if (k == -EINVAL && ev != ZK_CACHE_REMOVED) bad_record(l, zn->path, "not in Nodepool's schema");
         if (k != NPZK_BUILD && k != NPZK_UPLOAD && k != -EBADMSG) return;
-        struct smap *m = zn->depth == 3 ? &l->builds : &l->uploads;
+        struct smap *m = zn->depth == 3 ? &l->builds : &l->uploads; /* a record: a build at depth 3, else an upload */
         if (zn->depth == 3)
                 image_build_free(smap_remove(m, zn->path));
         else
