@@ -4,7 +4,7 @@
  *
  * DESIGN. These only edit ZooKeeper records; the builder daemon acts on
  * them. The tree under /nodepool/images is read level by level, each level
- * as one pipelined batch (ctl_read_many). */
+ * as one pipelined batch (ctl_read_many), and decoded by nodepool_zk.h. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>

@@ -203,7 +203,8 @@ int npzk_image_record_decode(const struct npzk_znode *zn, struct image_build **r
                 npzk_path_done(&p);
                 return -EINVAL;
         }
-        if ((k != NPZK_BUILD && k != NPZK_UPLOAD) || !zn->data) {
+        if (!zn->data || (k == NPZK_BUILD && !ret_build) || (k == NPZK_UPLOAD && !ret_upload) ||
+            (k != NPZK_BUILD && k != NPZK_UPLOAD)) {
                 npzk_path_done(&p);
                 return k;
         }

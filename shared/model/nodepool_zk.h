@@ -125,7 +125,8 @@ struct npzk_znode {
 
 /* Decode the build or upload record of ZN. Returns its kind (NPZK_BUILD with
  * *ret_build, NPZK_UPLOAD with *ret_upload whose image_name, build_id and
- * provider_name are filled from the path; caller frees), another kind (>= 0,
+ * provider_name are filled from the path; caller frees; a NULL pointer
+ * leaves that kind undecoded), another kind (>= 0,
  * nothing decoded) for the tree's flags, directories and locks and for a
  * record without data (ZN->data NULL), -EINVAL for a path outside the tree,
  * -EBADMSG for a malformed record (empty data included; ERR says why when

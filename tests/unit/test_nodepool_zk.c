@@ -307,6 +307,10 @@ static void test_record_decode(void **state) {
         zn = (struct npzk_znode){ .path = "/nodepool/images/ubuntu/builds/" BUILD, .data = "{}", .len = 2 };
         assert_int_equal(npzk_image_record_decode(&zn, &b, &u, &err), -EBADMSG);
         assert_null(b);
+        zn = (struct npzk_znode){ .path = "/nodepool/images/ubuntu/builds/" BUILD, .data = BUILD_JSON,
+                                  .len = strlen(BUILD_JSON) };
+        assert_int_equal(npzk_image_record_decode(&zn, NULL, &u, &err), NPZK_BUILD); /* not asked for: skipped */
+        assert_null(u);
         zn = (struct npzk_znode){ .path = "/nodepool/nodes/0000000001", .data = "{}", .len = 2 };
         assert_int_equal(npzk_image_record_decode(&zn, &b, &u, &err), -EINVAL);
 }
