@@ -22,6 +22,7 @@
 #include "config.h"
 #include "loop.h"
 #include "model_image.h"
+#include "nodepool_zk.h"
 #include "provider.h"
 #include "provider_params.h"
 #include "smap.h"
@@ -30,7 +31,6 @@
 #include "statsd.h"
 #include "zk_cache.h"
 
-#define BW_IMAGE_ROOT "/nodepool/images"
 #define BW_KEEP_BUILDS 2
 #define BW_KEEP_UPLOADS 2
 #define BW_UPLOAD_ATTEMPTS 3
@@ -63,38 +63,16 @@ void bw_free(struct bw *w);
 
 /* ---- shared between the modules ---- */
 
-/* A decoded view of the cache, rebuilt for every pass. Malformed records are
- * kept with a NULL decoded pointer so they are neither used nor deleted. */
-struct bw_upload_rec {
-        char *id, *path;
-        struct image_upload *u;         /* NULL: malformed or empty */
-        unsigned lock;                  /* contenders on <path>/lock */
-};
-struct bw_prov_rec {
-        char *name;
-        unsigned upload_lock;           /* contenders on .../providers/<p>/images/lock */
-        struct bw_upload_rec *ups;
-        size_t n;
-};
-struct bw_build_rec {
-        char *id, *path;
-        struct image_build *b;          /* NULL: malformed or empty */
-        unsigned lock;                  /* contenders on <path>/lock */
-        struct bw_prov_rec *provs;
-        size_t n;
-};
-struct bw_image_rec {
-        char *name;
-        bool paused, requested;
-        double request_time;            /* ctime of request-build, seconds */
-        unsigned build_lock;            /* contenders on <image>/builds/lock */
-        struct bw_build_rec *builds;
-        size_t n;
-};
-struct bw_snap {
-        struct bw_image_rec *images;
-        size_t n;
-};
+/* A decoded view of the cache, rebuilt for every pass: nodepool_zk.h's image
+ * tree (the one decoder every reader of /nodepool/images shares). Malformed
+ * records are kept with a NULL decoded pointer so they are neither used nor
+ * deleted. The builder's modules still call its types by their old names,
+ * aliased here (renamed after the merge, with the other branches in). */
+#define bw_snap npzk_images
+#define bw_image_rec npzk_image
+#define bw_build_rec npzk_build
+#define bw_prov_rec npzk_provider
+#define bw_upload_rec npzk_upload
 
 /* A running build (bw_build.c). */
 struct bw_job {

@@ -184,7 +184,7 @@ static void finish(struct bw *w, struct bw_job *j, bool ok, const char *why, boo
                                  (unsigned long long)j->prev_failures, j->prev_failures == 1 ? "" : "s");
                 if (j->requested) {
                         /* Nodepool removes the request after a successful build only. */
-                        _cleanup_free_ char *req = xasprintf(BW_IMAGE_ROOT "/%s/request-build", j->image);
+                        _cleanup_free_ char *req = npzk_image_request_build_path(j->image);
                         r = zk_delete(zk, req, -1);
                         if (r < 0 && r != -ENOENT) log_warning_errno(r, "cannot remove %s: %m", req);
                 }
@@ -349,8 +349,8 @@ static void start(struct bw *w, const struct config_diskimage *d, struct zk_lock
         j->formats = formats_for(c, d);
         j->output_base = xasprintf("%s/%s-%s", c->images_dir, d->name, hex);
         j->log_path = xasprintf("%s/%s-%s.log", c->build_log_dir, d->name, hex);
-        r = image_path_build(d->name, hex, &j->path);
-        if (r >= 0) r = write_record(w, j, IMAGE_BUILD_STATE_BUILDING, true, 0, MODEL_TIME_NONE);
+        j->path = npzk_build_path(d->name, hex); /* the name was checked by bw_build_schedule */
+        r = write_record(w, j, IMAGE_BUILD_STATE_BUILDING, true, 0, MODEL_TIME_NONE);
         if (r < 0) {
                 log_error_errno(r, "image %s: cannot create the build record: %m", d->name);
                 zk_lock_release_async(j->lock);
@@ -389,8 +389,7 @@ void bw_build_schedule(struct bw *w, struct bw_snap *s) {
                 const struct config_diskimage *d = &c->diskimages[i];
                 if (d->abstract || d->pause) continue;
                 if (bw_build_running(w, d->name, NULL)) continue;
-                _cleanup_free_ char *probe = NULL;
-                if (image_path_build(d->name, "x", &probe) < 0) continue; /* not usable as a znode name */
+                if (!npzk_name_ok(d->name)) continue; /* not usable as a znode name */
                 struct bw_image_rec *im = bw_snap_image(s, d->name);
                 if (im && im->paused) continue;
                 bool requested = im && im->requested;
@@ -418,7 +417,7 @@ void bw_build_schedule(struct bw *w, struct bw_snap *s) {
                         continue;
                 }
 
-                _cleanup_free_ char *lpath = xasprintf(BW_IMAGE_ROOT "/%s/builds/lock", d->name);
+                _cleanup_free_ char *lpath = npzk_build_lock_path(d->name);
                 struct zk_lock *lock = NULL;
                 int r = zk_lock_try_new(w->b->zk, lpath, NULL, &lock);
                 if (r != 1) {
@@ -427,8 +426,8 @@ void bw_build_schedule(struct bw *w, struct bw_snap *s) {
                         continue;
                 }
                 /* Re-check with what ZooKeeper says now: another builder may have just finished. */
-                _cleanup_free_ char *ppath = xasprintf(BW_IMAGE_ROOT "/%s/pause", d->name);
-                _cleanup_free_ char *rpath = xasprintf(BW_IMAGE_ROOT "/%s/request-build", d->name);
+                _cleanup_free_ char *ppath = npzk_image_pause_path(d->name);
+                _cleanup_free_ char *rpath = npzk_image_request_build_path(d->name);
                 struct zk_stat rst = {};
                 struct bw_newest nw = {};
                 int paused = zk_exists(w->b->zk, ppath, NULL);

@@ -124,9 +124,10 @@ static int delete_upload_edit(struct zk_update_record *rec, void *ud) {
                 return -EBADMSG;
         if (c->u->state == IMAGE_UPLOAD_STATE_UPLOADING) {
                 /* In progress unless nobody holds the upload lock of its directory. */
-                _cleanup_free_ char *dir = xstrdup(c->up->path);
-                *strrchr(dir, '/') = '\0';
-                _cleanup_free_ char *dlock = xasprintf("%s/lock", dir);
+                struct npzk_path p;
+                if (npzk_path_parse(c->up->path, &p) < 0) return -EINVAL;
+                _cleanup_free_ char *dlock = npzk_upload_lock_path(p.image, p.build_id, p.provider);
+                npzk_path_done(&p);
                 if (zk_is_locked(w->b->zk, dlock) != 0) return -EBUSY;
         }
         if (c->u->external_id && !c->prov) {
@@ -144,7 +145,7 @@ static int delete_upload_edit(struct zk_update_record *rec, void *ud) {
 static void delete_upload(struct bw *w, struct bw_upload_rec *up, const char *provider, const char *why) {
         if (smap_contains(&w->deleting, up->path)) return;
         struct upload_del c = { .w = w, .up = up, .prov = bw_prov_find(w, provider), .provider = provider };
-        _cleanup_free_ char *lpath = xasprintf("%s/lock", up->path);
+        _cleanup_free_ char *lpath = npzk_lock_path(up->path);
         struct zk_lock *lock = NULL;
         /* Re-read under the lock. */
         struct zk_update_spec spec = {
@@ -276,7 +277,7 @@ static int build_state_edit(struct zk_update_record *rec, void *ud) {
 
 /* 0, -EBUSY (locked by someone else) or -errno. */
 static int set_build_state(struct bw *w, struct bw_build_rec *br, enum image_build_state state) {
-        _cleanup_free_ char *lpath = xasprintf("%s/lock", br->path);
+        _cleanup_free_ char *lpath = npzk_lock_path(br->path);
         struct build_state c = { .id = br->id, .state = state };
         struct zk_update_spec spec = { .path = br->path, .lock_path = lpath, .edit = build_state_edit, .userdata = &c };
         int r = zk_update_run(w->b->zk, &spec, NULL);
@@ -285,21 +286,21 @@ static int set_build_state(struct bw *w, struct bw_build_rec *br, enum image_bui
 
 /* Delete build BR (ours, no uploads left): files, then the znode. */
 static void delete_build(struct bw *w, struct bw_image_rec *im, struct bw_build_rec *br) {
-        _cleanup_free_ char *lpath = xasprintf("%s/lock", br->path);
+        _cleanup_free_ char *lpath = npzk_lock_path(br->path);
         struct zk_lock *lock = NULL;
         if (zk_lock_try_new(w->b->zk, lpath, NULL, &lock) != 1) return;
         /* Re-check that no upload appeared meanwhile. */
-        _cleanup_free_ char *pdir = xasprintf("%s/providers", br->path);
+        _cleanup_free_ char *pdir = npzk_providers_path(im->name, br->id);
         char **provs = NULL;
         size_t np = 0;
         bool uploads = false;
         int r = zk_get_children(w->b->zk, pdir, &provs, &np);
         for (size_t i = 0; r >= 0 && i < np && !uploads; i++) {
-                _cleanup_free_ char *udir = xasprintf("%s/%s/images", pdir, provs[i]);
+                _cleanup_free_ char *udir = npzk_uploads_path(im->name, br->id, provs[i]);
                 char **ups = NULL;
                 size_t nu = 0;
                 if (zk_get_children(w->b->zk, udir, &ups, &nu) >= 0)
-                        for (size_t k = 0; k < nu; k++) uploads |= strcmp(ups[k], "lock") != 0;
+                        for (size_t k = 0; k < nu; k++) uploads |= strcmp(ups[k], NPZK_LOCK) != 0;
                 zk_strv_free(ups);
         }
         zk_strv_free(provs);

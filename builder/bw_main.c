@@ -129,7 +129,7 @@ int bw_new(struct builder *b, struct bw **ret) {
                 free(w->pkg_dir);
                 return log_error_errno(r, "worker threads: %m");
         }
-        r = zk_cache_new(b->zk, BW_IMAGE_ROOT, 7, ZK_CACHE_TRACK_LOCKS, on_cache, w, &w->cache);
+        r = zk_cache_new(b->zk, NPZK_IMAGES, 7, ZK_CACHE_TRACK_LOCKS, on_cache, w, &w->cache);
         if (r < 0) {
                 workq_free(w->upload_wq);
                 workq_free(w->misc_wq);
@@ -148,18 +148,18 @@ int bw_new(struct builder *b, struct bw **ret) {
 void bw_start(struct bw *w) {
         if (w->started) return;
         /* /nodepool/images may not exist on a fresh cluster; the cache needs its root. */
-        int r = zk_ensure_path(w->b->zk, BW_IMAGE_ROOT);
-        if (r < 0) log_warning_errno(r, "cannot create %s: %m", BW_IMAGE_ROOT);
+        int r = zk_ensure_path(w->b->zk, NPZK_IMAGES);
+        if (r < 0) log_warning_errno(r, "cannot create %s: %m", NPZK_IMAGES);
         r = zk_cache_start(w->cache);
         if (r < 0) {
-                log_error_errno(r, "cannot watch %s: %m", BW_IMAGE_ROOT);
+                log_error_errno(r, "cannot watch %s: %m", NPZK_IMAGES);
                 return;
         }
         w->started = true;
         w->prepare = loop_add_prepare(w->b->loop, on_prepare, w);
         w->tick = loop_add_timer(w->b->loop, w->interval_ms, true, on_tick, w);
         w->cleanup_timer = loop_add_timer(w->b->loop, w->cleanup_ms, true, on_cleanup_timer, w);
-        log_info("watching %s: builds every %llu ms at most, cleanup every %llu ms", BW_IMAGE_ROOT,
+        log_info("watching %s: builds every %llu ms at most, cleanup every %llu ms", NPZK_IMAGES,
                  (unsigned long long)w->interval_ms, (unsigned long long)w->cleanup_ms);
 }
 

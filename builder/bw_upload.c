@@ -309,8 +309,8 @@ static void start(struct bw *w, struct bw_prov *prov, const struct config_diskim
         _cleanup_free_ char *json = NULL, *dir = NULL, *seq = NULL, *created = NULL;
         size_t len = 0;
         r = image_upload_to_json(rec, &json, &len);
-        if (r >= 0) r = image_path_upload_dir(d->name, b->id, prov->name, &dir);
         if (r >= 0) {
+                dir = npzk_uploads_path(d->name, b->id, prov->name); /* names checked by bw_upload_schedule */
                 /* Nodepool creates "<dir>/" with sequence=True: the name is just the 10 digits. */
                 seq = xasprintf("%s/", dir);
                 r = zk_create(w->b->zk, seq, json, len, ZK_SEQUENCE | ZK_MAKEPATH, &created);
@@ -378,12 +378,11 @@ void bw_upload_schedule(struct bw *w, struct bw_snap *s) {
                         char *local = bw_upload_local_file(w, d->name, b->id, format);
                         if (!local) continue;
 
-                        _cleanup_free_ char *dir = NULL;
-                        if (image_path_upload_dir(d->name, b->id, prov->name, &dir) < 0) {
+                        if (!npzk_name_ok(d->name) || !npzk_name_ok(prov->name)) {
                                 free(local);
                                 continue;
                         }
-                        _cleanup_free_ char *lpath = xasprintf("%s/lock", dir);
+                        _cleanup_free_ char *lpath = npzk_upload_lock_path(d->name, b->id, prov->name);
                         struct zk_lock *lock = NULL;
                         int r = zk_lock_try_new(w->b->zk, lpath, NULL, &lock);
                         if (r != 1) {

@@ -298,7 +298,7 @@ static void on_request(struct zk *zk, const struct zk_result *res, void *ud) {
 }
 
 static void watch_request(struct holder *h) {
-        _cleanup_free_ char *path = xasprintf("%s/%s", POOL_CLIENT_REQUEST_ROOT, h->rec.request_id);
+        _cleanup_free_ char *path = npzk_request_path(h->rec.request_id);
         h->rearm = false;
         (void)zk_aget(h->zk, path, on_request_changed, on_request, h);
 }

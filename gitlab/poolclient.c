@@ -48,7 +48,7 @@ int pool_client_submit(struct zk *zk, const struct settings *s, const struct job
         size_t len = 0;
         int r = pool_client_request_json(s, j, &json, &len);
         if (r < 0) return r;
-        _cleanup_free_ char *prefix = xasprintf("%s/%03d-", POOL_CLIENT_REQUEST_ROOT, (int)s->priority);
+        _cleanup_free_ char *prefix = npzk_request_prefix((int)s->priority);
         _cleanup_free_ char *created = NULL;
         r = zk_create(zk, prefix, json, len, ZK_PERSISTENT | ZK_SEQUENCE | ZK_MAKEPATH, &created);
         if (r < 0) return r;
@@ -58,13 +58,13 @@ int pool_client_submit(struct zk *zk, const struct settings *s, const struct job
 }
 
 int pool_client_delete_request(struct zk *zk, const char *id) {
-        _cleanup_free_ char *path = xasprintf("%s/%s", POOL_CLIENT_REQUEST_ROOT, id);
+        _cleanup_free_ char *path = npzk_request_path(id);
         int r = zk_delete(zk, path, -1);
         return r == -ENOENT ? 0 : r;
 }
 
 static int read_node(struct zk *zk, const char *node_id, struct node **ret, struct zk_stat *ret_stat) {
-        _cleanup_free_ char *path = xasprintf("%s/%s", POOL_CLIENT_NODE_ROOT, node_id);
+        _cleanup_free_ char *path = npzk_node_path(node_id);
         _cleanup_free_ char *data = NULL;
         size_t len = 0;
         int r = zk_get(zk, path, &data, &len, ret_stat);
@@ -90,7 +90,7 @@ int pool_client_lock_node(struct zk *zk, const char *node_id, const char *req_id
         if (r < 0) return r;
         if (!allocated_to(n, req_id)) return -ESTALE;
 
-        _cleanup_free_ char *lock_path = xasprintf("%s/%s/lock", POOL_CLIENT_NODE_ROOT, node_id);
+        _cleanup_free_ char *lock_path = npzk_node_lock_path(node_id);
         _cleanup_(zk_lock_freep) struct zk_lock *l = NULL;
         r = zk_lock_new(zk, lock_path, identifier, &l);
         if (r < 0) return r;
@@ -112,7 +112,7 @@ int pool_client_lock_node(struct zk *zk, const char *node_id, const char *req_id
 /* Read, let CHANGE edit, write back with the version read; again on a conflict.
  * CHANGE returns 1 to write, 0 to leave the node alone. */
 static int store_node(struct zk *zk, const char *node_id, int (*change)(struct node *n, void *ud), void *ud) {
-        _cleanup_free_ char *path = xasprintf("%s/%s", POOL_CLIENT_NODE_ROOT, node_id);
+        _cleanup_free_ char *path = npzk_node_path(node_id);
         for (int attempt = 0; attempt < STORE_ATTEMPTS; attempt++) {
                 _cleanup_(node_freep) struct node *n = NULL;
                 struct zk_stat st;

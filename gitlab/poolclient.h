@@ -10,14 +10,12 @@
 #include <jansson.h>
 
 #include "model_node.h"
+#include "nodepool_zk.h"
 #include "zk.h"
 #include "zk_lock.h"
 
 struct settings;
 struct job;
-
-#define POOL_CLIENT_REQUEST_ROOT "/nodepool/requests"
-#define POOL_CLIENT_NODE_ROOT "/nodepool/nodes"
 
 /* The request JSON Zuul would write for one node of J's label (priority,
  * requestor and tenant from S; requestor_data describes the GitLab job).

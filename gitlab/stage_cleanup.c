@@ -24,7 +24,7 @@
 
 /* Return the node of REC without its holder; the caller has a session. */
 static int return_orphan_node(const struct settings *s, struct zk *zk, const struct job_record *rec, FILE *out) {
-        _cleanup_free_ char *lock_path = xasprintf("%s/%s/lock", POOL_CLIENT_NODE_ROOT, rec->node_id);
+        _cleanup_free_ char *lock_path = npzk_node_lock_path(rec->node_id);
         _cleanup_free_ char *identifier = xasprintf("%s job %s cleanup", s->requestor, rec->job_id);
         _cleanup_(zk_lock_freep) struct zk_lock *l = NULL;
         int r = zk_lock_new(zk, lock_path, identifier, &l);
@@ -36,7 +36,7 @@ static int return_orphan_node(const struct settings *s, struct zk *zk, const str
                 fprintf(out, "Cannot lock node %s within %d s: %s\n", rec->node_id, wait_ms / 1000, strerror(-r));
                 return r;
         }
-        _cleanup_free_ char *path = xasprintf("%s/%s", POOL_CLIENT_NODE_ROOT, rec->node_id);
+        _cleanup_free_ char *path = npzk_node_path(rec->node_id);
         _cleanup_free_ char *data = NULL;
         size_t len = 0;
         r = zk_get(zk, path, &data, &len, NULL);

@@ -5,7 +5,8 @@
  * decode the record once into an id → object map and mark the launcher dirty
  * so the passes run before the loop sleeps again (a new request is seen in
  * milliseconds). A malformed record is logged once (by path) and skipped.
- * Image tree depths: 1 image, 3 build, 7 upload; "lock" dirs are ignored. */
+ * Image tree depths: 1 image, 3 build, 7 upload; "lock" dirs are ignored;
+ * builds and uploads are decoded by nodepool_zk.h, as every reader does. */
 #include <string.h>
 
 #include "alloc.h"
@@ -289,56 +290,28 @@ static void on_request(struct zk_cache *c, enum zk_cache_event ev, const struct 
         minready_request_seen(l, zn->name);
 }
 
-/* Split an image-tree path into components below the root. */
-static size_t split(const char *path, char parts[8][256]) {
-        const char *p = path + strlen(LAUNCHER_IMAGE_ROOT);
-        size_t n = 0;
-        while (*p == '/' && n < 8) {
-                p++;
-                size_t k = strcspn(p, "/");
-                if (k >= 256) return 0;
-                memcpy(parts[n], p, k);
-                parts[n][k] = 0;
-                n++;
-                p += k;
-        }
-        return n;
-}
-
+/* Builds and uploads, decoded by nodepool_zk (the one decoder of the image
+ * tree); its flags, directories and locks are read from the cache directly. */
 static void on_image(struct zk_cache *c, enum zk_cache_event ev, const struct zk_cache_node *zn, void *ud) {
         struct launcher *l = ud;
-        char parts[8][256];
-        if (zn->depth != 3 && zn->depth != 7) return;
-        if (strcmp(zn->name, "lock") == 0) return;
-        size_t n = split(zn->path, parts);
-        if (zn->depth == 3) {
-                if (n != 3 || strcmp(parts[1], "builds") != 0) return;
-                image_build_free(smap_remove(&l->builds, zn->path));
-                if (ev == ZK_CACHE_REMOVED) return;
-                struct image_build *b = NULL;
-                struct model_error err;
-                if (image_build_from_json(zn->data, zn->len, zn->name, &b, &err) < 0) {
-                        bad_record(l, zn->path, err.msg);
-                        return;
-                }
-                smap_put(&l->builds, zn->path, b);
-        } else {
-                if (n != 7 || strcmp(parts[1], "builds") != 0 || strcmp(parts[3], "providers") != 0 ||
-                    strcmp(parts[5], "images") != 0)
-                        return;
-                image_upload_free(smap_remove(&l->uploads, zn->path));
-                if (ev == ZK_CACHE_REMOVED) return;
-                struct image_upload *u = NULL;
-                struct model_error err;
-                if (image_upload_from_json(zn->data, zn->len, zn->name, &u, &err) < 0) {
-                        bad_record(l, zn->path, err.msg);
-                        return;
-                }
-                u->image_name = xstrdup(parts[0]);
-                u->build_id = xstrdup(parts[2]);
-                u->provider_name = xstrdup(parts[4]);
-                smap_put(&l->uploads, zn->path, u);
+        struct npzk_znode z = { .path = zn->path, .data = ev == ZK_CACHE_REMOVED ? NULL : zn->data, .len = zn->len };
+        struct image_build *b = NULL;
+        struct image_upload *u = NULL;
+        struct model_error err;
+        int k = npzk_image_record_decode(&z, &b, &u, &err);
+        if (k == -EINVAL && ev != ZK_CACHE_REMOVED) bad_record(l, zn->path, "not in Nodepool's schema");
+        if (k != NPZK_BUILD && k != NPZK_UPLOAD && k != -EBADMSG) return;
+        struct smap *m = zn->depth == 3 ? &l->builds : &l->uploads; /* a record: a build at depth 3, else an upload */
+        if (zn->depth == 3)
+                image_build_free(smap_remove(m, zn->path));
+        else
+                image_upload_free(smap_remove(m, zn->path));
+        if (k == -EBADMSG) {
+                bad_record(l, zn->path, err.msg);
+                return;
         }
+        if (ev == ZK_CACHE_REMOVED) return;
+        smap_put(m, zn->path, b ? (void *)b : (void *)u);
         launcher_kick(l);
 }
 
@@ -356,11 +329,12 @@ static void on_pool_component(struct zk_cache *c, enum zk_cache_event ev, const 
 }
 
 int caches_start(struct launcher *l) {
+        _cleanup_free_ char *pool_dir = npzk_component_dir("pool");
         int r;
-        if ((r = zk_cache_new(l->zk, LAUNCHER_NODE_ROOT, 1, ZK_CACHE_TRACK_LOCKS, on_node, l, &l->node_cache)) < 0 ||
-            (r = zk_cache_new(l->zk, LAUNCHER_REQUEST_ROOT, 1, 0, on_request, l, &l->request_cache)) < 0 ||
-            (r = zk_cache_new(l->zk, LAUNCHER_IMAGE_ROOT, 7, ZK_CACHE_TRACK_LOCKS, on_image, l, &l->image_cache)) < 0 ||
-            (r = zk_cache_new(l->zk, COMPONENT_ROOT "/pool", 1, 0, on_pool_component, l, &l->pool_cache)) < 0)
+        if ((r = zk_cache_new(l->zk, NPZK_NODES, 1, ZK_CACHE_TRACK_LOCKS, on_node, l, &l->node_cache)) < 0 ||
+            (r = zk_cache_new(l->zk, NPZK_REQUESTS, 1, 0, on_request, l, &l->request_cache)) < 0 ||
+            (r = zk_cache_new(l->zk, NPZK_IMAGES, 7, ZK_CACHE_TRACK_LOCKS, on_image, l, &l->image_cache)) < 0 ||
+            (r = zk_cache_new(l->zk, pool_dir, 1, 0, on_pool_component, l, &l->pool_cache)) < 0)
                 return log_error_errno(r, "cannot create caches: %m");
         if ((r = zk_cache_start(l->node_cache)) < 0 || (r = zk_cache_start(l->request_cache)) < 0 ||
             (r = zk_cache_start(l->image_cache)) < 0 || (r = zk_cache_start(l->pool_cache)) < 0)
@@ -406,7 +380,7 @@ static void find_upload_fn(const char *key, void *value, void *ud) {
         if (u->state != IMAGE_UPLOAD_STATE_READY || strcmp(u->image_name, f->image) != 0 ||
             strcmp(u->provider_name, f->provider) != 0 || !u->external_id)
                 return;
-        _cleanup_free_ char *bpath = xasprintf(LAUNCHER_IMAGE_ROOT "/%s/builds/%s", u->image_name, u->build_id);
+        _cleanup_free_ char *bpath = npzk_build_path(u->image_name, u->build_id);
         const struct image_build *b = smap_get(&f->l->builds, bpath);
         if (!b || b->state != IMAGE_BUILD_STATE_READY) return;
         if (!f->best || u->state_time > f->best->state_time) {

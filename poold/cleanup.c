@@ -142,7 +142,7 @@ static void on_lockdirs(struct zk *zk, const struct zk_result *res, void *ud) {
         for (size_t i = 0; res->r == 0 && i < res->n_children; i++) {
                 if (smap_get(&l->requests, res->children[i]) || !owners_mine(o, res->children[i], NULL, NULL, NULL))
                         continue;
-                _cleanup_free_ char *path = xasprintf(LAUNCHER_REQUEST_LOCK_ROOT "/%s", res->children[i]);
+                _cleanup_free_ char *path = npzk_request_lock_path(res->children[i]);
                 sw->pending++;
                 (void)zk_aexists(l->zk, path, NULL, on_lockdir_stat, sw);
         }

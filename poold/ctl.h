@@ -94,42 +94,12 @@ void ctl_reads_free(struct ctl_read *reads, size_t n);
 int ctl_children_sorted(struct zk *zk, const char *path, char ***ret, size_t *ret_n);
 
 /* ---- the /nodepool/images tree, read in one pipelined pass per level (ctl_images.c) ---- */
-struct image_build;
-struct image_upload;
+struct npzk_images;
 
-struct ctl_upload {
-        char *provider;
-        char *id;                  /* 10-digit sequence */
-        char *path;
-        char *data;                /* raw record */
-        size_t len;
-        struct image_upload *upload; /* NULL when malformed (warned about) */
-};
-struct ctl_build {
-        char *id;
-        char *path;
-        char *data;                /* raw record */
-        size_t len;
-        struct image_build *build; /* NULL when malformed (warned about) */
-        struct ctl_upload *uploads;
-        size_t n_uploads;
-};
-struct ctl_image {
-        char *name;
-        bool paused;               /* the pause flag znode exists */
-        bool build_requested;      /* request-build exists */
-        int64_t request_ctime_ms;
-        bool building;             /* the per-image build lock has a contender */
-        struct ctl_build *builds;
-        size_t n_builds;
-};
-struct ctl_images {
-        struct ctl_image *images;  /* sorted by name; builds, providers, uploads sorted too */
-        size_t n_images;
-};
-/* Read the whole tree. Vanishing znodes are skipped. 0 or -errno. */
-int ctl_images_load(struct zk *zk, struct ctl_images *ret);
-void ctl_images_done(struct ctl_images *t);
+/* Read the whole tree, decoded by nodepool_zk.h (sorted; the raw records are
+ * kept for export; a malformed one is warned about and kept undecoded).
+ * Vanishing znodes are skipped. 0 or -errno; free with npzk_images_done(). */
+int ctl_images_load(struct zk *zk, struct npzk_images *ret);
 
 /* Read the record at PATH for a command; WHAT names it in messages
  * ("build foo-123"). Returns 0 with the data, or 1 (the exit code) after

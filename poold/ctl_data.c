@@ -23,6 +23,7 @@
 #include "ctl.h"
 #include "log.h"
 #include "model_image.h"
+#include "nodepool_zk.h"
 #include "zk.h"
 
 /* An import file is ours or an operator's, but still bounded. */
@@ -56,33 +57,34 @@ int ctl_export_image_data(struct ctl *ctl, int argc, char **argv) {
         _cleanup_(config_freep) struct config *cfg = NULL;
         _cleanup_(zk_freep) struct zk *zk = NULL;
         if (ctl_open(ctl, &cfg, &zk) < 0) return 1;
-        struct ctl_images t = {};
+        struct npzk_images t = {};
         int r = ctl_images_load(zk, &t);
         if (r < 0) {
-                fprintf(stderr, "poolctl: cannot read /nodepool/images: %s\n", strerror(-r));
+                fprintf(stderr, "poolctl: cannot read " NPZK_IMAGES ": %s\n", strerror(-r));
                 return 1;
         }
         int ret = 0;
         json_t *obj = json_object();
         if (!obj) abort();
-        for (size_t i = 0; i < t.n_images; i++) {
-                struct ctl_image *im = &t.images[i];
+        for (size_t i = 0; i < t.n; i++) {
+                struct npzk_image *im = &t.images[i];
                 if (im->paused) {
-                        _cleanup_free_ char *p = xasprintf("/nodepool/images/%s/pause", im->name);
+                        _cleanup_free_ char *p = npzk_image_pause_path(im->name);
                         add_entry(obj, p, "", 0);
                 }
-                for (size_t j = 0; j < im->n_builds; j++) {
-                        struct ctl_build *b = &im->builds[j];
+                for (size_t j = 0; j < im->n; j++) {
+                        struct npzk_build *b = &im->builds[j];
                         if (!b->data) continue; /* vanished while reading */
                         if (add_entry(obj, b->path, b->data, b->len) < 0) ret = 1;
-                        for (size_t k = 0; k < b->n_uploads; k++) {
-                                struct ctl_upload *up = &b->uploads[k];
-                                if (!up->data) continue;
-                                if (add_entry(obj, up->path, up->data, up->len) < 0) ret = 1;
-                        }
+                        for (size_t p = 0; p < b->n; p++)
+                                for (size_t k = 0; k < b->provs[p].n; k++) {
+                                        struct npzk_upload *up = &b->provs[p].ups[k];
+                                        if (!up->data) continue;
+                                        if (add_entry(obj, up->path, up->data, up->len) < 0) ret = 1;
+                                }
                 }
         }
-        ctl_images_done(&t);
+        npzk_images_done(&t);
 
         char *s = json_dumps(obj, JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
         json_decref(obj);
@@ -166,7 +168,13 @@ int ctl_import_image_data(struct ctl *ctl, int argc, char **argv) {
         const char *path;
         json_t *v;
         json_object_foreach(obj, path, v) {
-                if (!json_is_string(v) || strncmp(path, "/nodepool/images/", 17) != 0) {
+                struct npzk_path p;
+                bool ok = json_is_string(v) && npzk_path_parse(path, &p) == 0;
+                if (ok) {
+                        ok = npzk_kind_in_image_tree(p.kind);
+                        npzk_path_done(&p);
+                }
+                if (!ok) {
                         fprintf(stderr, "poolctl: %s: entry %s is not an image record\n", file, path);
                         return 1;
                 }
@@ -179,12 +187,12 @@ int ctl_import_image_data(struct ctl *ctl, int argc, char **argv) {
         /* Highest upload id per upload dir. */
         _cleanup_(json_util_decrefp) json_t *highest = json_object();
         json_object_foreach(obj, path, v) {
-                struct image_upload_ref ref = {};
-                if (image_upload_ref_parse(path, &ref) < 0) continue;
-                long long seq = trailing_seq(ref.upload_id);
-                image_upload_ref_done(&ref);
+                struct npzk_path ref;
+                if (npzk_path_parse(path, &ref) < 0) continue;
+                long long seq = ref.kind == NPZK_UPLOAD ? trailing_seq(ref.upload_id) : -1;
+                _cleanup_free_ char *dir = seq >= 0 ? npzk_uploads_path(ref.image, ref.build_id, ref.provider) : NULL;
+                npzk_path_done(&ref);
                 if (seq < 0) continue;
-                _cleanup_free_ char *dir = xstrndup(path, (size_t)(strrchr(path, '/') - path));
                 json_t *cur = json_object_get(highest, dir);
                 if (!cur || json_integer_value(cur) < seq) json_object_set_new(highest, dir, json_integer(seq));
         }

@@ -4,7 +4,7 @@
  *
  * DESIGN. These only edit ZooKeeper records; the builder daemon acts on
  * them. The tree under /nodepool/images is read level by level, each level
- * as one pipelined batch (ctl_read_many). */
+ * as one pipelined batch (ctl_read_many), and decoded by nodepool_zk.h. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -18,6 +18,7 @@
 #include "listing.h"
 #include "log.h"
 #include "model_image.h"
+#include "nodepool_zk.h"
 #include "provider.h"
 #include "provider_params.h"
 #include "table.h"
@@ -27,122 +28,79 @@
 
 #define RD(o, p) ((struct ctl_read){ .op = (o), .path = (p) })
 
-void ctl_images_done(struct ctl_images *t) {
-        for (size_t i = 0; i < t->n_images; i++) {
-                struct ctl_image *im = &t->images[i];
-                for (size_t j = 0; j < im->n_builds; j++) {
-                        struct ctl_build *b = &im->builds[j];
-                        for (size_t k = 0; k < b->n_uploads; k++) {
-                                struct ctl_upload *u = &b->uploads[k];
-                                free(u->provider);
-                                free(u->id);
-                                free(u->path);
-                                free(u->data);
-                                image_upload_free(u->upload);
-                        }
-                        free(b->uploads);
-                        free(b->id);
-                        free(b->path);
-                        free(b->data);
-                        image_build_free(b->build);
-                }
-                free(im->builds);
-                free(im->name);
-        }
-        free(t->images);
-        *t = (struct ctl_images){};
+/* Put one answer into T (nodepool_zk.h decodes); poolctl runs once, so every
+ * malformed record is warned about. */
+static void tree_add(struct npzk_images *t, const struct npzk_znode *zn) {
+        struct model_error err = {};
+        if (npzk_images_add(t, zn, &err) == -EBADMSG) log_warning("malformed record %s: %s", zn->path, err.msg);
 }
 
-/* Where a level-3/4 read belongs. */
-struct ref {
-        size_t image, build, upload;
-        const char *provider;
-};
+/* The parts of the path a read was made for (it was built by nodepool_zk). */
+static bool parts_of(const struct ctl_read *rd, struct npzk_path *ret) { return npzk_path_parse(rd->path, ret) == 0; }
 
-int ctl_images_load(struct zk *zk, struct ctl_images *ret) {
-        struct ctl_images t = {};
+int ctl_images_load(struct zk *zk, struct npzk_images *ret) {
+        struct npzk_images t = {};
         char **names = NULL;
         size_t n = 0;
-        int r = ctl_children_sorted(zk, "/nodepool/images", &names, &n);
+        int r = ctl_children_sorted(zk, NPZK_IMAGES, &names, &n);
         if (r < 0) return r;
-        t.images = xnew(struct ctl_image, n + 1);
-        t.n_images = n;
-        for (size_t i = 0; i < n; i++) t.images[i].name = xstrdup(names[i]);
-        zk_strv_free(names);
 
         /* Level 1: flags and build lists. */
         enum { L1_PAUSE, L1_REQUEST, L1_BUILDS, L1_LOCK, _L1_MAX };
         struct ctl_read *l1 = xnew(struct ctl_read, n * _L1_MAX + 1);
         for (size_t i = 0; i < n; i++) {
-                const char *im = t.images[i].name;
-                l1[i * _L1_MAX + L1_PAUSE] = RD(CTL_READ_EXISTS, xasprintf("/nodepool/images/%s/pause", im));
-                l1[i * _L1_MAX + L1_REQUEST] =
-                        RD(CTL_READ_EXISTS, xasprintf("/nodepool/images/%s/request-build", im));
-                l1[i * _L1_MAX + L1_BUILDS] = RD(CTL_READ_CHILDREN, xasprintf("/nodepool/images/%s/builds", im));
-                l1[i * _L1_MAX + L1_LOCK] =
-                        RD(CTL_READ_EXISTS, xasprintf("/nodepool/images/%s/builds/lock", im));
+                l1[i * _L1_MAX + L1_PAUSE] = RD(CTL_READ_EXISTS, npzk_image_pause_path(names[i]));
+                l1[i * _L1_MAX + L1_REQUEST] = RD(CTL_READ_EXISTS, npzk_image_request_build_path(names[i]));
+                l1[i * _L1_MAX + L1_BUILDS] = RD(CTL_READ_CHILDREN, npzk_builds_path(names[i]));
+                l1[i * _L1_MAX + L1_LOCK] = RD(CTL_READ_EXISTS, npzk_build_lock_path(names[i]));
         }
         r = ctl_read_many(zk, l1, n * _L1_MAX);
         size_t n2 = 0;
-        for (size_t i = 0; r >= 0 && i < n; i++) {
-                struct ctl_image *im = &t.images[i];
-                struct ctl_read *rd = &l1[i * _L1_MAX];
-                im->paused = rd[L1_PAUSE].r == 0;
-                im->build_requested = rd[L1_REQUEST].r == 0;
-                im->request_ctime_ms = rd[L1_REQUEST].ctime_ms;
-                im->building = rd[L1_LOCK].r == 0 && rd[L1_LOCK].num_children > 0;
-                if (rd[L1_BUILDS].r != 0) continue;
-                im->builds = xnew(struct ctl_build, rd[L1_BUILDS].n_children + 1);
-                for (size_t j = 0; j < rd[L1_BUILDS].n_children; j++) {
-                        const char *b = rd[L1_BUILDS].children[j];
-                        if (strcmp(b, "lock") == 0) continue;
-                        struct ctl_build *cb = &im->builds[im->n_builds++];
-                        cb->id = xstrdup(b);
-                        cb->path = xasprintf("/nodepool/images/%s/builds/%s", im->name, b);
-                        n2++;
-                }
-        }
-        ctl_reads_free(l1, n * _L1_MAX);
+        for (size_t i = 0; r >= 0 && i < n; i++) n2 += l1[i * _L1_MAX + L1_BUILDS].n_children;
 
         /* Level 2: build records and their providers. */
         struct ctl_read *l2 = xnew(struct ctl_read, 2 * n2 + 1);
-        struct ref *refs2 = xnew(struct ref, n2 + 1);
-        size_t k = 0;
-        for (size_t i = 0; r >= 0 && i < n; i++)
-                for (size_t j = 0; j < t.images[i].n_builds; j++) {
-                        const char *path = t.images[i].builds[j].path;
-                        l2[2 * k] = RD(CTL_READ_GET, xstrdup(path));
-                        l2[2 * k + 1] = RD(CTL_READ_CHILDREN, xasprintf("%s/providers", path));
-                        refs2[k++] = (struct ref){ .image = i, .build = j };
+        size_t k2 = 0;
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                struct ctl_read *rd = &l1[i * _L1_MAX];
+                _cleanup_free_ char *ipath = npzk_image_path(names[i]);
+                tree_add(&t, &(struct npzk_znode){ .path = ipath });
+                if (rd[L1_PAUSE].r == 0) tree_add(&t, &(struct npzk_znode){ .path = rd[L1_PAUSE].path });
+                if (rd[L1_REQUEST].r == 0)
+                        tree_add(&t, &(struct npzk_znode){ .path = rd[L1_REQUEST].path,
+                                                           .ctime_ms = rd[L1_REQUEST].ctime_ms });
+                if (rd[L1_BUILDS].r != 0) continue;
+                unsigned contenders = rd[L1_LOCK].r == 0 ? (unsigned)rd[L1_LOCK].num_children : 0;
+                tree_add(&t, &(struct npzk_znode){ .path = rd[L1_BUILDS].path, .lock_contenders = contenders });
+                for (size_t j = 0; j < rd[L1_BUILDS].n_children; j++) {
+                        const char *b = rd[L1_BUILDS].children[j];
+                        if (strcmp(b, NPZK_LOCK) == 0) continue;
+                        _cleanup_free_ char *bpath = npzk_build_path(names[i], b);
+                        tree_add(&t, &(struct npzk_znode){ .path = bpath }); /* listed: kept if it vanishes */
+                        l2[k2++] = RD(CTL_READ_GET, xstrdup(bpath));
+                        l2[k2++] = RD(CTL_READ_CHILDREN, npzk_providers_path(names[i], b));
                 }
-        if (r >= 0) r = ctl_read_many(zk, l2, 2 * k);
-        size_t n3 = 0;
-        for (size_t x = 0; r >= 0 && x < k; x++) {
-                struct ctl_build *b = &t.images[refs2[x].image].builds[refs2[x].build];
-                struct ctl_read *g = &l2[2 * x], *p = &l2[2 * x + 1];
-                if (g->r == 0) {
-                        b->data = TAKE_PTR(g->data);
-                        b->len = g->len;
-                        struct model_error err = {};
-                        if (image_build_from_json(b->data, b->len, b->id, &b->build, &err) < 0)
-                                log_warning("malformed build record %s: %s", b->path, err.msg);
-                }
-                if (p->r == 0) n3 += p->n_children;
         }
+        if (r >= 0) r = ctl_read_many(zk, l2, k2);
+        size_t n3 = 0;
+        for (size_t x = 0; r >= 0 && x < k2; x++) n3 += l2[x].op == CTL_READ_CHILDREN ? l2[x].n_children : 0;
 
         /* Level 3: upload lists per (build, provider). */
         struct ctl_read *l3 = xnew(struct ctl_read, n3 + 1);
-        struct ref *refs3 = xnew(struct ref, n3 + 1);
         size_t k3 = 0;
-        for (size_t x = 0; r >= 0 && x < k; x++) {
-                struct ctl_read *p = &l2[2 * x + 1];
-                if (p->r != 0) continue;
-                const char *path = t.images[refs2[x].image].builds[refs2[x].build].path;
-                for (size_t y = 0; y < p->n_children; y++) {
-                        l3[k3] = RD(CTL_READ_CHILDREN, xasprintf("%s/providers/%s/images", path, p->children[y]));
-                        refs3[k3++] = (struct ref){ .image = refs2[x].image, .build = refs2[x].build,
-                                                    .provider = p->children[y] };
-                }
+        for (size_t x = 0; r >= 0 && x < k2; x++) {
+                struct npzk_path p;
+                if (l2[x].r != 0 || !parts_of(&l2[x], &p)) continue;
+                if (l2[x].op == CTL_READ_GET)
+                        tree_add(&t, &(struct npzk_znode){ .path = l2[x].path, .data = l2[x].data, .len = l2[x].len });
+                else
+                        for (size_t y = 0; y < l2[x].n_children; y++) {
+                                const char *prov = l2[x].children[y];
+                                _cleanup_free_ char *ppath = npzk_provider_path(p.image, p.build_id, prov);
+                                tree_add(&t, &(struct npzk_znode){ .path = ppath });
+                                l3[k3++] = RD(CTL_READ_CHILDREN, npzk_uploads_path(p.image, p.build_id, prov));
+                        }
+                npzk_path_done(&p);
         }
         if (r >= 0) r = ctl_read_many(zk, l3, k3);
         size_t n4 = 0;
@@ -150,59 +108,41 @@ int ctl_images_load(struct zk *zk, struct ctl_images *ret) {
 
         /* Level 4: upload records. */
         struct ctl_read *l4 = xnew(struct ctl_read, n4 + 1);
-        struct ref *refs4 = xnew(struct ref, n4 + 1);
         size_t k4 = 0;
         for (size_t x = 0; r >= 0 && x < k3; x++) {
-                if (l3[x].r != 0) continue;
-                struct ctl_build *b = &t.images[refs3[x].image].builds[refs3[x].build];
-                b->uploads = xrealloc(b->uploads, (b->n_uploads + l3[x].n_children + 1) * sizeof *b->uploads);
+                struct npzk_path p;
+                if (l3[x].r != 0 || !parts_of(&l3[x], &p)) continue;
+                tree_add(&t, &(struct npzk_znode){ .path = l3[x].path });
                 for (size_t y = 0; y < l3[x].n_children; y++) {
-                        const char *u = l3[x].children[y];
-                        if (strcmp(u, "lock") == 0) continue;
-                        struct ctl_upload *cu = &b->uploads[b->n_uploads];
-                        *cu = (struct ctl_upload){ .provider = xstrdup(refs3[x].provider), .id = xstrdup(u),
-                                                   .path = xasprintf("%s/%s", l3[x].path, u) };
-                        l4[k4] = RD(CTL_READ_GET, xstrdup(cu->path));
-                        refs4[k4++] = (struct ref){ .image = refs3[x].image, .build = refs3[x].build,
-                                                    .upload = b->n_uploads };
-                        b->n_uploads++;
+                        if (strcmp(l3[x].children[y], NPZK_LOCK) == 0) continue;
+                        char *upath = npzk_upload_path(p.image, p.build_id, p.provider, l3[x].children[y]);
+                        tree_add(&t, &(struct npzk_znode){ .path = upath }); /* listed: kept if it vanishes */
+                        l4[k4++] = RD(CTL_READ_GET, upath);
                 }
+                npzk_path_done(&p);
         }
         if (r >= 0) r = ctl_read_many(zk, l4, k4);
-        for (size_t x = 0; r >= 0 && x < k4; x++) {
-                struct ctl_image *im = &t.images[refs4[x].image];
-                struct ctl_build *b = &im->builds[refs4[x].build];
-                struct ctl_upload *u = &b->uploads[refs4[x].upload];
-                if (l4[x].r != 0) continue; /* vanished: data stays NULL, listings skip it */
-                u->data = TAKE_PTR(l4[x].data);
-                u->len = l4[x].len;
-                struct model_error err = {};
-                if (image_upload_from_json(u->data, u->len, u->id, &u->upload, &err) < 0) {
-                        log_warning("malformed upload record %s: %s", u->path, err.msg);
-                        continue;
-                }
-                u->upload->build_id = xstrdup(b->id);
-                u->upload->provider_name = xstrdup(u->provider);
-                u->upload->image_name = xstrdup(im->name);
-        }
-        ctl_reads_free(l2, 2 * k);
+        for (size_t x = 0; r >= 0 && x < k4; x++)
+                if (l4[x].r == 0) /* else vanished: its data stays NULL, listings skip it */
+                        tree_add(&t, &(struct npzk_znode){ .path = l4[x].path, .data = l4[x].data, .len = l4[x].len });
+        ctl_reads_free(l1, n * _L1_MAX);
+        ctl_reads_free(l2, k2);
         ctl_reads_free(l3, k3);
         ctl_reads_free(l4, k4);
-        free(refs2);
-        free(refs3);
-        free(refs4);
+        zk_strv_free(names);
         if (r < 0) {
-                ctl_images_done(&t);
+                npzk_images_done(&t);
                 return r;
         }
+        npzk_images_sort(&t);
         *ret = t;
         return 0;
 }
 
-static int load_or_fail(struct ctl *ctl, struct config **cfg, struct zk **zk, struct ctl_images *t) {
+static int load_or_fail(struct ctl *ctl, struct config **cfg, struct zk **zk, struct npzk_images *t) {
         if (ctl_open(ctl, cfg, zk) < 0) return -EIO;
         int r = ctl_images_load(*zk, t);
-        if (r < 0) fprintf(stderr, "poolctl: cannot read /nodepool/images: %s\n", strerror(-r));
+        if (r < 0) fprintf(stderr, "poolctl: cannot read " NPZK_IMAGES ": %s\n", strerror(-r));
         return r;
 }
 
@@ -221,20 +161,20 @@ int ctl_dib_image_list(struct ctl *ctl, int argc, char **argv) {
         if (!no_args(argc, argv, "dib-image-list")) return 2;
         _cleanup_(config_freep) struct config *cfg = NULL;
         _cleanup_(zk_freep) struct zk *zk = NULL;
-        struct ctl_images t = {};
+        struct npzk_images t = {};
         if (load_or_fail(ctl, &cfg, &zk, &t) < 0) return 1;
 
         _cleanup_(table_freep) struct table *tb = listing_dib_image_table();
         double now = model_now();
-        for (size_t i = 0; i < t.n_images; i++) {
-                struct ctl_image *im = &t.images[i];
-                for (size_t j = 0; j < im->n_builds; j++) {
-                        struct image_build *b = im->builds[j].build;
+        for (size_t i = 0; i < t.n; i++) {
+                struct npzk_image *im = &t.images[i];
+                for (size_t j = 0; j < im->n; j++) {
+                        struct image_build *b = im->builds[j].b;
                         if (!b) continue;
                         listing_dib_image_row(tb, im->name, b, im->paused, now);
                 }
         }
-        ctl_images_done(&t);
+        npzk_images_done(&t);
         return ctl_print_table(ctl, tb);
 }
 
@@ -242,21 +182,22 @@ int ctl_image_list(struct ctl *ctl, int argc, char **argv) {
         if (!no_args(argc, argv, "image-list")) return 2;
         _cleanup_(config_freep) struct config *cfg = NULL;
         _cleanup_(zk_freep) struct zk *zk = NULL;
-        struct ctl_images t = {};
+        struct npzk_images t = {};
         if (load_or_fail(ctl, &cfg, &zk, &t) < 0) return 1;
 
         _cleanup_(table_freep) struct table *tb = listing_image_table();
         double now = model_now();
-        for (size_t i = 0; i < t.n_images; i++)
-                for (size_t j = 0; j < t.images[i].n_builds; j++) {
-                        struct ctl_build *b = &t.images[i].builds[j];
-                        for (size_t k = 0; k < b->n_uploads; k++) {
-                                struct image_upload *u = b->uploads[k].upload;
-                                if (!u) continue;
-                                listing_image_row(tb, u, now);
-                        }
+        for (size_t i = 0; i < t.n; i++)
+                for (size_t j = 0; j < t.images[i].n; j++) {
+                        struct npzk_build *b = &t.images[i].builds[j];
+                        for (size_t p = 0; p < b->n; p++)
+                                for (size_t k = 0; k < b->provs[p].n; k++) {
+                                        struct image_upload *u = b->provs[p].ups[k].u;
+                                        if (!u) continue;
+                                        listing_image_row(tb, u, now);
+                                }
                 }
-        ctl_images_done(&t);
+        npzk_images_done(&t);
         return ctl_print_table(ctl, tb);
 }
 
@@ -264,17 +205,17 @@ int ctl_image_status(struct ctl *ctl, int argc, char **argv) {
         if (!no_args(argc, argv, "image-status")) return 2;
         _cleanup_(config_freep) struct config *cfg = NULL;
         _cleanup_(zk_freep) struct zk *zk = NULL;
-        struct ctl_images t = {};
+        struct npzk_images t = {};
         if (load_or_fail(ctl, &cfg, &zk, &t) < 0) return 1;
 
         _cleanup_(table_freep) struct table *tb = listing_image_status_table();
         double now = model_now();
-        for (size_t i = 0; i < t.n_images; i++) {
-                struct ctl_image *im = &t.images[i];
-                listing_image_status_row(tb, im->name, im->paused, im->build_requested, im->building,
-                                         (double)im->request_ctime_ms / 1000.0, now);
+        for (size_t i = 0; i < t.n; i++) {
+                struct npzk_image *im = &t.images[i];
+                listing_image_status_row(tb, im->name, im->paused, im->requested, im->build_lock > 0,
+                                         im->request_time, now);
         }
-        ctl_images_done(&t);
+        npzk_images_done(&t);
         return ctl_print_table(ctl, tb);
 }
 
@@ -290,8 +231,7 @@ static int one_arg(int argc, char **argv, const char *name, const char *synopsis
 
 /* IMAGE must be usable as one path component. */
 static bool image_name_ok(const char *image) {
-        _cleanup_free_ char *p = NULL;
-        if (image_path_build(image, "x", &p) < 0) {
+        if (!npzk_name_ok(image)) {
                 fprintf(stderr, "poolctl: invalid image name '%s'\n", image);
                 return false;
         }
@@ -318,7 +258,7 @@ int ctl_image_build(struct ctl *ctl, int argc, char **argv) {
 
         _cleanup_(zk_freep) struct zk *zk = NULL;
         if (ctl_open(ctl, &cfg, &zk) < 0) return 1;
-        _cleanup_free_ char *path = xasprintf("/nodepool/images/%s/request-build", image);
+        _cleanup_free_ char *path = npzk_image_request_build_path(image);
         int r = zk_ensure_path(zk, path);
         if (r < 0) {
                 fprintf(stderr, "poolctl: cannot create %s: %s\n", path, strerror(-r));
@@ -336,7 +276,7 @@ static int pause_flag(struct ctl *ctl, int argc, char **argv, bool pause) {
         _cleanup_(config_freep) struct config *cfg = NULL;
         _cleanup_(zk_freep) struct zk *zk = NULL;
         if (ctl_open(ctl, &cfg, &zk) < 0) return 1;
-        _cleanup_free_ char *path = xasprintf("/nodepool/images/%s/pause", image);
+        _cleanup_free_ char *path = npzk_image_pause_path(image);
         int r = pause ? zk_ensure_path(zk, path) : zk_delete(zk, path, -1);
         if (r == -ENOENT) r = 0; /* not paused: nothing to undo */
         if (r < 0) {
@@ -370,11 +310,11 @@ int ctl_image_delete(struct ctl *ctl, int argc, char **argv) {
         if (optind < argc) return ctl_usage("image-delete", synopsis, "unexpected argument");
         if (!provider || !image || !build || !upload)
                 return ctl_usage("image-delete", synopsis, "all four options are required");
-        _cleanup_free_ char *path = NULL;
-        if (image_path_upload(image, build, provider, upload, &path) < 0) {
+        if (!npzk_name_ok(image) || !npzk_name_ok(build) || !npzk_name_ok(provider) || !npzk_name_ok(upload)) {
                 fprintf(stderr, "poolctl: invalid image, build, provider or upload name\n");
                 return 1;
         }
+        _cleanup_free_ char *path = npzk_upload_path(image, build, provider, upload);
 
         _cleanup_(config_freep) struct config *cfg = NULL;
         _cleanup_(zk_freep) struct zk *zk = NULL;
@@ -412,11 +352,11 @@ int ctl_dib_image_delete(struct ctl *ctl, int argc, char **argv) {
                 return ctl_usage("dib-image-delete", "IMAGE-BUILD_ID", "the ID is <image>-<build id>");
         _cleanup_free_ char *image = xstrndup(id, (size_t)(dash - id));
         const char *build_id = dash + 1;
-        _cleanup_free_ char *path = NULL;
-        if (image_path_build(image, build_id, &path) < 0) {
+        if (!npzk_name_ok(image) || !npzk_name_ok(build_id)) {
                 fprintf(stderr, "poolctl: invalid build id %s\n", id);
                 return 1;
         }
+        _cleanup_free_ char *path = npzk_build_path(image, build_id);
 
         _cleanup_(config_freep) struct config *cfg = NULL;
         _cleanup_(zk_freep) struct zk *zk = NULL;
@@ -447,16 +387,15 @@ int ctl_dib_image_delete(struct ctl *ctl, int argc, char **argv) {
 
 /* ---------------------------------------------------------------- alien images */
 
-static bool upload_in_zk(const struct ctl_images *t, const char *provider, const char *build_id,
+static bool upload_in_zk(const struct npzk_images *t, const char *provider, const char *build_id,
                          const char *upload_id) {
-        for (size_t i = 0; i < t->n_images; i++)
-                for (size_t j = 0; j < t->images[i].n_builds; j++) {
-                        const struct ctl_build *b = &t->images[i].builds[j];
+        for (size_t i = 0; i < t->n; i++)
+                for (size_t j = 0; j < t->images[i].n; j++) {
+                        const struct npzk_build *b = &t->images[i].builds[j];
                         if (strcmp(b->id, build_id) != 0) continue;
-                        for (size_t k = 0; k < b->n_uploads; k++)
-                                if (strcmp(b->uploads[k].provider, provider) == 0 &&
-                                    strcmp(b->uploads[k].id, upload_id) == 0)
-                                        return true;
+                        const struct npzk_provider *p = npzk_build_provider(b, provider);
+                        for (size_t k = 0; p && k < p->n; k++)
+                                if (strcmp(p->ups[k].id, upload_id) == 0) return true;
                 }
         return false;
 }
@@ -473,11 +412,11 @@ int ctl_alien_image_list(struct ctl *ctl, int argc, char **argv) {
         const char *only = optind < argc ? argv[optind] : NULL;
         _cleanup_(config_freep) struct config *cfg = NULL;
         _cleanup_(zk_freep) struct zk *zk = NULL;
-        struct ctl_images t = {};
+        struct npzk_images t = {};
         if (load_or_fail(ctl, &cfg, &zk, &t) < 0) return 1;
         if (only && !config_find_provider(cfg, only)) {
                 fprintf(stderr, "poolctl: provider %s is not in the configuration\n", only);
-                ctl_images_done(&t);
+                npzk_images_done(&t);
                 return 1;
         }
 
@@ -525,7 +464,7 @@ int ctl_alien_image_list(struct ctl *ctl, int argc, char **argv) {
                 }
                 provider_image_array_free(imgs, n);
         }
-        ctl_images_done(&t);
+        npzk_images_done(&t);
         int pr = ctl_print_table(ctl, tb);
         return pr ? pr : ret;
 }

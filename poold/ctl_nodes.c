@@ -20,6 +20,7 @@
 #include "log.h"
 #include "model_image.h"
 #include "model_node.h"
+#include "nodepool_zk.h"
 #include "provider.h"
 #include "provider_params.h"
 #include "table.h"
@@ -28,8 +29,6 @@
 
 #define NODE_LOCK_TIMEOUT_MS 5000
 
-static char *node_path(const char *id) { return xasprintf("/nodepool/nodes/%s", id); }
-
 /* Fetch IDS (N of them) with their lock state, in one pipelined batch.
  * Vanished nodes are left out; malformed ones are warned about and left out.
  * *ret_nodes and *ret_locked get arrays of *ret_n entries. */
@@ -37,9 +36,8 @@ static int fetch_nodes(struct zk *zk, char *const *ids, size_t n, struct node **
                        size_t *ret_n) {
         struct ctl_read *reads = xnew(struct ctl_read, 2 * n + 1);
         for (size_t i = 0; i < n; i++) {
-                reads[2 * i] = (struct ctl_read){ .op = CTL_READ_GET, .path = node_path(ids[i]) };
-                reads[2 * i + 1] = (struct ctl_read){ .op = CTL_READ_EXISTS,
-                                                      .path = xasprintf("/nodepool/nodes/%s/lock", ids[i]) };
+                reads[2 * i] = (struct ctl_read){ .op = CTL_READ_GET, .path = npzk_node_path(ids[i]) };
+                reads[2 * i + 1] = (struct ctl_read){ .op = CTL_READ_EXISTS, .path = npzk_node_lock_path(ids[i]) };
         }
         int r = ctl_read_many(zk, reads, 2 * n);
         if (r < 0) {
@@ -114,9 +112,9 @@ int ctl_list(struct ctl *ctl, int argc, char **argv) {
         if (ctl_open(ctl, &cfg, &zk) < 0) return 1;
         char **ids = NULL;
         size_t n = 0;
-        int r = ctl_children_sorted(zk, "/nodepool/nodes", &ids, &n);
+        int r = ctl_children_sorted(zk, NPZK_NODES, &ids, &n);
         if (r < 0) {
-                fprintf(stderr, "poolctl: cannot list /nodepool/nodes: %s\n", strerror(-r));
+                fprintf(stderr, "poolctl: cannot list " NPZK_NODES ": %s\n", strerror(-r));
                 return 1;
         }
         int ret = print_nodes(ctl, zk, ids, n, detail);
@@ -126,7 +124,7 @@ int ctl_list(struct ctl *ctl, int argc, char **argv) {
 
 /* Read node ID: 0, or prints why not and returns -errno. */
 static int read_node(struct zk *zk, const char *id, struct node **ret) {
-        _cleanup_free_ char *path = node_path(id);
+        _cleanup_free_ char *path = npzk_node_path(id);
         _cleanup_free_ char *data = NULL;
         size_t len = 0;
         int r = zk_get(zk, path, &data, &len, NULL);
@@ -145,7 +143,7 @@ static int read_node(struct zk *zk, const char *id, struct node **ret) {
 }
 
 static int write_node(struct zk *zk, const struct node *n) {
-        _cleanup_free_ char *path = node_path(n->id);
+        _cleanup_free_ char *path = npzk_node_path(n->id);
         _cleanup_free_ char *json = NULL;
         size_t len = 0;
         int r = node_to_json(n, &json, &len);
@@ -156,7 +154,7 @@ static int write_node(struct zk *zk, const struct node *n) {
 
 /* Lock node ID for at most 5 s like Nodepool's CLI; prints why on failure. */
 static int lock_node(struct zk *zk, const char *id, struct zk_lock **ret) {
-        _cleanup_free_ char *lpath = xasprintf("/nodepool/nodes/%s/lock", id);
+        _cleanup_free_ char *lpath = npzk_node_lock_path(id);
         _cleanup_(zk_lock_freep) struct zk_lock *l = NULL;
         int r = zk_lock_new(zk, lpath, NULL, &l);
         if (r >= 0) r = zk_lock_acquire(l, NODE_LOCK_TIMEOUT_MS);
@@ -229,7 +227,7 @@ static int change_node(struct ctl *ctl, const char *id, enum node_state state, b
                  * lock in the window finishes the job, then remove children first. */
                 node_set_state(n, NODE_STATE_DELETED);
                 if (write_node(zk, n) < 0) return 1;
-                _cleanup_free_ char *path = node_path(id);
+                _cleanup_free_ char *path = npzk_node_path(id);
                 int r = zk_delete_recursive(zk, path);
                 if (r < 0) {
                         fprintf(stderr, "poolctl: cannot remove node %s: %s\n", id, strerror(-r));
@@ -273,7 +271,7 @@ int ctl_hold(struct ctl *ctl, int argc, char **argv) {
 static int provider_nodes(struct zk *zk, const char *provider, struct node ***ret, size_t *ret_n) {
         char **ids = NULL;
         size_t n = 0;
-        int r = ctl_children_sorted(zk, "/nodepool/nodes", &ids, &n);
+        int r = ctl_children_sorted(zk, NPZK_NODES, &ids, &n);
         if (r < 0) return r;
         struct node **nodes = NULL;
         bool *locked = NULL;
@@ -294,7 +292,7 @@ static int provider_nodes(struct zk *zk, const char *provider, struct node ***re
         return 0;
 }
 
-/* The builds of every image that have uploads (or an upload dir) for PROVIDER. */
+/* A build of some image with data for PROVIDER, and its upload ids. */
 struct provider_build {
         char *image;
         char *build_id;
@@ -310,58 +308,28 @@ static void provider_builds_free(struct provider_build *b, size_t n) {
         free(b);
 }
 
+/* Read the image tree as the image commands do and keep the builds with a
+ * providers/<PROVIDER> znode, as Nodepool's info and erase do. */
 static int provider_builds(struct zk *zk, const char *provider, struct provider_build **ret, size_t *ret_n) {
-        char **images = NULL;
-        size_t n_images = 0;
-        int r = ctl_children_sorted(zk, "/nodepool/images", &images, &n_images);
+        struct npzk_images t = {};
+        int r = ctl_images_load(zk, &t);
         if (r < 0) return r;
-
-        /* Level 1: the builds of every image. */
-        struct ctl_read *l1 = xnew(struct ctl_read, n_images + 1);
-        for (size_t i = 0; i < n_images; i++)
-                l1[i] = (struct ctl_read){ .op = CTL_READ_CHILDREN,
-                                           .path = xasprintf("/nodepool/images/%s/builds", images[i]) };
-        r = ctl_read_many(zk, l1, n_images);
-        /* Level 2: this provider's upload dir under each build. */
-        size_t n2 = 0;
-        for (size_t i = 0; r >= 0 && i < n_images; i++) n2 += l1[i].r == 0 ? l1[i].n_children : 0;
-        struct ctl_read *l2 = xnew(struct ctl_read, n2 + 1);
-        size_t k = 0;
-        for (size_t i = 0; r >= 0 && i < n_images; i++) {
-                if (l1[i].r != 0) continue;
-                for (size_t j = 0; j < l1[i].n_children; j++) {
-                        const char *b = l1[i].children[j];
-                        if (strcmp(b, "lock") == 0) continue;
-                        l2[k] = (struct ctl_read){ .op = CTL_READ_CHILDREN,
-                                                   .path = xasprintf("/nodepool/images/%s/builds/%s/providers/%s/images",
-                                                                     images[i], b, provider),
-                                                   .userdata = (void *)(uintptr_t)i };
-                        l2[k].data = xstrdup(b); /* remember the build id (freed with the reads) */
-                        k++;
-                }
-        }
-        if (r >= 0) r = ctl_read_many(zk, l2, k);
-        struct provider_build *out = xnew(struct provider_build, k + 1);
+        size_t n = 0;
+        for (size_t i = 0; i < t.n; i++) n += t.images[i].n;
+        struct provider_build *out = xnew(struct provider_build, n + 1);
         size_t m = 0;
-        for (size_t i = 0; r >= 0 && i < k; i++) {
-                if (l2[i].r != 0) continue; /* no data for this provider */
-                size_t img = (size_t)(uintptr_t)l2[i].userdata;
-                out[m].image = xstrdup(images[img]);
-                out[m].build_id = xstrdup(l2[i].data);
-                out[m].upload_ids = xnew(char *, l2[i].n_children + 1);
-                size_t u = 0;
-                for (size_t j = 0; j < l2[i].n_children; j++)
-                        if (strcmp(l2[i].children[j], "lock") != 0)
-                                out[m].upload_ids[u++] = xstrdup(l2[i].children[j]);
-                m++;
-        }
-        ctl_reads_free(l1, n_images);
-        ctl_reads_free(l2, k);
-        zk_strv_free(images);
-        if (r < 0) {
-                provider_builds_free(out, m);
-                return r;
-        }
+        for (size_t i = 0; i < t.n; i++)
+                for (size_t j = 0; j < t.images[i].n; j++) {
+                        const struct npzk_build *b = &t.images[i].builds[j];
+                        const struct npzk_provider *p = npzk_build_provider(b, provider);
+                        if (!p) continue;
+                        out[m].image = xstrdup(t.images[i].name);
+                        out[m].build_id = xstrdup(b->id);
+                        out[m].upload_ids = xnew(char *, p->n + 1);
+                        for (size_t k = 0; k < p->n; k++) out[m].upload_ids[k] = xstrdup(p->ups[k].id);
+                        m++;
+                }
+        npzk_images_done(&t);
         *ret = out;
         *ret_n = m;
         return 0;
@@ -474,8 +442,7 @@ int ctl_erase(struct ctl *ctl, int argc, char **argv) {
         }
         printf("Erasing build data for %s...\n", provider);
         for (size_t i = 0; i < n_builds; i++) {
-                _cleanup_free_ char *path = xasprintf("/nodepool/images/%s/builds/%s/providers/%s", builds[i].image,
-                                                      builds[i].build_id, provider);
+                _cleanup_free_ char *path = npzk_provider_path(builds[i].image, builds[i].build_id, provider);
                 int r = zk_delete_recursive(zk, path);
                 if (r < 0) {
                         fprintf(stderr, "poolctl: cannot remove %s: %s\n", path, strerror(-r));
@@ -484,7 +451,7 @@ int ctl_erase(struct ctl *ctl, int argc, char **argv) {
         }
         printf("Erasing node data for %s...\n", provider);
         for (size_t i = 0; i < n_nodes; i++) {
-                _cleanup_free_ char *path = node_path(nodes[i]->id);
+                _cleanup_free_ char *path = npzk_node_path(nodes[i]->id);
                 int r = zk_delete_recursive(zk, path);
                 if (r < 0) {
                         fprintf(stderr, "poolctl: cannot remove %s: %s\n", path, strerror(-r));

@@ -12,6 +12,7 @@
 #include "listing.h"
 #include "log.h"
 #include "model_request.h"
+#include "nodepool_zk.h"
 #include "table.h"
 #include "zk.h"
 
@@ -25,14 +26,14 @@ int ctl_request_list(struct ctl *ctl, int argc, char **argv) {
         if (ctl_open(ctl, &cfg, &zk) < 0) return 1;
         char **ids = NULL;
         size_t n = 0;
-        int r = ctl_children_sorted(zk, "/nodepool/requests", &ids, &n);
+        int r = ctl_children_sorted(zk, NPZK_REQUESTS, &ids, &n);
         if (r < 0) {
-                fprintf(stderr, "poolctl: cannot list /nodepool/requests: %s\n", strerror(-r));
+                fprintf(stderr, "poolctl: cannot list " NPZK_REQUESTS ": %s\n", strerror(-r));
                 return 1;
         }
         struct ctl_read *reads = xnew(struct ctl_read, n + 1);
         for (size_t i = 0; i < n; i++)
-                reads[i] = (struct ctl_read){ .op = CTL_READ_GET, .path = xasprintf("/nodepool/requests/%s", ids[i]) };
+                reads[i] = (struct ctl_read){ .op = CTL_READ_GET, .path = npzk_request_path(ids[i]) };
         r = ctl_read_many(zk, reads, n);
         if (r < 0) {
                 ctl_reads_free(reads, n);

@@ -27,6 +27,7 @@
 #include "model_image.h"
 #include "model_node.h"
 #include "model_request.h"
+#include "nodepool_zk.h"
 #include "provider.h"
 #include "smap.h"
 #include "workq.h"
@@ -37,13 +38,15 @@
 #define POOLD_VERSION "0.1.0"
 #endif
 
-#define LAUNCHER_REQUEST_ROOT "/nodepool/requests"
-#define LAUNCHER_REQUEST_LOCK_ROOT "/nodepool/requests-lock"
-#define LAUNCHER_NODE_ROOT "/nodepool/nodes"
-#define LAUNCHER_IMAGE_ROOT "/nodepool/images"
+/* The schema's paths live in nodepool_zk.h; these names are aliases kept
+ * while other branches still use them (renamed after the merge). */
+#define LAUNCHER_REQUEST_ROOT NPZK_REQUESTS
+#define LAUNCHER_REQUEST_LOCK_ROOT NPZK_REQUEST_LOCKS
+#define LAUNCHER_NODE_ROOT NPZK_NODES
+#define LAUNCHER_IMAGE_ROOT NPZK_IMAGES
 #define LAUNCHER_MINREADY_REQUESTOR "NodePool:min-ready"
 /* poold's own shared locks (kazoo recipe): <root>/<kind>/<name>. Not Nodepool's. */
-#define LAUNCHER_POOLD_LOCK_ROOT "/nodepool/poold-locks"
+#define LAUNCHER_POOLD_LOCK_ROOT NPZK_POOLD_LOCKS
 
 struct pool;
 struct pool_driver;
@@ -272,7 +275,8 @@ void zkrec_reconnected(struct launcher *l);
 void zkrec_free(struct launcher *l);
 int zkrec_request_read(struct launcher *l, const char *id, struct node_request **ret, int32_t *ret_version);
 int zkrec_request_write(struct launcher *l, const struct node_request *r, int32_t version);
-/* Path helpers; caller frees. */
+/* Path helpers; caller frees. Wrappers over npzk_*_path() (nodepool_zk.h),
+ * kept while other branches still call them (renamed after the merge). */
 char *zkrec_node_path(const char *id);
 char *zkrec_node_lock_path(const char *id);
 char *zkrec_request_path(const char *id);

@@ -94,11 +94,10 @@ static void create_request(struct launcher *l, const char *label) {
         rq->created_time = rq->state_time = model_now();
         char hex[33] = "";
         if (model_uuid4_hex(hex) >= 0) model_set_str(&rq->event_id, hex);
-        _cleanup_free_ char *data = NULL, *path = NULL;
+        _cleanup_free_ char *data = NULL, *path = NULL, *prefix = npzk_request_prefix(900);
         size_t len;
         if (node_request_to_json(rq, &data, &len) < 0) return;
-        int r = zk_create(l->zk, LAUNCHER_REQUEST_ROOT "/900-", data, len, ZK_EPHEMERAL | ZK_SEQUENCE | ZK_MAKEPATH,
-                          &path);
+        int r = zk_create(l->zk, prefix, data, len, ZK_EPHEMERAL | ZK_SEQUENCE | ZK_MAKEPATH, &path);
         if (r < 0) {
                 log_warning_errno(r, "min-ready: cannot create a request for %s: %m", label);
                 return;

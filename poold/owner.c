@@ -146,8 +146,7 @@ static char *escape(const char *name) {
 char *owners_lock_path(const char *kind, const char *name, const char *sub) {
         /* Names come from the config: keep each one path component. */
         _cleanup_free_ char *a = escape(name), *b = sub ? escape(sub) : NULL;
-        return b ? xasprintf(LAUNCHER_POOLD_LOCK_ROOT "/%s/%s/%s", kind, a, b)
-                 : xasprintf(LAUNCHER_POOLD_LOCK_ROOT "/%s/%s", kind, a);
+        return npzk_poold_lock_path(kind, a, b);
 }
 
 char *owners_lock_id(struct launcher *l) { return xasprintf("%s-%d", l->hostname, (int)getpid()); }

@@ -26,7 +26,7 @@
 
 #define GAUGE_RESEND_MS 60000
 /* Nodepool's stats election: only its winner sends the global gauges. */
-#define STATS_ELECTION_PATH "/nodepool/elections/stats"
+#define STATS_ELECTION_PATH NPZK_ELECTIONS "/stats"
 #define STATS_ELECTION_RETRY_MS 10000
 
 /* Launch durations (s): Nodepool's statsd_exporter mapping uses 20…900 s buckets. */

@@ -92,9 +92,10 @@ static struct table *request_list(struct launcher *l) {
         return t;
 }
 
-/* Image-tree facts from the image cache (flags and the build lock). */
-static bool image_flag(struct launcher *l, const char *image, const char *flag, int64_t *ret_ctime) {
-        _cleanup_free_ char *p = xasprintf(LAUNCHER_IMAGE_ROOT "/%s/%s", image, flag);
+/* Image-tree facts from the image cache (flags and the build lock): does the
+ * znode at PATH (taken; nodepool_zk.h builds it) exist? */
+static bool image_flag(struct launcher *l, char *path, int64_t *ret_ctime) {
+        _cleanup_free_ char *p = path;
         const struct zk_cache_node *zn = zk_cache_get(l->image_cache, p);
         if (zn && ret_ctime) *ret_ctime = zn->ctime;
         return zn != NULL;
@@ -126,10 +127,10 @@ static struct table *dib_image_list(struct launcher *l) {
         if (n > 1) qsort(paths, n, sizeof *paths, cmp_path);
         for (size_t i = 0; i < n; i++) {
                 const struct image_build *b = smap_get(&l->builds, paths[i]);
-                /* <root>/<image>/builds/<id> */
-                const char *img = paths[i] + strlen(LAUNCHER_IMAGE_ROOT "/");
-                _cleanup_free_ char *image = xstrndup(img, strcspn(img, "/"));
-                listing_dib_image_row(t, image, b, image_flag(l, image, "pause", NULL), now);
+                struct npzk_path p;
+                if (npzk_path_parse(paths[i], &p) < 0) continue; /* the cache keeps build paths only */
+                listing_dib_image_row(t, p.image, b, image_flag(l, npzk_image_pause_path(p.image), NULL), now);
+                npzk_path_done(&p);
         }
         free(paths);
         return t;
@@ -178,10 +179,10 @@ static struct table *image_status(struct launcher *l) {
         if (s.n > 1) qsort(s.v, s.n, sizeof *s.v, cmp_str);
         for (size_t i = 0; i < s.n; i++) {
                 int64_t ctime = 0;
-                bool requested = image_flag(l, s.v[i], "request-build", &ctime);
-                _cleanup_free_ char *bp = xasprintf(LAUNCHER_IMAGE_ROOT "/%s/builds", s.v[i]);
+                bool requested = image_flag(l, npzk_image_request_build_path(s.v[i]), &ctime);
+                _cleanup_free_ char *bp = npzk_builds_path(s.v[i]);
                 const struct zk_cache_node *builds = zk_cache_get(l->image_cache, bp);
-                listing_image_status_row(t, s.v[i], image_flag(l, s.v[i], "pause", NULL), requested,
+                listing_image_status_row(t, s.v[i], image_flag(l, npzk_image_pause_path(s.v[i]), NULL), requested,
                                          builds && builds->lock_contenders > 0, (double)ctime / 1000.0, now);
         }
         names_done(&s);

@@ -11,10 +11,11 @@
 #include "launcher.h"
 #include "log.h"
 
-char *zkrec_node_path(const char *id) { return xasprintf(LAUNCHER_NODE_ROOT "/%s", id); }
-char *zkrec_node_lock_path(const char *id) { return xasprintf(LAUNCHER_NODE_ROOT "/%s/lock", id); }
-char *zkrec_request_path(const char *id) { return xasprintf(LAUNCHER_REQUEST_ROOT "/%s", id); }
-char *zkrec_request_lock_path(const char *id) { return xasprintf(LAUNCHER_REQUEST_LOCK_ROOT "/%s", id); }
+/* Thin wrappers over nodepool_zk.h (see launcher.h). */
+char *zkrec_node_path(const char *id) { return npzk_node_path(id); }
+char *zkrec_node_lock_path(const char *id) { return npzk_node_lock_path(id); }
+char *zkrec_request_path(const char *id) { return npzk_request_path(id); }
+char *zkrec_request_lock_path(const char *id) { return npzk_request_lock_path(id); }
 
 int zkrec_node_read(struct launcher *l, const char *id, struct node **ret, int32_t *ret_version) {
         _cleanup_free_ char *path = zkrec_node_path(id), *data = NULL;

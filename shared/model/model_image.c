@@ -1,4 +1,4 @@
-/* model_image.c — ImageBuild/ImageUpload <-> JSON and image znode paths.
+/* model_image.c — ImageBuild/ImageUpload <-> JSON (paths: nodepool_zk.c).
  *
  * DESIGN: same overlay scheme as model_node.c. ImageBuild's toDict() omits
  * builder, builder_id and formats when unset, so the overlay deletes those
@@ -259,69 +259,4 @@ void image_build_set_state(struct image_build *b, enum image_build_state s) {
 void image_upload_set_state(struct image_upload *u, enum image_upload_state s) {
         u->state = s;
         u->state_time = model_now();
-}
-
-static bool component_ok(const char *c) {
-        return c && *c && !strchr(c, '/') && strcmp(c, ".") != 0 && strcmp(c, "..") != 0;
-}
-
-int image_path_build(const char *image, const char *build_id, char **ret) {
-        if (!component_ok(image) || !component_ok(build_id)) return -EINVAL;
-        *ret = xasprintf("/nodepool/images/%s/builds/%s", image, build_id);
-        return 0;
-}
-
-int image_path_upload_dir(const char *image, const char *build_id, const char *provider, char **ret) {
-        if (!component_ok(image) || !component_ok(build_id) || !component_ok(provider)) return -EINVAL;
-        *ret = xasprintf("/nodepool/images/%s/builds/%s/providers/%s/images", image, build_id, provider);
-        return 0;
-}
-
-int image_path_upload(const char *image, const char *build_id, const char *provider, const char *upload_id,
-                      char **ret) {
-        if (!component_ok(image) || !component_ok(build_id) || !component_ok(provider) || !component_ok(upload_id))
-                return -EINVAL;
-        *ret = xasprintf("/nodepool/images/%s/builds/%s/providers/%s/images/%s", image, build_id, provider,
-                         upload_id);
-        return 0;
-}
-
-/* Consume "<literal>" then one component up to the next '/' (or end when last). */
-static bool take(const char **p, const char *literal, const char **ret_start, size_t *ret_len, bool last) {
-        size_t l = strlen(literal);
-        if (strncmp(*p, literal, l) != 0) return false;
-        const char *s = *p + l, *e = strchr(s, '/');
-        if (last ? e != NULL : e == NULL) return false;
-        size_t n = e ? (size_t)(e - s) : strlen(s);
-        if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.')) return false;
-        *ret_start = s;
-        *ret_len = n;
-        *p = s + n;
-        return true;
-}
-
-int image_upload_ref_parse(const char *path, struct image_upload_ref *ret) {
-        const char *p = path, *s[4];
-        size_t n[4];
-
-        if (!path) return -EINVAL;
-        if (!take(&p, "/nodepool/images/", &s[0], &n[0], false) || !take(&p, "/builds/", &s[1], &n[1], false) ||
-            !take(&p, "/providers/", &s[2], &n[2], false) || !take(&p, "/images/", &s[3], &n[3], true))
-                return -EINVAL;
-        *ret = (struct image_upload_ref){
-                .image = xstrndup(s[0], n[0]),
-                .build_id = xstrndup(s[1], n[1]),
-                .provider = xstrndup(s[2], n[2]),
-                .upload_id = xstrndup(s[3], n[3]),
-        };
-        return 0;
-}
-
-void image_upload_ref_done(struct image_upload_ref *r) {
-        if (!r) return;
-        free(r->image);
-        free(r->build_id);
-        free(r->provider);
-        free(r->upload_id);
-        *r = (struct image_upload_ref){ 0 };
 }

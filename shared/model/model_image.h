@@ -1,5 +1,5 @@
-/* model_image.h — Nodepool's ImageBuild and ImageUpload records and the
- * /nodepool/images/... paths they live at (protocol.md §1.3, §1.6).
+/* model_image.h — Nodepool's ImageBuild and ImageUpload records
+ * (protocol.md §1.6); the paths they live at are nodepool_zk.h's.
  *
  * Decoded records keep the JSON they came from (raw), so rewrites keep keys
  * we do not know. Any thread may use a record it owns. */
@@ -88,24 +88,3 @@ int image_upload_to_json(const struct image_upload *u, char **ret, size_t *ret_l
 
 void image_build_set_state(struct image_build *b, enum image_build_state s);   /* state_time = now */
 void image_upload_set_state(struct image_upload *u, enum image_upload_state s);
-
-/* Paths. Every component must be non-empty, without '/', and not "." or
- * ".."; -EINVAL otherwise. *ret is malloc'd. */
-int image_path_build(const char *image, const char *build_id, char **ret);
-/* .../builds/<build>/providers/<provider>/images: parent of uploads (create sequence children here). */
-int image_path_upload_dir(const char *image, const char *build_id, const char *provider, char **ret);
-int image_path_upload(const char *image, const char *build_id, const char *provider, const char *upload_id,
-                      char **ret);
-
-/* The parts of an upload path, e.g. a node's image_id. */
-struct image_upload_ref {
-        char *image;
-        char *build_id;
-        char *provider;
-        char *upload_id;
-};
-/* Parse "/nodepool/images/<img>/builds/<b>/providers/<p>/images/<u>"; the
- * fields of *ret are malloc'd (free with image_upload_ref_done()). -EINVAL
- * when path is anything else (e.g. a cloud image name). */
-int image_upload_ref_parse(const char *path, struct image_upload_ref *ret);
-void image_upload_ref_done(struct image_upload_ref *r);

@@ -91,8 +91,8 @@ char *component_dumps(const json_t *obj) {
 
 int component_register(struct component *c) {
         if (c->path) return -EALREADY;
-        _cleanup_free_ char *base = xasprintf(COMPONENT_ROOT "/%s/%s", c->kind,
-                                              json_string_value(json_object_get(c->content, "hostname")));
+        _cleanup_free_ char *base =
+                npzk_component_prefix(c->kind, json_string_value(json_object_get(c->content, "hostname")));
         _cleanup_free_ char *data = component_dumps(c->content);
         char *path = NULL;
         int r = zk_create(c->zk, base, data, strlen(data), ZK_EPHEMERAL | ZK_SEQUENCE | ZK_MAKEPATH, &path);
@@ -144,7 +144,7 @@ int component_unregister(struct component *c) {
 
 int component_list(struct zk *zk, const char *kind, json_t **ret_list) {
         if (!valid_name(kind)) return -EINVAL;
-        _cleanup_free_ char *dir = xasprintf(COMPONENT_ROOT "/%s", kind);
+        _cleanup_free_ char *dir = npzk_component_dir(kind);
         char **children = NULL;
         int r = zk_get_children(zk, dir, &children, NULL);
         if (r == -ENOENT) {

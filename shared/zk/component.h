@@ -13,9 +13,10 @@
 #include <jansson.h>
 
 #include "macro.h"
+#include "nodepool_zk.h"
 #include "zk.h"
 
-#define COMPONENT_ROOT "/nodepool/components"
+#define COMPONENT_ROOT NPZK_COMPONENTS /* the schema's, nodepool_zk.h */
 
 struct component;
 

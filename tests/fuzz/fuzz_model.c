@@ -14,6 +14,7 @@
 #include "model_image.h"
 #include "model_node.h"
 #include "model_request.h"
+#include "nodepool_zk.h"
 
 #define CHECK(cond)                                                                  \
         do {                                                                         \
@@ -63,18 +64,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (size < 4096) {
                 char *s = xstrndup((const char *)data, size);
                 char *p = NULL, *q = NULL;
-                struct image_upload_ref ref;
+                struct npzk_path ref;
                 if (node_request_id_parse(s, &p, &q) == 0) {
                         CHECK(strlen(p) == 3 && node_request_id_is_classic(s));
                         free(p);
                         free(q);
                 }
-                if (image_upload_ref_parse(s, &ref) == 0) {
-                        char *back = NULL;
-                        CHECK(image_path_upload(ref.image, ref.build_id, ref.provider, ref.upload_id, &back) == 0);
-                        CHECK(strcmp(back, s) == 0);
+                if (npzk_path_parse(s, &ref) == 0) {
+                        char *back = npzk_path_format(&ref);
+                        CHECK(back && strcmp(back, s) == 0);
                         free(back);
-                        image_upload_ref_done(&ref);
+                        npzk_path_done(&ref);
                 }
                 (void)node_id_is_valid(s);
                 free(s);

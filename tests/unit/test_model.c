@@ -733,49 +733,6 @@ static void test_node_id_validation(void **state) {
         assert_false(node_id_is_valid(NULL));
 }
 
-/* Image paths are built as Nodepool lays them out, the upload path parses
- * back into its parts, and bad components or other paths are rejected. */
-static void test_image_paths_build_and_parse(void **state) {
-        char *p = NULL;
-        struct image_upload_ref ref = { 0 };
-
-        assert_int_equal(image_path_build("ubuntu", "0123456789abcdef0123456789abcdef", &p), 0);
-        assert_string_equal(p, "/nodepool/images/ubuntu/builds/0123456789abcdef0123456789abcdef");
-        free(p);
-        assert_int_equal(image_path_upload_dir("ubuntu", "0000000007", "vexx", &p), 0);
-        assert_string_equal(p, "/nodepool/images/ubuntu/builds/0000000007/providers/vexx/images");
-        free(p);
-        assert_int_equal(image_path_upload("ubuntu", "0000000007", "vexx", "0000000001", &p), 0);
-        assert_string_equal(p, "/nodepool/images/ubuntu/builds/0000000007/providers/vexx/images/0000000001");
-
-        assert_int_equal(image_upload_ref_parse(p, &ref), 0);
-        assert_string_equal(ref.image, "ubuntu");
-        assert_string_equal(ref.build_id, "0000000007");
-        assert_string_equal(ref.provider, "vexx");
-        assert_string_equal(ref.upload_id, "0000000001");
-        image_upload_ref_done(&ref);
-        assert_null(ref.image);
-        free(p);
-        p = NULL;
-
-        assert_int_equal(image_path_build("a/b", "1", &p), -EINVAL);
-        assert_int_equal(image_path_build("..", "1", &p), -EINVAL);
-        assert_int_equal(image_path_upload("i", "b", "", "u", &p), -EINVAL);
-        assert_null(p);
-
-        static const char *const bad[] = {
-                "ubuntu-cloud-22.04",
-                "/nodepool/images/ubuntu/builds/7/providers/vexx/images",
-                "/nodepool/images/ubuntu/builds/7/providers/vexx/images/",
-                "/nodepool/images/ubuntu/builds/7/providers/vexx/images/1/lock",
-                "/nodepool/images//builds/7/providers/vexx/images/1",
-                "/nodepool/images/ubuntu/builds/7/provider/vexx/images/1",
-                "/nodepool/images/ubuntu/builds/../providers/vexx/images/1",
-        };
-        for (size_t i = 0; i < ELEMENTSOF(bad); i++) assert_int_equal(image_upload_ref_parse(bad[i], &ref), -EINVAL);
-        assert_int_equal(image_upload_ref_parse(NULL, &ref), -EINVAL);
-}
-
 /* age is DD:HH:MM:SS with Python's divmod semantics. */
 static void test_age_format(void **state) {
         static const struct {
@@ -921,7 +878,6 @@ int main(void) {
                 cmocka_unit_test(test_request_sort_order),
                 cmocka_unit_test(test_request_id_parse),
                 cmocka_unit_test(test_node_id_validation),
-                cmocka_unit_test(test_image_paths_build_and_parse),
                 cmocka_unit_test(test_age_format),
                 cmocka_unit_test(test_uuid4_hex),
                 cmocka_unit_test(test_strv_helpers),
