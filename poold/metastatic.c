@@ -526,8 +526,6 @@ static void sync_backing(struct meta_prov *ms, struct backing *b) {
                         }
                 } else if (cr->req->state == NODE_REQUEST_STATE_FAILED) {
                         log_error("metastatic provider %s: backing request %s failed", ms->pv->name, b->request_id);
-                        _cleanup_free_ char *rpath = zkrec_request_path(b->request_id);
-                        (void)zk_delete(l->zk, rpath, -1);
                 } else {
                         if (!b->waits) {
                                 /* Nobody waits any more (timed out): withdraw the request. */
@@ -537,6 +535,11 @@ static void sync_backing(struct meta_prov *ms, struct backing *b) {
                                 backing_free(b);
                         }
                         return;
+                }
+                if (cr) {
+                        /* Failed, or fulfilled with a node we could not take: its node goes back. */
+                        _cleanup_free_ char *rpath = zkrec_request_path(b->request_id);
+                        (void)zk_delete(l->zk, rpath, -1);
                 }
                 backing_fail_waits(ms, b, -EIO);
                 backing_unlink(ms, b);
@@ -554,8 +557,9 @@ static void sync_backing(struct meta_prov *ms, struct backing *b) {
                          ms->pv->name, b->node_id);
                 b->failed = true;
         }
-        backing_place_waits(ms, b);
+        /* A failed node takes no new node: its waiting launches try again elsewhere. */
         if (b->failed) backing_fail_waits(ms, b, -EAGAIN);
+        else backing_place_waits(ms, b);
         int64_t free_slot;
         size_t used = slots_used(ms, b, &free_slot);
         if (used > 0 || b->waits) {

@@ -177,3 +177,23 @@ def test_backing_node_adopted_after_restart_and_returned(launcher, sshds):
     zc.return_nodes(held + more)
     launcher.wait_for(lambda: bid not in launcher.nodes(), 30, "backing node returned")
 
+
+
+def test_request_fails_when_no_pool_serves_the_backing_label(launcher, sshds):
+    """A backing label no pool serves: the backing request is declined by every pool and fails, so the
+    metastatic node's request fails too (it does not wait forever), and no backing request is left."""
+    cfg = config(launcher, [sshds()])
+    cfg["labels"].append({"name": "unserved"})
+    cfg["providers"][1]["pools"][0]["labels"][0]["backing-label"] = "unserved"
+    start(launcher, cfg)
+    zc = ZuulClient(launcher.kazoo)
+    req_id = zc.submit(["meta"])
+    req = zc.wait(req_id, timeout=30)
+    assert req is not None and req["state"] == "failed", req
+    zc.delete_request(req_id)
+    assert "backing request" in launcher.log_text() and "failed" in launcher.log_text()
+    launcher.wait_for(lambda: not [r for r in launcher.kazoo.get_children("/nodepool/requests")
+                                   if r.startswith("100-")], 10, "backing request deleted")
+    # the failed metastatic node is deleted; the static host is untouched
+    launcher.wait_for(lambda: not [n for n in launcher.nodes().values() if n["provider"] == META], 15,
+                      "no metastatic node left")
