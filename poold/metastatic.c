@@ -17,7 +17,10 @@
  * and a restart loses nothing: the backing nodes (user_data owner ours, first
  * lock contender ours) are adopted again at the first pass that may launch.
  * Launches that need a backing node wait on its record (bounded by the
- * provider's launch-timeout) and are finished by the sync, which also returns
+ * provider's launch-timeout) and are finished by the sync. With
+ * host-key-checking, a placed node is scanned (nodescan within boot-timeout)
+ * before it is ready; a failed scan fails the launch and the backing node
+ * takes no new node (Nodepool's notifyNodescanFailure). The sync also returns
  * a backing node idle for grace-time (and held min-retention-time; at once when
  * failed or past max-age): state `used`, our contender deleted, so its own
  * launcher deletes it. Only the launch lease holder launches (launch_lease);
@@ -27,6 +30,7 @@
 
 #include "alloc.h"
 #include "json_util.h"
+#include "keyscan.h"
 #include "launcher.h"
 #include "log.h"
 #include "pool_driver.h"
@@ -43,6 +47,9 @@ struct meta_wait {
         char *request_id;               /* NULL once forgotten */
         size_t slot;
         uint64_t deadline_ms;
+        struct meta_prov *ms;
+        char *backing_id;               /* while its host-key check runs */
+        struct keyscan *scan;
         struct meta_wait *next;
 };
 
@@ -67,6 +74,7 @@ struct meta_prov {
         struct prov *pv;
         char *my_id;                    /* "NodePool:metastatic:<provider>" */
         struct backing *backings;
+        struct meta_wait *scans;        /* placed, their host-key check running */
         bool adopted;                   /* backing nodes of an earlier run looked for */
 };
 
@@ -77,6 +85,8 @@ static size_t waits_count(const struct backing *b) {
 }
 
 static void wait_free(struct meta_wait *w) {
+        keyscan_cancel(w->scan);
+        free(w->backing_id);
         if (w->lock) {
                 zk_lock_release_async(w->lock);
                 zk_lock_free(w->lock);
@@ -190,8 +200,72 @@ static void wait_finish(struct meta_wait *w, int r) {
         request_slot_done(l, rid, slot, r, lock);
 }
 
+static void wait_ready(struct meta_wait *w) {
+        struct node *n = w->n;
+        node_set_state(n, NODE_STATE_READY);
+        zkrec_node_write_async(w->p->l, n);
+        log_info("node %s ready on backing node %s slot %lld (%s:%d)", n->id,
+                 json_string_value(json_object_get(n->driver_data, "backing_node")), (long long)n->slot,
+                 n->interface_ip ? n->interface_ip : "?", n->connection_port);
+        wait_finish(w, 0);
+}
+
+static struct backing *backing_find(struct meta_prov *ms, const char *node_id) {
+        for (struct backing *b = ms->backings; b; b = b->next)
+                if (b->node_id && strcmp(b->node_id, node_id) == 0) return b;
+        return NULL;
+}
+
+static char *user_data_of(const struct meta_prov *ms, const struct backing *b);
+
+/* Nodepool's notifyNodescanFailure: the backing node takes no new node, and says so. */
+static void backing_mark_failed(struct meta_prov *ms, struct backing *b) {
+        if (b->failed) return;
+        b->failed = true;
+        struct node *n = NULL;
+        int32_t ver;
+        if (zkrec_node_read(ms->l, b->node_id, &n, &ver) < 0) return;
+        _cleanup_free_ char *ud = user_data_of(ms, b);
+        if (n->user_data) json_decref(n->user_data);
+        n->user_data = json_util_must(json_string(ud));
+        int r = zkrec_node_write(ms->l, n, ver);
+        if (r < 0) log_warning_errno(r, "backing node %s: cannot mark failed: %m", b->node_id);
+        node_free(n);
+}
+
+static void on_scan(int error, char **keys, const char *msg, void *ud) {
+        struct meta_wait *w = ud;
+        struct meta_prov *ms = w->ms;
+        w->scan = NULL;
+        for (struct meta_wait **pp = &ms->scans; *pp; pp = &(*pp)->next)
+                if (*pp == w) {
+                        *pp = w->next;
+                        break;
+                }
+        if (error < 0) {
+                log_warning("node %s: host-key check of %s:%d failed: %s; backing node %s takes no new node",
+                            w->n->id, w->n->interface_ip, w->n->connection_port, msg ? msg : strerror(-error),
+                            w->backing_id);
+                struct backing *b = backing_find(ms, w->backing_id);
+                if (b) backing_mark_failed(ms, b);
+                wait_finish(w, -EIO);
+                return;
+        }
+        if (keyscan_gathers_keys(w->n->connection_type)) {
+                model_strv_free(w->n->host_keys);
+                w->n->host_keys = model_strv_copy(keys);
+        }
+        keyscan_strv_free(keys);
+        if (!zk_lock_is_held(w->lock)) {
+                wait_finish(w, -ENOLCK);
+                return;
+        }
+        wait_ready(w);
+}
+
 /* Give W slot SLOT of held backing node B (cached as BN): copy its connection
- * fields (Nodepool's MetastaticInstance), write the node ready. */
+ * fields (Nodepool's MetastaticInstance), then (host-key-checking) scan it, and
+ * write the node ready. */
 static void wait_place(struct meta_prov *ms, struct backing *b, const struct node *bn, struct meta_wait *w,
                        int64_t slot) {
         struct launcher *l = ms->l;
@@ -229,14 +303,27 @@ static void wait_place(struct meta_prov *ms, struct backing *b, const struct nod
         if (n->resources) json_decref(n->resources);
         n->resources = json_pack("{s:i}", "instances", 1);
         model_set_str(&n->launcher, w->p->id);
-        node_set_state(n, NODE_STATE_READY);
         free(b->assigned[slot]);
         b->assigned[slot] = xstrdup(n->id);
-        zkrec_node_write_async(l, n);
-        log_info("node %s ready on backing node %s slot %lld (%s:%d)", n->id, b->node_id, (long long)slot,
-                 n->interface_ip ? n->interface_ip : "?", n->connection_port);
         b->last_used_ms = loop_now_ms();
-        wait_finish(w, 0);
+        const struct config_pool_label *pl = n->type[0] ? pool_find_label(w->p, n->type[0]) : NULL;
+        if (!pl || !pl->host_key_checking || !n->interface_ip) {
+                wait_ready(w);
+                return;
+        }
+        /* host-key-checking: the node is checked as any launched node is (nodescan within boot-timeout). */
+        w->ms = ms;
+        w->backing_id = xstrdup(b->node_id);
+        uint64_t timeout = (uint64_t)MAX(pl->boot_timeout, 1) * 1000;
+        int r = keyscan_start(l->loop, n->interface_ip, n->connection_port, timeout, n->connection_type, on_scan, w,
+                              &w->scan);
+        if (r < 0) {
+                log_warning_errno(r, "node %s: cannot check %s:%d: %m", n->id, n->interface_ip, n->connection_port);
+                wait_finish(w, r);
+                return;
+        }
+        w->next = ms->scans;
+        ms->scans = w;
 }
 
 /* Held backing node B: place its waiting launches in free slots. */
@@ -588,6 +675,10 @@ static void meta_sync(struct prov *pv, const struct owners *o) {
 }
 
 static void meta_forget_requests(struct prov *pv) {
+        for (struct meta_wait *w = pv->ms ? pv->ms->scans : NULL; w; w = w->next) {
+                free(w->request_id);
+                w->request_id = NULL;
+        }
         for (struct backing *b = pv->ms ? pv->ms->backings : NULL; b; b = b->next)
                 for (struct meta_wait *w = b->waits; w; w = w->next) {
                         free(w->request_id);
@@ -610,6 +701,12 @@ static int meta_open(struct prov *pv) {
 static void meta_close(struct prov *pv) {
         struct meta_prov *ms = pv->ms;
         if (!ms) return;
+        while (ms->scans) {
+                struct meta_wait *w = ms->scans;
+                ms->scans = w->next;
+                smap_remove(&ms->l->held, w->n->id);
+                wait_free(w);
+        }
         while (ms->backings) {
                 struct backing *b = ms->backings;
                 ms->backings = b->next;
@@ -647,7 +744,7 @@ const struct pool_driver pool_driver_metastatic = {
         .never_fits = meta_never_fits,
         .launch = meta_launch,
         .launch_lease = true,           /* slots and max-servers are decided by one launcher */
-        .check_ready = NULL,            /* the backing node was checked by its own launcher */
+        .check_ready = NULL,            /* host-key-checking scans a node as it is placed */
         .delete_instance = NULL,        /* the znode goes, and its slot with it */
         .provider_quota = false,
         .leak_cleanup = false,          /* its sync returns the backing nodes nobody uses */

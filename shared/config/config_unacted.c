@@ -26,8 +26,6 @@ static const struct {
         { "openstack label", "console-log", NULL },
         { "openstack label", "dynamic-instance-properties", NULL },
         { "libvirt label", "console-log", NULL },
-        { "metastatic pool", "host-key-checking", " (its nodes are the backing nodes' addresses, checked by their launcher)" },
-        { "metastatic label", "host-key-checking", " (its nodes are the backing nodes' addresses, checked by their launcher)" },
         { "tenant-resource-limits", "max-volumes", NULL },
         { "tenant-resource-limits", "max-volume-gb", NULL },
         { "tenant-resource-limits", "<resource>", " (only max-servers, max-cores and max-ram are enforced)" },

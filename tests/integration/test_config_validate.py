@@ -7,7 +7,7 @@ import pytest
 
 from harness import SRCDIR, program
 
-VALID = ["openstack", "static", "libvirt", "chains"]
+VALID = ["openstack", "static", "libvirt", "metastatic", "chains"]
 
 FOREIGN = ["aws", "azure", "gce", "ibmvpc", "kubernetes", "openshift", "openshiftpods"]
 
@@ -58,11 +58,6 @@ WARNINGS.update({
     'foreign-openshift': [foreign_warning("11:5", "openshift", "openshift")],
     'foreign-openshiftpods': [foreign_warning("10:5", "openshift-pods", "openshiftpods")],
 })
-
-# metastatic is poold's own driver (issue 15): no foreign warning, only its not-acted-on key.
-HKC = ("'host-key-checking' " + UNACTED + " (its nodes are the backing nodes' addresses, checked by their "
-       "launcher)")
-WARNINGS['metastatic'] = ["32:9: warning: " + HKC, "41:13: warning: " + HKC]
 
 # Exact diagnostics after the "tests/configs/NAME.yaml:" prefix, in order.
 EXPECTED = {

@@ -197,3 +197,49 @@ def test_request_fails_when_no_pool_serves_the_backing_label(launcher, sshds):
     # the failed metastatic node is deleted; the static host is untouched
     launcher.wait_for(lambda: not [n for n in launcher.nodes().values() if n["provider"] == META], 15,
                       "no metastatic node left")
+
+
+def hkc_config(lp, port, boot_timeout=2):
+    """A static backing host registered without a scan (host-key-checking false: no host keys), served
+    as a metastatic label with host-key-checking, so the keys can only come from the metastatic scan."""
+    cfg = config(lp, [], slots=2, grace=30)
+    cfg["providers"][0]["pools"][0]["nodes"] = [
+        {"name": "127.0.0.1", "labels": ["backing"], "connection-port": port, "host-key-checking": False}]
+    meta = cfg["providers"][1]
+    meta["boot-timeout"] = boot_timeout
+    meta["pools"][0]["labels"][0]["host-key-checking"] = True
+    return cfg
+
+
+def test_host_key_checking_scans_the_node_before_it_is_handed_out(launcher, sshds):
+    """With host-key-checking, a metastatic node's host keys come from a scan of its address (the backing
+    node, registered without a scan, has none)."""
+    a = sshds()
+    start(launcher, hkc_config(launcher, a.port))
+    zc = ZuulClient(launcher.kazoo)
+    (nid, node, lock), = get_nodes(zc, ["meta"])
+    bid, _ = backing_of(node)
+    assert launcher.nodes()[bid]["host_keys"] == []
+    assert node["host_keys"] and sorted(node["host_keys"]) == sorted(a.host_keys())
+    zc.return_nodes([(nid, node, lock)])
+
+
+def test_failed_host_key_check_fails_the_node_and_returns_the_backing_node(launcher):
+    """A backing node whose address answers nothing: the scan fails within boot-timeout, the request fails,
+    and the backing node, marked failed in its user_data, is returned at once (no grace-time)."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there
+    start(launcher, hkc_config(launcher, port, boot_timeout=2))
+    zc = ZuulClient(launcher.kazoo)
+    req_id = zc.submit(["meta"])
+    req = zc.wait(req_id, timeout=30)
+    assert req is not None and req["state"] == "failed", req
+    zc.delete_request(req_id)
+    log = launcher.log_text()
+    assert "host-key check of 127.0.0.1:%d failed" % port in log
+    bid = log.split("host-key check of 127.0.0.1:%d failed" % port)[1].split("backing node ")[1].split()[0]
+    launcher.wait_for(lambda: "backing node %s returned" % bid in launcher.log_text(), 15, "returned at once")
+    launcher.wait_for(lambda: bid not in launcher.nodes(), 15, "backing node deleted by its launcher")
