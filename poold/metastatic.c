@@ -75,7 +75,9 @@ struct meta_prov {
         char *my_id;                    /* "NodePool:metastatic:<provider>" */
         struct backing *backings;
         struct meta_wait *scans;        /* placed, their host-key check running */
-        bool adopted;                   /* backing nodes of an earlier run looked for */
+        struct loop_timer *retire_timer; /* notices the provider retired (no sync runs then) */
+        bool adopted;
+        bool retired_done;                   /* backing nodes of an earlier run looked for */
 };
 
 static size_t waits_count(const struct backing *b) {
@@ -686,6 +688,32 @@ static void meta_forget_requests(struct prov *pv) {
                 }
 }
 
+/* The provider was retired by a reload (its configuration changed): the sync
+ * no longer runs for it, and the new provider adopts the backing nodes we hold
+ * (same lock identifier). Launches in flight end (their requests are served
+ * anew) and our backing requests are withdrawn. */
+static void on_retire_tick(struct loop *loop, struct loop_timer *t, void *ud) {
+        struct meta_prov *ms = ud;
+        if (!ms->pv->retired || ms->retired_done) return;
+        ms->retired_done = true;
+        while (ms->scans) {
+                struct meta_wait *w = ms->scans;
+                ms->scans = w->next;
+                wait_finish(w, -ECANCELED);
+        }
+        while (ms->backings) {
+                struct backing *b = ms->backings;
+                ms->backings = b->next;
+                if (b->request_id) {
+                        _cleanup_free_ char *rpath = zkrec_request_path(b->request_id);
+                        (void)zk_adelete(ms->l->zk, rpath, -1, NULL, NULL);
+                }
+                backing_fail_waits(ms, b, -ECANCELED);
+                backing_free(b);
+        }
+        log_info("metastatic provider %s: retired; its backing nodes are left to its successor", ms->pv->name);
+}
+
 /* ----------------------------------------------------------------- table */
 
 static int meta_open(struct prov *pv) {
@@ -693,6 +721,7 @@ static int meta_open(struct prov *pv) {
         ms->l = pv->l;
         ms->pv = pv;
         ms->my_id = xasprintf("NodePool:metastatic:%s", pv->name);
+        ms->retire_timer = loop_add_timer(pv->l->loop, 1000, true, on_retire_tick, ms);
         pv->ms = ms;
         return 0;
 }
@@ -701,6 +730,7 @@ static int meta_open(struct prov *pv) {
 static void meta_close(struct prov *pv) {
         struct meta_prov *ms = pv->ms;
         if (!ms) return;
+        loop_timer_cancel(ms->retire_timer);
         while (ms->scans) {
                 struct meta_wait *w = ms->scans;
                 ms->scans = w->next;

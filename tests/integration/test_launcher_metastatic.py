@@ -1,6 +1,7 @@
 """The metastatic driver (issue 15): nodes carved out of backing nodes of a static label on real sshd
 servers, requested through ZooKeeper like any client's, through the Zuul-like client."""
 import json
+import os
 import threading
 import time
 
@@ -243,3 +244,22 @@ def test_failed_host_key_check_fails_the_node_and_returns_the_backing_node(launc
     bid = log.split("host-key check of 127.0.0.1:%d failed" % port)[1].split("backing node ")[1].split()[0]
     launcher.wait_for(lambda: "backing node %s returned" % bid in launcher.log_text(), 15, "returned at once")
     launcher.wait_for(lambda: bid not in launcher.nodes(), 15, "backing node deleted by its launcher")
+
+
+def test_reload_hands_held_backing_node_to_the_new_provider(launcher, sshds):
+    """A reload that changes the metastatic provider (grace-time 30 -> 1) retires the old provider; the new one
+    finds the backing node still held for a running job and returns it 1 s after the job ends."""
+    a = sshds()
+    cfg = config(launcher, [a], slots=2, grace=30)
+    start(launcher, cfg)
+    zc = ZuulClient(launcher.kazoo)
+    held = get_nodes(zc, ["meta"])
+    bid = held[0][1]["driver_data"]["backing_node"]
+    cfg["providers"][1]["pools"][0]["labels"][0]["grace-time"] = 1
+    with open(launcher.config_path + ".tmp", "w") as f:
+        yaml.safe_dump(cfg, f, sort_keys=False)
+    os.replace(launcher.config_path + ".tmp", launcher.config_path)
+    launcher.wait_for(lambda: "found backing node %s" % bid in launcher.log_text(), 20, "adopted after reload")
+    assert lock_identifiers(launcher, bid) == [(OWNER, 0)]
+    zc.return_nodes(held)
+    launcher.wait_for(lambda: bid not in launcher.nodes(), 15, "backing node returned after the new grace-time")
