@@ -68,7 +68,7 @@ void bw_prov_sync(struct bw *w) {
         size_t n = 0;
         for (size_t i = 0; i < c->n_providers; i++) {
                 const struct config_provider *cp = &c->providers[i];
-                if (cp->driver == CONFIG_DRIVER_STATIC) continue; /* manages no images */
+                if (cp->driver == CONFIG_DRIVER_STATIC || cp->driver == CONFIG_DRIVER_METASTATIC) continue; /* manages no images */
                 struct bw_prov *old = bw_prov_find(w, cp->name);
                 if (old && strcmp(old->canonical ? old->canonical : "", cp->canonical ? cp->canonical : "") == 0) {
                         next[n++] = old;

@@ -430,7 +430,7 @@ int ctl_alien_image_list(struct ctl *ctl, int argc, char **argv) {
         for (size_t i = 0; i < cfg->n_providers; i++) {
                 const struct config_provider *cp = &cfg->providers[i];
                 if (only && strcmp(cp->name, only) != 0) continue;
-                if (cp->driver == CONFIG_DRIVER_STATIC) continue; /* no images */
+                if (cp->driver == CONFIG_DRIVER_STATIC || cp->driver == CONFIG_DRIVER_METASTATIC) continue; /* no images */
                 struct provider_params_owned params;
                 if (provider_params_from_config(cp, &params) < 0) {
                         fprintf(stderr, "poolctl: listing images of %s provider %s is not supported\n",

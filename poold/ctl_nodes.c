@@ -179,7 +179,8 @@ static int delete_server(const struct config *cfg, const struct node *n) {
                         n->provider ? n->provider : "(none)", n->id);
                 return -ENOENT;
         }
-        if (p->driver == CONFIG_DRIVER_STATIC) return 0; /* a static host is not ours to delete */
+        /* A static host is not ours to delete; a metastatic node has no server of its own. */
+        if (p->driver == CONFIG_DRIVER_STATIC || p->driver == CONFIG_DRIVER_METASTATIC) return 0;
         if (!n->external_id || json_is_null(n->external_id)) return 0; /* never got a server */
         struct provider_params_owned params;
         if (provider_params_from_config(p, &params) < 0) {

@@ -6,7 +6,7 @@
  *   launcher.c  start/stop, ZooKeeper session, launcher component, config reload
  *   caches.c    watched caches of nodes, requests and images, decoded into maps
  *   pool.c      providers and pools (components, quota, label lookup)
- *   cloud.c, static.c  the driver kinds behind struct pool_driver (pool_driver.h)
+ *   cloud.c, static.c, metastatic.c  the driver kinds behind struct pool_driver (pool_driver.h)
  *   request.c   request handlers: decline / accept / fill / fulfil
  *   launch.c    one launch state machine per node being built
  *   delete.c    deletion of unlocked nodes in deletable states
@@ -52,6 +52,7 @@ struct pool;
 struct pool_driver;
 struct req_handler;
 struct static_prov;
+struct meta_prov;
 struct create_op;
 struct launch;
 struct zk_lock;
@@ -162,6 +163,7 @@ struct prov {
         bool retired;
         struct config_provider *cp;     /* into l->cfg; NULL once retired */
         struct static_prov *st;         /* static driver state */
+        struct meta_prov *ms;           /* metastatic driver state */
         /* quota.c: the cloud's limits (cached 5 min) minus servers that are not our nodes */
         struct provider_limits limits;
         struct usage unmanaged;

@@ -135,7 +135,9 @@ void pools_sync(struct launcher *l) {
 
 const struct pool_driver *pool_driver_for(enum config_driver d) {
         /* Any other driver is a cloud one: its open says whether provider_ops has it. */
-        return d == CONFIG_DRIVER_STATIC ? &pool_driver_static : &pool_driver_cloud;
+        return d == CONFIG_DRIVER_STATIC       ? &pool_driver_static
+               : d == CONFIG_DRIVER_METASTATIC ? &pool_driver_metastatic
+                                               : &pool_driver_cloud;
 }
 
 void pools_drivers_sync(struct launcher *l) {

@@ -3,7 +3,7 @@
  * One table per driver kind, chosen once when the provider is opened (pool.c:
  * pool_driver_for()) and reached as pv->drv / p->prov->drv. The core
  * (request.c, delete.c, quota.c, cleanup.c, minready.c, owner.c, subsys.c)
- * never tests which driver a provider has: it asks the table. Two kinds today:
+ * never tests which driver a provider has: it asks the table. Three kinds:
  *   cloud (cloud.c)   generic over shared/providers' provider_ops (libvirt,
  *                     OpenStack, any later cloud): launches nodes through
  *                     launch.c, deletes their servers, obeys the cloud's quota,
@@ -12,27 +12,15 @@
  *                     nothing, hands out registered nodes after a liveness
  *                     check, deleting a node frees its slot (registered again
  *                     by the sync), no cloud quota, no leaks, no lease.
+ *   metastatic (metastatic.c) issue 15: nodes carved out of backing nodes of
+ *                     another label (a node request for backing-label, the
+ *                     node then locked past our session), max-parallel-jobs
+ *                     slots each; launches wait for a slot; deleting a node
+ *                     frees its slot; a backing node idle for grace-time is
+ *                     returned by the sync (the lease holder's records, adopted
+ *                     again after a restart); no cloud quota, no leaks, a lease.
  * Every hook runs on the loop thread unless it says otherwise. A NULL hook
- * means "nothing to do" as each entry says.
- *
- * Check of the design: a `metastatic` driver (issue 15: nodes carved out of
- * backing nodes of another label, max-parallel-jobs slots each, kept a
- * grace-time after their last slot frees) fills the same table, in metastatic.c:
- *   open/close       its state: backing nodes we hold (recovered from the cache:
- *                    each of its nodes names its backing node and slot)
- *   has_label        the pool's labels (as cloud)
- *   never_fits       label not in the pool, or more nodes than max-servers
- *   launch           take a free slot on a held backing node, else ask for a
- *                    backing node (a node request for backing-label) and wait
- *   launch_lease     true: slots and max-servers are counted from the cache
- *   check_ready      NULL (or a port check when host-key-checking is set)
- *   delete_instance  NULL: the znode alone goes, the slot is then free
- *   provider_quota   false (no cloud of its own); max_ready_age true
- *   leak_cleanup     false (its sync returns backing nodes nobody uses)
- *   minready_offers  the pool's label (as cloud, with no image to wait for)
- *   sync             owner only: return backing nodes idle past grace-time,
- *                    unlock them at stop; drop slots whose node is gone
- *   forget_requests  its launches waiting for a backing node report to no one */
+ * means "nothing to do" as each entry says. */
 #pragma once
 
 #include <stdbool.h>
@@ -48,7 +36,7 @@ struct owners;
 struct zk_lock;
 
 struct pool_driver {
-        const char *name;               /* "cloud", "static" (logs) */
+        const char *name;               /* "cloud", "static", "metastatic" (logs) */
 
         /* The provider PV is opened (pool.c; PV->cp set): set up the driver's
          * state in PV. 0, or a negative errno (logged): PV then gets no pools. */
@@ -101,6 +89,7 @@ struct pool_driver {
 
 extern const struct pool_driver pool_driver_cloud;   /* cloud.c */
 extern const struct pool_driver pool_driver_static;  /* static.c */
+extern const struct pool_driver pool_driver_metastatic; /* metastatic.c */
 
 /* The table for config driver D (pool.c). */
 const struct pool_driver *pool_driver_for(enum config_driver d);

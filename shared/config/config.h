@@ -1,10 +1,10 @@
 /* config.h — nodepool.yaml (+ optional secure.yaml) loaded into typed structs.
  *
  * Schema: Nodepool's (docs/protocol.md §2) for the top level, labels, diskimages
- * and the openstack and static drivers, plus poold's own libvirt driver. Every
- * default below is Nodepool's code default. Providers of Nodepool's other
- * drivers (aws, azure, gce, ibmvpc, kubernetes, openshift, openshiftpods,
- * metastatic) are validated against Nodepool's schema for their driver and kept
+ * and the openstack, static and metastatic drivers, plus poold's own libvirt
+ * driver. Every default below is Nodepool's code default. Providers of Nodepool's
+ * other drivers (aws, azure, gce, ibmvpc, kubernetes, openshift, openshiftpods)
+ * are validated against Nodepool's schema for their driver and kept
  * apart, in foreign_providers: poold leaves their requests to a launcher running
  * beside it. Keys poold accepts but does not act on yet get a warning each
  * (the table in config_unacted.c). "Unlimited" is CONFIG_UNLIMITED (-1),
@@ -72,6 +72,7 @@ enum config_driver {
         CONFIG_DRIVER_OPENSTACK,
         CONFIG_DRIVER_STATIC,
         CONFIG_DRIVER_LIBVIRT,
+        CONFIG_DRIVER_METASTATIC,       /* nodes carved out of backing nodes of another label */
         _CONFIG_DRIVER_MAX,
         _CONFIG_DRIVER_INVALID = -EINVAL,
 };
@@ -122,6 +123,12 @@ struct config_pool_label {
         int64_t vcpus;                  /* 1 */
         int64_t disk_size;              /* GiB, 0 = image size */
         int64_t boot_timeout;           /* resolved: label value, else the provider's */
+        /* metastatic */
+        char *backing_label;            /* required: the label of the backing nodes */
+        int64_t max_parallel_jobs;      /* 1: nodes (slots) per backing node */
+        int64_t grace_time;             /* 60 s: an idle backing node is kept this long */
+        int64_t min_retention_time;     /* 0 s: a backing node is kept at least this long */
+        int64_t max_age;                /* 0 = none; older backing nodes take no new node */
 };
 
 struct config_static_node {

@@ -1,7 +1,7 @@
 /* config_foreign.c — providers of the Nodepool drivers poold does not launch for.
  *
- * DESIGN: a site may keep aws, azure, gce, ibmvpc, kubernetes, openshift,
- * openshiftpods or metastatic providers in the same nodepool.yaml and run a
+ * DESIGN: a site may keep aws, azure, gce, ibmvpc, kubernetes, openshift or
+ * openshiftpods providers in the same nodepool.yaml and run a
  * launcher for them (e.g. Nodepool's own) beside poold on the same ZooKeeper.
  * Such a provider is validated against Nodepool's voluptuous schema for its
  * driver (nodepool/driver/<driver>/config.py, getSchema(), written here as
@@ -322,34 +322,15 @@ static const struct cfg_key pods_provider_keys[] = {
 };
 static const struct cfg_schema pods_provider = { .keys = pods_provider_keys };
 
-/* ----------------------------------------------------------- metastatic */
-
-static const struct cfg_key meta_label_keys[] = {
-        STR_R("name"), STR_R("backing-label"), INT("max-parallel-jobs"), INT("grace-time"),
-        INT("min-retention-time"), INT("max-age"), BOOL("host-key-checking"), {},
-};
-static const struct cfg_schema meta_label = { .kind = "label", .unique_names = true, .keys = meta_label_keys };
-static const struct cfg_key meta_pool_keys[] = {
-        POOL_COMMON, STR_R("name"), OBJS_R("labels", meta_label), BOOL("host-key-checking"), {},
-};
-static const struct cfg_schema meta_pool = { .kind = "pool", .unique_names = true, .keys = meta_pool_keys };
-static const struct cfg_key meta_provider_keys[] = {
-        PROVIDER_COMMON, INT("boot-timeout"), INT("launch-timeout"), INT("launch-retries"),
-        OBJS_R("pools", meta_pool), {},
-};
-static const struct cfg_schema meta_provider = { .keys = meta_provider_keys };
-
 /* ------------------------------------------------------------ drivers */
 
 static void check_aws(struct cctx *c, const struct cnode *m, const char *where);
 static void check_ibmvpc(struct cctx *c, const struct cnode *m, const char *where);
-static void check_metastatic(struct cctx *c, const struct cnode *m, const char *where);
 
 static const struct foreign_driver {
         const char *name;
         const struct cfg_schema *schema;
         bool images;            /* labels refer to the provider's cloud-images/diskimages by name */
-        bool later;             /* poold means to implement it (the warning says "yet") */
         void (*check)(struct cctx *c, const struct cnode *m, const char *where);
 } drivers[] = {
         { .name = "aws", .schema = &aws_provider, .images = true, .check = check_aws },
@@ -359,7 +340,6 @@ static const struct foreign_driver {
         { .name = "kubernetes", .schema = &k8s_provider },
         { .name = "openshift", .schema = &openshift_provider },
         { .name = "openshiftpods", .schema = &pods_provider },
-        { .name = "metastatic", .schema = &meta_provider, .later = true, .check = check_metastatic },
 };
 
 static const struct foreign_driver *find_driver(const char *name) {
@@ -395,11 +375,6 @@ static bool flag(const struct cnode *m, const char *key) {
         const struct cnode *v = m && m->type == CNODE_MAP ? cnode_get(m, key) : NULL;
         bool b = false;
         return v && cfg_parse_bool(v, &b) && b;
-}
-
-static bool int_of(const struct cnode *m, const char *key, int64_t *ret) {
-        const struct cnode *v = m && m->type == CNODE_MAP ? cnode_get(m, key) : NULL;
-        return v && cfg_parse_int(v, ret);
 }
 
 /* "label 'x' of pool 'p' of provider 'a'" for item I of LIST; caller frees. */
@@ -494,53 +469,6 @@ static void check_ibmvpc(struct cctx *c, const struct cnode *m, const char *wher
         }
 }
 
-static void check_metastatic(struct cctx *c, const struct cnode *m, const char *where) {
-        /* Labels sharing a backing label must agree on how it is shared (defaults as Nodepool's). */
-        static const struct {
-                const char *key;
-                int64_t dflt;
-        } backing[] = {
-                { "max-parallel-jobs", 1 }, { "grace-time", 60 }, { "min-retention-time", 0 }, { "max-age", 0 },
-        };
-        const struct cnode *pools = seq(m, "pools");
-        for (size_t i = 0; pools && i < pools->n; i++) {
-                const struct cnode *labels = seq(pools->children[i], "labels");
-                _cleanup_free_ char *pw = item_where(pools, i, "pool", where);
-                for (size_t k = 0; labels && k < labels->n; k++) {
-                        const struct cnode *l = labels->children[k];
-                        _cleanup_free_ char *lw = item_where(labels, k, "label", pw);
-                        int64_t age = 0, keep = 0;
-                        if (int_of(l, "max-age", &age) && age && int_of(l, "min-retention-time", &keep) && age < keep)
-                                cfg_error(c, cnode_get(l, "max-age"),
-                                          "%s: max-age must be at least min-retention-time", lw);
-                        const char *bl = scalar(l, "backing-label");
-                        if (!bl) continue;
-                        /* Compare with the first earlier label (any pool) of the same backing label. */
-                        const struct cnode *first = NULL;
-                        for (size_t pi = 0; pi <= i && !first; pi++) {
-                                const struct cnode *ol = seq(pools->children[pi], "labels");
-                                for (size_t q = 0; ol && q < (pi == i ? k : ol->n) && !first; q++) {
-                                        const char *obl = scalar(ol->children[q], "backing-label");
-                                        if (obl && strcmp(obl, bl) == 0) first = ol->children[q];
-                                }
-                        }
-                        if (!first) continue;
-                        for (size_t b = 0; b < ELEMENTSOF(backing); b++) {
-                                int64_t x = backing[b].dflt, y = backing[b].dflt;
-                                int_of(l, backing[b].key, &x);
-                                int_of(first, backing[b].key, &y);
-                                if (x != y) {
-                                        cfg_error(c, cnode_get(l, "backing-label"),
-                                                  "%s: labels with backing-label '%s' must have the same %s "
-                                                  "(line %u has another)",
-                                                  lw, bl, backing[b].key, first->line);
-                                        break;
-                                }
-                        }
-                }
-        }
-}
-
 /* --------------------------------------------------------------- parse */
 
 void config_parse_foreign_provider(struct cctx *c, struct config *cfg, const struct cnode *m, const char *driver,
@@ -553,9 +481,9 @@ void config_parse_foreign_provider(struct cctx *c, struct config *cfg, const str
 
         const char *name = scalar(m, "name");
         cfg_warning(c, cnode_get_key(m, "driver"),
-                    "%s uses driver '%s', which poold does not %s: requests for its labels are left to a launcher "
+                    "%s uses driver '%s', which poold does not launch nodes for: requests for its labels are left to a launcher "
                     "running beside poold on the same ZooKeeper (e.g. Nodepool's nodepool-launcher)%s",
-                    where, d->name, d->later ? "implement yet" : "launch nodes for",
+                    where, d->name,
                     seq(m, "diskimages") && seq(m, "diskimages")->n ? "; poold-builder does not upload its diskimages"
                                                                     : "");
         if (!name) return;

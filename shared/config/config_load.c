@@ -25,6 +25,7 @@ static const char *const driver_names[_CONFIG_DRIVER_MAX] = {
         [CONFIG_DRIVER_OPENSTACK] = "openstack",
         [CONFIG_DRIVER_STATIC] = "static",
         [CONFIG_DRIVER_LIBVIRT] = "libvirt",
+        [CONFIG_DRIVER_METASTATIC] = "metastatic",
 };
 
 const char *config_driver_to_string(enum config_driver d) {

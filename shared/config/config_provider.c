@@ -1,4 +1,4 @@
-/* config_provider.c — providers[] for the openstack, static and libvirt drivers
+/* config_provider.c — providers[] for the openstack, static, libvirt and metastatic drivers
  * (the other Nodepool drivers are in config_foreign.c).
  *
  * DESIGN: one function per object level (provider, provider diskimage, cloud
@@ -26,6 +26,10 @@ static const char *const libvirt_keys[] = {
         "name", "driver", "max-concurrency", "priority", "pools", "uri", "domain-type", "storage-pool",
         "storage-pool-path", "network-mode", "network", "port-range", "boot-timeout", "launch-timeout",
         "launch-retries", "image-name-format", "diskimages", NULL,
+};
+static const char *const metastatic_keys[] = {
+        "name", "driver", "max-concurrency", "priority", "pools", "boot-timeout", "launch-timeout", "launch-retries",
+        NULL,
 };
 
 /* ---------------------------------------------------------------- schemas
@@ -100,7 +104,19 @@ static const struct cfg_key lv_label_keys[] = {
         { .name = "boot-timeout", .type = CFG_T_INT, CFG_MIN(1), PL(boot_timeout) },
         {},
 };
+/* Nodepool's metastatic driver (nodepool/driver/metastatic/config.py). */
+static const struct cfg_key meta_label_keys[] = {
+        { .name = "name", .type = CFG_T_STR, .required = true, PL(name) },
+        { .name = "backing-label", .type = CFG_T_STR, .required = true, PL(backing_label) },
+        { .name = "max-parallel-jobs", .type = CFG_T_INT, CFG_MIN(1), PL(max_parallel_jobs) },
+        { .name = "grace-time", .type = CFG_T_INT, CFG_MIN(0), PL(grace_time) },
+        { .name = "min-retention-time", .type = CFG_T_INT, CFG_MIN(0), PL(min_retention_time) },
+        { .name = "max-age", .type = CFG_T_INT, CFG_MIN(0), PL(max_age) },
+        { .name = "host-key-checking", .type = CFG_T_BOOL, PL(host_key_checking) },
+        {},
+};
 #undef PL
+static const struct cfg_schema meta_label_schema = { .id = "metastatic label", .keys = meta_label_keys };
 static const struct cfg_schema os_label_schema = { .id = "openstack label", .keys = os_label_keys };
 static const struct cfg_schema lv_label_schema = { .id = "libvirt label", .keys = lv_label_keys };
 
@@ -158,11 +174,18 @@ static const struct cfg_key lv_pool_keys[] = {
         { .name = "labels", .type = CFG_T_LIST },
         {},
 };
+static const struct cfg_key meta_pool_keys[] = {
+        POOL_COMMON_KEYS,
+        { .name = "host-key-checking", .type = CFG_T_BOOL, PO(host_key_checking) },
+        { .name = "labels", .type = CFG_T_LIST, .required = true },
+        {},
+};
 #undef POOL_COMMON_KEYS
 #undef PO
 static const struct cfg_schema os_pool_schema = { .id = "openstack pool", .keys = os_pool_keys };
 static const struct cfg_schema static_pool_schema = { .id = "static pool", .keys = static_pool_keys };
 static const struct cfg_schema lv_pool_schema = { .id = "libvirt pool", .keys = lv_pool_keys };
+static const struct cfg_schema meta_pool_schema = { .id = "metastatic pool", .keys = meta_pool_keys };
 
 /* True (and reports) if an earlier item of LIST already has M's name. */
 static bool check_duplicate(struct cctx *c, const struct cnode *list, size_t i, const char *kind,
@@ -272,9 +295,37 @@ void config_check_label_defined(struct cctx *c, const struct config *cfg, const 
                 cfg_error(c, at, "label '%s' in %s is not defined in the top-level labels", name, where);
 }
 
+/* Nodepool's metastatic loader: labels sharing a backing label (in any pool of
+ * the provider) must agree on how it is shared; max-age is at least
+ * min-retention-time. L is not in POOL yet. */
+static void check_metastatic_label(struct cctx *c, const struct config_provider *p, const struct config_pool *pool,
+                                   const struct config_pool_label *l, const struct cnode *m, const char *where) {
+        if (l->max_age && l->max_age < l->min_retention_time)
+                cfg_error(c, cnode_get(m, "max-age"), "%s: max-age must be at least min-retention-time", where);
+        if (!l->backing_label) return;
+        for (size_t q = 0; q <= (size_t)(pool - p->pools); q++) {
+                const struct config_pool *op = &p->pools[q];
+                for (size_t k = 0; k < op->n_labels; k++) {
+                        const struct config_pool_label *o = &op->labels[k];
+                        if (!o->backing_label || strcmp(o->backing_label, l->backing_label) != 0) continue;
+                        const char *diff = o->max_parallel_jobs != l->max_parallel_jobs     ? "max-parallel-jobs"
+                                           : o->grace_time != l->grace_time                 ? "grace-time"
+                                           : o->min_retention_time != l->min_retention_time ? "min-retention-time"
+                                           : o->max_age != l->max_age                       ? "max-age"
+                                                                                            : NULL;
+                        if (diff)
+                                cfg_error(c, cnode_get(m, "backing-label"),
+                                          "%s: labels with backing-label '%s' must have the same %s (label '%s' has "
+                                          "another)",
+                                          where, l->backing_label, diff, o->name ? o->name : "?");
+                        return;
+                }
+        }
+}
+
 static void parse_pool_labels(struct cctx *c, const struct config *cfg, const struct config_provider *p,
                               struct config_pool *pool, const struct cnode *list, const char *poolwhere) {
-        bool os = p->driver == CONFIG_DRIVER_OPENSTACK;
+        bool os = p->driver == CONFIG_DRIVER_OPENSTACK, meta = p->driver == CONFIG_DRIVER_METASTATIC;
         _cleanup_free_ char *suffix = xasprintf(" in %s", poolwhere);
         pool->labels = xnew(struct config_pool_label, list->n);
         for (size_t i = 0; i < list->n; i++) {
@@ -290,9 +341,16 @@ static void parse_pool_labels(struct cctx *c, const struct config *cfg, const st
                         .memory = 1024,
                         .vcpus = 1,
                         .boot_timeout = p->boot_timeout,
+                        .max_parallel_jobs = 1,
+                        .grace_time = 60,
                 };
+                if (meta) {
+                        /* A metastatic node costs one instance, nothing else (Nodepool's quota for it). */
+                        l.memory = l.vcpus = 0;
+                }
                 if (os) strv_copy(&l.networks, &pool->networks);        /* the label's own replace them */
-                cfg_read(c, m, os ? &os_label_schema : &lv_label_schema, where, &l);
+                cfg_read(c, m, os ? &os_label_schema : meta ? &meta_label_schema : &lv_label_schema, where, &l);
+                if (meta) check_metastatic_label(c, p, pool, &l, m, where);
                 if (l.name) {
                         config_check_label_defined(c, cfg, cnode_get(m, "name"), l.name, poolwhere);
                         check_duplicate(c, list, i, "label", suffix);
@@ -375,7 +433,8 @@ static void parse_pools(struct cctx *c, const struct config *cfg, struct config_
                         const struct cnode *list, const char *pwhere) {
         const struct cfg_schema *schema = p->driver == CONFIG_DRIVER_OPENSTACK ? &os_pool_schema
                                           : p->driver == CONFIG_DRIVER_STATIC  ? &static_pool_schema
-                                                                               : &lv_pool_schema;
+                                          : p->driver == CONFIG_DRIVER_METASTATIC ? &meta_pool_schema
+                                                                                  : &lv_pool_schema;
         _cleanup_free_ char *suffix = xasprintf(" in %s", pwhere);
         p->pools = xnew(struct config_pool, list->n);
         for (size_t i = 0; i < list->n; i++) {
@@ -393,7 +452,8 @@ static void parse_pools(struct cctx *c, const struct config *cfg, struct config_
                         .max_volumes = CONFIG_UNLIMITED,
                         .max_volume_gb = CONFIG_UNLIMITED,
                         .auto_floating_ip = true,
-                        .host_key_checking = true,
+                        /* metastatic: the backing node was checked already (Nodepool's default) */
+                        .host_key_checking = p->driver != CONFIG_DRIVER_METASTATIC,
                         .priority = p->priority,
                 };
                 cfg_read(c, m, schema, where, pool);
@@ -443,6 +503,7 @@ void config_provider_clear(struct config_provider *p) {
                         strmap_clear(&l->dynamic_instance_properties);
                         free(l->userdata);
                         strv_clear(&l->networks);
+                        free(l->backing_label);
                 }
                 free(pool->labels);
                 for (size_t k = 0; k < pool->n_nodes; k++) {
@@ -555,6 +616,16 @@ static void parse_libvirt(struct cctx *c, struct config_provider *p, const struc
         cfg_str(c, m, "image-name-format", where, &p->image_name_format);
 }
 
+/* Nodepool's metastatic provider defaults (its config.py load()). */
+static void parse_metastatic(struct cctx *c, struct config_provider *p, const struct cnode *m, const char *where) {
+        p->boot_timeout = 120;
+        p->launch_timeout = 3600;
+        cfg_require(c, m, "pools", where);
+        cfg_int(c, m, "boot-timeout", where, &p->boot_timeout);
+        cfg_int(c, m, "launch-timeout", where, &p->launch_timeout);
+        cfg_int(c, m, "launch-retries", where, &p->launch_retries);
+}
+
 void config_parse_providers(struct cctx *c, struct config *cfg, const struct cnode *list) {
         cfg->providers = xnew(struct config_provider, list->n);
         cfg->foreign_providers = xnew(struct config_foreign_provider, list->n);
@@ -586,9 +657,10 @@ void config_parse_providers(struct cctx *c, struct config *cfg, const struct cno
                         }
                 }
                 cfg_check_keys(c, m,
-                               drv == CONFIG_DRIVER_OPENSTACK ? openstack_keys
-                               : drv == CONFIG_DRIVER_STATIC  ? static_keys
-                                                              : libvirt_keys,
+                               drv == CONFIG_DRIVER_OPENSTACK     ? openstack_keys
+                               : drv == CONFIG_DRIVER_STATIC     ? static_keys
+                               : drv == CONFIG_DRIVER_METASTATIC ? metastatic_keys
+                                                                 : libvirt_keys,
                                where);
                 struct config_provider *p = &cfg->providers[cfg->n_providers++];
                 *p = (struct config_provider){
@@ -607,9 +679,12 @@ void config_parse_providers(struct cctx *c, struct config *cfg, const struct cno
                         parse_openstack(c, p, m, where);
                 else if (drv == CONFIG_DRIVER_LIBVIRT)
                         parse_libvirt(c, p, m, where);
+                else if (drv == CONFIG_DRIVER_METASTATIC)
+                        parse_metastatic(c, p, m, where);
                 check_range(c, m, "launch-retries", where, p->launch_retries, 0);
                 const struct cnode *l;
-                if (drv != CONFIG_DRIVER_STATIC && (l = cfg_list(c, m, "diskimages", where)))
+                if ((drv == CONFIG_DRIVER_OPENSTACK || drv == CONFIG_DRIVER_LIBVIRT) &&
+                    (l = cfg_list(c, m, "diskimages", where)))
                         parse_provider_diskimages(c, cfg, p, l, where);
                 if (drv == CONFIG_DRIVER_OPENSTACK && (l = cfg_list(c, m, "cloud-images", where)))
                         parse_cloud_images(c, p, l, where);

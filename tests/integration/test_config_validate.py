@@ -7,9 +7,9 @@ import pytest
 
 from harness import SRCDIR, program
 
-VALID = ["openstack", "static", "libvirt", "chains"]
+VALID = ["openstack", "static", "libvirt", "metastatic", "chains"]
 
-FOREIGN = ["aws", "azure", "gce", "ibmvpc", "kubernetes", "openshift", "openshiftpods", "metastatic"]
+FOREIGN = ["aws", "azure", "gce", "ibmvpc", "kubernetes", "openshift", "openshiftpods"]
 
 # Valid configs whose only output is these warnings (after the "tests/configs/NAME.yaml:" prefix).
 UNACTED = "is accepted for compatibility but poold does not act on it yet"
@@ -43,11 +43,10 @@ WARNINGS = {
 
 
 def foreign_warning(pos, provider, driver, diskimages=False):
-    what = "implement yet" if driver == "metastatic" else "launch nodes for"
-    return ("%s: warning: provider '%s' uses driver '%s', which poold does not %s: requests for its labels "
-            "are left to a launcher running beside poold on the same ZooKeeper (e.g. Nodepool's "
-            "nodepool-launcher)%s" % (pos, provider, driver, what,
-                                       "; poold-builder does not upload its diskimages" if diskimages else ""))
+    return ("%s: warning: provider '%s' uses driver '%s', which poold does not launch nodes for: requests for "
+            "its labels are left to a launcher running beside poold on the same ZooKeeper (e.g. Nodepool's "
+            "nodepool-launcher)%s" % (pos, provider, driver,
+                                      "; poold-builder does not upload its diskimages" if diskimages else ""))
 
 
 WARNINGS.update({
@@ -58,7 +57,6 @@ WARNINGS.update({
     'foreign-kubernetes': [foreign_warning("12:5", "kubespray", "kubernetes")],
     'foreign-openshift': [foreign_warning("11:5", "openshift", "openshift")],
     'foreign-openshiftpods': [foreign_warning("10:5", "openshift-pods", "openshiftpods")],
-    'foreign-metastatic': [foreign_warning("26:5", "meta-provider", "metastatic")],
 })
 
 # Exact diagnostics after the "tests/configs/NAME.yaml:" prefix, in order.
@@ -127,8 +125,8 @@ EXPECTED = {
     'bad-alias': [
         '4:5: error: alias *nowhere has no anchor before it',
     ],
-    # A typo in a provider of each driver poold leaves to another launcher, and
-    # the checks Nodepool's loader makes for them.
+    # A typo in a provider of each driver poold leaves to another launcher and in
+    # a metastatic one, and the checks Nodepool's loader makes for them.
     'bad-foreign': [
         foreign_warning("6:5", "aws1", "aws"),
         "11:24: error: cloud-image 'ubuntu' of provider 'aws1' has both 'image-id' and 'image-filters'",
@@ -156,12 +154,13 @@ EXPECTED = {
         "70:5: error: unknown key 'max-project' in provider 'os1'",
         foreign_warning("73:5", "pods1", "openshiftpods"),
         "80:13: error: unknown key 'image-pull-secret' in label 'l1' of pool 'main' of provider 'pods1'",
-        foreign_warning("82:5", "meta", "metastatic"),
         "86:13: error: missing required key 'backing-label' in label 'l1' of pool 'main' of provider 'meta'",
         "87:13: error: unknown key 'backing_label' in label 'l1' of pool 'main' of provider 'meta'",
         "88:19: error: label 'ghost' in pool 'main' of provider 'meta' is not defined in the top-level labels",
         "90:22: error: label 'ghost' of pool 'main' of provider 'meta': max-age must be at least "
         "min-retention-time",
+        "93:28: error: label 'l2' of pool 'main' of provider 'meta': labels with backing-label 'l2' must have "
+        "the same max-parallel-jobs (label 'ghost' has another)",
     ],
 }
 

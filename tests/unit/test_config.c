@@ -486,7 +486,7 @@ static void test_foreign_provider_kept_apart(void **state) {
  * warning and no error, and is recorded under its driver. */
 static void test_every_foreign_driver_sample_loads(void **state) {
         static const char *const drivers[] = {
-                "aws", "azure", "gce", "ibmvpc", "kubernetes", "openshift", "openshiftpods", "metastatic",
+                "aws", "azure", "gce", "ibmvpc", "kubernetes", "openshift", "openshiftpods",
         };
         for (size_t i = 0; i < ELEMENTSOF(drivers); i++) {
                 _cleanup_free_ char *name = xasprintf("foreign-%s.yaml", drivers[i]);
@@ -561,11 +561,45 @@ static void test_label_served_by_poold_or_foreign_only(void **state) {
         config_free(c);
         config_diags_clear(&d);
 
-        /* metastatic: its labels are foreign-only, the backing label (served by openstack) is poold's. */
-        assert_int_equal(load_file("foreign-metastatic.yaml", &c, &d), 0);
-        assert_true(config_label_foreign_only(c, "user-label"));
+        /* metastatic is poold's own: its labels and their backing labels are poold's. */
+        assert_int_equal(load_file("metastatic.yaml", &c, &d), 0);
+        assert_true(config_label_served_by_poold(c, "user-label"));
+        assert_false(config_label_foreign_only(c, "user-label"));
         assert_true(config_label_served_by_poold(c, "backing-label"));
-        assert_false(config_label_foreign_only(c, "backing-label"));
+        config_free(c);
+        config_diags_clear(&d);
+}
+
+/* A metastatic provider (Nodepool's fixture) is parsed into a poold provider
+ * with Nodepool's defaults: backing label, slots, grace and retention times. */
+static void test_metastatic_provider_parsed_with_defaults(void **state) {
+        struct config_diags d = {};
+        struct config *c = NULL;
+        assert_int_equal(load_file("metastatic.yaml", &c, &d), 0);
+        assert_int_equal(c->n_foreign_providers, 0);
+        const struct config_provider *p = config_find_provider(c, "meta-provider");
+        assert_non_null(p);
+        assert_int_equal(p->driver, CONFIG_DRIVER_METASTATIC);
+        assert_string_equal(config_driver_to_string(p->driver), "metastatic");
+        assert_int_equal(p->boot_timeout, 120);
+        assert_int_equal(p->launch_timeout, 3600);
+        assert_int_equal(p->n_pools, 1);
+        const struct config_pool *pool = &p->pools[0];
+        assert_int_equal(pool->max_servers, 10);
+        assert_int_equal(pool->n_labels, 2);
+        const struct config_pool_label *a = &pool->labels[0], *b = &pool->labels[1];
+        assert_string_equal(a->name, "user-label");
+        assert_string_equal(a->backing_label, "backing-label");
+        assert_int_equal(a->max_parallel_jobs, 2);
+        assert_int_equal(a->grace_time, 2);
+        assert_int_equal(a->max_age, 300);
+        assert_int_equal(a->min_retention_time, 0);
+        assert_int_equal(a->vcpus, 0);
+        assert_int_equal(a->memory, 0);
+        assert_string_equal(b->backing_label, "backing-label-min-retention");
+        assert_int_equal(b->max_parallel_jobs, 1);
+        assert_int_equal(b->min_retention_time, 300);
+        assert_int_equal(b->max_age, 0);
         config_free(c);
         config_diags_clear(&d);
 }
@@ -672,6 +706,7 @@ int main(void) {
                 cmocka_unit_test(test_foreign_provider_kept_apart),
                 cmocka_unit_test(test_every_foreign_driver_sample_loads),
                 cmocka_unit_test(test_label_served_by_poold_or_foreign_only),
+        cmocka_unit_test(test_metastatic_provider_parsed_with_defaults),
                 cmocka_unit_test(test_unacted_keys_warned_per_occurrence),
                 cmocka_unit_test(test_static_pool_max_servers),
                 cmocka_unit_test(test_foreign_nested_errors),

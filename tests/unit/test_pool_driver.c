@@ -85,9 +85,16 @@ static const char *never_fits(struct pool *p, const char *const *types, char *bu
         return why;
 }
 
-/* Only the static driver gets the static table; libvirt and OpenStack the cloud one. */
+/* Only the static driver gets the static table, metastatic its own; libvirt and OpenStack the cloud one. */
 static void test_driver_chosen_by_config_driver(void **state) {
         assert_ptr_equal(pool_driver_for(CONFIG_DRIVER_STATIC), &pool_driver_static);
+        assert_ptr_equal(pool_driver_for(CONFIG_DRIVER_METASTATIC), &pool_driver_metastatic);
+        /* It launches (under the lease), has no instance to delete, no cloud quota, no leaks. */
+        assert_non_null(pool_driver_metastatic.launch);
+        assert_true(pool_driver_metastatic.launch_lease);
+        assert_null(pool_driver_metastatic.delete_instance);
+        assert_false(pool_driver_metastatic.provider_quota);
+        assert_false(pool_driver_metastatic.leak_cleanup);
         assert_ptr_equal(pool_driver_for(CONFIG_DRIVER_LIBVIRT), &pool_driver_cloud);
         assert_ptr_equal(pool_driver_for(CONFIG_DRIVER_OPENSTACK), &pool_driver_cloud);
 }
