@@ -164,6 +164,9 @@ static void work_fn(void *ud) {
         }
         case LAUNCH_POLL:
                 la->job_r = p->ops->get(p, la->external_id, &la->server, &la->job_msg);
+                /* ACTIVE: the driver makes it reachable (a floating IP) before the nodescan. */
+                if (la->job_r >= 0 && la->server->state == PROVIDER_SERVER_ACTIVE && p->ops->finish_create)
+                        la->job_r = p->ops->finish_create(p, la->pool_name, la->label, la->server, &la->job_msg);
                 break;
         case LAUNCH_DELETE:
                 la->job_r = p->ops->delete(p, la->external_id, &la->job_msg);

@@ -49,6 +49,11 @@ void webapp_launch_done(struct launcher *l, const struct pool *p, const struct n
  * CREATED_TIME is its created_time (NaN or 0 when unknown). */
 void webapp_request_done(struct launcher *l, enum node_request_state state, double created_time);
 
+/* The cleanup deleted N leaked resources of provider PROVIDER; WHAT is Nodepool's
+ * plural ("instances", "floatingips", "ports"): statsd counter
+ * nodepool.provider.<PROVIDER>.leaked.<WHAT>. */
+void webapp_leaked(struct launcher *l, const char *provider, const char *what, size_t n);
+
 /* ---- internal to the webapp*.c files ---- */
 /* True once the caches finished their first listing, every active pool is
  * registered and ZooKeeper is connected: what /ready reports. */

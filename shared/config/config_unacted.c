@@ -16,13 +16,10 @@ static const struct {
 } unacted[] = {
         { "diskimage", "keep-formats", NULL },
         { "diskimage", "delete-after-upload", NULL },
-        { "openstack provider", "clean-floating-ips", NULL },
-        { "openstack provider", "port-cleanup-interval", NULL },
         { "openstack provider", "post-upload-hook", NULL },
         { "openstack provider", "nodepool-id", " (deprecated: Nodepool does not act on it either)" },
         { "openstack pool", "max-volumes", NULL },
         { "openstack pool", "max-volume-gb", NULL },
-        { "openstack pool", "auto-floating-ip", NULL },
         { "openstack label", "console-log", NULL },
         { "openstack label", "dynamic-instance-properties", NULL },
         { "libvirt label", "console-log", NULL },
