@@ -51,6 +51,7 @@ struct launch {
         uint64_t created_ms;            /* when the create of this attempt returned */
         /* inputs copied for the worker */
         char *label, *image, *upload_path, *pool_name, *hostname;
+        char *cloud;                    /* the node's `cloud` */
         char *connection_type;
         int connection_port;
         int memory, vcpus, disk;
@@ -91,6 +92,7 @@ static void launch_free(struct launch *la) {
         free(la->upload_path);
         free(la->pool_name);
         free(la->hostname);
+        free(la->cloud);
         free(la->connection_type);
         free(la->username);
         free(la->python_path);
@@ -189,7 +191,7 @@ static void set_ready(struct launch *la) {
         }
         struct node *n = la->node;
         const struct provider_server *s = la->server;
-        model_set_str(&n->cloud, la->prov->name);
+        model_set_str(&n->cloud, la->cloud);
         model_set_str(&n->region, s->region);
         model_set_str(&n->az, s->az);
         model_set_str(&n->host_id, s->host_id);
@@ -471,6 +473,9 @@ void launch_start(struct pool *pool, struct node *n, struct zk_lock *lock, const
         la->label = xstrdup(n->type[0]);
         la->pool_name = xstrdup(pool->name);
         la->hostname = xasprintf("np%s", n->id);
+        /* OpenStack: the clouds.yaml cloud name, as Nodepool (jobs see it as nodepool.cloud). */
+        la->cloud = xstrdup(pool->cp->driver == CONFIG_DRIVER_OPENSTACK && pool->cp->cloud ? pool->cp->cloud
+                                                                                            : la->prov->name);
         la->connection_type = xstrdup("ssh");
         la->connection_port = 22;
         la->attributes = json_object();

@@ -81,6 +81,7 @@ def test_zuul_gets_nova_servers_with_flavor_and_metadata_and_they_are_deleted_af
         assert md["groups"] == "%s,%s,%s" % (PROVIDER, IMAGE, LABEL) and md["team"] == "ci"
         assert s["image"]["id"] == lp.glance_image
         assert node["region"] == "RegionOne" and node["az"] == "nova"
+        assert node["cloud"] == "poold"  # the clouds.yaml cloud (nodepool.cloud), not the provider name
         servers.append(s["id"])
     zuul.use_nodes(nodes)
     zuul.return_nodes(nodes)
