@@ -42,6 +42,8 @@ struct launch {
         int attempt, max_attempts;
         uint64_t deadline_ms, launch_timeout_ms, boot_timeout_ms;
         bool host_key_checking;
+        bool console_log;               /* the label's console-log */
+        bool want_console;              /* the nodescan failed: fetch the console before deleting */
         struct loop_timer *timer;
         struct keyscan *scan;           /* LAUNCH_SCAN: the nodescan in flight */
         char **host_keys;               /* its result */
@@ -61,6 +63,8 @@ struct launch {
         /* job outputs */
         int job_r;
         char *job_msg;
+        char *console, *console_msg;    /* LAUNCH_DELETE after a nodescan failure */
+        int console_r;
         struct provider_server *server;
         struct launch *prev, *next;
 };
@@ -99,6 +103,8 @@ static void launch_free(struct launch *la) {
         free(la->shell_type);
         free(la->external_id);
         free(la->job_msg);
+        free(la->console);
+        free(la->console_msg);
         if (la->attributes) json_decref(la->attributes);
         provider_server_free(la->server);
         free(la);
@@ -171,6 +177,14 @@ static void work_fn(void *ud) {
                         la->job_r = p->ops->finish_create(p, la->pool_name, la->label, la->server, &la->job_msg);
                 break;
         case LAUNCH_DELETE:
+                if (la->want_console) {
+                        free(la->console);
+                        free(la->console_msg);
+                        la->console = la->console_msg = NULL;
+                        la->console_r = p->ops->console_log
+                                                ? p->ops->console_log(p, la->external_id, &la->console, &la->console_msg)
+                                                : -EOPNOTSUPP;
+                }
                 la->job_r = p->ops->delete(p, la->external_id, &la->job_msg);
                 if (la->job_r == -ENOENT) la->job_r = 0;
                 break;
@@ -228,6 +242,27 @@ static void set_ready(struct launch *la) {
 
 static void attempt_failed(struct launch *la, int r);
 
+/* As Nodepool after a failed nodescan: the server's console, one log line per line. */
+static void log_console(struct launch *la) {
+        la->want_console = false;
+        if (la->console_r == -EOPNOTSUPP) {
+                log_debug("node %s: provider %s has no console log", la->node->id, la->prov->name);
+                return;
+        }
+        if (la->console_r < 0) {
+                log_warning("node %s: cannot get the console log of %s: %s", la->node->id, la->external_id,
+                            la->console_msg ? la->console_msg : strerror(-la->console_r));
+                return;
+        }
+        log_info("node %s: console log from hostname %s:", la->node->id, la->hostname);
+        char *save = NULL;
+        for (char *line = strtok_r(la->console, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                size_t n = strlen(line);
+                while (n && (line[n - 1] == '\r' || line[n - 1] == ' ')) line[--n] = '\0';
+                log_info("node %s: console: %s", la->node->id, line);
+        }
+}
+
 static void on_poll_timer(struct loop *loop, struct loop_timer *t, void *ud) {
         struct launch *la = ud;
         la->timer = NULL;
@@ -246,6 +281,7 @@ static void on_poll_timer(struct loop *loop, struct loop_timer *t, void *ud) {
                 la->scan = NULL;
                 free(la->job_msg);
                 la->job_msg = xstrdup("launch-timeout exceeded during nodescan");
+                la->want_console = la->console_log;
                 attempt_failed(la, -ETIMEDOUT);
                 return;
         }
@@ -263,6 +299,7 @@ static void on_scan_done(int error, char **keys, const char *msg, void *ud) {
                                         la->server->interface_ip, la->server->connection_port > 0
                                                 ? la->server->connection_port : la->connection_port,
                                         msg ? msg : strerror(-error));
+                la->want_console = la->console_log;
                 attempt_failed(la, error);
                 return;
         }
@@ -410,6 +447,7 @@ static void done_fn(void *ud, int status) {
                 la->timer = loop_add_timer(la->l->loop, POLL_MS, false, on_poll_timer, la);
                 return;
         case LAUNCH_DELETE:
+                if (la->want_console) log_console(la);
                 if (la->job_r < 0) {
                         /* Keep external_id: the delete worker retries with the failed node. */
                         log_error("node %s: cannot delete partial server %s: %s", la->node->id, la->external_id,
@@ -485,6 +523,7 @@ void launch_start(struct pool *pool, struct node *n, struct zk_lock *lock, const
         const struct config_pool_label *pl = pool_find_label(pool, la->label);
         if (pl) {
                 la->host_key_checking = pl->host_key_checking;
+                la->console_log = pl->console_log;
                 if (pl->boot_timeout > 0) la->boot_timeout_ms = (uint64_t)pl->boot_timeout * 1000;
                 la->memory = (int)pl->memory;
                 la->vcpus = (int)pl->vcpus;

@@ -16,7 +16,6 @@ UNACTED = "is accepted for compatibility but poold does not act on it yet"
 WARNINGS = {
     'docs-example': [
         "54:5: warning: 'post-upload-hook' " + UNACTED,
-        "75:13: warning: 'console-log' " + UNACTED,
     ],
     'all-keys': [
         "21:5: warning: 'max-volumes' " + UNACTED,
@@ -28,9 +27,7 @@ WARNINGS = {
         "69:5: warning: 'nodepool-id' " + UNACTED + " (deprecated: Nodepool does not act on it either)",
         "90:9: warning: 'max-volumes' " + UNACTED,
         "91:9: warning: 'max-volume-gb' " + UNACTED,
-        "106:13: warning: 'console-log' " + UNACTED,
         "110:13: warning: 'dynamic-instance-properties' " + UNACTED,
-        "171:13: warning: 'console-log' " + UNACTED,
     ],
     'static-max-servers': [
         "16:9: warning: 'max-servers' of a static pool only acts when it is 0 or less (the pool is then "

@@ -2,8 +2,9 @@
 ports, the router service plugin, no agents): a node with a private address
 only gets a floating IP from the external network (auto-floating-ip), which
 goes with the server; clean-floating-ips and port-cleanup-interval remove
-leaked floating IPs and DOWN ports, and say so to statsd as Nodepool does."""
-import os
+leaked floating IPs and DOWN ports, and say so to statsd as Nodepool does; a
+failed nodescan logs the server's console (console-log)."""
+import socket
 import uuid
 
 import pytest
@@ -160,3 +161,65 @@ def test_leaked_floating_ips_and_down_ports_are_removed_and_counted(oslauncher, 
                   "nodepool.provider.%s.leaked.ports:1|c" % PROVIDER in ls, 15, "leaked counters")
     assert "deleted 1 leaked floating IP(s)" in lp.log_text()
     listener.close()
+
+
+@pytest.fixture
+def loopback_network(cloud):
+    """A project network on 127.77.0.0/24: the nodescan of its servers stays on
+    loopback (and finds nothing listening on the port the test picks)."""
+    tag = uuid.uuid4().hex[:6]
+    net = _ok(cloud.neutron("POST", "/networks", {"network": {
+        "name": "lo-" + tag, "project_id": cloud.project_id, "provider:network_type": "flat",
+        "provider:physical_network": "lo-" + tag}}), "loopback network")["network"]
+    _ok(cloud.neutron("POST", "/subnets", {"subnet": {
+        "network_id": net["id"], "project_id": cloud.project_id, "cidr": "127.77.0.0/24", "ip_version": 4,
+        "enable_dhcp": False}}), "loopback subnet")
+    yield net
+    cloud.delete_project_servers()
+    for p in cloud.neutron("GET", "/ports?network_id=%s" % net["id"])[1]["ports"]:
+        cloud.neutron("DELETE", "/ports/%s" % p["id"])
+    st, d, _ = cloud.neutron("DELETE", "/networks/%s" % net["id"])
+    assert st in (204, 404), (st, d)
+
+
+def closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_failed_nodescan_logs_the_servers_console_when_the_label_asks(oslauncher, loopback_network):
+    """console-log: when the nodescan fails (nothing answers within boot-timeout)
+    the launcher fetches the server's console through Nova and logs it line by
+    line before deleting the server, as Nodepool; a label without console-log
+    does not."""
+    lp, cloud = oslauncher, oslauncher.cloud
+    cfg = lp.config()
+    cfg["labels"].append({"name": "quiet", "min-ready": 0})
+    label = {"name": LABEL, "diskimage": IMAGE, "min-ram": 100, "console-log": True}
+    cfg["providers"] = [{
+        "name": PROVIDER, "driver": "openstack", "cloud": "poold", "rate": 0.01,
+        "launch-retries": 1, "launch-timeout": 120, "boot-timeout": 3,
+        "diskimages": [{"name": IMAGE, "connection-port": closed_port()}],
+        "pools": [{"name": "main", "max-servers": 4, "host-key-checking": True,
+                   "networks": [loopback_network["name"]],
+                   "labels": [label, dict(label, name="quiet", **{"console-log": False})]}],
+    }]
+    lp.write_config(cfg)
+    lp.images(external_id=lp.glance_image)
+    lp.start(env=cloud.env_vars())
+    zuul = ZuulClient(lp.kazoo)
+    quiet = zuul.submit(["quiet"])
+    assert zuul.wait(quiet, timeout=90)["state"] == "failed"
+    assert "console log from hostname" not in lp.log_text()
+    req_id = zuul.submit([LABEL])
+    req = zuul.wait(req_id, timeout=90)
+    assert req["state"] == "failed", req
+    log = lp.log_text()
+    assert "nodescan of 127.77.0." in log
+    assert "console log from hostname np" in log
+    # Nova's fake driver's console, one log line per line.
+    for line in ("FAKE CONSOLE OUTPUT", "ANOTHER", "LAST LINE"):
+        assert "console: " + line in log, log[-3000:]
