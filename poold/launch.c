@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "dynprops.h"
 #include "json_util.h"
 #include "launcher.h"
 #include "keyscan.h"
@@ -59,6 +60,8 @@ struct launch {
         int memory, vcpus, disk;
         char *username, *python_path, *shell_type;
         json_t *attributes;
+        struct provider_kv *props;      /* dynamic-instance-properties, formatted (owned strings) */
+        size_t n_props;
         char *external_id;
         /* job outputs */
         int job_r;
@@ -106,6 +109,11 @@ static void launch_free(struct launch *la) {
         free(la->console);
         free(la->console_msg);
         if (la->attributes) json_decref(la->attributes);
+        for (size_t i = 0; i < la->n_props; i++) {
+                free((char *)la->props[i].key);
+                free((char *)la->props[i].value);
+        }
+        free(la->props);
         provider_server_free(la->server);
         free(la);
 }
@@ -157,15 +165,17 @@ static void work_fn(void *ud) {
         la->server = NULL;
         switch (la->st) {
         case LAUNCH_CREATE: {
-                struct provider_kv tags[] = {
-                        { "nodepool_provider_name", la->prov->name },
-                        { "nodepool_pool_name", la->pool_name },
-                        { "nodepool_node_id", la->node->id },
-                };
+                /* The request's properties first: ours must win over them. */
+                _cleanup_free_ struct provider_kv *tags = xnew(struct provider_kv, la->n_props + 3);
+                size_t nt = 0;
+                for (size_t i = 0; i < la->n_props; i++) tags[nt++] = la->props[i];
+                tags[nt++] = (struct provider_kv){ "nodepool_provider_name", la->prov->name };
+                tags[nt++] = (struct provider_kv){ "nodepool_pool_name", la->pool_name };
+                tags[nt++] = (struct provider_kv){ "nodepool_node_id", la->node->id };
                 struct provider_create_req req = {
                         .node_id = la->node->id, .hostname = la->hostname, .label = la->label,
                         .pool = la->pool_name, .image = la->image, .memory_mib = la->memory, .vcpus = la->vcpus,
-                        .disk_gib = la->disk, .tags = tags, .n_tags = ELEMENTSOF(tags),
+                        .disk_gib = la->disk, .tags = tags, .n_tags = nt,
                 };
                 la->job_r = p->ops->create(p, &req, &la->server, &la->job_msg);
                 break;
@@ -491,6 +501,24 @@ static const struct config_cloud_image *cloud_image_of(const struct config_provi
         return NULL;
 }
 
+/* A label's dynamic-instance-properties for this request, as Nodepool: a
+ * property that does not format is logged and left out. */
+static void dynamic_properties(struct launch *la, const struct config_strmap *dp) {
+        const struct creq *cr = dp->n && la->request_id ? smap_get(&la->l->requests, la->request_id) : NULL;
+        if (!dp->n) return;
+        la->props = xnew(struct provider_kv, dp->n);
+        for (size_t i = 0; i < dp->n; i++) {
+                _cleanup_free_ char *v = NULL, *msg = NULL;
+                int r = cr ? dynprops_format(dp->items[i].value, cr->req, &v, &msg) : -ENOENT;
+                if (r < 0) {
+                        log_error("node %s: dynamic instance property %s: %s", la->node->id, dp->items[i].key,
+                                  msg ? msg : "the request is not known");
+                        continue;
+                }
+                la->props[la->n_props++] = (struct provider_kv){ xstrdup(dp->items[i].key), TAKE_PTR(v) };
+        }
+}
+
 void launch_start(struct pool *pool, struct node *n, struct zk_lock *lock, const char *request_id, size_t slot) {
         struct launcher *l = pool->l;
         struct launch *la = xnew(struct launch, 1);
@@ -523,6 +551,7 @@ void launch_start(struct pool *pool, struct node *n, struct zk_lock *lock, const
         const struct config_pool_label *pl = pool_find_label(pool, la->label);
         if (pl) {
                 la->host_key_checking = pl->host_key_checking;
+                dynamic_properties(la, &pl->dynamic_instance_properties);
                 la->console_log = pl->console_log;
                 if (pl->boot_timeout > 0) la->boot_timeout_ms = (uint64_t)pl->boot_timeout * 1000;
                 la->memory = (int)pl->memory;

@@ -20,7 +20,6 @@ static const struct {
         { "openstack provider", "nodepool-id", " (deprecated: Nodepool does not act on it either)" },
         { "openstack pool", "max-volumes", NULL },
         { "openstack pool", "max-volume-gb", NULL },
-        { "openstack label", "dynamic-instance-properties", NULL },
         { "tenant-resource-limits", "max-volumes", NULL },
         { "tenant-resource-limits", "max-volume-gb", NULL },
         { "tenant-resource-limits", "<resource>", " (only max-servers, max-cores and max-ram are enforced)" },

@@ -27,7 +27,6 @@ WARNINGS = {
         "69:5: warning: 'nodepool-id' " + UNACTED + " (deprecated: Nodepool does not act on it either)",
         "90:9: warning: 'max-volumes' " + UNACTED,
         "91:9: warning: 'max-volume-gb' " + UNACTED,
-        "110:13: warning: 'dynamic-instance-properties' " + UNACTED,
     ],
     'static-max-servers': [
         "16:9: warning: 'max-servers' of a static pool only acts when it is 0 or less (the pool is then "
