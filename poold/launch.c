@@ -264,6 +264,7 @@ static void log_console(struct launch *la) {
                             la->console_msg ? la->console_msg : strerror(-la->console_r));
                 return;
         }
+        if (!la->console) return;
         log_info("node %s: console log from hostname %s:", la->node->id, la->hostname);
         char *save = NULL;
         for (char *line = strtok_r(la->console, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -504,8 +505,8 @@ static const struct config_cloud_image *cloud_image_of(const struct config_provi
 /* A label's dynamic-instance-properties for this request, as Nodepool: a
  * property that does not format is logged and left out. */
 static void dynamic_properties(struct launch *la, const struct config_strmap *dp) {
-        const struct creq *cr = dp->n && la->request_id ? smap_get(&la->l->requests, la->request_id) : NULL;
         if (!dp->n) return;
+        const struct creq *cr = la->request_id ? smap_get(&la->l->requests, la->request_id) : NULL;
         la->props = xnew(struct provider_kv, dp->n);
         for (size_t i = 0; i < dp->n; i++) {
                 _cleanup_free_ char *v = NULL, *msg = NULL;
