@@ -8,7 +8,9 @@
  * their label's max-ready-age and HOLD nodes past hold_expiration/max-hold-age
  * as `deleting`; and list each provider's servers on the workq: a server tagged
  * with our provider name whose node id is unknown, seen in two consecutive
- * passes, is deleted (leak).
+ * passes, is deleted (leak); with clean-floating-ips / port-cleanup-interval,
+ * the driver also removes unattached floating IPs and ports DOWN at two checks
+ * an interval apart (Nodepool's _cleanupLeakedPorts; the driver keeps the state).
  *
  * Several launchers run this on one ZooKeeper. Each piece of work is split by
  * rendezvous hashing over the live pools (owner.c) so that normally one
@@ -35,6 +37,7 @@
 #include "launcher.h"
 #include "log.h"
 #include "pool_driver.h"
+#include "stats.h"
 #include "zk_lock.h"
 
 #define LOCK_CLEANUP_MS (8ULL * 3600 * 1000)
@@ -244,15 +247,17 @@ static void leak_work(void *ud) {
 struct leak_del {
         struct prov *prov;
         char *external_id;
+        int r;
 };
 
 static void leak_del_work(void *ud) {
         struct leak_del *d = ud;
-        (void)d->prov->provider->ops->delete(d->prov->provider, d->external_id, NULL);
+        d->r = d->prov->provider->ops->delete(d->prov->provider, d->external_id, NULL);
 }
 
 static void leak_del_done(void *ud, int status) {
         struct leak_del *d = ud;
+        if (status >= 0 && d->r >= 0) stats_leaked(d->prov->l, d->prov->name, "instances", 1);
         d->prov->refs--;
         free(d->external_id);
         free(d);
@@ -311,6 +316,53 @@ static void leak_forget(struct launcher *l, const struct prov *pv) {
         free(keys);
 }
 
+/* Leaked floating IPs and ports (clean-floating-ips, port-cleanup-interval). */
+struct net_job {
+        struct prov *prov;
+        bool fips;
+        long long port_interval;
+        size_t n_fips, n_ports;
+        int r;
+        char *msg;
+};
+
+static void net_work(void *ud) {
+        struct net_job *j = ud;
+        struct provider *p = j->prov->provider;
+        j->r = p->ops->cleanup_network(p, j->fips, j->port_interval, &j->n_fips, &j->n_ports, &j->msg);
+}
+
+static void net_done(void *ud, int status) {
+        struct net_job *j = ud;
+        if (status >= 0 && j->r < 0)
+                log_warning("provider %s: cleanup of leaked floating IPs and ports: %s", j->prov->name,
+                            j->msg ? j->msg : strerror(-j->r));
+        if (status >= 0) {
+                if (j->n_fips) log_info("provider %s: deleted %zu leaked floating IP(s)", j->prov->name, j->n_fips);
+                if (j->n_ports) log_info("provider %s: deleted %zu leaked DOWN port(s)", j->prov->name, j->n_ports);
+                stats_leaked(j->prov->l, j->prov->name, "floatingips", j->n_fips);
+                stats_leaked(j->prov->l, j->prov->name, "ports", j->n_ports);
+        }
+        j->prov->refs--;
+        free(j->msg);
+        free(j);
+}
+
+static void net_leaks(struct launcher *l, struct prov *pv) {
+        if (!pv->cp || !pv->provider->ops->cleanup_network ||
+            (!pv->cp->clean_floating_ips && pv->cp->port_cleanup_interval <= 0))
+                return;
+        struct net_job *j = xnew(struct net_job, 1);
+        j->prov = pv;
+        j->fips = pv->cp->clean_floating_ips;
+        j->port_interval = pv->cp->port_cleanup_interval;
+        pv->refs++;
+        if (workq_submit(l->wq, net_work, net_done, j) < 0) {
+                pv->refs--;
+                free(j);
+        }
+}
+
 static void leaks(struct launcher *l, const struct owners *o) {
         for (size_t i = 0; i < l->n_provs; i++) {
                 struct prov *pv = l->provs[i];
@@ -327,6 +379,7 @@ static void leaks(struct launcher *l, const struct owners *o) {
                         pv->refs--;
                         free(j);
                 }
+                net_leaks(l, pv);
         }
 }
 

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "dynprops.h"
 #include "json_util.h"
 #include "launcher.h"
 #include "keyscan.h"
@@ -42,6 +43,8 @@ struct launch {
         int attempt, max_attempts;
         uint64_t deadline_ms, launch_timeout_ms, boot_timeout_ms;
         bool host_key_checking;
+        bool console_log;               /* the label's console-log */
+        bool want_console;              /* the nodescan failed: fetch the console before deleting */
         struct loop_timer *timer;
         struct keyscan *scan;           /* LAUNCH_SCAN: the nodescan in flight */
         char **host_keys;               /* its result */
@@ -51,15 +54,20 @@ struct launch {
         uint64_t created_ms;            /* when the create of this attempt returned */
         /* inputs copied for the worker */
         char *label, *image, *upload_path, *pool_name, *hostname;
+        char *cloud;                    /* the node's `cloud` */
         char *connection_type;
         int connection_port;
         int memory, vcpus, disk;
         char *username, *python_path, *shell_type;
         json_t *attributes;
+        struct provider_kv *props;      /* dynamic-instance-properties, formatted (owned strings) */
+        size_t n_props;
         char *external_id;
         /* job outputs */
         int job_r;
         char *job_msg;
+        char *console, *console_msg;    /* LAUNCH_DELETE after a nodescan failure */
+        int console_r;
         struct provider_server *server;
         struct launch *prev, *next;
 };
@@ -91,13 +99,21 @@ static void launch_free(struct launch *la) {
         free(la->upload_path);
         free(la->pool_name);
         free(la->hostname);
+        free(la->cloud);
         free(la->connection_type);
         free(la->username);
         free(la->python_path);
         free(la->shell_type);
         free(la->external_id);
         free(la->job_msg);
+        free(la->console);
+        free(la->console_msg);
         if (la->attributes) json_decref(la->attributes);
+        for (size_t i = 0; i < la->n_props; i++) {
+                free((char *)la->props[i].key);
+                free((char *)la->props[i].value);
+        }
+        free(la->props);
         provider_server_free(la->server);
         free(la);
 }
@@ -149,23 +165,36 @@ static void work_fn(void *ud) {
         la->server = NULL;
         switch (la->st) {
         case LAUNCH_CREATE: {
-                struct provider_kv tags[] = {
-                        { "nodepool_provider_name", la->prov->name },
-                        { "nodepool_pool_name", la->pool_name },
-                        { "nodepool_node_id", la->node->id },
-                };
+                /* The request's properties first: ours must win over them. */
+                _cleanup_free_ struct provider_kv *tags = xnew(struct provider_kv, la->n_props + 3);
+                size_t nt = 0;
+                for (size_t i = 0; i < la->n_props; i++) tags[nt++] = la->props[i];
+                tags[nt++] = (struct provider_kv){ "nodepool_provider_name", la->prov->name };
+                tags[nt++] = (struct provider_kv){ "nodepool_pool_name", la->pool_name };
+                tags[nt++] = (struct provider_kv){ "nodepool_node_id", la->node->id };
                 struct provider_create_req req = {
                         .node_id = la->node->id, .hostname = la->hostname, .label = la->label,
                         .pool = la->pool_name, .image = la->image, .memory_mib = la->memory, .vcpus = la->vcpus,
-                        .disk_gib = la->disk, .tags = tags, .n_tags = ELEMENTSOF(tags),
+                        .disk_gib = la->disk, .tags = tags, .n_tags = nt,
                 };
                 la->job_r = p->ops->create(p, &req, &la->server, &la->job_msg);
                 break;
         }
         case LAUNCH_POLL:
                 la->job_r = p->ops->get(p, la->external_id, &la->server, &la->job_msg);
+                /* ACTIVE: the driver makes it reachable (a floating IP) before the nodescan. */
+                if (la->job_r >= 0 && la->server->state == PROVIDER_SERVER_ACTIVE && p->ops->finish_create)
+                        la->job_r = p->ops->finish_create(p, la->pool_name, la->label, la->server, &la->job_msg);
                 break;
         case LAUNCH_DELETE:
+                if (la->want_console) {
+                        free(la->console);
+                        free(la->console_msg);
+                        la->console = la->console_msg = NULL;
+                        la->console_r = p->ops->console_log
+                                                ? p->ops->console_log(p, la->external_id, &la->console, &la->console_msg)
+                                                : -EOPNOTSUPP;
+                }
                 la->job_r = p->ops->delete(p, la->external_id, &la->job_msg);
                 if (la->job_r == -ENOENT) la->job_r = 0;
                 break;
@@ -186,7 +215,7 @@ static void set_ready(struct launch *la) {
         }
         struct node *n = la->node;
         const struct provider_server *s = la->server;
-        model_set_str(&n->cloud, la->prov->name);
+        model_set_str(&n->cloud, la->cloud);
         model_set_str(&n->region, s->region);
         model_set_str(&n->az, s->az);
         model_set_str(&n->host_id, s->host_id);
@@ -223,6 +252,28 @@ static void set_ready(struct launch *la) {
 
 static void attempt_failed(struct launch *la, int r);
 
+/* As Nodepool after a failed nodescan: the server's console, one log line per line. */
+static void log_console(struct launch *la) {
+        la->want_console = false;
+        if (la->console_r == -EOPNOTSUPP) {
+                log_debug("node %s: provider %s has no console log", la->node->id, la->prov->name);
+                return;
+        }
+        if (la->console_r < 0) {
+                log_warning("node %s: cannot get the console log of %s: %s", la->node->id, la->external_id,
+                            la->console_msg ? la->console_msg : strerror(-la->console_r));
+                return;
+        }
+        if (!la->console) return;
+        log_info("node %s: console log from hostname %s:", la->node->id, la->hostname);
+        char *save = NULL;
+        for (char *line = strtok_r(la->console, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                size_t n = strlen(line);
+                while (n && (line[n - 1] == '\r' || line[n - 1] == ' ')) line[--n] = '\0';
+                log_info("node %s: console: %s", la->node->id, line);
+        }
+}
+
 static void on_poll_timer(struct loop *loop, struct loop_timer *t, void *ud) {
         struct launch *la = ud;
         la->timer = NULL;
@@ -241,6 +292,7 @@ static void on_poll_timer(struct loop *loop, struct loop_timer *t, void *ud) {
                 la->scan = NULL;
                 free(la->job_msg);
                 la->job_msg = xstrdup("launch-timeout exceeded during nodescan");
+                la->want_console = la->console_log;
                 attempt_failed(la, -ETIMEDOUT);
                 return;
         }
@@ -258,6 +310,7 @@ static void on_scan_done(int error, char **keys, const char *msg, void *ud) {
                                         la->server->interface_ip, la->server->connection_port > 0
                                                 ? la->server->connection_port : la->connection_port,
                                         msg ? msg : strerror(-error));
+                la->want_console = la->console_log;
                 attempt_failed(la, error);
                 return;
         }
@@ -405,6 +458,7 @@ static void done_fn(void *ud, int status) {
                 la->timer = loop_add_timer(la->l->loop, POLL_MS, false, on_poll_timer, la);
                 return;
         case LAUNCH_DELETE:
+                if (la->want_console) log_console(la);
                 if (la->job_r < 0) {
                         /* Keep external_id: the delete worker retries with the failed node. */
                         log_error("node %s: cannot delete partial server %s: %s", la->node->id, la->external_id,
@@ -448,6 +502,24 @@ static const struct config_cloud_image *cloud_image_of(const struct config_provi
         return NULL;
 }
 
+/* A label's dynamic-instance-properties for this request, as Nodepool: a
+ * property that does not format is logged and left out. */
+static void dynamic_properties(struct launch *la, const struct config_strmap *dp) {
+        if (!dp->n) return;
+        const struct creq *cr = la->request_id ? smap_get(&la->l->requests, la->request_id) : NULL;
+        la->props = xnew(struct provider_kv, dp->n);
+        for (size_t i = 0; i < dp->n; i++) {
+                _cleanup_free_ char *v = NULL, *msg = NULL;
+                int r = cr ? dynprops_format(dp->items[i].value, cr->req, &v, &msg) : -ENOENT;
+                if (r < 0) {
+                        log_error("node %s: dynamic instance property %s: %s", la->node->id, dp->items[i].key,
+                                  msg ? msg : "the request is not known");
+                        continue;
+                }
+                la->props[la->n_props++] = (struct provider_kv){ xstrdup(dp->items[i].key), TAKE_PTR(v) };
+        }
+}
+
 void launch_start(struct pool *pool, struct node *n, struct zk_lock *lock, const char *request_id, size_t slot) {
         struct launcher *l = pool->l;
         struct launch *la = xnew(struct launch, 1);
@@ -468,6 +540,9 @@ void launch_start(struct pool *pool, struct node *n, struct zk_lock *lock, const
         la->label = xstrdup(n->type[0]);
         la->pool_name = xstrdup(pool->name);
         la->hostname = xasprintf("np%s", n->id);
+        /* OpenStack: the clouds.yaml cloud name, as Nodepool (jobs see it as nodepool.cloud). */
+        la->cloud = xstrdup(pool->cp->driver == CONFIG_DRIVER_OPENSTACK && pool->cp->cloud ? pool->cp->cloud
+                                                                                            : la->prov->name);
         la->connection_type = xstrdup("ssh");
         la->connection_port = 22;
         la->attributes = json_object();
@@ -477,6 +552,8 @@ void launch_start(struct pool *pool, struct node *n, struct zk_lock *lock, const
         const struct config_pool_label *pl = pool_find_label(pool, la->label);
         if (pl) {
                 la->host_key_checking = pl->host_key_checking;
+                dynamic_properties(la, &pl->dynamic_instance_properties);
+                la->console_log = pl->console_log;
                 if (pl->boot_timeout > 0) la->boot_timeout_ms = (uint64_t)pl->boot_timeout * 1000;
                 la->memory = (int)pl->memory;
                 la->vcpus = (int)pl->vcpus;

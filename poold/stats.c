@@ -205,6 +205,14 @@ void stats_request_done(struct launcher *l, enum node_request_state rq_state, do
         }
 }
 
+void stats_leaked(struct launcher *l, const char *provider, const char *what, size_t n) {
+        struct webapp *w = l->webapp;
+        if (!w || !w->statsd || n == 0) return;
+        _cleanup_free_ char *key = xasprintf("nodepool.provider.%s.leaked.%s", provider, what);
+        statsd_incr(w->statsd, key, (long long)n);
+        statsd_flush(w->statsd);
+}
+
 /* ---------------------------------------------------------------- state */
 
 /* name → count, for the statsd gauges (values are counts cast to pointers). */

@@ -21,6 +21,10 @@ void stats_launch_done(struct launcher *l, const struct pool *p, const struct no
 /* A request reached final STATE (fulfilled or failed), written by us;
  * CREATED_TIME is its created_time (NaN or 0 when unknown). */
 void stats_request_done(struct launcher *l, enum node_request_state state, double created_time);
+/* The cleanup deleted N leaked resources of provider PROVIDER; WHAT is Nodepool's
+ * plural ("instances", "floatingips", "ports"): statsd counter
+ * nodepool.provider.<PROVIDER>.leaked.<WHAT>. */
+void stats_leaked(struct launcher *l, const char *provider, const char *what, size_t n);
 
 /* ---- for the web app (webapp.c) ---- */
 /* Declare the Prometheus families and open statsd. */

@@ -29,6 +29,7 @@ struct keystone {
         char *prev_token;      /* the one it replaced (an answer may still quote it); guarded by lock */
         double expires;        /* epoch seconds */
         json_t *catalog;       /* guarded by lock */
+        char *project_id;      /* the token's scope; guarded by lock */
 };
 
 static char *dup_or_null(const char *s) {
@@ -77,6 +78,7 @@ void keystone_free(struct keystone *k) {
         pthread_mutex_destroy(&k->lock);
         free(k->token);
         free(k->prev_token);
+        free(k->project_id);
         if (k->catalog)
                 json_decref(k->catalog);
         free(k);
@@ -286,6 +288,8 @@ static int authenticate(struct keystone *k, char **reterr_msg) {
         if (k->catalog)
                 json_decref(k->catalog);
         k->catalog = json_incref(catalog);
+        free(k->project_id);
+        k->project_id = dup_or_null(json_string_value(json_object_get(json_object_get(tok, "project"), "id")));
         log_debug("keystone: cloud %s: authenticated as %s, token valid for %.0f s", c->name, who(c) ? who(c) : "?",
                   exp - now_epoch());
 out:
@@ -307,6 +311,19 @@ int keystone_token(struct keystone *k, const char *rejected, char **ret_token, c
                 r = authenticate(k, reterr_msg);
         if (r >= 0)
                 *ret_token = xstrdup(k->token);
+        pthread_mutex_unlock(&k->lock);
+        return r;
+}
+
+int keystone_project_id(struct keystone *k, char **ret_id, char **reterr_msg) {
+        pthread_mutex_lock(&k->lock);
+        int r = 0;
+        if (stale(k))
+                r = authenticate(k, reterr_msg);
+        if (r >= 0 && !k->project_id)
+                r = provider_error(reterr_msg, ENOENT, "cloud %s: the token is scoped to no project", k->cloud->name);
+        if (r >= 0)
+                *ret_id = xstrdup(k->project_id);
         pthread_mutex_unlock(&k->lock);
         return r;
 }

@@ -33,6 +33,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct keystone *, keystone_free);
  * or credential id, never the secret); transport errors as http_request. */
 int keystone_token(struct keystone *k, const char *rejected, char **ret_token, char **reterr_msg);
 
+/* Id (caller frees) of the project a valid token is scoped to (authenticating
+ * if needed). -ENOENT when it is scoped to none. */
+int keystone_project_id(struct keystone *k, char **ret_id, char **reterr_msg);
+
 /* URL (no trailing '/', caller frees) of service TYPE ("compute", "image",
  * "network", ...) for the cloud's region and interface, from the catalog of a
  * valid token (authenticating if needed). -ENOENT when the catalog has none. */

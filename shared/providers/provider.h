@@ -167,6 +167,7 @@ struct provider_openstack_label {
         size_t n_security_groups;
         const struct provider_kv *instance_properties; /* extra server metadata */
         size_t n_instance_properties;
+        bool auto_floating_ip;             /* the pool's auto-floating-ip */
 };
 
 struct provider_openstack_params {
@@ -228,6 +229,21 @@ struct provider_ops {
                           char **reterr_msg);
         /* Console output (optional: NULL op or -EOPNOTSUPP). */
         int (*console_log)(struct provider *p, const char *external_id, char **ret_text, char **reterr_msg);
+        /* When get() first reports the server of POOL/LABEL ACTIVE, before it is scanned
+         * and handed out (called again after a failure, so idempotent): make it
+         * reachable where the cloud did not (OpenStack: a floating IP when the pool's
+         * auto-floating-ip is set and the server has a private address only).
+         * Updates SERVER's addresses in place. What it adds, delete() removes.
+         * Optional (NULL: nothing to do). */
+        int (*finish_create)(struct provider *p, const char *pool, const char *label, struct provider_server *server,
+                             char **reterr_msg);
+        /* Remove leaked network resources: with FLOATING_IPS, floating IPs attached
+         * to no port; with PORT_INTERVAL > 0 (seconds), ports seen DOWN at two checks
+         * more than PORT_INTERVAL apart (the driver remembers the last check; calls
+         * in between do nothing for ports). *ret_fips / *ret_ports: how many were
+         * deleted. Optional (NULL: the cloud has no such resources). */
+        int (*cleanup_network)(struct provider *p, bool floating_ips, long long port_interval, size_t *ret_fips,
+                               size_t *ret_ports, char **reterr_msg);
 };
 
 struct provider {

@@ -21,7 +21,7 @@
  * - Nova microversion 2.47: the server embeds its flavor (vcpus, ram), and
  *   `networks` may be "none"/"auto" (2.37+). A label without networks gets
  *   "auto" (what openstacksdk sends) unless Neutron shows no network for the
- *   project and no auto-allocated-topology: then "none", which boots where
+ *   project and no usable auto-allocated-topology: then "none", which boots where
  *   "auto" would be refused (openstack_default_networks).
  * - Error messages quote the cloud's answers. They leave the driver only as
  *   an op's *reterr_msg, and every op in the table at the end passes its
@@ -421,6 +421,28 @@ static char *error_text(const char *body, size_t len) {
         return out;
 }
 
+const char *openstack_port_for_address(json_t *ports, const char *addr) {
+        size_t i, k;
+        json_t *port, *ip;
+        json_array_foreach(json_object_get(ports, "ports"), i, port) {
+                const char *id = json_string_value(json_object_get(port, "id"));
+                json_array_foreach(json_object_get(port, "fixed_ips"), k, ip) {
+                        const char *a = json_string_value(json_object_get(ip, "ip_address"));
+                        if (id && a && addr && strcmp(a, addr) == 0)
+                                return id;
+                }
+        }
+        return NULL;
+}
+
+bool openstack_port_cleanable(json_t *port) {
+        json_t *owner = json_object_get(port, "device_owner");
+        if (!owner || json_is_null(owner))
+                return true;
+        const char *v = json_string_value(owner);
+        return v && (!*v || strncmp(v, "compute:", 8) == 0);
+}
+
 int openstack_error_from_response(const char *service, long status, const char *body, size_t len,
                                   char **ret_msg) {
         _cleanup_free_ char *text = error_text(body, len);
@@ -481,6 +503,7 @@ struct os_label {
         size_t n_networks, n_azs, n_sgs;
         struct provider_tag *props;
         size_t n_props;
+        bool auto_floating_ip;
 };
 
 struct os_net {
@@ -517,6 +540,12 @@ struct os {
         size_t n_nets;
         const char *default_networks;    /* "auto"/"none" for labels without networks, or NULL */
         double default_networks_time;
+        char *fip_net;                   /* network floating IPs come from; "" = none; NULL = not asked */
+        double fip_net_time;
+        char **down_ports;               /* port cleanup: ids seen DOWN at the last check */
+        size_t n_down_ports;
+        double last_port_check;          /* monotonic; 0 = never */
+        bool net_cleaning;               /* a cleanup_network() runs: another one returns at once */
 };
 
 static struct os *OS(struct provider *p) {
@@ -586,6 +615,8 @@ static void os_free(struct os *o) {
                 free(o->nets[i].id);
         }
         free(o->nets);
+        free(o->fip_net);
+        strv_free(o->down_ports, o->n_down_ports);
         pthread_mutex_destroy(&o->rate_lock);
         pthread_mutex_destroy(&o->lock);
         pthread_cond_destroy(&o->cond);
@@ -818,6 +849,7 @@ static int os_open(const struct provider_params *params, struct provider **ret, 
                 l->n_sgs = s->n_security_groups;
                 l->props = provider_tags_copy(s->instance_properties, s->n_instance_properties);
                 l->n_props = s->n_instance_properties;
+                l->auto_floating_ip = s->auto_floating_ip;
         }
         struct provider *p = provider_new(&provider_openstack_ops, params->name);
         p->data = o;
@@ -988,6 +1020,19 @@ static int default_networks(struct os *o, const char **ret, char **reterr_msg) {
                         auto_allocation = r >= 0;
                         if (r == -ENOENT)
                                 r = 0;
+                        /* Offered, and usable for us? Nova asks the same dry run before it
+                         * accepts "auto" (409: no default external network or subnet pool). */
+                        _cleanup_free_ char *project = NULL, *path = NULL;
+                        if (auto_allocation && keystone_project_id(o->ks, &project, NULL) >= 0) {
+                                path = xasprintf("/auto-allocated-topology/%s?fields=dry-run", project);
+                                struct os_call d = { .service = "network", .method = "GET", .path = path };
+                                free(msg);
+                                msg = NULL;
+                                r = os_request(o, &d, NULL, &msg);
+                                auto_allocation = r >= 0;
+                                if (r == -EEXIST || r == -ENOENT || r == -EPERM || r == -EINVAL)
+                                        r = 0; /* an answer: not usable */
+                        }
                 }
                 if (r >= 0)
                         v = openstack_default_networks(json_object_get(j, "networks"), auto_allocation);
@@ -1277,14 +1322,19 @@ static int os_create(struct provider *p, const struct provider_create_req *req, 
         return 0;
 }
 
+static int release_floating_ips(struct os *o, const char *id, char **reterr_msg);
+
 static int os_delete(struct provider *p, const char *external_id, char **reterr_msg) {
         struct os *o = OS(p);
         if (!external_id)
                 return provider_error(reterr_msg, EINVAL, "no server id");
+        int r = release_floating_ips(o, external_id, reterr_msg);
+        if (r < 0)
+                return r;
         _cleanup_free_ char *esc = url_escape(external_id);
         _cleanup_free_ char *path = xasprintf("/servers/%s", esc);
         struct os_call c = { .service = "compute", .method = "DELETE", .path = path };
-        int r = os_request(o, &c, NULL, reterr_msg);
+        r = os_request(o, &c, NULL, reterr_msg);
         if (r < 0)
                 return r;
         /* Confirm it is gone, through the shared list (one call per second per provider). */
@@ -1341,6 +1391,304 @@ static int os_console_log(struct provider *p, const char *external_id, char **re
         *ret_text = xstrdup(out);
         json_decref(j);
         return 0;
+}
+
+/* ------------------------------------------------------------------ floating IPs and ports
+ *
+ * As Nodepool (openstacksdk): a server with a private address only gets a
+ * floating IP from the first external network on the port holding that address;
+ * the floating IPs on a server's ports are deleted before the server, since
+ * Neutron would only detach them. A cloud without Neutron, or without its L3
+ * (router) extension, answers 404: it has no floating IPs, nothing to do. */
+
+/* *ret: the network floating IPs come from, or NULL when the cloud has none.
+ * Cached like the flavors. */
+static int floating_network(struct os *o, char **ret, char **reterr_msg) {
+        pthread_mutex_lock(&o->lock);
+        bool fresh = o->fip_net && mono() - o->fip_net_time < OS_FLAVOR_TTL;
+        if (fresh)
+                *ret = *o->fip_net ? xstrdup(o->fip_net) : NULL;
+        pthread_mutex_unlock(&o->lock);
+        if (fresh)
+                return 0;
+        _cleanup_free_ char *msg = NULL;
+        json_t *j = NULL;
+        struct os_call c = { .service = "network", .method = "GET", .path = "/networks?router:external=true&fields=id" };
+        int r = os_request(o, &c, &j, &msg);
+        if (r < 0 && r != -ENOENT) {
+                if (reterr_msg)
+                        *reterr_msg = TAKE_PTR(msg);
+                return r;
+        }
+        const char *id = j ? json_string_value(json_object_get(json_array_get(json_object_get(j, "networks"), 0), "id"))
+                           : NULL;
+        pthread_mutex_lock(&o->lock);
+        free(o->fip_net);
+        o->fip_net = xstrdup(id ? id : "");
+        o->fip_net_time = mono();
+        pthread_mutex_unlock(&o->lock);
+        *ret = dupn(id);
+        if (j)
+                json_decref(j);
+        return 0;
+}
+
+/* GET a Neutron list (PATH) into *ret; 0 with *ret NULL when Neutron or the
+ * resource type is absent (404). */
+static int neutron_list(struct os *o, const char *path, json_t **ret, char **reterr_msg) {
+        _cleanup_free_ char *msg = NULL;
+        struct os_call c = { .service = "network", .method = "GET", .path = path, .max_response = OS_LIST_MAX };
+        json_t *j = NULL;
+        int r = os_request(o, &c, &j, &msg);
+        if (r == -ENOENT) {
+                *ret = NULL;
+                return 0;
+        }
+        if (r < 0) {
+                if (reterr_msg)
+                        *reterr_msg = TAKE_PTR(msg);
+                return r;
+        }
+        *ret = j;
+        return 0;
+}
+
+static int neutron_delete(struct os *o, const char *what, const char *id, char **reterr_msg) {
+        _cleanup_free_ char *esc = url_escape(id);
+        _cleanup_free_ char *path = xasprintf("/%s/%s", what, esc);
+        struct os_call c = { .service = "network", .method = "DELETE", .path = path };
+        int r = os_request(o, &c, NULL, reterr_msg);
+        return r == -ENOENT ? 0 : r;
+}
+
+static int server_ports(struct os *o, const char *server_id, json_t **ret, char **reterr_msg) {
+        _cleanup_free_ char *esc = url_escape(server_id);
+        _cleanup_free_ char *path = xasprintf("/ports?device_id=%s&fields=id&fields=fixed_ips", esc);
+        return neutron_list(o, path, ret, reterr_msg);
+}
+
+static int os_finish_create(struct provider *p, const char *pool, const char *label, struct provider_server *s,
+                            char **reterr_msg) {
+        struct os *o = OS(p);
+        const struct os_label *l = find_label(o, pool, label);
+        if (!l || !l->auto_floating_ip || s->public_ipv4 || !s->private_ipv4)
+                return 0;
+        _cleanup_free_ char *net = NULL;
+        int r = floating_network(o, &net, reterr_msg);
+        if (r < 0 || !net)
+                return r;
+        json_t *ports = NULL;
+        r = server_ports(o, s->external_id, &ports, reterr_msg);
+        if (r < 0)
+                return r;
+        const char *port = openstack_port_for_address(ports, s->private_ipv4);
+        if (!port) {
+                log_debug("openstack %s: server %s has no port with %s: no floating IP", o->name, s->external_id,
+                          s->private_ipv4);
+                if (ports)
+                        json_decref(ports);
+                return 0;
+        }
+        _cleanup_free_ char *port_id = xstrdup(port), *addr = NULL;
+        json_decref(ports);
+        /* One there already (an earlier try, or the cloud's own): use it. */
+        _cleanup_free_ char *q = xasprintf("/floatingips?port_id=%s&fields=floating_ip_address", port_id);
+        json_t *fips = NULL;
+        r = neutron_list(o, q, &fips, reterr_msg);
+        if (r < 0)
+                return r;
+        if (!fips)
+                return 0; /* no L3 extension */
+        addr = dupn(json_string_value(
+                json_object_get(json_array_get(json_object_get(fips, "floatingips"), 0), "floating_ip_address")));
+        json_decref(fips);
+        if (!addr) {
+                json_t *body = json_pack("{s:{s:s, s:s, s:s}}", "floatingip", "floating_network_id", net, "port_id",
+                                         port_id, "fixed_ip_address", s->private_ipv4);
+                json_t *resp = NULL;
+                struct os_call c = { .service = "network", .method = "POST", .path = "/floatingips", .body = body };
+                r = os_request(o, &c, &resp, reterr_msg);
+                json_decref(body);
+                if (r < 0)
+                        return r;
+                addr = dupn(json_string_value(
+                        json_object_get(json_object_get(resp, "floatingip"), "floating_ip_address")));
+                if (resp)
+                        json_decref(resp);
+                if (!addr)
+                        return provider_error(reterr_msg, EBADMSG, "malformed floating IP response: no address");
+        }
+        /* Not waiting for the floating IP to be ACTIVE (the L3 agent's NAT): the
+         * nodescan that follows waits for the address to answer. */
+        log_debug("openstack %s: server %s reachable at floating IP %s", o->name, s->external_id, addr);
+        free(s->public_ipv4);
+        s->public_ipv4 = xstrdup(addr);
+        free(s->interface_ip);
+        s->interface_ip = TAKE_PTR(addr);
+        return 0;
+}
+
+/* Delete the floating IPs on the ports of server ID. */
+static int release_floating_ips(struct os *o, const char *id, char **reterr_msg) {
+        /* A server the (shared, recent) list shows without any address has no port to look at. */
+        bool addressless = false;
+        pthread_mutex_lock(&o->lock);
+        int rl = refresh_list_locked(o, mono() - OS_LIST_TTL, NULL);
+        for (size_t i = 0; rl >= 0 && i < o->n_servers; i++)
+                if (strcmp(o->servers[i]->external_id, id) == 0)
+                        addressless = !o->servers[i]->public_ipv4 && !o->servers[i]->private_ipv4 &&
+                                      !o->servers[i]->public_ipv6;
+        pthread_mutex_unlock(&o->lock);
+        if (addressless)
+                return 0;
+        json_t *ports = NULL;
+        int r = server_ports(o, id, &ports, reterr_msg);
+        size_t i, k;
+        json_t *port, *fip;
+        json_array_foreach(json_object_get(ports, "ports"), i, port) {
+                const char *pid = json_string_value(json_object_get(port, "id"));
+                if (r < 0 || !pid)
+                        continue;
+                _cleanup_free_ char *esc = url_escape(pid);
+                _cleanup_free_ char *q = xasprintf("/floatingips?port_id=%s&fields=id", esc);
+                json_t *fips = NULL;
+                r = neutron_list(o, q, &fips, reterr_msg);
+                json_array_foreach(json_object_get(fips, "floatingips"), k, fip) {
+                        const char *fid = json_string_value(json_object_get(fip, "id"));
+                        if (r >= 0 && fid) {
+                                r = neutron_delete(o, "floatingips", fid, reterr_msg);
+                                if (r >= 0)
+                                        log_debug("openstack %s: deleted floating IP %s of server %s", o->name, fid,
+                                                  id);
+                        }
+                }
+                if (fips)
+                        json_decref(fips);
+        }
+        if (ports)
+                json_decref(ports);
+        return r;
+}
+
+/* Floating IPs attached to no port: deleted (openstacksdk's
+ * delete_unattached_floating_ips, what Nodepool calls). */
+static int clean_floating_ips(struct os *o, size_t *ret_n, char **reterr_msg) {
+        json_t *j = NULL;
+        int r = neutron_list(o, "/floatingips?fields=id&fields=port_id", &j, reterr_msg);
+        size_t i, n = 0;
+        json_t *fip;
+        json_array_foreach(json_object_get(j, "floatingips"), i, fip) {
+                const char *id = json_string_value(json_object_get(fip, "id"));
+                const char *port = json_string_value(json_object_get(fip, "port_id"));
+                if (r < 0 || !id || (port && *port))
+                        continue;
+                r = neutron_delete(o, "floatingips", id, reterr_msg);
+                if (r >= 0) {
+                        log_debug("openstack %s: deleted unattached floating IP %s", o->name, id);
+                        n++;
+                }
+        }
+        if (j)
+                json_decref(j);
+        *ret_n = n;
+        return r;
+}
+
+/* Ids of the DOWN ports the cleanup may remove (*ret NULL-terminated). */
+static int down_ports(struct os *o, char ***ret, size_t *ret_n, char **reterr_msg) {
+        json_t *j = NULL;
+        int r = neutron_list(o, "/ports?status=DOWN&fields=id&fields=device_owner", &j, reterr_msg);
+        if (r < 0)
+                return r;
+        size_t i, n = 0;
+        json_t *port;
+        char **v = xnew(char *, json_array_size(json_object_get(j, "ports")) + 1);
+        json_array_foreach(json_object_get(j, "ports"), i, port) {
+                const char *id = json_string_value(json_object_get(port, "id"));
+                if (id && openstack_port_cleanable(port))
+                        v[n++] = xstrdup(id);
+        }
+        if (j)
+                json_decref(j);
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+/* Nodepool's _cleanupLeakedPorts: the first call records the DOWN ports; a call
+ * more than INTERVAL s after the last check deletes those DOWN then and now. */
+static int clean_ports(struct os *o, long long interval, size_t *ret_n, char **reterr_msg) {
+        *ret_n = 0;
+        pthread_mutex_lock(&o->lock);
+        bool first = o->last_port_check == 0, due = !first && mono() - o->last_port_check > (double)interval;
+        pthread_mutex_unlock(&o->lock);
+        if (!first && !due)
+                return 0;
+        char **now = NULL;
+        size_t n_now = 0, removed = 0;
+        int r = down_ports(o, &now, &n_now, reterr_msg);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&o->lock);
+        char **before = o->down_ports;
+        size_t n_before = o->n_down_ports;
+        o->down_ports = NULL;
+        o->n_down_ports = 0;
+        pthread_mutex_unlock(&o->lock);
+        for (size_t i = 0; i < n_now && r >= 0; i++)
+                for (size_t k = 0; k < n_before; k++)
+                        if (strcmp(now[i], before[k]) == 0) {
+                                r = neutron_delete(o, "ports", now[i], reterr_msg);
+                                if (r >= 0) {
+                                        log_debug("openstack %s: removed DOWN port %s", o->name, now[i]);
+                                        removed++;
+                                }
+                                break;
+                        }
+        strv_free(before, n_before);
+        if (!first && r >= 0) {
+                /* What is DOWN after the deletes, as Neutron says, starts the next round. */
+                strv_free(now, n_now);
+                now = NULL;
+                r = down_ports(o, &now, &n_now, reterr_msg);
+        }
+        pthread_mutex_lock(&o->lock);
+        if (r >= 0) {
+                o->down_ports = now;
+                o->n_down_ports = n_now;
+                o->last_port_check = mono();
+                now = NULL;
+        }
+        pthread_mutex_unlock(&o->lock);
+        if (now)
+                strv_free(now, n_now);
+        *ret_n = removed;
+        return r;
+}
+
+static int os_cleanup_network(struct provider *p, bool floating_ips, long long port_interval, size_t *ret_fips,
+                              size_t *ret_ports, char **reterr_msg) {
+        struct os *o = OS(p);
+        size_t fips = 0, ports = 0;
+        int r = 0;
+        pthread_mutex_lock(&o->lock);
+        bool busy = o->net_cleaning;
+        o->net_cleaning = true;
+        pthread_mutex_unlock(&o->lock);
+        if (busy) {
+                *ret_fips = *ret_ports = 0;
+                return 0;
+        }
+        if (port_interval > 0)
+                r = clean_ports(o, port_interval, &ports, reterr_msg);
+        if (r >= 0 && floating_ips)
+                r = clean_floating_ips(o, &fips, reterr_msg);
+        pthread_mutex_lock(&o->lock);
+        o->net_cleaning = false;
+        pthread_mutex_unlock(&o->lock);
+        *ret_fips = fips;
+        *ret_ports = ports;
+        return r;
 }
 
 /* ------------------------------------------------------------------ images */
@@ -1564,6 +1912,17 @@ static int op_console_log(struct provider *p, const char *external_id, char **re
         return redacted(p, os_console_log(p, external_id, ret_text, reterr_msg), reterr_msg);
 }
 
+static int op_finish_create(struct provider *p, const char *pool, const char *label, struct provider_server *server,
+                            char **reterr_msg) {
+        return redacted(p, os_finish_create(p, pool, label, server, reterr_msg), reterr_msg);
+}
+
+static int op_cleanup_network(struct provider *p, bool floating_ips, long long port_interval, size_t *ret_fips,
+                              size_t *ret_ports, char **reterr_msg) {
+        return redacted(p, os_cleanup_network(p, floating_ips, port_interval, ret_fips, ret_ports, reterr_msg),
+                        reterr_msg);
+}
+
 const struct provider_ops provider_openstack_ops = {
         .driver = "openstack",
         .open = op_open,
@@ -1577,4 +1936,6 @@ const struct provider_ops provider_openstack_ops = {
         .image_delete = op_image_delete,
         .image_list = op_image_list,
         .console_log = op_console_log,
+        .finish_create = op_finish_create,
+        .cleanup_network = op_cleanup_network,
 };

@@ -68,6 +68,16 @@ json_t *openstack_image_create_body(const char *provider, const char *image_name
  * "none", since "auto" would be refused. Static string. */
 const char *openstack_default_networks(json_t *networks, bool auto_allocation);
 
+/* The id of the port in GET /v2.0/ports body PORTS (its "ports" array) that
+ * holds fixed address ADDR (the port a floating IP for ADDR attaches to), or
+ * NULL. Borrowed from PORTS. */
+const char *openstack_port_for_address(json_t *ports, const char *addr);
+
+/* Whether PORT (one object of GET /v2.0/ports) is one the port cleanup may
+ * remove once seen DOWN twice: Nodepool's _filterComputePorts, a port with no
+ * device owner or one owned by Nova ("compute:*"), never a router's or DHCP's. */
+bool openstack_port_cleanable(json_t *port);
+
 /* Map an API error response to -errno and a message "SERVICE: HTTP n: text":
  * 404 -ENOENT, 409 -EEXIST, 401 -EACCES, 403/413 with "quota" or "limit" in the
  * text -EDQUOT (Nova's quota refusal), other 403 -EPERM, other 4xx -EINVAL,

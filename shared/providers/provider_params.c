@@ -61,6 +61,7 @@ static void fill_openstack(const struct config_provider *cp, struct provider_par
                         l->n_availability_zones = pool->availability_zones.n;
                         l->security_groups = (const char *const *)pool->security_groups.items;
                         l->n_security_groups = pool->security_groups.n;
+                        l->auto_floating_ip = pool->auto_floating_ip;
                         const struct config_provider_diskimage *pd = prov_diskimage(cp, pl->diskimage);
                         if (pd)
                                 l->config_drive = pd->config_drive;

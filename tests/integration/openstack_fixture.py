@@ -76,6 +76,9 @@ class OpenStackCloud:
     def glance(self, method, path, body=None):
         return self._req(method, self.env["glance"] + "/v2" + path, body, self.admin())
 
+    def neutron(self, method, path, body=None):
+        return self._req(method, self.env["neutron"] + "/v2.0" + path, body, self.admin())
+
     def server(self, server_id):
         st, d, _ = self.nova("GET", "/servers/%s" % server_id)
         return d["server"] if st == 200 else None

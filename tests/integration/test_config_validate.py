@@ -16,7 +16,6 @@ UNACTED = "is accepted for compatibility but poold does not act on it yet"
 WARNINGS = {
     'docs-example': [
         "54:5: warning: 'post-upload-hook' " + UNACTED,
-        "75:13: warning: 'console-log' " + UNACTED,
     ],
     'all-keys': [
         "21:5: warning: 'max-volumes' " + UNACTED,
@@ -24,16 +23,10 @@ WARNINGS = {
         "23:5: warning: 'gpus' " + UNACTED + " (only max-servers, max-cores and max-ram are enforced)",
         "42:5: warning: 'keep-formats' " + UNACTED,
         "43:5: warning: 'delete-after-upload' " + UNACTED,
-        "66:5: warning: 'clean-floating-ips' " + UNACTED,
-        "67:5: warning: 'port-cleanup-interval' " + UNACTED,
         "68:5: warning: 'post-upload-hook' " + UNACTED,
         "69:5: warning: 'nodepool-id' " + UNACTED + " (deprecated: Nodepool does not act on it either)",
         "90:9: warning: 'max-volumes' " + UNACTED,
         "91:9: warning: 'max-volume-gb' " + UNACTED,
-        "96:9: warning: 'auto-floating-ip' " + UNACTED,
-        "106:13: warning: 'console-log' " + UNACTED,
-        "110:13: warning: 'dynamic-instance-properties' " + UNACTED,
-        "171:13: warning: 'console-log' " + UNACTED,
     ],
     'static-max-servers': [
         "16:9: warning: 'max-servers' of a static pool only acts when it is 0 or less (the pool is then "

@@ -81,6 +81,7 @@ def test_zuul_gets_nova_servers_with_flavor_and_metadata_and_they_are_deleted_af
         assert md["groups"] == "%s,%s,%s" % (PROVIDER, IMAGE, LABEL) and md["team"] == "ci"
         assert s["image"]["id"] == lp.glance_image
         assert node["region"] == "RegionOne" and node["az"] == "nova"
+        assert node["cloud"] == "poold"  # the clouds.yaml cloud (nodepool.cloud), not the provider name
         servers.append(s["id"])
     zuul.use_nodes(nodes)
     zuul.return_nodes(nodes)
@@ -188,3 +189,35 @@ def test_nova_quota_exhaustion_pauses_the_pool_instead_of_retrying_creates(oslau
     assert req["state"] == "fulfilled", req
     lp.wait_for(lambda: not any(p.get("paused") for p in lp.components("pool")), 30, "pool resumed")
     zuul.return_nodes(zuul.accept_nodes(second, req))
+
+
+def test_dynamic_instance_properties_are_formatted_from_the_request_into_server_metadata(oslauncher):
+    """dynamic-instance-properties: each value is formatted with the request's
+    safe attributes (Python str.format, as Nodepool) into the server's metadata;
+    one that does not format is logged and left out, and never replaces poold's
+    own nodepool_* keys."""
+    lp, cloud = oslauncher, oslauncher.cloud
+    cfg = os_config(lp)
+    cfg["providers"][0]["pools"][0]["labels"][0]["dynamic-instance-properties"] = {
+        "zuul_pipeline": "{request.requestor_data[pipeline_name]}",
+        "zuul_request": "req {request.id} for {request.tenant_name}",
+        "broken": "{request.no_such_attribute}",
+        "nodepool_node_id": "{request.id}",
+    }
+    lp.write_config(cfg)
+    lp.images(external_id=lp.glance_image)
+    lp.start(env=cloud.env_vars())
+    zuul = ZuulClient(lp.kazoo)
+    req_id = zuul.submit([LABEL], tenant="tenant-x")
+    req = zuul.wait(req_id, timeout=90)
+    assert req["state"] == "fulfilled", req
+    nodes = zuul.accept_nodes(req_id, req)
+    node_id, node, _ = nodes[0]
+    md = cloud.server(node["external_id"])["metadata"]
+    assert md["zuul_pipeline"] == "check"
+    assert md["zuul_request"] == "req %s for tenant-x" % req_id
+    assert md["team"] == "ci"  # the static instance-properties still apply
+    assert "broken" not in md and md["nodepool_node_id"] == node_id
+    assert "dynamic instance property broken" in lp.log_text()
+    zuul.use_nodes(nodes)
+    zuul.return_nodes(nodes)

@@ -9,7 +9,9 @@
 Services (each in its own session/process group, pid in STATE_DIR/pids/):
 PostgreSQL 15 (one private cluster for every service), RabbitMQ, Keystone,
 Placement and Nova API under uwsgi, Glance API, Nova conductor + scheduler +
-compute with the fake virt driver, and an API-only Neutron. See
+compute with the fake virt driver, and an API-only Neutron (ML2 binding every
+port through tests/openstack/neutron_bind, and the router service plugin for
+floating IPs; no agents). See
 shared/docs/openstack-on-loopback.md for why each piece is set up like this.
 
 Slow first-time work (database schemas, Keystone bootstrap, users, cells,
@@ -341,7 +343,7 @@ enforce_scope = false
 bind_host = 127.0.0.1
 bind_port = {port}
 core_plugin = ml2
-service_plugins =
+service_plugins = router
 api_workers = 0
 rpc_workers = 0
 rpc_state_report_workers = 0
@@ -362,7 +364,7 @@ root_helper = true
 [ml2]
 type_drivers = flat
 tenant_network_types =
-mechanism_drivers =
+mechanism_drivers = poold_bind
 extension_drivers =
 [ml2_type_flat]
 flat_networks = *
@@ -667,7 +669,8 @@ env = {en}={ev}
                 "import neutron.db.migration.models.head; from sqlalchemy import orm; orm.configure_mappers(); "
                 "sys.argv = ['neutron-server', '--config-file', %r, '--config-file', %r]; sys.exit(main())"
                 % (os.path.join(self.etc, "neutron", "neutron.conf"), os.path.join(self.etc, "neutron", "ml2_conf.ini")))
-        self.spawn("neutron", ["/usr/bin/python3", "-c", code])
+        # poold_bind (neutron_bind/) binds the ports Nova asks for: no agent runs here.
+        self.spawn("neutron", ["/usr/bin/python3", "-c", code], env={"PYTHONPATH": os.path.join(HERE, "neutron_bind")})
         self.wait_rabbit()
         log("rabbitmq ready")
         self.uwsgi_start("nova-api")
@@ -712,7 +715,8 @@ env = {en}={ev}
                "admin_password": ADMIN_PASSWORD, "user": USER, "user_password": USER_PASSWORD,
                "project": PROJECT, "region": REGION, "flavors": FLAVORS,
                "nova": "http://127.0.0.1:%d/v2.1" % self.p["nova"],
-               "glance": "http://127.0.0.1:%d" % self.p["glance"]}
+               "glance": "http://127.0.0.1:%d" % self.p["glance"],
+               "neutron": "http://127.0.0.1:%d" % self.p["neutron"]}
         env.update(self.meta)
         path = os.path.join(self.state, "env.json")
         with open(path, "w") as f:

@@ -605,7 +605,7 @@ static void test_metastatic_provider_parsed_with_defaults(void **state) {
 }
 
 /* A key poold accepts but does not act on is stored and warned about once per
- * occurrence, at the key; keys poold acts on are not. */
+ * occurrence, at the key; keys poold acts on (auto-floating-ip) are not. */
 static void test_unacted_keys_warned_per_occurrence(void **state) {
         struct config_diags d = {};
         struct config *c = load_str("labels: [{name: l}]\n"
@@ -615,11 +615,11 @@ static void test_unacted_keys_warned_per_occurrence(void **state) {
                                     "    cloud-images: [{name: img}]\n"
                                     "    pools:\n"
                                     "      - name: a\n"
-                                    "        auto-floating-ip: false\n"
+                                    "        max-volumes: 5\n"
                                     "        labels: [{name: l, cloud-image: img, min-ram: 1, key-name: k}]\n"
+                                    "        auto-floating-ip: false\n"
                                     "      - name: b\n"
-                                    "        max-servers: 2\n"
-                                    "        auto-floating-ip: true\n"
+                                    "        max-volumes: 7\n"
                                     "tenant-resource-limits:\n"
                                     "  - {tenant-name: t, max-servers: 3, gpus: 2}\n",
                                     &d);
@@ -629,13 +629,15 @@ static void test_unacted_keys_warned_per_occurrence(void **state) {
         assert_int_equal(d.items[0].line, 8);
         assert_int_equal(d.items[0].column, 9);
         assert_string_equal(d.items[0].message,
-                            "'auto-floating-ip' is accepted for compatibility but poold does not act on it yet");
+                            "'max-volumes' is accepted for compatibility but poold does not act on it yet");
         assert_int_equal(d.items[1].line, 12);
         assert_int_equal(d.items[1].column, 9);
         assert_int_equal(d.items[2].line, 14);
         assert_int_equal(d.items[2].column, 38);
         assert_non_null(strstr(d.items[2].message, "'gpus' is accepted for compatibility"));
-        assert_false(config_find_pool(&c->providers[0], "a")->auto_floating_ip);       /* still stored */
+        assert_int_equal(config_find_pool(&c->providers[0], "a")->max_volumes, 5);      /* still stored */
+        assert_false(config_find_pool(&c->providers[0], "a")->auto_floating_ip);
+        assert_true(config_find_pool(&c->providers[0], "b")->auto_floating_ip);        /* Nodepool's default */
         assert_int_equal(c->tenant_limits[0].max_servers, 3);
         config_free(c);
         config_diags_clear(&d);

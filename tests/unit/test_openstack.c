@@ -579,6 +579,45 @@ static void test_params_image_format(void **state) {
         unlink(path);
 }
 
+/* The floating IP goes to the port holding the server's private address;
+ * none matches, or a malformed body, gives NULL (no floating IP), never a crash. */
+static void test_port_for_address(void **state) {
+        (void)state;
+        json_t *ports = json_loads("{\"ports\":[{\"id\":\"p1\",\"fixed_ips\":[{\"ip_address\":\"10.0.0.5\"}]},"
+                                   "{\"id\":\"p2\",\"fixed_ips\":[{\"ip_address\":\"fd00::5\"},"
+                                   "{\"ip_address\":\"10.0.1.7\"}]}]}", 0, NULL);
+        assert_non_null(ports);
+        assert_string_equal(openstack_port_for_address(ports, "10.0.0.5"), "p1");
+        assert_string_equal(openstack_port_for_address(ports, "10.0.1.7"), "p2");
+        assert_null(openstack_port_for_address(ports, "10.0.0.6"));
+        assert_null(openstack_port_for_address(ports, NULL));
+        json_t *bad = json_loads("{\"ports\":[{\"fixed_ips\":[{\"ip_address\":\"10.0.0.5\"}]},7,{\"id\":1}]}", 0, NULL);
+        assert_null(openstack_port_for_address(bad, "10.0.0.5"));
+        assert_null(openstack_port_for_address(NULL, "10.0.0.5"));
+        json_decref(ports);
+        json_decref(bad);
+}
+
+/* Port cleanup candidates as Nodepool's _filterComputePorts: no owner or Nova's,
+ * never a router's or DHCP's. */
+static void test_port_cleanable(void **state) {
+        (void)state;
+        const char *yes[] = { "{}", "{\"device_owner\":null}", "{\"device_owner\":\"\"}",
+                              "{\"device_owner\":\"compute:nova\"}" };
+        const char *no[] = { "{\"device_owner\":\"network:router_interface\"}",
+                             "{\"device_owner\":\"network:dhcp\"}", "{\"device_owner\":5}" };
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
+                json_t *j = json_loads(yes[i], 0, NULL);
+                assert_true(openstack_port_cleanable(j));
+                json_decref(j);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(no); i++) {
+                json_t *j = json_loads(no[i], 0, NULL);
+                assert_false(openstack_port_cleanable(j));
+                json_decref(j);
+        }
+}
+
 /* A label without networks: "auto" when Nova has a network to pick (own or
  * shared) or can allocate one; "none" on a cloud with neither (where "auto"
  * is refused), a bare external network not counting; unknown stays "auto". */
@@ -756,6 +795,8 @@ int main(void) {
                 cmocka_unit_test(test_error_mapping),
                 cmocka_unit_test(test_base64),
                 cmocka_unit_test(test_default_networks),
+                cmocka_unit_test(test_port_for_address),
+                cmocka_unit_test(test_port_cleanable),
                 cmocka_unit_test(test_image_create_body),
                 cmocka_unit_test(test_params_image_format),
                 cmocka_unit_test(test_params_from_config),
