@@ -56,8 +56,10 @@ def zk_counts(port):
     text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10).read().decode()
     out = {m.group(1): float(m.group(2))
            for m in re.finditer(r'^poold_zk_operations_total\{op="(\w+)"\} (\S+)$', text, re.M)}
-    out["watch"] = float(re.search(r"^poold_zk_watch_events_total (\S+)$", text, re.M).group(1))
-    return out
+    m = re.search(r"^poold_zk_watch_events_total (\S+)$", text, re.M)
+    if m:
+        out["watch"] = float(m.group(1))
+    return out      # empty from a poold older than these counters
 
 
 def other_nodes(kz, n):
@@ -117,7 +119,7 @@ def run(args, tls):
         lp.wait_for(lambda: not ours(), 30, "the serial phase's nodes deleted")
         time.sleep(1.2)
         ops1, cpu1 = zk_counts(web_port), proc_stats(lp.proc.pid)[1]
-        per_req = {k: (ops1[k] - ops0[k]) / args.serial for k in ops1}
+        per_req = {k: (ops1[k] - ops0[k]) / args.serial for k in ops1 if k in ops0}
         # burst: submit all pipelined (kazoo's async creates, so the client is not the
         # bottleneck), record each fulfilment time with one watch per request
         done = {}
@@ -160,7 +162,7 @@ def run(args, tls):
         return {
             "serial": "%.1f / %.1f ms" % (pct(lat, 50) * 1000, pct(lat, 95) * 1000),
             "zk_ops": "%.1f (%s)" % (sum(per_req.values()), " ".join(
-                "%s %.1f" % (k, v) for k, v in sorted(per_req.items()) if v)),
+                "%s %.1f" % (k, v) for k, v in sorted(per_req.items()) if v)) if per_req else "n/a",
             "cpu_req": "%.2f ms" % ((cpu1 - cpu0) * 1000 / args.serial),
             "submitted": "%.2f s" % (t_submitted - t_start),
             "burst": "%d/%d in %.2f s = %.0f req/s%s" % (len(done), args.burst, t_end - t_start,

@@ -106,8 +106,22 @@ class Libvirtd:
                 pass
             self.pid = None
         if self.base:
+            self.kill_leftovers()
             shutil.rmtree(self.base, ignore_errors=True)
             self.base = None
+
+    def kill_leftovers(self):
+        """QEMU processes of this daemon's domains outlive it (a session libvirtd leaves
+        its domains running when it exits or is crashed): kill every process whose command
+        line names this daemon's private directory, so no VM outlives the test session."""
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    cmdline = f.read()
+                if self.base.encode() in cmdline and int(pid) != os.getpid():
+                    os.kill(int(pid), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
 
 
 @pytest.fixture(scope="session")
