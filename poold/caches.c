@@ -189,11 +189,16 @@ void caches_node_store(struct launcher *l, const char *id, struct node *n, unsig
         cn->lock_contenders = lock_contenders;
         account(l, cn);
         ready_relink(l, id, cn);
+        if (delete_candidate(cn))
+                smap_put(&l->delete_candidates, id, NULL);
+        else
+                (void)smap_remove(&l->delete_candidates, id);
 }
 
 void caches_node_remove(struct launcher *l, const char *id) {
         struct cnode *cn = smap_remove(&l->nodes, id);
         if (!cn) return;
+        (void)smap_remove(&l->delete_candidates, id);
         unaccount(cn);
         cnode_free(cn);
 }
@@ -351,6 +356,7 @@ void caches_free(struct launcher *l) {
         zk_cache_free(l->image_cache);
         zk_cache_free(l->pool_cache);
         l->node_cache = l->request_cache = l->image_cache = l->pool_cache = NULL;
+        smap_clear(&l->delete_candidates, NULL);
         smap_clear(&l->nodes, cnode_free);
         smap_clear(&l->ready, free); /* empty now: every node unlinked itself */
         smap_clear(&l->usage_pool, free);

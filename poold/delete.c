@@ -284,9 +284,16 @@ struct pass {
         size_t n_del, n_unalloc;
 };
 
+bool delete_candidate(const struct cnode *cn) {
+        const struct node *n = cn->node;
+        return cn->lock_contenders == 0 && n &&
+               (deletable(n->state) || n->state == NODE_STATE_INIT || (n->state == NODE_STATE_READY && n->allocated_to));
+}
+
 static void scan_fn(const char *key, void *value, void *ud) {
         struct pass *p = ud;
-        const struct cnode *cn = value;
+        const struct cnode *cn = smap_get(&p->l->nodes, key);
+        if (!cn) return;
         const struct node *n = cn->node;
         if (cn->lock_contenders > 0 || smap_get(&p->l->held, key) || smap_get(&p->l->deleting, key) ||
             smap_get(&p->l->gone, key))
@@ -302,8 +309,9 @@ static void scan_fn(const char *key, void *value, void *ud) {
 
 void delete_pass(struct launcher *l) {
         if (!caches_synced(l)) return;
-        struct pass p = { .l = l, .del = xnew(char *, l->nodes.n + 1), .unalloc = xnew(char *, l->nodes.n + 1) };
-        smap_foreach(&l->nodes, scan_fn, &p);
+        struct pass p = { .l = l, .del = xnew(char *, l->delete_candidates.n + 1),
+                          .unalloc = xnew(char *, l->delete_candidates.n + 1) };
+        smap_foreach(&l->delete_candidates, scan_fn, &p);
         for (size_t i = 0; i < p.n_del; i++) {
                 struct cnode *cn = smap_get(&l->nodes, p.del[i]);
                 if (cn) start_delete(l, p.del[i], cn->node);

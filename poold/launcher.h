@@ -113,6 +113,7 @@ struct launcher {
         struct smap deleting;         /* node id -> struct node_delete* */
         struct smap unallocating;     /* node id -> struct unalloc_op* */
         struct smap gone;             /* node ids we deleted (skip until the cache drops them) */
+        struct smap delete_candidates; /* node id -> NULL: unlocked and deletable, INIT or allocated (delete_candidate) */
         /* cleanup.c */
         struct smap leak_seen;        /* "<provider>/<external id>" -> (void*)1 */
         struct smap leak_seen_next;
@@ -365,6 +366,11 @@ void launch_forget_requests(struct launcher *l);
 /* ---- delete.c ---- */
 /* Delete unlocked nodes in deletable states; clear stale allocations. */
 void delete_pass(struct launcher *l);
+/* Whether the delete pass must look at cached node CN: unlocked and in a deletable
+ * state, INIT (an orphan after a while) or READY and allocated (its request may be
+ * gone). Kept as an index by the node cache, so a pass costs what it may act on,
+ * not the number of nodes. */
+bool delete_candidate(const struct cnode *cn);
 
 /* ---- minready.c ---- */
 void minready_pass(struct launcher *l);
