@@ -896,6 +896,17 @@ static void handler_collect_fn(const char *key, void *value, void *ud) {
         g->v[g->n++] = value;
 }
 
+/* Handlers in their requests' order (priority, relative priority, age): a node
+ * that becomes free goes to the most urgent waiting request, not to whichever
+ * handler the map yields first. Handlers whose request left the cache go last. */
+static int handler_cmp(const void *a, const void *b, void *ud) {
+        struct launcher *l = ud;
+        const struct req_handler *x = *(struct req_handler *const *)a, *y = *(struct req_handler *const *)b;
+        const struct creq *cx = smap_get(&l->requests, x->id), *cy = smap_get(&l->requests, y->id);
+        if (!cx || !cy) return (cx == NULL) - (cy == NULL);
+        return node_request_compare(cx->req, cy->req);
+}
+
 void requests_pass(struct launcher *l) {
         if (!caches_synced(l)) return;
         _cleanup_(owners_freep) struct owners *o = owners_snapshot(l);
@@ -903,6 +914,7 @@ void requests_pass(struct launcher *l) {
         /* Handlers first: vanished requests, quota waits, finished ones. */
         struct gone_ctx g = { .l = l, .v = xnew(struct req_handler *, l->handlers.n + 1) };
         smap_foreach(&l->handlers, handler_collect_fn, &g);
+        if (g.n > 1) qsort_r(g.v, g.n, sizeof *g.v, handler_cmp, l);
         for (size_t i = 0; i < g.n; i++) {
                 struct req_handler *h = g.v[i];
                 if (h->finishing && h->finish_retry) {

@@ -231,3 +231,35 @@ def test_static_nodes_never_age_out_and_count_for_min_ready(launcher, sshds):
     zc.use_nodes(nodes1)
     zc.return_nodes(nodes1)
     launcher.wait_for(lambda: ready(launcher), 15, "static node back")
+
+
+def test_freed_slot_goes_to_the_most_urgent_waiting_request(launcher, sshds):
+    """Requests waiting for a static slot are served in priority order (issue 15): with the
+    one slot held, a priority-300 request and then a priority-100 one wait; when the slot is
+    freed the 100 gets it and the 300 keeps waiting. Six rounds, so a map's arbitrary order
+    could not pass by luck (1 in 64)."""
+    a = sshds()
+    write(launcher, static_config(launcher, [host(a, ["small"])]))
+    launcher.start()
+    launcher.wait_for(lambda: ready(launcher), 15, "static node")
+    zc = ZuulClient(launcher.kazoo)
+    rid = zc.submit(["small"])
+    held = zc.accept_nodes(rid, zc.wait(rid, timeout=15))
+    for _ in range(6):
+        low = zc.submit(["small"], priority=300)
+        high = zc.submit(["small"], priority=100)
+        for r in (low, high):
+            launcher.wait_for(lambda: (zc.get_request(r) or {}).get("state") == "pending", 10, "pending")
+        zc.use_nodes(held)
+        zc.return_nodes(held)
+        req = zc.wait(high, timeout=15)
+        assert req["state"] == "fulfilled", req
+        assert zc.get_request(low)["state"] == "pending"
+        held = zc.accept_nodes(high, req)
+        zc.use_nodes(held)
+        zc.return_nodes(held)
+        req = zc.wait(low, timeout=15)
+        assert req["state"] == "fulfilled", req
+        held = zc.accept_nodes(low, req)
+    zc.use_nodes(held)
+    zc.return_nodes(held)
