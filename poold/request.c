@@ -597,7 +597,12 @@ static void on_fulfilled_written(struct zk *zk, const struct zk_result *res, voi
         } else {
                 log_info("request %s fulfilled by pool %s", h->id, h->pool->id);
                 stats_request_done(l, NODE_REQUEST_STATE_FULFILLED, h->created_time);
-                for (size_t i = 0; i < h->n; i++) node_release(l, h->slots[i].node_id, &h->slots[i].lock, false);
+                /* A min-ready request is ours and done once fulfilled: its node is free for
+                 * any request now, not only after min-ready's next pass deletes the request
+                 * (up to a second during which a Zuul request would boot a new node). */
+                for (size_t i = 0; i < h->n; i++)
+                        node_release(l, h->slots[i].node_id, &h->slots[i].lock, h->min_ready);
+                if (h->min_ready) (void)zk_adelete(l->zk, res->path, -1, NULL, NULL);
         }
         handler_remove(h);
 }
