@@ -65,6 +65,11 @@ void stats_init(struct webapp *w, struct launcher *l) {
                               "Time from a request's creation to its fulfilment or failure by this launcher, seconds.",
                               REQUEST_BUCKETS, ELEMENTSOF(REQUEST_BUCKETS));
         (void)metrics_declare(m, "poold_ready", METRICS_GAUGE, "1 when /ready answers 200.", NULL, 0);
+        (void)metrics_declare(m, "poold_image_build_failures", METRICS_GAUGE,
+                              "Failed builds in a row of the image's newest build (0 when it did not fail).", NULL, 0);
+        (void)metrics_declare(m, "poold_image_build_retry_timestamp_seconds", METRICS_GAUGE,
+                              "When a builder tries a failing image again (Unix time; 0 when not failing).",
+                              NULL, 0);
         (void)metrics_declare(m, "poold_zk_operations_total", METRICS_COUNTER,
                               "ZooKeeper requests sent by this launcher's session, by operation.", NULL, 0);
         (void)metrics_declare(m, "poold_zk_watch_events_total", METRICS_COUNTER,
@@ -349,6 +354,31 @@ static void send_gauges(struct webapp *w, struct smap *gauges) {
         free(keys);
 }
 
+/* The newest build of each image (by state_time), for the build back-off gauges. */
+struct newest_builds {
+        struct smap by_image;   /* image -> const struct image_build* (borrowed) */
+};
+
+static void newest_build_fn(const char *path, void *value, void *ud) {
+        struct newest_builds *nb = ud;
+        const struct image_build *b = value;
+        struct npzk_path p;
+        if (npzk_path_parse(path, &p) < 0) return;
+        const struct image_build *cur = smap_get(&nb->by_image, p.image);
+        if (!cur || b->state_time > cur->state_time) smap_put(&nb->by_image, p.image, (void *)b);
+        npzk_path_done(&p);
+}
+
+static void set_build_gauges(const char *image, void *value, void *ud) {
+        struct metrics *m = ud;
+        const struct image_build *b = value;
+        bool failing = b->state == IMAGE_BUILD_STATE_FAILED && b->failures > 0;
+        const char *const lb[] = { "image", image, NULL };
+        (void)metrics_set(m, "poold_image_build_failures", lb, failing ? (double)b->failures : 0);
+        if (failing && b->retry_time != MODEL_TIME_NONE)
+                (void)metrics_set(m, "poold_image_build_retry_timestamp_seconds", lb, b->retry_time);
+}
+
 void stats_refresh(struct webapp *w, struct launcher *l, bool for_scrape) {
         if (!for_scrape && !w->statsd) return; /* Prometheus is refreshed at scrape time */
         struct metrics *m = w->metrics;
@@ -406,6 +436,12 @@ void stats_refresh(struct webapp *w, struct launcher *l, bool for_scrape) {
         }
         (void)metrics_set(m, "poold_request_queue_depth", NULL, (double)rw.by_state[NODE_REQUEST_STATE_REQUESTED]);
         (void)metrics_set(m, "poold_ready", NULL, webapp_ready(l) ? 1 : 0);
+        /* A diskimage whose builds keep failing backs off (builder); say so here too. */
+        (void)metrics_zero(m, "poold_image_build_retry_timestamp_seconds");
+        struct newest_builds nb = {};
+        smap_foreach(&l->builds, newest_build_fn, &nb);
+        smap_foreach(&nb.by_image, set_build_gauges, m);
+        smap_clear(&nb.by_image, NULL);
         if (l->zk) {
                 struct zk_counts zc;
                 zk_get_counts(l->zk, &zc);

@@ -14,7 +14,7 @@ import pytest
 from kazoo.recipe.lock import Lock
 
 from harness import ZooKeeperServer, free_port, program
-from launcher_fixture import LABEL, PROVIDER, LauncherProcess, launcher  # noqa: F401  (fixture)
+from launcher_fixture import IMAGE, LABEL, PROVIDER, LauncherProcess, launcher  # noqa: F401  (fixture)
 from zuul_client import ZuulClient
 
 NODE_KEYS = ["id", "provider", "label", "server_id", "public_ipv4", "ipv6", "state", "age", "locked", "pool",
@@ -286,6 +286,24 @@ def test_health_and_metrics_after_a_launch(launcher):
     later = {m.group(1): float(m.group(2)) for m in re.finditer(
         r'^poold_zk_operations_total\{op="(\w+)"\} (\S+)$', web.get("/metrics")[2], re.M)}
     assert all(later[k] >= ops[k] for k in ops) and later["create"] > ops["create"], (ops, later)
+
+
+def test_build_back_off_shown_in_metrics(launcher):
+    """An image whose newest build failed for the 3rd time in a row (the builder's poold_failures and
+    poold_retry_time on the record) shows poold_image_build_failures 3 and the retry time; an image
+    whose newest build is ready shows 0 failures (issue 11)."""
+    web = start(launcher)
+    now = time.time()
+    launcher.kazoo.create("/nodepool/images/flaky/builds/" + "0" * 31 + "1", json.dumps(
+        {"state": "ready", "state_time": now - 600, "builder": "b1", "formats": "qcow2"}).encode(), makepath=True)
+    launcher.kazoo.create("/nodepool/images/flaky/builds/" + "0" * 31 + "2", json.dumps(
+        {"state": "failed", "state_time": now - 60, "builder": "b1", "poold_failures": 3,
+         "poold_retry_time": now + 180}).encode(), makepath=True)
+    text = wait_metric(web, r'^poold_image_build_failures\{image="flaky"\} 3$')[2]
+    assert re.search(r'^poold_image_build_failures\{image="flaky"\} 3$', text, re.M), text
+    m = re.search(r'^poold_image_build_retry_timestamp_seconds\{image="flaky"\} (\S+)$', text, re.M)
+    assert m and abs(float(m.group(1)) - (now + 180)) < 1, text
+    assert re.search(r'^poold_image_build_failures\{image="%s"\} 0$' % IMAGE, text, re.M), text
 
 
 def test_request_queue_depth_counts_waiting_requests(launcher):
