@@ -156,6 +156,14 @@ $(LAUNCHER_UNIT_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(FAKE_PROV
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
 
+# The ZooKeeper recipes' unit tests run on a scripted in-memory ZooKeeper whose
+# zk_* calls come before libpool.a (see tests/unit/scripted_zk.h).
+SCRIPTED_ZK_OBJ := $(BUILD)/obj/tests/unit/scripted_zk.o
+SCRIPTED_ZK_BINS := $(BUILD)/tests/test_zk_lock $(BUILD)/tests/test_zk_update
+$(SCRIPTED_ZK_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(SCRIPTED_ZK_OBJ) $(MODULE_LIBS) $(LIBPOOL)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
+
 $(BUILD)/tests/tools/%: $(BUILD)/obj/tests/tools/%.o $(MODULE_LIBS) $(LIBPOOL)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)

@@ -1,12 +1,9 @@
 /* Unit tests for shared/zk/zk_lock.c and shared/zk/zk_release.c. The pure parts must
  * agree with kazoo's contender regex (?:__lock__|__rlock__)(-?\d{10})$, its
  * string ordering of sequences and its predecessor choice. The release paths
- * run against a scripted, in-memory ZooKeeper: this file defines the zk_* calls
- * the two modules make (so zk.o is not linked), answers queued calls one at a
- * time in order as the server would, and can drop the connection (queued calls
- * fail with -ECONNRESET, calls made while down fail at once, as the C client
- * does), restore it (CONNECTED) or expire the session (ephemerals go) between
- * two answers. */
+ * run against the scripted, in-memory ZooKeeper of scripted_zk.c (shared with
+ * test_zk_update.c): calls answered one at a time in order as the server would,
+ * the connection dropped, restored or the session expired between two answers. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -17,246 +14,9 @@
 #include <cmocka.h>
 
 #include "alloc.h"
+#include "scripted_zk.h"
 #include "zk_lock.h"
 #include "zk_release.h"
-
-/* ---------------------------------------------------------------- the scripted server */
-
-#define FMAX 64
-#define FQUEUE 256
-#define FAKE_ZK ((struct zk *)(uintptr_t)0x5a)
-
-enum fkind { F_CREATE, F_CHILDREN, F_DELETE, F_STATE };
-
-struct fcall {
-        enum fkind kind;
-        char path[160];
-        unsigned flags;
-        zk_result_cb cb;
-        void *ud;
-        bool cancelled;
-        int fail;               /* answered with this error without being applied */
-        enum zk_state state;    /* F_STATE */
-};
-
-static char fnodes[FMAX][160];
-static struct fcall fq[FQUEUE];
-static size_t fq_head, fq_tail;
-static unsigned fseq, fsent;    /* sequence counter; calls sent to the "server" */
-static bool fconnected;
-static uint64_t fgen;
-static zk_state_cb flisten[4];
-static void *flisten_ud[4];
-static struct zk_release_queue *frq;
-
-static void fake_reset(void) {
-        zk_release_queue_free(frq);
-        frq = NULL;
-        memset(fnodes, 0, sizeof fnodes);
-        memset(fq, 0, sizeof fq);
-        memset(flisten, 0, sizeof flisten);
-        fq_head = fq_tail = 0;
-        fseq = fsent = 0;
-        fconnected = true;
-        fgen = 0;
-}
-
-static int fnode_find(const char *path) {
-        for (int i = 0; i < FMAX; i++)
-                if (fnodes[i][0] && strcmp(fnodes[i], path) == 0) return i;
-        return -1;
-}
-
-/* Direct children of DIR in the tree. */
-static size_t fchildren(const char *dir, char **out) {
-        size_t n = 0, k = strlen(dir);
-        for (int i = 0; i < FMAX; i++)
-                if (fnodes[i][0] && strncmp(fnodes[i], dir, k) == 0 && fnodes[i][k] == '/' &&
-                    !strchr(fnodes[i] + k + 1, '/'))
-                        out[n++] = fnodes[i] + k + 1;
-        out[n] = NULL;
-        return n;
-}
-
-static void fpush(struct fcall c) {
-        assert_true(fq_tail < FQUEUE);
-        if (c.kind != F_STATE) {
-                fsent++;
-                if (!fconnected) c.fail = -ECONNRESET; /* the C client fails it at once */
-        }
-        fq[fq_tail++] = c;
-}
-
-static void fpush_state(enum zk_state s) { fpush((struct fcall){ .kind = F_STATE, .state = s }); }
-
-/* Apply C to the tree; the answer's result, and the created name in BUF. */
-static int fapply(const struct fcall *c, char *buf, size_t sz) {
-        switch (c->kind) {
-        case F_CREATE: {
-                snprintf(buf, sz, "%s", c->path);
-                if (c->flags & ZK_SEQUENCE) snprintf(buf + strlen(buf), sz - strlen(buf), "%010u", fseq++);
-                if (fnode_find(buf) >= 0) return -EEXIST;
-                for (int i = 0; i < FMAX; i++)
-                        if (!fnodes[i][0]) {
-                                snprintf(fnodes[i], sizeof fnodes[i], "%s", buf);
-                                return 0;
-                        }
-                fail();
-                return -ENOSPC;
-        }
-        case F_DELETE: {
-                int i = fnode_find(c->path);
-                if (i < 0) return -ENOENT;
-                fnodes[i][0] = '\0';
-                return 0;
-        }
-        default:
-                return 0;
-        }
-}
-
-/* Answer the oldest queued call; LOSE_ANSWER: apply it but answer -ECONNRESET
- * (the server did it, the answer was lost). False when nothing is queued. */
-static bool fake_step_ex(bool lose_answer) {
-        if (fq_head == fq_tail) return false;
-        struct fcall c = fq[fq_head++];
-        if (c.cancelled) return true;
-        if (c.kind == F_STATE) {
-                for (int i = 0; i < 4; i++)
-                        if (flisten[i]) flisten[i](FAKE_ZK, c.state, flisten_ud[i]);
-                return true;
-        }
-        char created[200] = "";
-        char *kids[FMAX + 1] = { NULL };
-        struct zk_result res = { .path = c.path };
-        if (c.fail) {
-                res.r = c.fail;
-        } else if (c.kind == F_CHILDREN) {
-                res.n_children = fchildren(c.path, kids);
-                res.children = kids;
-        } else {
-                res.r = fapply(&c, created, sizeof created);
-                res.created_path = created;
-        }
-        if (lose_answer) {
-                res = (struct zk_result){ .r = -ECONNRESET, .path = c.path };
-        }
-        if (c.cb) c.cb(FAKE_ZK, &res, c.ud);
-        return true;
-}
-
-static bool fake_step(void) { return fake_step_ex(false); }
-
-static void fake_drain(void) {
-        for (int i = 0; i < 1000 && fake_step(); i++) {
-        }
-        assert_true(fq_head == fq_tail);
-}
-
-/* The connection drops: every call not answered yet fails, then SUSPENDED. */
-static void fake_disconnect(void) {
-        fconnected = false;
-        for (size_t i = fq_head; i < fq_tail; i++)
-                if (fq[i].kind != F_STATE && !fq[i].fail) fq[i].fail = -ECONNRESET;
-        fpush_state(ZK_STATE_SUSPENDED);
-}
-
-static void fake_reconnect(void) {
-        fconnected = true;
-        fpush_state(ZK_STATE_CONNECTED);
-}
-
-/* The server expires the session: its ephemerals (every node here) go, calls not
- * answered yet fail with -EKEYEXPIRED, and zk reports EXPIRED. */
-static void fake_expire(void) {
-        fconnected = false;
-        fgen++;
-        memset(fnodes, 0, sizeof fnodes);
-        for (size_t i = fq_head; i < fq_tail; i++)
-                if (fq[i].kind != F_STATE) fq[i].fail = -EKEYEXPIRED;
-        fpush_state(ZK_STATE_EXPIRED);
-}
-
-static size_t contenders_in(const char *dir) {
-        char *kids[FMAX + 1];
-        return fchildren(dir, kids);
-}
-
-/* ---------------------------------------------------------------- the zk.h calls zk_lock.c and zk_release.c make */
-
-int zk_acreate(struct zk *zk, const char *path, const void *data, size_t len, unsigned flags, zk_result_cb cb,
-               void *userdata) {
-        struct fcall c = { .kind = F_CREATE, .flags = flags, .cb = cb, .ud = userdata };
-        snprintf(c.path, sizeof c.path, "%s", path);
-        fpush(c);
-        return 0;
-}
-
-int zk_aget_children(struct zk *zk, const char *path, zk_watch_cb watch, zk_result_cb cb, void *userdata) {
-        struct fcall c = { .kind = F_CHILDREN, .cb = cb, .ud = userdata };
-        snprintf(c.path, sizeof c.path, "%s", path);
-        fpush(c);
-        return 0;
-}
-
-int zk_adelete(struct zk *zk, const char *path, int version, zk_result_cb cb, void *userdata) {
-        struct fcall c = { .kind = F_DELETE, .cb = cb, .ud = userdata };
-        snprintf(c.path, sizeof c.path, "%s", path);
-        fpush(c);
-        return 0;
-}
-
-void zk_cancel(struct zk *zk, void *userdata) {
-        for (size_t i = fq_head; i < fq_tail; i++)
-                if (userdata && fq[i].ud == userdata) fq[i].cancelled = true;
-}
-
-uint64_t zk_session_generation(struct zk *zk) { return fgen; }
-bool zk_is_connected(struct zk *zk) { return fconnected; }
-int zk_session_timeout(struct zk *zk) { return 10000; }
-
-void zk_add_state_listener(struct zk *zk, zk_state_cb cb, void *userdata) {
-        for (int i = 0; i < 4; i++)
-                if (!flisten[i]) {
-                        flisten[i] = cb;
-                        flisten_ud[i] = userdata;
-                        return;
-                }
-        fail();
-}
-
-void zk_remove_state_listener(struct zk *zk, zk_state_cb cb, void *userdata) {
-        for (int i = 0; i < 4; i++)
-                if (flisten[i] == cb && flisten_ud[i] == userdata) flisten[i] = NULL;
-}
-
-struct zk_release_queue *zk_releases(struct zk *zk) {
-        if (!frq) assert_int_equal(zk_release_queue_new(zk, &frq), 0);
-        return frq;
-}
-
-void zk_strv_free(char **v) {
-        for (char **p = v; p && *p; p++) free(*p);
-        free(v);
-}
-
-/* The synchronous recipe is not scripted: these tests must not reach it. */
-int zk_connect_wait(struct zk *zk, int timeout_ms) { fail(); return -ENOTSUP; }
-int zk_create(struct zk *zk, const char *path, const void *data, size_t len, unsigned flags, char **ret_path) {
-        fail();
-        return -ENOTSUP;
-}
-int zk_delete(struct zk *zk, const char *path, int version) { fail(); return -ENOTSUP; }
-int zk_ensure_path(struct zk *zk, const char *path) { fail(); return -ENOTSUP; }
-int zk_get(struct zk *zk, const char *path, char **ret_data, size_t *ret_len, struct zk_stat *ret_stat) {
-        fail();
-        return -ENOTSUP;
-}
-int zk_get_children(struct zk *zk, const char *path, char ***ret_children, size_t *ret_n) {
-        fail();
-        return -ENOTSUP;
-}
-int zk_wait_change(struct zk *zk, const char *path, int timeout_ms) { fail(); return -ENOTSUP; }
 
 #define UUID "0123456789abcdef0123456789abcdef"
 
@@ -491,10 +251,9 @@ static void test_lost_create_answer_leaves_no_contender(void **state) {
  * nothing else (no contender of someone else is touched). */
 static void test_prefix_release_touches_only_our_contender(void **state) {
         fake_reset();
-        struct fcall other = { .kind = F_CREATE, .flags = ZK_SEQUENCE };
-        snprintf(other.path, sizeof other.path, "%s/%s", LOCK_DIR, "ffffffffffffffffffffffffffffffff__lock__");
         char buf[200];
-        assert_int_equal(fapply(&other, buf, sizeof buf), 0); /* someone else's contender */
+        snprintf(buf, sizeof buf, "%s/%s%010u", LOCK_DIR, "ffffffffffffffffffffffffffffffff__lock__", fseq++);
+        fnode_put(buf, ""); /* someone else's contender */
         struct zk_lock *l = NULL;
         int result = -1000;
         assert_int_equal(zk_lock_new(FAKE_ZK, LOCK_DIR, NULL, &l), 0);
@@ -506,14 +265,8 @@ static void test_prefix_release_touches_only_our_contender(void **state) {
         fake_reconnect();
         fake_drain();
         assert_int_equal(contenders_in(LOCK_DIR), 1);
-        assert_int_equal(fnode_find(buf) >= 0, 1);
+        assert_non_null(fnode_find(buf));
         assert_int_equal(zk_release_pending(zk_releases(FAKE_ZK)), 0);
-}
-
-static int teardown_fake(void **state) {
-        zk_release_queue_free(frq);
-        frq = NULL;
-        return 0;
 }
 
 int main(void) {
@@ -526,11 +279,11 @@ int main(void) {
                 cmocka_unit_test(test_sort_contenders),
                 cmocka_unit_test(test_lock_new_rejects_bad_paths),
                 cmocka_unit_test_teardown(test_release_lost_with_the_connection_is_sent_again_after_reconnect,
-                                          teardown_fake),
-                cmocka_unit_test_teardown(test_release_retried_until_confirmed_and_enoent_is_done, teardown_fake),
-                cmocka_unit_test_teardown(test_release_dropped_when_its_session_expired, teardown_fake),
-                cmocka_unit_test_teardown(test_lost_create_answer_leaves_no_contender, teardown_fake),
-                cmocka_unit_test_teardown(test_prefix_release_touches_only_our_contender, teardown_fake),
+                                          fake_teardown),
+                cmocka_unit_test_teardown(test_release_retried_until_confirmed_and_enoent_is_done, fake_teardown),
+                cmocka_unit_test_teardown(test_release_dropped_when_its_session_expired, fake_teardown),
+                cmocka_unit_test_teardown(test_lost_create_answer_leaves_no_contender, fake_teardown),
+                cmocka_unit_test_teardown(test_prefix_release_touches_only_our_contender, fake_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
