@@ -23,6 +23,7 @@ static struct bw_prov *prov_new(struct config *cfg, const struct config_provider
         p->name = xstrdup(cp->name);
         p->canonical = xstrdup(cp->canonical);
         p->image_name_format = xstrdup(cp->image_name_format);
+        p->post_upload_hook = xstrdup(cp->post_upload_hook);
         p->upload_timeout_ms = (uint64_t)(cp->image_upload_timeout > 0 ? cp->image_upload_timeout : 3600) * 1000;
         const char *ov = getenv("POOLD_UPLOAD_TIMEOUT_MS");
         if (ov && *ov) {
@@ -44,6 +45,7 @@ static void prov_free(struct bw_prov *p) {
         free(p->name);
         free(p->canonical);
         free(p->image_name_format);
+        free(p->post_upload_hook);
         free(p);
 }
 
