@@ -59,8 +59,9 @@ static void retire(struct bw *w, struct bw_prov *p) {
 }
 
 struct bw_prov *bw_prov_find(struct bw *w, const char *name) {
+        /* NULL entries: already kept by a bw_prov_sync in progress. */
         for (size_t i = 0; i < w->n_provs; i++)
-                if (strcmp(w->provs[i]->name, name) == 0) return w->provs[i];
+                if (w->provs[i] && strcmp(w->provs[i]->name, name) == 0) return w->provs[i];
         return NULL;
 }
 
