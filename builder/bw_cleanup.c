@@ -423,7 +423,7 @@ static void prune_formats(struct bw *w, struct bw_image_rec *im) {
                                 _cleanup_free_ char *p = xasprintf("%s/%s-%s.%s%s", c->images_dir, im->name, br->id,
                                                                    *f, sfx[k]);
                                 if (unlink(p) == 0)
-                                        log_info("removed %s: uploaded everywhere (delete-after-upload)", p);
+                                        log_info("removed %s (delete-after-upload)", p);
                                 else if (errno != ENOENT)
                                         log_warning_errno(errno, "cannot remove %s: %m", p);
                         }
