@@ -363,3 +363,29 @@ def test_delete_after_upload_removes_formats_uploaded_everywhere_except_keep_for
     assert builder.builds("debian")[bid]["state"] == "ready"
     assert [r["state"] for _, _, r in builder.uploads("debian", "lv") + builder.uploads("debian", "lv2")] == \
         ["ready", "ready"]
+
+
+def test_hanging_post_upload_hook_is_bounded_by_image_upload_timeout(builder, libvirtd, pool_name,
+                                                                      tmp_path):  # noqa: F811
+    """A hook that never exits is killed when what is left of image-upload-timeout
+    runs out (at least 1 s); the upload is failed and the uploaded image deleted."""
+    hook = str(tmp_path / "hanging-hook")
+    pidfile = str(tmp_path / "hook.pid")
+    with open(hook, "w") as f:
+        f.write("#!/bin/sh\necho $$ > %s\nexec sleep 600\n" % pidfile)
+    os.chmod(hook, 0o755)
+    builder.config([diskimage()], [libvirt_provider("lv", libvirtd, pool_name, ["debian"],
+                                                    **{"post-upload-hook": hook})])
+    builder.env["POOLD_UPLOAD_TIMEOUT_MS"] = "1500"
+    builder.env["POOLD_UPLOAD_RETRY_MS"] = "5000"  # no second upload during the test
+    builder.start()
+    (bid, uid, _), = wait_for(lambda: [x for x in builder.uploads("debian", "lv") if x[2]["state"] == "failed"],
+                              what="a timed-out upload")
+    assert "upload %s of image debian-%s to lv failed: image-upload-timeout reached" % (uid, bid) in builder.log()
+    pid = int(open(pidfile).read())
+    wait_for(lambda: "upload %s finished after its timeout: deleting" % uid in builder.log(), what="hook killed")
+    wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
+             open("/proc/%d/stat" % pid).read().split()[2] == "Z", what="the hook process gone")
+    wait_for(lambda: not [v for v in libvirtd.volumes(pool_name) if "nodepool_upload_id=" + uid in v],
+             what="the uploaded image deleted")
+    assert not ready_uploads(builder, "lv")
