@@ -105,12 +105,14 @@ struct bw_up {
         atomic_bool abandoned;          /* timed out: the loop no longer waits for it */
         uint64_t retry_ms;
         uint64_t start_ms;              /* for the statsd upload timer */
+        uint64_t deadline_ms;           /* image-upload-timeout, also bounds post-upload-hook */
         atomic_bool *stopping;
         /* worker */
         int result;
         int attempts;
         char *external_id;
         char *errmsg;
+        bool hook_failed;               /* uploaded, then post-upload-hook failed */
 };
 
 struct bw {
@@ -211,6 +213,7 @@ struct bw_prov {
         char *name;
         char *canonical;                /* config text, to see a change on reload */
         char *image_name_format;
+        char *post_upload_hook;         /* NULL: none */
         uint64_t upload_timeout_ms;     /* image-upload-timeout (POOLD_UPLOAD_TIMEOUT_MS overrides) */
         struct config *cfg;             /* a reference: params borrow from it across reloads */
         struct provider_params_owned params;

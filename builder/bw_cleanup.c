@@ -19,6 +19,8 @@
  *   builders' files are theirs to remove.
  * - files in images-dir that belong to no build in ZooKeeper and to no build
  *   running here are removed.
+ * - delete-after-upload: formats of READY builds uploaded everywhere are
+ *   removed, except keep-formats (prune_formats).
  * - leaked images: every provider's images carrying our tags
  *   (nodepool_provider_name, nodepool_build_id, nodepool_upload_id) whose
  *   upload ZooKeeper does not know, seen in two consecutive passes, are
@@ -381,6 +383,55 @@ static void cleanup_builds(struct bw *w, struct bw_image_rec *im) {
         free(keep);
 }
 
+/* ---------------------------------------------------------------- delete-after-upload */
+
+static bool provider_lists(const struct config_provider *cp, const char *image) {
+        for (size_t i = 0; i < cp->n_diskimages; i++)
+                if (strcmp(cp->diskimages[i].name, image) == 0) return true;
+        return false;
+}
+
+/* Nodepool's BuildWorker._pruneLocalBuildFormats, for each READY build of a
+ * diskimage with delete-after-upload: a local format goes (the image file and
+ * its .md5/.sha256) unless keep-formats lists it or some provider listing the
+ * image (paused too) has no READY upload of this build yet and uploads that
+ * format. Each format is judged alone, as there. The build stays READY. */
+static void prune_formats(struct bw *w, struct bw_image_rec *im) {
+        const struct config *c = w->b->config;
+        const struct config_diskimage *d = config_find_diskimage(c, im->name);
+        if (!d || !d->delete_after_upload) return;
+        for (size_t j = 0; j < im->n; j++) {
+                struct bw_build_rec *br = &im->builds[j];
+                if (!br->b || br->b->state != IMAGE_BUILD_STATE_READY) continue;
+                char **keep = model_strv_new();
+                for (size_t i = 0; i < d->keep_formats.n; i++) model_strv_push(&keep, d->keep_formats.items[i]);
+                for (size_t i = 0; i < c->n_providers; i++) {
+                        const struct config_provider *cp = &c->providers[i];
+                        if (!provider_lists(cp, im->name)) continue;
+                        struct bw_prov_rec *pr = bw_snap_prov(br, cp->name);
+                        bool ready = false;
+                        for (size_t m = 0; pr && m < pr->n; m++)
+                                ready |= pr->ups[m].u && pr->ups[m].u->state == IMAGE_UPLOAD_STATE_READY;
+                        if (ready) continue;
+                        _cleanup_free_ char *fmt = provider_params_image_format(cp);
+                        if (!model_strv_contains(keep, fmt)) model_strv_push(&keep, fmt);
+                }
+                for (char **f = br->b->formats; *f; f++) {
+                        if (model_strv_contains(keep, *f)) continue;
+                        static const char *const sfx[] = { "", ".md5", ".sha256" };
+                        for (size_t k = 0; k < ELEMENTSOF(sfx); k++) {
+                                _cleanup_free_ char *p = xasprintf("%s/%s-%s.%s%s", c->images_dir, im->name, br->id,
+                                                                   *f, sfx[k]);
+                                if (unlink(p) == 0)
+                                        log_info("removed %s (delete-after-upload)", p);
+                                else if (errno != ENOENT)
+                                        log_warning_errno(errno, "cannot remove %s: %m", p);
+                        }
+                }
+                model_strv_free(keep);
+        }
+}
+
 /* ---------------------------------------------------------------- files */
 
 static bool build_known(struct bw_snap *s, const char *image, const char *build_id) {
@@ -415,6 +466,7 @@ void bw_cleanup_pass(struct bw *w, struct bw_snap *s) {
         for (size_t i = 0; i < s->n; i++) {
                 cleanup_uploads(w, &s->images[i]);
                 cleanup_builds(w, &s->images[i]);
+                prune_formats(w, &s->images[i]);
         }
         cleanup_files(w, s);
 }

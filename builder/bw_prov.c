@@ -23,6 +23,7 @@ static struct bw_prov *prov_new(struct config *cfg, const struct config_provider
         p->name = xstrdup(cp->name);
         p->canonical = xstrdup(cp->canonical);
         p->image_name_format = xstrdup(cp->image_name_format);
+        p->post_upload_hook = xstrdup(cp->post_upload_hook);
         p->upload_timeout_ms = (uint64_t)(cp->image_upload_timeout > 0 ? cp->image_upload_timeout : 3600) * 1000;
         const char *ov = getenv("POOLD_UPLOAD_TIMEOUT_MS");
         if (ov && *ov) {
@@ -44,6 +45,7 @@ static void prov_free(struct bw_prov *p) {
         free(p->name);
         free(p->canonical);
         free(p->image_name_format);
+        free(p->post_upload_hook);
         free(p);
 }
 
@@ -57,8 +59,9 @@ static void retire(struct bw *w, struct bw_prov *p) {
 }
 
 struct bw_prov *bw_prov_find(struct bw *w, const char *name) {
+        /* NULL entries: already kept by a bw_prov_sync in progress. */
         for (size_t i = 0; i < w->n_provs; i++)
-                if (strcmp(w->provs[i]->name, name) == 0) return w->provs[i];
+                if (w->provs[i] && strcmp(w->provs[i]->name, name) == 0) return w->provs[i];
         return NULL;
 }
 

@@ -10,7 +10,8 @@
  * call runs on the upload workq (--upload-workers threads): sha256 checked
  * against the .sha256 file, the .md5/.sha256 digests handed to the driver
  * (Glance records them as Nodepool's uploads do), then up to BW_UPLOAD_ATTEMPTS tries with a
- * doubling back-off. Back on the loop the record becomes `ready` (external
+ * doubling back-off, then the provider's post-upload-hook if any (see
+ * run_hook). Back on the loop the record becomes `ready` (external
  * id/name, format) or `failed`. image-upload-timeout is enforced by a loop
  * timer: the record is failed and the lock released at once; a provider call
  * that still succeeds later has its image deleted (threads cannot be killed). */
@@ -25,6 +26,7 @@
 #include "alloc.h"
 #include "bw.h"
 #include "bw_plan.h"
+#include "cmd.h"
 #include "dbuf.h"
 #include "digest.h"
 #include "log.h"
@@ -139,6 +141,46 @@ static bool sleep_unless_stopped(struct bw_up *u, uint64_t ms) {
         return true;
 }
 
+extern char **environ;
+
+/* Nodepool's UploadWorker._uploadImage runs post-upload-hook after a
+ * successful upload as `HOOK PROVIDER EXTERNAL_ID LOCAL_PATH`, with the
+ * builder's own environment, and on a non-zero exit (or when it cannot run)
+ * deletes the uploaded image and records the upload FAILED; we do exactly
+ * that (the delete is on the loop, in up_done). One difference: Nodepool
+ * waits forever; here the hook gets what is left of image-upload-timeout
+ * (at least a second) and is then killed as a failure. */
+static void run_hook(struct bw_up *u) {
+        const char *hook = u->prov->post_upload_hook;
+        _cleanup_(cmd_freep) struct cmd *c = cmd_new(hook);
+        cmd_args(c, u->provider, u->external_id, u->local_path, NULL);
+        for (char **e = environ; e && *e; e++) {
+                _cleanup_free_ char *name = xstrndup(*e, strcspn(*e, "="));
+                cmd_pass_env(c, name);
+        }
+        cmd_capture_output(c, 64 * 1024);
+        uint64_t now = loop_now_ms();
+        cmd_set_timeout(c, u->deadline_ms > now + 1000 ? u->deadline_ms - now : 1000);
+        log_info("upload %s: running post-upload-hook %s %s %s %s", u->upload_id, hook, u->provider,
+                 u->external_id, u->local_path);
+        struct cmd_status st;
+        int r = cmd_run(c, &st);
+        if (r >= 0 && cmd_status_success(&st)) {
+                log_info("upload %s: post-upload-hook succeeded\nstdout:\n%s\nstderr:\n%s", u->upload_id,
+                         dbuf_str(cmd_stdout(c)), dbuf_str(cmd_stderr(c)));
+                return;
+        }
+        u->hook_failed = true;
+        u->result = r < 0 ? r : -EIO;
+        free(u->errmsg);
+        if (r < 0)
+                u->errmsg = xasprintf("post-upload-hook %s: cannot run it: %s", hook, strerror(-r));
+        else
+                u->errmsg = xasprintf("post-upload-hook %s: %s %d\nstdout:\n%s\nstderr:\n%s", hook,
+                                      cmd_outcome_to_string(st.outcome), st.code, dbuf_str(cmd_stdout(c)),
+                                      dbuf_str(cmd_stderr(c)));
+}
+
 static void up_work(void *ud) {
         struct bw_up *u = ud;
         u->result = verify_sha256(u->local_path, &u->errmsg);
@@ -154,7 +196,11 @@ static void up_work(void *ud) {
                 if (u->result >= 0)
                         u->result = p->ops->image_upload(p, u->local_path, u->format, md5, sha256, u->external_name,
                                                          u->tags, u->n_tags, &u->external_id, &u->errmsg);
-                if (u->result >= 0 || u->attempts >= BW_UPLOAD_ATTEMPTS) return;
+                if (u->result >= 0) {
+                        if (u->prov->post_upload_hook) run_hook(u);
+                        return;
+                }
+                if (u->attempts >= BW_UPLOAD_ATTEMPTS) return;
                 log_warning("upload %s of %s-%s to %s: attempt %d failed: %s; retrying in %llu ms", u->upload_id,
                             u->image, u->build_id, u->provider, u->attempts,
                             u->errmsg ? u->errmsg : strerror(-u->result), (unsigned long long)delay);
@@ -213,7 +259,7 @@ static void up_done(void *ud, int status) {
         if (status < 0) u->result = status;
         if (atomic_load(&u->abandoned)) {
                 /* Timed out earlier and already recorded failed: drop what it made. */
-                if (u->result >= 0 && u->external_id) {
+                if (u->external_id) { /* also after a failed post-upload-hook */
                         log_info("upload %s finished after its timeout: deleting %s", u->upload_id, u->external_id);
                         bw_cleanup_delete_image(w, u->prov, u->external_id, NULL, NULL);
                 }
@@ -237,6 +283,10 @@ static void up_done(void *ud, int status) {
                                  u->provider, u->external_id, u->upload_id, u->attempts, u->attempts == 1 ? "" : "s");
                 }
         } else {
+                if (u->hook_failed) {
+                        log_info("upload %s: post-upload-hook failed: deleting %s", u->upload_id, u->external_id);
+                        bw_cleanup_delete_image(w, u->prov, u->external_id, NULL, NULL);
+                }
                 _cleanup_free_ char *why = xasprintf("%s (after %d attempt%s)",
                                                      u->errmsg ? u->errmsg : strerror(-u->result), u->attempts,
                                                      u->attempts == 1 ? "" : "s");
@@ -331,6 +381,7 @@ static void start(struct bw *w, struct bw_prov *prov, const struct config_diskim
         add_tag(u, "nodepool_upload_id", u->upload_id);
         add_tag(u, "nodepool_provider_name", prov->name);
 
+        u->deadline_ms = loop_now_ms() + prov->upload_timeout_ms;
         r = workq_submit(w->upload_wq, up_work, up_done, u);
         if (r < 0) {
                 u->result = r;

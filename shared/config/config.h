@@ -191,7 +191,7 @@ struct config_provider {
         double rate;                    /* 1.0 s between API calls */
         bool clean_floating_ips;        /* false (code default) */
         int64_t port_cleanup_interval;  /* 600; 0 disables */
-        char *post_upload_hook;
+        char *post_upload_hook;         /* also libvirt; run by the builder after each upload */
         char *nodepool_id;              /* deprecated */
         struct config_cloud_image *cloud_images;
         size_t n_cloud_images;

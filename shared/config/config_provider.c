@@ -25,7 +25,7 @@ static const char *const static_keys[] = { "name", "driver", "max-concurrency", 
 static const char *const libvirt_keys[] = {
         "name", "driver", "max-concurrency", "priority", "pools", "uri", "domain-type", "storage-pool",
         "storage-pool-path", "network-mode", "network", "port-range", "boot-timeout", "launch-timeout",
-        "launch-retries", "image-name-format", "diskimages", NULL,
+        "launch-retries", "image-name-format", "post-upload-hook", "diskimages", NULL,
 };
 static const char *const metastatic_keys[] = {
         "name", "driver", "max-concurrency", "priority", "pools", "boot-timeout", "launch-timeout", "launch-retries",
@@ -614,6 +614,8 @@ static void parse_libvirt(struct cctx *c, struct config_provider *p, const struc
         cfg_int(c, m, "launch-timeout", where, &p->launch_timeout);
         cfg_int(c, m, "launch-retries", where, &p->launch_retries);
         cfg_str(c, m, "image-name-format", where, &p->image_name_format);
+        /* poold's own driver: the builder runs the hook for any provider it uploads to. */
+        cfg_str(c, m, "post-upload-hook", where, &p->post_upload_hook);
 }
 
 /* Nodepool's metastatic provider defaults (its config.py load()). */

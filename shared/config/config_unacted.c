@@ -14,9 +14,6 @@ static const struct {
         const char *key;
         const char *note;       /* appended to the message, or NULL */
 } unacted[] = {
-        { "diskimage", "keep-formats", NULL },
-        { "diskimage", "delete-after-upload", NULL },
-        { "openstack provider", "post-upload-hook", NULL },
         { "openstack provider", "nodepool-id", " (deprecated: Nodepool does not act on it either)" },
         { "openstack pool", "max-volumes", NULL },
         { "openstack pool", "max-volume-gb", NULL },

@@ -6,6 +6,7 @@ test double; everything else is real."""
 import json
 import os
 import re
+import signal
 import time
 import uuid
 
@@ -257,3 +258,134 @@ def test_alien_image_list_shows_tagged_volumes_without_an_upload_record(builder,
     assert [r["id"] for r in json.loads(js.stdout)] == [alien], js.stdout
     bad = poolctl(builder.config_path, "alien-image-list", "nosuch")
     assert bad.returncode == 1 and "nosuch is not in the configuration" in bad.stderr
+
+
+HOOK = """#!/usr/bin/python3
+import json, os, sys
+pool_dir, record, rc = %r, %r, %d
+with open(record, "a") as f:
+    f.write(json.dumps({"argv": sys.argv[1:], "volume_there": os.path.exists(os.path.join(pool_dir, sys.argv[2])),
+                        "file_there": os.path.exists(sys.argv[3])}) + "\\n")
+print("hook stdout for", sys.argv[2])
+print("hook stderr: %s", file=sys.stderr)
+sys.exit(rc)
+"""
+
+
+def write_hook(tmp_path, libvirtd, pool_name, rc, say="fine"):
+    path = str(tmp_path / "post-upload-hook")
+    record = str(tmp_path / "hook-calls.jsonl")
+    with open(path, "w") as f:
+        f.write(HOOK % (os.path.join(libvirtd.base, "pools", pool_name), record, rc, say))
+    os.chmod(path, 0o755)
+    return path, record
+
+
+def hook_calls(record):
+    try:
+        return [json.loads(line) for line in open(record)]
+    except FileNotFoundError:
+        return []
+
+
+def test_post_upload_hook_runs_with_provider_external_id_and_local_path(builder, libvirtd, pool_name,
+                                                                        tmp_path):  # noqa: F811
+    """Nodepool's post-upload-hook: after the image is in the provider and before the
+    upload is recorded ready, HOOK PROVIDER EXTERNAL_ID LOCAL_PATH runs once."""
+    hook, record = write_hook(tmp_path, libvirtd, pool_name, 0)
+    builder.config([diskimage()], [libvirt_provider("lv", libvirtd, pool_name, ["debian"],
+                                                    **{"post-upload-hook": hook})])
+    builder.start()
+    (bid, uid, rec), = wait_for(lambda: ready_uploads(builder, "lv"), what="a ready upload")
+    calls = hook_calls(record)  # written before the hook exited, so before `ready`
+    local = os.path.join(builder.images_dir, "debian-%s.qcow2" % bid)
+    assert calls == [{"argv": ["lv", rec["external_id"], local], "volume_there": True, "file_there": True}]
+    log = builder.log()
+    assert "upload %s: post-upload-hook succeeded" % uid in log
+    assert "hook stdout for %s" % rec["external_id"] in log and "hook stderr: fine" in log
+    assert rec["external_id"] in libvirtd.volumes(pool_name)
+    time.sleep(1.0)
+    assert len(hook_calls(record)) == 1 and len(builder.uploads("debian", "lv")) == 1
+
+
+def test_failing_post_upload_hook_fails_the_upload_and_deletes_the_image(builder, libvirtd, pool_name,
+                                                                         tmp_path):  # noqa: F811
+    """As in Nodepool: a hook exiting non-zero deletes the uploaded image and the
+    upload is recorded failed (its stdout/stderr logged); the daemon carries on."""
+    hook, record = write_hook(tmp_path, libvirtd, pool_name, 3, say="no thanks")
+    builder.config([diskimage()], [libvirt_provider("lv", libvirtd, pool_name, ["debian"],
+                                                    **{"post-upload-hook": hook})])
+    builder.env["POOLD_UPLOAD_RETRY_MS"] = "2000"  # no second upload during the test
+    builder.start()
+    (bid, uid, rec), = wait_for(lambda: [x for x in builder.uploads("debian", "lv") if x[2]["state"] == "failed"],
+                                what="a failed upload")
+    (call,) = hook_calls(record)
+    assert call["argv"][0] == "lv" and call["volume_there"], call  # the image was uploaded when the hook ran
+    wait_for(lambda: call["argv"][1] not in libvirtd.volumes(pool_name), what="the uploaded image deleted")
+    log = builder.log()
+    assert "upload %s: post-upload-hook failed: deleting %s" % (uid, call["argv"][1]) in log
+    assert "deleted image %s from provider lv" % call["argv"][1] in log and "deleting the leak" not in log
+    assert "upload %s of image debian-%s to lv failed: post-upload-hook %s: exited 3" % (uid, bid, hook) in log
+    assert "hook stderr: no thanks" in log
+    assert rec.get("external_id") is None
+    assert not ready_uploads(builder, "lv") and builder.alive()
+
+
+def test_delete_after_upload_removes_formats_uploaded_everywhere_except_keep_formats(builder, libvirtd, pool_name,
+                                                                                      kazoo):  # noqa: F811
+    """Nodepool's delete-after-upload: each local format (file, .md5, .sha256) goes
+    once every provider listing the image has a ready upload of the build (a
+    paused one holds it back), or at once when no provider uploads it; keep-formats
+    stay. The build stays ready."""
+    di = diskimage(formats=["qcow2", "raw", "vhd"], **{"delete-after-upload": True, "keep-formats": ["vhd"]})
+    pool2 = pool_name + "-2"
+
+    def providers(pause):
+        return [libvirt_provider("lv", libvirtd, pool_name, ["debian"]),
+                libvirt_provider("lv2", libvirtd, pool2, [{"name": "debian", "pause": pause}])]
+    builder.config([di], providers(True))
+    builder.start()
+    (bid, _, _), = wait_for(lambda: ready_uploads(builder, "lv"), what="a ready upload to lv")
+    base = "debian-" + bid
+    qcow2 = [base + ".qcow2", base + ".qcow2.md5", base + ".qcow2.sha256"]
+    vhd = [base + ".vhd", base + ".vhd.md5", base + ".vhd.sha256"]
+    wait_for(lambda: not [f for f in builder.image_files("debian", bid) if ".raw" in f], what="raw files removed")
+    time.sleep(1.5)  # three cleanup passes: lv2 (paused) has no upload yet, so qcow2 stays
+    assert set(qcow2 + vhd) <= set(builder.image_files("debian", bid)), builder.image_files("debian", bid)
+
+    builder.config([di], providers(False))
+    builder.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: ready_uploads(builder, "lv2"), what="a ready upload to lv2")
+    wait_for(lambda: not set(qcow2) & set(builder.image_files("debian", bid)), what="qcow2 files removed")
+    assert set(vhd) <= set(builder.image_files("debian", bid)), builder.image_files("debian", bid)
+    for f in [base + ".raw", base + ".raw.sha256"] + qcow2:  # they existed, and went this way
+        assert "removed %s/%s (delete-after-upload)" % (builder.images_dir, f) in builder.log()
+    assert builder.builds("debian")[bid]["state"] == "ready"
+    assert [r["state"] for _, _, r in builder.uploads("debian", "lv") + builder.uploads("debian", "lv2")] == \
+        ["ready", "ready"]
+
+
+def test_hanging_post_upload_hook_is_bounded_by_image_upload_timeout(builder, libvirtd, pool_name,
+                                                                      tmp_path):  # noqa: F811
+    """A hook that never exits is killed when what is left of image-upload-timeout
+    runs out (at least 1 s); the upload is failed and the uploaded image deleted."""
+    hook = str(tmp_path / "hanging-hook")
+    pidfile = str(tmp_path / "hook.pid")
+    with open(hook, "w") as f:
+        f.write("#!/bin/sh\necho $$ > %s\nexec sleep 600\n" % pidfile)
+    os.chmod(hook, 0o755)
+    builder.config([diskimage()], [libvirt_provider("lv", libvirtd, pool_name, ["debian"],
+                                                    **{"post-upload-hook": hook})])
+    builder.env["POOLD_UPLOAD_TIMEOUT_MS"] = "1500"
+    builder.env["POOLD_UPLOAD_RETRY_MS"] = "5000"  # no second upload during the test
+    builder.start()
+    (bid, uid, _), = wait_for(lambda: [x for x in builder.uploads("debian", "lv") if x[2]["state"] == "failed"],
+                              what="a timed-out upload")
+    assert "upload %s of image debian-%s to lv failed: image-upload-timeout reached" % (uid, bid) in builder.log()
+    pid = int(open(pidfile).read())
+    wait_for(lambda: "upload %s finished after its timeout: deleting" % uid in builder.log(), what="hook killed")
+    wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
+             open("/proc/%d/stat" % pid).read().split()[2] == "Z", what="the hook process gone")
+    wait_for(lambda: not [v for v in libvirtd.volumes(pool_name) if "nodepool_upload_id=" + uid in v],
+             what="the uploaded image deleted")
+    assert not ready_uploads(builder, "lv")

@@ -7,23 +7,17 @@ import pytest
 
 from harness import SRCDIR, program
 
-VALID = ["openstack", "static", "libvirt", "metastatic", "chains"]
+VALID = ["openstack", "static", "libvirt", "metastatic", "chains", "docs-example"]
 
 FOREIGN = ["aws", "azure", "gce", "ibmvpc", "kubernetes", "openshift", "openshiftpods"]
 
 # Valid configs whose only output is these warnings (after the "tests/configs/NAME.yaml:" prefix).
 UNACTED = "is accepted for compatibility but poold does not act on it yet"
 WARNINGS = {
-    'docs-example': [
-        "54:5: warning: 'post-upload-hook' " + UNACTED,
-    ],
     'all-keys': [
         "21:5: warning: 'max-volumes' " + UNACTED,
         "22:5: warning: 'max-volume-gb' " + UNACTED,
         "23:5: warning: 'gpus' " + UNACTED + " (only max-servers, max-cores and max-ram are enforced)",
-        "42:5: warning: 'keep-formats' " + UNACTED,
-        "43:5: warning: 'delete-after-upload' " + UNACTED,
-        "68:5: warning: 'post-upload-hook' " + UNACTED,
         "69:5: warning: 'nodepool-id' " + UNACTED + " (deprecated: Nodepool does not act on it either)",
         "90:9: warning: 'max-volumes' " + UNACTED,
         "91:9: warning: 'max-volume-gb' " + UNACTED,
@@ -172,7 +166,7 @@ def diag_lines(stderr, path):
 
 @pytest.mark.parametrize("name", VALID)
 def test_valid_config_exits_0_silently(name):
-    """A valid config (one per driver poold runs, chains) prints nothing, exit 0."""
+    """A valid config (one per driver poold runs, chains, Nodepool's documented example) prints nothing, exit 0."""
     p = validate("-c", "tests/configs/%s.yaml" % name)
     assert p.returncode == 0, p.stderr
     assert p.stderr == ""

@@ -643,6 +643,36 @@ static void test_unacted_keys_warned_per_occurrence(void **state) {
         config_diags_clear(&d);
 }
 
+/* The builder's keys poold acts on load silently and are stored:
+ * post-upload-hook (OpenStack, and poold's libvirt driver), diskimage
+ * delete-after-upload and keep-formats. */
+static void test_builder_keys_acted_on_load_without_warning(void **state) {
+        struct config_diags d = {};
+        struct config *c = load_str("labels: [{name: l}]\n"
+                                    "diskimages:\n"
+                                    "  - {name: img, delete-after-upload: true, keep-formats: [qcow2], formats: [qcow2, raw]}\n"
+                                    "providers:\n"
+                                    "  - name: os\n"
+                                    "    cloud: c\n"
+                                    "    post-upload-hook: /usr/local/bin/os-hook\n"
+                                    "    diskimages: [{name: img}]\n"
+                                    "  - name: lv\n"
+                                    "    driver: libvirt\n"
+                                    "    post-upload-hook: /usr/local/bin/lv-hook\n"
+                                    "    diskimages: [{name: img}]\n",
+                                    &d);
+        assert_non_null(c);
+        assert_int_equal(d.n, 0);
+        const struct config_diskimage *di = config_find_diskimage(c, "img");
+        assert_true(di->delete_after_upload);
+        assert_int_equal(di->keep_formats.n, 1);
+        assert_string_equal(di->keep_formats.items[0], "qcow2");
+        assert_string_equal(config_find_provider(c, "os")->post_upload_hook, "/usr/local/bin/os-hook");
+        assert_string_equal(config_find_provider(c, "lv")->post_upload_hook, "/usr/local/bin/lv-hook");
+        config_free(c);
+        config_diags_clear(&d);
+}
+
 /* Static pools take Nodepool's max-servers: ≤0 is stored as 0 (pool disabled),
  * a positive value is stored and warned about (it has no effect on a static pool). */
 static void test_static_pool_max_servers(void **state) {
@@ -710,6 +740,7 @@ int main(void) {
                 cmocka_unit_test(test_label_served_by_poold_or_foreign_only),
         cmocka_unit_test(test_metastatic_provider_parsed_with_defaults),
                 cmocka_unit_test(test_unacted_keys_warned_per_occurrence),
+                cmocka_unit_test(test_builder_keys_acted_on_load_without_warning),
                 cmocka_unit_test(test_static_pool_max_servers),
                 cmocka_unit_test(test_foreign_nested_errors),
         };
