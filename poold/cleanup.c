@@ -39,51 +39,63 @@
 #include "pool_driver.h"
 #include "stats.h"
 #include "zk_lock.h"
+#include "zk_update.h"
 
 #define LOCK_CLEANUP_MS (8ULL * 3600 * 1000)
 
-static void reset_lost(struct launcher *l, const char *id) {
-        _cleanup_free_ char *lpath = zkrec_request_lock_path(id);
-        struct zk_lock *lock = NULL;
-        if (zk_lock_try_new(l->zk, lpath, NULL, &lock) != 1) return;
-        struct node_request *rq = NULL;
-        int32_t ver;
-        if (zkrec_request_read(l, id, &rq, &ver) >= 0 && rq->state == NODE_REQUEST_STATE_PENDING) {
-                /* Unallocate every node allocated to it that nobody holds. */
-                const char **keys;
-                size_t n;
-                keys = smap_keys(&l->nodes, &n);
-                for (size_t i = 0; i < n; i++) {
-                        struct cnode *cn = smap_get(&l->nodes, keys[i]);
-                        if (!cn || !cn->node->allocated_to || strcmp(cn->node->allocated_to, id) != 0) continue;
-                        if (cn->lock_contenders > 0 || smap_get(&l->held, keys[i])) continue;
-                        _cleanup_free_ char *nl = zkrec_node_lock_path(keys[i]);
-                        struct zk_lock *nlock = NULL;
-                        if (zk_lock_new(l->zk, nl, NULL, &nlock) < 0) continue;
-                        if (zk_lock_try(nlock) == 1) {
-                                struct node *nd = NULL;
-                                int32_t nv;
-                                if (zkrec_node_read(l, keys[i], &nd, &nv) >= 0) {
-                                        model_set_str(&nd->allocated_to, NULL);
-                                        if (nd->state == NODE_STATE_INIT) node_set_state(nd, NODE_STATE_DELETING);
-                                        (void)zkrec_node_write(l, nd, nv);
-                                        node_free(nd);
-                                }
-                                zk_lock_release_async(nlock);
-                        }
-                        zk_lock_free(nlock);
-                }
-                free(keys);
-                model_strv_free(rq->nodes);
-                rq->nodes = model_strv_new();
-                node_request_set_state(rq, NODE_REQUEST_STATE_REQUESTED);
-                int r = zkrec_request_write(l, rq, ver);
-                if (r < 0) log_warning_errno(r, "request %s: cannot reset: %m", id);
-                else log_info("request %s was lost by its launcher: reset to requested", id);
+/* A lost request's allocated node: unallocated; an INIT one becomes garbage. */
+static int unallocate_edit(struct node *nd, void *ud) {
+        model_set_str(&nd->allocated_to, NULL);
+        if (nd->state == NODE_STATE_INIT) node_set_state(nd, NODE_STATE_DELETING);
+        return ZK_UPDATE_WRITE;
+}
+
+struct reset {
+        struct launcher *l;
+        const char *id;
+        bool writing;
+};
+
+/* Still `pending` under its lock: unallocate every node allocated to it that
+ * nobody holds, then back to `requested`. */
+static int reset_edit(struct zk_update_record *rec, void *ud) {
+        struct reset *rs = ud;
+        struct launcher *l = rs->l;
+        _cleanup_(node_request_freep) struct node_request *rq = NULL;
+        struct model_error err;
+        if (node_request_from_json(rec->data, rec->len, rs->id, &rq, &err) < 0) {
+                log_warning("malformed request %s: %s", rec->path, err.msg);
+                return -EBADMSG;
         }
-        node_request_free(rq);
-        zk_lock_release_async(lock);
-        zk_lock_free(lock);
+        if (rq->state != NODE_REQUEST_STATE_PENDING) return ZK_UPDATE_NO_WRITE;
+        size_t n;
+        const char **keys = smap_keys(&l->nodes, &n);
+        for (size_t i = 0; i < n; i++) {
+                struct cnode *cn = smap_get(&l->nodes, keys[i]);
+                if (!cn || !cn->node->allocated_to || strcmp(cn->node->allocated_to, rs->id) != 0) continue;
+                if (cn->lock_contenders > 0 || smap_get(&l->held, keys[i])) continue;
+                (void)zkrec_node_update(l, keys[i], NULL, unallocate_edit, NULL);
+        }
+        free(keys);
+        model_strv_free(rq->nodes);
+        rq->nodes = model_strv_new();
+        node_request_set_state(rq, NODE_REQUEST_STATE_REQUESTED);
+        int r = node_request_to_json(rq, &rec->new_data, &rec->new_len);
+        if (r < 0) return r;
+        rs->writing = true;
+        return ZK_UPDATE_WRITE;
+}
+
+/* Blocking (zk_update_run), like the rest of this pass: the node updates run
+ * inside the request's, under its lock. */
+static void reset_lost(struct launcher *l, const char *id) {
+        _cleanup_free_ char *path = zkrec_request_path(id), *lpath = zkrec_request_lock_path(id);
+        struct reset rs = { .l = l, .id = id };
+        struct zk_update_spec spec = { .path = path, .lock_path = lpath, .edit = reset_edit, .userdata = &rs };
+        int r = zk_update_run(l->zk, &spec, NULL);
+        if (!rs.writing) return;
+        if (r < 0) log_warning_errno(r, "request %s: cannot reset: %m", id);
+        else log_info("request %s was lost by its launcher: reset to requested", id);
 }
 
 static void lost_requests(struct launcher *l, const struct owners *o) {
@@ -172,23 +184,22 @@ void cleanup_abort(struct launcher *l) {
         l->lock_sweep = NULL;
 }
 
-/* Mark an unlocked node `deleting` under its lock if it is still in STATE. */
+struct expiry {
+        enum node_state state;
+};
+
+static int expire_edit(struct node *n, void *ud) {
+        const struct expiry *e = ud;
+        if (n->state != e->state || (e->state == NODE_STATE_READY && n->allocated_to)) return ZK_UPDATE_NO_WRITE;
+        node_set_state(n, NODE_STATE_DELETING);
+        return ZK_UPDATE_WRITE;
+}
+
+/* Mark an unlocked node `deleting` under its lock if it is still in STATE
+ * (blocking, like the rest of this pass). */
 static void expire_node(struct launcher *l, const char *id, enum node_state state, const char *why) {
-        _cleanup_free_ char *lpath = zkrec_node_lock_path(id);
-        struct zk_lock *lock = NULL;
-        if (zk_lock_new(l->zk, lpath, NULL, &lock) < 0) return;
-        if (zk_lock_try(lock) == 1) {
-                struct node *n = NULL;
-                int32_t ver;
-                if (zkrec_node_read(l, id, &n, &ver) >= 0 && n->state == state &&
-                    (state != NODE_STATE_READY || !n->allocated_to)) {
-                        node_set_state(n, NODE_STATE_DELETING);
-                        if (zkrec_node_write(l, n, ver) >= 0) log_info("node %s: %s, deleting", id, why);
-                }
-                node_free(n);
-                zk_lock_release_async(lock);
-        }
-        zk_lock_free(lock);
+        struct expiry e = { .state = state };
+        if (zkrec_node_update(l, id, NULL, expire_edit, &e) == 1) log_info("node %s: %s, deleting", id, why);
 }
 
 static void ages(struct launcher *l, const struct owners *o) {

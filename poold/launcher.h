@@ -267,6 +267,15 @@ const struct usage *caches_usage_tenant(struct launcher *l, const char *tenant);
 int zkrec_node_read(struct launcher *l, const char *id, struct node **ret, int32_t *ret_version);
 /* Write N (version -1 = any). 0 or -errno (logged by the caller). */
 int zkrec_node_write(struct launcher *l, const struct node *n, int32_t version);
+/* Edit node N (read under its lock; the update frees it): ZK_UPDATE_WRITE to
+ * write it, ZK_UPDATE_NO_WRITE to leave it, or -errno to give up. */
+typedef int (*zkrec_node_edit_fn)(struct node *n, void *userdata);
+/* Blocking zk_update_run() of node ID: under LOCK (held by us; taken over) or,
+ * if NULL, its lock tried without waiting; re-read, EDIT, written with the
+ * version read, lock released. 1 written, 0 no write wanted, -EBUSY locked by
+ * another, -EBADMSG malformed (logged), or -errno (of the read or the write). */
+int zkrec_node_update(struct launcher *l, const char *id, struct zk_lock *lock, zkrec_node_edit_fn edit,
+                      void *userdata);
 /* Write N (any version) without waiting; a failure is logged. Later writes on the
  * session are applied after it. A write lost with the connection is sent again
  * on the reconnect (zkrec_reconnected) while we hold the node (`held`) in the

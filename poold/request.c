@@ -53,17 +53,21 @@ struct req_handler {
         bool in_flight;                 /* an async read/write with us as userdata is outstanding */
 };
 
+static int unallocate_edit(struct node *n, void *ud) {
+        bool *writing = ud;
+        model_set_str(&n->allocated_to, NULL);
+        *writing = true;
+        return ZK_UPDATE_WRITE;
+}
+
+/* Blocking (zkrec_node_update): its callers, handler teardown paths, go on
+ * at once and take no callback. */
 static void node_release(struct launcher *l, char *node_id, struct zk_lock **lock, bool clear_allocation) {
         if (!node_id) return;
         if (clear_allocation && *lock) {
-                struct node *n = NULL;
-                int32_t ver;
-                if (zkrec_node_read(l, node_id, &n, &ver) >= 0) {
-                        model_set_str(&n->allocated_to, NULL);
-                        int r = zkrec_node_write(l, n, ver);
-                        if (r < 0) log_warning_errno(r, "node %s: cannot clear allocation: %m", node_id);
-                        node_free(n);
-                }
+                bool writing = false; /* only the write's failure is worth a warning */
+                int r = zkrec_node_update(l, node_id, TAKE_PTR(*lock), unallocate_edit, &writing);
+                if (r < 0 && writing) log_warning_errno(r, "node %s: cannot clear allocation: %m", node_id);
         }
         if (*lock) {
                 zk_lock_release_async(*lock);
@@ -691,12 +695,13 @@ static void handler_finish(struct req_handler *h) {
         (void)zk_aget(l->zk, path, NULL, on_finish_read, h);
 }
 
-/* The node id in a node lock path "/nodepool/nodes/<id>/lock", or NULL. */
+/* The node id in a node lock path (NPZK_NODE_LOCK), or NULL. */
 static char *node_id_of_lock(const char *path) {
-        const char *root = LAUNCHER_NODE_ROOT "/";
-        if (!path || strncmp(path, root, strlen(root)) != 0) return NULL;
-        const char *id = path + strlen(root), *end = strchr(id, '/');
-        return end && strcmp(end, "/lock") == 0 ? xstrndup(id, (size_t)(end - id)) : NULL;
+        struct npzk_path p;
+        if (npzk_path_parse(path, &p) < 0) return NULL;
+        char *id = p.kind == NPZK_NODE_LOCK ? TAKE_PTR(p.id) : NULL;
+        npzk_path_done(&p);
+        return id;
 }
 
 void request_slot_done(struct launcher *l, const char *request_id, size_t slot, int result, struct zk_lock *lock) {

@@ -31,6 +31,7 @@
 #include "pool_driver.h"
 #include "static_nodes.h"
 #include "zk_lock.h"
+#include "zk_update.h"
 
 #define SCAN_OK_TTL_MS 60000     /* a successful scan serves registrations this long */
 #define SCAN_FAIL_TTL_MS 3000    /* a failed one is retried after this */
@@ -194,57 +195,58 @@ static void do_register(struct static_prov *st, struct static_nodes_action *a) {
         launcher_kick(l);
 }
 
-/* Lock ID without waiting and re-read it: 0 with the lock, node and version set, or -errno. */
-static int lock_and_read(struct launcher *l, const char *id, struct zk_lock **ret_lock, struct node **ret_node,
-                         int32_t *ret_ver) {
-        _cleanup_free_ char *lpath = zkrec_node_lock_path(id);
-        struct zk_lock *lock = NULL;
-        if (zk_lock_try_new(l->zk, lpath, NULL, &lock) != 1) return -EBUSY;
-        int r = zkrec_node_read(l, id, ret_node, ret_ver);
-        if (r < 0) {
-                zk_lock_release_async(lock);
-                zk_lock_free(lock);
-                return r;
-        }
-        *ret_lock = lock;
-        return 0;
-}
-
 static void unlock(struct zk_lock *lock) {
         zk_lock_release_async(lock);
         zk_lock_free(lock);
 }
 
+/* Static-node edits under the node's lock (zkrec_node_update: blocking, as is
+ * the rest of this synchronous pass). WRITING: the edit asked for a write. */
+struct static_edit {
+        const struct static_nodes_action *action;
+        char *hostname;
+        bool writing;
+};
+
+static int update_edit(struct node *n, void *ud) {
+        struct static_edit *e = ud;
+        if (n->state != NODE_STATE_READY || n->allocated_to) return ZK_UPDATE_NO_WRITE;
+        static_nodes_apply_update(e->action, n);
+        e->writing = true;
+        return ZK_UPDATE_WRITE;
+}
+
 static void do_update(struct static_prov *st, const struct static_nodes_action *a, const char *id) {
-        struct launcher *l = st->l;
-        struct zk_lock *lock = NULL;
-        struct node *n = NULL;
-        int32_t ver;
-        if (lock_and_read(l, id, &lock, &n, &ver) < 0) return;
-        if (n->state == NODE_STATE_READY && !n->allocated_to) {
-                static_nodes_apply_update(a, n);
-                int r = zkrec_node_write(l, n, ver);
-                if (r < 0) log_warning_errno(r, "static node %s: cannot update: %m", id);
-                else log_info("static node %s (%s) updated from the configuration", id, a->host->name);
-        }
-        node_free(n);
-        unlock(lock);
+        struct static_edit e = { .action = a };
+        int r = zkrec_node_update(st->l, id, NULL, update_edit, &e);
+        if (!e.writing) return;
+        if (r < 0) log_warning_errno(r, "static node %s: cannot update: %m", id);
+        else log_info("static node %s (%s) updated from the configuration", id, a->host->name);
+}
+
+static int deregister_edit(struct node *n, void *ud) {
+        struct static_edit *e = ud;
+        if (!static_nodes_may_deregister(n, false)) return ZK_UPDATE_NO_WRITE;
+        node_set_state(n, NODE_STATE_DELETING);
+        e->hostname = xstrdup(n->hostname ? n->hostname : "?");
+        e->writing = true;
+        return ZK_UPDATE_WRITE;
 }
 
 static void do_deregister(struct static_prov *st, const char *id, const char *why) {
-        struct launcher *l = st->l;
-        struct zk_lock *lock = NULL;
-        struct node *n = NULL;
-        int32_t ver;
-        if (lock_and_read(l, id, &lock, &n, &ver) < 0) return;
-        if (static_nodes_may_deregister(n, false)) {
-                node_set_state(n, NODE_STATE_DELETING);
-                int r = zkrec_node_write(l, n, ver);
-                if (r < 0) log_warning_errno(r, "static node %s: cannot deregister: %m", id);
-                else log_info("static node %s (%s) deregistered: %s", id, n->hostname ? n->hostname : "?", why);
-        }
-        node_free(n);
-        unlock(lock);
+        struct static_edit e = {};
+        int r = zkrec_node_update(st->l, id, NULL, deregister_edit, &e);
+        _cleanup_free_ char *hostname = e.hostname;
+        if (!e.writing) return;
+        if (r < 0) log_warning_errno(r, "static node %s: cannot deregister: %m", id);
+        else log_info("static node %s (%s) deregistered: %s", id, hostname, why);
+}
+
+static int set_deleting_edit(struct node *n, void *ud) {
+        bool *writing = ud;
+        node_set_state(n, NODE_STATE_DELETING);
+        *writing = true;
+        return ZK_UPDATE_WRITE;
 }
 
 /* The nodes a plan is made from: borrowed from the cache or owned (read fresh). */
@@ -470,17 +472,12 @@ static void on_liveness(int error, char **keys, const char *msg, void *ud) {
         }
         log_warning("static node %s (%s:%lld) failed its liveness check: %s; deregistering it", c->node_id, c->name,
                     (long long)c->port, msg ? msg : strerror(-error));
-        struct node *n = NULL;
-        int32_t ver;
-        if (zkrec_node_read(l, c->node_id, &n, &ver) >= 0) {
-                node_set_state(n, NODE_STATE_DELETING);
-                int r = zkrec_node_write(l, n, ver);
-                if (r < 0) log_warning_errno(r, "static node %s: cannot set deleting: %m", c->node_id);
-                node_free(n);
-        }
+        /* Under the lock we hold (released by the update). */
+        bool writing = false;
+        int r = zkrec_node_update(l, c->node_id, TAKE_PTR(c->lock), set_deleting_edit, &writing);
+        if (r < 0 && writing) log_warning_errno(r, "static node %s: cannot set deleting: %m", c->node_id);
         /* Register the host again only after a new successful scan. */
         scan_forget(st, c->name, c->username, c->port);
-        unlock(TAKE_PTR(c->lock));
         smap_remove(&l->held, c->node_id); /* unguarded even when its handler went meanwhile */
         request_slot_done(l, c->request_id, c->slot, -EAGAIN, NULL);
         liveness_free(c);

@@ -10,6 +10,7 @@
 #include "alloc.h"
 #include "launcher.h"
 #include "log.h"
+#include "zk_update.h"
 
 /* Thin wrappers over nodepool_zk.h (see launcher.h). */
 char *zkrec_node_path(const char *id) { return npzk_node_path(id); }
@@ -39,6 +40,36 @@ int zkrec_node_write(struct launcher *l, const struct node *n, int32_t version) 
         int r = node_to_json(n, &data, &len);
         if (r < 0) return r;
         return zk_set(l->zk, path, data, len, version, NULL);
+}
+
+struct node_update {
+        const char *id;
+        zkrec_node_edit_fn edit;
+        void *userdata;
+};
+
+static int node_update_edit(struct zk_update_record *rec, void *ud) {
+        struct node_update *nu = ud;
+        _cleanup_(node_freep) struct node *n = NULL;
+        struct model_error err;
+        if (node_from_json(rec->data, rec->len, nu->id, &n, &err) < 0) {
+                log_warning("malformed node %s: %s", rec->path, err.msg);
+                return -EBADMSG;
+        }
+        int r = nu->edit(n, nu->userdata);
+        if (r != ZK_UPDATE_WRITE) return MIN(r, ZK_UPDATE_NO_WRITE);
+        r = node_to_json(n, &rec->new_data, &rec->new_len);
+        return r < 0 ? r : ZK_UPDATE_WRITE;
+}
+
+int zkrec_node_update(struct launcher *l, const char *id, struct zk_lock *lock, zkrec_node_edit_fn edit,
+                      void *userdata) {
+        _cleanup_free_ char *path = zkrec_node_path(id), *lpath = lock ? NULL : zkrec_node_lock_path(id);
+        struct node_update nu = { .id = id, .edit = edit, .userdata = userdata };
+        struct zk_update_spec spec = {
+                .path = path, .lock_path = lpath, .lock = lock, .edit = node_update_edit, .userdata = &nu,
+        };
+        return zk_update_run(l->zk, &spec, NULL);
 }
 
 int zkrec_request_read(struct launcher *l, const char *id, struct node_request **ret, int32_t *ret_version) {
