@@ -99,6 +99,26 @@ const char *caches_ready_find(struct launcher *l, const char *provider, const ch
         return NULL;
 }
 
+const char *caches_ready_oldest(struct launcher *l, const struct pool *p) {
+        const char *best = NULL;
+        double best_time = 0;
+        for (size_t i = 0; i < p->cpool->n_labels; i++) {
+                _cleanup_free_ char *key = xasprintf("%s\n%s\n%s", p->provider_name, p->name,
+                                                     p->cpool->labels[i].name);
+                const struct ready_list *list = smap_get(&l->ready, key);
+                for (const struct ready_entry *e = list ? list->head : NULL; e; e = e->next) {
+                        const char *id = e->links->id;
+                        const struct cnode *cn = smap_get(&l->nodes, id);
+                        if (!cn || smap_get(&l->held, id)) continue;
+                        if (!best || cn->node->state_time < best_time) {
+                                best = id;
+                                best_time = cn->node->state_time;
+                        }
+                }
+        }
+        return best;
+}
+
 void caches_ready_update(struct launcher *l, const char *id) {
         struct cnode *cn = smap_get(&l->nodes, id);
         if (cn) ready_relink(l, id, cn);

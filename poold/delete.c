@@ -278,6 +278,92 @@ static void unallocate(struct launcher *l, const char *id) {
         smap_put(&l->held, id, (void *)1);
 }
 
+/* Making room: a zk_update (lock, read, still READY and unallocated →
+ * `deleting` written with the read version, unlock); the delete pass does the
+ * rest. The op stays in l->making_room until its node leaves the cache (or
+ * ROOM_WAIT_MS passed, as Nodepool's MAX_DELETE_AGE), so that a pool has one
+ * such delete going at a time. */
+#define ROOM_WAIT_MS (5ULL * 60 * 1000)
+
+struct room_op {
+        struct launcher *l;
+        char *key;                      /* "<provider>/<pool>" */
+        char *pool_id;
+        char *id;                       /* the node */
+        struct zk_update *upd;          /* in flight; NULL once written */
+        uint64_t since_ms;
+};
+
+static void room_free(void *v) {
+        struct room_op *op = v;
+        if (!op) return;
+        if (op->upd) smap_remove(&op->l->held, op->id);
+        zk_update_free(op->upd);
+        free(op->key);
+        free(op->pool_id);
+        free(op->id);
+        free(op);
+}
+
+static int room_edit(struct zk_update_record *rec, void *ud) {
+        struct room_op *op = ud;
+        _cleanup_(node_freep) struct node *n = NULL;
+        struct model_error err;
+        if (node_from_json(rec->data, rec->len, op->id, &n, &err) < 0) return -EBADMSG;
+        if (n->state != NODE_STATE_READY || n->allocated_to) return -ECANCELED; /* taken meanwhile */
+        node_set_state(n, NODE_STATE_DELETING);
+        int r = node_to_json(n, &rec->new_data, &rec->new_len);
+        return r < 0 ? r : ZK_UPDATE_WRITE;
+}
+
+static void on_room_done(int r, enum zk_update_step at, struct zk_lock *lock, void *ud) {
+        struct room_op *op = ud;
+        struct launcher *l = op->l;
+        zk_update_free(TAKE_PTR(op->upd));
+        smap_remove(&l->held, op->id);
+        if (r == 1) {
+                log_info("node %s: oldest unused ready node of pool %s, deleting it to make room", op->id,
+                         op->pool_id);
+                op->since_ms = loop_now_ms();
+        } else {
+                if (at == ZK_UPDATE_STEP_LOCK && r == -EBUSY) caches_node_mark_locked(l, op->id);
+                else caches_ready_update(l, op->id);
+                log_debug("node %s: not deleted to make room (%s)", op->id, r < 0 ? strerror(-r) : "no write");
+                smap_remove(&l->making_room, op->key);
+                room_free(op);
+        }
+        launcher_kick(l);
+}
+
+void delete_make_room(struct pool *p) {
+        struct launcher *l = p->l;
+        _cleanup_free_ char *key = xasprintf("%s/%s", p->provider_name, p->name);
+        struct room_op *op = smap_get(&l->making_room, key);
+        if (op) {
+                if (op->upd) return;
+                if (smap_get(&l->nodes, op->id) && loop_now_ms() - op->since_ms < ROOM_WAIT_MS) return;
+                smap_remove(&l->making_room, key);
+                room_free(op);
+        }
+        const char *id = caches_ready_oldest(l, p);
+        if (!id) return;
+        op = xnew(struct room_op, 1);
+        op->l = l;
+        op->key = xstrdup(key);
+        op->pool_id = xstrdup(p->id);
+        op->id = xstrdup(id);
+        _cleanup_free_ char *path = zkrec_node_path(op->id), *lpath = zkrec_node_lock_path(op->id);
+        struct zk_update_spec spec = {
+                .path = path, .lock_path = lpath, .edit = room_edit, .done = on_room_done, .userdata = op,
+        };
+        if (zk_update_start(l->zk, &spec, &op->upd) < 0) {
+                room_free(op);
+                return;
+        }
+        smap_put(&l->making_room, key, op);
+        smap_put(&l->held, op->id, (void *)1); /* neither reused nor picked again meanwhile */
+}
+
 struct pass {
         struct launcher *l;
         char **del, **unalloc;
@@ -339,4 +425,5 @@ void delete_abort_all(struct launcher *l) {
         smap_clear(&l->deleting, NULL);
         smap_foreach(&l->unallocating, ua_abort_fn, NULL);
         smap_clear(&l->unallocating, NULL);
+        smap_clear(&l->making_room, room_free);
 }

@@ -114,6 +114,7 @@ struct launcher {
         struct smap unallocating;     /* node id -> struct unalloc_op* */
         struct smap gone;             /* node ids we deleted (skip until the cache drops them) */
         struct smap delete_candidates; /* node id -> NULL: unlocked and deletable, INIT or allocated (delete_candidate) */
+        struct smap making_room;      /* "<provider>/<pool>" -> struct room_op*: its oldest unused node going (delete_make_room) */
         /* cleanup.c */
         struct smap leak_seen;        /* "<provider>/<external id>" -> (void*)1 */
         struct smap leak_seen_next;
@@ -247,6 +248,9 @@ void caches_node_remove(struct launcher *l, const char *id);
  * request may reuse — READY, unallocated, unlocked, neither being reused
  * (l->reusing) nor held — or NULL. The id is borrowed until the next cache change. */
 const char *caches_ready_find(struct launcher *l, const char *provider, const char *pool, const char *label);
+/* The node of P's ready index (any of its labels) that has been READY longest
+ * and that we do not hold, or NULL. Borrowed like caches_ready_find's. */
+const char *caches_ready_oldest(struct launcher *l, const struct pool *p);
 /* Node ID's entry in the index again after l->reusing changed for it. */
 void caches_ready_update(struct launcher *l, const char *id);
 /* Someone else holds node ID's lock (an attempt found it busy): not reusable
@@ -329,6 +333,9 @@ bool quota_ready(struct pool *p);
  * minus unmanaged usage, max-concurrency, capacity backoff), or NULL when it fits.
  * BUF holds a formatted reason. Starts a quota refresh when the cache is stale. */
 const char *quota_check(struct pool *p, const struct config_pool_label *pl, char *buf, size_t sz);
+/* True when WHY (a quota_check answer) is a limit that a deleted node of the
+ * pool frees (pool max-servers/cores/ram, provider quota), not a wait. */
+bool quota_reason_is_usage(const char *why);
 /* Why a request of N nodes needing CORES/RAM can never fit P (pool or provider
  * limits), or NULL. */
 const char *quota_never_fits(struct pool *p, int64_t n, int64_t cores, int64_t ram, char *buf, size_t sz);
@@ -380,6 +387,11 @@ void delete_pass(struct launcher *l);
  * gone). Kept as an index by the node cache, so a pass costs what it may act on,
  * not the number of nodes. */
 bool delete_candidate(const struct cnode *cn);
+/* P has no quota left for a waiting request (Nodepool's deleteOldestUnusedNode):
+ * mark its oldest unused READY node (any label) `deleting` under the node's
+ * lock; the delete pass then frees its quota. One at a time per pool: nothing
+ * while the previous one is still in the cache (up to 5 minutes). */
+void delete_make_room(struct pool *p);
 
 /* ---- minready.c ---- */
 void minready_pass(struct launcher *l);

@@ -231,6 +231,11 @@ const char *quota_check(struct pool *p, const struct config_pool_label *pl, char
         return NULL;
 }
 
+bool quota_reason_is_usage(const char *why) {
+        return strcmp(why, "max-servers reached") == 0 || strcmp(why, "max-cores reached") == 0 ||
+               strcmp(why, "max-ram reached") == 0 || strncmp(why, "provider quota reached", 22) == 0;
+}
+
 const char *quota_never_fits(struct pool *p, int64_t n, int64_t cores, int64_t ram, char *buf, size_t sz) {
         const struct config_pool *cp = p->cpool;
         if (cp->max_servers > 0 && n > cp->max_servers) return "request is larger than max-servers";

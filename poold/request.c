@@ -548,6 +548,9 @@ static bool handler_fill(struct req_handler *h) {
                                 return true;
                         }
                         h->waiting_quota = true;
+                        /* As Nodepool: an idle ready node (of another label, or it
+                         * would have been reused) must not keep this request waiting. */
+                        if (quota_reason_is_usage(why)) delete_make_room(h->pool);
                         pool_set_paused(h->pool, true, why);
                         if (!was_waiting) log_info("request %s waits: pool %s %s", h->id, h->pool->id, why);
                         return false;

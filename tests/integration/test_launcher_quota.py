@@ -89,3 +89,39 @@ def test_tenant_resource_limits_defer_requests_of_that_tenant_only(launcher):
     req2 = zc.wait(r2, timeout=20)
     assert req2["state"] == "fulfilled"
     zc.return_nodes(zc.accept_nodes(r2, req2))
+
+
+def test_request_at_quota_deletes_oldest_unused_ready_node_of_another_label(launcher):
+    """Issue 15, as Nodepool's deleteOldestUnusedNode: max-servers 2 filled by two min-ready
+    nodes of label A; a request for label B deletes the oldest ready A node (never the
+    newer one) to make room, is fulfilled, and min-ready refills A only as quota allows."""
+    other = LABEL + "-b"
+    launcher.write_config(launcher.config(
+        labels=[{"name": LABEL, "min-ready": 2}, {"name": other}],
+        pool={"max-servers": 2,
+              "labels": [{"name": LABEL, "diskimage": IMAGE, "memory": 64, "vcpus": 1},
+                         {"name": other, "diskimage": IMAGE, "memory": 64, "vcpus": 1}]}))
+    launcher.images()
+    launcher.start()
+    zc = ZuulClient(launcher.kazoo)
+
+    def ready_a():
+        return [(v["state_time"], n) for n, v in launcher.nodes().items()
+                if v["state"] == "ready" and v["type"] == [LABEL] and v["allocated_to"] is None]
+    launcher.wait_for(lambda: len(ready_a()) == 2, 20, "two min-ready A nodes")
+    launcher.wait_for(lambda: not launcher.kazoo.get_children("/nodepool/requests"), 10, "min-ready reqs gone")
+    (_, oldest), (_, newest) = sorted(ready_a())
+    r = zc.submit([other])
+    req = zc.wait(r, timeout=30)
+    assert req["state"] == "fulfilled", req
+    nodes = zc.accept_nodes(r, req)
+    assert nodes[0][1]["type"] == [other]
+    assert oldest not in launcher.nodes()
+    assert newest in launcher.nodes() and launcher.nodes()[newest]["state"] == "ready"
+    log = launcher.log_text()
+    assert "node %s: oldest unused ready node of pool" % oldest in log
+    assert "node %s: oldest unused ready node" % newest not in log
+    # At quota (one A, one B) min-ready does not push B's node out.
+    assert len(launcher.nodes()) == 2
+    zc.return_nodes(nodes)
+    launcher.wait_for(lambda: len(ready_a()) == 2, 30, "min-ready refilled once B's node is gone")

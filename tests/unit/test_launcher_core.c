@@ -25,6 +25,7 @@
 #include "fake_provider.h"
 #include "launcher.h"
 #include "log.h"
+#include "zk_lock.h"
 
 #define WAIT_MS 30000           /* generous: ASan, two cores shared with other builds */
 #define PROV_A "fake-a"
@@ -659,6 +660,49 @@ static void test_min_ready_requests_nodes_and_keeps_them_ready(void **state) {
         assert_true(cond_min_ready_settled(e, &rc));
 }
 
+static bool cond_node_gone(struct env *e, const void *ud) {
+        _cleanup_free_ char *path = xasprintf("/nodepool/nodes/%s", (const char *)ud);
+        return zk_exists(e->zk, path, NULL) == 0;
+}
+
+/* At max-servers, a request for a label with no ready node deletes the pool's
+ * oldest unused ready node of another label to make room (Nodepool's
+ * deleteOldestUnusedNode) — but never one someone holds locked: with the
+ * oldest locked by "Zuul", the other one goes, and the request is fulfilled. */
+static void test_at_quota_oldest_unlocked_ready_node_is_deleted_for_room(void **state) {
+        struct env *e = *state;
+        struct fake_cloud *c = fake_cloud(PROV_A);
+        env_launch(e, &(struct opts){ .max_servers = 2, .min_ready = 2 });
+        struct ready_count rc = { "small", 2 };
+        assert_true(run_until(e, cond_min_ready_settled, &rc, WAIT_MS));
+        char **ready = ready_nodes(e, "small");
+        assert_int_equal(model_strv_length(ready), 2);
+        _cleanup_(node_freep) struct node *n0 = node_read(e, ready[0], NULL);
+        _cleanup_(node_freep) struct node *n1 = node_read(e, ready[1], NULL);
+        bool first_older = n0->state_time <= n1->state_time;
+        _cleanup_free_ char *oldest = xstrdup(first_older ? ready[0] : ready[1]);
+        _cleanup_free_ char *newer = xstrdup(first_older ? ready[1] : ready[0]);
+        model_strv_free(ready);
+
+        _cleanup_free_ char *lpath = xasprintf("/nodepool/nodes/%s/lock", oldest);
+        struct zk_lock *lock = NULL;
+        assert_int_equal(zk_lock_try_new(e->zk, lpath, "zuul", &lock), 1);
+        run_until(e, NULL, NULL, 300); /* the launcher's cache sees the lock (else its own try fails) */
+
+        _cleanup_free_ char *id = request_new1(e, true, "large");
+        _cleanup_(node_request_freep) struct node_request *rq = wait_request(e, id, NODE_REQUEST_STATE_FULFILLED);
+        assert_true(cond_node_gone(e, newer));
+        _cleanup_(node_freep) struct node *kept = node_read(e, oldest, NULL);
+        assert_non_null(kept);
+        assert_int_equal(kept->state, NODE_STATE_READY);
+        _cleanup_(node_freep) struct node *got = node_read(e, rq->nodes[0], NULL);
+        assert_true(model_strv_contains(got->type, "large"));
+        assert_int_equal(fake_cloud_calls(c, FAKE_OP_DELETE), 1);
+        assert_int_equal(fake_cloud_calls(c, FAKE_OP_CREATE), 3);
+        assert_int_equal(zk_lock_release(lock), 0);
+        zk_lock_free(lock);
+}
+
 /* A request for several nodes gets one node per entry of node_types, in that
  * order, each launched with its label's size. */
 static void test_multi_node_request_gets_every_node_in_order(void **state) {
@@ -753,6 +797,7 @@ int main(int argc, char **argv) {
                 T(test_request_withdrawn_while_booting_leaves_node_ready_for_reuse),
                 T(test_pool_at_max_servers_waits_until_a_node_is_freed),
                 T(test_min_ready_requests_nodes_and_keeps_them_ready),
+                T(test_at_quota_oldest_unlocked_ready_node_is_deleted_for_room),
                 T(test_multi_node_request_gets_every_node_in_order),
                 T(test_leaked_server_is_deleted_and_foreign_one_kept),
                 T(test_unmanaged_servers_count_against_provider_quota),
