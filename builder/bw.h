@@ -38,7 +38,7 @@
 struct bw;
 struct bw_job;
 struct bw_up;
-struct bw_prov;
+struct upload_target;
 
 /* ---- public (main.c) ---- */
 
@@ -95,7 +95,7 @@ struct bw_job {
 struct bw_up {
         struct bw_up *next;
         struct bw *w;
-        struct bw_prov *prov;
+        struct upload_target *prov;
         char *image, *build_id, *provider, *upload_id, *path;
         char *local_path, *format, *external_name;
         struct provider_kv *tags;
@@ -131,9 +131,9 @@ struct bw {
         size_t n_builds;
         struct bw_up *uploads;          /* running here (not abandoned) */
         size_t n_uploads;
-        struct bw_prov **provs;         /* current providers */
+        struct upload_target **provs;         /* current providers */
         size_t n_provs;
-        struct bw_prov **retired;       /* replaced on reload, freed when unused */
+        struct upload_target **retired;       /* replaced on reload, freed when unused */
         size_t n_retired;
 
         struct smap bad;                /* set: malformed record paths, logged once */
@@ -205,11 +205,12 @@ void bw_cleanup_leaks(struct bw *w);
 /* Delete cloud image EXTERNAL_ID (may be NULL: nothing in the cloud) of PROV
  * on the workq, then, if RECORD is set, that znode and everything below it.
  * LOCK (taken over, may be NULL) is released at the end. */
-void bw_cleanup_delete_image(struct bw *w, struct bw_prov *prov, const char *external_id, const char *record,
+void bw_cleanup_delete_image(struct bw *w, struct upload_target *prov, const char *external_id, const char *record,
                              struct zk_lock *lock);
 
-/* bw_prov.c */
-struct bw_prov {
+/* bw_prov.c: a provider as the builder uploads to it (its params, lazily opened
+ * driver instance, upload settings). */
+struct upload_target {
         char *name;
         char *canonical;                /* config text, to see a change on reload */
         char *image_name_format;
@@ -223,12 +224,12 @@ struct bw_prov {
 };
 /* Re-match w->provs to the config: unchanged ones stay, others are retired. */
 void bw_prov_sync(struct bw *w);
-struct bw_prov *bw_prov_find(struct bw *w, const char *name);
+struct upload_target *bw_prov_find(struct bw *w, const char *name);
 /* Take/drop a reference for a job; dropping the last one of a retired
  * provider frees it. Loop thread. */
-struct bw_prov *bw_prov_ref(struct bw_prov *p);
-void bw_prov_unref(struct bw *w, struct bw_prov *p);
+struct upload_target *bw_prov_ref(struct upload_target *p);
+void bw_prov_unref(struct bw *w, struct upload_target *p);
 /* The open driver instance, opening it if needed. Worker thread (blocking).
  * 0 and *ret (owned by P), or -errno with *reterr_msg. */
-int bw_prov_get(struct bw_prov *p, struct provider **ret, char **reterr_msg);
+int bw_prov_get(struct upload_target *p, struct provider **ret, char **reterr_msg);
 void bw_prov_free_all(struct bw *w);

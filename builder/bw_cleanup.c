@@ -43,7 +43,7 @@
 
 struct del {
         struct bw *w;
-        struct bw_prov *prov;
+        struct upload_target *prov;
         char *external_id, *record;
         struct zk_lock *lock;
         int result;
@@ -86,7 +86,7 @@ static void del_done(void *ud, int status) {
         del_finish(d);
 }
 
-void bw_cleanup_delete_image(struct bw *w, struct bw_prov *prov, const char *external_id, const char *record,
+void bw_cleanup_delete_image(struct bw *w, struct upload_target *prov, const char *external_id, const char *record,
                              struct zk_lock *lock) {
         struct del *d = xnew(struct del, 1);
         d->w = w;
@@ -112,7 +112,7 @@ void bw_cleanup_delete_image(struct bw *w, struct bw_prov *prov, const char *ext
 struct upload_del {
         struct bw *w;
         struct bw_upload_rec *up;
-        struct bw_prov *prov;
+        struct upload_target *prov;
         const char *provider;
         struct image_upload *u;         /* as read under the lock */
         bool marking;                   /* the `deleting` write was wanted */
@@ -475,7 +475,7 @@ void bw_cleanup_pass(struct bw *w, struct bw_snap *s) {
 
 struct list_job {
         struct bw *w;
-        struct bw_prov *prov;
+        struct upload_target *prov;
         struct provider_image **imgs;
         size_t n;
         int result;

@@ -1,6 +1,6 @@
 /* bw_prov.c — the providers the builder uploads to.
  *
- * DESIGN. One struct bw_prov per configured provider that manages images
+ * DESIGN. One struct upload_target per configured provider that manages images
  * (libvirt, openstack). Its parameters borrow from the config it came from,
  * which it keeps a reference to, so a reload cannot pull strings from under
  * a worker. The driver is opened lazily by the first
@@ -15,10 +15,10 @@
 #include "log.h"
 
 /* NULL for a driver the builder cannot open (logged once by the caller). */
-static struct bw_prov *prov_new(struct config *cfg, const struct config_provider *cp) {
+static struct upload_target *prov_new(struct config *cfg, const struct config_provider *cp) {
         struct provider_params_owned params;
         if (provider_params_from_config(cp, &params) < 0) return NULL;
-        struct bw_prov *p = xnew(struct bw_prov, 1);
+        struct upload_target *p = xnew(struct upload_target, 1);
         p->params = params;
         p->name = xstrdup(cp->name);
         p->canonical = xstrdup(cp->canonical);
@@ -36,7 +36,7 @@ static struct bw_prov *prov_new(struct config *cfg, const struct config_provider
         return p;
 }
 
-static void prov_free(struct bw_prov *p) {
+static void prov_free(struct upload_target *p) {
         if (!p) return;
         provider_close(p->p);
         pthread_mutex_destroy(&p->mu);
@@ -49,7 +49,7 @@ static void prov_free(struct bw_prov *p) {
         free(p);
 }
 
-static void retire(struct bw *w, struct bw_prov *p) {
+static void retire(struct bw *w, struct upload_target *p) {
         if (p->refs == 0) {
                 prov_free(p);
                 return;
@@ -58,7 +58,7 @@ static void retire(struct bw *w, struct bw_prov *p) {
         w->retired[w->n_retired++] = p;
 }
 
-struct bw_prov *bw_prov_find(struct bw *w, const char *name) {
+struct upload_target *bw_prov_find(struct bw *w, const char *name) {
         /* NULL entries: already kept by a bw_prov_sync in progress. */
         for (size_t i = 0; i < w->n_provs; i++)
                 if (w->provs[i] && strcmp(w->provs[i]->name, name) == 0) return w->provs[i];
@@ -67,19 +67,19 @@ struct bw_prov *bw_prov_find(struct bw *w, const char *name) {
 
 void bw_prov_sync(struct bw *w) {
         struct config *c = w->b->config;
-        struct bw_prov **next = xnew(struct bw_prov *, c->n_providers + 1);
+        struct upload_target **next = xnew(struct upload_target *, c->n_providers + 1);
         size_t n = 0;
         for (size_t i = 0; i < c->n_providers; i++) {
                 const struct config_provider *cp = &c->providers[i];
                 if (cp->driver == CONFIG_DRIVER_STATIC || cp->driver == CONFIG_DRIVER_METASTATIC) continue; /* manages no images */
-                struct bw_prov *old = bw_prov_find(w, cp->name);
+                struct upload_target *old = bw_prov_find(w, cp->name);
                 if (old && strcmp(old->canonical ? old->canonical : "", cp->canonical ? cp->canonical : "") == 0) {
                         next[n++] = old;
                         for (size_t k = 0; k < w->n_provs; k++)
                                 if (w->provs[k] == old) w->provs[k] = NULL;
                         continue;
                 }
-                struct bw_prov *p = prov_new(c, cp);
+                struct upload_target *p = prov_new(c, cp);
                 if (p)
                         next[n++] = p;
                 else if (cp->n_diskimages > 0 && !old)
@@ -93,12 +93,12 @@ void bw_prov_sync(struct bw *w) {
         w->n_provs = n;
 }
 
-struct bw_prov *bw_prov_ref(struct bw_prov *p) {
+struct upload_target *bw_prov_ref(struct upload_target *p) {
         p->refs++;
         return p;
 }
 
-void bw_prov_unref(struct bw *w, struct bw_prov *p) {
+void bw_prov_unref(struct bw *w, struct upload_target *p) {
         if (!p || --p->refs > 0) return;
         for (size_t i = 0; i < w->n_retired; i++)
                 if (w->retired[i] == p) {
@@ -108,7 +108,7 @@ void bw_prov_unref(struct bw *w, struct bw_prov *p) {
                 }
 }
 
-int bw_prov_get(struct bw_prov *p, struct provider **ret, char **reterr_msg) {
+int bw_prov_get(struct upload_target *p, struct provider **ret, char **reterr_msg) {
         int r = 0;
         pthread_mutex_lock(&p->mu);
         if (!p->p) {

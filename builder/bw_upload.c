@@ -320,7 +320,7 @@ static void add_tag(struct bw_up *u, const char *k, const char *v) {
 }
 
 /* Lock, re-check, create the record, queue the upload. The lock is ours. */
-static void start(struct bw *w, struct bw_prov *prov, const struct config_diskimage *d,
+static void start(struct bw *w, struct upload_target *prov, const struct config_diskimage *d,
                   const struct config_provider_diskimage *pd, struct bw_build_rec *b, char *local,
                   const char *format, struct zk_lock *lock) {
         int r = bw_snap_read_has_ready_upload(w, d->name, b->id, prov->name);
@@ -404,7 +404,7 @@ static void start(struct bw *w, struct bw_prov *prov, const struct config_diskim
 void bw_upload_schedule(struct bw *w, struct bw_snap *s) {
         const struct config *c = w->b->config;
         for (size_t i = 0; i < w->n_provs; i++) {
-                struct bw_prov *prov = w->provs[i];
+                struct upload_target *prov = w->provs[i];
                 const struct config_provider *cp = config_find_provider(c, prov->name);
                 if (!cp) continue;
                 _cleanup_free_ char *format = cp->n_diskimages ? provider_params_image_format(cp) : NULL;

@@ -212,7 +212,7 @@ static void ages(struct launcher *l, const struct owners *o) {
                 const struct cnode *cn = smap_get(&l->nodes, keys[i]);
                 const struct node *nd = cn->node;
                 if (cn->lock_contenders > 0 || smap_get(&l->held, keys[i])) continue;
-                struct prov *pv = nd->provider ? prov_by_name(l, nd->provider) : NULL;
+                struct launcher_provider *pv = nd->provider ? prov_by_name(l, nd->provider) : NULL;
                 if (!pv || !owners_mine(o, keys[i], nd->provider, NULL, NULL)) continue;
                 /* Static nodes never age out (their driver says): they are the configured machines themselves. */
                 if (nd->state == NODE_STATE_READY && !nd->allocated_to && nd->type[0] && pv->drv->max_ready_age) {
@@ -242,7 +242,7 @@ static void ages(struct launcher *l, const struct owners *o) {
 
 struct leak_job {
         struct launcher *l;
-        struct prov *prov;
+        struct launcher_provider *prov;
         struct provider_server **servers;
         size_t n;
         int r;
@@ -256,7 +256,7 @@ static void leak_work(void *ud) {
 }
 
 struct leak_del {
-        struct prov *prov;
+        struct launcher_provider *prov;
         char *external_id;
         int r;
 };
@@ -319,7 +319,7 @@ static void leak_done(void *ud, int status) {
 }
 
 /* Forget which of PV's servers we saw once (we do not own its leak pass now). */
-static void leak_forget(struct launcher *l, const struct prov *pv) {
+static void leak_forget(struct launcher *l, const struct launcher_provider *pv) {
         size_t nk, len = strlen(pv->name);
         const char **keys = smap_keys(&l->leak_seen, &nk);
         for (size_t i = 0; i < nk; i++)
@@ -329,7 +329,7 @@ static void leak_forget(struct launcher *l, const struct prov *pv) {
 
 /* Leaked floating IPs and ports (clean-floating-ips, port-cleanup-interval). */
 struct net_job {
-        struct prov *prov;
+        struct launcher_provider *prov;
         bool fips;
         long long port_interval;
         size_t n_fips, n_ports;
@@ -359,7 +359,7 @@ static void net_done(void *ud, int status) {
         free(j);
 }
 
-static void net_leaks(struct launcher *l, struct prov *pv) {
+static void net_leaks(struct launcher *l, struct launcher_provider *pv) {
         if (!pv->cp || !pv->provider->ops->cleanup_network ||
             (!pv->cp->clean_floating_ips && pv->cp->port_cleanup_interval <= 0))
                 return;
@@ -376,7 +376,7 @@ static void net_leaks(struct launcher *l, struct prov *pv) {
 
 static void leaks(struct launcher *l, const struct owners *o) {
         for (size_t i = 0; i < l->n_provs; i++) {
-                struct prov *pv = l->provs[i];
+                struct launcher_provider *pv = l->provs[i];
                 if (pv->retired || !pv->drv->leak_cleanup || !pv->provider) continue;
                 if (!owners_mine(o, pv->name, pv->name, NULL, NULL)) {
                         leak_forget(l, pv);

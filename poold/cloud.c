@@ -15,7 +15,7 @@
 #include "pool_driver.h"
 #include "provider_params.h"
 
-static int cloud_open(struct prov *pv) {
+static int cloud_open(struct launcher_provider *pv) {
         const struct config_provider *cp = pv->cp;
         struct provider_params_owned pp;
         if (provider_params_from_config(cp, &pp) < 0) {
@@ -32,7 +32,7 @@ static int cloud_open(struct prov *pv) {
         return 0;
 }
 
-static void cloud_close(struct prov *pv) {
+static void cloud_close(struct launcher_provider *pv) {
         provider_close(pv->provider);
         pv->provider = NULL;
 }
@@ -59,7 +59,7 @@ static const char *cloud_never_fits(struct pool *p, const struct node_request *r
 }
 
 /* Worker thread: provider ops are thread-safe, and PV is kept by the caller's reference. */
-static int cloud_delete_instance(struct prov *pv, const char *external_id, char **ret_msg) {
+static int cloud_delete_instance(struct launcher_provider *pv, const char *external_id, char **ret_msg) {
         int r = pv->provider->ops->delete(pv->provider, external_id, ret_msg);
         return r == -ENOENT ? 0 : r;
 }

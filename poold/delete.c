@@ -31,7 +31,7 @@ enum del_stage { DEL_LOCKING, DEL_PROVIDER, DEL_FINISHING };
 
 struct node_delete {
         struct launcher *l;
-        struct prov *prov;
+        struct launcher_provider *prov;
         char *id;
         char *external_id;
         struct zk_update *upd;          /* DEL_LOCKING: lock, read, `deleting` */
@@ -175,7 +175,7 @@ static void on_del_updated(int r, enum zk_update_step at, struct zk_lock *lock, 
 
 /* Lock (asynchronously), read, `deleting`, provider delete on the workq, then finish. */
 static void start_delete(struct launcher *l, const char *id, const struct node *cached) {
-        struct prov *pv = prov_by_name(l, cached->provider);
+        struct launcher_provider *pv = prov_by_name(l, cached->provider);
         if (!pv || !pv->opened) return;
         if (quota_cloud_retry_in_ms(pv) > 0) return; /* the cloud is down: try at its next probe */
         struct node_delete *d = xnew(struct node_delete, 1);

@@ -34,7 +34,7 @@ enum launch_state { LAUNCH_CREATE, LAUNCH_POLL, LAUNCH_SCAN, LAUNCH_DELETE, LAUN
 struct launch {
         struct launcher *l;
         struct pool *pool;
-        struct prov *prov;
+        struct launcher_provider *prov;
         struct node *node;
         struct zk_lock *lock;
         char *request_id;

@@ -95,7 +95,7 @@ struct launcher {
         struct smap usage_tenant;     /* "<tenant>" */
 
         /* pool.c */
-        struct prov **provs;            /* open providers (retired ones stay until stop) */
+        struct launcher_provider **provs;            /* open providers (retired ones stay until stop) */
         size_t n_provs;
         struct pool **pools;            /* active and retired pools */
         size_t n_pools;
@@ -154,8 +154,11 @@ struct creq {
         int32_t version;                /* of the znode the record was decoded from */
 };
 
-/* An open provider (one per config provider; shared by its pools). */
-struct prov {
+/* The launcher's view of one provider (one per config provider, shared by its
+ * pools): the driver instance (struct provider), quota cache, down state and
+ * launch lease. Not to be confused with struct provider (a driver connection)
+ * or struct config_provider (the configuration). */
+struct launcher_provider {
         struct launcher *l;
         char *name;
         const struct pool_driver *drv;  /* its driver kind (pool_driver.h), chosen when opened */
@@ -188,7 +191,7 @@ struct prov {
 /* One provider-pool worker. */
 struct pool {
         struct launcher *l;
-        struct prov *prov;
+        struct launcher_provider *prov;
         const struct config_provider *cp;   /* into l->cfg (repointed on reload) */
         const struct config_pool *cpool;
         char *provider_name, *name;
@@ -310,7 +313,7 @@ void pool_set_paused(struct pool *p, bool paused, const char *reason);
 /* Our active pool whose id is ID, or NULL. */
 struct pool *pool_by_id(struct launcher *l, const char *id);
 /* Our prov named NAME (not retired), or NULL. */
-struct prov *prov_by_name(struct launcher *l, const char *name);
+struct launcher_provider *prov_by_name(struct launcher *l, const char *name);
 /* Labels the pool offers (its driver says: its labels, or a static pool's nodes' labels). */
 bool pool_has_label(const struct pool *p, const char *label);
 /* True when every registered pool id is in DECLINED_BY. */
@@ -344,19 +347,19 @@ const char *quota_tenant_check(struct launcher *l, const char *tenant, int64_t n
                                char *buf, size_t sz);
 /* The cloud refused for capacity: drop the cached limits, back off (2 s,
  * doubling up to 60 s while the cloud keeps refusing). */
-void quota_invalidate(struct prov *pv);
+void quota_invalidate(struct launcher_provider *pv);
 /* A create succeeded: the capacity back-off starts small again. */
-void quota_capacity_ok(struct prov *pv);
+void quota_capacity_ok(struct launcher_provider *pv);
 /* True for the errors that mean "the cloud is down or refuses us" (-EHOSTDOWN,
  * -EACCES): nothing was done, pause and retry later, never fail a request for it. */
 bool quota_cloud_down_error(int r);
 /* PV answered R (quota_cloud_down_error) with MSG: pause its pools (reason
  * logged, in the component and the web app) and back off (1 s doubling to 30 s). */
-void quota_cloud_down(struct prov *pv, int r, const char *msg);
+void quota_cloud_down(struct launcher_provider *pv, int r, const char *msg);
 /* PV answered again: clear the down state (pools resume at the next pass). */
-void quota_cloud_up(struct prov *pv);
+void quota_cloud_up(struct launcher_provider *pv);
 /* Milliseconds until PV's next probe is due (0 when up or due now). */
-uint64_t quota_cloud_retry_in_ms(const struct prov *pv);
+uint64_t quota_cloud_retry_in_ms(const struct launcher_provider *pv);
 
 /* ---- request.c ---- */
 /* One pass over the cached requests for every pool: decline, accept, fill. */
@@ -420,9 +423,9 @@ char *owners_lock_id(struct launcher *l);
  * One whose driver needs no launch lease (static: it launches nothing) always;
  * otherwise only while this launcher holds the provider's launch lease, taken
  * when we own the provider and let go when we do not. */
-void owners_launch_lease_sync(struct prov *pv, const struct owners *o);
+void owners_launch_lease_sync(struct launcher_provider *pv, const struct owners *o);
 /* Let PV's launch lease go (provider retired, stop). */
-void owners_launch_lease_release(struct prov *pv);
+void owners_launch_lease_release(struct launcher_provider *pv);
 /* True when another launcher's live pool of PROVIDER named POOL is in DECLINED_BY
  * (the one launching for it could not serve the request: neither can we). */
 bool owners_declined_by_sibling(const struct owners *o, char *const *declined_by, const char *provider,

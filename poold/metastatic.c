@@ -71,7 +71,7 @@ struct backing {
 
 struct meta_prov {
         struct launcher *l;
-        struct prov *pv;
+        struct launcher_provider *pv;
         char *my_id;                    /* "NodePool:metastatic:<provider>" */
         struct backing *backings;
         struct meta_wait *scans;        /* placed, their host-key check running */
@@ -663,7 +663,7 @@ static void sync_backing(struct meta_prov *ms, struct backing *b) {
         backing_return(ms, b, why);
 }
 
-static void meta_sync(struct prov *pv, const struct owners *o) {
+static void meta_sync(struct launcher_provider *pv, const struct owners *o) {
         struct meta_prov *ms = pv->ms;
         if (!ms || !zk_is_connected(ms->l->zk)) return;
         if (!ms->adopted && pv->launch_ok) {
@@ -676,7 +676,7 @@ static void meta_sync(struct prov *pv, const struct owners *o) {
         }
 }
 
-static void meta_forget_requests(struct prov *pv) {
+static void meta_forget_requests(struct launcher_provider *pv) {
         for (struct meta_wait *w = pv->ms ? pv->ms->scans : NULL; w; w = w->next) {
                 free(w->request_id);
                 w->request_id = NULL;
@@ -716,7 +716,7 @@ static void on_retire_tick(struct loop *loop, struct loop_timer *t, void *ud) {
 
 /* ----------------------------------------------------------------- table */
 
-static int meta_open(struct prov *pv) {
+static int meta_open(struct launcher_provider *pv) {
         struct meta_prov *ms = xnew(struct meta_prov, 1);
         ms->l = pv->l;
         ms->pv = pv;
@@ -727,7 +727,7 @@ static int meta_open(struct prov *pv) {
 }
 
 /* Held backing nodes stay locked (persistent contenders): the next run adopts them. */
-static void meta_close(struct prov *pv) {
+static void meta_close(struct launcher_provider *pv) {
         struct meta_prov *ms = pv->ms;
         if (!ms) return;
         loop_timer_cancel(ms->retire_timer);

@@ -151,7 +151,7 @@ char *owners_lock_path(const char *kind, const char *name, const char *sub) {
 
 char *owners_lock_id(struct launcher *l) { return xasprintf("%s-%d", l->hostname, (int)getpid()); }
 
-void owners_launch_lease_release(struct prov *pv) {
+void owners_launch_lease_release(struct launcher_provider *pv) {
         pv->launch_ok = false;
         pv->lease_unchecked = false;
         if (!pv->lease) return;
@@ -164,7 +164,7 @@ void owners_launch_lease_release(struct prov *pv) {
 }
 
 static void on_lease(struct zk_lock *lock, int result, void *ud) {
-        struct prov *pv = ud;
+        struct launcher_provider *pv = ud;
         pv->lease_pending = false;
         if (result == 1) {
                 pv->lease_unchecked = true;
@@ -226,7 +226,7 @@ static int nodes_seen(struct launcher *l, const char *provider) {
  * `requested`, our pool id not added to declined_by). A new holder
  * launches only once its cache shows every node of the provider that
  * ZooKeeper has: the predecessor's creates were sent before its release. */
-void owners_launch_lease_sync(struct prov *pv, const struct owners *o) {
+void owners_launch_lease_sync(struct launcher_provider *pv, const struct owners *o) {
         struct launcher *l = pv->l;
         if (!pv->drv->launch_lease) {
                 pv->launch_ok = true;

@@ -1,6 +1,6 @@
 /* pool.c — providers and provider-pool workers.
  *
- * DESIGN. One struct prov per configured provider (the driver instance, shared
+ * DESIGN. One struct launcher_provider per configured provider (the driver instance, shared
  * by its pools) and one struct pool per provider-pool, each registered as a
  * `pool` component (protocol.md §1.7) so Zuul and other launchers see it and a
  * request fails once every registered pool declined. On reload a provider whose
@@ -50,7 +50,7 @@ static void pool_component_update(struct pool *p) {
         component_set_state(p->component, p->paused ? "paused" : "running");
 }
 
-static struct pool *pool_new(struct launcher *l, struct prov *pv, const struct config_provider *cp,
+static struct pool *pool_new(struct launcher *l, struct launcher_provider *pv, const struct config_provider *cp,
                              const struct config_pool *cpool) {
         struct pool *p = xnew(struct pool, 1);
         char hex[33] = "00000000000000000000000000000000";
@@ -90,7 +90,7 @@ void pools_sync(struct launcher *l) {
         const struct config *cfg = l->cfg;
         /* Providers: keep unchanged ones, retire others. */
         for (size_t i = 0; i < l->n_provs; i++) {
-                struct prov *pv = l->provs[i];
+                struct launcher_provider *pv = l->provs[i];
                 if (pv->retired) continue;
                 const struct config_provider *ncp = config_find_provider(cfg, pv->name);
                 if (ncp && pv->cp && config_provider_equal(pv->cp, ncp)) {
@@ -105,7 +105,7 @@ void pools_sync(struct launcher *l) {
         }
         for (size_t i = 0; i < cfg->n_providers; i++) {
                 const struct config_provider *cp = &cfg->providers[i];
-                struct prov *pv = prov_by_name(l, cp->name);
+                struct launcher_provider *pv = prov_by_name(l, cp->name);
                 if (pv) {
                         /* Repoint surviving pools into the new config. */
                         for (size_t k = 0; k < l->n_pools; k++) {
@@ -116,7 +116,7 @@ void pools_sync(struct launcher *l) {
                         }
                         continue;
                 }
-                pv = xnew(struct prov, 1);
+                pv = xnew(struct launcher_provider, 1);
                 pv->l = l;
                 pv->name = xstrdup(cp->name);
                 pv->cp = (struct config_provider *)cp;
@@ -144,7 +144,7 @@ void pools_drivers_sync(struct launcher *l) {
         if (!caches_synced(l)) return;
         _cleanup_(owners_freep) struct owners *o = NULL;
         for (size_t i = 0; i < l->n_provs; i++) {
-                struct prov *pv = l->provs[i];
+                struct launcher_provider *pv = l->provs[i];
                 if (pv->retired || !pv->cp || !pv->opened || !pv->drv->sync) continue;
                 if (!o) o = owners_snapshot(l);
                 pv->drv->sync(pv, o);
@@ -221,7 +221,7 @@ struct pool *pool_by_id(struct launcher *l, const char *id) {
         return NULL;
 }
 
-struct prov *prov_by_name(struct launcher *l, const char *name) {
+struct launcher_provider *prov_by_name(struct launcher *l, const char *name) {
         for (size_t i = 0; i < l->n_provs; i++)
                 if (!l->provs[i]->retired && strcmp(l->provs[i]->name, name) == 0) return l->provs[i];
         return NULL;

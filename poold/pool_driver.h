@@ -30,7 +30,7 @@
 #include "model_node.h"
 #include "model_request.h"
 
-struct prov;
+struct launcher_provider;
 struct pool;
 struct owners;
 struct zk_lock;
@@ -40,10 +40,10 @@ struct pool_driver {
 
         /* The provider PV is opened (pool.c; PV->cp set): set up the driver's
          * state in PV. 0, or a negative errno (logged): PV then gets no pools. */
-        int (*open)(struct prov *pv);
+        int (*open)(struct launcher_provider *pv);
         /* Free what open set up (stop, after the workq drained). Runs also when
          * open failed. */
-        void (*close)(struct prov *pv);
+        void (*close)(struct launcher_provider *pv);
 
         /* Does P (active: P->cpool set) offer LABEL? The pool component's
          * supported_labels say the same (pool.c). */
@@ -70,7 +70,7 @@ struct pool_driver {
          * Runs on a WORKER thread; 0 (also when already gone) or a negative
          * errno with *ret_msg (caller frees). NULL: there is no instance, the
          * znode alone goes. */
-        int (*delete_instance)(struct prov *pv, const char *external_id, char **ret_msg);
+        int (*delete_instance)(struct launcher_provider *pv, const char *external_id, char **ret_msg);
 
         bool provider_quota;            /* the cloud's quota applies (quota.c) */
         bool leak_cleanup;              /* its servers are listed for leaks (cleanup.c) */
@@ -81,10 +81,10 @@ struct pool_driver {
 
         /* Every pass (caches synced, PV active), before the requests: O is the
          * live pools of every launcher. NULL: nothing periodic. */
-        void (*sync)(struct prov *pv, const struct owners *o);
+        void (*sync)(struct launcher_provider *pv, const struct owners *o);
         /* The session ended: work in flight reports to no request (see
          * launch_forget_requests). NULL: nothing in flight of its own. */
-        void (*forget_requests)(struct prov *pv);
+        void (*forget_requests)(struct launcher_provider *pv);
 };
 
 extern const struct pool_driver pool_driver_cloud;   /* cloud.c */

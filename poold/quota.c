@@ -29,7 +29,7 @@
 
 struct quota_job {
         struct launcher *l;
-        struct prov *pv;
+        struct launcher_provider *pv;
         struct provider_limits limits;
         struct provider_server **servers;
         size_t n;
@@ -57,7 +57,7 @@ static void quota_work(void *ud) {
 static void quota_done(void *ud, int status) {
         struct quota_job *j = ud;
         struct launcher *l = j->l;
-        struct prov *pv = j->pv;
+        struct launcher_provider *pv = j->pv;
         pv->refs--;
         pv->quota_fetching = false;
         if (status >= 0 && quota_cloud_down_error(j->r) && !l->stopping) {
@@ -93,7 +93,7 @@ static void quota_done(void *ud, int status) {
 }
 
 /* Start a refresh when the cache is missing or older than 5 minutes. */
-static void refresh(struct prov *pv, struct launcher *l) {
+static void refresh(struct launcher_provider *pv, struct launcher *l) {
         /* Unmanaged usage is "listed but not in the node cache": only meaningful once it is synced. */
         if (pv->quota_fetching || !pv->provider || !caches_synced(l)) return;
         uint64_t now = loop_now_ms();
@@ -121,7 +121,7 @@ static bool uses_provider_quota(const struct pool *p) {
                !p->cpool->ignore_provider_quota;
 }
 
-void quota_invalidate(struct prov *pv) {
+void quota_invalidate(struct launcher_provider *pv) {
         uint64_t now = loop_now_ms();
         /* Refused again after a back-off: the limits do not explain it (capacity
          * elsewhere, another user): wait longer each time rather than churn nodes. */
@@ -134,11 +134,11 @@ void quota_invalidate(struct prov *pv) {
                  pv->name, (unsigned long long)pv->capacity_backoff_ms);
 }
 
-void quota_capacity_ok(struct prov *pv) { pv->capacity_backoff_ms = 0; }
+void quota_capacity_ok(struct launcher_provider *pv) { pv->capacity_backoff_ms = 0; }
 
 bool quota_cloud_down_error(int r) { return r == -EHOSTDOWN || r == -EACCES; }
 
-void quota_cloud_down(struct prov *pv, int r, const char *msg) {
+void quota_cloud_down(struct launcher_provider *pv, int r, const char *msg) {
         struct launcher *l = pv->l;
         _cleanup_free_ char *reason = xasprintf("provider %s %s: %s", pv->name,
                                                 r == -EACCES ? "refuses our credentials" : "is unreachable",
@@ -162,7 +162,7 @@ void quota_cloud_down(struct prov *pv, int r, const char *msg) {
                         pool_set_paused(l->pools[i], true, pv->down_reason);
 }
 
-void quota_cloud_up(struct prov *pv) {
+void quota_cloud_up(struct launcher_provider *pv) {
         if (!pv->down_r) return;
         log_info("provider %s answers again: its pools resume", pv->name);
         pv->down_r = 0;
@@ -172,7 +172,7 @@ void quota_cloud_up(struct prov *pv) {
         launcher_kick(pv->l);
 }
 
-uint64_t quota_cloud_retry_in_ms(const struct prov *pv) {
+uint64_t quota_cloud_retry_in_ms(const struct launcher_provider *pv) {
         uint64_t now = loop_now_ms();
         return pv->down_r && pv->down_retry_ms > now ? pv->down_retry_ms - now : 0;
 }
@@ -202,7 +202,7 @@ const char *quota_check(struct pool *p, const struct config_pool_label *pl, char
                         if (l->pools[i]->prov == p->prov) active += l->pools[i]->active_launches;
                 if (active >= p->cp->max_concurrency) return "max-concurrency reached";
         }
-        struct prov *pv = p->prov;
+        struct launcher_provider *pv = p->prov;
         if (pv->down_r) {
                 refresh(pv, l); /* the probe, when due */
                 return pv->down_reason;
@@ -242,7 +242,7 @@ const char *quota_never_fits(struct pool *p, int64_t n, int64_t cores, int64_t r
         if (cp->max_cores > 0 && cores > cp->max_cores) return "request is larger than max-cores";
         if (cp->max_ram > 0 && ram > cp->max_ram) return "request is larger than max-ram";
         if (!uses_provider_quota(p)) return NULL;
-        struct prov *pv = p->prov;
+        struct launcher_provider *pv = p->prov;
         refresh(pv, p->l);
         if (!pv->limits_valid) return NULL; /* checked again once known */
         const struct provider_limits *lim = &pv->limits;

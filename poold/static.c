@@ -17,7 +17,7 @@
  * With several launchers, only the provider's owner plans, and it applies a
  * plan under a lock all launchers share, made from ZooKeeper's current node
  * listing (see the DESIGN note above sync_prov()).
- * A provider whose configuration changes gets a new struct prov (pool.c), so
+ * A provider whose configuration changes gets a new struct launcher_provider (pool.c), so
  * nothing here has to notice reloads. Everything runs on the loop thread.
  * The launcher core reaches all of this through pool_driver_static (end of
  * file): it launches nothing, needs no launch lease, and has no cloud quota,
@@ -60,7 +60,7 @@ struct liveness {
 
 struct static_prov {
         struct launcher *l;
-        struct prov *pv;
+        struct launcher_provider *pv;
         struct static_scan **scans;
         size_t n_scans;
         struct liveness *checks;
@@ -336,7 +336,7 @@ static int view_fresh(struct view *v) {
 /* Plan from V. WARN: log the plan's warnings (only for a fresh view: the cache
  * still shows for a moment nodes other launchers deleted, which look excess). */
 static int plan_view(struct static_prov *st, const struct view *v, bool warn, struct static_nodes_plan **ret) {
-        struct prov *pv = st->pv;
+        struct launcher_provider *pv = st->pv;
         struct static_nodes_scan *scans = xnew(struct static_nodes_scan, st->n_scans + 1);
         size_t ns = 0;
         for (size_t i = 0; i < st->n_scans; i++) {
@@ -406,7 +406,7 @@ static void plan_apply(struct static_prov *st, struct static_nodes_plan *plan, c
  * that plan before releasing. Our creates are sent before the release, so the
  * next holder's listing has them. Updates and deregistrations also lock the
  * node itself and re-read it (do_update, do_deregister). */
-static void sync_prov(struct launcher *l, struct prov *pv) {
+static void sync_prov(struct launcher *l, struct launcher_provider *pv) {
         struct static_prov *st = pv->st;
         scans_expire(st);
         struct view v = { .l = l, .provider = pv->name };
@@ -450,7 +450,7 @@ static void sync_prov(struct launcher *l, struct prov *pv) {
 
 /* Each pass: bring the registered nodes in line with config and cache (register,
  * update, deregister; scans started as needed). Cheap when idle. */
-static void static_drv_sync(struct prov *pv, const struct owners *o) {
+static void static_drv_sync(struct launcher_provider *pv, const struct owners *o) {
         if (owners_mine(o, pv->name, pv->name, NULL, NULL)) sync_prov(pv->l, pv);
 }
 
@@ -521,7 +521,7 @@ static int static_check_liveness(struct pool *p, const char *id, struct zk_lock 
         return 1;
 }
 
-static void static_forget_requests(struct prov *pv) {
+static void static_forget_requests(struct launcher_provider *pv) {
         for (struct liveness *c = pv->st ? pv->st->checks : NULL; c; c = c->next) {
                 free(c->request_id);
                 c->request_id = NULL;
@@ -529,14 +529,14 @@ static void static_forget_requests(struct prov *pv) {
 }
 
 /* Every launcher needs the state (liveness checks); only the provider's owner plans. */
-static int static_open(struct prov *pv) {
+static int static_open(struct launcher_provider *pv) {
         pv->st = xnew(struct static_prov, 1);
         pv->st->l = pv->l;
         pv->st->pv = pv;
         return 0;
 }
 
-static void static_close(struct prov *pv) {
+static void static_close(struct launcher_provider *pv) {
         static_prov_free(pv->st);
         pv->st = NULL;
 }

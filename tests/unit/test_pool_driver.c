@@ -40,7 +40,7 @@ static const char *yaml = "labels: [{name: small}, {name: large}, {name: gpu}, {
 struct env {
         struct launcher l;
         struct config *cfg;
-        struct prov stp, clp;
+        struct launcher_provider stp, clp;
         struct pool st, cl;
 };
 
@@ -55,8 +55,8 @@ static int setup(void **state) {
         const struct config_provider *cc = config_find_provider(e->cfg, "virt");
         assert_non_null(sc);
         assert_non_null(cc);
-        e->stp = (struct prov){ .l = &e->l, .name = "rack", .drv = pool_driver_for(sc->driver) };
-        e->clp = (struct prov){ .l = &e->l, .name = "virt", .drv = pool_driver_for(cc->driver) };
+        e->stp = (struct launcher_provider){ .l = &e->l, .name = "rack", .drv = pool_driver_for(sc->driver) };
+        e->clp = (struct launcher_provider){ .l = &e->l, .name = "virt", .drv = pool_driver_for(cc->driver) };
         e->st = (struct pool){ .l = &e->l, .prov = &e->stp, .cp = sc, .cpool = &sc->pools[0],
                                .provider_name = "rack", .name = "main" };
         e->cl = (struct pool){ .l = &e->l, .prov = &e->clp, .cp = cc, .cpool = &cc->pools[0],
