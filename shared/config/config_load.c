@@ -626,10 +626,13 @@ bool config_label_served_by_poold(const struct config *c, const char *label) {
 }
 
 bool config_label_foreign_only(const struct config *c, const char *label) {
-        if (!c || !label || config_label_served_by_poold(c, label)) return false;
+        if (!c || !label) return false;
+        /* The foreign pools first: usually there are none, and the launcher asks
+         * this for every waiting request and pool on every pass. */
         for (size_t i = 0; i < c->n_foreign_providers; i++)
                 for (size_t k = 0; k < c->foreign_providers[i].n_pools; k++)
-                        if (config_strv_contains(&c->foreign_providers[i].pools[k].labels, label)) return true;
+                        if (config_strv_contains(&c->foreign_providers[i].pools[k].labels, label))
+                                return !config_label_served_by_poold(c, label);
         return false;
 }
 
