@@ -263,3 +263,56 @@ def test_freed_slot_goes_to_the_most_urgent_waiting_request(launcher, sshds):
         held = zc.accept_nodes(low, req)
     zc.use_nodes(held)
     zc.return_nodes(held)
+
+
+def test_operators_min_ready_scenario_each_freed_slot_goes_to_the_waiting_zuul_request(launcher, sshds):
+    """The operator's report in issue 15, as they ran it: host A (small, max-parallel-jobs 3), host B
+    (big and small), min-ready small 3 and big 1, and Zuul asking for small nodes one after
+    another, each held by a running job. The first four take the four ready slots at once; the
+    next waits, and so do min-ready's own requests (priority 900). Each time a job ends, the freed
+    slot goes to Zuul's waiting request within seconds (it waited 60 s while min-ready took each
+    freed slot), and min-ready is never handed that node first. Five rounds, so an
+    arbitrary serving order could not pass by luck."""
+    a, b = sshds(), sshds()
+    cfg = static_config(launcher, [host(a, ["small"], **{"max-parallel-jobs": 3}),
+                                   host(b, ["big", "small"])])
+    for lab in cfg["labels"]:
+        lab["min-ready"] = {"small": 3, "big": 1}.get(lab["name"], 0)
+    write(launcher, cfg)
+    launcher.start()
+    launcher.wait_for(lambda: len(ready(launcher)) == 4, 20, "four static slots")
+    zc = ZuulClient(launcher.kazoo)
+
+    def minready():
+        return [r for r in launcher.kazoo.get_children("/nodepool/requests")
+                if (zc.get_request(r) or {}).get("requestor") == "NodePool:min-ready"]
+
+    def run(rid, req):
+        nodes = zc.accept_nodes(rid, req)
+        zc.use_nodes(nodes)
+        return nodes
+
+    held = []
+    for _ in range(4):
+        rid = zc.submit(["small"])
+        req = zc.wait(rid, timeout=10)
+        assert req["state"] == "fulfilled", req
+        held.append(run(rid, req))
+    for _ in range(5):
+        rid = zc.submit(["small"])
+        launcher.wait_for(lambda: (zc.get_request(rid) or {}).get("state") == "pending", 10, "Zuul request pending")
+        launcher.wait_for(lambda: minready(), 10, "min-ready asking for replacements")
+        zc.return_nodes(held.pop(0))    # the oldest job ends: its slot is freed
+        req = zc.wait(rid, timeout=15)
+        assert req["state"] == "fulfilled", req
+        (node_id,) = req["nodes"]
+        # Not even for a moment: a fulfilled min-ready request frees its node at once, so a
+        # min-ready request served first would go unseen in ZooKeeper; the log says who took it.
+        takers = [ln.split("request ")[1].split(":")[0] for ln in launcher.log_text().splitlines()
+                  if ln.endswith("reusing ready node " + node_id)]
+        assert takers == [rid], (node_id, takers)
+        held.append(run(rid, req))
+    for nodes in held:
+        zc.return_nodes(nodes)
+    # Jobs done: min-ready's requests are served from the freed slots, nothing is left pending.
+    launcher.wait_for(lambda: len(ready(launcher)) == 4 and not minready(), 30, "pool refilled")
