@@ -145,20 +145,6 @@ const char *build_gfs_device(const struct build_gfs *gfs) { return gfs->device; 
 
 static char *partition(const struct build_gfs *gfs) { return xasprintf("%s1", gfs->device); }
 
-int build_gfs_make_root(struct build_gfs *gfs, const char *label, const char *root_tar, char **errmsg) {
-        _cleanup_free_ char *part = partition(gfs);
-        if (guestfs_part_disk(gfs->g, gfs->device, "mbr") < 0) return gfs_error(gfs, "partitioning the disk", errmsg);
-        if (guestfs_part_set_bootable(gfs->g, gfs->device, 1, 1) < 0)
-                return gfs_error(gfs, "marking the partition bootable", errmsg);
-        if (guestfs_mke2fs(gfs->g, part, GUESTFS_MKE2FS_FSTYPE, "ext4", GUESTFS_MKE2FS_LABEL, label, -1) < 0)
-                return gfs_error(gfs, "mkfs.ext4", errmsg);
-        int r = build_gfs_mount_root(gfs, errmsg);
-        if (r < 0) return r;
-        if (guestfs_tar_in_opts(gfs->g, root_tar, "/", GUESTFS_TAR_IN_OPTS_XATTRS, 1, GUESTFS_TAR_IN_OPTS_ACLS, 1, -1) < 0)
-                return gfs_error(gfs, "copying the root tree into the image", errmsg);
-        return 0;
-}
-
 int build_gfs_mount_root(struct build_gfs *gfs, char **errmsg) {
         _cleanup_free_ char *part = partition(gfs);
         if (guestfs_mount(gfs->g, part, "/") < 0) return gfs_error(gfs, "mounting the root filesystem", errmsg);

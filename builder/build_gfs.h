@@ -1,5 +1,6 @@
 /* build_gfs.h — the libguestfs side of the image build: one appliance per
- * stage, in which the disk is created or mounted and hooks run in the image.
+ * stage, in which the disk (made by build_rootfs.h or a previous stage) is
+ * mounted and hooks run in the image.
  *
  * Output of scripts run with build_gfs_run() streams to the build log (the
  * appliance's serial console, between markers the runner prints); with trace
@@ -14,11 +15,6 @@ struct build_gfs;
  * disk_path (qcow2, read-write) as its only disk. Returns 0 and *ret, or
  * -EIO with *errmsg (caller frees) when libguestfs fails to launch. */
 int build_gfs_open(const char *disk_path, bool trace, struct build_gfs **ret, char **errmsg);
-
-/* Partition the (empty) disk MBR with one bootable partition, make an ext4
- * filesystem labelled label on it, mount it as the root, and unpack the
- * tarball root_tar (a host path) into it. */
-int build_gfs_make_root(struct build_gfs *gfs, const char *label, const char *root_tar, char **errmsg);
 
 /* Mount the image's root filesystem (first partition) at /. */
 int build_gfs_mount_root(struct build_gfs *gfs, char **errmsg);

@@ -21,6 +21,7 @@
  * Every external program runs through shared/base/cmd.h. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -35,6 +36,7 @@
 #include "build.h"
 #include "build_gfs.h"
 #include "build_prune.h"
+#include "build_rootfs.h"
 #include "cmd.h"
 #include "dbuf.h"
 #include "digest.h"
@@ -568,6 +570,47 @@ static int build_root_stage(struct dib_build *b, const struct build_stage *st, c
         return 0;
 }
 
+/* The first stage's disk, qcow2 at out: the partition table and an ext4
+ * filesystem holding the base tree, both made on the host (build_rootfs.h). */
+static int make_first_disk(struct dib_build *b, const char *out, char **errmsg) {
+        _cleanup_free_ char *tar = build_cache_path(b->cache_dir, b->plan->stages[0].key, ".tar");
+        _cleanup_free_ char *tree = xasprintf("%s/rootfs", b->work);
+        _cleanup_free_ char *raw = xasprintf("%s/rootfs.raw", b->work);
+        _cleanup_free_ char *err = NULL;
+        int r = make_dir(tree, errmsg);
+        if (r < 0) return r;
+        _cleanup_(cmd_freep) struct cmd *x = cmd_new("tar");
+        cmd_args(x, "--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls", "-C", tree, "-xf", tar, NULL);
+        r = run_cmd(x, "unpacking the base tree", errmsg);
+        /* The tree's own mode becomes the image's "/": never make_dir's 0700. */
+        if (r == 0 && chmod(tree, 0755) < 0) {
+                r = negative_errno();
+                *errmsg = xasprintf("%s: %s", tree, strerror(-r));
+        }
+        _cleanup_(cmd_freep) struct cmd *c = cmd_new("qemu-img");
+        cmd_args(c, "create", "-q", "-f", "raw", raw, b->image_size, NULL);
+        if (r == 0) r = run_cmd(c, "qemu-img create", errmsg);
+        struct stat s = { 0 };
+        if (r == 0) {
+                _cleanup_close_ int fd = open(raw, O_WRONLY | O_CLOEXEC);
+                r = fd < 0 || fstat(fd, &s) < 0 ? negative_errno() : build_rootfs_write_mbr(fd, (uint64_t)s.st_size, 0x706f6f6c);
+                if (r < 0) *errmsg = xasprintf("%s: writing the partition table: %s", raw, strerror(-r));
+        }
+        _cleanup_(cmd_freep) struct cmd *m = cmd_new("mke2fs");
+        /* -F: the file holds a partition table, which mke2fs would otherwise ask about. */
+        cmd_args(m, "-q", "-F", "-t", "ext4", "-L", b->root_label, "-d", tree, NULL);
+        cmd_argf(m, "-Eoffset=%" PRIu64, BUILD_ROOTFS_PART_OFFSET);
+        cmd_arg(m, raw);
+        cmd_argf(m, "%" PRIu64 "k", ((uint64_t)s.st_size - BUILD_ROOTFS_PART_OFFSET) / 1024);
+        if (r == 0) r = run_cmd(m, "mke2fs", errmsg);
+        (void)rm_rf(tree, &err);
+        _cleanup_(cmd_freep) struct cmd *q = cmd_new("qemu-img");
+        cmd_args(q, "convert", "-q", "-f", "raw", "-O", "qcow2", raw, out, NULL);
+        if (r == 0) r = run_cmd(q, "qemu-img convert", errmsg);
+        unlink(raw);
+        return r;
+}
+
 /* Stage i >= 1: outside phases on the host, then one appliance. */
 static int build_stage(struct dib_build *b, size_t i, char **errmsg) {
         const struct build_stage *st = &b->plan->stages[i];
@@ -597,31 +640,31 @@ static int build_stage(struct dib_build *b, size_t i, char **errmsg) {
         _cleanup_free_ char *name = build_cache_new_disk_name(st->key);
         _cleanup_free_ char *disk = xasprintf("%s/%s", b->cache_dir, name);
         _cleanup_free_ char *tmp = xasprintf("%s.tmp", disk);
-        _cleanup_(cmd_freep) struct cmd *c = cmd_new("qemu-img");
-        cmd_args(c, "create", "-q", "-f", "qcow2", NULL);
-        if (first_disk) {
-                cmd_args(c, tmp, b->image_size, NULL);
-        } else {
-                const char *pname = strrchr(parent, '/') + 1;
-                cmd_args(c, "-F", "qcow2", "-b", pname, tmp, NULL);
-        }
-        r = run_cmd(c, "qemu-img create", errmsg);
-        if (r < 0) return r;
-
         struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (first_disk) {
+                say("creating the disk (%s, MBR, ext4 labelled %s) from the base tree on the host", b->image_size,
+                    b->root_label);
+                r = make_first_disk(b, tmp, errmsg);
+                if (r < 0) {
+                        unlink(tmp);
+                        return r;
+                }
+                say("disk made in %.1f s", elapsed(&t));
+        } else {
+                _cleanup_(cmd_freep) struct cmd *c = cmd_new("qemu-img");
+                cmd_args(c, "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", strrchr(parent, '/') + 1, tmp, NULL);
+                r = run_cmd(c, "qemu-img create", errmsg);
+                if (r < 0) return r;
+        }
+
         clock_gettime(CLOCK_MONOTONIC, &t);
         say("starting the libguestfs appliance");
         struct build_gfs *gfs = NULL;
         r = build_gfs_open(tmp, b->opts.trace, &gfs, errmsg);
         if (r < 0) goto fail;
         say("appliance up in %.1f s", elapsed(&t));
-        if (first_disk) {
-                _cleanup_free_ char *tar = build_cache_path(b->cache_dir, b->plan->stages[0].key, ".tar");
-                say("creating the disk (%s, MBR, ext4 labelled %s) and copying the base tree in", b->image_size,
-                    b->root_label);
-                r = build_gfs_make_root(gfs, b->root_label, tar, errmsg);
-        } else
-                r = build_gfs_mount_root(gfs, errmsg);
+        r = build_gfs_mount_root(gfs, errmsg);
         if (r < 0) goto fail;
         if (files) {
                 _cleanup_free_ char *otar = xasprintf("%s/target-%zu.tar", b->work, i);
