@@ -4,6 +4,7 @@
  *     create NODE_ID IMAGE_ID      create a server for label --label of pool --pool
  *     wait ID                      poll get() until ACTIVE/ERROR (prints the server)
  *     get ID | delete ID | list | quota | console ID
+ *     azs                          availability_zones(): the cloud's zones
  *     upload FILE FORMAT NAME [K=V...]   image_upload; prints the external id
  *     image-list | image-delete ID
  *
@@ -279,6 +280,17 @@ int main(int argc, char **argv) {
                 print_json(json_pack("{s:I, s:I, s:I, s:I}", "instances", (json_int_t)l.max_instances, "cores",
                                      (json_int_t)l.max_cores, "ram", (json_int_t)l.max_ram_mib, "free_ram",
                                      (json_int_t)l.free_ram_mib));
+                return 0;
+        }
+        if (strcmp(cmd, "azs") == 0 && nargs == 0) {
+                char **v = NULL;
+                size_t n = 0;
+                r = p->ops->availability_zones(p, &v, &n, &msg);
+                if (r < 0) return fail("azs", r, msg);
+                json_t *out = json_array();
+                for (size_t i = 0; i < n; i++) json_array_append_new(out, json_string(v[i]));
+                provider_strv_free(v, n);
+                print_json(out);
                 return 0;
         }
         if (strcmp(cmd, "console") == 0 && nargs == 1) {
