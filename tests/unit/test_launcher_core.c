@@ -879,6 +879,22 @@ static void test_pool_availability_zones_restrict_the_choice(void **state) {
         assert_int_equal(fake_cloud_calls(c, FAKE_OP_CREATE), 8);
 }
 
+/* A cloud that will not list its zones (an error, as a policy may forbid it)
+ * has none, as openstacksdk's empty list: requests are still served, no zone
+ * is named (the fake would place a named one there) and each node records the
+ * zone its server reports. */
+static void test_cloud_without_a_zone_list_gets_no_zone_and_nodes_record_the_servers(void **state) {
+        struct env *e = *state;
+        struct fake_cloud *c = fake_cloud(PROV_A);
+        fake_cloud_fail(c, FAKE_OP_AZS, -EPERM, 1000);
+        env_launch(e, &(struct opts){});
+        const char *labels[] = { "small", "large", NULL };
+        _cleanup_free_ char *id = request_new(e, true, labels);
+        _cleanup_free_ char *az = request_az(e, c, id, 2);
+        assert_string_equal(az, "fake-az");
+        assert_true(fake_cloud_calls(c, FAKE_OP_AZS) >= 1);
+}
+
 struct server_gone {
         struct fake_cloud *c;
         const char *id;
@@ -955,6 +971,7 @@ int main(int argc, char **argv) {
                 T(test_reused_ready_node_fixes_the_zone_of_the_rest_of_the_request),
                 T(test_ready_node_in_another_zone_is_not_reused_for_the_request),
                 T(test_pool_availability_zones_restrict_the_choice),
+                T(test_cloud_without_a_zone_list_gets_no_zone_and_nodes_record_the_servers),
                 T(test_leaked_server_is_deleted_and_foreign_one_kept),
                 T(test_unmanaged_servers_count_against_provider_quota),
         };
