@@ -255,7 +255,8 @@ void caches_node_store(struct launcher *l, const char *id, struct node *n, unsig
 void caches_node_remove(struct launcher *l, const char *id);
 /* Ready-node index: a cached node of PROVIDER/POOL labelled LABEL that a
  * request may reuse — READY, unallocated, unlocked, neither being reused
- * (l->reusing) nor held, and in availability zone AZ unless AZ is NULL — or NULL. The id is borrowed until the next cache change. */
+ * (l->reusing) nor held, and in availability zone AZ unless AZ is NULL — or
+ * NULL. The id is borrowed until the next cache change. */
 const char *caches_ready_find(struct launcher *l, const char *provider, const char *pool, const char *label,
                               const char *az);
 /* The node of P's ready index (any of its labels) that has been READY longest
