@@ -90,12 +90,19 @@ static void ready_relink(struct launcher *l, const char *id, struct cnode *cn) {
         cn->ready = k;
 }
 
-const char *caches_ready_find(struct launcher *l, const char *provider, const char *pool, const char *label) {
+const char *caches_ready_find(struct launcher *l, const char *provider, const char *pool, const char *label,
+                              const char *az) {
         _cleanup_free_ char *key = xasprintf("%s\n%s\n%s", provider, pool, label);
         const struct ready_list *list = smap_get(&l->ready, key);
         /* Held nodes are rare here (ours only until the cache sees our lock). */
-        for (const struct ready_entry *e = list ? list->head : NULL; e; e = e->next)
-                if (!smap_get(&l->held, e->links->id)) return e->links->id;
+        for (const struct ready_entry *e = list ? list->head : NULL; e; e = e->next) {
+                if (smap_get(&l->held, e->links->id)) continue;
+                if (az) {
+                        const struct cnode *cn = smap_get(&l->nodes, e->links->id);
+                        if (!cn || !cn->node->az || strcmp(cn->node->az, az) != 0) continue;
+                }
+                return e->links->id;
+        }
         return NULL;
 }
 

@@ -54,6 +54,7 @@ struct launch {
         uint64_t created_ms;            /* when the create of this attempt returned */
         /* inputs copied for the worker */
         char *label, *image, *upload_path, *pool_name, *hostname;
+        char *az;                       /* the request's availability zone, every attempt; NULL = the cloud's */
         char *cloud;                    /* the node's `cloud` */
         char *connection_type;
         int connection_port;
@@ -99,6 +100,7 @@ static void launch_free(struct launch *la) {
         free(la->upload_path);
         free(la->pool_name);
         free(la->hostname);
+        free(la->az);
         free(la->cloud);
         free(la->connection_type);
         free(la->username);
@@ -175,7 +177,7 @@ static void work_fn(void *ud) {
                 struct provider_create_req req = {
                         .node_id = la->node->id, .hostname = la->hostname, .label = la->label,
                         .pool = la->pool_name, .image = la->image, .memory_mib = la->memory, .vcpus = la->vcpus,
-                        .disk_gib = la->disk, .tags = tags, .n_tags = nt,
+                        .disk_gib = la->disk, .az = la->az, .tags = tags, .n_tags = nt,
                 };
                 la->job_r = p->ops->create(p, &req, &la->server, &la->job_msg);
                 break;
@@ -520,7 +522,8 @@ static void dynamic_properties(struct launch *la, const struct config_strmap *dp
         }
 }
 
-void launch_start(struct pool *pool, struct node *n, struct zk_lock *lock, const char *request_id, size_t slot) {
+void launch_start(struct pool *pool, struct node *n, struct zk_lock *lock, const char *request_id, size_t slot,
+                  const char *az) {
         struct launcher *l = pool->l;
         struct launch *la = xnew(struct launch, 1);
         la->l = l;
@@ -540,6 +543,7 @@ void launch_start(struct pool *pool, struct node *n, struct zk_lock *lock, const
         la->label = xstrdup(n->type[0]);
         la->pool_name = xstrdup(pool->name);
         la->hostname = xasprintf("np%s", n->id);
+        la->az = az ? xstrdup(az) : NULL;
         /* OpenStack: the clouds.yaml cloud name, as Nodepool (jobs see it as nodepool.cloud). */
         la->cloud = xstrdup(pool->cp->driver == CONFIG_DRIVER_OPENSTACK && pool->cp->cloud ? pool->cp->cloud
                                                                                             : la->prov->name);

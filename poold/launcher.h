@@ -175,6 +175,12 @@ struct launcher_provider {
         bool limits_valid, quota_fetching;
         uint64_t limits_time_ms, backoff_until_ms;
         uint64_t capacity_backoff_ms;   /* doubles while creates keep meeting -EDQUOT */
+        /* quota.c: the cloud's availability zones (ops.availability_zones), read with
+         * the quota, for requests whose pool names none; known once read (none when
+         * the cloud has no such op or would not say, as openstacksdk). */
+        char **azs;
+        size_t n_azs;
+        bool azs_known;
         /* quota.c: the cloud is unreachable (-EHOSTDOWN) or refuses our credentials
          * (-EACCES): its pools pause, a probe (the quota call) retries with back-off. */
         int down_r;                     /* 0 when up */
@@ -249,8 +255,10 @@ void caches_node_store(struct launcher *l, const char *id, struct node *n, unsig
 void caches_node_remove(struct launcher *l, const char *id);
 /* Ready-node index: a cached node of PROVIDER/POOL labelled LABEL that a
  * request may reuse — READY, unallocated, unlocked, neither being reused
- * (l->reusing) nor held — or NULL. The id is borrowed until the next cache change. */
-const char *caches_ready_find(struct launcher *l, const char *provider, const char *pool, const char *label);
+ * (l->reusing) nor held, and in availability zone AZ unless AZ is NULL — or
+ * NULL. The id is borrowed until the next cache change. */
+const char *caches_ready_find(struct launcher *l, const char *provider, const char *pool, const char *label,
+                              const char *az);
 /* The node of P's ready index (any of its labels) that has been READY longest
  * and that we do not hold, or NULL. Borrowed like caches_ready_find's. */
 const char *caches_ready_oldest(struct launcher *l, const struct pool *p);
@@ -373,9 +381,11 @@ void request_slot_done(struct launcher *l, const char *request_id, size_t slot, 
 
 /* ---- launch.c ---- */
 /* The cloud driver's launch (pool_driver.h). Start launching node N (state
- * building, locked by LOCK: both owned now) for POOL; on completion request_slot_done(request_id, slot, result) is
+ * building, locked by LOCK: both owned now) for POOL in availability zone AZ
+ * (NULL: the cloud's choice); on completion request_slot_done(request_id, slot, result) is
  * called if REQUEST_ID is non-NULL. */
-void launch_start(struct pool *pool, struct node *n, struct zk_lock *lock, const char *request_id, size_t slot);
+void launch_start(struct pool *pool, struct node *n, struct zk_lock *lock, const char *request_id, size_t slot,
+                  const char *az);
 /* Forget every launch (stop): release their node locks; jobs in flight finish later. */
 void launch_abort_all(struct launcher *l);
 /* The session ended: launches finish for no request (a handler made for the same

@@ -484,7 +484,9 @@ static struct backing *backing_request(struct meta_prov *ms, const struct config
 
 /* ---------------------------------------------------------------- launch */
 
-static void meta_launch(struct pool *p, struct node *n, struct zk_lock *lock, const char *request_id, size_t slot) {
+static void meta_launch(struct pool *p, struct node *n, struct zk_lock *lock, const char *request_id, size_t slot,
+                        const char *az) {
+        (void)az; /* a backing node's zone is whatever it has */
         struct meta_prov *ms = p->prov->ms;
         struct meta_wait *w = xnew(struct meta_wait, 1);
         w->p = p;

@@ -173,6 +173,7 @@ void pools_free_all(struct launcher *l) {
                 owners_launch_lease_release(l->provs[i]);
                 l->provs[i]->drv->close(l->provs[i]);
                 free(l->provs[i]->down_reason);
+                provider_strv_free(l->provs[i]->azs, l->provs[i]->n_azs);
                 free(l->provs[i]->name);
                 free(l->provs[i]);
         }

@@ -53,10 +53,12 @@ struct pool_driver {
         const char *(*never_fits)(struct pool *p, const struct node_request *rq, char *buf, size_t sz);
 
         /* Launch node N (state building, locked by LOCK: both owned now) for
-         * REQUEST_ID's SLOT; the result comes through request_slot_done().
-         * NULL: the driver launches nothing, it only hands out the nodes it
-         * registered (a request waits for a free one; no quota check). */
-        void (*launch)(struct pool *p, struct node *n, struct zk_lock *lock, const char *request_id, size_t slot);
+         * REQUEST_ID's SLOT, in the request's availability zone AZ (NULL: none
+         * chosen; a driver without zones ignores it); the result comes through
+         * request_slot_done(). NULL: the driver launches nothing, it only hands
+         * out the nodes it registered (a request waits for a free one; no quota check). */
+        void (*launch)(struct pool *p, struct node *n, struct zk_lock *lock, const char *request_id, size_t slot,
+                       const char *az);
         /* Launch only while holding the provider's launch lease (owner.c)?
          * False: its pools may always accept (launch_ok). */
         bool launch_lease;

@@ -9,6 +9,9 @@
  * cloud drops it (the pool then waits for fresh numbers) and backs off a
  * little, so a cloud that keeps refusing does not make us churn nodes.
  * Tenant limits count every node in ZooKeeper carrying the tenant's name.
+ * The same job reads the cloud's availability zones (ops.availability_zones)
+ * for requests of pools that name none: such a pool waits for them as for the
+ * quota; a cloud that will not say has none (openstacksdk: an empty list).
  * A cloud that cannot be reached or refuses our credentials (-EHOSTDOWN,
  * -EACCES, from any call) marks the provider down: quota_check() then says so,
  * so its pools pause and requests wait (none is failed for it), and the quota
@@ -35,6 +38,11 @@ struct quota_job {
         size_t n;
         int r;
         char *msg;
+        bool azs_read;                  /* the driver has the op, and it was called */
+        int azs_r;
+        char **azs;
+        size_t n_azs;
+        char *azs_msg;
 };
 
 static void quota_work(void *ud) {
@@ -52,6 +60,25 @@ static void quota_work(void *ud) {
                 if (r < 0) j->n = 0; /* unmanaged usage unknown: count none */
                 if (quota_cloud_down_error(r)) j->r = r; /* the probe failed after all */
         }
+        if (!quota_cloud_down_error(j->r) && p->ops->availability_zones) {
+                j->azs_read = true;
+                j->azs_r = p->ops->availability_zones(p, &j->azs, &j->n_azs, &j->azs_msg);
+                if (quota_cloud_down_error(j->azs_r)) j->r = j->azs_r;
+        }
+}
+
+/* The zones read by J become PV's (none when the cloud would not say). */
+static void azs_update(struct launcher_provider *pv, struct quota_job *j) {
+        if (j->azs_read && j->azs_r < 0) {
+                if (!pv->azs_known || pv->n_azs)
+                        log_warning("provider %s: cannot list its availability zones (%s): the cloud places servers",
+                                    pv->name, j->azs_msg ? j->azs_msg : strerror(-j->azs_r));
+                j->n_azs = 0;
+        }
+        provider_strv_free(pv->azs, pv->n_azs);
+        pv->azs = j->azs_r >= 0 ? TAKE_PTR(j->azs) : NULL;
+        pv->n_azs = j->azs_r >= 0 ? j->n_azs : 0;
+        pv->azs_known = true;
 }
 
 static void quota_done(void *ud, int status) {
@@ -74,6 +101,7 @@ static void quota_done(void *ud, int status) {
                         un.cores += s->resources.cores;
                         un.ram += s->resources.ram_mib;
                 }
+                azs_update(pv, j);
                 pv->limits = j->limits;
                 pv->unmanaged = un;
                 pv->limits_valid = true;
@@ -84,11 +112,14 @@ static void quota_done(void *ud, int status) {
         } else if (!l->stopping) {
                 log_warning("provider %s: cannot read its quota: %s", pv->name,
                             j->msg ? j->msg : strerror(-(status < 0 ? status : j->r)));
+                if (j->azs_read) azs_update(pv, j); /* a pool ignoring the quota needs only these */
                 /* Retry after the backoff rather than at every pass. */
                 pv->backoff_until_ms = loop_now_ms() + QUOTA_BACKOFF_MS;
         }
         provider_server_array_free(j->servers, j->n);
         free(j->msg);
+        provider_strv_free(j->azs, j->n_azs);
+        free(j->azs_msg);
         free(j);
 }
 
@@ -179,14 +210,21 @@ uint64_t quota_cloud_retry_in_ms(const struct launcher_provider *pv) {
 
 static bool over(long long limit, int64_t used) { return limit >= 0 && used > limit; }
 
+/* A request of P may need the cloud's zones (the pool names none). */
+static bool needs_cloud_azs(const struct pool *p) {
+        return p->prov->provider && p->prov->provider->ops->availability_zones && p->cpool &&
+               p->cpool->availability_zones.n == 0;
+}
+
 bool quota_ready(struct pool *p) {
         if (p->prov->down_r) {
                 refresh(p->prov, p->l); /* the probe, when due */
                 return false;
         }
-        if (!uses_provider_quota(p)) return true;
+        bool quota = uses_provider_quota(p), azs = needs_cloud_azs(p);
+        if (!quota && !azs) return true;
         refresh(p->prov, p->l);
-        return p->prov->limits_valid;
+        return (!quota || p->prov->limits_valid) && (!azs || p->prov->azs_known);
 }
 
 const char *quota_check(struct pool *p, const struct config_pool_label *pl, char *buf, size_t sz) {

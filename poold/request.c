@@ -13,9 +13,13 @@
  * when the request vanished — its nodes are unallocated and unlocked. A cloud
  * pool accepts and launches only while this launcher holds its provider's
  * launch lease (owner.c); without it, a handler needing a new node gives its
- * request back (`requested` again, our pool id not in declined_by). */
+ * request back (`requested` again, our pool id not in declined_by). As
+ * Nodepool, a request's nodes share one availability zone (chosen_az): fixed
+ * by the first reused node that has one, else by the first launch; a ready
+ * node elsewhere is then not reused for it. */
 #include <math.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "alloc.h"
 #include "launcher.h"
@@ -43,6 +47,10 @@ struct req_handler {
         size_t n;
         bool min_ready, reuse;
         char *tenant, *requestor;
+        /* Nodepool's chosen_az: every node of the request in one zone. Set by the
+         * first reused node that has a zone, else by the first launch (from the
+         * pool's availability-zones, else the cloud's); NULL while none is chosen. */
+        char *chosen_az;
         unsigned launching;
         bool waiting_quota;
         bool finishing;                 /* the final request write is in flight */
@@ -94,6 +102,7 @@ static void handler_free(struct req_handler *h) {
         free(h->id);
         free(h->tenant);
         free(h->requestor);
+        free(h->chosen_az);
         free(h);
 }
 
@@ -271,8 +280,13 @@ static void on_reused(int r, enum zk_update_step at, struct zk_lock *lock, void 
 /* Start reusing a ready node for slot I: 1 started (slot LAUNCHING), 0 none available. */
 static int try_reuse(struct req_handler *h, size_t i) {
         struct launcher *l = h->l;
-        const char *found = caches_ready_find(l, h->pool->provider_name, h->pool->name, h->slots[i].label);
+        const char *found =
+                caches_ready_find(l, h->pool->provider_name, h->pool->name, h->slots[i].label, h->chosen_az);
         if (!found) return 0;
+        /* Chosen now, not once locked: the other slots of this pass must follow it
+         * (Nodepool locks synchronously). A reuse that fails keeps the zone. */
+        const struct cnode *cn = smap_get(&l->nodes, found);
+        if (!h->chosen_az && cn && cn->node->az) h->chosen_az = xstrdup(cn->node->az);
         struct reuse_op *op = xnew(struct reuse_op, 1);
         op->l = l;
         op->pool = h->pool;
@@ -309,6 +323,7 @@ struct create_op {
         struct pool *pool;
         char *request_id;
         size_t slot;
+        char *az;                       /* the request's chosen zone when it started */
         struct node *n;
         struct zk_update *upd;          /* lock + `building` */
         int64_t cores, ram;
@@ -334,6 +349,7 @@ static void create_free(struct create_op *op) {
         zk_update_free(op->upd);
         node_free(op->n);
         free(op->request_id);
+        free(op->az);
         free(op);
 }
 
@@ -365,10 +381,10 @@ static void node_building(struct create_op *op, struct zk_lock *lock) {
         }
         struct pool *p = op->pool;
         struct node *n = TAKE_PTR(op->n);
-        _cleanup_free_ char *rid = xstrdup(op->request_id);
+        _cleanup_free_ char *rid = xstrdup(op->request_id), *az = TAKE_PTR(op->az);
         size_t slot = op->slot;
         create_free(op);
-        p->prov->drv->launch(p, n, lock, rid, slot);
+        p->prov->drv->launch(p, n, lock, rid, slot, az);
 }
 
 static void on_orphan_deleted(struct zk *zk, const struct zk_result *res, void *ud) {
@@ -427,7 +443,8 @@ static void on_node_created(struct zk *zk, const struct zk_result *res, void *ud
         struct req_handler *h = smap_get(&l->handlers, op->request_id);
         if (h && op->slot < h->n && h->slots[op->slot].st == SLOT_LAUNCHING && !h->slots[op->slot].node_id)
                 h->slots[op->slot].node_id = xstrdup(id);
-        log_info("request %s: launching node %s (%s) in pool %s", op->request_id, id, op->n->type[0], op->pool->id);
+        log_info("request %s: launching node %s (%s) in pool %s%s%s", op->request_id, id, op->n->type[0],
+                 op->pool->id, op->az ? ", availability zone " : "", op->az ? op->az : "");
         /* Create the lock directory now, before anything else is sent: the node
          * cache can only ask about this node after this callback, and ZooKeeper
          * answers a session in order, so the cache lists the directory at once
@@ -446,10 +463,26 @@ static void on_node_created(struct zk *zk, const struct zk_result *res, void *ud
         }
 }
 
+/* Nodepool's setNodeMetadata: with no zone chosen yet, one at random from the
+ * pool's availability-zones, else from the cloud's; none when the cloud has
+ * none (it places the server, and says where). */
+static void choose_az(struct req_handler *h) {
+        if (h->chosen_az) return;
+        const struct config_strv *pz = &h->pool->cpool->availability_zones;
+        const struct launcher_provider *pv = h->pool->prov;
+        char *const *v = pz->n ? pz->items : pv->azs;
+        size_t n = pz->n ? pz->n : pv->n_azs;
+        if (n == 0) return;
+        unsigned rnd = 0;
+        if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd) rnd = (unsigned)loop_now_ms();
+        h->chosen_az = xstrdup(v[rnd % n]);
+}
+
 /* Start creating a node for slot I (init, allocated). 0 or -errno. */
 static int launch_new_node(struct req_handler *h, size_t i) {
         struct launcher *l = h->l;
         struct pool *p = h->pool;
+        choose_az(h);
         _cleanup_(node_freep) struct node *n = node_new(NULL);
         n->state = NODE_STATE_INIT;
         n->state_time = n->created_time = model_now();
@@ -470,6 +503,7 @@ static int launch_new_node(struct req_handler *h, size_t i) {
         op->pool = p;
         op->request_id = xstrdup(h->id);
         op->slot = i;
+        op->az = h->chosen_az ? xstrdup(h->chosen_az) : NULL;
         op->n = TAKE_PTR(n);
         op->cores = pl ? pl->vcpus : 0;
         op->ram = pl ? pl->memory : 0;

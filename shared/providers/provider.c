@@ -104,6 +104,14 @@ void provider_tags_free(struct provider_tag *tags, size_t n) {
         free(tags);
 }
 
+void provider_strv_free(char **v, size_t n) {
+        if (!v)
+                return;
+        for (size_t i = 0; i < n; i++)
+                free(v[i]);
+        free(v);
+}
+
 static const char *tag_find(const struct provider_tag *tags, size_t n, const char *key) {
         for (size_t i = 0; i < n; i++)
                 if (strcmp(tags[i].key, key) == 0)

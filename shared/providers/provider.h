@@ -113,6 +113,7 @@ struct provider_create_req {
         int memory_mib;
         int vcpus;
         int disk_gib;                      /* 0 = the image's size */
+        const char *az;                    /* availability zone to place it in; NULL = the cloud's choice */
         const struct provider_kv *tags;    /* tag the server with these (nodepool_* + any) */
         size_t n_tags;
 };
@@ -161,8 +162,6 @@ struct provider_openstack_label {
         long long volume_size;             /* GB, for boot_from_volume */
         const char *const *networks;       /* names or ids; "none"/"auto" alone pass through */
         size_t n_networks;
-        const char *const *availability_zones; /* one is chosen at random; none = the cloud's */
-        size_t n_availability_zones;
         const char *const *security_groups;
         size_t n_security_groups;
         const struct provider_kv *instance_properties; /* extra server metadata */
@@ -237,6 +236,11 @@ struct provider_ops {
          * Optional (NULL: nothing to do). */
         int (*finish_create)(struct provider *p, const char *pool, const char *label, struct provider_server *server,
                              char **reterr_msg);
+        /* The cloud's availability zones a server may be created in now (OpenStack:
+         * the available ones Nova lists), for the launcher to choose one per
+         * request when the pool names none. *ret_azs: N owned names
+         * (provider_strv_free). Optional (NULL: the cloud has no zones). */
+        int (*availability_zones)(struct provider *p, char ***ret_azs, size_t *ret_n, char **reterr_msg);
         /* Remove leaked network resources: with FLOATING_IPS, floating IPs attached
          * to no port; with PORT_INTERVAL > 0 (seconds), ports seen DOWN at two checks
          * more than PORT_INTERVAL apart (the driver remembers the last check; calls
@@ -273,3 +277,5 @@ int provider_error(char **reterr_msg, int r, const char *fmt, ...) _printf_(3, 4
 /* Deep-copy N borrowed tags into an owned array (NULL when n == 0). */
 struct provider_tag *provider_tags_copy(const struct provider_kv *tags, size_t n);
 void provider_tags_free(struct provider_tag *tags, size_t n);
+/* Free N owned strings and their array (NULL-safe). */
+void provider_strv_free(char **v, size_t n);

@@ -39,7 +39,6 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -159,6 +158,24 @@ int openstack_limits_from_json(json_t *body, struct provider_limits *ret, char *
         if (l.free_ram_mib < -1)
                 l.free_ram_mib = 0;
         *ret = l;
+        return 0;
+}
+
+int openstack_azs_from_json(json_t *body, char ***ret, size_t *ret_n, char **reterr_msg) {
+        json_t *info = json_object_get(body, "availabilityZoneInfo");
+        if (!json_is_array(info))
+                return bad(reterr_msg, "malformed %s response: no availabilityZoneInfo list", "os-availability-zone");
+        char **v = xnew(char *, json_array_size(info) + 1);
+        size_t n = 0, i;
+        json_t *z;
+        json_array_foreach(info, i, z) {
+                const char *name = json_string_value(json_object_get(z, "zoneName"));
+                /* openstacksdk's list_availability_zone_names: available zones only. */
+                if (name && *name && json_is_true(json_object_get(json_object_get(z, "zoneState"), "available")))
+                        v[n++] = xstrdup(name);
+        }
+        *ret = v;
+        *ret_n = n;
         return 0;
 }
 
@@ -499,8 +516,8 @@ struct os_label {
         long long min_ram, volume_size;
         int config_drive;
         bool boot_from_volume;
-        char **networks, **azs, **sgs;
-        size_t n_networks, n_azs, n_sgs;
+        char **networks, **sgs;
+        size_t n_networks, n_sgs;
         struct provider_tag *props;
         size_t n_props;
         bool auto_floating_ip;
@@ -602,7 +619,6 @@ static void os_free(struct os *o) {
                 free(l->key_name);
                 free(l->userdata);
                 strv_free(l->networks, l->n_networks);
-                strv_free(l->azs, l->n_azs);
                 strv_free(l->sgs, l->n_sgs);
                 provider_tags_free(l->props, l->n_props);
         }
@@ -843,8 +859,6 @@ static int os_open(const struct provider_params *params, struct provider **ret, 
                 l->boot_from_volume = s->boot_from_volume;
                 l->networks = strv_copy(s->networks, s->n_networks);
                 l->n_networks = s->n_networks;
-                l->azs = strv_copy(s->availability_zones, s->n_availability_zones);
-                l->n_azs = s->n_availability_zones;
                 l->sgs = strv_copy(s->security_groups, s->n_security_groups);
                 l->n_sgs = s->n_security_groups;
                 l->props = provider_tags_copy(s->instance_properties, s->n_instance_properties);
@@ -1254,12 +1268,8 @@ static int os_create(struct provider *p, const struct provider_create_req *req, 
         }
         if (l->config_drive > 0)
                 json_object_set_new(server, "config_drive", json_true());
-        if (l->n_azs) {
-                unsigned rnd = 0;
-                if (getrandom(&rnd, sizeof rnd, 0) < 0)
-                        rnd = (unsigned)time(NULL);
-                json_object_set_new(server, "availability_zone", json_string(l->azs[rnd % l->n_azs]));
-        }
+        if (req->az)
+                json_object_set_new(server, "availability_zone", json_string(req->az));
         if (l->n_sgs) {
                 json_t *sg = json_array();
                 for (size_t i = 0; i < l->n_sgs; i++)
@@ -1366,6 +1376,19 @@ static int os_quota(struct provider *p, struct provider_limits *ret_limits, char
         if (r < 0)
                 return r;
         r = openstack_limits_from_json(j, ret_limits, reterr_msg);
+        if (j)
+                json_decref(j);
+        return r;
+}
+
+static int os_availability_zones(struct provider *p, char ***ret_azs, size_t *ret_n, char **reterr_msg) {
+        struct os *o = OS(p);
+        json_t *j = NULL;
+        struct os_call c = { .service = "compute", .method = "GET", .path = "/os-availability-zone" };
+        int r = os_request(o, &c, &j, reterr_msg);
+        if (r < 0)
+                return r;
+        r = openstack_azs_from_json(j, ret_azs, ret_n, reterr_msg);
         if (j)
                 json_decref(j);
         return r;
@@ -1891,6 +1914,10 @@ static int op_quota(struct provider *p, struct provider_limits *ret_limits, char
         return redacted(p, os_quota(p, ret_limits, reterr_msg), reterr_msg);
 }
 
+static int op_availability_zones(struct provider *p, char ***ret_azs, size_t *ret_n, char **reterr_msg) {
+        return redacted(p, os_availability_zones(p, ret_azs, ret_n, reterr_msg), reterr_msg);
+}
+
 static int op_image_upload(struct provider *p, const char *local_path, const char *format, const char *md5,
                            const char *sha256, const char *image_name, const struct provider_kv *tags, size_t n_tags,
                            char **ret_external_id, char **reterr_msg) {
@@ -1937,5 +1964,6 @@ const struct provider_ops provider_openstack_ops = {
         .image_list = op_image_list,
         .console_log = op_console_log,
         .finish_create = op_finish_create,
+        .availability_zones = op_availability_zones,
         .cleanup_network = op_cleanup_network,
 };

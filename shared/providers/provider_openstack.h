@@ -34,6 +34,11 @@ const struct openstack_flavor *openstack_flavor_choose(const struct openstack_fl
  * -1 when unlimited). -EBADMSG when absolute limits are missing. */
 int openstack_limits_from_json(json_t *body, struct provider_limits *ret, char **reterr_msg);
 
+/* Decode GET /os-availability-zone into the names of the available zones
+ * (openstacksdk's list_availability_zone_names; may be none). *RET: *RET_N
+ * owned names (provider_strv_free). -EBADMSG when the list is missing. */
+int openstack_azs_from_json(json_t *body, char ***ret, size_t *ret_n, char **reterr_msg);
+
 /* Decode one Nova server object. REGION is copied into the result; FLAVORS
  * (may be empty) resolves resources when the server only names a flavor id.
  * Status DELETED/SOFT_DELETED is -ENOENT. Metadata becomes tags. */

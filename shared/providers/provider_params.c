@@ -57,8 +57,6 @@ static void fill_openstack(const struct config_provider *cp, struct provider_par
                         l->volume_size = pl->volume_size;
                         l->networks = (const char *const *)pl->networks.items;
                         l->n_networks = pl->networks.n;
-                        l->availability_zones = (const char *const *)pool->availability_zones.items;
-                        l->n_availability_zones = pool->availability_zones.n;
                         l->security_groups = (const char *const *)pool->security_groups.items;
                         l->n_security_groups = pool->security_groups.n;
                         l->auto_floating_ip = pool->auto_floating_ip;

@@ -84,6 +84,16 @@ def test_config_drive_and_availability_zone_reach_nova(cloud, image):
     assert ostool(cloud, "wait", s["id"])["az"] == "nova"
 
 
+def test_availability_zones_are_novas_and_a_zone_nova_lacks_is_refused_leaving_no_server(cloud, image):
+    # The fixture's one compute host is in Nova's default zone.
+    assert ostool(cloud, "azs") == ["nova"]
+    r = ostool(cloud, "--flavor-name", "poold.small", "--network", "none", "--az", "poold-no-such-zone",
+               "create", "0000000047", image, check=False)
+    # Proves the zone is sent: Nova refuses it (400), a clear error, nothing created.
+    assert r.returncode != 0 and b"availability zone is not available" in r.stderr, r.stderr
+    assert [s for s in cloud.project_servers() if s["name"] == "np0000000047"] == []
+
+
 def test_get_is_served_from_one_server_list_per_second(cloud, image):
     s = ostool(cloud, "--flavor-name", "poold.small", "--network", "none", "create", "0000000046", image)[0]
     needle = "GET /v2.1/servers/detail =>"  # uwsgi request log line: one per call

@@ -3,6 +3,7 @@ OpenStack: a Zuul-like client gets Nova servers (fake virt driver); leaks,
 servers deleted behind poold's back, quota exhaustion and wrong credentials."""
 import json
 import os
+import re
 import subprocess
 import time
 import uuid
@@ -221,3 +222,47 @@ def test_dynamic_instance_properties_are_formatted_from_the_request_into_server_
     assert "dynamic instance property broken" in lp.log_text()
     zuul.use_nodes(nodes)
     zuul.return_nodes(nodes)
+
+
+def test_nodes_of_a_request_go_to_one_zone_chosen_from_novas_list_sent_and_recorded(oslauncher):
+    """The pool names no availability zone: the launcher reads Nova's zone list
+    (GET /os-availability-zone), chooses one for the request, launches every
+    node of it there, and records the server's zone on each node."""
+    lp, cloud = oslauncher, oslauncher.cloud
+    needle = "GET /v2.1/os-availability-zone =>"  # uwsgi request log line: one per call
+    before = cloud.api_log_count("nova-api", needle)
+    zuul = start(lp)
+    req_id = zuul.submit([LABEL, LABEL, LABEL])
+    req = zuul.wait(req_id, timeout=120)
+    assert req["state"] == "fulfilled", req
+    assert cloud.api_log_count("nova-api", needle) > before
+    nodes = zuul.accept_nodes(req_id, req)
+    log = lp.log_text()
+    for node_id, node, _ in nodes:
+        assert re.search(r"launching node %s \(%s\) in pool \S+, availability zone nova$" % (node_id, LABEL),
+                         log, re.M), "node %s not launched in zone nova" % node_id
+        assert node["az"] == "nova"
+        assert cloud.server(node["external_id"])["OS-EXT-AZ:availability_zone"] == "nova"
+    zuul.use_nodes(nodes)
+    zuul.return_nodes(nodes)
+
+
+def test_pool_naming_a_zone_nova_lacks_fails_the_request_with_novas_reason_and_leaks_nothing(oslauncher):
+    """A pool's availability-zones entry is sent to Nova as is: a zone Nova does
+    not have fails each launch attempt with Nova's reason in the log, the
+    request fails, and no server or node is left behind."""
+    lp, cloud = oslauncher, oslauncher.cloud
+    cfg = os_config(lp)
+    cfg["providers"][0]["pools"][0]["availability-zones"] = ["poold-no-such-zone"]
+    lp.write_config(cfg)
+    lp.images(external_id=lp.glance_image)
+    lp.start(env=cloud.env_vars())
+    zuul = ZuulClient(lp.kazoo)
+    req_id = zuul.submit([LABEL, LABEL])
+    req = zuul.wait(req_id, timeout=120)
+    assert req["state"] == "failed", req
+    log = lp.log_text()
+    assert "availability zone poold-no-such-zone" in log
+    assert "The requested availability zone is not available" in log
+    lp.wait_for(lambda: not lp.nodes(), 60, "the failed nodes deleted")
+    assert cloud.project_servers() == []

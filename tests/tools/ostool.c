@@ -4,12 +4,13 @@
  *     create NODE_ID IMAGE_ID      create a server for label --label of pool --pool
  *     wait ID                      poll get() until ACTIVE/ERROR (prints the server)
  *     get ID | delete ID | list | quota | console ID
+ *     azs                          availability_zones(): the cloud's zones
  *     upload FILE FORMAT NAME [K=V...]   image_upload; prints the external id
  *     image-list | image-delete ID
  *
  *   options: --cloud C --region R --provider NAME --pool P --label L
  *            --flavor-name F --min-ram N --network N (repeatable) --prop K=V (repeatable)
- *            --key-name K --userdata TEXT --config-drive --az Z --rate S --upload-timeout S
+ *            --key-name K --userdata TEXT --config-drive --az Z (create: that zone) --rate S --upload-timeout S
  *            --calls N (create: N servers concurrently from N threads; quota: N calls in a row)
  *            --md5 HEX --sha256 HEX (upload: the file's digests, passed to image_upload)
  *            --get-after-create (create: each thread get()s its server at once, as the launcher does)
@@ -99,9 +100,9 @@ static void *create_thread(void *ud) {
 int main(int argc, char **argv) {
         const char *cloud = "poold", *region = NULL, *provider = "os", *pool = "main", *label = "small";
         const char *flavor = NULL, *key_name = NULL, *userdata = NULL, *md5 = NULL, *sha256 = NULL;
-        const char *nets[16], *azs[8];
+        const char *nets[16], *az = NULL;
         struct provider_kv props[16];
-        size_t n_nets = 0, n_azs = 0, n_props = 0;
+        size_t n_nets = 0, n_props = 0;
         long long min_ram = 0, upload_timeout = 0;
         double rate = 0;
         int config_drive = -1, calls = 1;
@@ -125,7 +126,7 @@ int main(int argc, char **argv) {
                 case 'f': flavor = optarg; break;
                 case 'm': min_ram = atoll(optarg); break;
                 case 'n': if (n_nets < ELEMENTSOF(nets)) nets[n_nets++] = optarg; break;
-                case 'z': if (n_azs < ELEMENTSOF(azs)) azs[n_azs++] = optarg; break;
+                case 'z': az = optarg; break;
                 case 'x': {
                         char *eq = strchr(optarg, '=');
                         if (!eq || n_props >= ELEMENTSOF(props)) return 2;
@@ -157,7 +158,7 @@ int main(int argc, char **argv) {
         struct provider_openstack_label lab = {
                 .pool = pool, .label = label, .diskimage = "debian", .flavor_name = flavor, .min_ram = min_ram,
                 .key_name = key_name, .userdata = userdata, .config_drive = config_drive,
-                .networks = nets, .n_networks = n_nets, .availability_zones = azs, .n_availability_zones = n_azs,
+                .networks = nets, .n_networks = n_nets,
                 .instance_properties = props, .n_instance_properties = n_props,
         };
         struct provider_params params = {
@@ -186,7 +187,7 @@ int main(int argc, char **argv) {
                         j->p = p;
                         j->get_after = get_after;
                         j->req = (struct provider_create_req){ .node_id = j->node_id, .hostname = j->hostname,
-                                                               .label = label, .pool = pool,
+                                                               .label = label, .pool = pool, .az = az,
                                                                .image = strcmp(args[1], "-") ? args[1] : NULL,
                                                                .tags = j->tags, .n_tags = 3 };
                         pthread_create(&j->th, NULL, create_thread, j);
@@ -279,6 +280,17 @@ int main(int argc, char **argv) {
                 print_json(json_pack("{s:I, s:I, s:I, s:I}", "instances", (json_int_t)l.max_instances, "cores",
                                      (json_int_t)l.max_cores, "ram", (json_int_t)l.max_ram_mib, "free_ram",
                                      (json_int_t)l.free_ram_mib));
+                return 0;
+        }
+        if (strcmp(cmd, "azs") == 0 && nargs == 0) {
+                char **v = NULL;
+                size_t n = 0;
+                r = p->ops->availability_zones(p, &v, &n, &msg);
+                if (r < 0) return fail("azs", r, msg);
+                json_t *out = json_array();
+                for (size_t i = 0; i < n; i++) json_array_append_new(out, json_string(v[i]));
+                provider_strv_free(v, n);
+                print_json(out);
                 return 0;
         }
         if (strcmp(cmd, "console") == 0 && nargs == 1) {

@@ -28,6 +28,7 @@
 
 struct fake_server {
         char *external_id;
+        char *az;
         enum provider_server_state state;
         int cores, ram_mib;
         struct provider_tag *tags;
@@ -45,6 +46,8 @@ struct fake_cloud {
         bool open, hold_boot;
         unsigned seq;
         long long max_instances, max_cores, max_ram_mib;
+        char **azs;
+        size_t n_azs, next_az;
         /* Injected failures per op: a queue of (error, how many calls) runs. */
         struct fake_fail { int r; unsigned n; } fail[_FAKE_OP_MAX][FAKE_FAIL_MAX];
         size_t n_fail[_FAKE_OP_MAX];
@@ -82,6 +85,7 @@ struct fake_cloud *fake_cloud(const char *name) {
 
 static void server_free(struct fake_server *s) {
         free(s->external_id);
+        free(s->az);
         provider_tags_free(s->tags, s->n_tags);
         free(s);
 }
@@ -102,6 +106,7 @@ void fake_clouds_free(void) {
                 free(c->servers);
                 for (size_t i = 0; i < c->n_images; i++) image_free(c->images[i]);
                 free(c->images);
+                provider_strv_free(c->azs, c->n_azs);
                 free(c->name);
                 free(c);
         }
@@ -154,7 +159,7 @@ static struct provider_server *server_copy(const struct fake_server *s) {
         ps->private_ipv4 = xstrdup("127.0.0.1");
         ps->connection_port = 22;
         ps->region = xstrdup("fake-region");
-        ps->az = xstrdup("fake-az");
+        ps->az = xstrdup(s->az ? s->az : "fake-az");
         ps->resources = (struct provider_resources){ .cores = s->cores, .ram_mib = s->ram_mib, .instances = 1 };
         ps->n_tags = s->n_tags;
         ps->tags = xnew(struct provider_tag, s->n_tags ? s->n_tags : 1);
@@ -222,8 +227,17 @@ static int fake_create(struct provider *p, const struct provider_create_req *req
                 unlock();
                 return provider_error(reterr_msg, EDQUOT, "fake cloud %s: over its own quota", c->name);
         }
+        bool listed = !req->az || c->n_azs == 0;
+        for (size_t i = 0; !listed && i < c->n_azs; i++) listed = strcmp(c->azs[i], req->az) == 0;
+        if (!listed) {
+                unlock();
+                return provider_error(reterr_msg, EINVAL, "fake cloud %s: availability zone %s is not available",
+                                      c->name, req->az);
+        }
         struct fake_server *s = server_add_locked(c, req->tags, req->n_tags, req->vcpus, req->memory_mib,
                                                   c->hold_boot ? PROVIDER_SERVER_BUILDING : PROVIDER_SERVER_ACTIVE);
+        if (req->az) s->az = xstrdup(req->az);
+        else if (c->n_azs) s->az = xstrdup(c->azs[c->next_az++ % c->n_azs]);
         *ret_server = server_copy(s);
         unlock();
         return 0;
@@ -361,6 +375,20 @@ static int fake_image_list(struct provider *p, struct provider_image ***ret_imag
         return 0;
 }
 
+static int fake_availability_zones(struct provider *p, char ***ret_azs, size_t *ret_n, char **reterr_msg) {
+        struct fake_cloud *c = p->data;
+        lock();
+        int r = call_locked(c, FAKE_OP_AZS);
+        if (r >= 0) {
+                char **v = xnew(char *, c->n_azs + 1);
+                for (size_t i = 0; i < c->n_azs; i++) v[i] = xstrdup(c->azs[i]);
+                *ret_azs = v;
+                *ret_n = c->n_azs;
+        }
+        unlock();
+        return r < 0 ? provider_error(reterr_msg, r, "fake cloud %s: availability zones failed", c->name) : 0;
+}
+
 /* See DESIGN: the name is what makes the driver table pick these ops. */
 const struct provider_ops provider_libvirt_ops = {
         .driver = "libvirt",
@@ -374,6 +402,7 @@ const struct provider_ops provider_libvirt_ops = {
         .image_upload = fake_image_upload,
         .image_delete = fake_image_delete,
         .image_list = fake_image_list,
+        .availability_zones = fake_availability_zones,
 };
 
 /* ---------------------------------------------------------------- controls */
@@ -410,6 +439,33 @@ void fake_cloud_set_limits(struct fake_cloud *c, long long max_instances, long l
         c->max_cores = max_cores;
         c->max_ram_mib = max_ram_mib;
         unlock();
+}
+
+void fake_cloud_set_azs(struct fake_cloud *c, const char *const *azs, size_t n) {
+        lock();
+        provider_strv_free(c->azs, c->n_azs);
+        c->azs = xnew(char *, n + 1);
+        for (size_t i = 0; i < n; i++) c->azs[i] = xstrdup(azs[i]);
+        c->n_azs = n;
+        unlock();
+}
+
+void fake_cloud_set_server_az(struct fake_cloud *c, const char *external_id, const char *az) {
+        lock();
+        ssize_t i = server_index_locked(c, external_id);
+        if (i >= 0) {
+                free(c->servers[i]->az);
+                c->servers[i]->az = xstrdup(az);
+        }
+        unlock();
+}
+
+char *fake_cloud_server_az(struct fake_cloud *c, const char *external_id) {
+        lock();
+        ssize_t i = server_index_locked(c, external_id);
+        char *az = i < 0 ? NULL : xstrdup(c->servers[i]->az ? c->servers[i]->az : "fake-az");
+        unlock();
+        return az;
 }
 
 char *fake_cloud_add_server(struct fake_cloud *c, const char *provider, const char *node_id, int cores, int ram_mib) {

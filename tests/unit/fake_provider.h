@@ -29,6 +29,7 @@ enum fake_op {
         FAKE_OP_IMAGE_UPLOAD,
         FAKE_OP_IMAGE_DELETE,
         FAKE_OP_IMAGE_LIST,
+        FAKE_OP_AZS,
         _FAKE_OP_MAX,
 };
 
@@ -48,6 +49,12 @@ void fake_cloud_hold_boot(struct fake_cloud *c, bool hold);
 unsigned fake_cloud_boot_all(struct fake_cloud *c);
 /* What quota() reports; -1 = unlimited (the default). */
 void fake_cloud_set_limits(struct fake_cloud *c, long long max_instances, long long max_cores, long long max_ram_mib);
+/* The cloud's availability zones, as availability_zones() lists them (none by
+ * default: a cloud that does not say, as a policy may hide Nova's list). A
+ * create naming a zone the list lacks fails with -EINVAL (Nova's 400); with no
+ * list any zone named is taken. A create naming none lands in the listed
+ * zones in turn (a scheduler spreading servers), or in "fake-az". */
+void fake_cloud_set_azs(struct fake_cloud *c, const char *const *azs, size_t n);
 /* A server made behind the launcher's back (ACTIVE): with PROVIDER and NODE_ID
  * non-NULL tagged as the launcher tags its own (a leak when the node is unknown),
  * without them someone else's (unmanaged usage). Returns its external id
@@ -62,6 +69,11 @@ unsigned fake_cloud_calls(struct fake_cloud *c, enum fake_op op);
 /* Servers and images the cloud holds now. */
 size_t fake_cloud_n_servers(struct fake_cloud *c);
 size_t fake_cloud_n_images(struct fake_cloud *c);
+/* Move server EXTERNAL_ID to zone AZ (a test arranging a server in a zone it
+ * cannot create there). */
+void fake_cloud_set_server_az(struct fake_cloud *c, const char *external_id, const char *az);
+/* The zone server EXTERNAL_ID is in, or NULL when there is no such server (caller frees). */
+char *fake_cloud_server_az(struct fake_cloud *c, const char *external_id);
 /* True when a server with EXTERNAL_ID exists. */
 bool fake_cloud_has_server(struct fake_cloud *c, const char *external_id);
 /* The external id of the server tagged nodepool_node_id=NODE_ID, or NULL (caller frees). */

@@ -48,6 +48,7 @@ struct opts {
         int launch_retries;     /* 0 means 2 */
         int min_ready;          /* of label small */
         bool two_providers;     /* PROV_B too, its pool a worse priority than PROV_A's */
+        const char *pool_az;    /* PROV_A's pool lists this one availability zone */
 };
 
 /* ---------------------------------------------------------------- ZooKeeper records */
@@ -284,6 +285,15 @@ static void env_launch(struct env *e, const struct opts *o) {
                             diags.items[i].message);
         config_diags_clear(&diags);
         assert_int_equal(r, 0);
+        if (o->pool_az) {
+                /* A libvirt pool has no availability-zones key (the fake poses as
+                 * libvirt): set what an openstack pool's line would give. */
+                struct config_strv *azs = &l->cfg->providers[0].pools[0].availability_zones;
+                assert_int_equal(azs->n, 0);
+                azs->items = xnew(char *, 2);
+                azs->items[0] = xstrdup(o->pool_az);
+                azs->n = 1;
+        }
         assert_int_equal(loop_new(&l->loop), 0);
         e->l = l;
         assert_int_equal(launcher_start(l), 0);
@@ -727,6 +737,164 @@ static void test_multi_node_request_gets_every_node_in_order(void **state) {
         assert_int_equal(fake_cloud_calls(c, FAKE_OP_CREATE), 3);
 }
 
+/* ---------------------------------------------------------------- availability zones */
+
+/* The zone of the node ID as recorded, which must be the zone its server is in. */
+static char *node_az(struct env *e, struct fake_cloud *c, const char *id) {
+        _cleanup_(node_freep) struct node *n = node_read(e, id, NULL);
+        assert_non_null(n);
+        assert_non_null(n->az);
+        _cleanup_free_ char *server_az = fake_cloud_server_az(c, json_string_value(n->external_id));
+        assert_non_null(server_az);
+        assert_string_equal(n->az, server_az);
+        return xstrdup(n->az);
+}
+
+/* Every node of the fulfilled request ID is in one zone, returned. */
+static char *request_az(struct env *e, struct fake_cloud *c, const char *id, size_t n_nodes) {
+        _cleanup_(node_request_freep) struct node_request *rq = wait_request(e, id, NODE_REQUEST_STATE_FULFILLED);
+        assert_int_equal(model_strv_length(rq->nodes), n_nodes);
+        char *az = node_az(e, c, rq->nodes[0]);
+        for (size_t i = 1; i < n_nodes; i++) {
+                _cleanup_free_ char *other = node_az(e, c, rq->nodes[i]);
+                if (strcmp(other, az) != 0)
+                        fail_msg("request %s: node %s in %s, node %s in %s", id, rq->nodes[0], az, rq->nodes[i], other);
+        }
+        return az;
+}
+
+struct cached_az {
+        const char *id, *az;
+};
+
+static bool cond_cached_az(struct env *e, const void *ud) {
+        const struct cached_az *ca = ud;
+        const struct cnode *cn = smap_get(&e->l->nodes, ca->id);
+        return cn && cn->node->az && strcmp(cn->node->az, ca->az) == 0 && !cn->node->allocated_to;
+}
+
+/* A READY, unallocated node of LABEL whose server is in zone AZ (launched, then
+ * server and record put there: the cloud need not offer AZ now, as after an
+ * operator moved it); the launcher's cache has seen it. */
+static char *ready_node_in(struct env *e, struct fake_cloud *c, const char *label, const char *az) {
+        _cleanup_free_ char *rid = request_new1(e, true, label);
+        _cleanup_(node_request_freep) struct node_request *rq = wait_request(e, rid, NODE_REQUEST_STATE_FULFILLED);
+        char *node_id = xstrdup(rq->nodes[0]);
+        _cleanup_free_ char *rpath = xasprintf("/nodepool/requests/%s", rid);
+        assert_int_equal(zk_delete(e->zk, rpath, -1), 0);
+        struct node_unallocated u = { node_id };
+        assert_true(run_until(e, cond_node_free, &u, WAIT_MS));
+        int32_t version;
+        _cleanup_(node_freep) struct node *n = node_read(e, node_id, &version);
+        model_set_str(&n->az, az);
+        fake_cloud_set_server_az(c, json_string_value(n->external_id), az);
+        _cleanup_free_ char *data = NULL, *path = xasprintf("/nodepool/nodes/%s", node_id);
+        size_t len;
+        assert_int_equal(node_to_json(n, &data, &len), 0);
+        assert_int_equal(zk_set(e->zk, path, data, len, version, NULL), 0);
+        struct cached_az ca = { node_id, az };
+        assert_true(run_until(e, cond_cached_az, &ca, WAIT_MS));
+        return node_id;
+}
+
+static const char *const THREE_AZS[] = { "az1", "az2", "az3" };
+
+/* Nodepool's chosen_az: the nodes of one request all go to one availability
+ * zone of the cloud, although the cloud, left to itself, spreads servers over
+ * its zones (the fake places them in turn). */
+static void test_multi_node_request_gets_every_node_in_one_availability_zone(void **state) {
+        struct env *e = *state;
+        struct fake_cloud *c = fake_cloud(PROV_A);
+        fake_cloud_set_azs(c, THREE_AZS, 3);
+        env_launch(e, &(struct opts){});
+        const char *labels[] = { "small", "large", "small", NULL };
+        for (int round = 0; round < 2; round++) {
+                _cleanup_free_ char *id = request_new(e, true, labels);
+                _cleanup_free_ char *az = request_az(e, c, id, 3);
+                assert_true(strcmp(az, "az1") == 0 || strcmp(az, "az2") == 0 || strcmp(az, "az3") == 0);
+        }
+        assert_true(fake_cloud_calls(c, FAKE_OP_AZS) >= 1);
+        assert_int_equal(fake_cloud_calls(c, FAKE_OP_CREATE), 6);
+}
+
+/* A ready node reused for a request fixes its zone: the node launched for the
+ * rest of the request goes there too, also when the cloud lists no zones (a
+ * policy may hide them), where the launcher would otherwise name none. */
+static void test_reused_ready_node_fixes_the_zone_of_the_rest_of_the_request(void **state) {
+        struct env *e = *state;
+        struct fake_cloud *c = fake_cloud(PROV_A);
+        env_launch(e, &(struct opts){});
+        _cleanup_free_ char *ready = ready_node_in(e, c, "small", "az7");
+        const char *labels[] = { "small", "large", NULL };
+        _cleanup_free_ char *id = request_new(e, true, labels);
+        _cleanup_(node_request_freep) struct node_request *rq = wait_request(e, id, NODE_REQUEST_STATE_FULFILLED);
+        assert_string_equal(rq->nodes[0], ready);
+        _cleanup_free_ char *az = request_az(e, c, id, 2);
+        assert_string_equal(az, "az7");
+        assert_int_equal(fake_cloud_calls(c, FAKE_OP_CREATE), 2);
+}
+
+/* Once a request's zone is chosen (here by its first node's launch), a ready
+ * node in another zone is not reused for it: a new node is launched in the
+ * chosen zone and the other one stays ready and free. */
+static void test_ready_node_in_another_zone_is_not_reused_for_the_request(void **state) {
+        struct env *e = *state;
+        struct fake_cloud *c = fake_cloud(PROV_A);
+        const char *const azs[] = { "az2" };
+        fake_cloud_set_azs(c, azs, 1);
+        env_launch(e, &(struct opts){});
+        _cleanup_free_ char *other = ready_node_in(e, c, "small", "az1");
+        const char *labels[] = { "large", "small", NULL };
+        _cleanup_free_ char *id = request_new(e, true, labels);
+        _cleanup_(node_request_freep) struct node_request *rq = wait_request(e, id, NODE_REQUEST_STATE_FULFILLED);
+        assert_string_not_equal(rq->nodes[1], other);
+        _cleanup_free_ char *az = request_az(e, c, id, 2);
+        assert_string_equal(az, "az2");
+        _cleanup_(node_freep) struct node *n = node_read(e, other, NULL);
+        assert_int_equal(n->state, NODE_STATE_READY);
+        assert_null(n->allocated_to);
+        assert_int_equal(fake_cloud_calls(c, FAKE_OP_CREATE), 3);
+        /* A request that has no zone yet takes it, and its zone with it. */
+        const char *one[] = { "small", NULL };
+        _cleanup_free_ char *next = request_new(e, true, one);
+        _cleanup_(node_request_freep) struct node_request *rq2 = wait_request(e, next, NODE_REQUEST_STATE_FULFILLED);
+        assert_string_equal(rq2->nodes[0], other);
+}
+
+/* A pool's availability-zones restrict the choice: every request's nodes go
+ * to the zone it lists, never to the cloud's others. */
+static void test_pool_availability_zones_restrict_the_choice(void **state) {
+        struct env *e = *state;
+        struct fake_cloud *c = fake_cloud(PROV_A);
+        fake_cloud_set_azs(c, THREE_AZS, 3);
+        env_launch(e, &(struct opts){ .pool_az = "az2" });
+        const char *labels[] = { "small", "large", NULL };
+        char *ids[4];
+        for (size_t i = 0; i < ELEMENTSOF(ids); i++) ids[i] = request_new(e, false, labels);
+        for (size_t i = 0; i < ELEMENTSOF(ids); i++) {
+                _cleanup_free_ char *az = request_az(e, c, ids[i], 2);
+                assert_string_equal(az, "az2");
+                free(ids[i]);
+        }
+        assert_int_equal(fake_cloud_calls(c, FAKE_OP_CREATE), 8);
+}
+
+/* A cloud that will not list its zones (an error, as a policy may forbid it)
+ * has none, as openstacksdk's empty list: requests are still served, no zone
+ * is named (the fake would place a named one there) and each node records the
+ * zone its server reports. */
+static void test_cloud_without_a_zone_list_gets_no_zone_and_nodes_record_the_servers(void **state) {
+        struct env *e = *state;
+        struct fake_cloud *c = fake_cloud(PROV_A);
+        fake_cloud_fail(c, FAKE_OP_AZS, -EPERM, 1000);
+        env_launch(e, &(struct opts){});
+        const char *labels[] = { "small", "large", NULL };
+        _cleanup_free_ char *id = request_new(e, true, labels);
+        _cleanup_free_ char *az = request_az(e, c, id, 2);
+        assert_string_equal(az, "fake-az");
+        assert_true(fake_cloud_calls(c, FAKE_OP_AZS) >= 1);
+}
+
 struct server_gone {
         struct fake_cloud *c;
         const char *id;
@@ -799,6 +967,11 @@ int main(int argc, char **argv) {
                 T(test_min_ready_requests_nodes_and_keeps_them_ready),
                 T(test_at_quota_oldest_unlocked_ready_node_is_deleted_for_room),
                 T(test_multi_node_request_gets_every_node_in_order),
+                T(test_multi_node_request_gets_every_node_in_one_availability_zone),
+                T(test_reused_ready_node_fixes_the_zone_of_the_rest_of_the_request),
+                T(test_ready_node_in_another_zone_is_not_reused_for_the_request),
+                T(test_pool_availability_zones_restrict_the_choice),
+                T(test_cloud_without_a_zone_list_gets_no_zone_and_nodes_record_the_servers),
                 T(test_leaked_server_is_deleted_and_foreign_one_kept),
                 T(test_unmanaged_servers_count_against_provider_quota),
         };

@@ -367,6 +367,38 @@ static void test_quota_math(void **state) {
         json_decref(j);
 }
 
+/* The cloud's availability zones (GET /os-availability-zone): available ones
+ * only, as openstacksdk's list_availability_zone_names; an empty list is no
+ * zone at all; a body without the list is -EBADMSG. */
+static void test_availability_zones_decode(void **state) {
+        (void)state;
+        json_t *j = json_loads("{\"availabilityZoneInfo\":["
+                               "{\"zoneName\":\"nova\",\"zoneState\":{\"available\":true},\"hosts\":null},"
+                               "{\"zoneName\":\"down\",\"zoneState\":{\"available\":false},\"hosts\":null},"
+                               "{\"zoneState\":{\"available\":true}},"
+                               "{\"zoneName\":\"az2\",\"zoneState\":{\"available\":true}}]}",
+                               0, NULL);
+        char **v = NULL;
+        size_t n = 0;
+        assert_int_equal(openstack_azs_from_json(j, &v, &n, NULL), 0);
+        assert_int_equal(n, 2);
+        assert_string_equal(v[0], "nova");
+        assert_string_equal(v[1], "az2");
+        provider_strv_free(v, n);
+        json_decref(j);
+        j = json_loads("{\"availabilityZoneInfo\":[]}", 0, NULL);
+        assert_int_equal(openstack_azs_from_json(j, &v, &n, NULL), 0);
+        assert_int_equal(n, 0);
+        provider_strv_free(v, n);
+        json_decref(j);
+        char *msg = NULL;
+        j = json_loads("{\"zones\":[]}", 0, NULL);
+        assert_int_equal(openstack_azs_from_json(j, &v, &n, &msg), -EBADMSG);
+        assert_non_null(msg);
+        free(msg);
+        json_decref(j);
+}
+
 static const char SERVERS[] =
         "{\"servers\":["
         "{\"id\":\"a\",\"status\":\"ACTIVE\",\"hostId\":\"h1\",\"OS-EXT-AZ:availability_zone\":\"nova\","
@@ -719,8 +751,6 @@ static void test_params_from_config(void **state) {
         assert_int_equal(l->config_drive, 1);
         assert_int_equal(l->n_networks, 1);
         assert_string_equal(l->networks[0], "net1");
-        assert_int_equal(l->n_availability_zones, 2);
-        assert_string_equal(l->availability_zones[1], "az2");
         assert_int_equal(l->n_security_groups, 1);
         assert_int_equal(l->n_instance_properties, 2);
         assert_string_equal(l->instance_properties[1].key, "c");
@@ -789,6 +819,7 @@ int main(void) {
                 cmocka_unit_test(test_keystone_time),
                 cmocka_unit_test(test_flavor_choice),
                 cmocka_unit_test(test_quota_math),
+                cmocka_unit_test(test_availability_zones_decode),
                 cmocka_unit_test(test_servers_decode),
                 cmocka_unit_test(test_servers_malformed),
                 cmocka_unit_test(test_image_decode),
