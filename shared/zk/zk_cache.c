@@ -295,6 +295,11 @@ static void on_watch(struct zk *zk, const struct zk_watch_event *ev, void *userd
                 e->data_wid = 0;
                 if (e == c->root)
                         fetch_children(c, e); /* the root's exists watch: it appeared */
+                else if (ev->type == ZK_EVENT_DELETED)
+                        /* Gone: a read would only say ENOENT. A node made again under
+                         * the same name fires the parent's child watch (after this
+                         * event), whose listing adds it anew. */
+                        entry_remove(c, e);
                 else
                         fetch_data(c, e);
                 return;

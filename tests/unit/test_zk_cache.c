@@ -62,6 +62,7 @@ static struct fnode nodes[MAX_NODES];
 static struct fwatch watches[MAX_WATCHES];
 static struct fq queue[MAX_QUEUE];
 static size_t q_head, q_tail;
+static unsigned n_gets; /* zk_aget calls */
 static int64_t zxid;
 static uint64_t next_wid = 1;
 
@@ -70,6 +71,7 @@ static void fake_reset(void) {
         memset(watches, 0, sizeof watches);
         memset(queue, 0, sizeof queue);
         q_head = q_tail = 0;
+        n_gets = 0;
         zxid = 0;
         next_wid = 1;
 }
@@ -239,6 +241,7 @@ static int enqueue_op(enum qkind kind, const char *path, zk_watch_cb watch, zk_r
 }
 
 int zk_aget(struct zk *zk, const char *path, zk_watch_cb watch, zk_result_cb cb, void *userdata) {
+        n_gets++;
         return enqueue_op(Q_GET, path, watch, cb, userdata);
 }
 
@@ -436,6 +439,30 @@ static void test_resync_answer_does_not_disarm_a_watch_asked_meanwhile(void **st
         zk_cache_free(c);
 }
 
+/* Proves (issue 14): a node's deletion, told by its data watch, removes it
+ * from the cache without reading it again (the read could only say ENOENT),
+ * and a node made again under the same name is still picked up (through the
+ * parent's listing) and watched. */
+static void test_deleted_event_removes_the_node_without_a_read(void **state) {
+        fake_reset();
+        tree_create("/nodes", "");
+        tree_create("/nodes/0000000001", "a");
+        struct zk_cache *c = start_cache();
+        fake_drain();
+        unsigned gets = n_gets;
+        tree_delete("/nodes/0000000001");
+        fake_drain();
+        assert_null(zk_cache_get(c, "/nodes/0000000001"));
+        assert_int_equal(n_gets, gets);
+        tree_create("/nodes/0000000001", "again");
+        fake_drain();
+        assert_string_equal(data_of(c, "/nodes/0000000001"), "again");
+        tree_set("/nodes/0000000001", "changed");
+        fake_drain();
+        assert_string_equal(data_of(c, "/nodes/0000000001"), "changed");
+        zk_cache_free(c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_lock_dir_appearing_between_list_and_exists_keeps_being_watched),
@@ -443,6 +470,7 @@ int main(void) {
                 cmocka_unit_test(test_read_lost_with_the_connection_is_redone_on_reconnect),
                 cmocka_unit_test(test_changes_missed_during_expiry_are_seen_after_new_session),
                 cmocka_unit_test(test_resync_answer_does_not_disarm_a_watch_asked_meanwhile),
+                cmocka_unit_test(test_deleted_event_removes_the_node_without_a_read),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
