@@ -436,7 +436,8 @@ static void on_node_created(struct zk *zk, const struct zk_result *res, void *ud
         (void)zk_acreate(l->zk, lpath, NULL, 0, ZK_PERSISTENT, NULL, NULL);
         /* No read: we just created the record, and nothing else writes a node it cannot lock. */
         struct zk_update_spec spec = {
-                .path = path, .lock_path = lpath, .flags = ZK_UPDATE_KEEP_LOCK | ZK_UPDATE_NO_READ,
+                .path = path, .lock_path = lpath,
+                .flags = ZK_UPDATE_KEEP_LOCK | ZK_UPDATE_NO_READ | ZK_UPDATE_FRESH_LOCK,
                 .edit = create_edit, .done = on_node_locked, .userdata = op,
         };
         int r = zk_update_start(l->zk, &spec, &op->upd);
@@ -847,7 +848,8 @@ static void accept_request(struct pool *p, const struct node_request *cached) {
         /* Sent ahead of the contender (answered in order): saves the makepath retry. */
         (void)zk_acreate(l->zk, lpath, NULL, 0, ZK_PERSISTENT | ZK_MAKEPATH, NULL, NULL);
         struct zk_update_spec spec = {
-                .path = path, .lock_path = lpath, .flags = ZK_UPDATE_KEEP_LOCK | ZK_UPDATE_NO_READ,
+                .path = path, .lock_path = lpath,
+                .flags = ZK_UPDATE_KEEP_LOCK | ZK_UPDATE_NO_READ | ZK_UPDATE_FRESH_LOCK,
                 .edit = accept_edit, .done = on_accepted, .userdata = op,
         };
         if (zk_update_start(l->zk, &spec, &op->upd) < 0) {

@@ -47,6 +47,7 @@ struct zk_lock {
         char pipe;
         unsigned pipe_sent, pipe_recv;  /* pipelined listings sent / answered */
         bool pipe_awaited;              /* our create is answered: the newest one decides */
+        bool fresh;                     /* zk_lock_set_fresh(): no listing sent behind the create */
 };
 
 /* ---------------------------------------------------------------- pure helpers */
@@ -211,6 +212,15 @@ static const char *find_own(struct zk_lock *l, char **children) {
         return NULL;
 }
 
+/* A contender numbered 0000000000 is the first child ever made in its
+ * directory (ZooKeeper numbers a sequential child by the parent's count of
+ * child creations): no contender came before it, and every later one gets a
+ * higher number, so it holds the lock without a listing. */
+static bool first_ever(const char *node) {
+        const char *seq = zk_lock_contender_seq(node, NULL);
+        return seq && strcmp(seq, "0000000000") == 0;
+}
+
 /* ---------------------------------------------------------------- synchronous */
 
 static int64_t now_ms(void) {
@@ -291,6 +301,10 @@ static int attempt(struct zk_lock *l, bool blocking, int timeout_ms) {
                                       &created);
                         if (r < 0) goto retry;
                         l->node = xstrdup(basename_of(created));
+                        if (first_ever(l->node)) {
+                                l->held = true;
+                                return 1;
+                        }
                 }
 
                 for (;;) {
@@ -399,6 +413,7 @@ static void async_create(struct zk_lock *l) {
         l->pipe_awaited = false;
         zk_acreate(l->zk, l->create_path, l->data, strlen(l->data), ZK_EPHEMERAL | ZK_SEQUENCE | ZK_MAKEPATH,
                    async_result, l);
+        if (l->fresh) return; /* most likely numbered 0000000000: listed only if not */
         /* ZooKeeper answers a session in order: this listing sees our contender
          * (unless the create had to make the directory first: then it is listed again). */
         l->pipe_sent++;
@@ -435,7 +450,11 @@ static void async_result(struct zk *zk, const struct zk_result *res, void *userd
         case STEP_CREATE:
                 if (res->r < 0) return async_retry(l, res->r);
                 l->node = xstrdup(basename_of(res->created_path));
-                if (l->pipe_recv == l->pipe_sent) return async_list(l); /* answered before us: stale */
+                if (first_ever(l->node)) { /* a listing sent behind it is ignored when answered */
+                        l->held = true;
+                        return async_finish(l, 1);
+                }
+                if (l->pipe_recv == l->pipe_sent) return async_list(l); /* answered before us (or none sent) */
                 l->step = STEP_LIST;
                 l->pipe_awaited = true;
                 return;
@@ -495,6 +514,8 @@ static void async_pipe_result(struct zk *zk, const struct zk_result *res, void *
         }
         async_result(zk, res, l);
 }
+
+void zk_lock_set_fresh(struct zk_lock *l) { l->fresh = true; }
 
 int zk_lock_try_async(struct zk_lock *l, zk_lock_cb cb, void *userdata) {
         if (l->step != STEP_NONE) return -EBUSY;

@@ -52,6 +52,13 @@ const char *zk_lock_path(struct zk_lock *l);
  * 0 when started, -EBUSY if held or an attempt is pending. */
 typedef void (*zk_lock_cb)(struct zk_lock *l, int result, void *userdata);
 int zk_lock_try_async(struct zk_lock *l, zk_lock_cb cb, void *userdata);
+/* Every attempt (blocking or not) holds the lock without listing L when our
+ * contender is numbered 0000000000: the first child ever made in L, so no
+ * other contender is before it. Tell L was just made (a create sent ahead of
+ * the attempt): then zk_lock_try_async() sends no listing right behind its
+ * create (saved when the number is 0000000000; else listed after the create's
+ * answer, one round trip more). */
+void zk_lock_set_fresh(struct zk_lock *l);
 
 /* Nodepool's "is it locked?": 1 if L has any child, 0 if not (or no L), <0. */
 int zk_is_locked(struct zk *zk, const char *path);

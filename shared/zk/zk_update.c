@@ -154,6 +154,7 @@ int zk_update_start(struct zk *zk, const struct zk_update_spec *spec, struct zk_
         }
         u->stage = ST_LOCK;
         r = zk_lock_new(zk, u->lock_path, NULL, &u->lock);
+        if (r >= 0 && (u->flags & ZK_UPDATE_FRESH_LOCK)) zk_lock_set_fresh(u->lock);
         if (r >= 0) r = zk_lock_try_async(u->lock, on_locked, u);
         if (r < 0) {
                 zk_update_free(u);

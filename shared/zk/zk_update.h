@@ -29,6 +29,9 @@ enum {
         /* No read: EDIT gets rec->data NULL and sets rec->version itself (the
          * caller knows the record, e.g. from a watched cache or its own create). */
         ZK_UPDATE_NO_READ = 1 << 1,
+        /* The lock directory was just made (its create sent ahead of the update):
+         * the lock attempt expects to be its first contender (zk_lock_set_fresh()). */
+        ZK_UPDATE_FRESH_LOCK = 1 << 2,
 };
 
 /* What EDIT returns (or a negative errno: give up with it, nothing written). */
