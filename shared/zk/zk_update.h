@@ -92,6 +92,10 @@ int zk_update_start(struct zk *zk, const struct zk_update_spec *spec, struct zk_
 void zk_update_free(struct zk_update *u);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct zk_update *, zk_update_free);
 
+/* The record's stat as our write left it (its new version and mzxid), once
+ * the write succeeded (from DONE with R 1 on); NULL before or without one. */
+const struct zk_stat *zk_update_written_stat(const struct zk_update *u);
+
 /* After EDIT returned ZK_UPDATE_LATER: write DATA (taken over) with the
  * version read, or end with R (0 or -errno; DONE gets it at STEP_EDIT).
  * DONE may run (and free U) before they return. */
