@@ -390,6 +390,8 @@ int zk_lock_release(struct zk_lock *l) {
         return r;
 }
 
+void zk_lock_forget(struct zk_lock *l) { forget_node(l); }
+
 void zk_lock_release_async(struct zk_lock *l) {
         release_contender(l);
         forget_node(l);

@@ -41,6 +41,9 @@ int zk_lock_release(struct zk_lock *l);
  * session's release queue, which retries it across connection losses until
  * ZooKeeper confirms it (or the session, and the contender with it, ends). */
 void zk_lock_release_async(struct zk_lock *l);
+/* Our contender is gone by the caller's own hand (deleted with the locked
+ * record in one zk_amulti()): not held any more, nothing left to release. */
+void zk_lock_forget(struct zk_lock *l);
 /* True while acquired and the session that created the contender lives. */
 bool zk_lock_is_held(struct zk_lock *l);
 /* Our contender's name (e.g. "…__lock__0000000003") or NULL. */

@@ -295,3 +295,19 @@ def test_chroot_places_znodes_under_it(zk_server, zk_chroot, zktool):
     finally:
         raw.stop()
         raw.close()
+
+
+def test_multi_deletes_all_or_nothing(kazoo, zktool):
+    """zk_amulti (issue 14: a deleted node's contender, lock directory and znode go in
+    one request): every delete is applied in order; when one fails (a contender of
+    someone else keeps the lock directory non-empty) none is, and the error says why."""
+    kazoo.create("/m/1/lock/a__lock__0000000000", b"", makepath=True)
+    t = zktool()
+    assert t.cmd("multi-delete /m/1/lock/a__lock__0000000000 /m/1/lock /m/1") == "started"
+    assert t.wait_event("ASYNC multi") == "ASYNC multi ok"
+    assert kazoo.exists("/m/1") is None
+    kazoo.create("/m/2/lock/a__lock__0000000000", b"", makepath=True)
+    kazoo.create("/m/2/lock/b__lock__0000000001", b"")
+    assert t.cmd("multi-delete /m/2/lock/a__lock__0000000000 /m/2/lock /m/2") == "started"
+    assert t.wait_event("ASYNC multi") == "ASYNC multi Directory not empty"
+    assert sorted(kazoo.get_children("/m/2/lock")) == ["a__lock__0000000000", "b__lock__0000000001"]
