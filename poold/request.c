@@ -440,12 +440,11 @@ static void on_node_created(struct zk *zk, const struct zk_result *res, void *ud
         if (h && op->slot < h->n && h->slots[op->slot].st == SLOT_LAUNCHING && !h->slots[op->slot].node_id)
                 h->slots[op->slot].node_id = xstrdup(id);
         log_info("request %s: launching node %s (%s) in pool %s", op->request_id, id, op->n->type[0], op->pool->id);
-        /* Create the lock directory now, before anything else is sent: the node
-         * cache can only ask about this node after this callback, and ZooKeeper
-         * answers a session in order, so the cache lists the directory at once
-         * (no ENOENT, exists, list again), and the contender needs no makepath retry. */
+        /* The lock directory is made with our contender (one multi request, sent
+         * now, before anything else): the node cache can only ask about this node
+         * after this callback, and ZooKeeper answers a session in order, so the
+         * cache lists the directory at once (no ENOENT, exists, list again). */
         _cleanup_free_ char *lpath = zkrec_node_lock_path(id), *path = zkrec_node_path(id);
-        (void)zk_acreate(l->zk, lpath, NULL, 0, ZK_PERSISTENT, NULL, NULL);
         /* No read: we just created the record, and nothing else writes a node it cannot lock. */
         struct zk_update_spec spec = {
                 .path = path, .lock_path = lpath,
@@ -880,8 +879,7 @@ static void accept_request(struct pool *p, const struct node_request *cached) {
         op->pool = p;
         op->id = xstrdup(cached->id);
         _cleanup_free_ char *path = zkrec_request_path(cached->id), *lpath = zkrec_request_lock_path(cached->id);
-        /* Sent ahead of the contender (answered in order): saves the makepath retry. */
-        (void)zk_acreate(l->zk, lpath, NULL, 0, ZK_PERSISTENT | ZK_MAKEPATH, NULL, NULL);
+        /* A new request has no lock directory yet: made with our contender. */
         struct zk_update_spec spec = {
                 .path = path, .lock_path = lpath,
                 .flags = ZK_UPDATE_KEEP_LOCK | ZK_UPDATE_NO_READ | ZK_UPDATE_FRESH_LOCK,

@@ -78,7 +78,7 @@ struct zk_call {
         zoo_op_t *mops;
         zoo_op_result_t *mres;
         struct Stat *mstats;
-        char **mpaths, **mdata;
+        char **mpaths, **mdata, **mcreated;
         size_t n_mops;
 
         /* CALL_WATCH */
@@ -229,7 +229,9 @@ static void call_free(struct zk_call *c) {
         for (size_t i = 0; i < c->n_mops; i++) {
                 free(c->mpaths[i]);
                 free(c->mdata[i]);
+                free(c->mcreated[i]);
         }
+        free(c->mcreated);
         free(c->mpaths);
         free(c->mdata);
         free(c->mops);
@@ -561,6 +563,17 @@ static void create_done(int rc, const char *value, const struct Stat *stat, cons
 }
 
 static void void_done(int rc, const void *data) { op_done((struct zk_call *)data, rc); }
+
+static void multi_done(int rc, const void *data) {
+        struct zk_call *c = (struct zk_call *)data;
+        for (size_t i = c->n_mops; rc == ZOK && i-- > 0;)
+                if (c->mcreated[i]) { /* the last create's path (the library filled our buffer) */
+                        free(c->created);
+                        c->created = xstrdup(c->mcreated[i]);
+                        break;
+                }
+        op_done(c, rc);
+}
 
 static void zk_log_cb(const char *message) {
         size_t n = strlen(message);
@@ -906,7 +919,7 @@ static void op_issue(struct zk *zk, struct zk_call *c) {
                 zrc = zoo_adelete(zk->zh, c->path, c->version, void_done, c);
                 break;
         case OP_MULTI:
-                zrc = zoo_amulti(zk->zh, (int)c->n_mops, c->mops, c->mres, void_done, c);
+                zrc = zoo_amulti(zk->zh, (int)c->n_mops, c->mops, c->mres, multi_done, c);
                 break;
         default:
                 zrc = ZBADARGUMENTS;
@@ -982,7 +995,9 @@ int zk_amulti(struct zk *zk, const struct zk_multi_op *ops, size_t n, zk_result_
         if (n == 0 || n > 64) return -EINVAL;
         for (size_t i = 0; i < n; i++)
                 if (!ops[i].path || ops[i].path[0] != '/' || ops[i].len > ZK_DATA_MAX ||
-                    (ops[i].kind != ZK_MULTI_DELETE && ops[i].kind != ZK_MULTI_SET && ops[i].kind != ZK_MULTI_CHECK))
+                    (ops[i].kind != ZK_MULTI_DELETE && ops[i].kind != ZK_MULTI_SET &&
+                     ops[i].kind != ZK_MULTI_CHECK && ops[i].kind != ZK_MULTI_CREATE) ||
+                    (ops[i].flags & ZK_MAKEPATH))
                         return -EINVAL;
         struct zk_call *c = op_new(zk, OP_MULTI, ops[0].path, cb, userdata);
         c->n_mops = n;
@@ -991,6 +1006,7 @@ int zk_amulti(struct zk *zk, const struct zk_multi_op *ops, size_t n, zk_result_
         c->mstats = xnew(struct Stat, n);
         c->mpaths = xnew(char *, n);
         c->mdata = xnew(char *, n);
+        c->mcreated = xnew(char *, n);
         for (size_t i = 0; i < n; i++) {
                 c->mpaths[i] = xstrdup(ops[i].path);
                 switch (ops[i].kind) {
@@ -1006,6 +1022,15 @@ int zk_amulti(struct zk *zk, const struct zk_multi_op *ops, size_t n, zk_result_
                 case ZK_MULTI_CHECK:
                         zoo_check_op_init(&c->mops[i], c->mpaths[i], ops[i].version);
                         break;
+                case ZK_MULTI_CREATE: {
+                        size_t sz = strlen(ops[i].path) + 32; /* room for a sequence suffix */
+                        c->mdata[i] = xmalloc(ops[i].len + 1);
+                        if (ops[i].len) memcpy(c->mdata[i], ops[i].data, ops[i].len);
+                        c->mcreated[i] = xnew(char, sz);
+                        zoo_create_op_init(&c->mops[i], c->mpaths[i], c->mdata[i], (int)ops[i].len,
+                                           &ZOO_OPEN_ACL_UNSAFE, create_mode(ops[i].flags), c->mcreated[i], (int)sz);
+                        break;
+                }
                 }
         }
         return op_start(zk, c, NULL);

@@ -193,6 +193,7 @@ enum zk_multi_kind {
         ZK_MULTI_DELETE,        /* PATH if its version is VERSION (-1: any) */
         ZK_MULTI_SET,           /* DATA (LEN bytes) into PATH if its version is VERSION (-1: any) */
         ZK_MULTI_CHECK,         /* nothing, but PATH must be at VERSION */
+        ZK_MULTI_CREATE,        /* PATH with DATA (LEN bytes) and FLAGS (ZK_*, no ZK_MAKEPATH) */
 };
 struct zk_multi_op {
         enum zk_multi_kind kind;
@@ -200,11 +201,13 @@ struct zk_multi_op {
         const void *data;
         size_t len;
         int version;
+        unsigned flags;
 };
 /* OPS (N, copied) applied atomically, in order, as one request: all or none.
  * CB's res->r is 0, or the error of the first operation that failed (then
- * nothing was applied); res->path is OPS[0]'s path. 0, or -EINVAL (no
- * operation, more than 64, a bad path or kind, data over ZK_DATA_MAX). */
+ * nothing was applied); res->path is OPS[0]'s path, res->created_path the
+ * path the last create made. 0, or -EINVAL (no operation, more than 64, a bad
+ * path, kind or flag, data over ZK_DATA_MAX). */
 int zk_amulti(struct zk *zk, const struct zk_multi_op *ops, size_t n, zk_result_cb cb, void *userdata);
 /* Drop (never call) every pending callback and watch whose userdata is
  * USERDATA: call before freeing the object they point to. Cost: the calls

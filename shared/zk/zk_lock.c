@@ -25,7 +25,7 @@
 #define SEQ_LEN 10
 #define ASYNC_ATTEMPTS 3
 
-enum async_step { STEP_NONE, STEP_CREATE, STEP_FIND, STEP_LIST, STEP_GIVE_UP };
+enum async_step { STEP_NONE, STEP_CREATE_DIR, STEP_CREATE, STEP_FIND, STEP_LIST, STEP_GIVE_UP };
 
 struct zk_lock {
         struct zk *zk;
@@ -47,7 +47,7 @@ struct zk_lock {
         char pipe;
         unsigned pipe_sent, pipe_recv;  /* pipelined listings sent / answered */
         bool pipe_awaited;              /* our create is answered: the newest one decides */
-        bool fresh;                     /* zk_lock_set_fresh(): no listing sent behind the create */
+        bool fresh;                     /* zk_lock_set_fresh(): directory and contender in one multi */
 };
 
 /* ---------------------------------------------------------------- pure helpers */
@@ -413,9 +413,20 @@ static void async_create(struct zk_lock *l) {
         l->create_tried = true;
         l->gen = zk_session_generation(l->zk);
         l->pipe_awaited = false;
+        if (l->fresh) {
+                /* L and our contender made together, atomically: ours is L's
+                 * first child (0000000000) and holds the lock, no listing. */
+                const struct zk_multi_op ops[] = {
+                        { .kind = ZK_MULTI_CREATE, .path = l->path, .flags = ZK_PERSISTENT },
+                        { .kind = ZK_MULTI_CREATE, .path = l->create_path, .data = l->data, .len = strlen(l->data),
+                          .flags = ZK_EPHEMERAL | ZK_SEQUENCE },
+                };
+                l->step = STEP_CREATE_DIR;
+                zk_amulti(l->zk, ops, ELEMENTSOF(ops), async_result, l);
+                return;
+        }
         zk_acreate(l->zk, l->create_path, l->data, strlen(l->data), ZK_EPHEMERAL | ZK_SEQUENCE | ZK_MAKEPATH,
                    async_result, l);
-        if (l->fresh) return; /* most likely numbered 0000000000: listed only if not */
         /* ZooKeeper answers a session in order: this listing sees our contender
          * (unless the create had to make the directory first: then it is listed again). */
         l->pipe_sent++;
@@ -449,6 +460,17 @@ static void async_result(struct zk *zk, const struct zk_result *res, void *userd
         struct zk_lock *l = userdata;
 
         switch (l->step) {
+        case STEP_CREATE_DIR:
+                if (res->r == -EEXIST || res->r == -ENOENT) {
+                        /* L exists (or its parent does not): nothing was made; the
+                         * recipe's own way (create with makepath, then list). */
+                        l->fresh = false;
+                        l->create_tried = false;
+                        return async_create(l);
+                }
+                if (res->r < 0) return async_retry(l, res->r);
+                l->step = STEP_CREATE; /* our contender is made (0000000000): as its create's answer */
+                /* fall through */
         case STEP_CREATE:
                 if (res->r < 0) return async_retry(l, res->r);
                 l->node = xstrdup(basename_of(res->created_path));

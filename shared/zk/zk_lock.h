@@ -57,10 +57,11 @@ typedef void (*zk_lock_cb)(struct zk_lock *l, int result, void *userdata);
 int zk_lock_try_async(struct zk_lock *l, zk_lock_cb cb, void *userdata);
 /* Every attempt (blocking or not) holds the lock without listing L when our
  * contender is numbered 0000000000: the first child ever made in L, so no
- * other contender is before it. Tell L was just made (a create sent ahead of
- * the attempt): then zk_lock_try_async() sends no listing right behind its
- * create (saved when the number is 0000000000; else listed after the create's
- * answer, one round trip more). */
+ * other contender is before it. Tell L most likely does not exist yet (the
+ * lock of a record just made): then zk_lock_try_async() makes L and our
+ * contender in one atomic multi request, which makes ours L's first child,
+ * holding the lock; when L exists (or its parent does not) nothing is made
+ * and the usual create and listing follow (one round trip more). */
 void zk_lock_set_fresh(struct zk_lock *l);
 
 /* Nodepool's "is it locked?": 1 if L has any child, 0 if not (or no L), <0. */

@@ -29,8 +29,8 @@ enum {
         /* No read: EDIT gets rec->data NULL and sets rec->version itself (the
          * caller knows the record, e.g. from a watched cache or its own create). */
         ZK_UPDATE_NO_READ = 1 << 1,
-        /* The lock directory was just made (its create sent ahead of the update):
-         * the lock attempt expects to be its first contender (zk_lock_set_fresh()). */
+        /* The lock directory most likely does not exist yet (the record was just
+         * made): it is made with our contender (zk_lock_set_fresh()). */
         ZK_UPDATE_FRESH_LOCK = 1 << 2,
 };
 

@@ -157,8 +157,10 @@ static bool command(struct tool *t, char *line) {
                         err(cmd, r);
                 else
                         say("%s", r ? "acquired" : "busy");
-        } else if (argc >= 2 && strcmp(cmd, "atrylock") == 0) {
+        } else if (argc >= 2 && (strcmp(cmd, "atrylock") == 0 || strcmp(cmd, "atrylock-fresh") == 0)) {
+                /* atrylock-fresh: the directory is taken to be new (zk_lock_set_fresh) */
                 struct zk_lock *l = lock_for(t, argv[1], argv[2], true);
+                if (l && strcmp(cmd, "atrylock-fresh") == 0) zk_lock_set_fresh(l);
                 r = l ? zk_lock_try_async(l, on_async_lock, NULL) : -ENOMEM;
                 if (r < 0)
                         err(cmd, r);
