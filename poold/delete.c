@@ -4,8 +4,11 @@
  * state (used, in-use, building, failed, aborted, deleting, deleted); each one
  * gets a small state machine, asynchronous so that deletes never hold up a
  * request: lock → re-read → `deleting` → provider delete on the workq (waited
- * for; -ENOENT is success) → `deleted` → contender, lock dir and znode deleted
- * in one pipelined go (no instance, static: no provider call). The delete is done when
+ * for; -ENOENT is success; no instance, static: no provider call) → contender,
+ * lock dir and znode deleted in one atomic multi request (so nobody can take
+ * the lock of a half-deleted node: no `deleted` state needed); when that fails
+ * (someone queued for the lock meanwhile) → `deleted` → contender, lock dir
+ * and znode deleted in one pipelined go, Nodepool's way. The delete is done when
  * ZooKeeper confirms the znode gone; until then the node stays ours
  * (`deleting`, `held`), and a failure (a lost connection, a lost session) hands
  * it back to a later pass, which starts over from the lock. Nodes whose provider is
@@ -95,10 +98,11 @@ static void on_znode_deleted(struct zk *zk, const struct zk_result *res, void *u
         launcher_kick(l);
 }
 
-/* The server is gone: `deleted`, then our contender, the lock directory and the
- * znode, all sent at once (ZooKeeper applies them in order); D lives on until
- * the znode's delete is answered. */
-static void finish_delete(struct node_delete *d, struct node *n) {
+/* The multi could not delete it all: `deleted`, then our contender, the lock
+ * directory and the znode, all sent at once (ZooKeeper applies them in order;
+ * someone who takes the lock in between sees `deleted` and finishes the delete,
+ * as Nodepool does); D lives on until the znode's delete is answered. */
+static void finish_delete_steps(struct node_delete *d, struct node *n) {
         struct launcher *l = d->l;
         node_set_state(n, NODE_STATE_DELETED);
         zkrec_node_write_async(l, n);
@@ -107,6 +111,45 @@ static void finish_delete(struct node_delete *d, struct node *n) {
         _cleanup_free_ char *lpath = zkrec_node_lock_path(d->id), *path = zkrec_node_path(d->id);
         (void)zk_adelete(l->zk, lpath, -1, NULL, NULL);
         (void)zk_adelete(l->zk, path, -1, on_znode_deleted, d);
+}
+
+static void on_finished(struct zk *zk, const struct zk_result *res, void *ud) {
+        struct node_delete *d = ud;
+        if (res->r == 0) {
+                zk_lock_forget(d->lock); /* deleted with the rest */
+                struct zk_result done = { .r = 0, .path = res->path };
+                on_znode_deleted(zk, &done, d);
+                return;
+        }
+        if (res->r == -ECONNRESET || res->r == -ETIMEDOUT || res->r == -EKEYEXPIRED || res->r == -ESHUTDOWN) {
+                /* Maybe applied, maybe not: a later pass looks again (the lock is released). */
+                log_info("node %s: delete not confirmed (%s); a later pass looks again", d->id, strerror(-res->r));
+                nd_end(d);
+                return;
+        }
+        /* -ENOTEMPTY: someone queued for the lock meanwhile. */
+        log_debug("node %s: deleting it at once failed (%s): step by step", d->id, strerror(-res->r));
+        finish_delete_steps(d, d->n);
+}
+
+/* The server is gone: our contender, the lock directory and the znode deleted in
+ * one multi request; D lives on until it is answered. */
+static void finish_delete(struct node_delete *d, struct node *n) {
+        struct launcher *l = d->l;
+        const char *own = zk_lock_node(d->lock);
+        d->stage = DEL_FINISHING;
+        if (!own) {
+                finish_delete_steps(d, n);
+                return;
+        }
+        _cleanup_free_ char *lpath = zkrec_node_lock_path(d->id), *path = zkrec_node_path(d->id);
+        _cleanup_free_ char *cpath = xasprintf("%s/%s", lpath, own);
+        const struct zk_multi_op ops[] = {
+                { .kind = ZK_MULTI_DELETE, .path = cpath, .version = -1 },
+                { .kind = ZK_MULTI_DELETE, .path = lpath, .version = -1 },
+                { .kind = ZK_MULTI_DELETE, .path = path, .version = -1 },
+        };
+        if (zk_amulti(l->zk, ops, ELEMENTSOF(ops), on_finished, d) < 0) finish_delete_steps(d, n);
 }
 
 static void del_done(void *ud, int status) {

@@ -59,6 +59,9 @@ struct req_handler {
         bool finish_retry;              /* its outcome was lost with the connection: read again */
         double created_time;            /* the request's, for the fulfil latency metric */
         bool in_flight;                 /* an async read/write with us as userdata is outstanding */
+        char *written;                  /* the fulfilment's bytes, told to the request cache */
+        size_t written_len;
+        bool final_told;                /* the cache has our final write: its entry stays muted */
 };
 
 static int unallocate_edit(struct node *n, void *ud) {
@@ -103,10 +106,19 @@ static void handler_free(struct req_handler *h) {
         free(h->tenant);
         free(h->requestor);
         free(h->chosen_az);
+        free(h->written);
         free(h);
 }
 
+/* The request cache reads the request again (and watches it) unless it has
+ * our final write: muted while we held the request lock (accept_edit). */
+static void request_unmute(struct launcher *l, const char *id) {
+        _cleanup_free_ char *path = zkrec_request_path(id);
+        zk_cache_unmute(l->request_cache, path);
+}
+
 static void handler_remove(struct req_handler *h) {
+        if (!h->final_told) request_unmute(h->l, h->id);
         smap_remove(&h->l->handlers, h->id);
         handler_free(h);
 }
@@ -445,15 +457,15 @@ static void on_node_created(struct zk *zk, const struct zk_result *res, void *ud
                 h->slots[op->slot].node_id = xstrdup(id);
         log_info("request %s: launching node %s (%s) in pool %s%s%s", op->request_id, id, op->n->type[0],
                  op->pool->id, op->az ? ", availability zone " : "", op->az ? op->az : "");
-        /* Create the lock directory now, before anything else is sent: the node
-         * cache can only ask about this node after this callback, and ZooKeeper
-         * answers a session in order, so the cache lists the directory at once
-         * (no ENOENT, exists, list again), and the contender needs no makepath retry. */
+        /* The lock directory is made with our contender (one multi request, sent
+         * now, before anything else): the node cache can only ask about this node
+         * after this callback, and ZooKeeper answers a session in order, so the
+         * cache lists the directory at once (no ENOENT, exists, list again). */
         _cleanup_free_ char *lpath = zkrec_node_lock_path(id), *path = zkrec_node_path(id);
-        (void)zk_acreate(l->zk, lpath, NULL, 0, ZK_PERSISTENT, NULL, NULL);
         /* No read: we just created the record, and nothing else writes a node it cannot lock. */
         struct zk_update_spec spec = {
-                .path = path, .lock_path = lpath, .flags = ZK_UPDATE_KEEP_LOCK | ZK_UPDATE_NO_READ,
+                .path = path, .lock_path = lpath,
+                .flags = ZK_UPDATE_KEEP_LOCK | ZK_UPDATE_NO_READ | ZK_UPDATE_FRESH_LOCK,
                 .edit = create_edit, .done = on_node_locked, .userdata = op,
         };
         int r = zk_update_start(l->zk, &spec, &op->upd);
@@ -636,6 +648,10 @@ static void on_fulfilled_written(struct zk *zk, const struct zk_result *res, voi
                 log_warning_errno(res->r, "request %s: cannot write fulfilled: %m", h->id);
                 for (size_t i = 0; i < h->n; i++) node_release(l, h->slots[i].node_id, &h->slots[i].lock, ours);
         } else {
+                /* Final: nobody writes it again (Zuul deletes it), so it stays unwatched. */
+                if (res->stat && h->written &&
+                    zk_cache_apply(l->request_cache, res->path, h->written, h->written_len, res->stat) >= 0)
+                        h->final_told = true;
                 log_info("request %s fulfilled by pool %s", h->id, h->pool->id);
                 stats_request_done(l, NODE_REQUEST_STATE_FULFILLED, h->created_time);
                 /* A min-ready request is ours and done once fulfilled: its node is free for
@@ -695,7 +711,11 @@ static void on_finish_read(struct zk *zk, const struct zk_result *res, void *ud)
          * applies them first, so Zuul never sees a fulfilled request with a
          * node that is not ready yet. */
         h->in_flight = true;
+        (void)zk_cache_mute(l->request_cache, res->path); /* still ours: told on success */
         (void)zk_aset(l->zk, res->path, data, len, res->stat->version, on_fulfilled_written, h);
+        free(h->written);
+        h->written = TAKE_PTR(data);
+        h->written_len = len;
 }
 
 /* Fulfil (read, then write with its version: asynchronous) or decline. */
@@ -785,10 +805,13 @@ struct accept_op {
         struct zk_update *upd;
         struct node_request *rq;
         char *why;                      /* a reason to decline found under the lock */
+        char *written;                  /* `pending` as written, told to the request cache */
+        size_t written_len;
 };
 
 static void accept_free(struct accept_op *op) {
         zk_update_free(op->upd);
+        free(op->written);
         node_request_free(op->rq);
         free(op->id);
         free(op->why);
@@ -816,10 +839,15 @@ static void on_accepted(int r, enum zk_update_step at, struct zk_lock *lock, voi
                         if (r == -ESTALE) log_debug("request %s changed meanwhile; looking again", op->id);
                         else log_warning_errno(r, "request %s: cannot set pending: %m", op->id);
                 }
+                request_unmute(l, op->id); /* not written: what the cache skipped is someone else's */
                 accept_end(op);
                 if (at == ZK_UPDATE_STEP_WRITE) launcher_kick(l);
                 return;
         }
+        /* `pending` as written: the request cache is told, not made to read it back. */
+        _cleanup_free_ char *path = zkrec_request_path(op->id);
+        if (zk_cache_apply(l->request_cache, path, op->written, op->written_len, zk_update_written_stat(op->upd)) < 0)
+                request_unmute(l, op->id);
         const struct node_request *rq = op->rq;
         struct req_handler *h = xnew(struct req_handler, 1);
         h->l = l;
@@ -867,7 +895,14 @@ static int accept_edit(struct zk_update_record *rec, void *ud) {
         }
         node_request_set_state(op->rq, NODE_REQUEST_STATE_PENDING);
         int r = node_request_to_json(op->rq, &rec->new_data, &rec->new_len);
-        return r < 0 ? r : ZK_UPDATE_WRITE;
+        if (r < 0) return r;
+        /* We hold the request lock: only we write it until we let go (or it is
+         * deleted, which the cache still sees). Our writes are told to the cache
+         * (on_accepted, on_fulfilled_written), not read back. */
+        op->written = xstrndup(rec->new_data, rec->new_len);
+        op->written_len = rec->new_len;
+        (void)zk_cache_mute(op->l->request_cache, rec->path);
+        return ZK_UPDATE_WRITE;
 }
 
 /* Start accepting CACHED for pool P. */
@@ -878,10 +913,10 @@ static void accept_request(struct pool *p, const struct node_request *cached) {
         op->pool = p;
         op->id = xstrdup(cached->id);
         _cleanup_free_ char *path = zkrec_request_path(cached->id), *lpath = zkrec_request_lock_path(cached->id);
-        /* Sent ahead of the contender (answered in order): saves the makepath retry. */
-        (void)zk_acreate(l->zk, lpath, NULL, 0, ZK_PERSISTENT | ZK_MAKEPATH, NULL, NULL);
+        /* A new request has no lock directory yet: made with our contender. */
         struct zk_update_spec spec = {
-                .path = path, .lock_path = lpath, .flags = ZK_UPDATE_KEEP_LOCK | ZK_UPDATE_NO_READ,
+                .path = path, .lock_path = lpath,
+                .flags = ZK_UPDATE_KEEP_LOCK | ZK_UPDATE_NO_READ | ZK_UPDATE_FRESH_LOCK,
                 .edit = accept_edit, .done = on_accepted, .userdata = op,
         };
         if (zk_update_start(l->zk, &spec, &op->upd) < 0) {

@@ -74,6 +74,9 @@ void stats_init(struct webapp *w, struct launcher *l) {
                               "ZooKeeper requests sent by this launcher's session, by operation.", NULL, 0);
         (void)metrics_declare(m, "poold_zk_watch_events_total", METRICS_COUNTER,
                               "ZooKeeper watch events received by this launcher's session.", NULL, 0);
+        (void)metrics_declare(m, "poold_zk_multi_operations_total", METRICS_COUNTER,
+                              "Operations carried by this launcher's multi requests (op=\"multi\" counts the "
+                              "requests).", NULL, 0);
         (void)metrics_declare(m, "poold_webapp_loop_block_seconds", METRICS_HISTOGRAM,
                               "How long each web app step (a request, a row refresh slice, a finished answer) held "
                               "the launcher's event loop, seconds.",
@@ -448,12 +451,14 @@ void stats_refresh(struct webapp *w, struct launcher *l, bool for_scrape) {
                 const struct { const char *op; uint64_t n; } ops[] = {
                         { "get", zc.get }, { "exists", zc.exists }, { "children", zc.children },
                         { "set", zc.set }, { "create", zc.create }, { "delete", zc.del },
+                        { "multi", zc.multi },
                 };
                 for (size_t i = 0; i < ELEMENTSOF(ops); i++) {
                         const char *const lb[] = { "op", ops[i].op, NULL };
                         (void)metrics_set_counter(m, "poold_zk_operations_total", lb, (double)ops[i].n);
                 }
                 (void)metrics_set_counter(m, "poold_zk_watch_events_total", NULL, (double)zc.watch_events);
+                (void)metrics_set_counter(m, "poold_zk_multi_operations_total", NULL, (double)zc.multi_ops);
         }
         (void)metrics_set(m, "poold_webapp_loop_block_max_seconds", NULL, w->loop_block_max);
         (void)metrics_set(m, "poold_webapp_loop_block_cpu_max_seconds", NULL, w->loop_block_cpu_max);

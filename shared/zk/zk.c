@@ -43,7 +43,7 @@ enum call_kind { CALL_OP, CALL_WATCH, CALL_STATE };
 /* zk_cancel() runs for every object freed on the loop: a bucket per userdata
  * hash keeps it from walking every outstanding call. */
 #define ZK_UD_BUCKETS 1024
-enum op_type { OP_GET, OP_EXISTS, OP_CHILDREN, OP_SET, OP_CREATE, OP_DELETE, _OP_MAX };
+enum op_type { OP_GET, OP_EXISTS, OP_CHILDREN, OP_SET, OP_CREATE, OP_DELETE, OP_MULTI, _OP_MAX };
 
 struct zk;
 static void count_sync(struct zk *zk, enum op_type op);
@@ -74,6 +74,12 @@ struct zk_call {
         char *created;
         size_t mp_cur; /* makepath: length of the ancestor being created, 0 = target */
         int mp_steps;
+        /* OP_MULTI: the operations and their answers, alive until the answer */
+        zoo_op_t *mops;
+        zoo_op_result_t *mres;
+        struct Stat *mstats;
+        char **mpaths, **mdata, **mcreated;
+        size_t n_mops;
 
         /* CALL_WATCH */
         struct zk_call *arming_op; /* the read that armed it, until that read is dispatched */
@@ -110,7 +116,7 @@ struct zk {
         pthread_mutex_t mu;
         pthread_cond_t cond;
         /* under mu */
-        uint64_t n_ops[_OP_MAX], n_watch_events;  /* zk_get_counts() */
+        uint64_t n_ops[_OP_MAX], n_watch_events, n_multi_ops;  /* zk_get_counts() */
         struct zk_call *all;
         struct zk_call *by_ud[ZK_UD_BUCKETS]; /* the same calls by userdata, for zk_cancel() */
         struct zk_call *q_head, *q_tail;
@@ -220,6 +226,17 @@ static void call_free(struct zk_call *c) {
         zk_strv_free(c->children);
         free(c->created);
         free(c->ev_path);
+        for (size_t i = 0; i < c->n_mops; i++) {
+                free(c->mpaths[i]);
+                free(c->mdata[i]);
+                free(c->mcreated[i]);
+        }
+        free(c->mcreated);
+        free(c->mpaths);
+        free(c->mdata);
+        free(c->mops);
+        free(c->mres);
+        free(c->mstats);
         free(c);
 }
 
@@ -547,6 +564,17 @@ static void create_done(int rc, const char *value, const struct Stat *stat, cons
 
 static void void_done(int rc, const void *data) { op_done((struct zk_call *)data, rc); }
 
+static void multi_done(int rc, const void *data) {
+        struct zk_call *c = (struct zk_call *)data;
+        for (size_t i = c->n_mops; rc == ZOK && i-- > 0;)
+                if (c->mcreated[i]) { /* the last create's path (the library filled our buffer) */
+                        free(c->created);
+                        c->created = xstrdup(c->mcreated[i]);
+                        break;
+                }
+        op_done(c, rc);
+}
+
 static void zk_log_cb(const char *message) {
         size_t n = strlen(message);
         while (n > 0 && (message[n - 1] == '\n' || message[n - 1] == '\r')) n--;
@@ -862,6 +890,7 @@ static void op_issue(struct zk *zk, struct zk_call *c) {
         pthread_mutex_lock(&zk->mu);
         zk->inflight++;
         if (c->op < _OP_MAX) zk->n_ops[c->op]++;
+        zk->n_multi_ops += c->n_mops;
         pthread_mutex_unlock(&zk->mu);
         switch (c->op) {
         case OP_GET:
@@ -888,6 +917,9 @@ static void op_issue(struct zk *zk, struct zk_call *c) {
                 break;
         case OP_DELETE:
                 zrc = zoo_adelete(zk->zh, c->path, c->version, void_done, c);
+                break;
+        case OP_MULTI:
+                zrc = zoo_amulti(zk->zh, (int)c->n_mops, c->mops, c->mres, multi_done, c);
                 break;
         default:
                 zrc = ZBADARGUMENTS;
@@ -956,6 +988,51 @@ int zk_acreate(struct zk *zk, const char *path, const void *data, size_t len, un
 int zk_adelete(struct zk *zk, const char *path, int version, zk_result_cb cb, void *userdata) {
         struct zk_call *c = op_new(zk, OP_DELETE, path, cb, userdata);
         c->version = version;
+        return op_start(zk, c, NULL);
+}
+
+int zk_amulti(struct zk *zk, const struct zk_multi_op *ops, size_t n, zk_result_cb cb, void *userdata) {
+        if (n == 0 || n > 64) return -EINVAL;
+        for (size_t i = 0; i < n; i++)
+                if (!ops[i].path || ops[i].path[0] != '/' || ops[i].len > ZK_DATA_MAX ||
+                    (ops[i].kind != ZK_MULTI_DELETE && ops[i].kind != ZK_MULTI_SET &&
+                     ops[i].kind != ZK_MULTI_CHECK && ops[i].kind != ZK_MULTI_CREATE) ||
+                    (ops[i].flags & ZK_MAKEPATH))
+                        return -EINVAL;
+        struct zk_call *c = op_new(zk, OP_MULTI, ops[0].path, cb, userdata);
+        c->n_mops = n;
+        c->mops = xnew(zoo_op_t, n);
+        c->mres = xnew(zoo_op_result_t, n);
+        c->mstats = xnew(struct Stat, n);
+        c->mpaths = xnew(char *, n);
+        c->mdata = xnew(char *, n);
+        c->mcreated = xnew(char *, n);
+        for (size_t i = 0; i < n; i++) {
+                c->mpaths[i] = xstrdup(ops[i].path);
+                switch (ops[i].kind) {
+                case ZK_MULTI_DELETE:
+                        zoo_delete_op_init(&c->mops[i], c->mpaths[i], ops[i].version);
+                        break;
+                case ZK_MULTI_SET:
+                        c->mdata[i] = xmalloc(ops[i].len + 1);
+                        if (ops[i].len) memcpy(c->mdata[i], ops[i].data, ops[i].len);
+                        zoo_set_op_init(&c->mops[i], c->mpaths[i], c->mdata[i], (int)ops[i].len, ops[i].version,
+                                        &c->mstats[i]);
+                        break;
+                case ZK_MULTI_CHECK:
+                        zoo_check_op_init(&c->mops[i], c->mpaths[i], ops[i].version);
+                        break;
+                case ZK_MULTI_CREATE: {
+                        size_t sz = strlen(ops[i].path) + 32; /* room for a sequence suffix */
+                        c->mdata[i] = xmalloc(ops[i].len + 1);
+                        if (ops[i].len) memcpy(c->mdata[i], ops[i].data, ops[i].len);
+                        c->mcreated[i] = xnew(char, sz);
+                        zoo_create_op_init(&c->mops[i], c->mpaths[i], c->mdata[i], (int)ops[i].len,
+                                           &ZOO_OPEN_ACL_UNSAFE, create_mode(ops[i].flags), c->mcreated[i], (int)sz);
+                        break;
+                }
+                }
+        }
         return op_start(zk, c, NULL);
 }
 
@@ -1287,6 +1364,7 @@ void zk_get_counts(struct zk *zk, struct zk_counts *ret) {
         *ret = (struct zk_counts){ .get = zk->n_ops[OP_GET], .exists = zk->n_ops[OP_EXISTS],
                                    .children = zk->n_ops[OP_CHILDREN], .set = zk->n_ops[OP_SET],
                                    .create = zk->n_ops[OP_CREATE], .del = zk->n_ops[OP_DELETE],
+                                   .multi = zk->n_ops[OP_MULTI], .multi_ops = zk->n_multi_ops,
                                    .watch_events = zk->n_watch_events };
         pthread_mutex_unlock(&zk->mu);
 }

@@ -32,6 +32,8 @@ struct zk;
  * The launcher's cost per node request is measured in these (tests/bench). */
 struct zk_counts {
         uint64_t get, exists, children, set, create, del, watch_events;
+        uint64_t multi;         /* zk_amulti() requests (one each) ... */
+        uint64_t multi_ops;     /* ... and the operations they carried */
 };
 
 /* ZooKeeper's default jute.maxbuffer: no legitimate node is larger. */
@@ -186,6 +188,27 @@ int zk_aset(struct zk *zk, const char *path, const void *data, size_t len, int v
 int zk_acreate(struct zk *zk, const char *path, const void *data, size_t len, unsigned flags, zk_result_cb cb,
                void *userdata);
 int zk_adelete(struct zk *zk, const char *path, int version, zk_result_cb cb, void *userdata);
+/* One operation of a zk_amulti(). */
+enum zk_multi_kind {
+        ZK_MULTI_DELETE,        /* PATH if its version is VERSION (-1: any) */
+        ZK_MULTI_SET,           /* DATA (LEN bytes) into PATH if its version is VERSION (-1: any) */
+        ZK_MULTI_CHECK,         /* nothing, but PATH must be at VERSION */
+        ZK_MULTI_CREATE,        /* PATH with DATA (LEN bytes) and FLAGS (ZK_*, no ZK_MAKEPATH) */
+};
+struct zk_multi_op {
+        enum zk_multi_kind kind;
+        const char *path;
+        const void *data;
+        size_t len;
+        int version;
+        unsigned flags;
+};
+/* OPS (N, copied) applied atomically, in order, as one request: all or none.
+ * CB's res->r is 0, or the error of the first operation that failed (then
+ * nothing was applied); res->path is OPS[0]'s path, res->created_path the
+ * path the last create made. 0, or -EINVAL (no operation, more than 64, a bad
+ * path, kind or flag, data over ZK_DATA_MAX). */
+int zk_amulti(struct zk *zk, const struct zk_multi_op *ops, size_t n, zk_result_cb cb, void *userdata);
 /* Drop (never call) every pending callback and watch whose userdata is
  * USERDATA: call before freeing the object they point to. Cost: the calls
  * hashed with USERDATA, not every outstanding one. NULL USERDATA: no-op. */

@@ -26,6 +26,7 @@ struct entry {
         char *path;
         char *data;
         bool reported;
+        bool muted;     /* zk_cache_mute(): the owner reports its writes (zk_cache_apply) */
         uint64_t data_wid, child_wid, lock_wid;
         struct entry *parent, *first_child, *next_sibling;
         bool seen;
@@ -161,13 +162,36 @@ static void read_done(struct zk_cache *c) {
         }
 }
 
-static void fetch_fn(const char *path, void *value, void *ud) { fetch_entry(ud, value); }
+static void fetch_fn(const char *path, void *value, void *ud) {
+        struct entry *e = value;
+        e->muted = false; /* read again anyway; the owner's knowledge may be stale */
+        fetch_entry(ud, e);
+}
 
 static void resync(struct zk_cache *c) {
         c->synced = false;
         c->pending++; /* hold "synced" until every read below is issued */
         smap_foreach(&c->entries, fetch_fn, c); /* fetches only send reads: the table stays as it is */
         read_done(c);
+}
+
+/* DATA (LEN bytes, NUL after them) with ST as E's, when newer than what is cached. */
+static bool store(struct zk_cache *c, struct entry *e, const char *data, size_t len, const struct zk_stat *st) {
+        if (e->reported && st->mzxid <= e->n.mzxid) return false; /* stale or unchanged (a re-sync read) */
+        free(e->data);
+        e->data = xmalloc(len + 1);
+        memcpy(e->data, data, len);
+        e->data[len] = '\0';
+        e->n.data = e->data;
+        e->n.len = len;
+        e->n.version = st->version;
+        e->n.mzxid = st->mzxid;
+        e->n.ctime = st->ctime;
+        e->n.mtime = st->mtime;
+        enum zk_cache_event ev = e->reported ? ZK_CACHE_UPDATED : ZK_CACHE_ADDED;
+        e->reported = true;
+        if (c->cb) c->cb(c, ev, &e->n, c->userdata);
+        return true;
 }
 
 static void data_done(struct zk_cache *c, const struct zk_result *res, bool asked) {
@@ -178,20 +202,8 @@ static void data_done(struct zk_cache *c, const struct zk_result *res, bool aske
                         entry_remove(c, e);
                 else if (res->r < 0)
                         log_debug_errno(res->r, "zk_cache: reading %s: %m (re-read on reconnect)", res->path);
-                else if (!e->reported || res->stat->mzxid > e->n.mzxid) {
-                        free(e->data);
-                        e->data = xmalloc(res->len + 1);
-                        memcpy(e->data, res->data, res->len + 1);
-                        e->n.data = e->data;
-                        e->n.len = res->len;
-                        e->n.version = res->stat->version;
-                        e->n.mzxid = res->stat->mzxid;
-                        e->n.ctime = res->stat->ctime;
-                        e->n.mtime = res->stat->mtime;
-                        enum zk_cache_event ev = e->reported ? ZK_CACHE_UPDATED : ZK_CACHE_ADDED;
-                        e->reported = true;
-                        if (c->cb) c->cb(c, ev, &e->n, c->userdata);
-                } /* else: stale or unchanged (a re-sync read) */
+                else
+                        store(c, e, res->data, res->len, res->stat);
         }
         read_done(c);
 }
@@ -288,6 +300,11 @@ static void lock_exists_done(struct zk_cache *c, const struct zk_result *res, bo
         read_done(c);
 }
 
+static void unmute(struct zk_cache *c, struct entry *e) {
+        e->muted = false;
+        if (!e->data_wid) fetch_data(c, e); /* a firing was not followed: read and watch again */
+}
+
 static void on_watch(struct zk *zk, const struct zk_watch_event *ev, void *userdata) {
         struct zk_cache *c = userdata;
         struct entry *e = lookup(c, ev->path);
@@ -295,8 +312,15 @@ static void on_watch(struct zk *zk, const struct zk_watch_event *ev, void *userd
                 e->data_wid = 0;
                 if (e == c->root)
                         fetch_children(c, e); /* the root's exists watch: it appeared */
-                else
+                else if (ev->type == ZK_EVENT_DELETED)
+                        /* Gone: a read would only say ENOENT. A node made again under
+                         * the same name fires the parent's child watch (after this
+                         * event), whose listing adds it anew. */
+                        entry_remove(c, e);
+                else if (!e->muted)
                         fetch_data(c, e);
+                /* else: the owner's own write, which it reports (zk_cache_apply);
+                 * no watch until zk_cache_unmute() */
                 return;
         }
         if (e && ev->id == e->child_wid) {
@@ -307,6 +331,10 @@ static void on_watch(struct zk *zk, const struct zk_watch_event *ev, void *userd
         e = (c->flags & ZK_CACHE_TRACK_LOCKS) ? lock_owner(c, ev->path) : NULL;
         if (e && ev->id == e->lock_wid) {
                 e->lock_wid = 0;
+                /* The lock changed hands (or someone queues for it): the owner's
+                 * promise to report every write ends here. The data first: when
+                 * the node is gone, its ENOENT drops the entry before the lock's. */
+                if (e->muted) unmute(c, e);
                 fetch_lock(c, e);
         }
         /* else: a watch left over from a removed entry */
@@ -315,6 +343,7 @@ static void on_watch(struct zk *zk, const struct zk_watch_event *ev, void *userd
 static void forget_watches_fn(const char *path, void *value, void *ud) {
         struct entry *e = value;
         e->data_wid = e->child_wid = e->lock_wid = 0;
+        e->muted = false;
 }
 
 static void on_state(struct zk *zk, enum zk_state s, void *userdata) {
@@ -404,4 +433,28 @@ static void foreach_fn(const char *path, void *value, void *ud) {
 void zk_cache_foreach(struct zk_cache *c, void (*fn)(const struct zk_cache_node *node, void *userdata),
                       void *userdata) {
         smap_foreach(&c->entries, foreach_fn, &(struct foreach_ctx){ fn, userdata });
+}
+
+/* A node at depth >= 1, or NULL. */
+static struct entry *node_entry(struct zk_cache *c, const char *path) {
+        struct entry *e = path ? lookup(c, path) : NULL;
+        return e && e != c->root ? e : NULL;
+}
+
+int zk_cache_mute(struct zk_cache *c, const char *path) {
+        struct entry *e = node_entry(c, path);
+        if (!e) return -ENOENT;
+        e->muted = true;
+        return 0;
+}
+
+void zk_cache_unmute(struct zk_cache *c, const char *path) {
+        struct entry *e = node_entry(c, path);
+        if (e && e->muted) unmute(c, e);
+}
+
+int zk_cache_apply(struct zk_cache *c, const char *path, const char *data, size_t len, const struct zk_stat *stat) {
+        struct entry *e = node_entry(c, path);
+        if (!e || !stat) return -ENOENT;
+        return store(c, e, data ? data : "", data ? len : 0, stat);
 }

@@ -70,6 +70,21 @@ const char *zk_cache_root(struct zk_cache *c);
 /* The cached node at PATH (full path, with ROOT), or NULL. Valid until the next dispatch. */
 const struct zk_cache_node *zk_cache_get(struct zk_cache *c, const char *path);
 size_t zk_cache_size(struct zk_cache *c);
+/* Writes of our own, told instead of read back (issue 14). A writer that
+ * holds PATH's lock (so nobody else writes it) mutes PATH before writing: a
+ * firing of its data watch is then not followed by a read (nor a new watch),
+ * and the writer reports what it wrote with zk_cache_apply(). The mute ends
+ * with zk_cache_unmute() (read again if a firing was skipped), with any
+ * change of PATH's lock directory (ZK_CACHE_TRACK_LOCKS: the lock changed
+ * hands) and with every reconnect. A deletion is still seen (the parent's
+ * listing). 0, or -ENOENT when PATH is not cached. */
+int zk_cache_mute(struct zk_cache *c, const char *path);
+void zk_cache_unmute(struct zk_cache *c, const char *path);
+/* DATA (LEN bytes) as written, with the STAT the write answered: stored and
+ * reported (UPDATED, or ADDED) when newer than the cached data (mzxid). 1
+ * stored, 0 older than the cache, -ENOENT when PATH is not cached. */
+int zk_cache_apply(struct zk_cache *c, const char *path, const char *data, size_t len, const struct zk_stat *stat);
+
 /* Call FN for every cached node (any order); FN must not change the cache. */
 void zk_cache_foreach(struct zk_cache *c, void (*fn)(const struct zk_cache_node *node, void *userdata),
                       void *userdata);

@@ -25,7 +25,7 @@
 #define SEQ_LEN 10
 #define ASYNC_ATTEMPTS 3
 
-enum async_step { STEP_NONE, STEP_CREATE, STEP_FIND, STEP_LIST, STEP_GIVE_UP };
+enum async_step { STEP_NONE, STEP_CREATE_DIR, STEP_CREATE, STEP_FIND, STEP_LIST, STEP_GIVE_UP };
 
 struct zk_lock {
         struct zk *zk;
@@ -47,6 +47,7 @@ struct zk_lock {
         char pipe;
         unsigned pipe_sent, pipe_recv;  /* pipelined listings sent / answered */
         bool pipe_awaited;              /* our create is answered: the newest one decides */
+        bool fresh;                     /* zk_lock_set_fresh(): directory and contender in one multi */
 };
 
 /* ---------------------------------------------------------------- pure helpers */
@@ -211,6 +212,15 @@ static const char *find_own(struct zk_lock *l, char **children) {
         return NULL;
 }
 
+/* A contender numbered 0000000000 is the first child ever made in its
+ * directory (ZooKeeper numbers a sequential child by the parent's count of
+ * child creations): no contender came before it, and every later one gets a
+ * higher number, so it holds the lock without a listing. */
+static bool first_ever(const char *node) {
+        const char *seq = zk_lock_contender_seq(node, NULL);
+        return seq && strcmp(seq, "0000000000") == 0;
+}
+
 /* ---------------------------------------------------------------- synchronous */
 
 static int64_t now_ms(void) {
@@ -291,6 +301,10 @@ static int attempt(struct zk_lock *l, bool blocking, int timeout_ms) {
                                       &created);
                         if (r < 0) goto retry;
                         l->node = xstrdup(basename_of(created));
+                        if (first_ever(l->node)) {
+                                l->held = true;
+                                return 1;
+                        }
                 }
 
                 for (;;) {
@@ -376,6 +390,8 @@ int zk_lock_release(struct zk_lock *l) {
         return r;
 }
 
+void zk_lock_forget(struct zk_lock *l) { forget_node(l); }
+
 void zk_lock_release_async(struct zk_lock *l) {
         release_contender(l);
         forget_node(l);
@@ -397,6 +413,18 @@ static void async_create(struct zk_lock *l) {
         l->create_tried = true;
         l->gen = zk_session_generation(l->zk);
         l->pipe_awaited = false;
+        if (l->fresh) {
+                /* L and our contender made together, atomically: ours is L's
+                 * first child (0000000000) and holds the lock, no listing. */
+                const struct zk_multi_op ops[] = {
+                        { .kind = ZK_MULTI_CREATE, .path = l->path, .flags = ZK_PERSISTENT },
+                        { .kind = ZK_MULTI_CREATE, .path = l->create_path, .data = l->data, .len = strlen(l->data),
+                          .flags = ZK_EPHEMERAL | ZK_SEQUENCE },
+                };
+                l->step = STEP_CREATE_DIR;
+                zk_amulti(l->zk, ops, ELEMENTSOF(ops), async_result, l);
+                return;
+        }
         zk_acreate(l->zk, l->create_path, l->data, strlen(l->data), ZK_EPHEMERAL | ZK_SEQUENCE | ZK_MAKEPATH,
                    async_result, l);
         /* ZooKeeper answers a session in order: this listing sees our contender
@@ -432,10 +460,25 @@ static void async_result(struct zk *zk, const struct zk_result *res, void *userd
         struct zk_lock *l = userdata;
 
         switch (l->step) {
+        case STEP_CREATE_DIR:
+                if (res->r == -EEXIST || res->r == -ENOENT) {
+                        /* L exists (or its parent does not): nothing was made; the
+                         * recipe's own way (create with makepath, then list). */
+                        l->fresh = false;
+                        l->create_tried = false;
+                        return async_create(l);
+                }
+                if (res->r < 0) return async_retry(l, res->r);
+                l->step = STEP_CREATE; /* our contender is made (0000000000): as its create's answer */
+                /* fall through */
         case STEP_CREATE:
                 if (res->r < 0) return async_retry(l, res->r);
                 l->node = xstrdup(basename_of(res->created_path));
-                if (l->pipe_recv == l->pipe_sent) return async_list(l); /* answered before us: stale */
+                if (first_ever(l->node)) { /* a listing sent behind it is ignored when answered */
+                        l->held = true;
+                        return async_finish(l, 1);
+                }
+                if (l->pipe_recv == l->pipe_sent) return async_list(l); /* answered before us (or none sent) */
                 l->step = STEP_LIST;
                 l->pipe_awaited = true;
                 return;
@@ -495,6 +538,8 @@ static void async_pipe_result(struct zk *zk, const struct zk_result *res, void *
         }
         async_result(zk, res, l);
 }
+
+void zk_lock_set_fresh(struct zk_lock *l) { l->fresh = true; }
 
 int zk_lock_try_async(struct zk_lock *l, zk_lock_cb cb, void *userdata) {
         if (l->step != STEP_NONE) return -EBUSY;

@@ -41,6 +41,9 @@ int zk_lock_release(struct zk_lock *l);
  * session's release queue, which retries it across connection losses until
  * ZooKeeper confirms it (or the session, and the contender with it, ends). */
 void zk_lock_release_async(struct zk_lock *l);
+/* Our contender is gone by the caller's own hand (deleted with the locked
+ * record in one zk_amulti()): not held any more, nothing left to release. */
+void zk_lock_forget(struct zk_lock *l);
 /* True while acquired and the session that created the contender lives. */
 bool zk_lock_is_held(struct zk_lock *l);
 /* Our contender's name (e.g. "…__lock__0000000003") or NULL. */
@@ -52,6 +55,14 @@ const char *zk_lock_path(struct zk_lock *l);
  * 0 when started, -EBUSY if held or an attempt is pending. */
 typedef void (*zk_lock_cb)(struct zk_lock *l, int result, void *userdata);
 int zk_lock_try_async(struct zk_lock *l, zk_lock_cb cb, void *userdata);
+/* Every attempt (blocking or not) holds the lock without listing L when our
+ * contender is numbered 0000000000: the first child ever made in L, so no
+ * other contender is before it. Tell L most likely does not exist yet (the
+ * lock of a record just made): then zk_lock_try_async() makes L and our
+ * contender in one atomic multi request, which makes ours L's first child,
+ * holding the lock; when L exists (or its parent does not) nothing is made
+ * and the usual create and listing follow (one round trip more). */
+void zk_lock_set_fresh(struct zk_lock *l);
 
 /* Nodepool's "is it locked?": 1 if L has any child, 0 if not (or no L), <0. */
 int zk_is_locked(struct zk *zk, const char *path);

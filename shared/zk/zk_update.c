@@ -31,6 +31,8 @@ struct zk_update {
         int32_t version;        /* the write's condition */
         int sync_r;
         struct zk_lock *sync_lock;
+        struct zk_stat written;  /* the record as written (has_written) */
+        bool has_written;
 };
 
 /* The end: release or hand over the lock, then DONE (the caller may free U). */
@@ -52,6 +54,10 @@ static void finish(struct zk_update *u, int r, enum zk_update_step at) {
 static void on_written(struct zk *zk, const struct zk_result *res, void *ud) {
         struct zk_update *u = ud;
         u->pending = false;
+        if (res->r >= 0 && res->stat) {
+                u->written = *res->stat;
+                u->has_written = true;
+        }
         finish(u, res->r < 0 ? res->r : 1, ZK_UPDATE_STEP_WRITE);
 }
 
@@ -64,8 +70,9 @@ static void write_step(struct zk_update *u, char *data, size_t len) {
                 (void)zk_aset(u->zk, u->path, owned ? owned : "", len, u->version, on_written, u);
                 return;
         }
-        struct zk_result res = { .path = u->path };
-        res.r = zk_set(u->zk, u->path, owned ? owned : "", len, u->version, NULL);
+        struct zk_stat st;
+        struct zk_result res = { .path = u->path, .stat = &st };
+        res.r = zk_set(u->zk, u->path, owned ? owned : "", len, u->version, &st);
         on_written(u->zk, &res, u);
 }
 
@@ -154,6 +161,7 @@ int zk_update_start(struct zk *zk, const struct zk_update_spec *spec, struct zk_
         }
         u->stage = ST_LOCK;
         r = zk_lock_new(zk, u->lock_path, NULL, &u->lock);
+        if (r >= 0 && (u->flags & ZK_UPDATE_FRESH_LOCK)) zk_lock_set_fresh(u->lock);
         if (r >= 0) r = zk_lock_try_async(u->lock, on_locked, u);
         if (r < 0) {
                 zk_update_free(u);
@@ -171,6 +179,10 @@ void zk_update_free(struct zk_update *u) {
         free(u->path);
         free(u->lock_path);
         free(u);
+}
+
+const struct zk_stat *zk_update_written_stat(const struct zk_update *u) {
+        return u && u->has_written ? &u->written : NULL;
 }
 
 void zk_update_write(struct zk_update *u, char *data, size_t len) {

@@ -29,6 +29,9 @@ enum {
         /* No read: EDIT gets rec->data NULL and sets rec->version itself (the
          * caller knows the record, e.g. from a watched cache or its own create). */
         ZK_UPDATE_NO_READ = 1 << 1,
+        /* The lock directory most likely does not exist yet (the record was just
+         * made): it is made with our contender (zk_lock_set_fresh()). */
+        ZK_UPDATE_FRESH_LOCK = 1 << 2,
 };
 
 /* What EDIT returns (or a negative errno: give up with it, nothing written). */
@@ -88,6 +91,10 @@ int zk_update_start(struct zk *zk, const struct zk_update_spec *spec, struct zk_
  * release queue. Safe at any step; NULL ok. */
 void zk_update_free(struct zk_update *u);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct zk_update *, zk_update_free);
+
+/* The record's stat as our write left it (its new version and mzxid), once
+ * the write succeeded (from DONE with R 1 on); NULL before or without one. */
+const struct zk_stat *zk_update_written_stat(const struct zk_update *u);
 
 /* After EDIT returned ZK_UPDATE_LATER: write DATA (taken over) with the
  * version read, or end with R (0 or -errno; DONE gets it at STEP_EDIT).

@@ -277,7 +277,7 @@ def test_health_and_metrics_after_a_launch(launcher):
     assert "# TYPE poold_zk_operations_total counter" in text
     ops = {m.group(1): float(m.group(2))
            for m in re.finditer(r'^poold_zk_operations_total\{op="(\w+)"\} (\S+)$', text, re.M)}
-    assert set(ops) == {"get", "exists", "children", "set", "create", "delete"}, text
+    assert set(ops) == {"get", "exists", "children", "set", "create", "delete", "multi"}, text
     assert ops["create"] >= 2 and ops["get"] >= 1 and ops["set"] >= 2, ops
     assert float(re.search(r'^poold_zk_watch_events_total (\S+)$', text, re.M).group(1)) >= 1
     # Counters only grow between scrapes (past the 1 s answer cache).

@@ -295,3 +295,43 @@ def test_chroot_places_znodes_under_it(zk_server, zk_chroot, zktool):
     finally:
         raw.stop()
         raw.close()
+
+
+def test_multi_deletes_all_or_nothing(kazoo, zktool):
+    """zk_amulti (issue 14: a deleted node's contender, lock directory and znode go in
+    one request): every delete is applied in order; when one fails (a contender of
+    someone else keeps the lock directory non-empty) none is, and the error says why."""
+    kazoo.create("/m/1/lock/a__lock__0000000000", b"", makepath=True)
+    t = zktool()
+    assert t.cmd("multi-delete /m/1/lock/a__lock__0000000000 /m/1/lock /m/1") == "started"
+    assert t.wait_event("ASYNC multi") == "ASYNC multi ok"
+    assert kazoo.exists("/m/1") is None
+    kazoo.create("/m/2/lock/a__lock__0000000000", b"", makepath=True)
+    kazoo.create("/m/2/lock/b__lock__0000000001", b"")
+    assert t.cmd("multi-delete /m/2/lock/a__lock__0000000000 /m/2/lock /m/2") == "started"
+    assert t.wait_event("ASYNC multi") == "ASYNC multi Directory not empty"
+    assert sorted(kazoo.get_children("/m/2/lock")) == ["a__lock__0000000000", "b__lock__0000000001"]
+
+
+def test_fresh_lock_made_with_its_directory_or_the_usual_way(kazoo, zktool):
+    """zk_lock_set_fresh (issue 14): a missing lock directory is made with our contender in
+    one multi request, which is its first child (numbered 0000000000) and holds the lock; a
+    kazoo Lock cannot take it. When the directory exists and kazoo holds the lock, the
+    attempt falls back to the recipe's create and listing and is busy (no contender left);
+    when even the directory's parent is missing, the fallback makes it and acquires."""
+    kazoo.ensure_path("/fresh")
+    t = zktool()
+    assert t.cmd("atrylock-fresh /fresh/a/lock") == "started"
+    assert t.wait_event("ASYNC /fresh/a/lock") == "ASYNC /fresh/a/lock acquired"
+    kids = kazoo.get_children("/fresh/a/lock")
+    assert len(kids) == 1 and kids[0].endswith("__lock__0000000000"), kids
+    other = kazoo.Lock("/fresh/a/lock")
+    assert not other.acquire(blocking=False)
+    lock = kazoo.Lock("/fresh/b/lock")
+    lock.acquire()
+    assert t.cmd("atrylock-fresh /fresh/b/lock") == "started"
+    assert t.wait_event("ASYNC /fresh/b/lock") == "ASYNC /fresh/b/lock busy"
+    assert len(kazoo.get_children("/fresh/b/lock")) == 1
+    assert t.cmd("atrylock-fresh /nothere/c/lock") == "started"
+    assert t.wait_event("ASYNC /nothere/c/lock") == "ASYNC /nothere/c/lock acquired"
+    assert len(kazoo.get_children("/nothere/c/lock")) == 1

@@ -113,6 +113,10 @@ static void rec_done(int r, enum zk_update_step at, struct zk_lock *lock, void *
         say("ASYNC update %s r=%d at=%s saw=%s", ru->path, r, step_names[at], ru->saw);
 }
 
+static void on_multi(struct zk *zk, const struct zk_result *res, void *userdata) {
+        say("ASYNC multi %s", res->r < 0 ? strerror(-res->r) : "ok");
+}
+
 static void rec_update_free(struct rec_update *ru) {
         zk_update_free(ru->u);
         free(ru->path);
@@ -153,8 +157,10 @@ static bool command(struct tool *t, char *line) {
                         err(cmd, r);
                 else
                         say("%s", r ? "acquired" : "busy");
-        } else if (argc >= 2 && strcmp(cmd, "atrylock") == 0) {
+        } else if (argc >= 2 && (strcmp(cmd, "atrylock") == 0 || strcmp(cmd, "atrylock-fresh") == 0)) {
+                /* atrylock-fresh: the directory is taken to be new (zk_lock_set_fresh) */
                 struct zk_lock *l = lock_for(t, argv[1], argv[2], true);
+                if (l && strcmp(cmd, "atrylock-fresh") == 0) zk_lock_set_fresh(l);
                 r = l ? zk_lock_try_async(l, on_async_lock, NULL) : -ENOMEM;
                 if (r < 0)
                         err(cmd, r);
@@ -192,6 +198,16 @@ static bool command(struct tool *t, char *line) {
                         t->updates[t->n_updates++] = ru;
                         say("started");
                 }
+        } else if (argc >= 2 && strcmp(cmd, "multi-delete") == 0) {
+                /* multi-delete PATH...: one atomic multi request deleting each PATH in order */
+                struct zk_multi_op ops[8];
+                for (int i = 1; i < argc; i++)
+                        ops[i - 1] = (struct zk_multi_op){ .kind = ZK_MULTI_DELETE, .path = argv[i], .version = -1 };
+                r = zk_amulti(t->zk, ops, (size_t)argc - 1, on_multi, NULL);
+                if (r < 0)
+                        err(cmd, r);
+                else
+                        say("started");
         } else if (argc >= 2 && strcmp(cmd, "held") == 0) {
                 struct zk_lock *l = lock_for(t, argv[1], NULL, false);
                 say("%s", l && zk_lock_is_held(l) ? "held" : "not-held");

@@ -86,6 +86,32 @@ static int fapply(const struct fcall *c, char *created, size_t sz, struct fnode 
         case F_GET:
                 *ret = n;
                 return n ? 0 : -ENOENT;
+        case F_MULTI: {
+                /* All or nothing: every operation checked first. A sequential child of
+                 * a directory the same multi makes is its first: numbered 0. */
+                for (size_t i = 0; i < c->n_mops; i++) {
+                        const struct fmop *m = &c->mops[i];
+                        if (m->kind == F_CREATE && !(m->flags & ZK_SEQUENCE) && fnode_find(m->path)) return -EEXIST;
+                        if (m->kind == F_DELETE && !fnode_find(m->path)) return -ENOENT;
+                }
+                char made[160] = "";
+                for (size_t i = 0; i < c->n_mops; i++) {
+                        const struct fmop *m = &c->mops[i];
+                        if (m->kind == F_DELETE) {
+                                fnode_find(m->path)->path[0] = '\0';
+                                continue;
+                        }
+                        snprintf(created, sz, "%s", m->path);
+                        if (m->flags & ZK_SEQUENCE) {
+                                size_t k = strlen(made);
+                                bool first = k && strncmp(m->path, made, k) == 0 && m->path[k] == '/';
+                                snprintf(created + strlen(created), sz - strlen(created), "%010u", first ? 0 : fseq++);
+                        } else
+                                snprintf(made, sizeof made, "%s", m->path);
+                        fnode_put(created, m->data);
+                }
+                return 0;
+        }
         case F_SET:
                 if (!n) return -ENOENT;
                 if (c->version != -1 && c->version != n->version) return -ESTALE;
@@ -202,6 +228,22 @@ int zk_aget(struct zk *zk, const char *path, zk_watch_cb watch, zk_result_cb cb,
 int zk_aset(struct zk *zk, const char *path, const void *data, size_t len, int version, zk_result_cb cb,
             void *userdata) {
         fpush_op(F_SET, path, data, len, version, 0, cb, userdata);
+        return 0;
+}
+
+int zk_amulti(struct zk *zk, const struct zk_multi_op *ops, size_t n, zk_result_cb cb, void *userdata) {
+        struct fcall c = { .kind = F_MULTI, .version = -1, .cb = cb, .ud = userdata };
+        assert_true(n > 0 && n <= 4);
+        snprintf(c.path, sizeof c.path, "%s", ops[0].path);
+        for (size_t i = 0; i < n; i++) {
+                assert_true(ops[i].kind == ZK_MULTI_CREATE || ops[i].kind == ZK_MULTI_DELETE);
+                struct fmop *m = &c.mops[c.n_mops++];
+                m->kind = ops[i].kind == ZK_MULTI_CREATE ? F_CREATE : F_DELETE;
+                m->flags = ops[i].flags;
+                snprintf(m->path, sizeof m->path, "%s", ops[i].path);
+                if (ops[i].data) snprintf(m->data, sizeof m->data, "%.*s", (int)ops[i].len, (const char *)ops[i].data);
+        }
+        fpush(c);
         return 0;
 }
 

@@ -23,7 +23,15 @@
 #define FQUEUE 256
 #define FAKE_ZK ((struct zk *)(uintptr_t)0x5a)
 
-enum fkind { F_CREATE, F_CHILDREN, F_DELETE, F_GET, F_SET, F_STATE };
+enum fkind { F_CREATE, F_CHILDREN, F_DELETE, F_GET, F_SET, F_STATE, F_MULTI };
+
+/* One operation of an F_MULTI call (creates and deletes). */
+struct fmop {
+        enum fkind kind;
+        char path[160];
+        char data[64];
+        unsigned flags;
+};
 
 struct fnode {
         char path[160];
@@ -42,6 +50,8 @@ struct fcall {
         bool cancelled;
         int fail;               /* answered with this error without being applied */
         enum zk_state state;    /* F_STATE */
+        struct fmop mops[4];    /* F_MULTI */
+        size_t n_mops;
 };
 
 

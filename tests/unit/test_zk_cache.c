@@ -62,6 +62,7 @@ static struct fnode nodes[MAX_NODES];
 static struct fwatch watches[MAX_WATCHES];
 static struct fq queue[MAX_QUEUE];
 static size_t q_head, q_tail;
+static unsigned n_gets; /* zk_aget calls */
 static int64_t zxid;
 static uint64_t next_wid = 1;
 
@@ -70,6 +71,7 @@ static void fake_reset(void) {
         memset(watches, 0, sizeof watches);
         memset(queue, 0, sizeof queue);
         q_head = q_tail = 0;
+        n_gets = 0;
         zxid = 0;
         next_wid = 1;
 }
@@ -239,6 +241,7 @@ static int enqueue_op(enum qkind kind, const char *path, zk_watch_cb watch, zk_r
 }
 
 int zk_aget(struct zk *zk, const char *path, zk_watch_cb watch, zk_result_cb cb, void *userdata) {
+        n_gets++;
         return enqueue_op(Q_GET, path, watch, cb, userdata);
 }
 
@@ -436,6 +439,114 @@ static void test_resync_answer_does_not_disarm_a_watch_asked_meanwhile(void **st
         zk_cache_free(c);
 }
 
+/* Proves (issue 14): a node's deletion, told by its data watch, removes it
+ * from the cache without reading it again (the read could only say ENOENT),
+ * and a node made again under the same name is still picked up (through the
+ * parent's listing) and watched. */
+static void test_deleted_event_removes_the_node_without_a_read(void **state) {
+        fake_reset();
+        tree_create("/nodes", "");
+        tree_create("/nodes/0000000001", "a");
+        struct zk_cache *c = start_cache();
+        fake_drain();
+        unsigned gets = n_gets;
+        tree_delete("/nodes/0000000001");
+        fake_drain();
+        assert_null(zk_cache_get(c, "/nodes/0000000001"));
+        assert_int_equal(n_gets, gets);
+        tree_create("/nodes/0000000001", "again");
+        fake_drain();
+        assert_string_equal(data_of(c, "/nodes/0000000001"), "again");
+        tree_set("/nodes/0000000001", "changed");
+        fake_drain();
+        assert_string_equal(data_of(c, "/nodes/0000000001"), "changed");
+        zk_cache_free(c);
+}
+
+/* Our write of PATH as the server applied it: the stat a set answers. */
+static struct zk_stat written_stat(const char *path) {
+        struct fnode *n = find(path);
+        assert_non_null(n);
+        return (struct zk_stat){ .mzxid = n->mzxid, .version = n->version };
+}
+
+/* Proves (issue 14): a muted node's own writes are told (zk_cache_apply), not
+ * read back: the firing is followed by no read, the told data and version are
+ * cached; after zk_cache_unmute() it is read and watched again, so a later
+ * change by someone else is seen. */
+static void test_muted_writes_are_told_not_read_and_unmute_watches_again(void **state) {
+        fake_reset();
+        tree_create("/nodes", "");
+        tree_create("/nodes/0000000001", "a");
+        struct zk_cache *c = start_cache();
+        fake_drain();
+        assert_int_equal(zk_cache_mute(c, "/nodes/0000000001"), 0);
+        assert_int_equal(zk_cache_mute(c, "/nodes/0000000009"), -ENOENT);
+        unsigned gets = n_gets;
+        tree_set("/nodes/0000000001", "ours");
+        fake_drain();
+        assert_int_equal(n_gets, gets); /* the firing is not followed by a read */
+        struct zk_stat st = written_stat("/nodes/0000000001");
+        assert_int_equal(zk_cache_apply(c, "/nodes/0000000001", "ours", 4, &st), 1);
+        assert_string_equal(data_of(c, "/nodes/0000000001"), "ours");
+        assert_int_equal(zk_cache_get(c, "/nodes/0000000001")->version, st.version);
+        /* A second write: no watch is armed, nothing fires; told again. */
+        tree_set("/nodes/0000000001", "ours2");
+        assert_int_equal(q_head, q_tail);
+        st = written_stat("/nodes/0000000001");
+        assert_int_equal(zk_cache_apply(c, "/nodes/0000000001", "ours2", 5, &st), 1);
+        assert_int_equal(zk_cache_apply(c, "/nodes/0000000001", "ours", 4, &(struct zk_stat){ .mzxid = 1 }), 0);
+        assert_string_equal(data_of(c, "/nodes/0000000001"), "ours2");
+        zk_cache_unmute(c, "/nodes/0000000001");
+        fake_drain();
+        assert_int_equal(n_gets, gets + 1); /* read (and watched) again */
+        tree_set("/nodes/0000000001", "theirs");
+        fake_drain();
+        assert_string_equal(data_of(c, "/nodes/0000000001"), "theirs");
+        zk_cache_free(c);
+}
+
+/* Proves (issue 14): a mute ends by itself when the node's lock directory
+ * changes (the lock changed hands: a write we skipped may be someone else's)
+ * and with a reconnect; a muted node's deletion is still seen. */
+static void test_mute_ends_with_a_lock_change_or_a_reconnect(void **state) {
+        fake_reset();
+        tree_create("/nodes", "");
+        tree_create("/nodes/0000000001", "a");
+        tree_create("/nodes/0000000001/lock", "");
+        tree_create("/nodes/0000000002", "x");
+        struct zk_cache *c = start_cache();
+        fake_drain();
+        assert_int_equal(zk_cache_mute(c, "/nodes/0000000001"), 0);
+        tree_set("/nodes/0000000001", "b");     /* skipped, and never told */
+        fake_drain();
+        assert_string_equal(data_of(c, "/nodes/0000000001"), "a");
+        tree_create("/nodes/0000000001/lock/a__lock__0000000000", "");
+        fake_drain();
+        assert_string_equal(data_of(c, "/nodes/0000000001"), "b");
+        assert_int_equal(contenders(c, "/nodes/0000000001"), 1);
+        tree_set("/nodes/0000000001", "c");
+        fake_drain();
+        assert_string_equal(data_of(c, "/nodes/0000000001"), "c");
+        /* A reconnect: everything is read again, the mute is over. */
+        assert_int_equal(zk_cache_mute(c, "/nodes/0000000002"), 0);
+        tree_set("/nodes/0000000002", "y");
+        fake_state(ZK_STATE_CONNECTED);
+        fake_drain();
+        assert_string_equal(data_of(c, "/nodes/0000000002"), "y");
+        tree_set("/nodes/0000000002", "z");
+        fake_drain();
+        assert_string_equal(data_of(c, "/nodes/0000000002"), "z");
+        /* Muted and deleted: gone from the cache all the same (the parent's listing). */
+        assert_int_equal(zk_cache_mute(c, "/nodes/0000000002"), 0);
+        tree_set("/nodes/0000000002", "last");
+        fake_drain();
+        tree_delete("/nodes/0000000002");
+        fake_drain();
+        assert_null(zk_cache_get(c, "/nodes/0000000002"));
+        zk_cache_free(c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_lock_dir_appearing_between_list_and_exists_keeps_being_watched),
@@ -443,6 +554,9 @@ int main(void) {
                 cmocka_unit_test(test_read_lost_with_the_connection_is_redone_on_reconnect),
                 cmocka_unit_test(test_changes_missed_during_expiry_are_seen_after_new_session),
                 cmocka_unit_test(test_resync_answer_does_not_disarm_a_watch_asked_meanwhile),
+                cmocka_unit_test(test_deleted_event_removes_the_node_without_a_read),
+                cmocka_unit_test(test_muted_writes_are_told_not_read_and_unmute_watches_again),
+                cmocka_unit_test(test_mute_ends_with_a_lock_change_or_a_reconnect),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

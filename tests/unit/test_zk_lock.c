@@ -269,6 +269,51 @@ static void test_prefix_release_touches_only_our_contender(void **state) {
         assert_int_equal(zk_release_pending(zk_releases(FAKE_ZK)), 0);
 }
 
+/* Proves (issue 14): told the lock directory is fresh, the attempt makes it and
+ * its contender in one multi request and nothing else (no listing): the
+ * contender, numbered 0000000000 (the directory's first child), holds the lock. */
+static void test_first_contender_ever_holds_without_a_listing(void **state) {
+        fake_reset();
+        struct zk_lock *l = NULL;
+        int result = -1000;
+        assert_int_equal(zk_lock_new(FAKE_ZK, LOCK_DIR, NULL, &l), 0);
+        zk_lock_set_fresh(l);
+        assert_int_equal(zk_lock_try_async(l, on_locked, &result), 0);
+        fake_drain();
+        assert_int_equal(result, 1);
+        assert_true(zk_lock_is_held(l));
+        assert_int_equal(fsent, 1);     /* the multi only */
+        assert_non_null(fnode_find(LOCK_DIR));
+        assert_string_equal(zk_lock_contender_seq(zk_lock_node(l), NULL), "0000000000");
+        zk_lock_free(l);
+        fake_drain();
+        assert_int_equal(contenders_in(LOCK_DIR), 0);
+}
+
+/* Proves (issue 14): told the directory is fresh when it is not (it exists and
+ * someone else's contender holds the lock), the multi makes nothing; the
+ * attempt creates its contender, lists the directory and does not take a lock
+ * someone else holds. */
+static void test_fresh_lock_behind_another_contender_lists_and_is_busy(void **state) {
+        fake_reset();
+        char buf[200];
+        fnode_put(LOCK_DIR, "");
+        snprintf(buf, sizeof buf, "%s/%s%010u", LOCK_DIR, "ffffffffffffffffffffffffffffffff__lock__", fseq++);
+        fnode_put(buf, ""); /* someone else's contender, the holder */
+        struct zk_lock *l = NULL;
+        int result = -1000;
+        assert_int_equal(zk_lock_new(FAKE_ZK, LOCK_DIR, NULL, &l), 0);
+        zk_lock_set_fresh(l);
+        assert_int_equal(zk_lock_try_async(l, on_locked, &result), 0);
+        fake_drain();
+        assert_int_equal(result, 0);
+        assert_false(zk_lock_is_held(l));
+        assert_int_equal(contenders_in(LOCK_DIR), 1);
+        assert_non_null(fnode_find(buf));
+        assert_int_equal(fsent, 4);     /* the multi (EEXIST), create, listing, delete of ours */
+        zk_lock_free(l);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_contender_seq_parses_kazoo_names),
@@ -284,6 +329,9 @@ int main(void) {
                 cmocka_unit_test_teardown(test_release_dropped_when_its_session_expired, fake_teardown),
                 cmocka_unit_test_teardown(test_lost_create_answer_leaves_no_contender, fake_teardown),
                 cmocka_unit_test_teardown(test_prefix_release_touches_only_our_contender, fake_teardown),
+                cmocka_unit_test_teardown(test_first_contender_ever_holds_without_a_listing, fake_teardown),
+                cmocka_unit_test_teardown(test_fresh_lock_behind_another_contender_lists_and_is_busy,
+                                          fake_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
