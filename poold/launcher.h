@@ -65,6 +65,9 @@ struct launcher {
         struct loop *loop;
         struct zk *zk;
         struct workq *wq;
+        /* The cloud drivers' API-call metrics (nodepool.task.*), sent from the
+         * worker threads; NULL without STATSD_HOST/PORT. Outlives the providers. */
+        struct statsd *api_statsd;
         struct config *cfg;
         char *config_path, *secure_path;
         struct timespec config_mtime, secure_mtime;

@@ -8,7 +8,8 @@
  * is sent as one datagram when the next line would not fit in 512 bytes
  * (python-statsd's default maxudpsize) and by statsd_flush(). Sending never
  * blocks and never fails the caller: a lost datagram is what statsd
- * accepts. A struct statsd belongs to one thread. */
+ * accepts. Any thread may use a struct statsd (a mutex guards it); only
+ * statsd_free() must not race with the other calls. */
 #pragma once
 
 #include <stdbool.h>
@@ -41,7 +42,7 @@ void statsd_timing(struct statsd *s, const char *name, double ms);
 /* Send what is buffered. */
 void statsd_flush(struct statsd *s);
 /* Datagrams sent so far (tests, diagnostics). */
-uint64_t statsd_sent(const struct statsd *s);
+uint64_t statsd_sent(struct statsd *s);
 
 /* Replace '.' and ':' with '_' as Nodepool does for requestor names (a '.'
  * is a graphite level, a ':' the statsd separator). Malloc'd. */
