@@ -192,6 +192,19 @@ void statsd_builder_upload(struct statsd *s, const char *image, const char *prov
         statsd_flush(s);
 }
 
+void statsd_builder_build_requests(struct statsd *s, const char *const *images, const bool *requested,
+                                   size_t n_images) {
+        if (!s) return;
+        long long n = 0;
+        for (size_t i = 0; i < n_images; i++) {
+                _cleanup_free_ char *k = xasprintf("nodepool.image.%s.image_build_requests", images[i]);
+                statsd_gauge(s, k, requested[i] ? 1 : 0);
+                n += requested[i];
+        }
+        statsd_gauge(s, "nodepool.image_build_requests", n);
+        statsd_flush(s);
+}
+
 void statsd_builder_build_state(struct statsd *s, const char *host, const char *image, int state) {
         if (!s) return;
         _cleanup_free_ char *k = xasprintf("nodepool.builder.%s.image.%s.build.state", host, image);

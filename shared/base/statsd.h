@@ -67,6 +67,13 @@ void statsd_builder_image_size(struct statsd *s, const char *image, const char *
  * counter nodepool.image_update.<image>.<provider>; a failed upload sends
  * nothing, as in Nodepool (it shows in the upload state gauge). */
 void statsd_builder_upload(struct statsd *s, const char *image, const char *provider, bool ok, double duration_ms);
+/* Manual build requests outstanding (images with a request-build znode), as
+ * Nodepool's builder cleanup worker sends them: gauge
+ * nodepool.image_build_requests = N_REQUESTED, and
+ * nodepool.image.<image>.image_build_requests 1 for each of the N_IMAGES
+ * IMAGES whose REQUESTED[i] is set, else 0. */
+void statsd_builder_build_requests(struct statsd *s, const char *const *images, const bool *requested,
+                                   size_t n_images);
 /* Gauge nodepool.builder.<host>.image.<image>.build.state (0 idle, 1 building, 3 paused). */
 void statsd_builder_build_state(struct statsd *s, const char *host, const char *image, int state);
 /* Gauge nodepool.builder.<host>.image.<image>.provider.<p>.upload.state (0 idle, 2 uploading, 3 paused). */

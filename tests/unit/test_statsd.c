@@ -275,6 +275,14 @@ static void test_builder_metrics_have_nodepool_names(void **state) {
         free(d);
         statsd_builder_upload(s, "debian", "cloud1", false, 10); /* failed: nothing, as Nodepool */
         assert_null(recv_dgram(l, 100, NULL));
+        const char *images[] = { "debian", "fedora" };
+        bool requested[] = { true, false };
+        statsd_builder_build_requests(s, images, requested, 2);
+        d = recv_dgram(l, 2000, NULL);
+        assert_string_equal(d, "nodepool.image.debian.image_build_requests:1|g\n"
+                               "nodepool.image.fedora.image_build_requests:0|g\n"
+                               "nodepool.image_build_requests:1|g");
+        free(d);
         statsd_builder_build_state(s, "b1", "debian", 1);
         d = recv_dgram(l, 2000, NULL);
         assert_string_equal(d, "nodepool.builder.b1.image.debian.build.state:1|g");
