@@ -217,11 +217,18 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -DTHREADED -g -O1 -fsanitize=fuzzer,addres
 	-fno-sanitize-recover=all $(SHARED_INC) $(MODULE_INC) $(ZKC_CFLAGS) $(PKG_CFLAGS)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
 
+# The program modules a target fuzzes, linked in as their own objects (a
+# target includes only headers, as the unit tests do). They are compiled here
+# with the fuzz flags like the shared sources, not taken from libpoold.a: gcc
+# builds that without libFuzzer's coverage instrumentation.
+FUZZ_MODULES_fuzz_webapp_req := poold/webapp_req.c
+$(FUZZ_BUILD)/fuzz_webapp_req: $(FUZZ_MODULES_fuzz_webapp_req) poold/webapp_req.h
+
 fuzz-build: $(FUZZ_BINS)
 
 $(FUZZ_BUILD)/%: tests/fuzz/%.c $(SHARED_SRC) $(wildcard shared/*/*.h) $(ZKC_LIB)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(SHARED_SRC) $(LIBS)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_MODULES_$*) $(SHARED_SRC) $(LIBS)
 
 fuzz: fuzz-build
 	@for f in $(FUZZ_BINS); do \

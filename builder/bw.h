@@ -143,6 +143,7 @@ struct bw {
         struct smap leak_seen;          /* set: "<provider>/<external id>" seen last pass */
         unsigned leak_lists;            /* list jobs in flight */
         struct statsd *statsd;          /* NULL unless STATSD_HOST/PORT are set */
+        char *requests_sent;            /* the request-build images last sent as gauges ("a\nb\n"), or NULL */
 };
 
 /* bw_main.c */

@@ -44,11 +44,34 @@ static bool ready_for_pass(struct bw *w) {
                zk_cache_is_synced(w->cache);
 }
 
+/* The build-request gauges from snapshot S: on every cleanup pass (FORCE), as
+ * Nodepool's cleanup worker sends them, and on any pass that sees them change,
+ * so a request shows within milliseconds. */
+static void send_request_gauges(struct bw *w, struct bw_snap *s, bool force) {
+        if (!w->statsd) return;
+        _cleanup_free_ const char **names = xnew(const char *, s->n + 1);
+        _cleanup_free_ bool *req = xnew(bool, s->n + 1);
+        size_t len = 1;
+        for (size_t i = 0; i < s->n; i++) len += strlen(s->images[i].name) + 3;
+        _cleanup_free_ char *sig = xnew(char, len);
+        char *p = sig;
+        for (size_t i = 0; i < s->n; i++) {
+                names[i] = s->images[i].name;
+                req[i] = s->images[i].requested;
+                p += sprintf(p, "%s=%d\n", names[i], req[i]);
+        }
+        if (!force && w->requests_sent && strcmp(w->requests_sent, sig) == 0) return;
+        statsd_builder_build_requests(w->statsd, names, req, s->n);
+        free(w->requests_sent);
+        w->requests_sent = TAKE_PTR(sig);
+}
+
 static void schedule_pass(struct bw *w) {
         if (!ready_for_pass(w)) return;
         w->dirty = false;
         struct bw_snap s = {};
         bw_snap_load(w, &s);
+        send_request_gauges(w, &s, false);
         bw_build_schedule(w, &s);
         bw_upload_schedule(w, &s);
         bw_snap_done(&s);
@@ -72,6 +95,7 @@ static void on_cleanup_timer(struct loop *loop, struct loop_timer *t, void *ud) 
         if (!ready_for_pass(w)) return;
         struct bw_snap s = {};
         bw_snap_load(w, &s);
+        send_request_gauges(w, &s, true);
         bw_cleanup_pass(w, &s);
         bw_snap_done(&s);
         bw_cleanup_leaks(w);
@@ -187,6 +211,7 @@ void bw_free(struct bw *w) {
         smap_clear(&w->deleting, NULL);
         smap_clear(&w->leak_seen, NULL);
         statsd_free(w->statsd);
+        free(w->requests_sent);
         free(w->self_exe);
         free(w->pkg_dir);
         free(w);

@@ -15,9 +15,11 @@
 #include "log.h"
 
 /* NULL for a driver the builder cannot open (logged once by the caller). */
-static struct upload_target *prov_new(struct config *cfg, const struct config_provider *cp) {
+static struct upload_target *prov_new(struct bw *w, struct config *cfg, const struct config_provider *cp) {
         struct provider_params_owned params;
         if (provider_params_from_config(cp, &params) < 0) return NULL;
+        /* API-call metrics (nodepool.task.*); w->statsd outlives every provider (bw_free). */
+        params.params.statsd = w->statsd;
         struct upload_target *p = xnew(struct upload_target, 1);
         p->params = params;
         p->name = xstrdup(cp->name);
@@ -79,7 +81,7 @@ void bw_prov_sync(struct bw *w) {
                                 if (w->provs[k] == old) w->provs[k] = NULL;
                         continue;
                 }
-                struct upload_target *p = prov_new(c, cp);
+                struct upload_target *p = prov_new(w, c, cp);
                 if (p)
                         next[n++] = p;
                 else if (cp->n_diskimages > 0 && !old)

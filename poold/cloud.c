@@ -23,6 +23,7 @@ static int cloud_open(struct launcher_provider *pv) {
                           config_driver_to_string(cp->driver));
                 return -EOPNOTSUPP;
         }
+        pp.params.statsd = pv->l->api_statsd;
         _cleanup_free_ char *msg = NULL;
         int r = provider_open(&pp.params, &pv->provider, &msg);
         provider_params_done(&pp);

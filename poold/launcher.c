@@ -16,6 +16,7 @@
 #include "alloc.h"
 #include "log.h"
 #include "service.h"
+#include "statsd.h"
 #include "webapp.h"
 
 #define CONNECT_TIMEOUT_MS 60000
@@ -120,6 +121,8 @@ int launcher_start(struct launcher *l) {
 
         int r = workq_new(l->loop, 4, 100000, &l->wq);
         if (r < 0) return log_error_errno(r, "cannot start worker threads: %m");
+        /* The web app's client reports the same failure (stats_init). */
+        (void)statsd_new_from_env(&l->api_statsd);
 
         _cleanup_free_ char *hosts = config_zookeeper_hosts(l->cfg);
         if (!hosts) {
@@ -174,6 +177,8 @@ void launcher_stop(struct launcher *l) {
         workq_free(l->wq);
         l->wq = NULL;
         launcher_subsystems_free(l);
+        statsd_free(l->api_statsd);
+        l->api_statsd = NULL;
         if (l->component) {
                 component_set_state(l->component, "stopped");
                 int r = component_unregister(l->component);

@@ -65,6 +65,9 @@ struct launcher {
         struct loop *loop;
         struct zk *zk;
         struct workq *wq;
+        /* The cloud drivers' API-call metrics (nodepool.task.*), sent from the
+         * worker threads; NULL without STATSD_HOST/PORT. Outlives the providers. */
+        struct statsd *api_statsd;
         struct config *cfg;
         char *config_path, *secure_path;
         struct timespec config_mtime, secure_mtime;
@@ -340,13 +343,22 @@ void pools_forget_requests(struct launcher *l);
 /* True when P's provider quota is known (or not used); starts a refresh otherwise.
  * Requests are accepted only then, so a pool does not pause just to learn it. */
 bool quota_ready(struct pool *p);
-/* Why one more node of PL cannot start in P now (pool limits, provider quota
- * minus unmanaged usage, max-concurrency, capacity backoff), or NULL when it fits.
- * BUF holds a formatted reason. Starts a quota refresh when the cache is stale. */
-const char *quota_check(struct pool *p, const struct config_pool_label *pl, char *buf, size_t sz);
-/* True when WHY (a quota_check answer) is a limit that a deleted node of the
- * pool frees (pool max-servers/cores/ram, provider quota), not a wait. */
-bool quota_reason_is_usage(const char *why);
+/* What quota_check found. */
+enum quota_verdict {
+        QUOTA_FITS,             /* one more node fits now */
+        QUOTA_USAGE,            /* a limit our nodes use up (pool max-servers/cores/ram, provider
+                                 * quota): deleting an idle node of the pool frees room */
+        QUOTA_WAIT,             /* anything else: max-concurrency, capacity back-off, provider
+                                 * down, its quota not known yet */
+        _QUOTA_VERDICT_MAX,
+        _QUOTA_VERDICT_INVALID = -EINVAL,
+};
+/* Whether one more node of PL can start in P now (pool limits, provider quota
+ * minus unmanaged usage, max-concurrency, capacity backoff). Unless it fits,
+ * *RET_WHY gets the reason for logs and the pool's pause (BUF holds it when
+ * formatted). Starts a quota refresh when the cache is stale. */
+enum quota_verdict quota_check(struct pool *p, const struct config_pool_label *pl, char *buf, size_t sz,
+                               const char **ret_why);
 /* Why a request of N nodes needing CORES/RAM can never fit P (pool or provider
  * limits), or NULL. */
 const char *quota_never_fits(struct pool *p, int64_t n, int64_t cores, int64_t ram, char *buf, size_t sz);

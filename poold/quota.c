@@ -227,51 +227,57 @@ bool quota_ready(struct pool *p) {
         return (!quota || p->prov->limits_valid) && (!azs || p->prov->azs_known);
 }
 
-const char *quota_check(struct pool *p, const struct config_pool_label *pl, char *buf, size_t sz) {
+/* Set *RET_WHY and return V: quota_check's answers. */
+static enum quota_verdict verdict(enum quota_verdict v, const char *why, const char **ret_why) {
+        *ret_why = why;
+        return v;
+}
+
+enum quota_verdict quota_check(struct pool *p, const struct config_pool_label *pl, char *buf, size_t sz,
+                               const char **ret_why) {
         struct launcher *l = p->l;
         const struct config_pool *cp = p->cpool;
         const struct usage *u = caches_usage_pool(l, p->provider_name, p->name);
-        if (cp->max_servers >= 0 && u->servers + 1 > cp->max_servers) return "max-servers reached";
-        if (cp->max_cores >= 0 && u->cores + pl->vcpus > cp->max_cores) return "max-cores reached";
-        if (cp->max_ram >= 0 && u->ram + pl->memory > cp->max_ram) return "max-ram reached";
+        if (cp->max_servers >= 0 && u->servers + 1 > cp->max_servers)
+                return verdict(QUOTA_USAGE, "max-servers reached", ret_why);
+        if (cp->max_cores >= 0 && u->cores + pl->vcpus > cp->max_cores)
+                return verdict(QUOTA_USAGE, "max-cores reached", ret_why);
+        if (cp->max_ram >= 0 && u->ram + pl->memory > cp->max_ram)
+                return verdict(QUOTA_USAGE, "max-ram reached", ret_why);
         if (p->cp->max_concurrency > 0) {
                 unsigned active = 0;
                 for (size_t i = 0; i < l->n_pools; i++)
                         if (l->pools[i]->prov == p->prov) active += l->pools[i]->active_launches;
-                if (active >= p->cp->max_concurrency) return "max-concurrency reached";
+                if (active >= p->cp->max_concurrency) return verdict(QUOTA_WAIT, "max-concurrency reached", ret_why);
         }
         struct launcher_provider *pv = p->prov;
         if (pv->down_r) {
                 refresh(pv, l); /* the probe, when due */
-                return pv->down_reason;
+                return verdict(QUOTA_WAIT, pv->down_reason ? pv->down_reason : "provider down", ret_why);
         }
-        if (!uses_provider_quota(p)) return NULL;
-        if (loop_now_ms() < pv->backoff_until_ms) return "provider reported no capacity; backing off";
+        if (!uses_provider_quota(p)) return QUOTA_FITS;
+        if (loop_now_ms() < pv->backoff_until_ms)
+                return verdict(QUOTA_WAIT, "provider reported no capacity; backing off", ret_why);
         refresh(pv, l);
-        if (!pv->limits_valid) return "waiting for the provider's quota";
+        if (!pv->limits_valid) return verdict(QUOTA_WAIT, "waiting for the provider's quota", ret_why);
         const struct usage *pu = caches_usage_prov(l, pv->name);
         const struct provider_limits *lim = &pv->limits;
         if (over(lim->max_instances, pu->servers + pv->unmanaged.servers + 1)) {
                 snprintf(buf, sz, "provider quota reached: instances %" PRId64 " + %" PRId64 " unmanaged of %lld",
                          pu->servers, pv->unmanaged.servers, lim->max_instances);
-                return buf;
+                return verdict(QUOTA_USAGE, buf, ret_why);
         }
         if (over(lim->max_cores, pu->cores + pv->unmanaged.cores + pl->vcpus)) {
                 snprintf(buf, sz, "provider quota reached: cores %" PRId64 " + %" PRId64 " unmanaged of %lld",
                          pu->cores, pv->unmanaged.cores, lim->max_cores);
-                return buf;
+                return verdict(QUOTA_USAGE, buf, ret_why);
         }
         if (over(lim->max_ram_mib, pu->ram + pv->unmanaged.ram + pl->memory)) {
                 snprintf(buf, sz, "provider quota reached: ram %" PRId64 " + %" PRId64 " unmanaged of %lld MiB",
                          pu->ram, pv->unmanaged.ram, lim->max_ram_mib);
-                return buf;
+                return verdict(QUOTA_USAGE, buf, ret_why);
         }
-        return NULL;
-}
-
-bool quota_reason_is_usage(const char *why) {
-        return strcmp(why, "max-servers reached") == 0 || strcmp(why, "max-cores reached") == 0 ||
-               strcmp(why, "max-ram reached") == 0 || strncmp(why, "provider quota reached", 22) == 0;
+        return QUOTA_FITS;
 }
 
 const char *quota_never_fits(struct pool *p, int64_t n, int64_t cores, int64_t ram, char *buf, size_t sz) {

@@ -584,8 +584,9 @@ static bool handler_fill(struct req_handler *h) {
                         return true;
                 }
                 const struct config_pool_label *pl = pool_find_label(h->pool, h->slots[i].label);
-                const char *why = pl ? quota_check(h->pool, pl, buf, sizeof buf) : "label removed from pool";
-                if (why) {
+                const char *why = "label removed from pool";
+                enum quota_verdict v = pl ? quota_check(h->pool, pl, buf, sizeof buf, &why) : QUOTA_WAIT;
+                if (v != QUOTA_FITS) {
                         if (h->min_ready || !pl) {
                                 /* min-ready requests never wait for quota. */
                                 for (size_t k = 0; k < h->n; k++) h->slots[k].st =
@@ -596,7 +597,7 @@ static bool handler_fill(struct req_handler *h) {
                         h->waiting_quota = true;
                         /* As Nodepool: an idle ready node (of another label, or it
                          * would have been reused) must not keep this request waiting. */
-                        if (quota_reason_is_usage(why)) delete_make_room(h->pool);
+                        if (v == QUOTA_USAGE) delete_make_room(h->pool);
                         pool_set_paused(h->pool, true, why);
                         if (!was_waiting) log_info("request %s waits: pool %s %s", h->id, h->pool->id, why);
                         return false;

@@ -5,10 +5,12 @@
  * goes out when the next line would not fit or on statsd_flush(). A line
  * longer than a datagram is sent alone (the kernel may still take it).
  * Send errors (ECONNREFUSED from an ICMP reply, EAGAIN) are ignored: metrics
- * are best effort and must never slow the daemon. */
+ * are best effort and must never slow the daemon. One mutex guards the
+ * buffer: provider drivers report API calls from worker threads. */
 #include "statsd.h"
 
 #include <netdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -20,6 +22,7 @@
 #include "log.h"
 
 struct statsd {
+        pthread_mutex_t mu;     /* guards buf, len, sent */
         int fd;
         char *prefix;           /* "" or "<prefix>." */
         char buf[STATSD_MAX_DATAGRAM];
@@ -52,6 +55,7 @@ int statsd_new(const char *host, const char *port, const char *prefix, struct st
         freeaddrinfo(ai);
         if (fd < 0) return r;
         struct statsd *s = xnew(struct statsd, 1);
+        pthread_mutex_init(&s->mu, NULL);
         s->fd = fd;
         s->prefix = prefix && *prefix ? xasprintf("%s.", prefix) : xstrdup("");
         *ret = s;
@@ -75,20 +79,30 @@ static void send_buf(struct statsd *s) {
 }
 
 void statsd_flush(struct statsd *s) {
-        if (s) send_buf(s);
+        if (!s) return;
+        pthread_mutex_lock(&s->mu);
+        send_buf(s);
+        pthread_mutex_unlock(&s->mu);
 }
 
 void statsd_free(struct statsd *s) {
         if (!s) return;
         send_buf(s);
         close(s->fd);
+        pthread_mutex_destroy(&s->mu);
         free(s->prefix);
         free(s);
 }
 
-uint64_t statsd_sent(const struct statsd *s) { return s ? s->sent : 0; }
+uint64_t statsd_sent(struct statsd *s) {
+        if (!s) return 0;
+        pthread_mutex_lock(&s->mu);
+        uint64_t n = s->sent;
+        pthread_mutex_unlock(&s->mu);
+        return n;
+}
 
-static void add_line(struct statsd *s, const char *name, const char *value, const char *type) {
+static void add_line_locked(struct statsd *s, const char *name, const char *value, const char *type) {
         _cleanup_free_ char *line = xasprintf("%s%s:%s|%s", s->prefix, name, value, type);
         /* A name (labels and providers come from the config) must not carry the
          * line's own syntax: a ':', '|' or '@' would be parsed as value, type or
@@ -107,6 +121,12 @@ static void add_line(struct statsd *s, const char *name, const char *value, cons
         if (s->len > 0) s->buf[s->len++] = '\n';
         memcpy(s->buf + s->len, line, n);
         s->len += n;
+}
+
+static void add_line(struct statsd *s, const char *name, const char *value, const char *type) {
+        pthread_mutex_lock(&s->mu);
+        add_line_locked(s, name, value, type);
+        pthread_mutex_unlock(&s->mu);
 }
 
 void statsd_gauge(struct statsd *s, const char *name, long long value) {
@@ -169,6 +189,19 @@ void statsd_builder_upload(struct statsd *s, const char *image, const char *prov
         _cleanup_free_ char *k = xasprintf("nodepool.image_update.%s.%s", image, provider);
         statsd_timing(s, k, duration_ms);
         statsd_incr(s, k, 1);
+        statsd_flush(s);
+}
+
+void statsd_builder_build_requests(struct statsd *s, const char *const *images, const bool *requested,
+                                   size_t n_images) {
+        if (!s) return;
+        long long n = 0;
+        for (size_t i = 0; i < n_images; i++) {
+                _cleanup_free_ char *k = xasprintf("nodepool.image.%s.image_build_requests", images[i]);
+                statsd_gauge(s, k, requested[i] ? 1 : 0);
+                n += requested[i];
+        }
+        statsd_gauge(s, "nodepool.image_build_requests", n);
         statsd_flush(s);
 }
 

@@ -8,7 +8,8 @@
  * is sent as one datagram when the next line would not fit in 512 bytes
  * (python-statsd's default maxudpsize) and by statsd_flush(). Sending never
  * blocks and never fails the caller: a lost datagram is what statsd
- * accepts. A struct statsd belongs to one thread. */
+ * accepts. Any thread may use a struct statsd (a mutex guards it); only
+ * statsd_free() must not race with the other calls. */
 #pragma once
 
 #include <stdbool.h>
@@ -41,7 +42,7 @@ void statsd_timing(struct statsd *s, const char *name, double ms);
 /* Send what is buffered. */
 void statsd_flush(struct statsd *s);
 /* Datagrams sent so far (tests, diagnostics). */
-uint64_t statsd_sent(const struct statsd *s);
+uint64_t statsd_sent(struct statsd *s);
 
 /* Replace '.' and ':' with '_' as Nodepool does for requestor names (a '.'
  * is a graphite level, a ':' the statsd separator). Malloc'd. */
@@ -66,6 +67,13 @@ void statsd_builder_image_size(struct statsd *s, const char *image, const char *
  * counter nodepool.image_update.<image>.<provider>; a failed upload sends
  * nothing, as in Nodepool (it shows in the upload state gauge). */
 void statsd_builder_upload(struct statsd *s, const char *image, const char *provider, bool ok, double duration_ms);
+/* Manual build requests outstanding (images with a request-build znode), as
+ * Nodepool's builder cleanup worker sends them: gauge
+ * nodepool.image_build_requests = N_REQUESTED, and
+ * nodepool.image.<image>.image_build_requests 1 for each of the N_IMAGES
+ * IMAGES whose REQUESTED[i] is set, else 0. */
+void statsd_builder_build_requests(struct statsd *s, const char *const *images, const bool *requested,
+                                   size_t n_images);
 /* Gauge nodepool.builder.<host>.image.<image>.build.state (0 idle, 1 building, 3 paused). */
 void statsd_builder_build_state(struct statsd *s, const char *host, const char *image, int state);
 /* Gauge nodepool.builder.<host>.image.<image>.provider.<p>.upload.state (0 idle, 2 uploading, 3 paused). */

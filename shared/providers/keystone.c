@@ -328,6 +328,13 @@ int keystone_project_id(struct keystone *k, char **ret_id, char **reterr_msg) {
         return r;
 }
 
+char *keystone_project_id_cached(struct keystone *k) {
+        pthread_mutex_lock(&k->lock);
+        char *id = k->project_id ? xstrdup(k->project_id) : NULL;
+        pthread_mutex_unlock(&k->lock);
+        return id;
+}
+
 int keystone_endpoint(struct keystone *k, const char *type, char **ret_url, char **reterr_msg) {
         pthread_mutex_lock(&k->lock);
         int r = 0;

@@ -37,6 +37,10 @@ int keystone_token(struct keystone *k, const char *rejected, char **ret_token, c
  * if needed). -ENOENT when it is scoped to none. */
 int keystone_project_id(struct keystone *k, char **ret_id, char **reterr_msg);
 
+/* The project id of the current token, or NULL when there is none yet or it
+ * is scoped to no project; never contacts Keystone. Caller frees. */
+char *keystone_project_id_cached(struct keystone *k);
+
 /* URL (no trailing '/', caller frees) of service TYPE ("compute", "image",
  * "network", ...) for the cloud's region and interface, from the catalog of a
  * valid token (authenticating if needed). -ENOENT when the catalog has none. */

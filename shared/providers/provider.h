@@ -179,9 +179,14 @@ struct provider_openstack_params {
         size_t n_labels;
 };
 
+struct statsd;
+
 struct provider_params {
         const char *name;                  /* provider name from the config (required) */
         const char *driver;                /* "libvirt", ... (required) */
+        /* The daemon's statsd client for the driver's API-call metrics (NULL = none).
+         * Borrowed: it must outlive the provider; drivers use it from any thread. */
+        struct statsd *statsd;
         /* Driver-specific parameters: only the member named like the driver is read. */
         struct provider_libvirt_params libvirt;
         struct provider_openstack_params openstack;

@@ -11,7 +11,9 @@
  *   (re-authenticated once on a 401), retries with exponential back-off on 5xx
  *   and transport errors — for POST only when the connection was refused, since
  *   a POST that reached Nova may have created a server (leak cleanup finds
- *   those) — and the mapping of error responses to -errno.
+ *   those) — and the mapping of error responses to -errno. Each HTTP attempt
+ *   is reported to the daemon's statsd client (provider_params.statsd) under
+ *   the names openstacksdk gives it for Nodepool (report_call).
  * - Servers: ONE `GET /servers/detail` per provider serves every get() and
  *   list() for a second (cache under `lock`; a thread that finds a list in
  *   flight waits for it instead of issuing another). A server absent from a
@@ -50,6 +52,7 @@
 #include "provider.h"
 #include "provider_openstack.h"
 #include "redact.h"
+#include "statsd.h"
 
 #define OS_COMPUTE_VERSION "2.47"
 #define OS_LIST_TTL 1.0              /* seconds a server list serves get()/list() */
@@ -509,6 +512,66 @@ char *openstack_base64(const char *data, size_t len) {
         return out;
 }
 
+static bool ends_with(const char *s, const char *suffix) {
+        size_t n = strlen(s), k = strlen(suffix);
+        return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+char *openstack_api_metric_name(const char *url, const char *project_id) {
+        /* urlparse(url).path: after "scheme://netloc", up to '?' or '#'. */
+        const char *start = url ? url : "", *sch = strstr(start, "://");
+        if (sch) {
+                start = strchr(sch + 3, '/');
+                if (!start) start = "";
+        }
+        size_t path_len = strcspn(start, "?#");
+        _cleanup_free_ char *path = xstrndup(start, path_len);
+        char *pp = path[0] == '/' ? path + 1 : path;
+        if (ends_with(pp, ".json")) pp[strlen(pp) - 5] = '\0';
+        bool tokens = ends_with(pp, "tokens");
+        _cleanup_free_ char *auth_pid = project_id ? xasprintf("AUTH_%s", project_id) : NULL;
+        /* The path's segments, without the project's. */
+        size_t n = 0, cap = 1;
+        for (const char *c = pp; *c; c++) cap += *c == '/';
+        _cleanup_free_ char **parts = xnew(char *, cap);
+        for (char *seg = pp, *next;; seg = next + 1) {
+                next = strchr(seg, '/');
+                if (next) *next = '\0';
+                if (!project_id || (strcmp(seg, project_id) != 0 && strcmp(seg, auth_pid) != 0)) parts[n++] = seg;
+                if (!next) break;
+        }
+        _cleanup_free_ char **names = xnew(char *, n + 1);
+        size_t nn = 0;
+        if (n > 0 && strcmp(parts[n - 1], "detail") == 0) {
+                for (size_t k = n >= 2 ? n - 2 : 0; k < n; k++) names[nn++] = parts[k];
+        } else {
+                size_t first = 0;
+                if (n > 0 && parts[0][0] == 'v' && isdigit((unsigned char)parts[0][1])) first = 1;
+                /* Every other segment (collection, id, sub-collection, ...); a
+                 * collection followed by an id drops its plural 's'. */
+                for (size_t k = first; k < n; k += 2) {
+                        char *seg = parts[k];
+                        size_t len = strlen(seg);
+                        if (k + 1 < n && len > 0 && seg[len - 1] == 's' && !ends_with(seg, "is")) seg[len - 1] = '\0';
+                        names[nn++] = seg;
+                }
+        }
+        if (tokens) {
+                names[0] = (char *)"tokens";
+                nn = 1;
+        }
+        /* The names are pieces of PATH (split in place above), so its length bounds theirs with the '_'s. */
+        char *out = xmalloc(path_len + nn + sizeof "discovery"), *o = out;
+        for (size_t k = 0; k < nn; k++) {
+                if (!names[k][0]) continue;
+                if (o > out) *o++ = '_';
+                for (const char *c = names[k]; *c; c++) *o++ = *c == '.' || *c == ':' ? '_' : *c;
+        }
+        if (o == out) o = stpcpy(out, "discovery");
+        *o = '\0';
+        return out;
+}
+
 /* ------------------------------------------------------------------ driver state */
 
 struct os_label {
@@ -530,6 +593,7 @@ struct os_net {
 struct os {
         char *name;
         struct keystone *ks;
+        struct statsd *statsd;           /* borrowed from the daemon (provider_params); NULL = none */
         char *region;
         double rate;
         long long upload_timeout;
@@ -706,6 +770,38 @@ static bool transport_retryable(int r, const char *method) {
         return r == -ETIMEDOUT || r == -ECONNRESET || r == -EIO || r == -EHOSTUNREACH;
 }
 
+/* What openstacksdk sends for one HTTP request when Nodepool gives it
+ * statsd_prefix nodepool.task.<provider> (its Proxy._report_stats_statsd):
+ * KEY = nodepool.task.<provider>.<service>.<METHOD>.<name>; timer and counter
+ * KEY.<status> (whole milliseconds), counter KEY.over_1000 above a second,
+ * KEY.failed when no response came (STATUS 0), and KEY.attempted always.
+ * Authentication is not reported: openstacksdk leaves it to keystoneauth. */
+static void report_call(struct os *o, const char *service, const char *method, const char *url, long status,
+                        double seconds) {
+        if (!o->statsd)
+                return;
+        _cleanup_free_ char *pid = keystone_project_id_cached(o->ks);
+        _cleanup_free_ char *name = openstack_api_metric_name(url, pid);
+        _cleanup_free_ char *svc = statsd_key_escape(service);
+        _cleanup_free_ char *key = xasprintf("nodepool.task.%s.%s.%s.%s", o->name, svc, method, name);
+        long long ms = (long long)(seconds * 1000);
+        if (status > 0) {
+                _cleanup_free_ char *k = xasprintf("%s.%ld", key, status);
+                statsd_timing(o->statsd, k, (double)ms);
+                statsd_incr(o->statsd, k, 1);
+                if (ms > 1000) {
+                        _cleanup_free_ char *k2 = xasprintf("%s.over_1000", key);
+                        statsd_incr(o->statsd, k2, 1);
+                }
+        } else {
+                _cleanup_free_ char *k = xasprintf("%s.failed", key);
+                statsd_incr(o->statsd, k, 1);
+        }
+        _cleanup_free_ char *k = xasprintf("%s.attempted", key);
+        statsd_incr(o->statsd, k, 1);
+        statsd_flush(o->statsd);
+}
+
 /* One API call with rate limit, token, retries. 0 (2xx) and *ret_json (may be
  * NULL for an empty body; NULL ret_json = not wanted); else -errno + message. */
 static int os_request(struct os *o, const struct os_call *c, json_t **ret_json, char **reterr_msg) {
@@ -752,7 +848,9 @@ static int os_request(struct os *o, const struct os_call *c, json_t **ret_json, 
                 };
                 struct http_response resp = { 0 };
                 _cleanup_free_ char *msg = NULL;
+                double t0 = mono();
                 r = http_request(&req, &resp, &msg);
+                report_call(o, c->service, c->method, url, r < 0 ? 0 : resp.status, mono() - t0);
                 if (r < 0) {
                         if (attempt < OS_ATTEMPTS && transport_retryable(r, c->method) &&
                             !(c->upload_path && r == -ETIMEDOUT)) {
@@ -834,6 +932,7 @@ static int os_open(const struct provider_params *params, struct provider **ret, 
         o->name = xstrdup(params->name);
         o->api_timeout_ms = (long)(op->api_timeout > 0 ? op->api_timeout : 60) * 1000;
         o->ks = keystone_new(cloud, o->api_timeout_ms);
+        o->statsd = params->statsd;
         o->region = dupn(cloud->region_name);
         o->rate = op->rate > 0 ? op->rate : 0;
         o->upload_timeout = op->image_upload_timeout > 0 ? op->image_upload_timeout : 3600;

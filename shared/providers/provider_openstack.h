@@ -92,3 +92,14 @@ int openstack_error_from_response(const char *service, long status, const char *
 
 /* Standard base64 of DATA (caller frees). For Nova's user_data. */
 char *openstack_base64(const char *data, size_t len);
+
+/* The operation part of an API call's statsd name, as openstacksdk's
+ * Proxy._extract_name makes it from the request URL's path (Nodepool's
+ * nodepool.task.<provider>.<service>.<METHOD>.<name>): PROJECT_ID (may be
+ * NULL) and "AUTH_<id>" segments and a ".json" suffix dropped; a path ending
+ * in "detail" keeps its last two segments; else a leading "v<digit>…" version
+ * segment is dropped and every other segment kept, a collection followed by
+ * an id losing its plural 's' ("/servers/ID/action" -> "server_action"); a
+ * path ending in "tokens" is "tokens"; none left is "discovery". Segments are
+ * joined with '_', '.' and ':' in them made '_'. Caller frees. */
+char *openstack_api_metric_name(const char *url, const char *project_id);

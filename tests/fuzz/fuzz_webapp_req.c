@@ -16,9 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../poold/webapp_req.c"
+#include "alloc.h"
 #include "listing.h"
 #include "table.h"
+#include "webapp_req.h"
 
 #define CHECK(cond)                                                                            \
         do {                                                                                   \

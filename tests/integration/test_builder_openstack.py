@@ -20,6 +20,7 @@ from builder_fixture import BuilderProcess, diskimage, wait_for
 from harness import program
 from launcher_fixture import LauncherProcess
 from openstack_fixture import cloud, openstack  # noqa: F401 - fixtures
+from statsd_listener import Listener, has
 from zuul_client import ZuulClient
 
 PROV = "os-b"
@@ -117,6 +118,25 @@ def test_upload_to_glance_is_active_with_nodepool_name_properties_tag_and_checks
     time.sleep(1.5)
     assert len(builder.uploads("debian", PROV)) == 1
     assert len([i for i in project_images(cloud) if i.get("nodepool_provider_name") == PROV]) == 1
+
+
+def test_glance_upload_calls_reach_statsd_as_nodepool_task_metrics(builder, clouds_yaml, cloud):
+    """The builder's Glance calls are sent as openstacksdk sends them for Nodepool: the image
+    create (POST /v2/images, 201) and the data upload (PUT /v2/images/<id>/file, 204) as timer
+    and counter nodepool.task.<provider>.image.<METHOD>.<operation>.<status>, plus .attempted."""
+    listener = Listener()
+    try:
+        builder.config([diskimage(formats=["qcow2"])], [os_provider()])
+        builder.start(env=dict(listener.env(), OS_CLIENT_CONFIG_FILE=clouds_yaml))
+        wait_for(lambda: ready_uploads(builder), 120, "a ready upload")
+        task = "nodepool.task.%s.image." % PROV
+        lines = listener.wait(lambda ls: has(ls, task + "PUT.image_file.204", "ms"), what="the upload's timers")
+        assert has(lines, task + "POST.images.201", "ms") and has(lines, task + "POST.images.201", "c", 1)
+        assert has(lines, task + "POST.images.attempted", "c", 1)
+        assert has(lines, task + "PUT.image_file.204", "c", 1)
+        assert has(lines, task + "PUT.image_file.attempted", "c", 1)
+    finally:
+        listener.close()
 
 
 def test_clouds_yaml_image_format_raw_is_built_and_uploaded(builder, clouds_yaml, cloud):

@@ -13,6 +13,7 @@ import pytest
 from harness import program
 from launcher_fixture import IMAGE, LABEL, PROVIDER, LauncherProcess
 from openstack_fixture import cloud, openstack  # noqa: F401 - fixtures
+from statsd_listener import LINE, Listener, has
 from zuul_client import ZuulClient
 
 
@@ -89,6 +90,43 @@ def test_zuul_gets_nova_servers_with_flavor_and_metadata_and_they_are_deleted_af
     lp.wait_for(lambda: not any(n in lp.nodes() for n, _, _ in nodes), 60, "used nodes deleted")
     for sid in servers:
         assert cloud.server(sid) is None
+
+
+def test_nova_api_calls_reach_statsd_as_nodepool_task_timers_and_counters(oslauncher):
+    """Every Nova call of the launch and the delete is sent as openstacksdk sends it for
+    Nodepool (statsd prefix nodepool.task.<provider>): timer and counter
+    <service>.<METHOD>.<operation>.<status> and counter .attempted."""
+    lp = oslauncher
+    listener = Listener()
+    try:
+        lp.write_config(os_config(lp))
+        lp.images(external_id=lp.glance_image)
+        lp.start(env=dict(lp.cloud.env_vars(), **listener.env()))
+        zuul = ZuulClient(lp.kazoo)
+        req_id = zuul.submit([LABEL])
+        req = zuul.wait(req_id, timeout=90)
+        assert req["state"] == "fulfilled", req
+        task = "nodepool.task.%s.compute." % PROVIDER
+        create, listing = task + "POST.servers", task + "GET.servers_detail"
+        lines = listener.wait(lambda ls: has(ls, create + ".202", "ms") and has(ls, listing + ".200", "ms"),
+                              what="create and list timers")
+        assert has(lines, create + ".202", "c", 1) and has(lines, create + ".attempted", "c", 1)
+        assert has(lines, listing + ".200", "c", 1) and has(lines, listing + ".attempted", "c", 1)
+        assert has(lines, task + "GET.flavors_detail.200", "ms")  # the flavor for min-ram
+        (ms,) = [float(LINE.match(l).group(2)) for l in lines if l.startswith(create + ".202:") and l.endswith("|ms")]
+        assert 0 <= ms < 60000 and ms == int(ms), ms  # whole milliseconds, as openstacksdk sends
+        # Nothing failed, and no name escapes the nodepool.task.<provider>.<service> tree.
+        assert not [l for l in lines if l.startswith("nodepool.task.") and not l.startswith(
+            ("nodepool.task.%s.compute." % PROVIDER, "nodepool.task.%s.network." % PROVIDER,
+             "nodepool.task.%s.image." % PROVIDER))], lines
+        assert not [l for l in lines if l.startswith("nodepool.task.") and ".failed:" in l], lines
+        nodes = zuul.accept_nodes(req_id, req)
+        zuul.use_nodes(nodes)
+        zuul.return_nodes(nodes)
+        listener.wait(lambda ls: has(ls, task + "DELETE.server.204", "c", 1) and
+                      has(ls, task + "DELETE.server.attempted", "c", 1), timeout=60, what="the server's delete")
+    finally:
+        listener.close()
 
 
 def test_leaked_server_tagged_as_ours_is_deleted(oslauncher):

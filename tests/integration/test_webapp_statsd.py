@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from builder_fixture import BuilderProcess, diskimage, poolctl, wait_for
 from harness import program
 from launcher_fixture import LABEL, PROVIDER, launcher, launchers  # noqa: F401  (fixtures)
 from statsd_listener import LINE, Listener, has
@@ -119,6 +120,35 @@ def test_builder_build_and_upload_metrics_have_nodepool_names(listener):
     assert not any("broken" in l for l in lines)
     assert has(lines, "nodepool.builder.host1.image.debian.build.state", "g", 1)
     assert has(lines, "nodepool.builder.host1.image.debian.provider.local.upload.state", "g", 2)
+
+
+def last_gauge(lines, name):
+    vals = [float(LINE.match(l).group(2)) for l in lines if l.startswith(name + ":") and l.endswith("|g")]
+    return vals[-1] if vals else None
+
+
+def test_builder_sends_outstanding_manual_build_requests_as_nodepool_image_build_requests(
+        tmp_path, zk_server, zk_chroot, kazoo, listener):
+    """poold-builder sends Nodepool's builder gauges nodepool.image_build_requests and
+    nodepool.image.<image>.image_build_requests: 1 while a `poolctl image-build` request waits
+    for its (slow) build, 0 again once the build has succeeded and removed the request."""
+    b = BuilderProcess(tmp_path, zk_server, zk_chroot, kazoo)
+    try:
+        b.config([diskimage(env={"FAKE_DIB_SLEEP": "2"})])
+        b.start(env=listener.env())
+        total, per_image = "nodepool.image_build_requests", "nodepool.image.debian.image_build_requests"
+        first = wait_for(lambda: b.ready_builds("debian"), timeout=60, what="the first build")
+        listener.wait(lambda ls: last_gauge(ls, total) == 0 and last_gauge(ls, per_image) == 0,
+                      what="no request yet")
+        r = poolctl(b.config_path, "image-build", "debian")
+        assert r.returncode == 0, r.stderr
+        listener.wait(lambda ls: last_gauge(ls, total) == 1 and last_gauge(ls, per_image) == 1,
+                      what="the request counted")
+        wait_for(lambda: set(b.ready_builds("debian")) - set(first), timeout=60, what="the requested build")
+        listener.wait(lambda ls: last_gauge(ls, total) == 0 and last_gauge(ls, per_image) == 0,
+                      what="the request consumed")
+    finally:
+        b.stop()
 
 
 def test_prefix_and_datagram_packing(listener):

@@ -671,6 +671,40 @@ static void test_default_networks(void **state) {
         json_decref(ext);
 }
 
+/* API-call metric names as openstacksdk's Proxy._extract_name makes them
+ * (the last part of Nodepool's nodepool.task.<provider>.<service>.<METHOD>.<name>):
+ * version segment dropped, a collection before an id singular, "detail" kept
+ * with its collection, the project id and ".json" dropped, '.' made '_'. */
+static void test_api_metric_name(void **state) {
+        (void)state;
+        static const char *const cases[][3] = {
+                { "http://127.0.0.1:8774/v2.1/servers", NULL, "servers" },
+                { "http://127.0.0.1:8774/v2.1/servers/detail?limit=5", NULL, "servers_detail" },
+                { "http://127.0.0.1:8774/v2.1/servers/0b3c-11/action", NULL, "server_action" },
+                { "http://127.0.0.1:8774/v2.1/servers/0b3c-11", NULL, "server" },
+                { "http://127.0.0.1:8774/v2.1/servers/0b3c-11/os-interface", NULL, "server_os-interface" },
+                { "http://127.0.0.1:8774/v2.1/flavors/detail", NULL, "flavors_detail" },
+                { "http://127.0.0.1:8774/v2.1/limits", NULL, "limits" },
+                { "http://127.0.0.1:8774/v2.1/abc123/servers", "abc123", "servers" },
+                { "http://127.0.0.1:8774/v1/AUTH_abc123/os-availability-zone", "abc123", "os-availability-zone" },
+                { "http://127.0.0.1:9696/v2.0/ports.json", NULL, "ports" },
+                { "http://127.0.0.1:9696/v2.0/floatingips/ff-1", NULL, "floatingip" },
+                { "http://127.0.0.1:9292/v2/images/77/file", NULL, "image_file" },
+                { "http://127.0.0.1:9292/v2/images?tag=nodepool", NULL, "images" },
+                { "http://127.0.0.1:9292/v2/schemas/image", NULL, "schema" },
+                { "http://127.0.0.1:5000/v3/auth/tokens", NULL, "tokens" },
+                { "http://127.0.0.1:8774/compute/v2.1/servers", NULL, "compute_servers" },
+                { "http://127.0.0.1:8774/", NULL, "discovery" },
+                { "http://127.0.0.1:8774", NULL, "discovery" },
+                { "http://127.0.0.1:8774/v2.1/os-ext.x:y", NULL, "os-ext_x_y" },
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                char *n = openstack_api_metric_name(cases[i][0], cases[i][1]);
+                if (strcmp(n, cases[i][2]) != 0) fail_msg("%s -> %s, expected %s", cases[i][0], n, cases[i][2]);
+                free(n);
+        }
+}
+
 static void test_base64(void **state) {
         (void)state;
         const char *cases[][2] = { { "", "" }, { "f", "Zg==" }, { "fo", "Zm8=" }, { "foo", "Zm9v" },
@@ -825,6 +859,7 @@ int main(void) {
                 cmocka_unit_test(test_image_decode),
                 cmocka_unit_test(test_error_mapping),
                 cmocka_unit_test(test_base64),
+                cmocka_unit_test(test_api_metric_name),
                 cmocka_unit_test(test_default_networks),
                 cmocka_unit_test(test_port_for_address),
                 cmocka_unit_test(test_port_cleanable),

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -274,6 +275,14 @@ static void test_builder_metrics_have_nodepool_names(void **state) {
         free(d);
         statsd_builder_upload(s, "debian", "cloud1", false, 10); /* failed: nothing, as Nodepool */
         assert_null(recv_dgram(l, 100, NULL));
+        const char *images[] = { "debian", "fedora" };
+        bool requested[] = { true, false };
+        statsd_builder_build_requests(s, images, requested, 2);
+        d = recv_dgram(l, 2000, NULL);
+        assert_string_equal(d, "nodepool.image.debian.image_build_requests:1|g\n"
+                               "nodepool.image.fedora.image_build_requests:0|g\n"
+                               "nodepool.image_build_requests:1|g");
+        free(d);
         statsd_builder_build_state(s, "b1", "debian", 1);
         d = recv_dgram(l, 2000, NULL);
         assert_string_equal(d, "nodepool.builder.b1.image.debian.build.state:1|g");
@@ -282,6 +291,56 @@ static void test_builder_metrics_have_nodepool_names(void **state) {
         d = recv_dgram(l, 2000, NULL);
         assert_string_equal(d, "nodepool.builder.b1.image.debian.provider.cloud1.upload.state:2|g");
         free(d);
+        statsd_free(s);
+}
+
+struct sender {
+        struct statsd *s;
+        int id;
+};
+
+static void *send_many(void *arg) {
+        struct sender *t = arg;
+        char name[32];
+        snprintf(name, sizeof name, "thread%d.call", t->id);
+        for (int i = 0; i < 200; i++) {
+                statsd_incr(t->s, name, 1);
+                if (i % 50 == 0) statsd_flush(t->s);
+        }
+        statsd_flush(t->s);
+        return NULL;
+}
+
+/* Provider drivers report API calls from several worker threads through one
+ * client: every line arrives whole, in datagrams of at most 512 bytes, none lost. */
+static void test_threads_share_one_client_without_losing_or_tearing_lines(void **state) {
+        struct listener *l = *state;
+        int big = 1 << 20;
+        (void)setsockopt(l->fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+        struct statsd *s = client(l, NULL);
+        pthread_t th[4];
+        struct sender t[4];
+        for (int i = 0; i < 4; i++) {
+                t[i] = (struct sender){ s, i };
+                assert_int_equal(pthread_create(&th[i], NULL, send_many, &t[i]), 0);
+        }
+        for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+        int counts[4] = { 0 };
+        size_t len;
+        char *d;
+        while ((d = recv_dgram(l, 200, &len))) {
+                assert_true(len <= STATSD_MAX_DATAGRAM);
+                for (char *line = strtok(d, "\n"); line; line = strtok(NULL, "\n")) {
+                        int id = -1;
+                        char tail[8] = "";
+                        assert_int_equal(sscanf(line, "thread%d.call:1|%7s", &id, tail), 2);
+                        assert_string_equal(tail, "c");
+                        assert_true(id >= 0 && id < 4);
+                        counts[id]++;
+                }
+                free(d);
+        }
+        for (int i = 0; i < 4; i++) assert_int_equal(counts[i], 200);
         statsd_free(s);
 }
 
@@ -296,6 +355,8 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_prefix_is_prepended_with_a_dot, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_names_cannot_break_the_line_syntax, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_threads_share_one_client_without_losing_or_tearing_lines, setup,
+                                                teardown),
                 cmocka_unit_test(test_key_escape_replaces_dots_and_colons),
                 cmocka_unit_test(test_null_client_calls_are_noops),
                 cmocka_unit_test_setup_teardown(test_environment_enables_statsd_like_nodepool, setup, teardown),
