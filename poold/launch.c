@@ -58,6 +58,7 @@ struct launch {
         char *connection_type;
         int connection_port;
         int memory, vcpus, disk;
+        int volumes, volume_gb;         /* boot-from-volume: 1 and volume-size, else 0 */
         char *username, *python_path, *shell_type;
         json_t *attributes;
         struct provider_kv *props;      /* dynamic-instance-properties, formatted (owned strings) */
@@ -238,6 +239,11 @@ static void set_ready(struct launch *la) {
         bool known = s->resources.cores > 0 || s->resources.ram_mib > 0;
         n->resources = json_pack("{s:i, s:i, s:i}", "cores", known ? s->resources.cores : la->vcpus, "instances", 1,
                                  "ram", known ? s->resources.ram_mib : la->memory);
+        /* As Nodepool's quota_from_flavor: a boot-from-volume node holds its volume. */
+        if (la->volumes) {
+                json_object_set_new(n->resources, "volumes", json_integer(la->volumes));
+                json_object_set_new(n->resources, "volume-gb", json_integer(la->volume_gb));
+        }
         if (n->attributes) json_decref(n->attributes);
         n->attributes = json_incref(la->attributes);
         model_strv_free(n->host_keys);
@@ -558,6 +564,9 @@ void launch_start(struct pool *pool, struct node *n, struct zk_lock *lock, const
                 la->memory = (int)pl->memory;
                 la->vcpus = (int)pl->vcpus;
                 la->disk = (int)pl->disk_size;
+                struct usage cost = quota_label_cost(pl);
+                la->volumes = (int)cost.volumes;
+                la->volume_gb = (int)cost.volume_gb;
                 for (size_t i = 0; pl->diskimage && i < pool->cp->n_diskimages; i++)
                         if (strcmp(pool->cp->diskimages[i].name, pl->diskimage) == 0) {
                                 free(la->connection_type);

@@ -14,6 +14,7 @@
  * so its pools pause and requests wait (none is failed for it), and the quota
  * call doubles as the probe, retried with back-off until the cloud answers. */
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -42,7 +43,8 @@ static void quota_work(void *ud) {
         struct provider *p = j->pv->provider;
         j->r = p->ops->quota ? p->ops->quota(p, &j->limits, &j->msg) : -EOPNOTSUPP;
         if (j->r == -EOPNOTSUPP) {
-                j->limits = (struct provider_limits){ -1, -1, -1, -1 };
+                j->limits = (struct provider_limits){ .max_instances = -1, .max_cores = -1, .max_ram_mib = -1,
+                                                      .free_ram_mib = -1, .max_volumes = -1, .max_volume_gb = -1 };
                 j->r = 0;
         }
         if (j->r >= 0 && p->ops->list) {
@@ -74,12 +76,21 @@ static void quota_done(void *ud, int status) {
                         un.cores += s->resources.cores;
                         un.ram += s->resources.ram_mib;
                 }
+                /* Volumes: the cloud's own count (Cinder's used totals) less what our
+                 * nodes account for, so volumes of other users and unattached ones
+                 * count too (Nodepool counts only volumes of unmanaged servers). A
+                 * node still building may not have its volume yet: never below 0. */
+                const struct usage *pu = caches_usage_prov(l, pv->name);
+                un.volumes = MAX(0, (int64_t)j->limits.used_volumes - pu->volumes);
+                un.volume_gb = MAX(0, (int64_t)j->limits.used_volume_gb - pu->volume_gb);
                 pv->limits = j->limits;
                 pv->unmanaged = un;
                 pv->limits_valid = true;
                 pv->limits_time_ms = loop_now_ms();
-                log_debug("provider %s quota: instances %lld cores %lld ram %lld; unmanaged %" PRId64 " servers",
-                          pv->name, j->limits.max_instances, j->limits.max_cores, j->limits.max_ram_mib, un.servers);
+                log_debug("provider %s quota: instances %lld cores %lld ram %lld volumes %lld volume-gb %lld; "
+                          "unmanaged %" PRId64 " servers %" PRId64 " volumes",
+                          pv->name, j->limits.max_instances, j->limits.max_cores, j->limits.max_ram_mib,
+                          j->limits.max_volumes, j->limits.max_volume_gb, un.servers, un.volumes);
                 launcher_kick(l);
         } else if (!l->stopping) {
                 log_warning("provider %s: cannot read its quota: %s", pv->name,
@@ -193,9 +204,12 @@ const char *quota_check(struct pool *p, const struct config_pool_label *pl, char
         struct launcher *l = p->l;
         const struct config_pool *cp = p->cpool;
         const struct usage *u = caches_usage_pool(l, p->provider_name, p->name);
+        const struct usage c = quota_label_cost(pl);
         if (cp->max_servers >= 0 && u->servers + 1 > cp->max_servers) return "max-servers reached";
-        if (cp->max_cores >= 0 && u->cores + pl->vcpus > cp->max_cores) return "max-cores reached";
-        if (cp->max_ram >= 0 && u->ram + pl->memory > cp->max_ram) return "max-ram reached";
+        if (cp->max_cores >= 0 && u->cores + c.cores > cp->max_cores) return "max-cores reached";
+        if (cp->max_ram >= 0 && u->ram + c.ram > cp->max_ram) return "max-ram reached";
+        if (over(cp->max_volumes, u->volumes + c.volumes)) return "max-volumes reached";
+        if (over(cp->max_volume_gb, u->volume_gb + c.volume_gb)) return "max-volume-gb reached";
         if (p->cp->max_concurrency > 0) {
                 unsigned active = 0;
                 for (size_t i = 0; i < l->n_pools; i++)
@@ -218,14 +232,24 @@ const char *quota_check(struct pool *p, const struct config_pool_label *pl, char
                          pu->servers, pv->unmanaged.servers, lim->max_instances);
                 return buf;
         }
-        if (over(lim->max_cores, pu->cores + pv->unmanaged.cores + pl->vcpus)) {
+        if (over(lim->max_cores, pu->cores + pv->unmanaged.cores + c.cores)) {
                 snprintf(buf, sz, "provider quota reached: cores %" PRId64 " + %" PRId64 " unmanaged of %lld",
                          pu->cores, pv->unmanaged.cores, lim->max_cores);
                 return buf;
         }
-        if (over(lim->max_ram_mib, pu->ram + pv->unmanaged.ram + pl->memory)) {
+        if (over(lim->max_ram_mib, pu->ram + pv->unmanaged.ram + c.ram)) {
                 snprintf(buf, sz, "provider quota reached: ram %" PRId64 " + %" PRId64 " unmanaged of %lld MiB",
                          pu->ram, pv->unmanaged.ram, lim->max_ram_mib);
+                return buf;
+        }
+        if (c.volumes && over(lim->max_volumes, pu->volumes + pv->unmanaged.volumes + c.volumes)) {
+                snprintf(buf, sz, "provider quota reached: volumes %" PRId64 " + %" PRId64 " unmanaged of %lld",
+                         pu->volumes, pv->unmanaged.volumes, lim->max_volumes);
+                return buf;
+        }
+        if (c.volume_gb && over(lim->max_volume_gb, pu->volume_gb + pv->unmanaged.volume_gb + c.volume_gb)) {
+                snprintf(buf, sz, "provider quota reached: volume-gb %" PRId64 " + %" PRId64 " unmanaged of %lld GB",
+                         pu->volume_gb, pv->unmanaged.volume_gb, lim->max_volume_gb);
                 return buf;
         }
         return NULL;
@@ -233,42 +257,70 @@ const char *quota_check(struct pool *p, const struct config_pool_label *pl, char
 
 bool quota_reason_is_usage(const char *why) {
         return strcmp(why, "max-servers reached") == 0 || strcmp(why, "max-cores reached") == 0 ||
-               strcmp(why, "max-ram reached") == 0 || strncmp(why, "provider quota reached", 22) == 0;
+               strcmp(why, "max-ram reached") == 0 || strcmp(why, "max-volumes reached") == 0 ||
+               strcmp(why, "max-volume-gb reached") == 0 || strncmp(why, "provider quota reached", 22) == 0;
 }
 
-const char *quota_never_fits(struct pool *p, int64_t n, int64_t cores, int64_t ram, char *buf, size_t sz) {
+struct usage quota_label_cost(const struct config_pool_label *pl) {
+        struct usage c = { .servers = 1, .cores = pl->vcpus, .ram = pl->memory };
+        if (pl->boot_from_volume) {
+                c.volumes = 1;
+                c.volume_gb = pl->volume_size;
+        }
+        return c;
+}
+
+const char *quota_never_fits(struct pool *p, const struct usage *need, char *buf, size_t sz) {
         const struct config_pool *cp = p->cpool;
-        if (cp->max_servers > 0 && n > cp->max_servers) return "request is larger than max-servers";
-        if (cp->max_cores > 0 && cores > cp->max_cores) return "request is larger than max-cores";
-        if (cp->max_ram > 0 && ram > cp->max_ram) return "request is larger than max-ram";
+        if (cp->max_servers > 0 && need->servers > cp->max_servers) return "request is larger than max-servers";
+        if (cp->max_cores > 0 && need->cores > cp->max_cores) return "request is larger than max-cores";
+        if (cp->max_ram > 0 && need->ram > cp->max_ram) return "request is larger than max-ram";
+        if (over(cp->max_volumes, need->volumes)) return "request is larger than max-volumes";
+        if (over(cp->max_volume_gb, need->volume_gb)) return "request is larger than max-volume-gb";
         if (!uses_provider_quota(p)) return NULL;
         struct launcher_provider *pv = p->prov;
         refresh(pv, p->l);
         if (!pv->limits_valid) return NULL; /* checked again once known */
         const struct provider_limits *lim = &pv->limits;
-        const char *what = over(lim->max_instances, n + pv->unmanaged.servers)   ? "instances"
-                           : over(lim->max_cores, cores + pv->unmanaged.cores)   ? "cores"
-                           : over(lim->max_ram_mib, ram + pv->unmanaged.ram)     ? "ram"
-                                                                                 : NULL;
+        const struct usage *un = &pv->unmanaged;
+        const char *what = over(lim->max_instances, need->servers + un->servers)                   ? "instances"
+                           : over(lim->max_cores, need->cores + un->cores)                         ? "cores"
+                           : over(lim->max_ram_mib, need->ram + un->ram)                           ? "ram"
+                           : need->volumes && over(lim->max_volumes, need->volumes + un->volumes)  ? "volumes"
+                           : need->volume_gb && over(lim->max_volume_gb, need->volume_gb + un->volume_gb) ? "volume-gb"
+                                                                                                   : NULL;
         if (!what) return NULL;
         snprintf(buf, sz, "request is larger than the provider's quota (%s)", what);
         return buf;
 }
 
-const char *quota_tenant_check(struct launcher *l, const char *tenant, int64_t n, int64_t cores, int64_t ram,
-                               char *buf, size_t sz) {
+/* As Nodepool's QuotaInformation over tenant limits: every configured key
+ * minus the tenant's usage minus the request must stay >= 0; a key no label
+ * of ours costs (another driver's quota code) is compared with usage alone. */
+const char *quota_tenant_check(struct launcher *l, const char *tenant, const struct usage *need, char *buf,
+                               size_t sz) {
         if (!tenant) return NULL;
         for (size_t i = 0; i < l->cfg->n_tenant_limits; i++) {
                 const struct config_tenant_limit *t = &l->cfg->tenant_limits[i];
                 if (strcmp(t->tenant_name, tenant) != 0) continue;
                 const struct usage *u = caches_usage_tenant(l, tenant);
-                const char *what = over(t->max_servers, u->servers + n) ? "max-servers"
-                                   : over(t->max_cores, u->cores + cores) ? "max-cores"
-                                   : over(t->max_ram, u->ram + ram)       ? "max-ram"
-                                                                          : NULL;
+                const char *what = over(t->max_servers, u->servers + need->servers)            ? "max-servers"
+                                   : over(t->max_cores, u->cores + need->cores)                ? "max-cores"
+                                   : over(t->max_ram, u->ram + need->ram)                      ? "max-ram"
+                                   : over(t->max_volumes, u->volumes + need->volumes)          ? "max-volumes"
+                                   : over(t->max_volume_gb, u->volume_gb + need->volume_gb)    ? "max-volume-gb"
+                                                                                               : NULL;
+                for (size_t k = 0; !what && k < t->other.n; k++) {
+                        const char *key = t->other.items[k].key;
+                        long long lim = strtoll(t->other.items[k].value, NULL, 10);
+                        if (over(lim, json_integer_value(json_object_get(u->other, key)) +
+                                              json_integer_value(json_object_get(need->other, key))))
+                                what = key;
+                }
                 if (!what) return NULL;
                 snprintf(buf, sz, "tenant %s is at its %s limit (%" PRId64 " nodes, %" PRId64 " cores, %" PRId64
-                         " MiB in use)", tenant, what, u->servers, u->cores, u->ram);
+                         " MiB, %" PRId64 " volumes, %" PRId64 " volume GB in use)", tenant, what, u->servers,
+                         u->cores, u->ram, u->volumes, u->volume_gb);
                 return buf;
         }
         return NULL;

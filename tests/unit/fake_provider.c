@@ -45,6 +45,7 @@ struct fake_cloud {
         bool open, hold_boot;
         unsigned seq;
         long long max_instances, max_cores, max_ram_mib;
+        long long max_volumes, max_volume_gb, used_volumes, used_volume_gb;
         /* Injected failures per op: a queue of (error, how many calls) runs. */
         struct fake_fail { int r; unsigned n; } fail[_FAKE_OP_MAX][FAKE_FAIL_MAX];
         size_t n_fail[_FAKE_OP_MAX];
@@ -68,6 +69,7 @@ static struct fake_cloud *cloud_locked(const char *name) {
         struct fake_cloud *c = xnew(struct fake_cloud, 1);
         c->name = xstrdup(name);
         c->max_instances = c->max_cores = c->max_ram_mib = -1;
+        c->max_volumes = c->max_volume_gb = -1;
         c->next = fake_clouds;
         fake_clouds = c;
         return c;
@@ -278,7 +280,11 @@ static int fake_quota(struct provider *p, struct provider_limits *ret_limits, ch
         int r = call_locked(c, FAKE_OP_QUOTA);
         if (r >= 0)
                 *ret_limits = (struct provider_limits){ .max_instances = c->max_instances, .max_cores = c->max_cores,
-                                                        .max_ram_mib = c->max_ram_mib, .free_ram_mib = -1 };
+                                                        .max_ram_mib = c->max_ram_mib, .free_ram_mib = -1,
+                                                        .max_volumes = c->max_volumes,
+                                                        .max_volume_gb = c->max_volume_gb,
+                                                        .used_volumes = c->used_volumes,
+                                                        .used_volume_gb = c->used_volume_gb };
         unlock();
         return r < 0 ? provider_error(reterr_msg, r, "fake cloud %s: quota failed", c->name) : 0;
 }
@@ -409,6 +415,16 @@ void fake_cloud_set_limits(struct fake_cloud *c, long long max_instances, long l
         c->max_instances = max_instances;
         c->max_cores = max_cores;
         c->max_ram_mib = max_ram_mib;
+        unlock();
+}
+
+void fake_cloud_set_volume_limits(struct fake_cloud *c, long long max_volumes, long long max_volume_gb,
+                                  long long used_volumes, long long used_volume_gb) {
+        lock();
+        c->max_volumes = max_volumes;
+        c->max_volume_gb = max_volume_gb;
+        c->used_volumes = used_volumes;
+        c->used_volume_gb = used_volume_gb;
         unlock();
 }
 
