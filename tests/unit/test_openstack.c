@@ -336,6 +336,38 @@ static void test_flavor_choice(void **state) {
         json_decref(j);
 }
 
+/* Cinder's /limits: maxima copied (-1 = unlimited), the project's used totals
+ * kept; Nova's limits alone mean no volume limit; malformed is -EBADMSG with
+ * the limits left as they were. */
+static void test_volume_limits(void **state) {
+        (void)state;
+        json_t *j = json_loads("{\"limits\":{\"rate\":[],\"absolute\":{\"maxTotalVolumes\":10,"
+                               "\"maxTotalVolumeGigabytes\":-1,\"totalVolumesUsed\":3,\"totalGigabytesUsed\":60,"
+                               "\"maxTotalSnapshots\":10}}}", 0, NULL);
+        struct provider_limits l;
+        json_t *nova = json_loads("{\"limits\":{\"absolute\":{\"maxTotalInstances\":10,\"maxTotalCores\":20,"
+                                  "\"maxTotalRAMSize\":51200}}}", 0, NULL);
+        assert_int_equal(openstack_limits_from_json(nova, &l, NULL), 0);
+        assert_int_equal(l.max_volumes, -1);
+        assert_int_equal(l.max_volume_gb, -1);
+        assert_int_equal(openstack_volume_limits_from_json(j, &l, NULL), 0);
+        assert_int_equal(l.max_instances, 10);
+        assert_int_equal(l.max_volumes, 10);
+        assert_int_equal(l.max_volume_gb, -1);
+        assert_int_equal(l.used_volumes, 3);
+        assert_int_equal(l.used_volume_gb, 60);
+        json_decref(j);
+        char *msg = NULL;
+        j = json_loads("{\"limits\":{\"absolute\":{\"maxTotalVolumes\":\"x\",\"maxTotalVolumeGigabytes\":1}}}", 0,
+                       NULL);
+        assert_int_equal(openstack_volume_limits_from_json(j, &l, &msg), -EBADMSG);
+        assert_non_null(msg);
+        assert_int_equal(l.max_volumes, 10);
+        free(msg);
+        json_decref(j);
+        json_decref(nova);
+}
+
 /* /limits: values copied, negative = unlimited, free RAM = max − used;
  * missing or mistyped limits are -EBADMSG. */
 static void test_quota_math(void **state) {
@@ -789,6 +821,7 @@ int main(void) {
                 cmocka_unit_test(test_keystone_time),
                 cmocka_unit_test(test_flavor_choice),
                 cmocka_unit_test(test_quota_math),
+                cmocka_unit_test(test_volume_limits),
                 cmocka_unit_test(test_servers_decode),
                 cmocka_unit_test(test_servers_malformed),
                 cmocka_unit_test(test_image_decode),
