@@ -79,6 +79,32 @@ class OpenStackCloud:
     def neutron(self, method, path, body=None):
         return self._req(method, self.env["neutron"] + "/v2.0" + path, body, self.admin())
 
+    def cinder(self, method, path, body=None, token=None):
+        """Cinder's v3 API without a project id in the URL (microversion 3.67+)."""
+        return self._req(method, self.env["cinder"] + path, body, token or self.admin(),
+                         {"OpenStack-API-Version": "volume 3.70"})
+
+    def user_token(self):
+        return self.token(self.env["user"], self.env["user_password"], self.env["project"])
+
+    def set_volume_quota(self, volumes=-1, gigabytes=-1):
+        st, d, _ = self.cinder("PUT", "/os-quota-sets/%s" % self.project_id,
+                               {"quota_set": {"volumes": volumes, "gigabytes": gigabytes}})
+        assert st == 200, d
+
+    def project_volumes(self):
+        st, d, _ = self.cinder("GET", "/volumes?all_tenants=1&project_id=%s" % self.project_id)
+        assert st == 200, d
+        return d["volumes"]
+
+    def delete_project_volumes(self):
+        """Remove every volume of the poold project (no volume service runs: none
+        is scheduled, so Cinder's API deletes the record and releases its quota)."""
+        for v in self.project_volumes():
+            st, d, _ = self.cinder("DELETE", "/volumes/%s" % v["id"])
+            assert st == 202, d
+        assert self.project_volumes() == []
+
     def server(self, server_id):
         st, d, _ = self.nova("GET", "/servers/%s" % server_id)
         return d["server"] if st == 200 else None
@@ -156,10 +182,15 @@ def openstack(request):
 
 @pytest.fixture
 def cloud(openstack):  # noqa: F811
-    """The session's cloud with the default instance quota and no servers of
-    the project, before and after the test."""
-    openstack.set_instance_quota(10)
-    openstack.delete_project_servers()
+    """The session's cloud with the default instance quota, unlimited volume
+    quota and no servers or volumes of the project, before and after the test."""
+    _reset(openstack)
     yield openstack
+    _reset(openstack)
+
+
+def _reset(openstack):
     openstack.set_instance_quota(10)
+    openstack.set_volume_quota()
     openstack.delete_project_servers()
+    openstack.delete_project_volumes()

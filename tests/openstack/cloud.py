@@ -9,9 +9,10 @@
 Services (each in its own session/process group, pid in STATE_DIR/pids/):
 PostgreSQL 15 (one private cluster for every service), RabbitMQ, Keystone,
 Placement and Nova API under uwsgi, Glance API, Nova conductor + scheduler +
-compute with the fake virt driver, and an API-only Neutron (ML2 binding every
+compute with the fake virt driver, an API-only Neutron (ML2 binding every
 port through tests/openstack/neutron_bind, and the router service plugin for
-floating IPs; no agents). See
+floating IPs; no agents), and an API-only Cinder (volume limits and quota in
+its database; no scheduler or volume service, so volumes stay `creating`). See
 shared/docs/openstack-on-loopback.md for why each piece is set up like this.
 
 Slow first-time work (database schemas, Keystone bootstrap, users, cells,
@@ -44,12 +45,13 @@ REGION = "RegionOne"
 FLAVORS = [("poold.small", 64, 1, 1), ("poold.medium", 128, 1, 1),
            ("poold.large", 256, 2, 1), ("poold.xlarge", 512, 4, 1)]
 VERSIONED_PKGS = ["keystone", "glance-api", "nova-api", "python3-nova", "neutron-api", "placement-api",
-                  "postgresql-15", "rabbitmq-server"]
-SERVICES = ["keystone", "placement", "nova-api", "glance", "neutron", "nova-conductor", "nova-scheduler",
-            "nova-compute"]
+                  "cinder-api", "postgresql-15", "rabbitmq-server"]
+SERVICES = ["keystone", "placement", "nova-api", "glance", "neutron", "cinder", "nova-conductor",
+            "nova-scheduler", "nova-compute"]
 # Bump when init_databases()/setup_keystone() change what the cached state holds.
-CACHE_FORMAT = "1"
-PORT_NAMES = ["pg", "epmd", "rabbit", "rabbit_dist", "keystone", "glance", "placement", "nova", "neutron"]
+CACHE_FORMAT = "2"
+PORT_NAMES = ["pg", "epmd", "rabbit", "rabbit_dist", "keystone", "glance", "placement", "nova", "neutron",
+              "cinder"]
 
 
 def log(msg):
@@ -370,6 +372,29 @@ extension_drivers =
 flat_networks = *
 """)
 
+        # API only: enough for limits, quota sets and volume records (quota is
+        # reserved at create); nothing schedules or builds a volume.
+        self.write("cinder/cinder.conf", """
+[DEFAULT]
+osapi_volume_listen = 127.0.0.1
+osapi_volume_listen_port = {port}
+osapi_volume_workers = 1
+transport_url = {rabbit}
+auth_strategy = keystone
+api_paste_config = /etc/cinder/api-paste.ini
+state_path = {st}/cinder
+log_dir =
+[database]
+connection = {db}
+[oslo_concurrency]
+lock_path = {st}/lock
+[oslo_messaging_notifications]
+driver = noop
+[oslo_policy]
+enforce_new_defaults = false
+enforce_scope = false
+""".format(port=p["cinder"], rabbit=rabbit, db=self.db("cinder"), st=st) + self.authtoken("cinder"))
+
     def uwsgi(self, wsgi_file, port, env_name, env_value, processes=1, threads=4):
         return """[uwsgi]
 plugins = python3
@@ -456,7 +481,7 @@ env = {en}={ev}
 
     # ------------------------------------------------------------ first-time setup
     def init_databases(self):
-        for d in ["keystone", "glance", "placement", "nova_api", "nova", "nova_cell0", "neutron"]:
+        for d in ["keystone", "glance", "placement", "nova_api", "nova", "nova_cell0", "neutron", "cinder"]:
             self.psql("postgres", "CREATE DATABASE %s" % d)
         kconf = ["--config-file", os.path.join(self.etc, "keystone", "keystone.conf")]
         nconf = ["--config-file", os.path.join(self.etc, "nova", "nova.conf")]
@@ -470,6 +495,7 @@ env = {en}={ev}
              "--database_connection {cell0} && nova-manage {c} cell_v2 create_cell --name cell1 "
              "&& nova-manage {c} db sync".format(c=" ".join(nconf), cell0=self.db("nova_cell0"))],
             ["/usr/bin/python3", "-c", self.neutron_schema_code()],
+            ["cinder-manage", "--config-file", os.path.join(self.etc, "cinder", "cinder.conf"), "db", "sync"],
         ]
         procs = [(j, subprocess.Popen(j, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)) for j in jobs]
         for j, pr in procs:
@@ -509,7 +535,7 @@ env = {en}={ev}
         _, d, _ = self.api("POST", k + "/projects", {"project": {"name": PROJECT, "domain_id": "default"}},
                            token=admin)
         poold_project = d["project"]["id"]
-        for name in ["nova", "glance", "placement", "neutron"]:
+        for name in ["nova", "glance", "placement", "neutron", "cinder"]:
             _, d, _ = self.api("POST", k + "/users", {"user": {"name": name, "password": PASSWORD,
                                                                "domain_id": "default"}}, token=admin)
             for role in ["admin", "service"] if "service" in roles else ["admin"]:
@@ -523,12 +549,15 @@ env = {en}={ev}
             self.api("PUT", "%s/projects/%s/users/%s/roles/%s" % (k, poold_project, user_id, roles[role]),
                      token=admin)
         catalog = [("glance", "image", "glance"), ("placement", "placement", "placement"),
-                   ("nova", "compute", "nova"), ("neutron", "network", "neutron")]
+                   ("nova", "compute", "nova"), ("neutron", "network", "neutron"),
+                   ("cinderv3", "volumev3", "cinder")]
         for name, typ, port_name in catalog:
             _, d, _ = self.api("POST", k + "/services", {"service": {"name": name, "type": typ}}, token=admin)
             url = "http://127.0.0.1:%d" % self.p[port_name]
             if typ == "compute":
                 url += "/v2.1"
+            elif typ == "volumev3":
+                url += "/v3/$(project_id)s"  # as devstack registers it; Keystone fills it in per token
             for itf in ["public", "internal", "admin"]:
                 self.api("POST", k + "/endpoints", {"endpoint": {"service_id": d["service"]["id"], "interface": itf,
                                                                  "url": url, "region_id": REGION}}, token=admin)
@@ -623,7 +652,7 @@ env = {en}={ev}
         return info
 
     def rewrite_ports(self, old):
-        for name in ["keystone", "glance", "placement", "nova", "neutron"]:
+        for name in ["keystone", "glance", "placement", "nova", "neutron", "cinder"]:
             a, b = "127.0.0.1:%d" % old[name], "127.0.0.1:%d" % self.p[name]
             self.psql("keystone", "UPDATE endpoint SET url = replace(url, '%s', '%s')" % (a, b))
         for name in ["pg", "rabbit"]:
@@ -671,6 +700,7 @@ env = {en}={ev}
                 % (os.path.join(self.etc, "neutron", "neutron.conf"), os.path.join(self.etc, "neutron", "ml2_conf.ini")))
         # poold_bind (neutron_bind/) binds the ports Nova asks for: no agent runs here.
         self.spawn("neutron", ["/usr/bin/python3", "-c", code], env={"PYTHONPATH": os.path.join(HERE, "neutron_bind")})
+        self.spawn("cinder", ["cinder-api", "--config-file", os.path.join(self.etc, "cinder", "cinder.conf")])
         self.wait_rabbit()
         log("rabbitmq ready")
         self.uwsgi_start("nova-api")
@@ -681,6 +711,7 @@ env = {en}={ev}
         self.wait_http("nova-api", "http://127.0.0.1:%d/" % self.p["nova"])
         self.wait_http("glance", "http://127.0.0.1:%d/" % self.p["glance"])
         self.wait_http("neutron", "http://127.0.0.1:%d/" % self.p["neutron"])
+        self.wait_http("cinder", "http://127.0.0.1:%d/" % self.p["cinder"])
         self.setup_nova()
         self.discover_hosts()
         self.wait_compute_up()
@@ -716,7 +747,8 @@ env = {en}={ev}
                "project": PROJECT, "region": REGION, "flavors": FLAVORS,
                "nova": "http://127.0.0.1:%d/v2.1" % self.p["nova"],
                "glance": "http://127.0.0.1:%d" % self.p["glance"],
-               "neutron": "http://127.0.0.1:%d" % self.p["neutron"]}
+               "neutron": "http://127.0.0.1:%d" % self.p["neutron"],
+               "cinder": "http://127.0.0.1:%d/v3" % self.p["cinder"]}
         env.update(self.meta)
         path = os.path.join(self.state, "env.json")
         with open(path, "w") as f:
