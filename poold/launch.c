@@ -450,9 +450,14 @@ static void done_fn(void *ud, int status) {
                         return;
                 }
                 if (la->server->state == PROVIDER_SERVER_ERROR) {
+                        const char *f = la->server->fault;
                         free(la->job_msg);
-                        la->job_msg = xstrdup("server went to ERROR");
-                        attempt_failed(la, -EIO);
+                        la->job_msg = f ? xasprintf("server went to ERROR: %s", f) : xstrdup("server went to ERROR");
+                        /* As Nodepool: a build the cloud refused for quota (e.g. Cinder's,
+                         * for a boot-from-volume server) is a quota error, not a failure;
+                         * Nodepool matches "exceeds"+"quota", which misses Nova's
+                         * "...exceeded for quota 'volumes'". */
+                        attempt_failed(la, f && strcasestr(f, "quota") && strcasestr(f, "exceed") ? -EDQUOT : -EIO);
                         return;
                 }
                 if (loop_now_ms() >= la->deadline_ms) {

@@ -23,6 +23,10 @@
 #include "pool_driver.h"
 
 #define QUOTA_CACHE_MS (5ULL * 60 * 1000)
+/* Cinder's used totals lag our deletes (Nova deletes a node's volume after its
+ * server): while a request waits on volumes the cloud counts as not ours, they
+ * are read again this often rather than every 5 minutes. */
+#define VOLUME_RECHECK_MS 5000ULL
 #define QUOTA_BACKOFF_MS 2000
 #define QUOTA_BACKOFF_MAX_MS 60000
 #define DOWN_BACKOFF_MIN_MS 1000
@@ -103,8 +107,8 @@ static void quota_done(void *ud, int status) {
         free(j);
 }
 
-/* Start a refresh when the cache is missing or older than 5 minutes. */
-static void refresh(struct launcher_provider *pv, struct launcher *l) {
+/* Start a refresh when the cache is missing or older than MAX_AGE_MS. */
+static void refresh_older(struct launcher_provider *pv, struct launcher *l, uint64_t max_age_ms) {
         /* Unmanaged usage is "listed but not in the node cache": only meaningful once it is synced. */
         if (pv->quota_fetching || !pv->provider || !caches_synced(l)) return;
         uint64_t now = loop_now_ms();
@@ -112,7 +116,7 @@ static void refresh(struct launcher_provider *pv, struct launcher *l) {
                 /* The probe: due at the back-off, whatever the cache says. */
                 if (now < pv->down_retry_ms) return;
         } else {
-                if (pv->limits_valid && now - pv->limits_time_ms < QUOTA_CACHE_MS) return;
+                if (pv->limits_valid && now - pv->limits_time_ms < max_age_ms) return;
                 if (!pv->limits_valid && now < pv->backoff_until_ms) return;
         }
         struct quota_job *j = xnew(struct quota_job, 1);
@@ -126,6 +130,8 @@ static void refresh(struct launcher_provider *pv, struct launcher *l) {
                 free(j);
         }
 }
+
+static void refresh(struct launcher_provider *pv, struct launcher *l) { refresh_older(pv, l, QUOTA_CACHE_MS); }
 
 static bool uses_provider_quota(const struct pool *p) {
         return p->prov->provider && p->prov->drv->provider_quota && p->cpool &&
@@ -242,17 +248,18 @@ const char *quota_check(struct pool *p, const struct config_pool_label *pl, char
                          pu->ram, pv->unmanaged.ram, lim->max_ram_mib);
                 return buf;
         }
-        if (c.volumes && over(lim->max_volumes, pu->volumes + pv->unmanaged.volumes + c.volumes)) {
-                snprintf(buf, sz, "provider quota reached: volumes %" PRId64 " + %" PRId64 " unmanaged of %lld",
-                         pu->volumes, pv->unmanaged.volumes, lim->max_volumes);
-                return buf;
-        }
-        if (c.volume_gb && over(lim->max_volume_gb, pu->volume_gb + pv->unmanaged.volume_gb + c.volume_gb)) {
-                snprintf(buf, sz, "provider quota reached: volume-gb %" PRId64 " + %" PRId64 " unmanaged of %lld GB",
-                         pu->volume_gb, pv->unmanaged.volume_gb, lim->max_volume_gb);
-                return buf;
-        }
-        return NULL;
+        const char *vwhat = NULL;
+        if (c.volumes && over(lim->max_volumes, pu->volumes + pv->unmanaged.volumes + c.volumes))
+                vwhat = "volumes";
+        else if (c.volume_gb && over(lim->max_volume_gb, pu->volume_gb + pv->unmanaged.volume_gb + c.volume_gb))
+                vwhat = "volume-gb";
+        if (!vwhat) return NULL;
+        if (pv->unmanaged.volumes > 0 || pv->unmanaged.volume_gb > 0) refresh_older(pv, l, VOLUME_RECHECK_MS);
+        bool gb = strcmp(vwhat, "volume-gb") == 0;
+        snprintf(buf, sz, "provider quota reached: %s %" PRId64 " + %" PRId64 " unmanaged of %lld%s", vwhat,
+                 gb ? pu->volume_gb : pu->volumes, gb ? pv->unmanaged.volume_gb : pv->unmanaged.volumes,
+                 gb ? lim->max_volume_gb : lim->max_volumes, gb ? " GB" : "");
+        return buf;
 }
 
 bool quota_reason_is_usage(const char *why) {
@@ -283,12 +290,15 @@ const char *quota_never_fits(struct pool *p, const struct usage *need, char *buf
         if (!pv->limits_valid) return NULL; /* checked again once known */
         const struct provider_limits *lim = &pv->limits;
         const struct usage *un = &pv->unmanaged;
-        const char *what = over(lim->max_instances, need->servers + un->servers)                   ? "instances"
-                           : over(lim->max_cores, need->cores + un->cores)                         ? "cores"
-                           : over(lim->max_ram_mib, need->ram + un->ram)                           ? "ram"
-                           : need->volumes && over(lim->max_volumes, need->volumes + un->volumes)  ? "volumes"
-                           : need->volume_gb && over(lim->max_volume_gb, need->volume_gb + un->volume_gb) ? "volume-gb"
-                                                                                                   : NULL;
+        /* Volumes others use are not counted here: Cinder's totals include
+         * volumes of our own deleted nodes for a while, so they only make a
+         * request wait (quota_check), never decline it. */
+        const char *what = over(lim->max_instances, need->servers + un->servers)     ? "instances"
+                           : over(lim->max_cores, need->cores + un->cores)           ? "cores"
+                           : over(lim->max_ram_mib, need->ram + un->ram)             ? "ram"
+                           : over(lim->max_volumes, need->volumes)                   ? "volumes"
+                           : over(lim->max_volume_gb, need->volume_gb)               ? "volume-gb"
+                                                                                     : NULL;
         if (!what) return NULL;
         snprintf(buf, sz, "request is larger than the provider's quota (%s)", what);
         return buf;

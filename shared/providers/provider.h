@@ -70,6 +70,7 @@ struct provider_server {
         int connection_port;               /* 0 = unknown (22 implied) */
         char *az, *region, *host_id;
         struct provider_resources resources;
+        char *fault;                       /* why it is in ERROR, as the cloud says (redacted), or NULL */
         /* Our own tags read back from the resource (list/get), e.g.
          * nodepool_provider_name, nodepool_pool_name, nodepool_node_id. */
         struct provider_tag *tags;

@@ -241,6 +241,8 @@ int openstack_server_from_json(json_t *server, const char *region, const struct 
         set_once(&s->az, json_string_value(json_object_get(server, "OS-EXT-AZ:availability_zone")));
         set_once(&s->host_id, json_string_value(json_object_get(server, "hostId")));
         set_once(&s->region, region);
+        if (s->state == PROVIDER_SERVER_ERROR)
+                set_once(&s->fault, json_string_value(json_object_get(json_object_get(server, "fault"), "message")));
         s->resources.instances = 1;
         json_t *fl = json_object_get(server, "flavor");
         if (json_is_integer(json_object_get(fl, "vcpus"))) {
@@ -1109,6 +1111,7 @@ static struct provider_server *server_copy(const struct provider_server *s) {
         c->az = dupn(s->az);
         c->region = dupn(s->region);
         c->host_id = dupn(s->host_id);
+        c->fault = dupn(s->fault);
         c->tags = NULL;
         c->n_tags = 0;
         if (s->n_tags) {
@@ -1197,6 +1200,8 @@ static int os_get(struct provider *p, const char *external_id, struct provider_s
                         if (strcmp(o->servers[i]->external_id, external_id) == 0) {
                                 *ret_server = server_copy(o->servers[i]);
                                 pthread_mutex_unlock(&o->lock);
+                                if ((*ret_server)->fault)
+                                        keystone_redact(o->ks, &(*ret_server)->fault); /* the cloud's words */
                                 return 0;
                         }
                 if (pass > 0 || o->list_started > o->last_create)

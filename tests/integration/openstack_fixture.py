@@ -93,17 +93,27 @@ class OpenStackCloud:
         assert st == 200, d
 
     def project_volumes(self):
-        st, d, _ = self.cinder("GET", "/volumes?all_tenants=1&project_id=%s" % self.project_id)
+        st, d, _ = self.cinder("GET", "/volumes/detail?all_tenants=1&project_id=%s" % self.project_id)
         assert st == 200, d
         return d["volumes"]
 
-    def delete_project_volumes(self):
-        """Remove every volume of the poold project (no volume service runs: none
-        is scheduled, so Cinder's API deletes the record and releases its quota)."""
-        for v in self.project_volumes():
-            st, d, _ = self.cinder("DELETE", "/volumes/%s" % v["id"])
-            assert st == 202, d
-        assert self.project_volumes() == []
+    def delete_project_volumes(self, timeout=60):
+        """Remove every volume of the poold project (after its servers). A volume still
+        marked attached to a server that is gone is reset to detached first."""
+        deadline = time.time() + timeout
+        while True:
+            vols = self.project_volumes()
+            if not vols:
+                return
+            assert time.time() < deadline, "volumes not gone: %r" % [(v["id"], v["status"]) for v in vols]
+            for v in vols:
+                if v["status"] == "deleting":
+                    continue
+                if v["status"] != "available":
+                    self.cinder("POST", "/volumes/%s/action" % v["id"],
+                                {"os-reset_status": {"status": "available", "attach_status": "detached"}})
+                self.cinder("POST", "/volumes/%s/action" % v["id"], {"os-force_delete": {}})
+            time.sleep(0.5)
 
     def server(self, server_id):
         st, d, _ = self.nova("GET", "/servers/%s" % server_id)

@@ -1,9 +1,8 @@
-"""Volume quota against the real loopback OpenStack's Cinder API (cinder-api
-with its database; no volume service runs, so no volume is ever built): poold
-reads Cinder's limits and used totals as part of the provider's quota, and a
-boot-from-volume request waits at the cloud's volume limit instead of failing.
-Launching boot-from-volume servers needs a volume backend: the launcher core's
-unit tests (tests/unit/test_launcher_core.c) cover that with the fake cloud."""
+"""Volume quota against the real loopback OpenStack's Cinder (API, scheduler and
+a volume service on Cinder's fake driver): boot-from-volume nodes launch on Nova
+with a Cinder volume and record it in their resources; poold reads Cinder's
+limits and used totals as part of the provider's quota, and a boot-from-volume
+request waits at the cloud's limit, then is served when a volume node goes."""
 import time
 
 from launcher_fixture import IMAGE, LABEL, PROVIDER
@@ -33,41 +32,78 @@ def foreign_volume(cloud, size):
     return d["volume"]["id"]
 
 
-def test_cinder_volume_limit_reached_keeps_boot_from_volume_request_waiting(oslauncher):
-    """Cinder allows the project 1 volume and a volume that is not poold's uses it: a
-    boot-from-volume request waits (the pool pauses saying so, no server is created),
-    and a request without a volume was served before, so only the volume limit holds it."""
+def waits_at_cinder_limit_then_served(lp, cloud, zuul, volume_size, reason):
+    """A first boot-from-volume node becomes ready on Nova + Cinder with its volume in
+    its resources; a second request waits at the cloud's limit (REASON logged, the pool
+    paused, no second server); when the first node is returned (its server and volume
+    deleted), the second is served."""
+    first = zuul.submit([BFV])
+    req = zuul.wait(first, timeout=120)
+    assert req["state"] == "fulfilled", req
+    nodes = zuul.accept_nodes(first, req)
+    res = nodes[0][1]["resources"]
+    assert res["volumes"] == 1 and res["volume-gb"] == volume_size and res["instances"] == 1, res
+    server = cloud.server(nodes[0][1]["external_id"])
+    assert server["status"] == "ACTIVE" and len(server["os-extended-volumes:volumes_attached"]) == 1, server
+
+    waiting = zuul.submit([BFV])
+    lp.wait_for(lambda: reason in lp.log_text(), 60, "the pool meeting Cinder's limit")
+    lp.wait_for(lambda: all(p.get("paused") for p in lp.components("pool") or [{}]), 30, "pool paused")
+    time.sleep(3)
+    assert zuul.get_request(waiting)["state"] in ("requested", "pending"), zuul.get_request(waiting)
+    assert len(cloud.project_servers()) == 1
+
+    zuul.use_nodes(nodes)
+    zuul.return_nodes(nodes)
+    req = zuul.wait(waiting, timeout=120)
+    assert req["state"] == "fulfilled", req
+    zuul.return_nodes(zuul.accept_nodes(waiting, req))
+
+
+def test_cinder_volume_limit_reached_waits_and_is_served_when_a_volume_node_goes(oslauncher):
+    """Cinder allows the project 2 volumes and one volume that is not poold's uses one."""
+    lp, cloud = oslauncher, oslauncher.cloud
+    cloud.set_volume_quota(volumes=2)
+    foreign_volume(cloud, 1)
+    zuul = start_with_bfv_label(lp, volume_size=1)
+    waits_at_cinder_limit_then_served(lp, cloud, zuul, 1, "provider quota reached: volumes 1 + 1 unmanaged of 2")
+
+
+def test_cinder_gigabyte_limit_reached_waits_and_is_served_when_a_volume_node_goes(oslauncher):
+    """Cinder allows 12 GB and 4 are used by a volume not poold's: a node booting from a
+    5 GB volume fits, a second does not (5 + 4 + 5 > 12)."""
+    lp, cloud = oslauncher, oslauncher.cloud
+    cloud.set_volume_quota(gigabytes=12)
+    foreign_volume(cloud, 4)
+    zuul = start_with_bfv_label(lp, volume_size=5)
+    waits_at_cinder_limit_then_served(lp, cloud, zuul, 5,
+                                      "provider quota reached: volume-gb 5 + 4 unmanaged of 12 GB")
+
+
+def test_volume_others_use_makes_request_wait_until_it_is_deleted(oslauncher):
+    """Cinder's one allowed volume is used by someone else: a label without a volume is
+    served, a boot-from-volume request waits (not declined: Cinder's count also holds
+    volumes of poold's own deleted nodes for a while) and is served once that volume
+    is deleted, poold reading Cinder's totals again while it waits."""
     lp, cloud = oslauncher, oslauncher.cloud
     cloud.set_volume_quota(volumes=1)
-    foreign_volume(cloud, 1)
+    foreign = foreign_volume(cloud, 1)
     zuul = start_with_bfv_label(lp, volume_size=1)
     plain = zuul.submit([LABEL])
     req = zuul.wait(plain, timeout=90)
     assert req["state"] == "fulfilled", req
     nodes = zuul.accept_nodes(plain, req)
     assert "volumes" not in nodes[0][1]["resources"]
-    servers_before = len(cloud.project_servers())
-
-    waiting = zuul.submit([BFV])
+    bfv = zuul.submit([BFV])
     lp.wait_for(lambda: "provider quota reached: volumes 0 + 1 unmanaged of 1" in lp.log_text(), 60,
                 "the pool meeting Cinder's volume limit")
-    lp.wait_for(lambda: all(p.get("paused") for p in lp.components("pool") or [{}]), 30, "pool paused")
     time.sleep(3)
-    assert zuul.get_request(waiting)["state"] in ("requested", "pending"), zuul.get_request(waiting)
-    assert len(cloud.project_servers()) == servers_before
-    zuul.return_nodes(nodes)
-
-
-def test_cinder_gigabyte_limit_counts_the_label_volume_size(oslauncher):
-    """Cinder allows 10 GB, 4 are used by a volume not poold's: a label booting from a
-    7 GB volume waits at the gigabyte limit (4 + 7 > 10), not at the volume count."""
-    lp, cloud = oslauncher, oslauncher.cloud
-    cloud.set_volume_quota(gigabytes=10)
-    foreign_volume(cloud, 4)
-    zuul = start_with_bfv_label(lp, volume_size=7)
-    waiting = zuul.submit([BFV])
-    lp.wait_for(lambda: "provider quota reached: volume-gb 0 + 4 unmanaged of 10 GB" in lp.log_text(), 60,
-                "the pool meeting Cinder's gigabyte limit")
-    time.sleep(2)
-    assert zuul.get_request(waiting)["state"] in ("requested", "pending"), zuul.get_request(waiting)
-    assert cloud.project_servers() == []
+    assert zuul.get_request(bfv)["state"] in ("requested", "pending"), zuul.get_request(bfv)
+    assert len(cloud.project_servers()) == 1
+    cloud.wait(lambda: cloud.cinder("GET", "/volumes/%s" % foreign)[1]["volume"]["status"] == "available", 60,
+               "the foreign volume built")
+    st, d, _ = cloud.cinder("DELETE", "/volumes/%s" % foreign)
+    assert st == 202, d
+    req = zuul.wait(bfv, timeout=120)
+    assert req["state"] == "fulfilled", req
+    zuul.return_nodes(nodes + zuul.accept_nodes(bfv, req))

@@ -11,8 +11,9 @@ PostgreSQL 15 (one private cluster for every service), RabbitMQ, Keystone,
 Placement and Nova API under uwsgi, Glance API, Nova conductor + scheduler +
 compute with the fake virt driver, an API-only Neutron (ML2 binding every
 port through tests/openstack/neutron_bind, and the router service plugin for
-floating IPs; no agents), and an API-only Cinder (volume limits and quota in
-its database; no scheduler or volume service, so volumes stay `creating`). See
+floating IPs; no agents), and Cinder (API, scheduler, and a volume service
+with Cinder's own fake driver from cinder.tests, which keeps volumes as
+database records only: boot-from-volume servers become ACTIVE). See
 shared/docs/openstack-on-loopback.md for why each piece is set up like this.
 
 Slow first-time work (database schemas, Keystone bootstrap, users, cells,
@@ -46,8 +47,8 @@ FLAVORS = [("poold.small", 64, 1, 1), ("poold.medium", 128, 1, 1),
            ("poold.large", 256, 2, 1), ("poold.xlarge", 512, 4, 1)]
 VERSIONED_PKGS = ["keystone", "glance-api", "nova-api", "python3-nova", "neutron-api", "placement-api",
                   "cinder-api", "postgresql-15", "rabbitmq-server"]
-SERVICES = ["keystone", "placement", "nova-api", "glance", "neutron", "cinder", "nova-conductor",
-            "nova-scheduler", "nova-compute"]
+SERVICES = ["keystone", "placement", "nova-api", "glance", "neutron", "cinder", "cinder-scheduler",
+            "cinder-volume", "nova-conductor", "nova-scheduler", "nova-compute"]
 # Bump when init_databases()/setup_keystone() change what the cached state holds.
 CACHE_FORMAT = "2"
 PORT_NAMES = ["pg", "epmd", "rabbit", "rabbit_dist", "keystone", "glance", "placement", "nova", "neutron",
@@ -330,8 +331,12 @@ region_name = {r}
 enforce_new_defaults = false
 enforce_scope = false
 """.format(rabbit=rabbit, st=st, api_db=self.db("nova_api"), nova_db=self.db("nova"), r=REGION)
+        # Cinder lets only Nova (a service token) delete an in-use volume's
+        # attachment (OSSA-2023-003): without it a boot-from-volume server's
+        # volume outlives the server.
         nova += self.authtoken("nova") + self.service_auth("placement", "placement") + \
-            self.service_auth("neutron", "neutron")
+            self.service_auth("neutron", "neutron") + self.service_auth("service_user", "nova") + \
+            "send_service_user_token = true\n"
         self.write("nova/nova.conf", nova)
         shutil.copy("/etc/nova/api-paste.ini", os.path.join(self.etc, "nova"))
         # Processes, not threads: nova-api is eventlet-patched, and a uwsgi thread that
@@ -372,10 +377,12 @@ extension_drivers =
 flat_networks = *
 """)
 
-        # API only: enough for limits, quota sets and volume records (quota is
-        # reserved at create); nothing schedules or builds a volume.
+        # The volume service's backend is the fake driver Cinder's own tests use
+        # (python3-cinder ships it): volumes are records, no LVM or iSCSI.
         self.write("cinder/cinder.conf", """
 [DEFAULT]
+host = poold-fake
+enabled_backends = fake
 osapi_volume_listen = 127.0.0.1
 osapi_volume_listen_port = {port}
 osapi_volume_workers = 1
@@ -393,7 +400,11 @@ driver = noop
 [oslo_policy]
 enforce_new_defaults = false
 enforce_scope = false
-""".format(port=p["cinder"], rabbit=rabbit, db=self.db("cinder"), st=st) + self.authtoken("cinder"))
+[fake]
+volume_driver = cinder.tests.fake_driver.FakeLoggingVolumeDriver
+volume_backend_name = fake
+""".format(port=p["cinder"], rabbit=rabbit, db=self.db("cinder"), st=st) + self.authtoken("cinder") +
+                   "service_token_roles = admin,service\n")
 
     def uwsgi(self, wsgi_file, port, env_name, env_value, processes=1, threads=4):
         return """[uwsgi]
@@ -473,8 +484,8 @@ env = {en}={ev}
     def uwsgi_start(self, name):
         self.spawn(name, ["uwsgi", "--ini", os.path.join(self.etc, "uwsgi", name + ".ini")])
 
-    def nova_cmd(self, name, module):
-        conf = os.path.join(self.etc, "nova", "nova.conf")
+    def nova_cmd(self, name, module, service="nova"):
+        conf = os.path.join(self.etc, service, service + ".conf")
         code = ("import sys; sys.argv = ['%s', '--config-file', '%s']; from %s import main; main()"
                 % (name, conf, module))
         self.spawn(name, ["/usr/bin/python3", "-c", code])
@@ -707,6 +718,8 @@ env = {en}={ev}
         self.nova_cmd("nova-conductor", "nova.cmd.conductor")
         self.nova_cmd("nova-scheduler", "nova.cmd.scheduler")
         self.wait_http("placement", "http://127.0.0.1:%d/" % self.p["placement"])
+        self.nova_cmd("cinder-scheduler", "cinder.cmd.scheduler", service="cinder")
+        self.nova_cmd("cinder-volume", "cinder.cmd.volume", service="cinder")
         self.nova_cmd("nova-compute", "nova.cmd.compute")
         self.wait_http("nova-api", "http://127.0.0.1:%d/" % self.p["nova"])
         self.wait_http("glance", "http://127.0.0.1:%d/" % self.p["glance"])

@@ -30,6 +30,7 @@ struct fake_server {
         char *external_id;
         enum provider_server_state state;
         int cores, ram_mib;
+        int volume_gb;                  /* > 0: it boots from a volume of this size */
         struct provider_tag *tags;
         size_t n_tags;
 };
@@ -45,7 +46,9 @@ struct fake_cloud {
         bool open, hold_boot;
         unsigned seq;
         long long max_instances, max_cores, max_ram_mib;
-        long long max_volumes, max_volume_gb, used_volumes, used_volume_gb;
+        long long max_volumes, max_volume_gb, used_volumes, used_volume_gb; /* used_*: by others */
+        char *volume_label;             /* servers of this label boot from a volume of volume_label_gb */
+        int volume_label_gb;
         /* Injected failures per op: a queue of (error, how many calls) runs. */
         struct fake_fail { int r; unsigned n; } fail[_FAKE_OP_MAX][FAKE_FAIL_MAX];
         size_t n_fail[_FAKE_OP_MAX];
@@ -105,6 +108,7 @@ void fake_clouds_free(void) {
                 for (size_t i = 0; i < c->n_images; i++) image_free(c->images[i]);
                 free(c->images);
                 free(c->name);
+                free(c->volume_label);
                 free(c);
         }
         unlock();
@@ -226,6 +230,7 @@ static int fake_create(struct provider *p, const struct provider_create_req *req
         }
         struct fake_server *s = server_add_locked(c, req->tags, req->n_tags, req->vcpus, req->memory_mib,
                                                   c->hold_boot ? PROVIDER_SERVER_BUILDING : PROVIDER_SERVER_ACTIVE);
+        if (c->volume_label && req->label && strcmp(req->label, c->volume_label) == 0) s->volume_gb = c->volume_label_gb;
         *ret_server = server_copy(s);
         unlock();
         return 0;
@@ -278,13 +283,19 @@ static int fake_quota(struct provider *p, struct provider_limits *ret_limits, ch
         struct fake_cloud *c = p->data;
         lock();
         int r = call_locked(c, FAKE_OP_QUOTA);
+        long long vols = c->used_volumes, gb = c->used_volume_gb;
+        for (size_t i = 0; i < c->n_servers; i++)
+                if (c->servers[i]->volume_gb > 0) {
+                        vols++;
+                        gb += c->servers[i]->volume_gb;
+                }
         if (r >= 0)
                 *ret_limits = (struct provider_limits){ .max_instances = c->max_instances, .max_cores = c->max_cores,
                                                         .max_ram_mib = c->max_ram_mib, .free_ram_mib = -1,
                                                         .max_volumes = c->max_volumes,
                                                         .max_volume_gb = c->max_volume_gb,
-                                                        .used_volumes = c->used_volumes,
-                                                        .used_volume_gb = c->used_volume_gb };
+                                                        .used_volumes = vols,
+                                                        .used_volume_gb = gb };
         unlock();
         return r < 0 ? provider_error(reterr_msg, r, "fake cloud %s: quota failed", c->name) : 0;
 }
@@ -425,6 +436,14 @@ void fake_cloud_set_volume_limits(struct fake_cloud *c, long long max_volumes, l
         c->max_volume_gb = max_volume_gb;
         c->used_volumes = used_volumes;
         c->used_volume_gb = used_volume_gb;
+        unlock();
+}
+
+void fake_cloud_set_volume_label(struct fake_cloud *c, const char *label, int volume_gb) {
+        lock();
+        free(c->volume_label);
+        c->volume_label = xstrdup(label);
+        c->volume_label_gb = volume_gb;
         unlock();
 }
 

@@ -48,10 +48,15 @@ void fake_cloud_hold_boot(struct fake_cloud *c, bool hold);
 unsigned fake_cloud_boot_all(struct fake_cloud *c);
 /* What quota() reports; -1 = unlimited (the default). */
 void fake_cloud_set_limits(struct fake_cloud *c, long long max_instances, long long max_cores, long long max_ram_mib);
-/* What quota() reports for volumes (as Cinder's limits: maxima, -1 = unlimited
- * (the default), and the project's used totals, which include any volume). */
+/* What quota() reports for volumes, as Cinder's limits: maxima (-1 = unlimited,
+ * the default) and the project's used totals, which are USED_* (others'
+ * volumes) plus the volumes of the cloud's own servers (set_volume_label). */
 void fake_cloud_set_volume_limits(struct fake_cloud *c, long long max_volumes, long long max_volume_gb,
                                   long long used_volumes, long long used_volume_gb);
+/* Servers created for LABEL from now on boot from a volume of VOLUME_GB (as the
+ * launcher's boot-from-volume label): it counts in the used totals until the
+ * server is deleted. */
+void fake_cloud_set_volume_label(struct fake_cloud *c, const char *label, int volume_gb);
 /* A server made behind the launcher's back (ACTIVE): with PROVIDER and NODE_ID
  * non-NULL tagged as the launcher tags its own (a leak when the node is unknown),
  * without them someone else's (unmanaged usage). Returns its external id

@@ -859,16 +859,39 @@ static void test_pool_max_volume_gb_waits_until_a_volume_node_goes(void **state)
 }
 
 /* The cloud's volume limit (Cinder's maxTotalVolumes, less the volumes the
- * project already uses that are not our nodes'): 3 allowed, 2 used by others. */
+ * project uses that are not our nodes'): 3 allowed, 2 used by others. */
 static void test_cloud_volume_limit_reached_waits_until_a_volume_node_goes(void **state) {
+        fake_cloud_set_volume_label(fake_cloud(PROV_A), "large", 20);
         fake_cloud_set_volume_limits(fake_cloud(PROV_A), 3, -1, 2, 40);
         volume_limit_waits_then_serves(*state, &(struct opts){ .bfv_gb = 20 });
 }
 
 /* Same by gigabytes: 100 GB allowed, 70 used by others, 20 GB volumes. */
 static void test_cloud_volume_gb_limit_reached_waits_until_a_volume_node_goes(void **state) {
+        fake_cloud_set_volume_label(fake_cloud(PROV_A), "large", 20);
         fake_cloud_set_volume_limits(fake_cloud(PROV_A), -1, 100, 3, 70);
         volume_limit_waits_then_serves(*state, &(struct opts){ .bfv_gb = 20 });
+}
+
+/* Volumes someone else uses fill the cloud's limit: a boot-from-volume request
+ * waits (it is not declined: the cloud's count also holds volumes of our own
+ * deleted nodes for a while), and is served once they are gone, the cloud's
+ * totals being read again while it waits. */
+static void test_volumes_others_use_make_request_wait_until_they_are_gone(void **state) {
+        struct env *e = *state;
+        struct fake_cloud *c = fake_cloud(PROV_A);
+        fake_cloud_set_volume_label(c, "large", 20);
+        fake_cloud_set_volume_limits(c, 1, -1, 1, 20);
+        env_launch(e, &(struct opts){ .bfv_gb = 20 });
+        _cleanup_free_ char *id = request_new1(e, true, "large");
+        assert_true(run_until(e, cond_pending_and_paused, id, WAIT_MS));
+        run_until(e, NULL, NULL, 500);
+        _cleanup_(node_request_freep) struct node_request *waiting = request_read(e, id);
+        assert_int_equal(waiting->state, NODE_REQUEST_STATE_PENDING);
+        assert_int_equal(fake_cloud_calls(c, FAKE_OP_CREATE), 0);
+        fake_cloud_set_volume_limits(c, 1, -1, 0, 0);
+        _cleanup_(node_request_freep) struct node_request *rq = wait_request(e, id, NODE_REQUEST_STATE_FULFILLED);
+        assert_int_equal(fake_cloud_calls(c, FAKE_OP_CREATE), 1);
 }
 
 /* A tenant at its max-volumes: its request for another boot-from-volume node
@@ -957,6 +980,7 @@ int main(int argc, char **argv) {
                 T(test_pool_max_volume_gb_waits_until_a_volume_node_goes),
                 T(test_cloud_volume_limit_reached_waits_until_a_volume_node_goes),
                 T(test_cloud_volume_gb_limit_reached_waits_until_a_volume_node_goes),
+                T(test_volumes_others_use_make_request_wait_until_they_are_gone),
                 T(test_tenant_max_volumes_defers_request_until_a_volume_node_goes),
                 T(test_tenant_custom_resource_limit_defers_until_usage_drops),
         };

@@ -409,7 +409,7 @@ static const char SERVERS[] =
         "                        {\"addr\":\"203.0.113.7\",\"version\":4,\"OS-EXT-IPS:type\":\"floating\"}]}},"
         "{\"id\":\"b\",\"status\":\"BUILD\",\"flavor\":{\"id\":\"2\"},\"metadata\":{},"
         " \"addresses\":{\"priv\":[{\"addr\":\"192.168.1.9\",\"version\":4}]}},"
-        "{\"id\":\"c\",\"status\":\"ERROR\"},"
+        "{\"id\":\"c\",\"status\":\"ERROR\",\"fault\":{\"code\":500,\"message\":\"Build aborted: quota\"}},"
         "{\"id\":\"d\",\"status\":\"DELETED\"}]}";
 
 /* Server decoding: state, addresses (floating = public, RFC 1918 = private,
@@ -446,6 +446,8 @@ static void test_servers_decode(void **state) {
         assert_null(v[1]->public_ipv4);
         assert_int_equal(v[1]->resources.ram_mib, 2048);
         assert_int_equal(v[2]->state, PROVIDER_SERVER_ERROR);
+        assert_string_equal(v[2]->fault, "Build aborted: quota"); /* why, for the launcher */
+        assert_null(v[0]->fault);
         provider_server_array_free(v, n);
         json_decref(j);
         json_decref(fj);
