@@ -9,6 +9,11 @@
  * cloud drops it (the pool then waits for fresh numbers) and backs off a
  * little, so a cloud that keeps refusing does not make us churn nodes.
  * Tenant limits count every node in ZooKeeper carrying the tenant's name.
+ * Volumes (issue 15): a boot-from-volume node costs a volume of its label's
+ * volume-size (quota_label_cost); the cloud's own volume count (Cinder's used
+ * totals) less our nodes' volumes is the volumes of others, which make a
+ * request wait, never decline it, and are re-read every few seconds while one
+ * waits on them (the count lags our deletes).
  * A cloud that cannot be reached or refuses our credentials (-EHOSTDOWN,
  * -EACCES, from any call) marks the provider down: quota_check() then says so,
  * so its pools pause and requests wait (none is failed for it), and the quota
