@@ -13,8 +13,9 @@ from zuul_client import ZuulClient
 BFV = "bfv-label"
 
 
-def start_with_bfv_label(lp, volume_size):
+def start_with_bfv_label(lp, volume_size, pool=None):
     cfg = os_config(lp)
+    cfg["providers"][0]["pools"][0].update(pool or {})
     cfg["labels"].append({"name": BFV})
     cfg["providers"][0]["pools"][0]["labels"].append(
         {"name": BFV, "diskimage": IMAGE, "min-ram": 100, "boot-from-volume": True, "volume-size": volume_size})
@@ -34,7 +35,7 @@ def foreign_volume(cloud, size):
 
 def waits_at_cinder_limit_then_served(lp, cloud, zuul, volume_size, reason):
     """A first boot-from-volume node becomes ready on Nova + Cinder with its volume in
-    its resources; a second request waits at the cloud's limit (REASON logged, the pool
+    its resources; a second request waits at a volume limit (REASON logged, the pool
     paused, no second server); when the first node is returned (its server and volume
     deleted), the second is served."""
     first = zuul.submit([BFV])
@@ -78,6 +79,13 @@ def test_cinder_gigabyte_limit_reached_waits_and_is_served_when_a_volume_node_go
     zuul = start_with_bfv_label(lp, volume_size=5)
     waits_at_cinder_limit_then_served(lp, cloud, zuul, 5,
                                       "provider quota reached: volume-gb 5 + 4 unmanaged of 12 GB")
+
+
+def test_pool_max_volumes_waits_and_is_served_when_a_volume_node_goes(oslauncher):
+    """Pool max-volumes: 1 with Cinder unlimited: the pool's own limit holds the second."""
+    lp, cloud = oslauncher, oslauncher.cloud
+    zuul = start_with_bfv_label(lp, volume_size=1, pool={"max-volumes": 1})
+    waits_at_cinder_limit_then_served(lp, cloud, zuul, 1, "max-volumes reached")
 
 
 def test_volume_others_use_makes_request_wait_until_it_is_deleted(oslauncher):
