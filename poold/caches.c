@@ -143,6 +143,7 @@ static void cnode_free(void *v) {
         if (!c) return;
         ready_unlink(c);
         node_free(c->node);
+        if (c->acct.other) json_decref(c->acct.other);
         free(c);
 }
 
@@ -157,39 +158,73 @@ static struct usage *usage_bucket(struct smap *m, const char *key) {
         return u;
 }
 
-static void usage_add(struct usage *u, int sign, int64_t cores, int64_t ram) {
+static void usage_add(struct usage *u, int sign, const struct usage *c) {
         if (!u) return;
-        u->servers += sign;
-        u->cores += sign * cores;
-        u->ram += sign * ram;
+        u->servers += sign * c->servers;
+        u->cores += sign * c->cores;
+        u->ram += sign * c->ram;
+        u->volumes += sign * c->volumes;
+        u->volume_gb += sign * c->volume_gb;
+        const char *k;
+        json_t *v;
+        json_object_foreach(c->other, k, v) {
+                if (!u->other) u->other = json_object();
+                json_int_t old = json_integer_value(json_object_get(u->other, k));
+                json_object_set_new(u->other, k, json_integer(old + sign * json_integer_value(v)));
+        }
+}
+
+static void usage_free(void *v) {
+        struct usage *u = v;
+        if (!u) return;
+        if (u->other) json_decref(u->other);
+        free(u);
 }
 
 static void unaccount(struct cnode *cn) {
-        usage_add(cn->acct_pool, -1, cn->acct_cores, cn->acct_ram);
-        usage_add(cn->acct_prov, -1, cn->acct_cores, cn->acct_ram);
-        usage_add(cn->acct_tenant, -1, cn->acct_cores, cn->acct_ram);
+        usage_add(cn->acct_pool, -1, &cn->acct);
+        usage_add(cn->acct_prov, -1, &cn->acct);
+        usage_add(cn->acct_tenant, -1, &cn->acct);
         cn->acct_pool = cn->acct_prov = cn->acct_tenant = NULL;
+        if (cn->acct.other) json_decref(cn->acct.other);
+        cn->acct = (struct usage){};
+}
+
+/* A node's cost from its `resources`: the keys Nodepool writes, any other
+ * integer key (another driver's quota code) kept for tenant limits. */
+static struct usage cost_from_resources(json_t *res) {
+        struct usage c = { .servers = 1 };
+        const char *k;
+        json_t *v;
+        json_object_foreach(res, k, v) {
+                if (!json_is_integer(v)) continue;
+                json_int_t x = json_integer_value(v);
+                if (strcmp(k, "cores") == 0) c.cores = x;
+                else if (strcmp(k, "ram") == 0) c.ram = x;
+                else if (strcmp(k, "volumes") == 0) c.volumes = x;
+                else if (strcmp(k, "volume-gb") == 0) c.volume_gb = x;
+                else if (strcmp(k, "instances") != 0) {
+                        if (!c.other) c.other = json_object();
+                        json_object_set_new(c.other, k, json_integer(x));
+                }
+        }
+        return c;
 }
 
 /* Count a node as Nodepool does: every node in ZooKeeper until it is gone, at
  * its `resources`, or (older records) at its label's configured size. */
 static void account(struct launcher *l, struct cnode *cn) {
         const struct node *n = cn->node;
-        int64_t cores = 0, ram = 0;
+        struct usage c = { .servers = 1 };
         if (n->resources && json_is_object(n->resources)) {
-                cores = json_integer_value(json_object_get(n->resources, "cores"));
-                ram = json_integer_value(json_object_get(n->resources, "ram"));
+                c = cost_from_resources(n->resources);
         } else if (n->provider && n->pool && n->type[0] && l->cfg) {
                 const struct config_provider *cp = config_find_provider(l->cfg, n->provider);
                 const struct config_pool *cpool = cp ? config_find_pool(cp, n->pool) : NULL;
                 for (size_t i = 0; cpool && i < cpool->n_labels; i++)
-                        if (strcmp(cpool->labels[i].name, n->type[0]) == 0) {
-                                cores = cpool->labels[i].vcpus;
-                                ram = cpool->labels[i].memory;
-                        }
+                        if (strcmp(cpool->labels[i].name, n->type[0]) == 0) c = quota_label_cost(&cpool->labels[i]);
         }
-        cn->acct_cores = cores;
-        cn->acct_ram = ram;
+        cn->acct = c;
         if (n->provider) {
                 cn->acct_prov = usage_bucket(&l->usage_prov, n->provider);
                 if (n->pool) {
@@ -198,9 +233,12 @@ static void account(struct launcher *l, struct cnode *cn) {
                 }
         }
         if (n->tenant_name) cn->acct_tenant = usage_bucket(&l->usage_tenant, n->tenant_name);
-        usage_add(cn->acct_pool, 1, cores, ram);
-        usage_add(cn->acct_prov, 1, cores, ram);
-        usage_add(cn->acct_tenant, 1, cores, ram);
+        /* Only tenant limits read the other keys: pool and provider sums skip them. */
+        struct usage plain = c;
+        plain.other = NULL;
+        usage_add(cn->acct_pool, 1, &plain);
+        usage_add(cn->acct_prov, 1, &plain);
+        usage_add(cn->acct_tenant, 1, &c);
 }
 
 void caches_node_store(struct launcher *l, const char *id, struct node *n, unsigned lock_contenders) {
@@ -231,11 +269,13 @@ void caches_node_remove(struct launcher *l, const char *id) {
 }
 
 void caches_usage_reserve(struct launcher *l, const char *provider, const char *pool, const char *tenant,
-                          int64_t cores, int64_t ram, int sign) {
+                          const struct usage *cost, int sign) {
         _cleanup_free_ char *key = xasprintf("%s/%s", provider, pool);
-        usage_add(usage_bucket(&l->usage_pool, key), sign, cores, ram);
-        usage_add(usage_bucket(&l->usage_prov, provider), sign, cores, ram);
-        if (tenant) usage_add(usage_bucket(&l->usage_tenant, tenant), sign, cores, ram);
+        struct usage plain = *cost;
+        plain.other = NULL;
+        usage_add(usage_bucket(&l->usage_pool, key), sign, &plain);
+        usage_add(usage_bucket(&l->usage_prov, provider), sign, &plain);
+        if (tenant) usage_add(usage_bucket(&l->usage_tenant, tenant), sign, cost);
 }
 
 static void reaccount_fn(const char *key, void *value, void *ud) {
@@ -386,9 +426,9 @@ void caches_free(struct launcher *l) {
         smap_clear(&l->delete_candidates, NULL);
         smap_clear(&l->nodes, cnode_free);
         smap_clear(&l->ready, free); /* empty now: every node unlinked itself */
-        smap_clear(&l->usage_pool, free);
-        smap_clear(&l->usage_prov, free);
-        smap_clear(&l->usage_tenant, free);
+        smap_clear(&l->usage_pool, usage_free);
+        smap_clear(&l->usage_prov, usage_free);
+        smap_clear(&l->usage_tenant, usage_free);
         smap_clear(&l->requests, creq_free);
         smap_clear(&l->builds, free_build);
         smap_clear(&l->uploads, free_upload);

@@ -41,8 +41,8 @@ static void cloud_close(struct launcher_provider *pv) {
 static bool cloud_has_label(const struct pool *p, const char *label) { return pool_find_label(p, label) != NULL; }
 
 static const char *cloud_never_fits(struct pool *p, const struct node_request *rq, char *buf, size_t sz) {
-        int64_t cores = 0, ram = 0, n = 0;
-        for (char **t = rq->node_types; *t; t++, n++) {
+        struct usage need = {};
+        for (char **t = rq->node_types; *t; t++) {
                 const struct config_pool_label *pl = pool_find_label(p, *t);
                 if (!pl) {
                         snprintf(buf, sz, "label %s is not in this pool", *t);
@@ -52,11 +52,15 @@ static const char *cloud_never_fits(struct pool *p, const struct node_request *r
                         snprintf(buf, sz, "no ready upload of image %s for label %s", pl->diskimage, *t);
                         return buf;
                 }
-                cores += pl->vcpus;
-                ram += pl->memory;
+                struct usage c = quota_label_cost(pl);
+                need.servers++;
+                need.cores += c.cores;
+                need.ram += c.ram;
+                need.volumes += c.volumes;
+                need.volume_gb += c.volume_gb;
         }
-        if (n == 0) return NULL;
-        return quota_never_fits(p, n, cores, ram, buf, sz);
+        if (need.servers == 0) return NULL;
+        return quota_never_fits(p, &need, buf, sz);
 }
 
 /* Worker thread: provider ops are thread-safe, and PV is kept by the caller's reference. */

@@ -59,6 +59,7 @@ struct launch {
         char *connection_type;
         int connection_port;
         int memory, vcpus, disk;
+        int volumes, volume_gb;         /* boot-from-volume: 1 and volume-size, else 0 */
         char *username, *python_path, *shell_type;
         json_t *attributes;
         struct provider_kv *props;      /* dynamic-instance-properties, formatted (owned strings) */
@@ -240,6 +241,11 @@ static void set_ready(struct launch *la) {
         bool known = s->resources.cores > 0 || s->resources.ram_mib > 0;
         n->resources = json_pack("{s:i, s:i, s:i}", "cores", known ? s->resources.cores : la->vcpus, "instances", 1,
                                  "ram", known ? s->resources.ram_mib : la->memory);
+        /* As Nodepool's quota_from_flavor: a boot-from-volume node holds its volume. */
+        if (la->volumes) {
+                json_object_set_new(n->resources, "volumes", json_integer(la->volumes));
+                json_object_set_new(n->resources, "volume-gb", json_integer(la->volume_gb));
+        }
         if (n->attributes) json_decref(n->attributes);
         n->attributes = json_incref(la->attributes);
         model_strv_free(n->host_keys);
@@ -446,9 +452,14 @@ static void done_fn(void *ud, int status) {
                         return;
                 }
                 if (la->server->state == PROVIDER_SERVER_ERROR) {
+                        const char *f = la->server->fault;
                         free(la->job_msg);
-                        la->job_msg = xstrdup("server went to ERROR");
-                        attempt_failed(la, -EIO);
+                        la->job_msg = f ? xasprintf("server went to ERROR: %s", f) : xstrdup("server went to ERROR");
+                        /* As Nodepool: a build the cloud refused for quota (e.g. Cinder's,
+                         * for a boot-from-volume server) is a quota error, not a failure;
+                         * Nodepool matches "exceeds"+"quota", which misses Nova's
+                         * "...exceeded for quota 'volumes'". */
+                        attempt_failed(la, f && strcasestr(f, "quota") && strcasestr(f, "exceed") ? -EDQUOT : -EIO);
                         return;
                 }
                 if (loop_now_ms() >= la->deadline_ms) {
@@ -562,6 +573,9 @@ void launch_start(struct pool *pool, struct node *n, struct zk_lock *lock, const
                 la->memory = (int)pl->memory;
                 la->vcpus = (int)pl->vcpus;
                 la->disk = (int)pl->disk_size;
+                struct usage cost = quota_label_cost(pl);
+                la->volumes = (int)cost.volumes;
+                la->volume_gb = (int)cost.volume_gb;
                 for (size_t i = 0; pl->diskimage && i < pool->cp->n_diskimages; i++)
                         if (strcmp(pool->cp->diskimages[i].name, pl->diskimage) == 0) {
                                 free(la->connection_type);

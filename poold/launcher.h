@@ -134,9 +134,14 @@ struct launcher {
         struct webapp *webapp;
 };
 
-/* Resources counted against a quota. */
+/* Resources counted against a quota: a node's cost, or a sum of them. Keys
+ * as in a node's `resources` (instances, cores, ram, volumes, volume-gb). */
 struct usage {
-        int64_t servers, cores, ram;
+        int64_t servers, cores, ram, volumes, volume_gb;
+        /* Further integer keys of nodes' `resources` (other drivers' quota
+         * codes), which a tenant-resource-limits entry may cap as Nodepool
+         * does; NULL when none. Kept in tenant sums and node costs only. */
+        json_t *other;
 };
 
 /* A node as cached: decoded record plus cache facts. */
@@ -147,7 +152,7 @@ struct cnode {
         struct ready_links *ready;      /* its places in l->ready while reusable (caches.c) */
         /* What this node added to the usage maps (subtracted when it changes or goes). */
         struct usage *acct_pool, *acct_prov, *acct_tenant;
-        int64_t acct_cores, acct_ram;
+        struct usage acct;              /* its cost; acct.other owned */
 };
 
 /* A request as cached. */
@@ -272,7 +277,7 @@ void caches_ready_update(struct launcher *l, const char *id);
 void caches_node_mark_locked(struct launcher *l, const char *id);
 /* Count (SIGN 1) or uncount (-1) a node not in the cache yet (being created). */
 void caches_usage_reserve(struct launcher *l, const char *provider, const char *pool, const char *tenant,
-                          int64_t cores, int64_t ram, int sign);
+                          const struct usage *cost, int sign);
 /* Recount every node (after a reload: label sizes may have changed). */
 void caches_reaccount(struct launcher *l);
 /* Usage of a pool / a provider / a tenant (all zero when none); borrowed. */
@@ -346,7 +351,7 @@ bool quota_ready(struct pool *p);
 /* What quota_check found. */
 enum quota_verdict {
         QUOTA_FITS,             /* one more node fits now */
-        QUOTA_USAGE,            /* a limit our nodes use up (pool max-servers/cores/ram, provider
+        QUOTA_USAGE,            /* a limit our nodes use up (pool max-servers/cores/ram/volumes, provider
                                  * quota): deleting an idle node of the pool frees room */
         QUOTA_WAIT,             /* anything else: max-concurrency, capacity back-off, provider
                                  * down, its quota not known yet */
@@ -359,12 +364,15 @@ enum quota_verdict {
  * formatted). Starts a quota refresh when the cache is stale. */
 enum quota_verdict quota_check(struct pool *p, const struct config_pool_label *pl, char *buf, size_t sz,
                                const char **ret_why);
-/* Why a request of N nodes needing CORES/RAM can never fit P (pool or provider
- * limits), or NULL. */
-const char *quota_never_fits(struct pool *p, int64_t n, int64_t cores, int64_t ram, char *buf, size_t sz);
-/* Why TENANT (tenant-resource-limits) cannot take N more nodes of CORES/RAM, or NULL. */
-const char *quota_tenant_check(struct launcher *l, const char *tenant, int64_t n, int64_t cores, int64_t ram,
-                               char *buf, size_t sz);
+/* The cost of one node of PL (as Nodepool's quotaNeededByLabel: a
+ * boot-from-volume label adds 1 volume of volume-size GB). */
+struct usage quota_label_cost(const struct config_pool_label *pl);
+/* Why a request needing NEED (servers = its node count) can never fit P (pool
+ * or provider limits), or NULL. */
+const char *quota_never_fits(struct pool *p, const struct usage *need, char *buf, size_t sz);
+/* Why TENANT (tenant-resource-limits) cannot take NEED more, or NULL. */
+const char *quota_tenant_check(struct launcher *l, const char *tenant, const struct usage *need, char *buf,
+                               size_t sz);
 /* The cloud refused for capacity: drop the cached limits, back off (2 s,
  * doubling up to 60 s while the cloud keeps refusing). */
 void quota_invalidate(struct launcher_provider *pv);

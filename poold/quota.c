@@ -12,11 +12,18 @@
  * The same job reads the cloud's availability zones (ops.availability_zones)
  * for requests of pools that name none: such a pool waits for them as for the
  * quota; a cloud that will not say has none (openstacksdk: an empty list).
+ *
+ * Volumes (issue 15): a boot-from-volume node costs a volume of its label's
+ * volume-size (quota_label_cost); the cloud's own volume count (Cinder's used
+ * totals) less our nodes' volumes is the volumes of others, which make a
+ * request wait, never decline it, and are re-read every few seconds while one
+ * waits on them (the count lags our deletes).
  * A cloud that cannot be reached or refuses our credentials (-EHOSTDOWN,
  * -EACCES, from any call) marks the provider down: quota_check() then says so,
  * so its pools pause and requests wait (none is failed for it), and the quota
  * call doubles as the probe, retried with back-off until the cloud answers. */
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -25,6 +32,10 @@
 #include "pool_driver.h"
 
 #define QUOTA_CACHE_MS (5ULL * 60 * 1000)
+/* Cinder's used totals lag our deletes (Nova deletes a node's volume after its
+ * server): while a request waits on volumes the cloud counts as not ours, they
+ * are read again this often rather than every 5 minutes. */
+#define VOLUME_RECHECK_MS 5000ULL
 #define QUOTA_BACKOFF_MS 2000
 #define QUOTA_BACKOFF_MAX_MS 60000
 #define DOWN_BACKOFF_MIN_MS 1000
@@ -50,7 +61,8 @@ static void quota_work(void *ud) {
         struct provider *p = j->pv->provider;
         j->r = p->ops->quota ? p->ops->quota(p, &j->limits, &j->msg) : -EOPNOTSUPP;
         if (j->r == -EOPNOTSUPP) {
-                j->limits = (struct provider_limits){ -1, -1, -1, -1 };
+                j->limits = (struct provider_limits){ .max_instances = -1, .max_cores = -1, .max_ram_mib = -1,
+                                                      .free_ram_mib = -1, .max_volumes = -1, .max_volume_gb = -1 };
                 j->r = 0;
         }
         if (j->r >= 0 && p->ops->list) {
@@ -102,12 +114,21 @@ static void quota_done(void *ud, int status) {
                         un.ram += s->resources.ram_mib;
                 }
                 azs_update(pv, j);
+                /* Volumes: the cloud's own count (Cinder's used totals) less what our
+                 * nodes account for, so volumes of other users and unattached ones
+                 * count too (Nodepool counts only volumes of unmanaged servers). A
+                 * node still building may not have its volume yet: never below 0. */
+                const struct usage *pu = caches_usage_prov(l, pv->name);
+                un.volumes = MAX(0, (int64_t)j->limits.used_volumes - pu->volumes);
+                un.volume_gb = MAX(0, (int64_t)j->limits.used_volume_gb - pu->volume_gb);
                 pv->limits = j->limits;
                 pv->unmanaged = un;
                 pv->limits_valid = true;
                 pv->limits_time_ms = loop_now_ms();
-                log_debug("provider %s quota: instances %lld cores %lld ram %lld; unmanaged %" PRId64 " servers",
-                          pv->name, j->limits.max_instances, j->limits.max_cores, j->limits.max_ram_mib, un.servers);
+                log_debug("provider %s quota: instances %lld cores %lld ram %lld volumes %lld volume-gb %lld; "
+                          "unmanaged %" PRId64 " servers %" PRId64 " volumes",
+                          pv->name, j->limits.max_instances, j->limits.max_cores, j->limits.max_ram_mib,
+                          j->limits.max_volumes, j->limits.max_volume_gb, un.servers, un.volumes);
                 launcher_kick(l);
         } else if (!l->stopping) {
                 log_warning("provider %s: cannot read its quota: %s", pv->name,
@@ -123,8 +144,8 @@ static void quota_done(void *ud, int status) {
         free(j);
 }
 
-/* Start a refresh when the cache is missing or older than 5 minutes. */
-static void refresh(struct launcher_provider *pv, struct launcher *l) {
+/* Start a refresh when the cache is missing or older than MAX_AGE_MS. */
+static void refresh_older(struct launcher_provider *pv, struct launcher *l, uint64_t max_age_ms) {
         /* Unmanaged usage is "listed but not in the node cache": only meaningful once it is synced. */
         if (pv->quota_fetching || !pv->provider || !caches_synced(l)) return;
         uint64_t now = loop_now_ms();
@@ -132,7 +153,7 @@ static void refresh(struct launcher_provider *pv, struct launcher *l) {
                 /* The probe: due at the back-off, whatever the cache says. */
                 if (now < pv->down_retry_ms) return;
         } else {
-                if (pv->limits_valid && now - pv->limits_time_ms < QUOTA_CACHE_MS) return;
+                if (pv->limits_valid && now - pv->limits_time_ms < max_age_ms) return;
                 if (!pv->limits_valid && now < pv->backoff_until_ms) return;
         }
         struct quota_job *j = xnew(struct quota_job, 1);
@@ -146,6 +167,8 @@ static void refresh(struct launcher_provider *pv, struct launcher *l) {
                 free(j);
         }
 }
+
+static void refresh(struct launcher_provider *pv, struct launcher *l) { refresh_older(pv, l, QUOTA_CACHE_MS); }
 
 static bool uses_provider_quota(const struct pool *p) {
         return p->prov->provider && p->prov->drv->provider_quota && p->cpool &&
@@ -238,12 +261,16 @@ enum quota_verdict quota_check(struct pool *p, const struct config_pool_label *p
         struct launcher *l = p->l;
         const struct config_pool *cp = p->cpool;
         const struct usage *u = caches_usage_pool(l, p->provider_name, p->name);
+        const struct usage c = quota_label_cost(pl);
         if (cp->max_servers >= 0 && u->servers + 1 > cp->max_servers)
                 return verdict(QUOTA_USAGE, "max-servers reached", ret_why);
-        if (cp->max_cores >= 0 && u->cores + pl->vcpus > cp->max_cores)
+        if (cp->max_cores >= 0 && u->cores + c.cores > cp->max_cores)
                 return verdict(QUOTA_USAGE, "max-cores reached", ret_why);
-        if (cp->max_ram >= 0 && u->ram + pl->memory > cp->max_ram)
+        if (cp->max_ram >= 0 && u->ram + c.ram > cp->max_ram)
                 return verdict(QUOTA_USAGE, "max-ram reached", ret_why);
+        if (over(cp->max_volumes, u->volumes + c.volumes)) return verdict(QUOTA_USAGE, "max-volumes reached", ret_why);
+        if (over(cp->max_volume_gb, u->volume_gb + c.volume_gb))
+                return verdict(QUOTA_USAGE, "max-volume-gb reached", ret_why);
         if (p->cp->max_concurrency > 0) {
                 unsigned active = 0;
                 for (size_t i = 0; i < l->n_pools; i++)
@@ -267,52 +294,93 @@ enum quota_verdict quota_check(struct pool *p, const struct config_pool_label *p
                          pu->servers, pv->unmanaged.servers, lim->max_instances);
                 return verdict(QUOTA_USAGE, buf, ret_why);
         }
-        if (over(lim->max_cores, pu->cores + pv->unmanaged.cores + pl->vcpus)) {
+        if (over(lim->max_cores, pu->cores + pv->unmanaged.cores + c.cores)) {
                 snprintf(buf, sz, "provider quota reached: cores %" PRId64 " + %" PRId64 " unmanaged of %lld",
                          pu->cores, pv->unmanaged.cores, lim->max_cores);
                 return verdict(QUOTA_USAGE, buf, ret_why);
         }
-        if (over(lim->max_ram_mib, pu->ram + pv->unmanaged.ram + pl->memory)) {
+        if (over(lim->max_ram_mib, pu->ram + pv->unmanaged.ram + c.ram)) {
                 snprintf(buf, sz, "provider quota reached: ram %" PRId64 " + %" PRId64 " unmanaged of %lld MiB",
                          pu->ram, pv->unmanaged.ram, lim->max_ram_mib);
                 return verdict(QUOTA_USAGE, buf, ret_why);
         }
-        return QUOTA_FITS;
+        const char *vwhat = NULL;
+        if (c.volumes && over(lim->max_volumes, pu->volumes + pv->unmanaged.volumes + c.volumes))
+                vwhat = "volumes";
+        else if (c.volume_gb && over(lim->max_volume_gb, pu->volume_gb + pv->unmanaged.volume_gb + c.volume_gb))
+                vwhat = "volume-gb";
+        if (!vwhat) return QUOTA_FITS;
+        if (pv->unmanaged.volumes > 0 || pv->unmanaged.volume_gb > 0) refresh_older(pv, l, VOLUME_RECHECK_MS);
+        bool gb = strcmp(vwhat, "volume-gb") == 0;
+        snprintf(buf, sz, "provider quota reached: %s %" PRId64 " + %" PRId64 " unmanaged of %lld%s", vwhat,
+                 gb ? pu->volume_gb : pu->volumes, gb ? pv->unmanaged.volume_gb : pv->unmanaged.volumes,
+                 gb ? lim->max_volume_gb : lim->max_volumes, gb ? " GB" : "");
+        return verdict(QUOTA_USAGE, buf, ret_why);
 }
 
-const char *quota_never_fits(struct pool *p, int64_t n, int64_t cores, int64_t ram, char *buf, size_t sz) {
+struct usage quota_label_cost(const struct config_pool_label *pl) {
+        struct usage c = { .servers = 1, .cores = pl->vcpus, .ram = pl->memory };
+        if (pl->boot_from_volume) {
+                c.volumes = 1;
+                c.volume_gb = pl->volume_size;
+        }
+        return c;
+}
+
+const char *quota_never_fits(struct pool *p, const struct usage *need, char *buf, size_t sz) {
         const struct config_pool *cp = p->cpool;
-        if (cp->max_servers > 0 && n > cp->max_servers) return "request is larger than max-servers";
-        if (cp->max_cores > 0 && cores > cp->max_cores) return "request is larger than max-cores";
-        if (cp->max_ram > 0 && ram > cp->max_ram) return "request is larger than max-ram";
+        if (cp->max_servers > 0 && need->servers > cp->max_servers) return "request is larger than max-servers";
+        if (cp->max_cores > 0 && need->cores > cp->max_cores) return "request is larger than max-cores";
+        if (cp->max_ram > 0 && need->ram > cp->max_ram) return "request is larger than max-ram";
+        if (over(cp->max_volumes, need->volumes)) return "request is larger than max-volumes";
+        if (over(cp->max_volume_gb, need->volume_gb)) return "request is larger than max-volume-gb";
         if (!uses_provider_quota(p)) return NULL;
         struct launcher_provider *pv = p->prov;
         refresh(pv, p->l);
         if (!pv->limits_valid) return NULL; /* checked again once known */
         const struct provider_limits *lim = &pv->limits;
-        const char *what = over(lim->max_instances, n + pv->unmanaged.servers)   ? "instances"
-                           : over(lim->max_cores, cores + pv->unmanaged.cores)   ? "cores"
-                           : over(lim->max_ram_mib, ram + pv->unmanaged.ram)     ? "ram"
-                                                                                 : NULL;
+        const struct usage *un = &pv->unmanaged;
+        /* Volumes others use are not counted here: Cinder's totals include
+         * volumes of our own deleted nodes for a while, so they only make a
+         * request wait (quota_check), never decline it. */
+        const char *what = over(lim->max_instances, need->servers + un->servers)     ? "instances"
+                           : over(lim->max_cores, need->cores + un->cores)           ? "cores"
+                           : over(lim->max_ram_mib, need->ram + un->ram)             ? "ram"
+                           : over(lim->max_volumes, need->volumes)                   ? "volumes"
+                           : over(lim->max_volume_gb, need->volume_gb)               ? "volume-gb"
+                                                                                     : NULL;
         if (!what) return NULL;
         snprintf(buf, sz, "request is larger than the provider's quota (%s)", what);
         return buf;
 }
 
-const char *quota_tenant_check(struct launcher *l, const char *tenant, int64_t n, int64_t cores, int64_t ram,
-                               char *buf, size_t sz) {
+/* As Nodepool's QuotaInformation over tenant limits: every configured key
+ * minus the tenant's usage minus the request must stay >= 0; a key no label
+ * of ours costs (another driver's quota code) is compared with usage alone. */
+const char *quota_tenant_check(struct launcher *l, const char *tenant, const struct usage *need, char *buf,
+                               size_t sz) {
         if (!tenant) return NULL;
         for (size_t i = 0; i < l->cfg->n_tenant_limits; i++) {
                 const struct config_tenant_limit *t = &l->cfg->tenant_limits[i];
                 if (strcmp(t->tenant_name, tenant) != 0) continue;
                 const struct usage *u = caches_usage_tenant(l, tenant);
-                const char *what = over(t->max_servers, u->servers + n) ? "max-servers"
-                                   : over(t->max_cores, u->cores + cores) ? "max-cores"
-                                   : over(t->max_ram, u->ram + ram)       ? "max-ram"
-                                                                          : NULL;
+                const char *what = over(t->max_servers, u->servers + need->servers)            ? "max-servers"
+                                   : over(t->max_cores, u->cores + need->cores)                ? "max-cores"
+                                   : over(t->max_ram, u->ram + need->ram)                      ? "max-ram"
+                                   : over(t->max_volumes, u->volumes + need->volumes)          ? "max-volumes"
+                                   : over(t->max_volume_gb, u->volume_gb + need->volume_gb)    ? "max-volume-gb"
+                                                                                               : NULL;
+                for (size_t k = 0; !what && k < t->other.n; k++) {
+                        const char *key = t->other.items[k].key;
+                        long long lim = strtoll(t->other.items[k].value, NULL, 10);
+                        if (over(lim, json_integer_value(json_object_get(u->other, key)) +
+                                              json_integer_value(json_object_get(need->other, key))))
+                                what = key;
+                }
                 if (!what) return NULL;
                 snprintf(buf, sz, "tenant %s is at its %s limit (%" PRId64 " nodes, %" PRId64 " cores, %" PRId64
-                         " MiB in use)", tenant, what, u->servers, u->cores, u->ram);
+                         " MiB, %" PRId64 " volumes, %" PRId64 " volume GB in use)", tenant, what, u->servers,
+                         u->cores, u->ram, u->volumes, u->volume_gb);
                 return buf;
         }
         return NULL;

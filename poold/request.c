@@ -203,18 +203,19 @@ static void decline_start(struct pool *p, const char *id, const char *why, struc
         if (zk_update_start(l->zk, &spec, &op->upd) < 0) decline_end(op);
 }
 
-/* What RQ costs in pool P (labels P lacks cost nothing). */
-static void request_cost(struct pool *p, char *const *types, int64_t *ret_n, int64_t *ret_cores, int64_t *ret_ram) {
-        int64_t n = 0, cores = 0, ram = 0;
-        for (char *const *t = types; *t; t++, n++) {
+/* What RQ costs in pool P (labels P lacks cost nothing but count as nodes). */
+static struct usage request_cost(struct pool *p, char *const *types) {
+        struct usage need = {};
+        for (char *const *t = types; *t; t++) {
                 const struct config_pool_label *pl = pool_find_label(p, *t);
-                if (!pl) continue;
-                cores += pl->vcpus;
-                ram += pl->memory;
+                struct usage c = pl ? quota_label_cost(pl) : (struct usage){ .servers = 1 };
+                need.servers++;
+                need.cores += c.cores;
+                need.ram += c.ram;
+                need.volumes += c.volumes;
+                need.volume_gb += c.volume_gb;
         }
-        *ret_n = n;
-        *ret_cores = cores;
-        *ret_ram = ram;
+        return need;
 }
 
 /* Why POOL can never serve RQ, or NULL. Returns a static string or BUF. */
@@ -338,7 +339,7 @@ struct create_op {
         char *az;                       /* the request's chosen zone when it started */
         struct node *n;
         struct zk_update *upd;          /* lock + `building` */
-        int64_t cores, ram;
+        struct usage cost;              /* no .other: labels of ours cost none */
         bool reserved;
         bool in_flight;                 /* the acreate with us as userdata is outstanding */
         struct create_op *prev, *next;
@@ -347,8 +348,7 @@ struct create_op {
 static void create_unreserve(struct create_op *op) {
         if (!op->reserved) return;
         op->reserved = false;
-        caches_usage_reserve(op->l, op->pool->provider_name, op->pool->name, op->n->tenant_name, op->cores, op->ram,
-                             -1);
+        caches_usage_reserve(op->l, op->pool->provider_name, op->pool->name, op->n->tenant_name, &op->cost, -1);
 }
 
 static void create_free(struct create_op *op) {
@@ -517,10 +517,9 @@ static int launch_new_node(struct req_handler *h, size_t i) {
         op->slot = i;
         op->az = h->chosen_az ? xstrdup(h->chosen_az) : NULL;
         op->n = TAKE_PTR(n);
-        op->cores = pl ? pl->vcpus : 0;
-        op->ram = pl ? pl->memory : 0;
+        op->cost = pl ? quota_label_cost(pl) : (struct usage){ .servers = 1 };
         op->reserved = true;
-        caches_usage_reserve(l, p->provider_name, p->name, op->n->tenant_name, op->cores, op->ram, 1);
+        caches_usage_reserve(l, p->provider_name, p->name, op->n->tenant_name, &op->cost, 1);
         op->next = l->creates;
         if (l->creates) l->creates->prev = op;
         l->creates = op;
@@ -563,10 +562,9 @@ static bool handler_fill(struct req_handler *h) {
                 if (h->slots[i].st != SLOT_EMPTY) continue;
                 char **types = xnew(char *, h->n + 1);
                 for (size_t k = 0; k < h->n; k++) types[k] = h->slots[k].label;
-                int64_t n, cores, ram;
-                request_cost(h->pool, types, &n, &cores, &ram);
+                struct usage need = request_cost(h->pool, types);
                 free(types);
-                const char *never = quota_never_fits(h->pool, n, cores, ram, buf, sizeof buf);
+                const char *never = quota_never_fits(h->pool, &need, buf, sizeof buf);
                 if (never) {
                         log_info("request %s: %s, declining", h->id, never);
                         fail_empty_slots(h);
@@ -1073,9 +1071,8 @@ void requests_pass(struct launcher *l) {
                         if (p->paused || !quota_ready(p)) continue;
                         if (preferred_elsewhere(l, rq, p) || better_pool(l, rq, p)) continue;
                         if (l->cfg->n_tenant_limits > 0) {
-                                int64_t n, cores, ram;
-                                request_cost(p, rq->node_types, &n, &cores, &ram);
-                                const char *tw = quota_tenant_check(l, rq->tenant_name, n, cores, ram, buf, sizeof buf);
+                                struct usage need = request_cost(p, rq->node_types);
+                                const char *tw = quota_tenant_check(l, rq->tenant_name, &need, buf, sizeof buf);
                                 if (tw) {
                                         /* Deferred, not declined (Nodepool): it stays requested. */
                                         log_debug("request %s deferred: %s", rq->id, tw);

@@ -368,7 +368,6 @@ static void parse_tenant_limits(struct cctx *c, struct config *cfg, const struct
                                         *(int64_t *)((char *)&t + known[q].off) = v;
                                         matched = true;
                                 }
-                        cfg_warn_unacted_key(c, key, "tenant-resource-limits", matched ? NULL : "<resource>");
                         if (!matched) {
                                 _cleanup_free_ char *txt = xasprintf("%" PRId64, v);
                                 strmap_set(&t.other, key->value, txt);

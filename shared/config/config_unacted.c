@@ -15,11 +15,6 @@ static const struct {
         const char *note;       /* appended to the message, or NULL */
 } unacted[] = {
         { "openstack provider", "nodepool-id", " (deprecated: Nodepool does not act on it either)" },
-        { "openstack pool", "max-volumes", NULL },
-        { "openstack pool", "max-volume-gb", NULL },
-        { "tenant-resource-limits", "max-volumes", NULL },
-        { "tenant-resource-limits", "max-volume-gb", NULL },
-        { "tenant-resource-limits", "<resource>", " (only max-servers, max-cores and max-ram are enforced)" },
 };
 
 void cfg_warn_unacted_key(struct cctx *c, const struct cnode *k, const char *ctx, const char *lookup) {

@@ -130,6 +130,7 @@ void provider_server_free(struct provider_server *s) {
         free(s->az);
         free(s->region);
         free(s->host_id);
+        free(s->fault);
         provider_tags_free(s->tags, s->n_tags);
         free(s);
 }

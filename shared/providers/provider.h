@@ -70,6 +70,7 @@ struct provider_server {
         int connection_port;               /* 0 = unknown (22 implied) */
         char *az, *region, *host_id;
         struct provider_resources resources;
+        char *fault;                       /* why it is in ERROR, as the cloud says (redacted), or NULL */
         /* Our own tags read back from the resource (list/get), e.g.
          * nodepool_provider_name, nodepool_pool_name, nodepool_node_id. */
         struct provider_tag *tags;
@@ -96,12 +97,18 @@ void provider_image_array_free(struct provider_image **v, size_t n);
 const char *provider_image_tag(const struct provider_image *img, const char *key);
 
 /* Cloud limits; -1 = unlimited. free_ram_mib is informational (host free memory
- * now): the launcher subtracts usage from the max_* itself. */
+ * now): the launcher subtracts usage from the max_* itself. Volumes (OpenStack
+ * with Cinder in its catalog): limits and the cloud's used totals, which the
+ * launcher turns into unmanaged usage; -1 and 0 when the cloud has none. */
 struct provider_limits {
         long long max_instances;
         long long max_cores;
         long long max_ram_mib;
         long long free_ram_mib;
+        long long max_volumes;
+        long long max_volume_gb;
+        long long used_volumes;
+        long long used_volume_gb;
 };
 
 struct provider_create_req {

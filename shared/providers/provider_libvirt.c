@@ -797,6 +797,8 @@ static int lv_quota(struct provider *p, struct provider_limits *ret_limits, char
                 .max_cores = ni.cpus,
                 .max_ram_mib = (long long)(ni.memory / 1024),
                 .free_ram_mib = free_b ? (long long)(free_b >> 20) : -1,
+                .max_volumes = -1,
+                .max_volume_gb = -1,
         };
         return 0;
 }

@@ -152,6 +152,8 @@ int openstack_limits_from_json(json_t *body, struct provider_limits *ret, char *
                 .max_instances = limit_value(abs, "maxTotalInstances", &ok),
                 .max_cores = limit_value(abs, "maxTotalCores", &ok),
                 .max_ram_mib = limit_value(abs, "maxTotalRAMSize", &ok),
+                .max_volumes = -1,
+                .max_volume_gb = -1,
         };
         if (!ok)
                 return bad(reterr_msg, "malformed %s response: maxTotalInstances/Cores/RAMSize must be integers",
@@ -179,6 +181,23 @@ int openstack_azs_from_json(json_t *body, char ***ret, size_t *ret_n, char **ret
         }
         *ret = v;
         *ret_n = n;
+        return 0;
+}
+
+int openstack_volume_limits_from_json(json_t *body, struct provider_limits *l, char **reterr_msg) {
+        json_t *abs = json_object_get(json_object_get(body, "limits"), "absolute");
+        if (!json_is_object(abs))
+                return bad(reterr_msg, "malformed %s response: no limits.absolute", "volume limits");
+        bool ok = true;
+        long long maxv = limit_value(abs, "maxTotalVolumes", &ok), maxgb = limit_value(abs, "maxTotalVolumeGigabytes", &ok);
+        if (!ok)
+                return bad(reterr_msg, "malformed %s response: maxTotalVolumes/VolumeGigabytes must be integers",
+                           "volume limits");
+        json_t *uv = json_object_get(abs, "totalVolumesUsed"), *ugb = json_object_get(abs, "totalGigabytesUsed");
+        l->max_volumes = maxv;
+        l->max_volume_gb = maxgb;
+        l->used_volumes = json_is_integer(uv) ? MAX(0, json_integer_value(uv)) : 0;
+        l->used_volume_gb = json_is_integer(ugb) ? MAX(0, json_integer_value(ugb)) : 0;
         return 0;
 }
 
@@ -242,6 +261,8 @@ int openstack_server_from_json(json_t *server, const char *region, const struct 
         set_once(&s->az, json_string_value(json_object_get(server, "OS-EXT-AZ:availability_zone")));
         set_once(&s->host_id, json_string_value(json_object_get(server, "hostId")));
         set_once(&s->region, region);
+        if (s->state == PROVIDER_SERVER_ERROR)
+                set_once(&s->fault, json_string_value(json_object_get(json_object_get(server, "fault"), "message")));
         s->resources.instances = 1;
         json_t *fl = json_object_get(server, "flavor");
         if (json_is_integer(json_object_get(fl, "vcpus"))) {
@@ -1203,6 +1224,7 @@ static struct provider_server *server_copy(const struct provider_server *s) {
         c->az = dupn(s->az);
         c->region = dupn(s->region);
         c->host_id = dupn(s->host_id);
+        c->fault = dupn(s->fault);
         c->tags = NULL;
         c->n_tags = 0;
         if (s->n_tags) {
@@ -1291,6 +1313,8 @@ static int os_get(struct provider *p, const char *external_id, struct provider_s
                         if (strcmp(o->servers[i]->external_id, external_id) == 0) {
                                 *ret_server = server_copy(o->servers[i]);
                                 pthread_mutex_unlock(&o->lock);
+                                if ((*ret_server)->fault)
+                                        keystone_redact(o->ks, &(*ret_server)->fault); /* the cloud's words */
                                 return 0;
                         }
                 if (pass > 0 || o->list_started > o->last_create)
@@ -1467,6 +1491,41 @@ static int os_delete(struct provider *p, const char *external_id, char **reterr_
         }
 }
 
+/* Cinder's limits into L when the catalog has a block-storage endpoint
+ * (openstacksdk's service type and its volumev3 alias); none: unlimited, as
+ * Nodepool on EndpointNotFound. The endpoint may omit the project id (Cinder
+ * 3.67+ accepts either): add it, which every Cinder version understands. */
+static int os_volume_limits(struct os *o, struct provider_limits *l, char **reterr_msg) {
+        l->max_volumes = l->max_volume_gb = -1;
+        l->used_volumes = l->used_volume_gb = 0;
+        _cleanup_free_ char *base = NULL, *project = NULL, *url = NULL;
+        int r = -ENOENT;
+        for (const char *const *t = (const char *const[]){ "block-storage", "volumev3", NULL }; *t && r == -ENOENT; t++)
+                r = keystone_endpoint(o->ks, *t, &base, NULL);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return provider_error(reterr_msg, -EHOSTDOWN, "block-storage endpoint: %s", strerror(-r));
+        size_t n = strlen(base);
+        if (n >= 3 && strcmp(base + n - 3, "/v3") == 0) {
+                r = keystone_project_id(o->ks, &project, reterr_msg);
+                if (r < 0)
+                        return r;
+                url = xasprintf("%s/%s/limits", base, project);
+        } else {
+                url = xasprintf("%s/limits", base);
+        }
+        json_t *j = NULL;
+        struct os_call c = { .service = "block-storage", .method = "GET", .path = url };
+        r = os_request(o, &c, &j, reterr_msg);
+        if (r < 0)
+                return r;
+        r = openstack_volume_limits_from_json(j, l, reterr_msg);
+        if (j)
+                json_decref(j);
+        return r;
+}
+
 static int os_quota(struct provider *p, struct provider_limits *ret_limits, char **reterr_msg) {
         struct os *o = OS(p);
         json_t *j = NULL;
@@ -1474,10 +1533,17 @@ static int os_quota(struct provider *p, struct provider_limits *ret_limits, char
         int r = os_request(o, &c, &j, reterr_msg);
         if (r < 0)
                 return r;
-        r = openstack_limits_from_json(j, ret_limits, reterr_msg);
+        struct provider_limits l;
+        r = openstack_limits_from_json(j, &l, reterr_msg);
         if (j)
                 json_decref(j);
-        return r;
+        if (r < 0)
+                return r;
+        r = os_volume_limits(o, &l, reterr_msg);
+        if (r < 0)
+                return r;
+        *ret_limits = l;
+        return 0;
 }
 
 static int os_availability_zones(struct provider *p, char ***ret_azs, size_t *ret_n, char **reterr_msg) {

@@ -33,6 +33,9 @@ const struct openstack_flavor *openstack_flavor_choose(const struct openstack_fl
 /* Decode GET /limits into *ret (-1 = unlimited; free_ram_mib = max − used, or
  * -1 when unlimited). -EBADMSG when absolute limits are missing. */
 int openstack_limits_from_json(json_t *body, struct provider_limits *ret, char **reterr_msg);
+/* Decode Cinder's GET /v3/{project}/limits into L's volume fields (max_* -1 =
+ * unlimited; used_* the project's totals). -EBADMSG when malformed; L untouched then. */
+int openstack_volume_limits_from_json(json_t *body, struct provider_limits *l, char **reterr_msg);
 
 /* Decode GET /os-availability-zone into the names of the available zones
  * (openstacksdk's list_availability_zone_names; may be none). *RET: *RET_N

@@ -79,6 +79,42 @@ class OpenStackCloud:
     def neutron(self, method, path, body=None):
         return self._req(method, self.env["neutron"] + "/v2.0" + path, body, self.admin())
 
+    def cinder(self, method, path, body=None, token=None):
+        """Cinder's v3 API without a project id in the URL (microversion 3.67+)."""
+        return self._req(method, self.env["cinder"] + path, body, token or self.admin(),
+                         {"OpenStack-API-Version": "volume 3.70"})
+
+    def user_token(self):
+        return self.token(self.env["user"], self.env["user_password"], self.env["project"])
+
+    def set_volume_quota(self, volumes=-1, gigabytes=-1):
+        st, d, _ = self.cinder("PUT", "/os-quota-sets/%s" % self.project_id,
+                               {"quota_set": {"volumes": volumes, "gigabytes": gigabytes}})
+        assert st == 200, d
+
+    def project_volumes(self):
+        st, d, _ = self.cinder("GET", "/volumes/detail?all_tenants=1&project_id=%s" % self.project_id)
+        assert st == 200, d
+        return d["volumes"]
+
+    def delete_project_volumes(self, timeout=60):
+        """Remove every volume of the poold project (after its servers). A volume still
+        marked attached to a server that is gone is reset to detached first."""
+        deadline = time.time() + timeout
+        while True:
+            vols = self.project_volumes()
+            if not vols:
+                return
+            assert time.time() < deadline, "volumes not gone: %r" % [(v["id"], v["status"]) for v in vols]
+            for v in vols:
+                if v["status"] == "deleting":
+                    continue
+                if v["status"] != "available":
+                    self.cinder("POST", "/volumes/%s/action" % v["id"],
+                                {"os-reset_status": {"status": "available", "attach_status": "detached"}})
+                self.cinder("POST", "/volumes/%s/action" % v["id"], {"os-force_delete": {}})
+            time.sleep(0.5)
+
     def server(self, server_id):
         st, d, _ = self.nova("GET", "/servers/%s" % server_id)
         return d["server"] if st == 200 else None
@@ -156,10 +192,15 @@ def openstack(request):
 
 @pytest.fixture
 def cloud(openstack):  # noqa: F811
-    """The session's cloud with the default instance quota and no servers of
-    the project, before and after the test."""
-    openstack.set_instance_quota(10)
-    openstack.delete_project_servers()
+    """The session's cloud with the default instance quota, unlimited volume
+    quota and no servers or volumes of the project, before and after the test."""
+    _reset(openstack)
     yield openstack
+    _reset(openstack)
+
+
+def _reset(openstack):
     openstack.set_instance_quota(10)
+    openstack.set_volume_quota()
     openstack.delete_project_servers()
+    openstack.delete_project_volumes()

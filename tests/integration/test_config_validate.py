@@ -15,12 +15,9 @@ FOREIGN = ["aws", "azure", "gce", "ibmvpc", "kubernetes", "openshift", "openshif
 UNACTED = "is accepted for compatibility but poold does not act on it yet"
 WARNINGS = {
     'all-keys': [
-        "21:5: warning: 'max-volumes' " + UNACTED,
-        "22:5: warning: 'max-volume-gb' " + UNACTED,
-        "23:5: warning: 'gpus' " + UNACTED + " (only max-servers, max-cores and max-ram are enforced)",
+        # max-volumes, max-volume-gb (tenant 21-22, pool 90-91) and the tenant's custom 'gpus' (23)
+        # are acted on: no warning. nodepool-id is still only accepted.
         "69:5: warning: 'nodepool-id' " + UNACTED + " (deprecated: Nodepool does not act on it either)",
-        "90:9: warning: 'max-volumes' " + UNACTED,
-        "91:9: warning: 'max-volume-gb' " + UNACTED,
     ],
     'static-max-servers': [
         "16:9: warning: 'max-servers' of a static pool only acts when it is 0 or less (the pool is then "

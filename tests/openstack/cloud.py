@@ -9,9 +9,11 @@
 Services (each in its own session/process group, pid in STATE_DIR/pids/):
 PostgreSQL 15 (one private cluster for every service), RabbitMQ, Keystone,
 Placement and Nova API under uwsgi, Glance API, Nova conductor + scheduler +
-compute with the fake virt driver, and an API-only Neutron (ML2 binding every
+compute with the fake virt driver, an API-only Neutron (ML2 binding every
 port through tests/openstack/neutron_bind, and the router service plugin for
-floating IPs; no agents). See
+floating IPs; no agents), and Cinder (API, scheduler, and a volume service
+with Cinder's own fake driver from cinder.tests, which keeps volumes as
+database records only: boot-from-volume servers become ACTIVE). See
 shared/docs/openstack-on-loopback.md for why each piece is set up like this.
 
 Slow first-time work (database schemas, Keystone bootstrap, users, cells,
@@ -44,12 +46,13 @@ REGION = "RegionOne"
 FLAVORS = [("poold.small", 64, 1, 1), ("poold.medium", 128, 1, 1),
            ("poold.large", 256, 2, 1), ("poold.xlarge", 512, 4, 1)]
 VERSIONED_PKGS = ["keystone", "glance-api", "nova-api", "python3-nova", "neutron-api", "placement-api",
-                  "postgresql-15", "rabbitmq-server"]
-SERVICES = ["keystone", "placement", "nova-api", "glance", "neutron", "nova-conductor", "nova-scheduler",
-            "nova-compute"]
+                  "cinder-api", "postgresql-15", "rabbitmq-server"]
+SERVICES = ["keystone", "placement", "nova-api", "glance", "neutron", "cinder", "cinder-scheduler",
+            "cinder-volume", "nova-conductor", "nova-scheduler", "nova-compute"]
 # Bump when init_databases()/setup_keystone() change what the cached state holds.
-CACHE_FORMAT = "1"
-PORT_NAMES = ["pg", "epmd", "rabbit", "rabbit_dist", "keystone", "glance", "placement", "nova", "neutron"]
+CACHE_FORMAT = "2"
+PORT_NAMES = ["pg", "epmd", "rabbit", "rabbit_dist", "keystone", "glance", "placement", "nova", "neutron",
+              "cinder"]
 
 
 def log(msg):
@@ -328,8 +331,12 @@ region_name = {r}
 enforce_new_defaults = false
 enforce_scope = false
 """.format(rabbit=rabbit, st=st, api_db=self.db("nova_api"), nova_db=self.db("nova"), r=REGION)
+        # Cinder lets only Nova (a service token) delete an in-use volume's
+        # attachment (OSSA-2023-003): without it a boot-from-volume server's
+        # volume outlives the server.
         nova += self.authtoken("nova") + self.service_auth("placement", "placement") + \
-            self.service_auth("neutron", "neutron")
+            self.service_auth("neutron", "neutron") + self.service_auth("service_user", "nova") + \
+            "send_service_user_token = true\n"
         self.write("nova/nova.conf", nova)
         shutil.copy("/etc/nova/api-paste.ini", os.path.join(self.etc, "nova"))
         # Processes, not threads: nova-api is eventlet-patched, and a uwsgi thread that
@@ -369,6 +376,35 @@ extension_drivers =
 [ml2_type_flat]
 flat_networks = *
 """)
+
+        # The volume service's backend is the fake driver Cinder's own tests use
+        # (python3-cinder ships it): volumes are records, no LVM or iSCSI.
+        self.write("cinder/cinder.conf", """
+[DEFAULT]
+host = poold-fake
+enabled_backends = fake
+osapi_volume_listen = 127.0.0.1
+osapi_volume_listen_port = {port}
+osapi_volume_workers = 1
+transport_url = {rabbit}
+auth_strategy = keystone
+api_paste_config = /etc/cinder/api-paste.ini
+state_path = {st}/cinder
+log_dir =
+[database]
+connection = {db}
+[oslo_concurrency]
+lock_path = {st}/lock
+[oslo_messaging_notifications]
+driver = noop
+[oslo_policy]
+enforce_new_defaults = false
+enforce_scope = false
+[fake]
+volume_driver = cinder.tests.fake_driver.FakeLoggingVolumeDriver
+volume_backend_name = fake
+""".format(port=p["cinder"], rabbit=rabbit, db=self.db("cinder"), st=st) + self.authtoken("cinder") +
+                   "service_token_roles = admin,service\n")
 
     def uwsgi(self, wsgi_file, port, env_name, env_value, processes=1, threads=4):
         return """[uwsgi]
@@ -448,15 +484,15 @@ env = {en}={ev}
     def uwsgi_start(self, name):
         self.spawn(name, ["uwsgi", "--ini", os.path.join(self.etc, "uwsgi", name + ".ini")])
 
-    def nova_cmd(self, name, module):
-        conf = os.path.join(self.etc, "nova", "nova.conf")
+    def nova_cmd(self, name, module, service="nova"):
+        conf = os.path.join(self.etc, service, service + ".conf")
         code = ("import sys; sys.argv = ['%s', '--config-file', '%s']; from %s import main; main()"
                 % (name, conf, module))
         self.spawn(name, ["/usr/bin/python3", "-c", code])
 
     # ------------------------------------------------------------ first-time setup
     def init_databases(self):
-        for d in ["keystone", "glance", "placement", "nova_api", "nova", "nova_cell0", "neutron"]:
+        for d in ["keystone", "glance", "placement", "nova_api", "nova", "nova_cell0", "neutron", "cinder"]:
             self.psql("postgres", "CREATE DATABASE %s" % d)
         kconf = ["--config-file", os.path.join(self.etc, "keystone", "keystone.conf")]
         nconf = ["--config-file", os.path.join(self.etc, "nova", "nova.conf")]
@@ -470,6 +506,7 @@ env = {en}={ev}
              "--database_connection {cell0} && nova-manage {c} cell_v2 create_cell --name cell1 "
              "&& nova-manage {c} db sync".format(c=" ".join(nconf), cell0=self.db("nova_cell0"))],
             ["/usr/bin/python3", "-c", self.neutron_schema_code()],
+            ["cinder-manage", "--config-file", os.path.join(self.etc, "cinder", "cinder.conf"), "db", "sync"],
         ]
         procs = [(j, subprocess.Popen(j, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)) for j in jobs]
         for j, pr in procs:
@@ -509,7 +546,7 @@ env = {en}={ev}
         _, d, _ = self.api("POST", k + "/projects", {"project": {"name": PROJECT, "domain_id": "default"}},
                            token=admin)
         poold_project = d["project"]["id"]
-        for name in ["nova", "glance", "placement", "neutron"]:
+        for name in ["nova", "glance", "placement", "neutron", "cinder"]:
             _, d, _ = self.api("POST", k + "/users", {"user": {"name": name, "password": PASSWORD,
                                                                "domain_id": "default"}}, token=admin)
             for role in ["admin", "service"] if "service" in roles else ["admin"]:
@@ -523,12 +560,15 @@ env = {en}={ev}
             self.api("PUT", "%s/projects/%s/users/%s/roles/%s" % (k, poold_project, user_id, roles[role]),
                      token=admin)
         catalog = [("glance", "image", "glance"), ("placement", "placement", "placement"),
-                   ("nova", "compute", "nova"), ("neutron", "network", "neutron")]
+                   ("nova", "compute", "nova"), ("neutron", "network", "neutron"),
+                   ("cinderv3", "volumev3", "cinder")]
         for name, typ, port_name in catalog:
             _, d, _ = self.api("POST", k + "/services", {"service": {"name": name, "type": typ}}, token=admin)
             url = "http://127.0.0.1:%d" % self.p[port_name]
             if typ == "compute":
                 url += "/v2.1"
+            elif typ == "volumev3":
+                url += "/v3/$(project_id)s"  # as devstack registers it; Keystone fills it in per token
             for itf in ["public", "internal", "admin"]:
                 self.api("POST", k + "/endpoints", {"endpoint": {"service_id": d["service"]["id"], "interface": itf,
                                                                  "url": url, "region_id": REGION}}, token=admin)
@@ -623,7 +663,7 @@ env = {en}={ev}
         return info
 
     def rewrite_ports(self, old):
-        for name in ["keystone", "glance", "placement", "nova", "neutron"]:
+        for name in ["keystone", "glance", "placement", "nova", "neutron", "cinder"]:
             a, b = "127.0.0.1:%d" % old[name], "127.0.0.1:%d" % self.p[name]
             self.psql("keystone", "UPDATE endpoint SET url = replace(url, '%s', '%s')" % (a, b))
         for name in ["pg", "rabbit"]:
@@ -671,16 +711,20 @@ env = {en}={ev}
                 % (os.path.join(self.etc, "neutron", "neutron.conf"), os.path.join(self.etc, "neutron", "ml2_conf.ini")))
         # poold_bind (neutron_bind/) binds the ports Nova asks for: no agent runs here.
         self.spawn("neutron", ["/usr/bin/python3", "-c", code], env={"PYTHONPATH": os.path.join(HERE, "neutron_bind")})
+        self.spawn("cinder", ["cinder-api", "--config-file", os.path.join(self.etc, "cinder", "cinder.conf")])
         self.wait_rabbit()
         log("rabbitmq ready")
         self.uwsgi_start("nova-api")
         self.nova_cmd("nova-conductor", "nova.cmd.conductor")
         self.nova_cmd("nova-scheduler", "nova.cmd.scheduler")
         self.wait_http("placement", "http://127.0.0.1:%d/" % self.p["placement"])
+        self.nova_cmd("cinder-scheduler", "cinder.cmd.scheduler", service="cinder")
+        self.nova_cmd("cinder-volume", "cinder.cmd.volume", service="cinder")
         self.nova_cmd("nova-compute", "nova.cmd.compute")
         self.wait_http("nova-api", "http://127.0.0.1:%d/" % self.p["nova"])
         self.wait_http("glance", "http://127.0.0.1:%d/" % self.p["glance"])
         self.wait_http("neutron", "http://127.0.0.1:%d/" % self.p["neutron"])
+        self.wait_http("cinder", "http://127.0.0.1:%d/" % self.p["cinder"])
         self.setup_nova()
         self.discover_hosts()
         self.wait_compute_up()
@@ -716,7 +760,8 @@ env = {en}={ev}
                "project": PROJECT, "region": REGION, "flavors": FLAVORS,
                "nova": "http://127.0.0.1:%d/v2.1" % self.p["nova"],
                "glance": "http://127.0.0.1:%d" % self.p["glance"],
-               "neutron": "http://127.0.0.1:%d" % self.p["neutron"]}
+               "neutron": "http://127.0.0.1:%d" % self.p["neutron"],
+               "cinder": "http://127.0.0.1:%d/v3" % self.p["cinder"]}
         env.update(self.meta)
         path = os.path.join(self.state, "env.json")
         with open(path, "w") as f:

@@ -6,7 +6,7 @@
 # 1-2 minute initramfs rebuild triggered by open-iscsi.
 set -euo pipefail
 
-PKGS=(keystone glance-api placement-api nova-api nova-conductor nova-scheduler python3-nova
+PKGS=(keystone glance-api placement-api nova-api nova-conductor nova-scheduler python3-nova cinder-api
       neutron-api python3-neutron rabbitmq-server uwsgi-core uwsgi-plugin-python3 postgresql
       python3-psycopg2 python3-yaml qemu-utils)
 

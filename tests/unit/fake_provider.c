@@ -31,6 +31,7 @@ struct fake_server {
         char *az;
         enum provider_server_state state;
         int cores, ram_mib;
+        int volume_gb;                  /* > 0: it boots from a volume of this size */
         struct provider_tag *tags;
         size_t n_tags;
 };
@@ -48,6 +49,9 @@ struct fake_cloud {
         long long max_instances, max_cores, max_ram_mib;
         char **azs;
         size_t n_azs, next_az;
+        long long max_volumes, max_volume_gb, used_volumes, used_volume_gb; /* used_*: by others */
+        char *volume_label;             /* servers of this label boot from a volume of volume_label_gb */
+        int volume_label_gb;
         /* Injected failures per op: a queue of (error, how many calls) runs. */
         struct fake_fail { int r; unsigned n; } fail[_FAKE_OP_MAX][FAKE_FAIL_MAX];
         size_t n_fail[_FAKE_OP_MAX];
@@ -71,6 +75,7 @@ static struct fake_cloud *cloud_locked(const char *name) {
         struct fake_cloud *c = xnew(struct fake_cloud, 1);
         c->name = xstrdup(name);
         c->max_instances = c->max_cores = c->max_ram_mib = -1;
+        c->max_volumes = c->max_volume_gb = -1;
         c->next = fake_clouds;
         fake_clouds = c;
         return c;
@@ -108,6 +113,7 @@ void fake_clouds_free(void) {
                 free(c->images);
                 provider_strv_free(c->azs, c->n_azs);
                 free(c->name);
+                free(c->volume_label);
                 free(c);
         }
         unlock();
@@ -238,6 +244,7 @@ static int fake_create(struct provider *p, const struct provider_create_req *req
                                                   c->hold_boot ? PROVIDER_SERVER_BUILDING : PROVIDER_SERVER_ACTIVE);
         if (req->az) s->az = xstrdup(req->az);
         else if (c->n_azs) s->az = xstrdup(c->azs[c->next_az++ % c->n_azs]);
+        if (c->volume_label && req->label && strcmp(req->label, c->volume_label) == 0) s->volume_gb = c->volume_label_gb;
         *ret_server = server_copy(s);
         unlock();
         return 0;
@@ -290,9 +297,19 @@ static int fake_quota(struct provider *p, struct provider_limits *ret_limits, ch
         struct fake_cloud *c = p->data;
         lock();
         int r = call_locked(c, FAKE_OP_QUOTA);
+        long long vols = c->used_volumes, gb = c->used_volume_gb;
+        for (size_t i = 0; i < c->n_servers; i++)
+                if (c->servers[i]->volume_gb > 0) {
+                        vols++;
+                        gb += c->servers[i]->volume_gb;
+                }
         if (r >= 0)
                 *ret_limits = (struct provider_limits){ .max_instances = c->max_instances, .max_cores = c->max_cores,
-                                                        .max_ram_mib = c->max_ram_mib, .free_ram_mib = -1 };
+                                                        .max_ram_mib = c->max_ram_mib, .free_ram_mib = -1,
+                                                        .max_volumes = c->max_volumes,
+                                                        .max_volume_gb = c->max_volume_gb,
+                                                        .used_volumes = vols,
+                                                        .used_volume_gb = gb };
         unlock();
         return r < 0 ? provider_error(reterr_msg, r, "fake cloud %s: quota failed", c->name) : 0;
 }
@@ -466,6 +483,24 @@ char *fake_cloud_server_az(struct fake_cloud *c, const char *external_id) {
         char *az = i < 0 ? NULL : xstrdup(c->servers[i]->az ? c->servers[i]->az : "fake-az");
         unlock();
         return az;
+}
+
+void fake_cloud_set_volume_limits(struct fake_cloud *c, long long max_volumes, long long max_volume_gb,
+                                  long long used_volumes, long long used_volume_gb) {
+        lock();
+        c->max_volumes = max_volumes;
+        c->max_volume_gb = max_volume_gb;
+        c->used_volumes = used_volumes;
+        c->used_volume_gb = used_volume_gb;
+        unlock();
+}
+
+void fake_cloud_set_volume_label(struct fake_cloud *c, const char *label, int volume_gb) {
+        lock();
+        free(c->volume_label);
+        c->volume_label = xstrdup(label);
+        c->volume_label_gb = volume_gb;
+        unlock();
 }
 
 char *fake_cloud_add_server(struct fake_cloud *c, const char *provider, const char *node_id, int cores, int ram_mib) {

@@ -55,6 +55,15 @@ void fake_cloud_set_limits(struct fake_cloud *c, long long max_instances, long l
  * list any zone named is taken. A create naming none lands in the listed
  * zones in turn (a scheduler spreading servers), or in "fake-az". */
 void fake_cloud_set_azs(struct fake_cloud *c, const char *const *azs, size_t n);
+/* What quota() reports for volumes, as Cinder's limits: maxima (-1 = unlimited,
+ * the default) and the project's used totals, which are USED_* (others'
+ * volumes) plus the volumes of the cloud's own servers (set_volume_label). */
+void fake_cloud_set_volume_limits(struct fake_cloud *c, long long max_volumes, long long max_volume_gb,
+                                  long long used_volumes, long long used_volume_gb);
+/* Servers created for LABEL from now on boot from a volume of VOLUME_GB (as the
+ * launcher's boot-from-volume label): it counts in the used totals until the
+ * server is deleted. */
+void fake_cloud_set_volume_label(struct fake_cloud *c, const char *label, int volume_gb);
 /* A server made behind the launcher's back (ACTIVE): with PROVIDER and NODE_ID
  * non-NULL tagged as the launcher tags its own (a leak when the node is unknown),
  * without them someone else's (unmanaged usage). Returns its external id

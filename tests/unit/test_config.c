@@ -604,41 +604,47 @@ static void test_metastatic_provider_parsed_with_defaults(void **state) {
         config_diags_clear(&d);
 }
 
-/* A key poold accepts but does not act on is stored and warned about once per
- * occurrence, at the key; keys poold acts on (auto-floating-ip) are not. */
+/* A key poold accepts but does not act on (nodepool-id) is warned about once
+ * per occurrence, at the key; the volume quota keys and a tenant's custom
+ * resource key, which poold acts on, load silently and are stored. */
 static void test_unacted_keys_warned_per_occurrence(void **state) {
         struct config_diags d = {};
         struct config *c = load_str("labels: [{name: l}]\n"
                                     "providers:\n"
                                     "  - name: os\n"
                                     "    cloud: c\n"
+                                    "    nodepool-id: x\n"
                                     "    cloud-images: [{name: img}]\n"
                                     "    pools:\n"
                                     "      - name: a\n"
                                     "        max-volumes: 5\n"
+                                    "        max-volume-gb: 50\n"
                                     "        labels: [{name: l, cloud-image: img, min-ram: 1, key-name: k}]\n"
                                     "        auto-floating-ip: false\n"
-                                    "      - name: b\n"
-                                    "        max-volumes: 7\n"
+                                    "  - name: os2\n"
+                                    "    cloud: c\n"
+                                    "    nodepool-id: y\n"
                                     "tenant-resource-limits:\n"
-                                    "  - {tenant-name: t, max-servers: 3, gpus: 2}\n",
+                                    "  - {tenant-name: t, max-servers: 3, max-volumes: 2, max-volume-gb: 9, gpus: 2}\n",
                                     &d);
         assert_non_null(c);
-        assert_int_equal(d.n, 3);
-        assert_int_equal(config_diags_count(&d, CONFIG_SEVERITY_WARNING), 3);
-        assert_int_equal(d.items[0].line, 8);
-        assert_int_equal(d.items[0].column, 9);
-        assert_string_equal(d.items[0].message,
-                            "'max-volumes' is accepted for compatibility but poold does not act on it yet");
-        assert_int_equal(d.items[1].line, 12);
-        assert_int_equal(d.items[1].column, 9);
-        assert_int_equal(d.items[2].line, 14);
-        assert_int_equal(d.items[2].column, 38);
-        assert_non_null(strstr(d.items[2].message, "'gpus' is accepted for compatibility"));
-        assert_int_equal(config_find_pool(&c->providers[0], "a")->max_volumes, 5);      /* still stored */
+        assert_int_equal(d.n, 2);
+        assert_int_equal(config_diags_count(&d, CONFIG_SEVERITY_WARNING), 2);
+        assert_int_equal(d.items[0].line, 5);
+        assert_int_equal(d.items[0].column, 5);
+        assert_non_null(strstr(d.items[0].message,
+                               "'nodepool-id' is accepted for compatibility but poold does not act on it yet"));
+        assert_int_equal(d.items[1].line, 15);
+        assert_int_equal(d.items[1].column, 5);
+        assert_int_equal(config_find_pool(&c->providers[0], "a")->max_volumes, 5);
+        assert_int_equal(config_find_pool(&c->providers[0], "a")->max_volume_gb, 50);
         assert_false(config_find_pool(&c->providers[0], "a")->auto_floating_ip);
-        assert_true(config_find_pool(&c->providers[0], "b")->auto_floating_ip);        /* Nodepool's default */
         assert_int_equal(c->tenant_limits[0].max_servers, 3);
+        assert_int_equal(c->tenant_limits[0].max_volumes, 2);
+        assert_int_equal(c->tenant_limits[0].max_volume_gb, 9);
+        assert_int_equal(c->tenant_limits[0].other.n, 1);
+        assert_string_equal(c->tenant_limits[0].other.items[0].key, "gpus");
+        assert_string_equal(c->tenant_limits[0].other.items[0].value, "2");
         config_free(c);
         config_diags_clear(&d);
 }

@@ -49,6 +49,11 @@ struct opts {
         int min_ready;          /* of label small */
         bool two_providers;     /* PROV_B too, its pool a worse priority than PROV_A's */
         const char *pool_az;    /* PROV_A's pool lists this one availability zone */
+        /* Volume quota (set on the loaded config: the fake's libvirt schema has no
+         * such keys): label large boots from a volume of bfv_gb GB when > 0. */
+        int bfv_gb;
+        int max_volumes, max_volume_gb; /* of PROV_A's pool; 0 = unlimited */
+        const char *tenant_limits;      /* YAML of tenant-resource-limits, or NULL */
 };
 
 /* ---------------------------------------------------------------- ZooKeeper records */
@@ -70,9 +75,10 @@ static void write_image(struct env *e, const char *provider) {
 }
 
 /* Create a request for LABELS (NULL-terminated) as Zuul does: ephemeral, sequenced. Caller frees the id. */
-static char *request_new(struct env *e, bool reuse, const char *const *labels) {
+static char *request_new_tenant(struct env *e, bool reuse, const char *const *labels, const char *tenant) {
         _cleanup_(node_request_freep) struct node_request *rq = node_request_new(NULL);
         rq->reuse = reuse;
+        model_set_str(&rq->tenant_name, tenant);
         model_set_str(&rq->requestor, "unit-test-zuul");
         for (const char *const *t = labels; *t; t++) model_strv_push(&rq->node_types, *t);
         rq->created_time = rq->state_time = model_now();
@@ -82,6 +88,10 @@ static char *request_new(struct env *e, bool reuse, const char *const *labels) {
         assert_int_equal(zk_create(e->zk, "/nodepool/requests/100-", data, len, ZK_EPHEMERAL | ZK_SEQUENCE | ZK_MAKEPATH,
                                    &path), 0);
         return xstrdup(strrchr(path, '/') + 1);
+}
+
+static char *request_new(struct env *e, bool reuse, const char *const *labels) {
+        return request_new_tenant(e, reuse, labels, NULL);
 }
 
 static char *request_new1(struct env *e, bool reuse, const char *label) {
@@ -266,6 +276,7 @@ static void write_config(struct env *e, const struct opts *o) {
                         "            vcpus: 2\n",
                         provs[i], o->launch_retries > 0 ? o->launch_retries : 2, i + 1,
                         o->max_servers > 0 ? o->max_servers : 10);
+        if (o->tenant_limits) fprintf(f, "tenant-resource-limits:\n%s", o->tenant_limits);
         assert_int_equal(fclose(f), 0);
 }
 
@@ -294,6 +305,13 @@ static void env_launch(struct env *e, const struct opts *o) {
                 azs->items[0] = xstrdup(o->pool_az);
                 azs->n = 1;
         }
+        struct config_pool *pool = &l->cfg->providers[0].pools[0];
+        if (o->bfv_gb > 0) {
+                pool->labels[1].boot_from_volume = true;
+                pool->labels[1].volume_size = o->bfv_gb;
+        }
+        if (o->max_volumes > 0) pool->max_volumes = o->max_volumes;
+        if (o->max_volume_gb > 0) pool->max_volume_gb = o->max_volume_gb;
         assert_int_equal(loop_new(&l->loop), 0);
         e->l = l;
         assert_int_equal(launcher_start(l), 0);
@@ -937,6 +955,162 @@ static void test_unmanaged_servers_count_against_provider_quota(void **state) {
         assert_int_equal(fake_cloud_n_servers(c), 2);
 }
 
+/* Zuul is done with the node of request ID (RQ as fulfilled): the node `used`
+ * and the request removed, so the launcher deletes the node. */
+static void release_request(struct env *e, const char *id, const struct node_request *rq) {
+        int32_t ver;
+        _cleanup_(node_freep) struct node *used = node_read(e, rq->nodes[0], &ver);
+        node_set_state(used, NODE_STATE_USED);
+        _cleanup_free_ char *data = NULL, *npath = xasprintf("/nodepool/nodes/%s", used->id);
+        _cleanup_free_ char *rpath = xasprintf("/nodepool/requests/%s", id);
+        size_t len;
+        assert_int_equal(node_to_json(used, &data, &len), 0);
+        assert_int_equal(zk_set(e->zk, npath, data, len, ver, NULL), 0);
+        assert_int_equal(zk_delete(e->zk, rpath, -1), 0);
+}
+
+static json_int_t resource(const struct node *n, const char *key) {
+        return json_integer_value(json_object_get(n->resources, key));
+}
+
+/* A boot-from-volume node's record counts its volume as Nodepool writes it:
+ * resources {cores, instances, ram, volumes: 1, volume-gb: volume-size}; a
+ * node of a label without a volume has no volume keys. */
+static void test_boot_from_volume_node_counts_its_volume_in_resources(void **state) {
+        struct env *e = *state;
+        env_launch(e, &(struct opts){ .bfv_gb = 20 });
+        _cleanup_free_ char *big = request_new1(e, true, "large"), *small = request_new1(e, true, "small");
+        _cleanup_(node_request_freep) struct node_request *rq = wait_request(e, big, NODE_REQUEST_STATE_FULFILLED);
+        _cleanup_(node_request_freep) struct node_request *rqs = wait_request(e, small, NODE_REQUEST_STATE_FULFILLED);
+        _cleanup_(node_freep) struct node *n = node_read(e, rq->nodes[0], NULL);
+        assert_int_equal(json_object_size(n->resources), 5);
+        assert_int_equal(resource(n, "instances"), 1);
+        assert_int_equal(resource(n, "cores"), 2);
+        assert_int_equal(resource(n, "ram"), 256);
+        assert_int_equal(resource(n, "volumes"), 1);
+        assert_int_equal(resource(n, "volume-gb"), 20);
+        _cleanup_(node_freep) struct node *ns = node_read(e, rqs->nodes[0], NULL);
+        assert_int_equal(json_object_size(ns->resources), 3);
+        assert_null(json_object_get(ns->resources, "volumes"));
+}
+
+/* With room for one boot-from-volume node (by O's pool volume limit or by the
+ * cloud's): a first request is served, a second waits (pending, the pool
+ * paused, no create), while a label without a volume is still served; when the
+ * first node goes, the second is served. */
+static void volume_limit_waits_then_serves(struct env *e, const struct opts *o) {
+        struct fake_cloud *c = fake_cloud(PROV_A);
+        env_launch(e, o);
+        _cleanup_free_ char *first = request_new1(e, true, "large");
+        _cleanup_(node_request_freep) struct node_request *rq1 = wait_request(e, first, NODE_REQUEST_STATE_FULFILLED);
+        _cleanup_free_ char *second = request_new1(e, true, "large");
+        assert_true(run_until(e, cond_pending_and_paused, second, WAIT_MS));
+        run_until(e, NULL, NULL, 500);
+        _cleanup_(node_request_freep) struct node_request *waiting = request_read(e, second);
+        assert_int_equal(waiting->state, NODE_REQUEST_STATE_PENDING);
+        assert_int_equal(fake_cloud_calls(c, FAKE_OP_CREATE), 1);
+
+        release_request(e, first, rq1);
+        _cleanup_(node_request_freep) struct node_request *rq2 = wait_request(e, second, NODE_REQUEST_STATE_FULFILLED);
+        assert_string_not_equal(rq2->nodes[0], rq1->nodes[0]);
+        assert_int_equal(fake_cloud_calls(c, FAKE_OP_CREATE), 2);
+}
+
+/* Pool max-volumes: 1 lets one boot-from-volume node live at a time. */
+static void test_pool_max_volumes_waits_until_a_volume_node_goes(void **state) {
+        volume_limit_waits_then_serves(*state, &(struct opts){ .bfv_gb = 20, .max_volumes = 1 });
+}
+
+/* Pool max-volume-gb: 30 holds one 20 GB volume, not two. */
+static void test_pool_max_volume_gb_waits_until_a_volume_node_goes(void **state) {
+        volume_limit_waits_then_serves(*state, &(struct opts){ .bfv_gb = 20, .max_volume_gb = 30 });
+}
+
+/* The cloud's volume limit (Cinder's maxTotalVolumes, less the volumes the
+ * project uses that are not our nodes'): 3 allowed, 2 used by others. */
+static void test_cloud_volume_limit_reached_waits_until_a_volume_node_goes(void **state) {
+        fake_cloud_set_volume_label(fake_cloud(PROV_A), "large", 20);
+        fake_cloud_set_volume_limits(fake_cloud(PROV_A), 3, -1, 2, 40);
+        volume_limit_waits_then_serves(*state, &(struct opts){ .bfv_gb = 20 });
+}
+
+/* Same by gigabytes: 100 GB allowed, 70 used by others, 20 GB volumes. */
+static void test_cloud_volume_gb_limit_reached_waits_until_a_volume_node_goes(void **state) {
+        fake_cloud_set_volume_label(fake_cloud(PROV_A), "large", 20);
+        fake_cloud_set_volume_limits(fake_cloud(PROV_A), -1, 100, 3, 70);
+        volume_limit_waits_then_serves(*state, &(struct opts){ .bfv_gb = 20 });
+}
+
+/* Volumes someone else uses fill the cloud's limit: a boot-from-volume request
+ * waits (it is not declined: the cloud's count also holds volumes of our own
+ * deleted nodes for a while), and is served once they are gone, the cloud's
+ * totals being read again while it waits. */
+static void test_volumes_others_use_make_request_wait_until_they_are_gone(void **state) {
+        struct env *e = *state;
+        struct fake_cloud *c = fake_cloud(PROV_A);
+        fake_cloud_set_volume_label(c, "large", 20);
+        fake_cloud_set_volume_limits(c, 1, -1, 1, 20);
+        env_launch(e, &(struct opts){ .bfv_gb = 20 });
+        _cleanup_free_ char *id = request_new1(e, true, "large");
+        assert_true(run_until(e, cond_pending_and_paused, id, WAIT_MS));
+        run_until(e, NULL, NULL, 500);
+        _cleanup_(node_request_freep) struct node_request *waiting = request_read(e, id);
+        assert_int_equal(waiting->state, NODE_REQUEST_STATE_PENDING);
+        assert_int_equal(fake_cloud_calls(c, FAKE_OP_CREATE), 0);
+        fake_cloud_set_volume_limits(c, 1, -1, 0, 0);
+        _cleanup_(node_request_freep) struct node_request *rq = wait_request(e, id, NODE_REQUEST_STATE_FULFILLED);
+        assert_int_equal(fake_cloud_calls(c, FAKE_OP_CREATE), 1);
+}
+
+/* A tenant at its max-volumes: its request for another boot-from-volume node
+ * stays `requested` (deferred, as Nodepool), while its request without a volume
+ * is served; when its volume node goes, the deferred request is served. */
+static void test_tenant_max_volumes_defers_request_until_a_volume_node_goes(void **state) {
+        struct env *e = *state;
+        env_launch(e, &(struct opts){ .bfv_gb = 20, .tenant_limits = "  - {tenant-name: t1, max-volumes: 1}\n" });
+        const char *large[] = { "large", NULL }, *small[] = { "small", NULL };
+        _cleanup_free_ char *first = request_new_tenant(e, true, large, "t1");
+        _cleanup_(node_request_freep) struct node_request *rq1 = wait_request(e, first, NODE_REQUEST_STATE_FULFILLED);
+        _cleanup_free_ char *second = request_new_tenant(e, true, large, "t1");
+        _cleanup_free_ char *plain = request_new_tenant(e, true, small, "t1");
+        _cleanup_(node_request_freep) struct node_request *rqp = wait_request(e, plain, NODE_REQUEST_STATE_FULFILLED);
+        run_until(e, NULL, NULL, 500);
+        _cleanup_(node_request_freep) struct node_request *waiting = request_read(e, second);
+        assert_int_equal(waiting->state, NODE_REQUEST_STATE_REQUESTED);
+        release_request(e, first, rq1);
+        _cleanup_(node_request_freep) struct node_request *rq2 = wait_request(e, second, NODE_REQUEST_STATE_FULFILLED);
+}
+
+/* A custom key of tenant-resource-limits caps that key of the tenant's nodes'
+ * resources, as Nodepool's QuotaInformation does (e.g. another driver's quota
+ * code): a node another launcher recorded with gpus: 2 puts tenant t1 (gpus: 1)
+ * over its limit, so t1's requests wait while t2's are served; when the node
+ * goes, t1's request is served. */
+static void test_tenant_custom_resource_limit_defers_until_usage_drops(void **state) {
+        struct env *e = *state;
+        env_launch(e, &(struct opts){ .tenant_limits = "  - {tenant-name: t1, gpus: 1}\n" });
+        _cleanup_(node_freep) struct node *other = node_new(NULL);
+        node_set_state(other, NODE_STATE_IN_USE);
+        model_set_str(&other->provider, "elsewhere");
+        model_set_str(&other->pool, "gpu");
+        model_set_str(&other->tenant_name, "t1");
+        model_strv_push(&other->type, "gpu-node");
+        other->resources = json_pack("{s:i, s:i, s:i, s:i}", "cores", 8, "instances", 1, "ram", 8192, "gpus", 2);
+        _cleanup_free_ char *data = NULL, *path = NULL;
+        size_t len;
+        assert_int_equal(node_to_json(other, &data, &len), 0);
+        assert_int_equal(zk_create(e->zk, "/nodepool/nodes/", data, len, ZK_SEQUENCE | ZK_MAKEPATH, &path), 0);
+        const char *small[] = { "small", NULL };
+        _cleanup_free_ char *t1 = request_new_tenant(e, true, small, "t1");
+        _cleanup_free_ char *t2 = request_new_tenant(e, true, small, "t2");
+        _cleanup_(node_request_freep) struct node_request *rq2 = wait_request(e, t2, NODE_REQUEST_STATE_FULFILLED);
+        run_until(e, NULL, NULL, 500);
+        _cleanup_(node_request_freep) struct node_request *waiting = request_read(e, t1);
+        assert_int_equal(waiting->state, NODE_REQUEST_STATE_REQUESTED);
+        assert_int_equal(zk_delete(e->zk, path, -1), 0);
+        _cleanup_(node_request_freep) struct node_request *rq1 = wait_request(e, t1, NODE_REQUEST_STATE_FULFILLED);
+}
+
 int main(int argc, char **argv) {
         const char *hosts = getenv("POOLD_TEST_ZK_HOSTS");
         if (!hosts || sscanf(hosts, "%63[^:]:%d", zk_host, &zk_port) != 2) {
@@ -974,6 +1148,14 @@ int main(int argc, char **argv) {
                 T(test_cloud_without_a_zone_list_gets_no_zone_and_nodes_record_the_servers),
                 T(test_leaked_server_is_deleted_and_foreign_one_kept),
                 T(test_unmanaged_servers_count_against_provider_quota),
+                T(test_boot_from_volume_node_counts_its_volume_in_resources),
+                T(test_pool_max_volumes_waits_until_a_volume_node_goes),
+                T(test_pool_max_volume_gb_waits_until_a_volume_node_goes),
+                T(test_cloud_volume_limit_reached_waits_until_a_volume_node_goes),
+                T(test_cloud_volume_gb_limit_reached_waits_until_a_volume_node_goes),
+                T(test_volumes_others_use_make_request_wait_until_they_are_gone),
+                T(test_tenant_max_volumes_defers_request_until_a_volume_node_goes),
+                T(test_tenant_custom_resource_limit_defers_until_usage_drops),
         };
         int r = cmocka_run_group_tests(tests, NULL, NULL);
         zk_free(root_zk);

@@ -336,6 +336,38 @@ static void test_flavor_choice(void **state) {
         json_decref(j);
 }
 
+/* Cinder's /limits: maxima copied (-1 = unlimited), the project's used totals
+ * kept; Nova's limits alone mean no volume limit; malformed is -EBADMSG with
+ * the limits left as they were. */
+static void test_volume_limits(void **state) {
+        (void)state;
+        json_t *j = json_loads("{\"limits\":{\"rate\":[],\"absolute\":{\"maxTotalVolumes\":10,"
+                               "\"maxTotalVolumeGigabytes\":-1,\"totalVolumesUsed\":3,\"totalGigabytesUsed\":60,"
+                               "\"maxTotalSnapshots\":10}}}", 0, NULL);
+        struct provider_limits l;
+        json_t *nova = json_loads("{\"limits\":{\"absolute\":{\"maxTotalInstances\":10,\"maxTotalCores\":20,"
+                                  "\"maxTotalRAMSize\":51200}}}", 0, NULL);
+        assert_int_equal(openstack_limits_from_json(nova, &l, NULL), 0);
+        assert_int_equal(l.max_volumes, -1);
+        assert_int_equal(l.max_volume_gb, -1);
+        assert_int_equal(openstack_volume_limits_from_json(j, &l, NULL), 0);
+        assert_int_equal(l.max_instances, 10);
+        assert_int_equal(l.max_volumes, 10);
+        assert_int_equal(l.max_volume_gb, -1);
+        assert_int_equal(l.used_volumes, 3);
+        assert_int_equal(l.used_volume_gb, 60);
+        json_decref(j);
+        char *msg = NULL;
+        j = json_loads("{\"limits\":{\"absolute\":{\"maxTotalVolumes\":\"x\",\"maxTotalVolumeGigabytes\":1}}}", 0,
+                       NULL);
+        assert_int_equal(openstack_volume_limits_from_json(j, &l, &msg), -EBADMSG);
+        assert_non_null(msg);
+        assert_int_equal(l.max_volumes, 10);
+        free(msg);
+        json_decref(j);
+        json_decref(nova);
+}
+
 /* /limits: values copied, negative = unlimited, free RAM = max − used;
  * missing or mistyped limits are -EBADMSG. */
 static void test_quota_math(void **state) {
@@ -409,7 +441,7 @@ static const char SERVERS[] =
         "                        {\"addr\":\"203.0.113.7\",\"version\":4,\"OS-EXT-IPS:type\":\"floating\"}]}},"
         "{\"id\":\"b\",\"status\":\"BUILD\",\"flavor\":{\"id\":\"2\"},\"metadata\":{},"
         " \"addresses\":{\"priv\":[{\"addr\":\"192.168.1.9\",\"version\":4}]}},"
-        "{\"id\":\"c\",\"status\":\"ERROR\"},"
+        "{\"id\":\"c\",\"status\":\"ERROR\",\"fault\":{\"code\":500,\"message\":\"Build aborted: quota\"}},"
         "{\"id\":\"d\",\"status\":\"DELETED\"}]}";
 
 /* Server decoding: state, addresses (floating = public, RFC 1918 = private,
@@ -446,6 +478,8 @@ static void test_servers_decode(void **state) {
         assert_null(v[1]->public_ipv4);
         assert_int_equal(v[1]->resources.ram_mib, 2048);
         assert_int_equal(v[2]->state, PROVIDER_SERVER_ERROR);
+        assert_string_equal(v[2]->fault, "Build aborted: quota"); /* why, for the launcher */
+        assert_null(v[0]->fault);
         provider_server_array_free(v, n);
         json_decref(j);
         json_decref(fj);
@@ -854,6 +888,7 @@ int main(void) {
                 cmocka_unit_test(test_flavor_choice),
                 cmocka_unit_test(test_quota_math),
                 cmocka_unit_test(test_availability_zones_decode),
+                cmocka_unit_test(test_volume_limits),
                 cmocka_unit_test(test_servers_decode),
                 cmocka_unit_test(test_servers_malformed),
                 cmocka_unit_test(test_image_decode),
