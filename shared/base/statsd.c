@@ -172,6 +172,15 @@ void statsd_builder_upload(struct statsd *s, const char *image, const char *prov
         statsd_flush(s);
 }
 
+void statsd_builder_verify(struct statsd *s, const char *image, const char *provider, bool ok, double duration_ms) {
+        if (!s) return;
+        _cleanup_free_ char *k = xasprintf("poold.builder.verify.%s.%s", image, provider);
+        _cleanup_free_ char *c = xasprintf("%s.%s", k, ok ? "passed" : "failed");
+        statsd_timing(s, k, duration_ms);
+        statsd_incr(s, c, 1);
+        statsd_flush(s);
+}
+
 void statsd_builder_build_state(struct statsd *s, const char *host, const char *image, int state) {
         if (!s) return;
         _cleanup_free_ char *k = xasprintf("nodepool.builder.%s.image.%s.build.state", host, image);

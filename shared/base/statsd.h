@@ -66,6 +66,10 @@ void statsd_builder_image_size(struct statsd *s, const char *image, const char *
  * counter nodepool.image_update.<image>.<provider>; a failed upload sends
  * nothing, as in Nodepool (it shows in the upload state gauge). */
 void statsd_builder_upload(struct statsd *s, const char *image, const char *provider, bool ok, double duration_ms);
+/* poold's own (Nodepool has no boot check): the check of an upload ended,
+ * counter poold.builder.verify.<image>.<provider>.{passed,failed} and timer
+ * poold.builder.verify.<image>.<provider> (its duration). */
+void statsd_builder_verify(struct statsd *s, const char *image, const char *provider, bool ok, double duration_ms);
 /* Gauge nodepool.builder.<host>.image.<image>.build.state (0 idle, 1 building, 3 paused). */
 void statsd_builder_build_state(struct statsd *s, const char *host, const char *image, int state);
 /* Gauge nodepool.builder.<host>.image.<image>.provider.<p>.upload.state (0 idle, 2 uploading, 3 paused). */
