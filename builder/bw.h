@@ -226,7 +226,8 @@ bool bw_verify_running(struct bw *w, const char *image, const char *build_id, co
                        const char *upload_id);
 /* End every check at stop (not as a verify failure); call before the workqs are freed. */
 void bw_verify_stop_all(struct bw *w);
-/* Delete verify servers this builder left behind (crash, stop), on every provider. */
+/* Delete verify servers this builder left behind (crash, stop) on every
+ * provider uploading an image with poold.verify. */
 void bw_verify_leftovers(struct bw *w);
 
 /* bw_cleanup.c */

@@ -72,6 +72,7 @@ struct bw_verify {
         bool in_flight;                 /* a workq job runs for us */
         bool timed_out;                 /* the deadline passed while a job ran */
         char *server_id;                /* the server's external id once created */
+        char *reason;                   /* why the check failed, once it ended */
         char *host;
         int port;
         /* worker results */
@@ -136,6 +137,7 @@ static void v_free(struct bw_verify *v) {
         free(v->log_path);
         free(v->known_hosts);
         free(v->server_id);
+        free(v->reason);
         free(v->host);
         free(v->werr);
         provider_server_free(v->ws);
@@ -204,9 +206,12 @@ static void console_work(void *ud) {
         free(text);
 }
 
-static void record(struct bw_verify *v, bool ok, const char *reason) {
+/* Record the outcome (v->reason NULL: passed) and release the upload lock. */
+static void record(struct bw_verify *v) {
         struct bw *w = v->w;
         struct bw_up *u = v->u;
+        const char *reason = v->reason;
+        bool ok = !reason;
         double secs = (double)(loop_now_ms() - v->start_ms) / 1000;
         model_set_str(&u->verify_state, ok ? "passed" : "failed");
         model_set_str(&u->verify_reason, reason);
@@ -237,8 +242,9 @@ static void console_done(void *ud, int status) {
         v->in_flight = false;
         if (status >= 0 && v->wr < 0 && v->wr != -EOPNOTSUPP)
                 vlog(v, "no console output: %s", v->werr ? v->werr : strerror(-v->wr));
-        record(v, false, v->u->verify_reason);
+        record(v);
         server_delete(w, v->u->prov, v->server_id, "verification failed");
+        v_unlink(w, v);
         v_free(v);
         bw_wake(w);
 }
@@ -265,25 +271,39 @@ static void finish(struct bw_verify *v, const char *reason) {
         v->scan = NULL;
         cmd_free(v->cmd);
         v->cmd = NULL;
-        v_unlink(w, v);
+        v->step = STEP_DONE;
+        v->reason = xstrdup(reason);
         vlog(v, "%s", reason ? reason : "passed");
         if (stopped) {
                 model_set_str(&v->u->verify_state, NULL);
                 int r = bw_upload_store(w, v->u, IMAGE_UPLOAD_STATE_FAILED);
                 if (r < 0) log_warning_errno(r, "%s: cannot record the stop: %m", v->u->path);
                 zk_lock_release_async(v->u->lock);
-                if (v->server_id) server_delete(w, v->u->prov, v->server_id, STOPPED_REASON);
+                if (v->server_id) {
+                        /* The workqs are shutting down: delete it here (the process is stopping
+                         * anyway); whatever fails is a leftover the next start deletes. */
+                        struct provider *p = NULL;
+                        _cleanup_free_ char *err = NULL;
+                        r = bw_prov_get(v->u->prov, &p, &err);
+                        if (r >= 0) r = p->ops->delete(p, v->server_id, &err);
+                        if (r < 0 && r != -ENOENT)
+                                log_warning("cannot delete verify server %s: %s", v->server_id, err ? err : strerror(-r));
+                        else
+                                log_info("deleted verify server %s (%s)", v->server_id, STOPPED_REASON);
+                }
+                v_unlink(w, v);
                 v_free(v);
                 return;
         }
         if (reason && v->server_id) {
-                model_set_str(&v->u->verify_reason, reason);
+                /* Still listed meanwhile: its upload is busy, its server not a leftover. */
                 v->in_flight = true;
                 if (workq_submit(w->misc_wq, console_work, console_done, v) >= 0) return;
                 v->in_flight = false;
         }
-        record(v, !reason, reason);
+        record(v);
         if (v->server_id) server_delete(w, v->u->prov, v->server_id, reason ? "verification failed" : "verified");
+        v_unlink(w, v);
         v_free(v);
         bw_wake(w);
 }
@@ -354,6 +374,7 @@ static void run_next_command(struct bw_verify *v) {
         struct cmd *c = cmd_new("ssh");
         cmd_args(c, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "GlobalKnownHostsFile=/dev/null",
                  "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=30", NULL);
+        cmd_arg(c, "-o");
         cmd_argf(c, "UserKnownHostsFile=%s", v->known_hosts);
         if (v->private_key) cmd_args(c, "-o", "IdentitiesOnly=yes", "-i", v->private_key, NULL);
         cmd_arg(c, "-p");
@@ -523,6 +544,8 @@ static void create_done(void *ud, int status) {
                 return;
         }
         model_set_str(&v->u->verify_server, v->server_id);
+        int r = bw_upload_store(v->w, v->u, IMAGE_UPLOAD_STATE_UPLOADING);
+        if (r < 0) log_warning_errno(r, "%s: cannot record verify server %s: %m", v->u->path, v->server_id);
         vlog(v, "created server %s", v->server_id);
         v->step = STEP_BOOT;
         look_at_server(v);
@@ -684,9 +707,19 @@ static void left_done(void *ud, int status) {
         free(j);
 }
 
+/* Whether PROVIDER uploads an image checked by booting it (only those are
+ * listed: a builder without poold.verify costs its clouds nothing more). */
+static bool provider_verifies(struct bw *w, const char *provider) {
+        const struct config_provider *cp = config_find_provider(w->b->config, provider);
+        for (size_t i = 0; cp && i < cp->n_diskimages; i++)
+                if (bw_verify_wanted(w, cp->diskimages[i].name)) return true;
+        return false;
+}
+
 void bw_verify_leftovers(struct bw *w) {
         if (w->leftover_lists > 0) return;
         for (size_t i = 0; i < w->n_provs; i++) {
+                if (!provider_verifies(w, w->provs[i]->name)) continue;
                 struct left_job *j = xnew(struct left_job, 1);
                 j->w = w;
                 j->prov = bw_prov_ref(w->provs[i]);

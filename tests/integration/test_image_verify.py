@@ -119,7 +119,10 @@ def test_good_image_verified_ready_broken_failed_kept_and_never_reuploaded(build
     # A broken build: its check starts; the builder is killed with the server booting.
     di["env-vars"]["FAKE_DIB_COPY_FROM"] = broken_image
     di["poold"]["verify"]["timeout"] = BROKEN_TIMEOUT
+    reloads = builder.log().count("configuration changed, reloading")
     builder.config([di], [prov])
+    wait_for(lambda: builder.log().count("configuration changed, reloading") > reloads, timeout=30,
+             what="the builder reloaded its configuration")
     r = poolctl(builder.config_path, "image-build", "debian")
     assert r.returncode == 0, r.stderr
 
