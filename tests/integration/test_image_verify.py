@@ -10,9 +10,12 @@ libvirtd (the private session daemon of libvirt_fixture.py, QEMU under TCG):
   timeout ...)` with its log (console included) kept, the cloud image kept
   for inspection, that build never uploaded again, the verified upload of the
   previous build still the ready one;
+- a builder stopped (SIGTERM) in the middle of a check deletes its server and
+  fails the record without blaming the image: it is uploaded and checked again;
 - a builder killed in the middle of a check leaves its verify server behind:
   the restarted builder deletes it (the launcher's leak sweep skips servers
-  tagged poold_verify, poold/cleanup.c);
+  tagged poold_verify: test_launcher_cleanup.py);
+- statsd poold.builder.verify.<image>.<provider> counts passed and failed checks;
 - no verify server is left at the end.
 
 Builds come from fake-image-create copying the real images
@@ -32,6 +35,7 @@ import pytest
 from builder_fixture import BuilderProcess, diskimage, libvirt_provider, poolctl, wait_for
 from image_fixture import built_image, guestfs_backend_settings  # noqa: F401 (fixture)
 from libvirt_fixture import libvirtd  # noqa: F401  (session fixture)
+from statsd_listener import Listener
 
 GOOD_TIMEOUT = 480      # TCG boot + ssh, ~50-120 s here, more on a busy host
 BROKEN_TIMEOUT = 60     # sshd is gone: this is how long the check waits for it
@@ -90,7 +94,8 @@ def test_good_image_verified_ready_broken_failed_kept_and_never_reuploaded(build
     di["poold"] = {"verify": {"timeout": GOOD_TIMEOUT, "username": "zuul", "private-key": built_image.private_key,
                               "commands": ["sudo -n true", "test -x /usr/sbin/sshd"]}}
     builder.config([di], [prov])
-    builder.start()
+    statsd = Listener()
+    builder.start(env=statsd.env())
 
     # Checked: still Nodepool's `uploading` (no launcher boots it), poold_verify says so.
     (b1, u1, rec), = wait_for(lambda: [x for x in uploads(builder) if verify_of(x[2]).get("state") == "checking"],
@@ -130,12 +135,23 @@ def test_good_image_verified_ready_broken_failed_kept_and_never_reuploaded(build
         return [x for x in uploads(builder) if x[0] != b1 and verify_of(x[2]).get("server")
                 and x[2]["state"] == "uploading"]
     (b2, u2, rec), = wait_for(checking_with_server, timeout=300, what="the broken build's check booting")
+    stopped = verify_of(rec)["server"]
+    builder.stop()  # SIGTERM: a clean exit
+    assert "deleted verify server %s (the builder stopped)" % stopped in builder.log()
+    assert stopped not in domains(libvirtd)
+    rec, = [x[2] for x in uploads(builder) if (x[0], x[1]) == (b2, u2)]
+    assert rec["state"] == "failed" and "poold_verify" not in rec, rec  # not the image's fault
+    builder.start(env=statsd.env())
+
+    # The stopped check's record goes and the build is checked again; this time the builder is killed.
+    (b2b, u2, rec), = wait_for(checking_with_server, timeout=300, what="the broken build's check booting again")
+    assert b2b == b2
     left = verify_of(rec)["server"]
     assert left in domains(libvirtd)
     builder.proc.send_signal(signal.SIGKILL)
     builder.proc.wait(30)
     builder.proc = None
-    builder.start()
+    builder.start(env=statsd.env())
     wait_for(lambda: "verify server %s (debian/%s/lv/%s) of provider lv was left behind" % (left, b2, u2)
              in builder.log(), timeout=60, what="the leftover verify server found")
     wait_for(lambda: left not in domains(libvirtd), timeout=60, what="the leftover verify server deleted")
@@ -163,3 +179,7 @@ def test_good_image_verified_ready_broken_failed_kept_and_never_reuploaded(build
     wait_for(lambda: not domains(libvirtd), timeout=60, what="no verify server left")
     assert "leaked" not in builder.log()
     builder.stop()
+    lines = statsd.lines()
+    assert "poold.builder.verify.debian.lv.passed:1|c" in lines, lines
+    assert "poold.builder.verify.debian.lv.failed:1|c" in lines, lines
+    assert len([l for l in lines if l.startswith("poold.builder.verify.debian.lv:") and l.endswith("|ms")]) == 2
