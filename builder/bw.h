@@ -6,6 +6,7 @@
  *   bw_snap.c     the cache decoded into a tree (images → builds → providers → uploads)
  *   bw_build.c    build scheduling, the per-image build lock, the child process
  *   bw_upload.c   upload scheduling, upload locks, uploads on the workq
+ *   bw_verify.c   the boot check of a new upload before it is ready (poold.verify)
  *   bw_cleanup.c  retention, deletion of builds/uploads/files, leaked images
  *   bw_prov.c     provider instances (opened lazily on worker threads)
  *   bw_plan.c     pure decisions (bw_plan.h)
@@ -38,6 +39,7 @@
 struct bw;
 struct bw_job;
 struct bw_up;
+struct bw_verify;
 struct upload_target;
 
 /* ---- public (main.c) ---- */
@@ -113,6 +115,8 @@ struct bw_up {
         char *external_id;
         char *errmsg;
         bool hook_failed;               /* uploaded, then post-upload-hook failed */
+        /* poold_verify written with the record when verify_state is set (bw_verify.c) */
+        char *verify_state, *verify_reason, *verify_log, *verify_server;
 };
 
 struct bw {
@@ -131,6 +135,9 @@ struct bw {
         size_t n_builds;
         struct bw_up *uploads;          /* running here (not abandoned) */
         size_t n_uploads;
+        struct bw_verify *verifies;     /* uploads being checked by booting them */
+        size_t n_verifies;
+        unsigned leftover_lists;        /* leftover verify server list jobs in flight */
         struct upload_target **provs;         /* current providers */
         size_t n_provs;
         struct upload_target **retired;       /* replaced on reload, freed when unused */
@@ -180,7 +187,8 @@ struct bw_newest {
 /* Read the builds of IMAGE straight from ZooKeeper (re-checks under a
  * lock): 0 and *ret (all false/empty when there are none), or -errno. */
 int bw_snap_read_newest(struct bw *w, const char *image, struct bw_newest *ret);
-/* Whether an upload of BUILD_ID to PROVIDER is READY, read from ZooKeeper. */
+/* Whether an upload of BUILD_ID to PROVIDER is settled (bw_upload_settled),
+ * read from ZooKeeper. */
 int bw_snap_read_has_ready_upload(struct bw *w, const char *image, const char *build_id, const char *provider);
 
 /* bw_build.c */
@@ -198,6 +206,30 @@ bool bw_upload_running(struct bw *w, const char *image, const char *build_id, co
 char *bw_upload_local_file(struct bw *w, const char *image, const char *build_id, const char *format);
 /* Abandon timed-out bookkeeping at stop (the workq waits for the workers). */
 void bw_upload_stop_all(struct bw *w);
+/* An upload that ends the build's uploading to its provider: READY, or FAILED
+ * by the boot check (kept for inspection, that build is not uploaded again). */
+bool bw_upload_settled(const struct image_upload *u);
+/* Read-modify-write of U's record to STATE (external id/name/format when
+ * READY or while checked, poold_verify from u->verify_*), under U's lock (kept). */
+int bw_upload_store(struct bw *w, struct bw_up *u, enum image_upload_state state);
+/* Free U (not linked in w->uploads): its lock is released by the caller first. */
+void bw_upload_free(struct bw *w, struct bw_up *u);
+
+/* bw_verify.c */
+/* Whether IMAGE's uploads are checked by booting them (poold.verify). */
+bool bw_verify_wanted(struct bw *w, const char *image);
+/* Take over upload U, uploaded (u->external_id set) and holding its lock:
+ * record it `uploading` + poold_verify checking, boot and check it, record it
+ * ready or failed, release the lock, free U. */
+void bw_verify_start(struct bw *w, struct bw_up *u);
+/* A check of (image, build, provider[, upload]) running here (build_id/upload_id NULL: any). */
+bool bw_verify_running(struct bw *w, const char *image, const char *build_id, const char *provider,
+                       const char *upload_id);
+/* End every check at stop (not as a verify failure); call before the workqs are freed. */
+void bw_verify_stop_all(struct bw *w);
+/* Delete verify servers this builder left behind (crash, stop) on every
+ * provider uploading an image with poold.verify. */
+void bw_verify_leftovers(struct bw *w);
 
 /* bw_cleanup.c */
 void bw_cleanup_pass(struct bw *w, struct bw_snap *s);

@@ -2,7 +2,8 @@
  *
  * DESIGN. Every cleanup interval, from a snapshot of /nodepool/images:
  * - uploads: per (image, provider) the two newest READY uploads (across
- *   builds) stay; older READY ones, FAILED ones, DELETING ones (also those
+ *   builds) and the newest one FAILED by its boot check (bw_verify.c, kept
+ *   for inspection) stay; older READY ones, other FAILED ones, DELETING ones (also those
  *   marked by `poolctl image-delete`), unlocked UPLOADING ones (a crashed
  *   builder), uploads of DELETING/FAILED builds, and uploads to a provider
  *   that no longer lists the image are deleted: under the upload's own lock
@@ -206,6 +207,12 @@ static void cleanup_uploads(struct bw *w, struct bw_image_rec *im) {
                         }
                 }
                 bw_plan_keep_newest(times, ready, m, BW_KEEP_UPLOADS, keep);
+                /* The newest upload that failed its boot check stays for inspection. */
+                bool *vfailed = xnew(bool, m + 1), *keep_failed = xnew(bool, m + 1);
+                for (size_t i = 0; i < m; i++)
+                        vfailed[i] = ups[i]->u && ups[i]->u->state == IMAGE_UPLOAD_STATE_FAILED &&
+                                     bw_upload_settled(ups[i]->u);
+                bw_plan_keep_newest(times, vfailed, m, 1, keep_failed);
                 bool listed = image_in_provider(c, provs[p], im->name);
                 for (size_t i = 0; i < m; i++) {
                         struct image_upload *u = ups[i]->u;
@@ -217,7 +224,8 @@ static void cleanup_uploads(struct bw *w, struct bw_image_rec *im) {
                         else if (b && (b->state == IMAGE_BUILD_STATE_DELETING || b->state == IMAGE_BUILD_STATE_FAILED))
                                 why = "its build is being deleted";
                         else if (u->state == IMAGE_UPLOAD_STATE_DELETING) why = "marked deleting";
-                        else if (u->state == IMAGE_UPLOAD_STATE_FAILED) why = "failed";
+                        else if (u->state == IMAGE_UPLOAD_STATE_FAILED && !keep_failed[i])
+                                why = vfailed[i] ? "failed its boot check, a newer one did too" : "failed";
                         else if (u->state == IMAGE_UPLOAD_STATE_READY && !keep[i]) why = "older than the two newest";
                         else if (u->state == IMAGE_UPLOAD_STATE_UPLOADING && bw_snap_prov(bof[i], provs[p])->upload_lock == 0)
                                 why = "upload abandoned";
@@ -228,6 +236,8 @@ static void cleanup_uploads(struct bw *w, struct bw_image_rec *im) {
                 free(times);
                 free(ready);
                 free(keep);
+                free(vfailed);
+                free(keep_failed);
         }
         model_strv_free(provs);
 }

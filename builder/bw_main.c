@@ -99,6 +99,7 @@ static void on_cleanup_timer(struct loop *loop, struct loop_timer *t, void *ud) 
         bw_cleanup_pass(w, &s);
         bw_snap_done(&s);
         bw_cleanup_leaks(w);
+        bw_verify_leftovers(w);
         bw_wake(w);
 }
 
@@ -107,7 +108,10 @@ static void on_cache(struct zk_cache *c, enum zk_cache_event ev, const struct zk
 }
 
 static void on_synced(struct zk_cache *c, void *ud) {
-        bw_wake(ud);
+        struct bw *w = ud;
+        /* Verify servers a previous run left behind go at start, not a cleanup interval later. */
+        if (!atomic_load(&w->stopping)) bw_verify_leftovers(w);
+        bw_wake(w);
 }
 
 /* ---------------------------------------------------------------- life */
@@ -200,6 +204,7 @@ void bw_free(struct bw *w) {
         loop_timer_cancel(w->cleanup_timer);
         bw_build_stop_all(w);
         bw_upload_stop_all(w);
+        bw_verify_stop_all(w);
         /* Waits for running uploads; their done callbacks record the result. */
         workq_free(w->upload_wq);
         workq_free(w->misc_wq);

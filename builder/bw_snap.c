@@ -132,7 +132,7 @@ int bw_snap_read_has_ready_upload(struct bw *w, const char *image, const char *b
                 _cleanup_(image_upload_freep) struct image_upload *u = NULL;
                 struct npzk_znode zn = { .path = path, .data = data, .len = len };
                 if (npzk_image_record_decode(&zn, NULL, &u, NULL) != NPZK_UPLOAD || !u) continue;
-                ready = u->state == IMAGE_UPLOAD_STATE_READY;
+                ready = bw_upload_settled(u);
         }
         zk_strv_free(kids);
         return ready;

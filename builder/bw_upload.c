@@ -35,6 +35,7 @@
 
 bool bw_upload_running(struct bw *w, const char *image, const char *build_id, const char *provider,
                        const char *upload_id) {
+        if (bw_verify_running(w, image, build_id, provider, upload_id)) return true;
         for (struct bw_up *u = w->uploads; u; u = u->next)
                 if (strcmp(u->image, image) == 0 && (!build_id || strcmp(u->build_id, build_id) == 0) &&
                     strcmp(u->provider, provider) == 0 && (!upload_id || strcmp(u->upload_id, upload_id) == 0))
@@ -61,6 +62,11 @@ static void up_unlink(struct bw *w, struct bw_up *u) {
                 }
 }
 
+bool bw_upload_settled(const struct image_upload *u) {
+        return u && (u->state == IMAGE_UPLOAD_STATE_READY ||
+                     (u->state == IMAGE_UPLOAD_STATE_FAILED && u->verify_state && strcmp(u->verify_state, "failed") == 0));
+}
+
 static void up_free(struct bw *w, struct bw_up *u) {
         zk_lock_free(u->lock);
         loop_timer_cancel(u->timeout);
@@ -80,7 +86,15 @@ static void up_free(struct bw *w, struct bw_up *u) {
         free(u->external_name);
         free(u->external_id);
         free(u->errmsg);
+        free(u->verify_state);
+        free(u->verify_reason);
+        free(u->verify_log);
+        free(u->verify_server);
         free(u);
+}
+
+void bw_upload_free(struct bw *w, struct bw_up *u) {
+        up_free(w, u);
 }
 
 /* ---------------------------------------------------------------- worker */
@@ -224,18 +238,23 @@ static int store_edit(struct zk_update_record *rec, void *ud) {
         int r = image_upload_from_json(rec->data, rec->len, u->upload_id, &up, &err);
         if (r < 0) return r;
         image_upload_set_state(up, c->state);
-        if (c->state == IMAGE_UPLOAD_STATE_READY) {
+        if (c->state == IMAGE_UPLOAD_STATE_READY || u->verify_state) {
+                /* Also while checked: cleanup deletes the image with an abandoned record. */
                 model_set_str(&up->external_id, u->external_id);
                 model_set_str(&up->external_name, u->external_name);
                 model_set_str(&up->format, u->format);
         }
+        model_set_str(&up->verify_state, u->verify_state);
+        model_set_str(&up->verify_reason, u->verify_reason);
+        model_set_str(&up->verify_log, u->verify_log);
+        model_set_str(&up->verify_server, u->verify_server);
         r = image_upload_to_json(up, &rec->new_data, &rec->new_len);
         return r < 0 ? r : ZK_UPDATE_WRITE;
 }
 
 /* Read-modify-write of the upload record (keeps keys we do not know), under
  * the upload lock we hold (kept). 0 or -errno. */
-static int store(struct bw *w, struct bw_up *u, enum image_upload_state state) {
+int bw_upload_store(struct bw *w, struct bw_up *u, enum image_upload_state state) {
         struct store_edit c = { .u = u, .state = state };
         struct zk_update_spec spec = {
                 .path = u->path, .lock = TAKE_PTR(u->lock), .flags = ZK_UPDATE_KEEP_LOCK, .edit = store_edit,
@@ -249,7 +268,7 @@ static void failed(struct bw *w, struct bw_up *u, const char *why) {
         _cleanup_free_ char *key = xasprintf("%s/%s", u->image, u->provider);
         bw_backoff_set(&w->upload_backoff, key, loop_now_ms() + 12 * w->upload_retry_ms);
         log_error("upload %s of image %s-%s to %s failed: %s", u->upload_id, u->image, u->build_id, u->provider, why);
-        int r = store(w, u, IMAGE_UPLOAD_STATE_FAILED);
+        int r = bw_upload_store(w, u, IMAGE_UPLOAD_STATE_FAILED);
         if (r < 0) log_warning_errno(r, "%s: cannot record the failure: %m", u->path);
 }
 
@@ -269,8 +288,20 @@ static void up_done(void *ud, int status) {
         up_unlink(w, u);
         statsd_builder_upload(w->statsd, u->image, u->provider, u->result >= 0, (double)(loop_now_ms() - u->start_ms));
         statsd_builder_upload_state(w->statsd, w->b->hostname, u->image, u->provider, 0);
-        if (u->result >= 0) {
-                int r = store(w, u, IMAGE_UPLOAD_STATE_READY);
+        if (u->result >= 0 && bw_verify_wanted(w, u->image)) {
+                if (!atomic_load(&w->stopping)) {
+                        loop_timer_cancel(u->timeout); /* image-upload-timeout bounded the upload only */
+                        u->timeout = NULL;
+                        bw_verify_start(w, u); /* takes U over */
+                        bw_wake(w);
+                        return;
+                }
+                /* Never ready unchecked: deleted, the record failed (not by the check), uploaded again later. */
+                log_info("upload %s: the builder stops before its check: deleting %s", u->upload_id, u->external_id);
+                bw_cleanup_delete_image(w, u->prov, u->external_id, NULL, NULL);
+                failed(w, u, "the builder stopped before the boot check");
+        } else if (u->result >= 0) {
+                int r = bw_upload_store(w, u, IMAGE_UPLOAD_STATE_READY);
                 if (r < 0) {
                         /* The record vanished (deleted by an operator): the image is a leak now. */
                         log_warning_errno(r, "upload %s: cannot record %s as ready: %m; deleting it", u->path,
@@ -422,8 +453,7 @@ void bw_upload_schedule(struct bw *w, struct bw_snap *s) {
                         /* Already uploaded, or being uploaded by someone holding the lock? */
                         struct bw_prov_rec *pr = bw_snap_prov(b, prov->name);
                         bool done = false;
-                        for (size_t m = 0; pr && m < pr->n; m++)
-                                done |= pr->ups[m].u && pr->ups[m].u->state == IMAGE_UPLOAD_STATE_READY;
+                        for (size_t m = 0; pr && m < pr->n; m++) done |= bw_upload_settled(pr->ups[m].u);
                         if (done || (pr && pr->upload_lock > 0)) continue;
                         /* Only the builder that has the file can upload it. */
                         char *local = bw_upload_local_file(w, d->name, b->id, format);

@@ -8,7 +8,8 @@
  * their label's max-ready-age and HOLD nodes past hold_expiration/max-hold-age
  * as `deleting`; and list each provider's servers on the workq: a server tagged
  * with our provider name whose node id is unknown, seen in two consecutive
- * passes, is deleted (leak); with clean-floating-ips / port-cleanup-interval,
+ * passes, is deleted (leak), unless it is poold-builder's boot check of an
+ * upload (PROVIDER_TAG_VERIFY: the builder deletes those); with clean-floating-ips / port-cleanup-interval,
  * the driver also removes unattached floating IPs and ports DOWN at two checks
  * an interval apart (Nodepool's _cleanupLeakedPorts; the driver keeps the state).
  *
@@ -285,6 +286,8 @@ static void leak_done(void *ud, int status) {
                         const char *nid = provider_server_tag(s, "nodepool_node_id");
                         if (!tp || strcmp(tp, j->prov->name) != 0 || !s->external_id) continue;
                         if (nid && smap_get(&l->nodes, nid)) continue;
+                        /* poold-builder's boot check of an upload: the builder deletes its own. */
+                        if (provider_server_tag(s, PROVIDER_TAG_VERIFY)) continue;
                         _cleanup_free_ char *key = xasprintf("%s/%s", j->prov->name, s->external_id);
                         if (smap_get(&l->leak_seen, key)) {
                                 log_warning("leaked instance %s of provider %s (node %s unknown): deleting",

@@ -70,6 +70,10 @@ void stats_init(struct webapp *w, struct launcher *l) {
         (void)metrics_declare(m, "poold_image_build_retry_timestamp_seconds", METRICS_GAUGE,
                               "When a builder tries a failing image again (Unix time; 0 when not failing).",
                               NULL, 0);
+        (void)metrics_declare(m, "poold_image_upload_verify", METRICS_GAUGE,
+                              "Uploads poold-builder checks by booting them (diskimages[].poold.verify), by state of "
+                              "the check: checking (still uploading), passed (ready), failed (kept, never launched).",
+                              NULL, 0);
         (void)metrics_declare(m, "poold_zk_operations_total", METRICS_COUNTER,
                               "ZooKeeper requests sent by this launcher's session, by operation.", NULL, 0);
         (void)metrics_declare(m, "poold_zk_watch_events_total", METRICS_COUNTER,
@@ -382,6 +386,24 @@ static void set_build_gauges(const char *image, void *value, void *ud) {
                 (void)metrics_set(m, "poold_image_build_retry_timestamp_seconds", lb, b->retry_time);
 }
 
+/* Uploads by "<image>\n<provider>\n<verify state>" for poold_image_upload_verify. */
+static void count_verify(const char *path, void *value, void *ud) {
+        const struct image_upload *u = value;
+        if (!u->verify_state || !u->image_name || !u->provider_name) return;
+        _cleanup_free_ char *key = xasprintf("%s\n%s\n%s", u->image_name, u->provider_name, u->verify_state);
+        smap_put(ud, key, (void *)((intptr_t)smap_get(ud, key) + 1));
+}
+
+static void set_verify_gauge(const char *key, void *value, void *ud) {
+        _cleanup_free_ char *k = xstrdup(key);
+        char *prov = strchr(k, '\n'), *state = prov ? strchr(prov + 1, '\n') : NULL;
+        if (!state) return;
+        *prov++ = '\0';
+        *state++ = '\0';
+        const char *const lb[] = { "image", k, "provider", prov, "state", state, NULL };
+        (void)metrics_set(ud, "poold_image_upload_verify", lb, (double)(intptr_t)value);
+}
+
 void stats_refresh(struct webapp *w, struct launcher *l, bool for_scrape) {
         if (!for_scrape && !w->statsd) return; /* Prometheus is refreshed at scrape time */
         struct metrics *m = w->metrics;
@@ -445,6 +467,12 @@ void stats_refresh(struct webapp *w, struct launcher *l, bool for_scrape) {
         smap_foreach(&l->builds, newest_build_fn, &nb);
         smap_foreach(&nb.by_image, set_build_gauges, m);
         smap_clear(&nb.by_image, NULL);
+        /* Uploads the builder checks by booting them: how many are being checked, passed, failed. */
+        (void)metrics_zero(m, "poold_image_upload_verify");
+        struct smap verify = {};
+        smap_foreach(&l->uploads, count_verify, &verify);
+        smap_foreach(&verify, set_verify_gauge, m);
+        smap_clear(&verify, NULL);
         if (l->zk) {
                 struct zk_counts zc;
                 zk_get_counts(l->zk, &zc);

@@ -202,6 +202,14 @@ void statsd_builder_build_requests(struct statsd *s, const char *const *images, 
                 n += requested[i];
         }
         statsd_gauge(s, "nodepool.image_build_requests", n);
+}
+
+void statsd_builder_verify(struct statsd *s, const char *image, const char *provider, bool ok, double duration_ms) {
+        if (!s) return;
+        _cleanup_free_ char *k = xasprintf("poold.builder.verify.%s.%s", image, provider);
+        _cleanup_free_ char *c = xasprintf("%s.%s", k, ok ? "passed" : "failed");
+        statsd_timing(s, k, duration_ms);
+        statsd_incr(s, c, 1);
         statsd_flush(s);
 }
 

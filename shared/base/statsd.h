@@ -74,6 +74,10 @@ void statsd_builder_upload(struct statsd *s, const char *image, const char *prov
  * IMAGES whose REQUESTED[i] is set, else 0. */
 void statsd_builder_build_requests(struct statsd *s, const char *const *images, const bool *requested,
                                    size_t n_images);
+/* poold's own (Nodepool has no boot check): the check of an upload ended,
+ * counter poold.builder.verify.<image>.<provider>.{passed,failed} and timer
+ * poold.builder.verify.<image>.<provider> (its duration). */
+void statsd_builder_verify(struct statsd *s, const char *image, const char *provider, bool ok, double duration_ms);
 /* Gauge nodepool.builder.<host>.image.<image>.build.state (0 idle, 1 building, 3 paused). */
 void statsd_builder_build_state(struct statsd *s, const char *host, const char *image, int state);
 /* Gauge nodepool.builder.<host>.image.<image>.provider.<p>.upload.state (0 idle, 2 uploading, 3 paused). */

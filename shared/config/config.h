@@ -45,6 +45,17 @@ struct config_label {
         int64_t max_ready_age;          /* seconds, 0 = forever */
 };
 
+/* diskimages[].poold.verify: boot one server from every new upload and check
+ * it before the upload is marked ready (poold's own key, namespaced under
+ * `poold` so Nodepool's schema stays as it is). */
+struct config_diskimage_verify {
+        bool enabled;                   /* `poold: verify:` present (false: uploads are ready at once) */
+        int64_t timeout;                /* seconds for boot + ssh + commands, 900 */
+        char *username;                 /* NULL: the diskimage's username */
+        char *private_key;              /* NULL: ssh's own default keys */
+        struct config_strv commands;    /* run over ssh, each must exit 0; empty: boot + ssh only */
+};
+
 struct config_diskimage {               /* parent chain already flattened */
         char *name;
         bool abstract;                  /* never built; only a parent */
@@ -63,6 +74,7 @@ struct config_diskimage {               /* parent chain already flattened */
         char *python_path;              /* "auto" */
         char *shell_type;               /* NULL */
         struct config_strmap metadata;
+        struct config_diskimage_verify verify;
         /* Formats to build: `formats` if given, else the union of what the
          * providers using this image upload (openstack qcow2, libvirt qcow2). */
         struct config_strv needed_formats;

@@ -77,8 +77,50 @@ static void parse_labels(struct cctx *c, struct config *cfg, const struct cnode 
 static const char *const diskimage_keys[] = {
         "name", "abstract", "parent", "elements", "env-vars", "formats", "keep-formats", "delete-after-upload",
         "release", "rebuild-age", "build-timeout", "pause", "dib-cmd", "username", "python-path", "shell-type",
-        "metadata", NULL,
+        "metadata", "poold", NULL,
 };
+
+/* diskimages[].poold: poold's own keys (Nodepool would reject them bare). */
+#define DV(m) CFG_AT(struct config_diskimage_verify, m)
+static const struct cfg_key verify_keys[] = {
+        { .name = "timeout", .type = CFG_T_INT, CFG_MIN(1), DV(timeout) },
+        { .name = "username", .type = CFG_T_STR, DV(username) },
+        { .name = "private-key", .type = CFG_T_STR, DV(private_key) },
+        { .name = "commands", .type = CFG_T_STRV, DV(commands) },
+        {},
+};
+#undef DV
+static const struct cfg_schema verify_schema = { .keys = verify_keys };
+static const struct cfg_key diskimage_poold_keys[] = {
+        { .name = "verify", .type = CFG_T_OBJ, .nullable = true, .sub = &verify_schema },
+        {},
+};
+static const struct cfg_schema diskimage_poold_schema = { .keys = diskimage_poold_keys };
+
+static void verify_clear(struct config_diskimage_verify *v) {
+        free(v->username);
+        free(v->private_key);
+        strv_clear(&v->commands);
+        *v = (struct config_diskimage_verify){ .timeout = 900 };
+}
+
+/* `poold:` of a diskimage mapping M: a `verify:` mapping (even empty) turns the
+ * check on and replaces what a parent set. */
+static void diskimage_apply_poold(struct cctx *c, struct config_diskimage *d, const struct cnode *m,
+                                  const char *where) {
+        const struct cnode *p = cnode_get(m, "poold");
+        if (!p || cnode_is_null(p)) return;
+        _cleanup_free_ char *pw = xasprintf("'poold' of %s", where);
+        if (!cfg_expect_map(c, p, pw) || cfg_read(c, p, &diskimage_poold_schema, pw, NULL) > 0) return;
+        const struct cnode *v = cnode_get(p, "verify");
+        if (!v) return;
+        verify_clear(&d->verify);
+        if (v->type == CNODE_MAP) { /* else null: every default */
+                _cleanup_free_ char *vw = xasprintf("'verify' of %s", pw);
+                if (cfg_read(c, v, &verify_schema, vw, &d->verify) > 0) return;
+        }
+        d->verify.enabled = true;
+}
 
 static void diskimage_clear(struct config_diskimage *d) {
         free(d->name);
@@ -94,6 +136,7 @@ static void diskimage_clear(struct config_diskimage *d) {
         free(d->shell_type);
         strmap_clear(&d->metadata);
         strv_clear(&d->needed_formats);
+        verify_clear(&d->verify);
 }
 
 static void diskimage_defaults(struct config_diskimage *d) {
@@ -103,6 +146,7 @@ static void diskimage_defaults(struct config_diskimage *d) {
                 .dib_cmd = xstrdup("disk-image-create"),
                 .username = xstrdup("zuul"),
                 .python_path = xstrdup("auto"),
+                .verify = { .timeout = 900 },
         };
 }
 
@@ -134,6 +178,7 @@ static void diskimage_apply(struct cctx *c, struct config_diskimage *d, const st
                 d->metadata = md;
         } else
                 strmap_clear(&md);
+        diskimage_apply_poold(c, d, m, where);
 }
 
 static const char *node_name(const struct cnode *m) {

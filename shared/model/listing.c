@@ -251,6 +251,23 @@ struct table *listing_image_table(void) {
         return table_new(cols, ELEMENTSOF(cols));
 }
 
+/* The State text of an upload the builder checks by booting it (poold_verify):
+ * "uploading (verifying)", "ready (verified)", "failed (verify: <first line of
+ * the reason, at most 80 bytes>)". NULL when there is nothing to add. */
+static char *verify_text(const struct image_upload *u) {
+        if (!u->verify_state) return NULL;
+        if (u->state == IMAGE_UPLOAD_STATE_UPLOADING && strcmp(u->verify_state, "checking") == 0)
+                return xstrdup("uploading (verifying)");
+        if (u->state == IMAGE_UPLOAD_STATE_READY && strcmp(u->verify_state, "passed") == 0)
+                return xstrdup("ready (verified)");
+        if (u->state == IMAGE_UPLOAD_STATE_FAILED && strcmp(u->verify_state, "failed") == 0) {
+                const char *r = u->verify_reason ? u->verify_reason : "?";
+                int len = (int)MIN(strcspn(r, "\n"), (size_t)80);
+                return xasprintf("failed (verify: %.*s)", len, r);
+        }
+        return NULL;
+}
+
 void listing_image_row(struct table *t, const struct image_upload *u, double now) {
         table_add_row(t);
         table_set_str(t, 0, u->build_id);
@@ -259,7 +276,11 @@ void listing_image_row(struct table *t, const struct image_upload *u, double now
         table_set_str(t, 3, u->image_name);
         table_set_str(t, 4, u->external_name);
         table_set_str(t, 5, u->external_id);
-        table_set_str(t, 6, image_upload_state_to_string(u->state));
+        _cleanup_free_ char *verify = verify_text(u);
+        if (verify) /* the JSON state stays Nodepool's */
+                table_set(t, 6, verify, json_string(image_upload_state_to_string(u->state)));
+        else
+                table_set_str(t, 6, image_upload_state_to_string(u->state));
         listing_set_int_age(t, 7, u->state_time, now);
 }
 

@@ -83,7 +83,8 @@ struct image_upload *image_upload_new(const char *id) {
 void image_upload_free(struct image_upload *u) {
         if (!u) return;
         char **strs[] = { &u->id,       &u->build_id,      &u->provider_name, &u->image_name, &u->external_id,
-                          &u->external_name, &u->format, &u->username,      &u->python_path, &u->shell_type };
+                          &u->external_name, &u->format, &u->username,      &u->python_path, &u->shell_type,
+                          &u->verify_state, &u->verify_reason, &u->verify_log, &u->verify_server };
         for (size_t i = 0; i < ELEMENTSOF(strs); i++) free(*strs[i]);
         json_decref(u->raw);
         free(u);
@@ -226,6 +227,15 @@ int image_upload_from_json(const char *data, size_t len, const char *id, struct 
             (r = json_util_get_str(obj, "python_path", "/usr/bin/python2", &u->python_path, err)) < 0 ||
             (r = json_util_get_str(obj, "shell_type", NULL, &u->shell_type, err)) < 0)
                 return r;
+        json_t *v = json_object_get(obj, "poold_verify");
+        if (json_is_object(v)) {
+                const char *keys[] = { "state", "reason", "log", "server" };
+                char **dst[] = { &u->verify_state, &u->verify_reason, &u->verify_log, &u->verify_server };
+                for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                        const char *t = json_string_value(json_object_get(v, keys[i]));
+                        *dst[i] = t ? xstrdup(t) : NULL;
+                }
+        }
         u->raw = TAKE_PTR(obj);
 
         *ret = TAKE_PTR(u);
@@ -246,6 +256,15 @@ int image_upload_to_json(const struct image_upload *u, char **ret, size_t *ret_l
         r |= json_util_set_str(o, "username", u->username);
         r |= json_util_set_str(o, "python_path", u->python_path);
         r |= json_util_set_str(o, "shell_type", u->shell_type);
+        if (u->verify_state) {
+                json_t *v = json_object();
+                const char *keys[] = { "state", "reason", "log", "server" };
+                const char *vals[] = { u->verify_state, u->verify_reason, u->verify_log, u->verify_server };
+                for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                        if (vals[i]) r |= json_object_set_new(v, keys[i], json_string(vals[i]));
+                r |= json_object_set_new(o, "poold_verify", v);
+        } else
+                json_object_del(o, "poold_verify");
         if (r != 0) return -EINVAL;
 
         return json_util_dump(o, ret, ret_len);

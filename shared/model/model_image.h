@@ -66,6 +66,13 @@ struct image_upload {
         char *username;           /* read default "zuul" */
         char *python_path;        /* read default "/usr/bin/python2" */
         char *shell_type;
+        /* poold's own key "poold_verify" (Nodepool ignores unknown keys), set
+         * when the builder boots the upload to check it (diskimages[].poold.verify):
+         * {"state": "checking" while the record stays uploading, "passed" once
+         * ready, "failed" once failed; "reason": why it failed; "log": the check's
+         * log file on the builder; "server": the server booted}. Absent, or not
+         * an object: all NULL; a member of the wrong type reads as NULL. */
+        char *verify_state, *verify_reason, *verify_log, *verify_server;
         json_t *raw;
 };
 

@@ -32,6 +32,12 @@
 
 #include "macro.h"
 
+/* Tags of a server poold-builder boots to check a new upload (not a node):
+ * "<image>/<build>/<provider>/<upload>" and the builder's id. The launcher's
+ * leak sweep leaves such servers to the builder, which deletes its own. */
+#define PROVIDER_TAG_VERIFY "poold_verify"
+#define PROVIDER_TAG_VERIFY_BUILDER "poold_verify_builder"
+
 /* Borrowed key/value, for inputs (nothing is freed or modified). */
 struct provider_kv {
         const char *key;

@@ -27,14 +27,16 @@ def volume_name(provider, image, fmt="qcow2"):
     return "%s@%s@%s" % (provider, image, fmt)
 
 
-def domain_xml(name, provider=None, node_id=None, pool="main"):
-    """A running test-driver domain; with provider, tagged as provider_libvirt tags its own."""
+def domain_xml(name, provider=None, node_id=None, pool="main", tags=None):
+    """A running test-driver domain; with provider, tagged as provider_libvirt tags its own
+    (plus TAGS, a dict, as create() records a request's tags)."""
     meta = ""
     if provider:
+        extra = "".join("<poold:tag key='%s'>%s</poold:tag>" % kv for kv in (tags or {}).items())
         meta = ("<metadata><poold:instance xmlns:poold='https://poold.dev/xmlns/instance/1.0'>"
                 "<poold:provider>%s</poold:provider><poold:pool>%s</poold:pool>"
                 "<poold:node-id>%s</poold:node-id><poold:memory-mib>64</poold:memory-mib>"
-                "<poold:vcpus>1</poold:vcpus></poold:instance></metadata>" % (provider, pool, node_id))
+                "<poold:vcpus>1</poold:vcpus>%s</poold:instance></metadata>" % (provider, pool, node_id, extra))
     return ("<domain type='test'><name>%s</name>%s<memory unit='MiB'>64</memory><vcpu>1</vcpu>"
             "<os><type arch='x86_64'>hvm</type></os></domain>" % (name, meta))
 

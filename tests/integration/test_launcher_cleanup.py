@@ -18,11 +18,19 @@ LEAK = PROVIDER + "-np0000099999"
 KNOWN = PROVIDER + "-np0000077777"
 UNTAGGED = PROVIDER + "-np0000088888"
 FOREIGN = "someone-elses-vm"
+# poold-builder's boot check of an upload (bw_verify.c): a 19-digit node id no
+# ZooKeeper node has, tagged poold_verify; the builder deletes its own.
+VERIFY = PROVIDER + "-np9000000000112345678"
 
 
 def test_leaked_domain_deleted_on_second_pass_only_others_untouched(launcher):
+    """A leak goes on the second pass; a known node's domain, untagged and foreign
+    domains, and the builder's verify server (tagged poold_verify) are left alone."""
     launcher.domains = [domain_xml(LEAK, PROVIDER, "0000099999"), domain_xml(KNOWN, PROVIDER, "0000077777"),
-                        domain_xml(UNTAGGED), domain_xml(FOREIGN)]
+                        domain_xml(UNTAGGED), domain_xml(FOREIGN),
+                        domain_xml(VERIFY, PROVIDER, "9000000000112345678",
+                                   tags={"poold_verify": "img/0123/%s/0000000001" % PROVIDER,
+                                         "poold_verify_builder": "b-uuid"})]
     launcher.write_config()
     launcher.images()
     # the node record of KNOWN exists (a ready node of ours)
@@ -42,7 +50,7 @@ def test_leaked_domain_deleted_on_second_pass_only_others_untouched(launcher):
     log = launcher.log_text()
     assert log.count(deleting) == 1, log[-3000:]
     assert log.count(seen) == 1
-    for other in (KNOWN, UNTAGGED, FOREIGN):
+    for other in (KNOWN, UNTAGGED, FOREIGN, VERIFY):
         assert other not in log, other
     assert launcher.nodes()["0000077777"]["state"] == "ready"
 

@@ -306,6 +306,33 @@ def test_build_back_off_shown_in_metrics(launcher):
     assert re.search(r'^poold_image_build_failures\{image="%s"\} 0$' % IMAGE, text, re.M), text
 
 
+def test_upload_boot_checks_shown_in_metrics_and_image_list(launcher):
+    """Uploads poold-builder checks by booting them (poold_verify on the record) are counted in
+    poold_image_upload_verify by image, provider and check state, and /image-list's text State says
+    `uploading (verifying)` / `failed (verify: <reason>)` while its JSON state stays Nodepool's (issue 11)."""
+    web = start(launcher)
+    now = time.time()
+    base = "/nodepool/images/vimg/builds/" + "0" * 31 + "1"
+    launcher.kazoo.create(base, json.dumps({"state": "ready", "state_time": now, "builder": "b1",
+                                            "formats": "qcow2"}).encode(), makepath=True)
+    ups = base + "/providers/%s/images/" % PROVIDER
+    launcher.kazoo.create(ups + "0000000001", json.dumps(
+        {"state": "uploading", "state_time": now, "poold_verify": {"state": "checking"}}).encode(), makepath=True)
+    launcher.kazoo.create(ups + "0000000002", json.dumps(
+        {"state": "failed", "state_time": now, "external_id": "x2",
+         "poold_verify": {"state": "failed", "reason": "ssh timeout (no ssh after 90 s)"}}).encode())
+    launcher.kazoo.create(ups + "0000000003", json.dumps(
+        {"state": "failed", "state_time": now, "poold_verify": {"state": "failed", "reason": "x"}}).encode())
+    pat = r'^poold_image_upload_verify\{image="vimg",provider="%s",state="%s"\} %d$'
+    text = wait_metric(web, pat % (PROVIDER, "failed", 2))[2]
+    assert re.search(pat % (PROVIDER, "failed", 2), text, re.M), text
+    assert re.search(pat % (PROVIDER, "checking", 1), text, re.M), text
+    table = web.get("/image-list")[2]
+    assert "uploading (verifying)" in table and "failed (verify: ssh timeout (no ssh after 90 s))" in table, table
+    rows = [r for r in web.json("/image-list.json") if r["image"] == "vimg"]
+    assert sorted(r["state"] for r in rows) == ["failed", "failed", "uploading"], rows
+
+
 def test_request_queue_depth_counts_waiting_requests(launcher):
     web = start(launcher)
     # A label no pool has, from a requestor whose request another (fake) pool could take: it stays requested.

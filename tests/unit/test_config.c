@@ -727,6 +727,82 @@ static void test_foreign_nested_errors(void **state) {
         config_diags_clear(&d);
 }
 
+/* diskimages[].poold.verify: off when absent (Nodepool files unchanged), on
+ * with defaults for an empty `verify:`, every key read and inherited by a
+ * child, and a bad value reported at FILE:LINE:COL with the key's path. */
+static void test_diskimage_poold_verify(void **state) {
+        struct config_diags d = {};
+        struct config *c = load_str("diskimages:\n"
+                                    "  - name: plain\n"
+                                    "  - name: bare\n"
+                                    "    poold:\n"
+                                    "      verify:\n"
+                                    "  - name: base\n"
+                                    "    abstract: true\n"
+                                    "    username: zuul2\n"
+                                    "    poold:\n"
+                                    "      verify:\n"
+                                    "        timeout: 120\n"
+                                    "        username: root\n"
+                                    "        private-key: /k/id\n"
+                                    "        commands: [\"python3 --version\", \"true\"]\n"
+                                    "  - name: child\n"
+                                    "    parent: base\n",
+                                    &d);
+        assert_non_null(c);
+        assert_int_equal(config_diags_count(&d, CONFIG_SEVERITY_ERROR), 0);
+        const struct config_diskimage *plain = config_find_diskimage(c, "plain");
+        assert_false(plain->verify.enabled);
+        const struct config_diskimage *bare = config_find_diskimage(c, "bare");
+        assert_true(bare->verify.enabled);
+        assert_int_equal(bare->verify.timeout, 900);
+        assert_null(bare->verify.username);
+        assert_null(bare->verify.private_key);
+        assert_int_equal(bare->verify.commands.n, 0);
+        const struct config_diskimage *child = config_find_diskimage(c, "child");
+        assert_true(child->verify.enabled);
+        assert_int_equal(child->verify.timeout, 120);
+        assert_string_equal(child->verify.username, "root");
+        assert_string_equal(child->verify.private_key, "/k/id");
+        assert_int_equal(child->verify.commands.n, 2);
+        assert_string_equal(child->verify.commands.items[0], "python3 --version");
+        config_free(c);
+        config_diags_clear(&d);
+
+        c = load_str("diskimages:\n"
+                     "  - name: img\n"
+                     "    poold:\n"
+                     "      verify:\n"
+                     "        timeout: soon\n"
+                     "        command: [x]\n"
+                     "  - name: img2\n"
+                     "    poold: {verify: [1]}\n"
+                     "  - name: img3\n"
+                     "    poold: {verfy: {}}\n",
+                     &d);
+        assert_null(c);
+        assert_int_equal(d.n, 4);
+        assert_string_equal(d.items[0].file, "mem.yaml");
+        assert_int_equal(d.items[0].line, 5);
+        assert_int_equal(d.items[0].column, 18);
+        assert_string_equal(d.items[0].message,
+                            "'timeout' in 'verify' of 'poold' of diskimage 'img': expected an integer, got 'soon'");
+        assert_int_equal(d.items[1].line, 6);
+        assert_int_equal(d.items[1].column, 9);
+        assert_string_equal(d.items[1].message, "unknown key 'command' in 'verify' of 'poold' of diskimage 'img'");
+        assert_int_equal(d.items[2].line, 8);
+        assert_string_equal(d.items[2].message, "'verify' in 'poold' of diskimage 'img2': expected a mapping, got a list");
+        assert_int_equal(d.items[3].line, 10);
+        assert_string_equal(d.items[3].message, "unknown key 'verfy' in 'poold' of diskimage 'img3'");
+        config_diags_clear(&d);
+
+        c = load_str("diskimages:\n  - name: img\n    poold: {verify: {timeout: 0}}\n", &d);
+        assert_null(c);
+        assert_int_equal(d.n, 1);
+        assert_int_equal(d.items[0].line, 3);
+        config_diags_clear(&d);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_defaults_match_nodepool_code),
@@ -749,6 +825,7 @@ int main(void) {
                 cmocka_unit_test(test_builder_keys_acted_on_load_without_warning),
                 cmocka_unit_test(test_static_pool_max_servers),
                 cmocka_unit_test(test_foreign_nested_errors),
+                cmocka_unit_test(test_diskimage_poold_verify),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,6 @@
 /* test_listing.c — shared/model/listing.c rows where poold adds to or mirrors
  * Nodepool: the State cell of a failed build that carries the builder's
- * back-off, and Python's str() of user_data in `list --detail`. */
+ * back-off, the State cell of an upload the builder checks by booting it, and Python's str() of user_data in `list --detail`. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -68,6 +68,57 @@ static void test_dib_image_list_failed_state_text(void **state) {
         }
 }
 
+/* image-list's State text says what the builder's boot check of an upload is
+ * doing or found (first line of the reason, bounded); the JSON state stays
+ * Nodepool's; a record without poold_verify, or one whose verify state does
+ * not match its Nodepool state, reads as before. */
+static void test_image_list_verify_state_text(void **state) {
+        const double now = 1700000000;
+        struct {
+                const char *state, *verify, *reason, *text;
+        } c[] = {
+                { "uploading", "checking", NULL, "uploading (verifying)" },
+                { "ready", "passed", NULL, "ready (verified)" },
+                { "failed", "failed", "ssh timeout\nconsole: ...", "failed (verify: ssh timeout)" },
+                { "failed", "failed", NULL, "failed (verify: ?)" },
+                { "failed", NULL, NULL, "failed" },
+                { "ready", "checking", NULL, "ready" },
+                { "deleting", "failed", "x", "deleting" },
+        };
+        for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+                struct image_upload *u = image_upload_new("0000000001");
+                image_upload_set_state(u, image_upload_state_from_string(c[i].state));
+                model_set_str(&u->verify_state, c[i].verify);
+                model_set_str(&u->verify_reason, c[i].reason);
+                struct table *t = listing_image_table();
+                listing_image_row(t, u, now);
+                char *json = table_format_json(t);
+                struct table_row *r = table_row_take(t);
+                assert_string_equal(table_row_text(r, 6), c[i].text);
+                char *want = xasprintf("\"state\": \"%s\"", c[i].state);
+                assert_non_null(strstr(json, want));
+                free(want);
+                free(json);
+                table_row_unref(r);
+                table_free(t);
+                image_upload_free(u);
+        }
+        struct image_upload *u = image_upload_new("0000000001");
+        image_upload_set_state(u, IMAGE_UPLOAD_STATE_FAILED);
+        model_set_str(&u->verify_state, "failed");
+        char long_reason[300];
+        memset(long_reason, 'x', sizeof long_reason - 1);
+        long_reason[sizeof long_reason - 1] = 0;
+        model_set_str(&u->verify_reason, long_reason);
+        struct table *t = listing_image_table();
+        listing_image_row(t, u, now);
+        struct table_row *r = table_row_take(t);
+        assert_int_equal(strlen(table_row_text(r, 6)), strlen("failed (verify: )") + 80);
+        table_row_unref(r);
+        table_free(t);
+        image_upload_free(u);
+}
+
 /* User Data and Driver Data print as Nodepool's tables do, with Python's
  * str() of what json.loads() gives (Zuul's dict, a metastatic JSON string):
  * quotes and escapes as repr(), True/False/None, floats that read back. */
@@ -96,6 +147,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_user_data_is_python_str),
                 cmocka_unit_test(test_dib_image_list_failed_state_text),
+                cmocka_unit_test(test_image_list_verify_state_text),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -500,6 +500,42 @@ static void test_image_upload_roundtrip_and_defaults(void **state) {
         image_upload_free(u);
 }
 
+/* poold_verify: read when an object (a wrong-typed member reads as NULL, a
+ * non-object as absent), written back with only the members set, dropped when
+ * the state is cleared. */
+static void test_image_upload_poold_verify(void **state) {
+        struct image_upload *u = NULL;
+        char *out = NULL;
+        static const char in[] = "{\"state\": \"uploading\", \"poold_verify\": {\"state\": \"checking\", "
+                                 "\"server\": \"p-np1\", \"reason\": 7}}";
+        assert_int_equal(image_upload_from_json(in, strlen(in), "0000000001", &u, NULL), 0);
+        assert_string_equal(u->verify_state, "checking");
+        assert_string_equal(u->verify_server, "p-np1");
+        assert_null(u->verify_reason);
+        assert_null(u->verify_log);
+        model_set_str(&u->verify_state, "failed");
+        model_set_str(&u->verify_reason, "ssh timeout");
+        assert_int_equal(image_upload_to_json(u, &out, NULL), 0);
+        assert_json_equal(out, "{\"state\": \"uploading\", \"state_time\": null, \"external_id\": null, "
+                               "\"external_name\": null, \"format\": null, \"username\": \"zuul\", "
+                               "\"python_path\": \"/usr/bin/python2\", \"shell_type\": null, "
+                               "\"poold_verify\": {\"state\": \"failed\", \"reason\": \"ssh timeout\", "
+                               "\"server\": \"p-np1\"}}");
+        free(out);
+        model_set_str(&u->verify_state, NULL);
+        assert_int_equal(image_upload_to_json(u, &out, NULL), 0);
+        json_t *o = parse(out);
+        assert_null(json_object_get(o, "poold_verify"));
+        json_decref(o);
+        free(out);
+        image_upload_free(u);
+
+        static const char odd[] = "{\"state\": \"ready\", \"poold_verify\": \"passed\"}";
+        assert_int_equal(image_upload_from_json(odd, strlen(odd), "0000000002", &u, NULL), 0);
+        assert_null(u->verify_state);
+        image_upload_free(u);
+}
+
 /* Zuul's HoldRequest decodes (fields, defaults, nodes) and round-trips unchanged. */
 static void test_hold_request_decode_and_roundtrip(void **state) {
         struct hold_request *h = NULL;
@@ -871,6 +907,7 @@ int main(void) {
                 cmocka_unit_test(test_image_build_roundtrip_and_defaults),
                 cmocka_unit_test(test_image_build_poold_failure_keys),
                 cmocka_unit_test(test_image_upload_roundtrip_and_defaults),
+                cmocka_unit_test(test_image_upload_poold_verify),
                 cmocka_unit_test(test_hold_request_decode_and_roundtrip),
                 cmocka_unit_test(test_malformed_input_rejected_by_every_decoder),
                 cmocka_unit_test(test_wrong_types_and_unknown_states_rejected),
