@@ -202,6 +202,7 @@ void statsd_builder_build_requests(struct statsd *s, const char *const *images, 
                 n += requested[i];
         }
         statsd_gauge(s, "nodepool.image_build_requests", n);
+        statsd_flush(s);
 }
 
 void statsd_builder_verify(struct statsd *s, const char *image, const char *provider, bool ok, double duration_ms) {
