@@ -68,13 +68,8 @@ void bw_free(struct bw *w);
 /* A decoded view of the cache, rebuilt for every pass: nodepool_zk.h's image
  * tree (the one decoder every reader of /nodepool/images shares). Malformed
  * records are kept with a NULL decoded pointer so they are neither used nor
- * deleted. The builder's modules still call its types by their old names,
- * aliased here (renamed after the merge, with the other branches in). */
+ * deleted. The builder calls the whole tree a snapshot (bw_snap_*). */
 #define bw_snap npzk_images
-#define bw_image_rec npzk_image
-#define bw_build_rec npzk_build
-#define bw_prov_rec npzk_provider
-#define bw_upload_rec npzk_upload
 
 /* A running build (bw_build.c). */
 struct bw_job {
@@ -167,13 +162,13 @@ void bw_wake(struct bw *w);
  * logged once per path. */
 void bw_snap_load(struct bw *w, struct bw_snap *ret);
 void bw_snap_done(struct bw_snap *s);
-struct bw_image_rec *bw_snap_image(struct bw_snap *s, const char *name);
-struct bw_prov_rec *bw_snap_prov(struct bw_build_rec *b, const char *provider);
+struct npzk_image *bw_snap_image(struct bw_snap *s, const char *name);
+struct npzk_provider *bw_snap_prov(struct npzk_build *b, const char *provider);
 /* The newest READY build of IMG (greatest state_time) or NULL. */
-struct bw_build_rec *bw_snap_newest_ready(struct bw_image_rec *img);
+struct npzk_build *bw_snap_newest_ready(struct npzk_image *img);
 /* The newest READY or FAILED build of IMG or NULL: a FAILED one means the
  * image is failing (its record carries the back-off). */
-struct bw_build_rec *bw_snap_newest_finished(struct bw_image_rec *img);
+struct npzk_build *bw_snap_newest_finished(struct npzk_image *img);
 /* What scheduling needs of an image's builds, read from ZooKeeper. */
 struct bw_newest {
         bool have_ready;                /* a READY build exists */

@@ -390,12 +390,12 @@ void bw_build_schedule(struct bw *w, struct bw_snap *s) {
                 if (d->abstract || d->pause) continue;
                 if (bw_build_running(w, d->name, NULL)) continue;
                 if (!npzk_name_ok(d->name)) continue; /* not usable as a znode name */
-                struct bw_image_rec *im = bw_snap_image(s, d->name);
+                struct npzk_image *im = bw_snap_image(s, d->name);
                 if (im && im->paused) continue;
                 bool requested = im && im->requested;
                 double request_time = im ? im->request_time : 0;
                 /* Backing off: the failed record says until when (any builder may have written it). */
-                struct bw_build_rec *nf = bw_snap_newest_finished(im);
+                struct npzk_build *nf = bw_snap_newest_finished(im);
                 struct bw_plan_failure f;
                 bool failing = nf && failure_of(w, nf->b->state == IMAGE_BUILD_STATE_FAILED, nf->b->state_time,
                                                 (long long)nf->b->failures, nf->b->retry_time, &f);
@@ -403,7 +403,7 @@ void bw_build_schedule(struct bw *w, struct bw_snap *s) {
                 bool reset = failing && requested && request_time > f.failed_time;
                 /* The same wait kept here, for when the record could not be written. */
                 if (!reset && bw_backoff_active(&w->build_backoff, d->name)) continue;
-                struct bw_build_rec *nr = bw_snap_newest_ready(im);
+                struct npzk_build *nr = bw_snap_newest_ready(im);
                 char **needed = formats_for(c, d);
                 if (!needed[0]) {
                         /* Nodepool: a diskimage with no formats is not built. */

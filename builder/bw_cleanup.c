@@ -112,7 +112,7 @@ void bw_cleanup_delete_image(struct bw *w, struct upload_target *prov, const cha
 
 struct upload_del {
         struct bw *w;
-        struct bw_upload_rec *up;
+        struct npzk_upload *up;
         struct upload_target *prov;
         const char *provider;
         struct image_upload *u;         /* as read under the lock */
@@ -145,7 +145,7 @@ static int delete_upload_edit(struct zk_update_record *rec, void *ud) {
         return r < 0 ? r : ZK_UPDATE_WRITE;
 }
 
-static void delete_upload(struct bw *w, struct bw_upload_rec *up, const char *provider, const char *why) {
+static void delete_upload(struct bw *w, struct npzk_upload *up, const char *provider, const char *why) {
         if (smap_contains(&w->deleting, up->path)) return;
         struct upload_del c = { .w = w, .up = up, .prov = bw_prov_find(w, provider), .provider = provider };
         _cleanup_free_ char *lpath = npzk_lock_path(up->path);
@@ -175,7 +175,7 @@ static bool image_in_provider(const struct config *c, const char *provider, cons
         return false;
 }
 
-static void cleanup_uploads(struct bw *w, struct bw_image_rec *im) {
+static void cleanup_uploads(struct bw *w, struct npzk_image *im) {
         const struct config *c = w->b->config;
         /* Providers seen under any build of this image. */
         char **provs = model_strv_new();
@@ -188,16 +188,16 @@ static void cleanup_uploads(struct bw *w, struct bw_image_rec *im) {
                 /* Every upload to this provider, across builds. */
                 size_t n = 0;
                 for (size_t j = 0; j < im->n; j++) {
-                        struct bw_prov_rec *pr = bw_snap_prov(&im->builds[j], provs[p]);
+                        struct npzk_provider *pr = bw_snap_prov(&im->builds[j], provs[p]);
                         n += pr ? pr->n : 0;
                 }
-                struct bw_upload_rec **ups = xnew(struct bw_upload_rec *, n + 1);
-                struct bw_build_rec **bof = xnew(struct bw_build_rec *, n + 1);
+                struct npzk_upload **ups = xnew(struct npzk_upload *, n + 1);
+                struct npzk_build **bof = xnew(struct npzk_build *, n + 1);
                 double *times = xnew(double, n + 1);
                 bool *ready = xnew(bool, n + 1), *keep = xnew(bool, n + 1);
                 size_t m = 0;
                 for (size_t j = 0; j < im->n; j++) {
-                        struct bw_prov_rec *pr = bw_snap_prov(&im->builds[j], provs[p]);
+                        struct npzk_provider *pr = bw_snap_prov(&im->builds[j], provs[p]);
                         for (size_t k = 0; pr && k < pr->n; k++) {
                                 ups[m] = &pr->ups[k];
                                 bof[m] = &im->builds[j];
@@ -288,7 +288,7 @@ static int build_state_edit(struct zk_update_record *rec, void *ud) {
 }
 
 /* 0, -EBUSY (locked by someone else) or -errno. */
-static int set_build_state(struct bw *w, struct bw_build_rec *br, enum image_build_state state) {
+static int set_build_state(struct bw *w, struct npzk_build *br, enum image_build_state state) {
         _cleanup_free_ char *lpath = npzk_lock_path(br->path);
         struct build_state c = { .id = br->id, .state = state };
         struct zk_update_spec spec = { .path = br->path, .lock_path = lpath, .edit = build_state_edit, .userdata = &c };
@@ -297,7 +297,7 @@ static int set_build_state(struct bw *w, struct bw_build_rec *br, enum image_bui
 }
 
 /* Delete build BR (ours, no uploads left): files, then the znode. */
-static void delete_build(struct bw *w, struct bw_image_rec *im, struct bw_build_rec *br) {
+static void delete_build(struct bw *w, struct npzk_image *im, struct npzk_build *br) {
         _cleanup_free_ char *lpath = npzk_lock_path(br->path);
         struct zk_lock *lock = NULL;
         if (zk_lock_try_new(w->b->zk, lpath, NULL, &lock) != 1) return;
@@ -328,7 +328,7 @@ static void delete_build(struct bw *w, struct bw_image_rec *im, struct bw_build_
         zk_lock_free(lock);
 }
 
-static bool has_live_upload(struct bw_build_rec *br) {
+static bool has_live_upload(struct npzk_build *br) {
         for (size_t k = 0; k < br->n; k++)
                 for (size_t m = 0; m < br->provs[k].n; m++) {
                         struct image_upload *u = br->provs[k].ups[m].u;
@@ -338,13 +338,13 @@ static bool has_live_upload(struct bw_build_rec *br) {
         return false;
 }
 
-static bool has_any_upload(struct bw_build_rec *br) {
+static bool has_any_upload(struct npzk_build *br) {
         for (size_t k = 0; k < br->n; k++)
                 if (br->provs[k].n > 0) return true;
         return false;
 }
 
-static void cleanup_builds(struct bw *w, struct bw_image_rec *im) {
+static void cleanup_builds(struct bw *w, struct npzk_image *im) {
         const struct config_diskimage *d = config_find_diskimage(w->b->config, im->name);
         bool configured = d && !d->abstract;
         size_t n = im->n;
@@ -357,10 +357,10 @@ static void cleanup_builds(struct bw *w, struct bw_image_rec *im) {
         }
         bw_plan_keep_newest(times, ready, n, BW_KEEP_BUILDS, keep);
         /* poold_failures 0: stopped or interrupted, not failed by the image: no back-off to keep. */
-        struct bw_build_rec *backoff = bw_snap_newest_finished(im);
+        struct npzk_build *backoff = bw_snap_newest_finished(im);
         if (backoff && (backoff->b->state != IMAGE_BUILD_STATE_FAILED || backoff->b->failures == 0)) backoff = NULL;
         for (size_t j = 0; j < n; j++) {
-                struct bw_build_rec *br = &im->builds[j];
+                struct npzk_build *br = &im->builds[j];
                 struct image_build *b = br->b;
                 if (!b) continue; /* malformed: kept */
                 bool ours = b->builder_id && strcmp(b->builder_id, w->b->builder_id) == 0;
@@ -406,19 +406,19 @@ static bool provider_lists(const struct config_provider *cp, const char *image) 
  * its .md5/.sha256) unless keep-formats lists it or some provider listing the
  * image (paused too) has no READY upload of this build yet and uploads that
  * format. Each format is judged alone, as there. The build stays READY. */
-static void prune_formats(struct bw *w, struct bw_image_rec *im) {
+static void prune_formats(struct bw *w, struct npzk_image *im) {
         const struct config *c = w->b->config;
         const struct config_diskimage *d = config_find_diskimage(c, im->name);
         if (!d || !d->delete_after_upload) return;
         for (size_t j = 0; j < im->n; j++) {
-                struct bw_build_rec *br = &im->builds[j];
+                struct npzk_build *br = &im->builds[j];
                 if (!br->b || br->b->state != IMAGE_BUILD_STATE_READY) continue;
                 char **keep = model_strv_new();
                 for (size_t i = 0; i < d->keep_formats.n; i++) model_strv_push(&keep, d->keep_formats.items[i]);
                 for (size_t i = 0; i < c->n_providers; i++) {
                         const struct config_provider *cp = &c->providers[i];
                         if (!provider_lists(cp, im->name)) continue;
-                        struct bw_prov_rec *pr = bw_snap_prov(br, cp->name);
+                        struct npzk_provider *pr = bw_snap_prov(br, cp->name);
                         bool ready = false;
                         for (size_t m = 0; pr && m < pr->n; m++)
                                 ready |= pr->ups[m].u && pr->ups[m].u->state == IMAGE_UPLOAD_STATE_READY;
@@ -445,7 +445,7 @@ static void prune_formats(struct bw *w, struct bw_image_rec *im) {
 /* ---------------------------------------------------------------- files */
 
 static bool build_known(struct bw_snap *s, const char *image, const char *build_id) {
-        struct bw_image_rec *im = bw_snap_image(s, image);
+        struct npzk_image *im = bw_snap_image(s, image);
         for (size_t j = 0; im && j < im->n; j++)
                 if (strcmp(im->builds[j].id, build_id) == 0) return true;
         return false;
@@ -502,10 +502,10 @@ static void list_work(void *ud) {
 static bool upload_known(struct bw *w, struct bw_snap *s, const char *provider, const char *build_id,
                          const char *upload_id) {
         for (size_t i = 0; i < s->n; i++) {
-                struct bw_image_rec *im = &s->images[i];
+                struct npzk_image *im = &s->images[i];
                 for (size_t j = 0; j < im->n; j++) {
                         if (strcmp(im->builds[j].id, build_id) != 0) continue;
-                        struct bw_prov_rec *pr = bw_snap_prov(&im->builds[j], provider);
+                        struct npzk_provider *pr = bw_snap_prov(&im->builds[j], provider);
                         for (size_t k = 0; pr && k < pr->n; k++)
                                 if (strcmp(pr->ups[k].id, upload_id) == 0) return true;
                 }

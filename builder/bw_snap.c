@@ -11,9 +11,9 @@
 #include "bw.h"
 #include "log.h"
 
-struct bw_image_rec *bw_snap_image(struct bw_snap *s, const char *name) { return npzk_images_find(s, name); }
+struct npzk_image *bw_snap_image(struct bw_snap *s, const char *name) { return npzk_images_find(s, name); }
 
-struct bw_prov_rec *bw_snap_prov(struct bw_build_rec *b, const char *provider) {
+struct npzk_provider *bw_snap_prov(struct npzk_build *b, const char *provider) {
         return npzk_build_provider(b, provider);
 }
 
@@ -52,20 +52,20 @@ void bw_snap_load(struct bw *w, struct bw_snap *ret) {
 
 void bw_snap_done(struct bw_snap *s) { npzk_images_done(s); }
 
-struct bw_build_rec *bw_snap_newest_ready(struct bw_image_rec *img) {
-        struct bw_build_rec *best = NULL;
+struct npzk_build *bw_snap_newest_ready(struct npzk_image *img) {
+        struct npzk_build *best = NULL;
         for (size_t i = 0; img && i < img->n; i++) {
-                struct bw_build_rec *b = &img->builds[i];
+                struct npzk_build *b = &img->builds[i];
                 if (!b->b || b->b->state != IMAGE_BUILD_STATE_READY) continue;
                 if (!best || b->b->state_time > best->b->state_time) best = b;
         }
         return best;
 }
 
-struct bw_build_rec *bw_snap_newest_finished(struct bw_image_rec *img) {
-        struct bw_build_rec *best = NULL;
+struct npzk_build *bw_snap_newest_finished(struct npzk_image *img) {
+        struct npzk_build *best = NULL;
         for (size_t i = 0; img && i < img->n; i++) {
-                struct bw_build_rec *b = &img->builds[i];
+                struct npzk_build *b = &img->builds[i];
                 if (!b->b || (b->b->state != IMAGE_BUILD_STATE_READY && b->b->state != IMAGE_BUILD_STATE_FAILED))
                         continue;
                 if (!best || b->b->state_time > best->b->state_time) best = b;

@@ -352,7 +352,7 @@ static void add_tag(struct bw_up *u, const char *k, const char *v) {
 
 /* Lock, re-check, create the record, queue the upload. The lock is ours. */
 static void start(struct bw *w, struct upload_target *prov, const struct config_diskimage *d,
-                  const struct config_provider_diskimage *pd, struct bw_build_rec *b, char *local,
+                  const struct config_provider_diskimage *pd, struct npzk_build *b, char *local,
                   const char *format, struct zk_lock *lock) {
         int r = bw_snap_read_has_ready_upload(w, d->name, b->id, prov->name);
         if (r != 0) {
@@ -447,11 +447,11 @@ void bw_upload_schedule(struct bw *w, struct bw_snap *s) {
                         if (bw_upload_running(w, d->name, NULL, prov->name, NULL)) continue;
                         _cleanup_free_ char *key = xasprintf("%s/%s", d->name, prov->name);
                         if (bw_backoff_active(&w->upload_backoff, key)) continue;
-                        struct bw_image_rec *im = bw_snap_image(s, d->name);
-                        struct bw_build_rec *b = bw_snap_newest_ready(im);
+                        struct npzk_image *im = bw_snap_image(s, d->name);
+                        struct npzk_build *b = bw_snap_newest_ready(im);
                         if (!b || !model_strv_contains(b->b->formats, format)) continue;
                         /* Already uploaded, or being uploaded by someone holding the lock? */
-                        struct bw_prov_rec *pr = bw_snap_prov(b, prov->name);
+                        struct npzk_provider *pr = bw_snap_prov(b, prov->name);
                         bool done = false;
                         for (size_t m = 0; pr && m < pr->n; m++) done |= bw_upload_settled(pr->ups[m].u);
                         if (done || (pr && pr->upload_lock > 0)) continue;

@@ -90,7 +90,7 @@ static int reset_edit(struct zk_update_record *rec, void *ud) {
 /* Blocking (zk_update_run), like the rest of this pass: the node updates run
  * inside the request's, under its lock. */
 static void reset_lost(struct launcher *l, const char *id) {
-        _cleanup_free_ char *path = zkrec_request_path(id), *lpath = zkrec_request_lock_path(id);
+        _cleanup_free_ char *path = npzk_request_path(id), *lpath = npzk_request_lock_path(id);
         struct reset rs = { .l = l, .id = id };
         struct zk_update_spec spec = { .path = path, .lock_path = lpath, .edit = reset_edit, .userdata = &rs };
         int r = zk_update_run(l->zk, &spec, NULL);
@@ -112,7 +112,7 @@ static void lost_requests(struct launcher *l, const struct owners *o) {
         }
         free(keys);
         for (size_t i = 0; i < np; i++) {
-                _cleanup_free_ char *lpath = zkrec_request_lock_path(pending[i]);
+                _cleanup_free_ char *lpath = npzk_request_lock_path(pending[i]);
                 if (zk_is_locked(l->zk, lpath) == 0) reset_lost(l, pending[i]);
                 free(pending[i]);
         }
@@ -175,7 +175,7 @@ static void stale_locks(struct launcher *l) {
         const char *age = getenv("POOLD_STALE_LOCK_AGE_MS");
         sw->age_ms = age && *age ? strtoll(age, NULL, 10) : (int64_t)LOCK_CLEANUP_MS;
         l->lock_sweep = sw;
-        (void)zk_aget_children(l->zk, LAUNCHER_REQUEST_LOCK_ROOT, NULL, on_lockdirs, sw);
+        (void)zk_aget_children(l->zk, NPZK_REQUEST_LOCKS, NULL, on_lockdirs, sw);
 }
 
 void cleanup_abort(struct launcher *l) {

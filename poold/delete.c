@@ -108,7 +108,7 @@ static void finish_delete_steps(struct node_delete *d, struct node *n) {
         zkrec_node_write_async(l, n);
         d->stage = DEL_FINISHING;
         zk_lock_free(TAKE_PTR(d->lock));        /* our contender goes (the release queue confirms it) */
-        _cleanup_free_ char *lpath = zkrec_node_lock_path(d->id), *path = zkrec_node_path(d->id);
+        _cleanup_free_ char *lpath = npzk_node_lock_path(d->id), *path = npzk_node_path(d->id);
         (void)zk_adelete(l->zk, lpath, -1, NULL, NULL);
         (void)zk_adelete(l->zk, path, -1, on_znode_deleted, d);
 }
@@ -142,7 +142,7 @@ static void finish_delete(struct node_delete *d, struct node *n) {
                 finish_delete_steps(d, n);
                 return;
         }
-        _cleanup_free_ char *lpath = zkrec_node_lock_path(d->id), *path = zkrec_node_path(d->id);
+        _cleanup_free_ char *lpath = npzk_node_lock_path(d->id), *path = npzk_node_path(d->id);
         _cleanup_free_ char *cpath = xasprintf("%s/%s", lpath, own);
         const struct zk_multi_op ops[] = {
                 { .kind = ZK_MULTI_DELETE, .path = cpath, .version = -1 },
@@ -227,7 +227,7 @@ static void start_delete(struct launcher *l, const char *id, const struct node *
         pv->refs++;
         d->id = xstrdup(id);
         d->stage = DEL_LOCKING;
-        _cleanup_free_ char *path = zkrec_node_path(id), *lpath = zkrec_node_lock_path(id);
+        _cleanup_free_ char *path = npzk_node_path(id), *lpath = npzk_node_lock_path(id);
         struct zk_update_spec spec = {
                 .path = path, .lock_path = lpath, .flags = ZK_UPDATE_KEEP_LOCK, .edit = del_edit,
                 .done = on_del_updated, .userdata = d,
@@ -294,7 +294,7 @@ static int ua_edit(struct zk_update_record *rec, void *ud) {
         if (node_from_json(rec->data, rec->len, op->id, &n, &err) < 0 || n->state != NODE_STATE_READY ||
             !n->allocated_to || smap_get(&l->requests, n->allocated_to) || smap_get(&l->handlers, n->allocated_to))
                 return -ECANCELED;
-        _cleanup_free_ char *rpath = zkrec_request_path(n->allocated_to);
+        _cleanup_free_ char *rpath = npzk_request_path(n->allocated_to);
         model_set_str(&n->allocated_to, NULL);
         int r = node_to_json(n, &op->data, &op->len);
         if (r < 0) return r;
@@ -309,7 +309,7 @@ static void unallocate(struct launcher *l, const char *id) {
         struct unalloc_op *op = xnew(struct unalloc_op, 1);
         op->l = l;
         op->id = xstrdup(id);
-        _cleanup_free_ char *path = zkrec_node_path(id), *lpath = zkrec_node_lock_path(id);
+        _cleanup_free_ char *path = npzk_node_path(id), *lpath = npzk_node_lock_path(id);
         struct zk_update_spec spec = {
                 .path = path, .lock_path = lpath, .edit = ua_edit, .done = on_ua_done, .userdata = op,
         };
@@ -395,7 +395,7 @@ void delete_make_room(struct pool *p) {
         op->key = xstrdup(key);
         op->pool_id = xstrdup(p->id);
         op->id = xstrdup(id);
-        _cleanup_free_ char *path = zkrec_node_path(op->id), *lpath = zkrec_node_lock_path(op->id);
+        _cleanup_free_ char *path = npzk_node_path(op->id), *lpath = npzk_node_lock_path(op->id);
         struct zk_update_spec spec = {
                 .path = path, .lock_path = lpath, .edit = room_edit, .done = on_room_done, .userdata = op,
         };

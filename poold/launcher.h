@@ -38,15 +38,8 @@
 #define POOLD_VERSION "0.1.0"
 #endif
 
-/* The schema's paths live in nodepool_zk.h; these names are aliases kept
- * while other branches still use them (renamed after the merge). */
-#define LAUNCHER_REQUEST_ROOT NPZK_REQUESTS
-#define LAUNCHER_REQUEST_LOCK_ROOT NPZK_REQUEST_LOCKS
-#define LAUNCHER_NODE_ROOT NPZK_NODES
-#define LAUNCHER_IMAGE_ROOT NPZK_IMAGES
+/* The schema's paths are nodepool_zk.h's (NPZK_*, npzk_*_path()). */
 #define LAUNCHER_MINREADY_REQUESTOR "NodePool:min-ready"
-/* poold's own shared locks (kazoo recipe): <root>/<kind>/<name>. Not Nodepool's. */
-#define LAUNCHER_POOLD_LOCK_ROOT NPZK_POOLD_LOCKS
 
 struct pool;
 struct pool_driver;
@@ -310,12 +303,6 @@ void zkrec_reconnected(struct launcher *l);
 void zkrec_free(struct launcher *l);
 int zkrec_request_read(struct launcher *l, const char *id, struct node_request **ret, int32_t *ret_version);
 int zkrec_request_write(struct launcher *l, const struct node_request *r, int32_t version);
-/* Path helpers; caller frees. Wrappers over npzk_*_path() (nodepool_zk.h),
- * kept while other branches still call them (renamed after the merge). */
-char *zkrec_node_path(const char *id);
-char *zkrec_node_lock_path(const char *id);
-char *zkrec_request_path(const char *id);
-char *zkrec_request_lock_path(const char *id);
 
 /* ---- pool.c ---- */
 /* Bring l->pools in line with l->cfg (at start and after a reload). */
@@ -445,7 +432,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct owners *, owners_free);
  * both do it (a lock, a lease or a version-checked write). */
 bool owners_mine(const struct owners *o, const char *key, const char *provider, const char *pool,
                  const char *label);
-/* LAUNCHER_POOLD_LOCK_ROOT/KIND/NAME[/SUB], each name one path component. Caller frees. */
+/* NPZK_POOLD_LOCKS/KIND/NAME[/SUB], each name one path component. Caller frees. */
 char *owners_lock_path(const char *kind, const char *name, const char *sub);
 /* "<hostname>-<pid>": the identifier of our poold locks (who holds one). Caller frees. */
 char *owners_lock_id(struct launcher *l);

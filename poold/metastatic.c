@@ -353,7 +353,7 @@ static char *user_data_of(const struct meta_prov *ms, const struct backing *b) {
  * else holds it (ours removed), or -errno. */
 static int lock_persistent(struct meta_prov *ms, const char *id, char **ret_path) {
         struct launcher *l = ms->l;
-        _cleanup_free_ char *dir = zkrec_node_lock_path(id), *created = NULL, *prefix = NULL;
+        _cleanup_free_ char *dir = npzk_node_lock_path(id), *created = NULL, *prefix = NULL;
         char hex[33] = "00000000000000000000000000000000";
         (void)model_uuid4_hex(hex);
         prefix = xasprintf("%s/%s__lock__", dir, hex);
@@ -403,7 +403,7 @@ static int backing_take(struct meta_prov *ms, struct backing *b, const struct no
                 return r;
         }
         b->contender = TAKE_PTR(contender);
-        _cleanup_free_ char *rpath = zkrec_request_path(b->request_id);
+        _cleanup_free_ char *rpath = npzk_request_path(b->request_id);
         r = zk_delete(l->zk, rpath, -1);
         if (r < 0 && r != -ENOENT) log_warning_errno(r, "backing request %s: cannot delete: %m", b->request_id);
         log_info("metastatic provider %s: backing node %s taken for label %s (request %s)", ms->pv->name, id,
@@ -463,7 +463,7 @@ static struct backing *backing_request(struct meta_prov *ms, const struct config
         size_t len;
         int r = node_request_to_json(rq, &data, &len);
         if (r >= 0)
-                r = zk_create(l->zk, LAUNCHER_REQUEST_ROOT "/" META_PRIORITY "-", data, len,
+                r = zk_create(l->zk, NPZK_REQUESTS "/" META_PRIORITY "-", data, len,
                               ZK_EPHEMERAL | ZK_SEQUENCE | ZK_MAKEPATH, &path);
         if (r < 0) {
                 log_warning_errno(r, "metastatic provider %s: cannot request a %s node: %m", ms->pv->name,
@@ -562,7 +562,7 @@ static void adopt(struct meta_prov *ms) {
                 json_t *slots = ud ? json_object_get(ud, "slots") : NULL;
                 if (json_is_string(owner) && strcmp(json_string_value(owner), ms->my_id) == 0 && json_is_string(label) &&
                     json_is_integer(slots) && json_integer_value(slots) > 0) {
-                        _cleanup_free_ char *dir = zkrec_node_lock_path(id);
+                        _cleanup_free_ char *dir = npzk_node_lock_path(id);
                         char **names = NULL, **idents = NULL;
                         size_t n = 0;
                         if (zk_lock_contenders(l->zk, dir, &names, &idents, &n) >= 0 && n > 0 && idents[0] &&
@@ -620,7 +620,7 @@ static void sync_backing(struct meta_prov *ms, struct backing *b) {
                 } else {
                         if (!b->waits) {
                                 /* Nobody waits any more (timed out): withdraw the request. */
-                                _cleanup_free_ char *rpath = zkrec_request_path(b->request_id);
+                                _cleanup_free_ char *rpath = npzk_request_path(b->request_id);
                                 (void)zk_delete(l->zk, rpath, -1);
                                 backing_unlink(ms, b);
                                 backing_free(b);
@@ -629,7 +629,7 @@ static void sync_backing(struct meta_prov *ms, struct backing *b) {
                 }
                 if (cr) {
                         /* Failed, or fulfilled with a node we could not take: its node goes back. */
-                        _cleanup_free_ char *rpath = zkrec_request_path(b->request_id);
+                        _cleanup_free_ char *rpath = npzk_request_path(b->request_id);
                         (void)zk_delete(l->zk, rpath, -1);
                 }
                 backing_fail_waits(ms, b, -EIO);
@@ -707,7 +707,7 @@ static void on_retire_tick(struct loop *loop, struct loop_timer *t, void *ud) {
                 struct backing *b = ms->backings;
                 ms->backings = b->next;
                 if (b->request_id) {
-                        _cleanup_free_ char *rpath = zkrec_request_path(b->request_id);
+                        _cleanup_free_ char *rpath = npzk_request_path(b->request_id);
                         (void)zk_adelete(ms->l->zk, rpath, -1, NULL, NULL);
                 }
                 backing_fail_waits(ms, b, -ECANCELED);

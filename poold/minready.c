@@ -11,7 +11,7 @@
  * Several launchers. Two launchers counting the same label at the same moment
  * would each create the missing requests, doubling the label's ready nodes. So
  * one launcher at a time decides for a label: the holder of its min-ready lease,
- * a kazoo lock (LAUNCHER_POOLD_LOCK_ROOT/min-ready/<label>) kept while it
+ * a kazoo lock (NPZK_POOLD_LOCKS/min-ready/<label>) kept while it
  * decides for the label (it dies with the holder's session, so a survivor takes
  * over). Who tries for a lease is the label's owner by rendezvous hashing over
  * the live pools offering it (owner.c), so labels spread over launchers and
@@ -169,13 +169,13 @@ static void lease_release(void *v) {
 static int predecessor_seen(struct launcher *l) {
         char **children = NULL;
         size_t n = 0;
-        int r = zk_get_children(l->zk, LAUNCHER_REQUEST_ROOT, &children, &n);
+        int r = zk_get_children(l->zk, NPZK_REQUESTS, &children, &n);
         if (r == -ENOENT) return 1;
         if (r < 0) return r;
         int seen = 1;
         for (size_t i = 0; i < n && seen; i++) {
                 if (strncmp(children[i], "900-", 4) != 0 || smap_get(&l->requests, children[i])) continue;
-                _cleanup_free_ char *path = zkrec_request_path(children[i]);
+                _cleanup_free_ char *path = npzk_request_path(children[i]);
                 if (!smap_get(&l->bad_records, path)) seen = 0; /* a malformed one never shows */
         }
         zk_strv_free(children);
@@ -196,7 +196,7 @@ void minready_pass(struct launcher *l) {
         struct mr_scan fs = { .l = l, .finished = xnew(char *, l->requests.n + 1) };
         smap_foreach(&l->requests, finished_fn, &fs);
         for (size_t i = 0; i < fs.n_finished; i++) {
-                _cleanup_free_ char *path = zkrec_request_path(fs.finished[i]);
+                _cleanup_free_ char *path = npzk_request_path(fs.finished[i]);
                 int r = zk_delete(l->zk, path, -1);
                 if (r < 0 && r != -ENOENT) log_warning_errno(r, "min-ready: cannot delete %s: %m", path);
                 free(fs.finished[i]);

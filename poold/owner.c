@@ -192,13 +192,13 @@ bool owners_declined_by_sibling(const struct owners *o, char *const *declined_by
 static int nodes_seen(struct launcher *l, const char *provider) {
         char **children = NULL;
         size_t n = 0;
-        int r = zk_get_children(l->zk, LAUNCHER_NODE_ROOT, &children, &n);
+        int r = zk_get_children(l->zk, NPZK_NODES, &children, &n);
         if (r == -ENOENT) return 1;
         if (r < 0) return r;
         int seen = 1;
         for (size_t i = 0; i < n && seen; i++) {
                 if (smap_get(&l->nodes, children[i]) || smap_get(&l->gone, children[i])) continue;
-                _cleanup_free_ char *path = zkrec_node_path(children[i]), *data = NULL;
+                _cleanup_free_ char *path = npzk_node_path(children[i]), *data = NULL;
                 size_t len;
                 struct node *nd = NULL;
                 struct model_error err;
@@ -218,7 +218,7 @@ static int nodes_seen(struct launcher *l, const char *provider) {
  * Two launchers deciding for one provider at once each miss the other's
  * newest nodes, and together exceed the limits. So one launcher at a time
  * launches for a cloud provider: the holder of its launch lease
- * (LAUNCHER_POOLD_LOCK_ROOT/launch/<provider>), tried for by the provider's
+ * (NPZK_POOLD_LOCKS/launch/<provider>), tried for by the provider's
  * owner and let go by a launcher that no longer owns it. Other launchers'
  * pools of that provider still decline what they can never serve and reuse
  * ready nodes (under the node's lock), but accept nothing new, and give back

@@ -56,7 +56,7 @@ static void sweep_put(struct reconcile *rc) {
 
 /* Is the lock whose contender is at PATH ours right now (held or being taken)? */
 static bool lock_is_ours(struct launcher *l, const char *path) {
-        const char *nodes = LAUNCHER_NODE_ROOT "/", *reqs = LAUNCHER_REQUEST_LOCK_ROOT "/";
+        const char *nodes = NPZK_NODES "/", *reqs = NPZK_REQUEST_LOCKS "/";
         if (strncmp(path, nodes, strlen(nodes)) == 0) {
                 const char *id = path + strlen(nodes), *end = strchr(id, '/');
                 _cleanup_free_ char *k = end ? xstrndup(id, (size_t)(end - id)) : NULL;
@@ -101,14 +101,14 @@ static void list_dir(struct reconcile *rc, char *path) {
 static void node_fn(const char *key, void *value, void *ud) {
         struct reconcile *rc = ud;
         const struct cnode *cn = value;
-        if (cn->lock_contenders > 0 && !smap_get(&rc->l->held, key)) list_dir(rc, zkrec_node_lock_path(key));
+        if (cn->lock_contenders > 0 && !smap_get(&rc->l->held, key)) list_dir(rc, npzk_node_lock_path(key));
 }
 
 static void request_fn(const char *key, void *value, void *ud) {
         struct reconcile *rc = ud;
         struct launcher *l = rc->l;
         if (!smap_get(&l->handlers, key) && !smap_get(&l->accepting, key) && !smap_get(&l->declining, key))
-                list_dir(rc, zkrec_request_lock_path(key));
+                list_dir(rc, npzk_request_lock_path(key));
 }
 
 void reconcile_pass(struct launcher *l) {

@@ -113,7 +113,7 @@ static void handler_free(struct req_handler *h) {
 /* The request cache reads the request again (and watches it) unless it has
  * our final write: muted while we held the request lock (accept_edit). */
 static void request_unmute(struct launcher *l, const char *id) {
-        _cleanup_free_ char *path = zkrec_request_path(id);
+        _cleanup_free_ char *path = npzk_request_path(id);
         zk_cache_unmute(l->request_cache, path);
 }
 
@@ -195,7 +195,7 @@ static void decline_start(struct pool *p, const char *id, const char *why, struc
         op->why = xstrdup(why);
         op->only_requested = !lock;
         smap_put(&l->declining, id, op);
-        _cleanup_free_ char *path = zkrec_request_path(id), *lpath = zkrec_request_lock_path(id);
+        _cleanup_free_ char *path = npzk_request_path(id), *lpath = npzk_request_lock_path(id);
         struct zk_update_spec spec = {
                 .path = path, .lock_path = lpath, .lock = lock, .edit = decline_edit, .done = on_declined,
                 .userdata = op,
@@ -308,7 +308,7 @@ static int try_reuse(struct req_handler *h, size_t i) {
         op->slot = i;
         op->tenant = xstrdup(h->tenant);
         op->requestor = xstrdup(h->requestor);
-        _cleanup_free_ char *path = zkrec_node_path(op->node_id), *lpath = zkrec_node_lock_path(op->node_id);
+        _cleanup_free_ char *path = npzk_node_path(op->node_id), *lpath = npzk_node_lock_path(op->node_id);
         struct zk_update_spec spec = {
                 .path = path, .lock_path = lpath, .flags = ZK_UPDATE_KEEP_LOCK, .edit = reuse_edit,
                 .done = on_reused, .userdata = op,
@@ -409,7 +409,7 @@ static void on_orphan_deleted(struct zk *zk, const struct zk_result *res, void *
  * makes both deletes fail with -ENOTEMPTY, and the node is theirs to handle). */
 static void create_delete_orphan(struct create_op *op) {
         struct launcher *l = op->l;
-        _cleanup_free_ char *lpath = zkrec_node_lock_path(op->n->id), *path = zkrec_node_path(op->n->id);
+        _cleanup_free_ char *lpath = npzk_node_lock_path(op->n->id), *path = npzk_node_path(op->n->id);
         (void)zk_adelete(l->zk, lpath, -1, NULL, NULL);
         (void)zk_adelete(l->zk, path, -1, on_orphan_deleted, NULL);
         smap_remove(&l->held, op->n->id);
@@ -461,7 +461,7 @@ static void on_node_created(struct zk *zk, const struct zk_result *res, void *ud
          * now, before anything else): the node cache can only ask about this node
          * after this callback, and ZooKeeper answers a session in order, so the
          * cache lists the directory at once (no ENOENT, exists, list again). */
-        _cleanup_free_ char *lpath = zkrec_node_lock_path(id), *path = zkrec_node_path(id);
+        _cleanup_free_ char *lpath = npzk_node_lock_path(id), *path = npzk_node_path(id);
         /* No read: we just created the record, and nothing else writes a node it cannot lock. */
         struct zk_update_spec spec = {
                 .path = path, .lock_path = lpath,
@@ -526,7 +526,7 @@ static int launch_new_node(struct req_handler *h, size_t i) {
         h->slots[i].st = SLOT_LAUNCHING;
         h->launching++;
         op->in_flight = true;
-        (void)zk_acreate(l->zk, LAUNCHER_NODE_ROOT "/", data, len, ZK_SEQUENCE | ZK_MAKEPATH, on_node_created, op);
+        (void)zk_acreate(l->zk, NPZK_NODES "/", data, len, ZK_SEQUENCE | ZK_MAKEPATH, on_node_created, op);
         return 0;
 }
 
@@ -735,7 +735,7 @@ static void handler_finish(struct req_handler *h) {
                 return;
         }
         h->finishing = true;
-        _cleanup_free_ char *path = zkrec_request_path(h->id);
+        _cleanup_free_ char *path = npzk_request_path(h->id);
         const struct creq *cr = smap_get(&l->requests, h->id);
         _cleanup_free_ char *data = NULL;
         size_t len;
@@ -844,7 +844,7 @@ static void on_accepted(int r, enum zk_update_step at, struct zk_lock *lock, voi
                 return;
         }
         /* `pending` as written: the request cache is told, not made to read it back. */
-        _cleanup_free_ char *path = zkrec_request_path(op->id);
+        _cleanup_free_ char *path = npzk_request_path(op->id);
         if (zk_cache_apply(l->request_cache, path, op->written, op->written_len, zk_update_written_stat(op->upd)) < 0)
                 request_unmute(l, op->id);
         const struct node_request *rq = op->rq;
@@ -911,7 +911,7 @@ static void accept_request(struct pool *p, const struct node_request *cached) {
         op->l = l;
         op->pool = p;
         op->id = xstrdup(cached->id);
-        _cleanup_free_ char *path = zkrec_request_path(cached->id), *lpath = zkrec_request_lock_path(cached->id);
+        _cleanup_free_ char *path = npzk_request_path(cached->id), *lpath = npzk_request_lock_path(cached->id);
         /* A new request has no lock directory yet: made with our contender. */
         struct zk_update_spec spec = {
                 .path = path, .lock_path = lpath,
@@ -1000,7 +1000,7 @@ void requests_pass(struct launcher *l) {
                 struct req_handler *h = g.v[i];
                 if (h->finishing && h->finish_retry) {
                         /* Reconnected (passes run only then): what became of our fulfilment? */
-                        _cleanup_free_ char *path = zkrec_request_path(h->id);
+                        _cleanup_free_ char *path = npzk_request_path(h->id);
                         h->finish_retry = false;
                         h->in_flight = true;
                         (void)zk_aget(l->zk, path, NULL, on_finish_read, h);

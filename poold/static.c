@@ -180,7 +180,7 @@ static void do_register(struct static_prov *st, struct static_nodes_action *a) {
         _cleanup_free_ char *data = NULL, *created = NULL;
         size_t len;
         if (node_to_json(a->node, &data, &len) < 0) return;
-        int r = zk_create(l->zk, LAUNCHER_NODE_ROOT "/", data, len, ZK_SEQUENCE | ZK_MAKEPATH, &created);
+        int r = zk_create(l->zk, NPZK_NODES "/", data, len, ZK_SEQUENCE | ZK_MAKEPATH, &created);
         if (r < 0) {
                 log_warning_errno(r, "static node %s: cannot register: %m", a->host->name);
                 return;
@@ -305,7 +305,7 @@ static int view_fresh(struct view *v) {
         struct launcher *l = v->l;
         char **children = NULL;
         size_t n = 0;
-        int r = zk_get_children(l->zk, LAUNCHER_NODE_ROOT, &children, &n);
+        int r = zk_get_children(l->zk, NPZK_NODES, &children, &n);
         if (r == -ENOENT) return 0;
         if (r < 0) return r;
         v->owned = xnew(struct node *, n + 1);
@@ -318,7 +318,7 @@ static int view_fresh(struct view *v) {
                                 view_add(v, id, cn->node, cn->lock_contenders > 0 || smap_get(&l->held, id));
                         continue;
                 }
-                _cleanup_free_ char *path = zkrec_node_path(id), *data = NULL;
+                _cleanup_free_ char *path = npzk_node_path(id), *data = NULL;
                 size_t len;
                 struct node *nd = NULL;
                 struct model_error err;
@@ -400,7 +400,7 @@ static void plan_apply(struct static_prov *st, struct static_nodes_plan *plan, c
  * plan; (2) because two launchers can both believe they are the owner while
  * one comes or goes, the owner plans from its cache and, only when that plan
  * has something to do, takes the provider's registration lock
- * (LAUNCHER_POOLD_LOCK_ROOT/static-registration/<provider>, non-blocking: a
+ * (NPZK_POOLD_LOCKS/static-registration/<provider>, non-blocking: a
  * busy lock means another launcher is at it, and we look again at the next
  * pass), plans again from ZooKeeper's current listing (view_fresh) and applies
  * that plan before releasing. Our creates are sent before the release, so the

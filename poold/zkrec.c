@@ -12,14 +12,8 @@
 #include "log.h"
 #include "zk_update.h"
 
-/* Thin wrappers over nodepool_zk.h (see launcher.h). */
-char *zkrec_node_path(const char *id) { return npzk_node_path(id); }
-char *zkrec_node_lock_path(const char *id) { return npzk_node_lock_path(id); }
-char *zkrec_request_path(const char *id) { return npzk_request_path(id); }
-char *zkrec_request_lock_path(const char *id) { return npzk_request_lock_path(id); }
-
 int zkrec_node_read(struct launcher *l, const char *id, struct node **ret, int32_t *ret_version) {
-        _cleanup_free_ char *path = zkrec_node_path(id), *data = NULL;
+        _cleanup_free_ char *path = npzk_node_path(id), *data = NULL;
         size_t len;
         struct zk_stat st;
         int r = zk_get(l->zk, path, &data, &len, &st);
@@ -35,7 +29,7 @@ int zkrec_node_read(struct launcher *l, const char *id, struct node **ret, int32
 }
 
 int zkrec_node_write(struct launcher *l, const struct node *n, int32_t version) {
-        _cleanup_free_ char *path = zkrec_node_path(n->id), *data = NULL;
+        _cleanup_free_ char *path = npzk_node_path(n->id), *data = NULL;
         size_t len;
         int r = node_to_json(n, &data, &len);
         if (r < 0) return r;
@@ -64,7 +58,7 @@ static int node_update_edit(struct zk_update_record *rec, void *ud) {
 
 int zkrec_node_update(struct launcher *l, const char *id, struct zk_lock *lock, zkrec_node_edit_fn edit,
                       void *userdata) {
-        _cleanup_free_ char *path = zkrec_node_path(id), *lpath = lock ? NULL : zkrec_node_lock_path(id);
+        _cleanup_free_ char *path = npzk_node_path(id), *lpath = lock ? NULL : npzk_node_lock_path(id);
         struct node_update nu = { .id = id, .edit = edit, .userdata = userdata };
         struct zk_update_spec spec = {
                 .path = path, .lock_path = lpath, .lock = lock, .edit = node_update_edit, .userdata = &nu,
@@ -73,7 +67,7 @@ int zkrec_node_update(struct launcher *l, const char *id, struct zk_lock *lock, 
 }
 
 int zkrec_request_read(struct launcher *l, const char *id, struct node_request **ret, int32_t *ret_version) {
-        _cleanup_free_ char *path = zkrec_request_path(id), *data = NULL;
+        _cleanup_free_ char *path = npzk_request_path(id), *data = NULL;
         size_t len;
         struct zk_stat st;
         int r = zk_get(l->zk, path, &data, &len, &st);
@@ -89,7 +83,7 @@ int zkrec_request_read(struct launcher *l, const char *id, struct node_request *
 }
 
 int zkrec_request_write(struct launcher *l, const struct node_request *rq, int32_t version) {
-        _cleanup_free_ char *path = zkrec_request_path(rq->id), *data = NULL;
+        _cleanup_free_ char *path = npzk_request_path(rq->id), *data = NULL;
         size_t len;
         int r = node_request_to_json(rq, &data, &len);
         if (r < 0) return r;
@@ -139,7 +133,7 @@ static void on_node_written(struct zk *zk, const struct zk_result *res, void *ud
 }
 
 static void node_write_send(struct node_write *w) {
-        _cleanup_free_ char *path = zkrec_node_path(w->id);
+        _cleanup_free_ char *path = npzk_node_path(w->id);
         w->retry = false;
         w->gen = zk_session_generation(w->l->zk);
         w->in_flight++;

@@ -16,8 +16,6 @@
 #include "nodepool_zk.h"
 #include "zk.h"
 
-#define COMPONENT_ROOT NPZK_COMPONENTS /* the schema's, nodepool_zk.h */
-
 struct component;
 
 /* A component of KIND ("launcher", "builder", "pool") on HOSTNAME running

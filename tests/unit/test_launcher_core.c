@@ -142,9 +142,9 @@ static bool pool_paused(struct env *e, const char *provider) {
         char **v = NULL;
         size_t n = 0;
         bool paused = false;
-        if (zk_get_children(e->zk, COMPONENT_ROOT "/pool", &v, &n) < 0) return false;
+        if (zk_get_children(e->zk, NPZK_COMPONENTS "/pool", &v, &n) < 0) return false;
         for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *path = xasprintf(COMPONENT_ROOT "/pool/%s", v[i]), *data = NULL;
+                _cleanup_free_ char *path = xasprintf(NPZK_COMPONENTS "/pool/%s", v[i]), *data = NULL;
                 size_t len;
                 if (zk_get(e->zk, path, &data, &len, NULL) < 0) continue;
                 json_t *j = json_loadb(data, len, 0, NULL);

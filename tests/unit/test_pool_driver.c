@@ -147,7 +147,7 @@ static void test_cloud_pool_answers(void **state) {
         /* A ready upload of a ready build of img for this provider. */
         struct image_build *b = image_build_new("0123456789abcdef0123456789abcdef");
         b->state = IMAGE_BUILD_STATE_READY;
-        smap_put(&e->l.builds, LAUNCHER_IMAGE_ROOT "/img/builds/0123456789abcdef0123456789abcdef", b);
+        smap_put(&e->l.builds, NPZK_IMAGES "/img/builds/0123456789abcdef0123456789abcdef", b);
         struct image_upload *u = image_upload_new("0000000001");
         u->state = IMAGE_UPLOAD_STATE_READY;
         u->image_name = xstrdup("img");
