@@ -465,6 +465,17 @@ static void parse_pools(struct cctx *c, const struct config *cfg, struct config_
                         cfg_warning(c, cnode_get_key(m, "max-servers"),
                                     "'max-servers' of a static pool only acts when it is 0 or less (the pool is "
                                     "then disabled, as in Nodepool); a positive value has no effect");
+                /* Nodepool limits volumes only when the value is truthy: 0 is no limit there. */
+                if (pool->max_volumes == 0) {
+                        pool->max_volumes = CONFIG_UNLIMITED;
+                        cfg_warning(c, cnode_get_key(m, "max-volumes"),
+                                    "'max-volumes: 0' means no limit, as in Nodepool; 1 or more limits volumes");
+                }
+                if (pool->max_volume_gb == 0) {
+                        pool->max_volume_gb = CONFIG_UNLIMITED;
+                        cfg_warning(c, cnode_get_key(m, "max-volume-gb"),
+                                    "'max-volume-gb: 0' means no limit, as in Nodepool; 1 or more limits volumes");
+                }
                 const struct cnode *l = cnode_get(m, p->driver == CONFIG_DRIVER_STATIC ? "nodes" : "labels");
                 if (!l || l->bad || l->type != CNODE_SEQ) continue;     /* a wrong type was reported */
                 if (p->driver == CONFIG_DRIVER_STATIC)

@@ -649,6 +649,35 @@ static void test_unacted_keys_warned_per_occurrence(void **state) {
         config_diags_clear(&d);
 }
 
+/* Pool max-volumes / max-volume-gb of 0 are no limit, as in Nodepool (its
+ * quota applies them only when truthy), with a warning at each key. */
+static void test_pool_volume_limits_of_0_are_unlimited_as_in_nodepool(void **state) {
+        (void)state;
+        struct config_diags d = {};
+        struct config *c = load_str("labels: [{name: l}]\n"
+                                    "providers:\n"
+                                    "  - name: os\n"
+                                    "    cloud: c\n"
+                                    "    cloud-images: [{name: img}]\n"
+                                    "    pools:\n"
+                                    "      - name: a\n"
+                                    "        max-volumes: 0\n"
+                                    "        max-volume-gb: 0\n"
+                                    "        labels: [{name: l, cloud-image: img, min-ram: 1}]\n",
+                                    &d);
+        assert_non_null(c);
+        assert_int_equal(config_diags_count(&d, CONFIG_SEVERITY_WARNING), 2);
+        assert_int_equal(d.items[0].line, 8);
+        assert_int_equal(d.items[0].column, 9);
+        assert_non_null(strstr(d.items[0].message, "'max-volumes: 0' means no limit, as in Nodepool"));
+        assert_int_equal(d.items[1].line, 9);
+        assert_non_null(strstr(d.items[1].message, "'max-volume-gb: 0' means no limit"));
+        assert_int_equal(config_find_pool(&c->providers[0], "a")->max_volumes, CONFIG_UNLIMITED);
+        assert_int_equal(config_find_pool(&c->providers[0], "a")->max_volume_gb, CONFIG_UNLIMITED);
+        config_free(c);
+        config_diags_clear(&d);
+}
+
 /* The builder's keys poold acts on load silently and are stored:
  * post-upload-hook (OpenStack, and poold's libvirt driver), diskimage
  * delete-after-upload and keep-formats. */
@@ -822,6 +851,7 @@ int main(void) {
                 cmocka_unit_test(test_label_served_by_poold_or_foreign_only),
         cmocka_unit_test(test_metastatic_provider_parsed_with_defaults),
                 cmocka_unit_test(test_unacted_keys_warned_per_occurrence),
+                cmocka_unit_test(test_pool_volume_limits_of_0_are_unlimited_as_in_nodepool),
                 cmocka_unit_test(test_builder_keys_acted_on_load_without_warning),
                 cmocka_unit_test(test_static_pool_max_servers),
                 cmocka_unit_test(test_foreign_nested_errors),
