@@ -230,6 +230,9 @@ void bw_verify_leftovers(struct bw *w);
 void bw_cleanup_pass(struct bw *w, struct bw_snap *s);
 /* Start the leaked-image scan on every provider (results come back later). */
 void bw_cleanup_leaks(struct bw *w);
+/* Remove build and upload znodes without data that hold only an empty lock
+ * directory (left by a lock taken just after their record was deleted). */
+void bw_cleanup_empty_records(struct bw *w);
 /* Delete cloud image EXTERNAL_ID (may be NULL: nothing in the cloud) of PROV
  * on the workq, then, if RECORD is set, that znode and everything below it.
  * LOCK (taken over, may be NULL) is released at the end. */

@@ -481,6 +481,56 @@ void bw_cleanup_pass(struct bw *w, struct bw_snap *s) {
         cleanup_files(w, s);
 }
 
+/* ------------------------------------------------------- empty records */
+
+/* A build or upload znode without data is never written by a builder (both
+ * are created with their record); it is left when a lock was taken on a
+ * record just deleted: the lock directory is made like kazoo's ensure_path,
+ * which recreates the parent. Unlocked and holding nothing but its lock
+ * directory, it is removed, instead of being skipped as malformed forever. */
+struct empty_scan {
+        char **paths;
+};
+
+static void empty_fn(const struct zk_cache_node *node, void *ud) {
+        struct empty_scan *e = ud;
+        if (node->len != 0 || node->lock_contenders != 0) return;
+        struct npzk_path p = {};
+        if (npzk_path_parse(node->path, &p) < 0) return;
+        if (p.kind == NPZK_BUILD || p.kind == NPZK_UPLOAD) model_strv_push(&e->paths, node->path);
+        npzk_path_done(&p);
+}
+
+static bool only_a_lock_dir(struct zk *zk, const char *path) {
+        char **kids = NULL;
+        size_t n = 0;
+        if (zk_get_children(zk, path, &kids, &n) < 0) return false;
+        bool ok = n == 0 || (n == 1 && strcmp(kids[0], NPZK_LOCK) == 0);
+        zk_strv_free(kids);
+        if (!ok || n == 0) return ok;
+        _cleanup_free_ char *lock = npzk_lock_path(path);
+        kids = NULL;
+        if (zk_get_children(zk, lock, &kids, &n) < 0) return false;
+        zk_strv_free(kids);
+        return n == 0;
+}
+
+void bw_cleanup_empty_records(struct bw *w) {
+        struct empty_scan e = { .paths = model_strv_new() };
+        zk_cache_foreach(w->cache, empty_fn, &e);
+        for (size_t i = 0; e.paths[i]; i++) {
+                if (!only_a_lock_dir(w->b->zk, e.paths[i])) continue;
+                int r = zk_delete_recursive(w->b->zk, e.paths[i]);
+                if (r < 0 && r != -ENOENT) {
+                        log_warning_errno(r, "%s: cannot remove the empty record: %m", e.paths[i]);
+                        continue;
+                }
+                log_info("removed empty record %s (left by a lock taken after the record was deleted)", e.paths[i]);
+                smap_remove(&w->bad, e.paths[i]);
+        }
+        model_strv_free(e.paths);
+}
+
 /* ---------------------------------------------------------------- leaks */
 
 struct list_job {

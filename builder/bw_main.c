@@ -98,6 +98,7 @@ static void on_cleanup_timer(struct loop *loop, struct loop_timer *t, void *ud) 
         send_request_gauges(w, &s, true);
         bw_cleanup_pass(w, &s);
         bw_snap_done(&s);
+        bw_cleanup_empty_records(w);
         bw_cleanup_leaks(w);
         bw_verify_leftovers(w);
         bw_wake(w);

@@ -389,3 +389,27 @@ def test_hanging_post_upload_hook_is_bounded_by_image_upload_timeout(builder, li
     wait_for(lambda: not [v for v in libvirtd.volumes(pool_name) if "nodepool_upload_id=" + uid in v],
              what="the uploaded image deleted")
     assert not ready_uploads(builder, "lv")
+
+
+def test_empty_record_left_by_a_late_lock_is_removed_but_a_locked_one_is_kept(builder, libvirtd, pool_name,
+                                                                              kazoo):  # noqa: F811
+    """A lock taken on an upload record just deleted recreates the record without data (the lock
+    directory is made like kazoo's ensure_path, parents too). The builder's cleanup removes such an
+    empty record holding nothing but an empty lock directory, instead of logging it as malformed
+    forever; an empty record whose lock someone holds is kept, and the real upload is untouched."""
+    builder.config([diskimage()], [libvirt_provider("lv", libvirtd, pool_name, ["debian"])])
+    builder.start()
+    (bid, uid, rec), = wait_for(lambda: ready_uploads(builder, "lv"), what="a ready upload")
+    base = "/nodepool/images/debian/builds/%s/providers/lv/images/" % bid
+    ghost, held = base + "0000000077", base + "0000000078"
+    kazoo.ensure_path(ghost + "/lock")      # what the late lock leaves once it is released
+    lock = kazoo.Lock(held + "/lock", "test")
+    assert lock.acquire(timeout=10)
+    try:
+        wait_for(lambda: not kazoo.exists(ghost), what="the empty record removed")
+        assert "removed empty record " + ghost in builder.log()
+        time.sleep(1.5)     # three more cleanup passes (500 ms)
+        assert kazoo.exists(held)
+        assert [(b, u) for b, u, _ in ready_uploads(builder, "lv")] == [(bid, uid)]
+    finally:
+        lock.release()
