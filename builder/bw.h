@@ -146,6 +146,7 @@ struct bw {
         unsigned leak_lists;            /* list jobs in flight */
         struct statsd *statsd;          /* NULL unless STATSD_HOST/PORT are set */
         char *requests_sent;            /* the request-build images last sent as gauges ("a\nb\n"), or NULL */
+        uint64_t requests_sent_ms;      /* when (loop_now_ms()) */
 };
 
 /* bw_main.c */

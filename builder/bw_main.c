@@ -44,9 +44,12 @@ static bool ready_for_pass(struct bw *w) {
                zk_cache_is_synced(w->cache);
 }
 
-/* The build-request gauges from snapshot S: on every cleanup pass (FORCE), as
- * Nodepool's cleanup worker sends them, and on any pass that sees them change,
- * so a request shows within milliseconds. */
+/* The build-request gauges from snapshot S: on cleanup passes (FORCE), as
+ * Nodepool's cleanup worker sends them, but at most once a minute (its
+ * interval: a shorter cleanup interval would flood statsd with unchanged
+ * gauges), and on any pass that sees them change, so a request shows within
+ * milliseconds. */
+#define REQUEST_GAUGES_REPEAT_MS 60000
 static void send_request_gauges(struct bw *w, struct bw_snap *s, bool force) {
         if (!w->statsd) return;
         _cleanup_free_ const char **names = xnew(const char *, s->n + 1);
@@ -60,10 +63,13 @@ static void send_request_gauges(struct bw *w, struct bw_snap *s, bool force) {
                 req[i] = s->images[i].requested;
                 p += sprintf(p, "%s=%d\n", names[i], req[i]);
         }
-        if (!force && w->requests_sent && strcmp(w->requests_sent, sig) == 0) return;
+        uint64_t now = loop_now_ms();
+        bool same = w->requests_sent && strcmp(w->requests_sent, sig) == 0;
+        if (same && (!force || now - w->requests_sent_ms < REQUEST_GAUGES_REPEAT_MS)) return;
         statsd_builder_build_requests(w->statsd, names, req, s->n);
         free(w->requests_sent);
         w->requests_sent = TAKE_PTR(sig);
+        w->requests_sent_ms = now;
 }
 
 static void schedule_pass(struct bw *w) {
