@@ -395,15 +395,13 @@ static void run_next_command(struct bw_verify *v) {
         v->cmd = c;
 }
 
-/* known_hosts from the scanned keys only: "[host]:port" unless port 22. */
+/* known_hosts from the scanned keys only. */
 static int write_known_hosts(struct bw_verify *v, char **keys) {
         v->known_hosts = xasprintf("%s.known_hosts", v->log_path);
+        _cleanup_free_ char *text = keyscan_known_hosts_text(v->host, v->port, keys);
         FILE *f = fopen(v->known_hosts, "we");
         if (!f) return -errno;
-        for (size_t i = 0; keys[i]; i++) {
-                if (v->port == 22) fprintf(f, "%s %s\n", v->host, keys[i]);
-                else fprintf(f, "[%s]:%d %s\n", v->host, v->port, keys[i]);
-        }
+        fputs(text, f);
         return fclose(f) == 0 ? 0 : -errno;
 }
 

@@ -14,6 +14,7 @@
 
 #include "alloc.h"
 #include "json_util.h"
+#include "keyscan.h"
 #include "settings.h"
 
 #define RECORD_NAME "node.json"
@@ -227,25 +228,8 @@ int job_record_read(const char *dir, struct job_record **ret) {
         return 0;
 }
 
-char *job_known_hosts_text(const char *ip, int port, char *const *host_keys) {
-        char *out = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&out, &len);
-        if (!f) abort(); /* OOM policy */
-        for (size_t i = 0; host_keys && host_keys[i]; i++) {
-                /* A key is "<type> <base64>"; anything with a line break would forge entries. */
-                if (strpbrk(host_keys[i], "\r\n")) continue;
-                if (port == 22)
-                        fprintf(f, "%s %s\n", ip, host_keys[i]);
-                else
-                        fprintf(f, "[%s]:%d %s\n", ip, port, host_keys[i]);
-        }
-        fclose(f);
-        return out;
-}
-
 int job_known_hosts_write(const char *dir, const char *ip, int port, char *const *host_keys) {
-        _cleanup_free_ char *text = job_known_hosts_text(ip, port, host_keys);
+        _cleanup_free_ char *text = keyscan_known_hosts_text(ip, port, host_keys);
         return write_atomic(dir, "known_hosts", text, strlen(text));
 }
 

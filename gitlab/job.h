@@ -75,10 +75,7 @@ int job_record_write(const char *dir, const struct job_record *r);
 /* Read node.json: 0, -ENOENT when absent, -EINVAL when malformed. */
 int job_record_read(const char *dir, struct job_record **ret);
 
-/* "[ip]:port key" lines (bare "ip key" on port 22), as ssh's known_hosts
- * wants them. Returns a malloc'd string; "" when keys is empty. */
-char *job_known_hosts_text(const char *ip, int port, char *const *host_keys);
-/* Write DIR/known_hosts atomically. 0 or -errno. */
+/* Write DIR/known_hosts atomically (keyscan_known_hosts_text's lines). 0 or -errno. */
 int job_known_hosts_write(const char *dir, const char *ip, int port, char *const *host_keys);
 
 /* DIR/NAME, malloc'd. */

@@ -576,3 +576,19 @@ int keyscan_start(struct loop *loop, const char *host, int port, uint64_t timeou
         if (ret_scan) *ret_scan = s;
         return 0;
 }
+
+char *keyscan_known_hosts_text(const char *host, int port, char *const *keys) {
+        char *out = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&out, &len);
+        if (!f) abort(); /* OOM policy */
+        for (size_t i = 0; keys && keys[i]; i++) {
+                if (strpbrk(keys[i], "\r\n")) continue;
+                if (port == 22)
+                        fprintf(f, "%s %s\n", host, keys[i]);
+                else
+                        fprintf(f, "[%s]:%d %s\n", host, port, keys[i]);
+        }
+        fclose(f);
+        return out;
+}

@@ -78,3 +78,8 @@ int keyscan_banner_check(const char *buf, size_t len);
 bool keyscan_error_is_retryable(int error);
 
 void keyscan_strv_free(char **keys);   /* NULL is a no-op */
+
+/* known_hosts lines for HOST:PORT from KEYS ("<type> <base64>", NULL-terminated,
+ * NULL ok): "[host]:port key" unless PORT is 22. A key with a line break is
+ * dropped (it would forge entries). Caller frees. */
+char *keyscan_known_hosts_text(const char *host, int port, char *const *keys);

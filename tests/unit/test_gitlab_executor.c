@@ -159,16 +159,6 @@ static void test_exit_codes_follow_the_runner_and_fall_back_to_its_defaults(void
         unsetenv("SYSTEM_FAILURE_EXIT_CODE");
 }
 
-static void test_known_hosts_lines_use_brackets_off_port_22_and_drop_forged_keys(void **state) {
-        char *keys[] = { "ssh-ed25519 AAAA1", "ssh-rsa AAAA2\n[evil]:22 ssh-rsa X", "ecdsa-sha2-nistp256 AAAA3", NULL };
-        char *t = job_known_hosts_text("127.0.0.1", 2222, keys);
-        assert_string_equal(t, "[127.0.0.1]:2222 ssh-ed25519 AAAA1\n[127.0.0.1]:2222 ecdsa-sha2-nistp256 AAAA3\n");
-        free(t);
-        t = job_known_hosts_text("10.0.0.5", 22, keys);
-        assert_string_equal(t, "10.0.0.5 ssh-ed25519 AAAA1\n10.0.0.5 ecdsa-sha2-nistp256 AAAA3\n");
-        free(t);
-}
-
 static void test_node_record_round_trips_and_a_malformed_one_is_refused(void **state) {
         char dir[] = "/tmp/pgx-unit-XXXXXX";
         assert_non_null(mkdtemp(dir));
@@ -277,7 +267,6 @@ int main(void) {
                 cmocka_unit_test(test_label_comes_from_job_env_then_the_variable_then_the_default),
                 cmocka_unit_test(test_job_id_must_be_a_number_and_timeout_comes_from_ci_job_timeout),
                 cmocka_unit_test(test_exit_codes_follow_the_runner_and_fall_back_to_its_defaults),
-                cmocka_unit_test(test_known_hosts_lines_use_brackets_off_port_22_and_drop_forged_keys),
                 cmocka_unit_test(test_node_record_round_trips_and_a_malformed_one_is_refused),
                 cmocka_unit_test(test_request_json_is_zuuls_with_the_gitlab_job_in_requestor_data),
                 cmocka_unit_test(test_wrapper_reads_exactly_the_script_length_and_fails_as_255),

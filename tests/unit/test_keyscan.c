@@ -263,8 +263,19 @@ static void test_port_check_succeeds_without_keys(void **state) {
         assert_int_equal(r.n_keys, 0);
 }
 
+static void test_known_hosts_lines_use_brackets_off_port_22_and_drop_forged_keys(void **state) {
+        char *keys[] = { "ssh-ed25519 AAAA1", "ssh-rsa AAAA2\n[evil]:22 ssh-rsa X", "ecdsa-sha2-nistp256 AAAA3", NULL };
+        char *t = keyscan_known_hosts_text("127.0.0.1", 2222, keys);
+        assert_string_equal(t, "[127.0.0.1]:2222 ssh-ed25519 AAAA1\n[127.0.0.1]:2222 ecdsa-sha2-nistp256 AAAA3\n");
+        free(t);
+        t = keyscan_known_hosts_text("10.0.0.5", 22, keys);
+        assert_string_equal(t, "10.0.0.5 ssh-ed25519 AAAA1\n10.0.0.5 ecdsa-sha2-nistp256 AAAA3\n");
+        free(t);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_known_hosts_lines_use_brackets_off_port_22_and_drop_forged_keys),
                 cmocka_unit_test(test_parse_valid_lines_sorted_by_type),
                 cmocka_unit_test(test_parse_skips_comments_blank_and_garbage),
                 cmocka_unit_test(test_parse_non_standard_port_host_format),

@@ -597,6 +597,20 @@ static void test_request_withdrawn_while_booting_leaves_node_ready_for_reuse(voi
         assert_int_equal(fake_cloud_calls(c, FAKE_OP_DELETE), 0);
 }
 
+/* Zuul is done with the node of request ID (RQ as fulfilled): the node `used`
+ * and the request removed, so the launcher deletes the node. */
+static void release_request(struct env *e, const char *id, const struct node_request *rq) {
+        int32_t ver;
+        _cleanup_(node_freep) struct node *used = node_read(e, rq->nodes[0], &ver);
+        node_set_state(used, NODE_STATE_USED);
+        _cleanup_free_ char *data = NULL, *npath = xasprintf("/nodepool/nodes/%s", used->id);
+        _cleanup_free_ char *rpath = xasprintf("/nodepool/requests/%s", id);
+        size_t len;
+        assert_int_equal(node_to_json(used, &data, &len), 0);
+        assert_int_equal(zk_set(e->zk, npath, data, len, ver, NULL), 0);
+        assert_int_equal(zk_delete(e->zk, rpath, -1), 0);
+}
+
 /* A pool at max-servers accepts a request and waits (paused, the request
  * pending) instead of declining it; when a node goes, it launches. */
 static void test_pool_at_max_servers_waits_until_a_node_is_freed(void **state) {
@@ -614,15 +628,7 @@ static void test_pool_at_max_servers_waits_until_a_node_is_freed(void **state) {
         assert_int_equal(fake_cloud_calls(c, FAKE_OP_CREATE), 1);
 
         /* Zuul is done with the first node: `used`, and its request removed. */
-        int32_t ver;
-        _cleanup_(node_freep) struct node *used = node_read(e, rq1->nodes[0], &ver);
-        node_set_state(used, NODE_STATE_USED);
-        _cleanup_free_ char *data = NULL, *npath = xasprintf("/nodepool/nodes/%s", used->id);
-        _cleanup_free_ char *rpath = xasprintf("/nodepool/requests/%s", first);
-        size_t len;
-        assert_int_equal(node_to_json(used, &data, &len), 0);
-        assert_int_equal(zk_set(e->zk, npath, data, len, ver, NULL), 0);
-        assert_int_equal(zk_delete(e->zk, rpath, -1), 0);
+        release_request(e, first, rq1);
 
         _cleanup_(node_request_freep) struct node_request *rq2 = wait_request(e, second, NODE_REQUEST_STATE_FULFILLED);
         assert_string_not_equal(rq2->nodes[0], rq1->nodes[0]);
@@ -953,20 +959,6 @@ static void test_unmanaged_servers_count_against_provider_quota(void **state) {
         assert_true(run_until(e, cond_pending_and_paused, second, WAIT_MS));
         assert_int_equal(fake_cloud_calls(c, FAKE_OP_CREATE), 1);
         assert_int_equal(fake_cloud_n_servers(c), 2);
-}
-
-/* Zuul is done with the node of request ID (RQ as fulfilled): the node `used`
- * and the request removed, so the launcher deletes the node. */
-static void release_request(struct env *e, const char *id, const struct node_request *rq) {
-        int32_t ver;
-        _cleanup_(node_freep) struct node *used = node_read(e, rq->nodes[0], &ver);
-        node_set_state(used, NODE_STATE_USED);
-        _cleanup_free_ char *data = NULL, *npath = xasprintf("/nodepool/nodes/%s", used->id);
-        _cleanup_free_ char *rpath = xasprintf("/nodepool/requests/%s", id);
-        size_t len;
-        assert_int_equal(node_to_json(used, &data, &len), 0);
-        assert_int_equal(zk_set(e->zk, npath, data, len, ver, NULL), 0);
-        assert_int_equal(zk_delete(e->zk, rpath, -1), 0);
 }
 
 static json_int_t resource(const struct node *n, const char *key) {
