@@ -121,8 +121,9 @@ static void launch_free(struct launch *la) {
         free(la);
 }
 
-/* Hand the result to the handler and free. */
-static void launch_finish(struct launch *la, int result) {
+/* Hand the result to the handler and free. READY (taken over): the node's
+ * `ready` record when its write is left to the handler. */
+static void launch_finish_ready(struct launch *la, int result, char *ready, size_t ready_len) {
         struct launcher *l = la->l;
         la->st = LAUNCH_DONE;
         launch_unlink(la);
@@ -138,8 +139,13 @@ static void launch_finish(struct launch *la, int result) {
         _cleanup_free_ char *rid = xstrdup(la->request_id);
         size_t slot = la->slot;
         launch_free(la);
-        request_slot_done(l, rid, slot, result, lock);
+        if (ready)
+                request_slot_ready(l, rid, slot, lock, ready, ready_len);
+        else
+                request_slot_done(l, rid, slot, result, lock);
 }
+
+static void launch_finish(struct launch *la, int result) { launch_finish_ready(la, result, NULL, 0); }
 
 /* We hold the node's lock: write without waiting (ZooKeeper keeps the order). */
 static void write_node(struct launch *la) { zkrec_node_write_async(la->l, la->node); }
@@ -252,10 +258,19 @@ static void set_ready(struct launch *la) {
         n->host_keys = model_strv_new();
         for (char **k = la->host_keys; k && *k; k++) model_strv_push(&n->host_keys, *k);
         node_set_state(n, NODE_STATE_READY);
-        write_node(la);
         log_info("node %s ready (%s, %s:%d) in %d attempt(s)", n->id, la->external_id,
                  n->interface_ip ? n->interface_ip : "?", n->connection_port, la->attempt);
-        launch_finish(la, 0);
+        /* `ready` goes to the handler, which writes it with the fulfilment (one
+         * request) — unless an earlier write of ours is still unconfirmed: then
+         * the write-behind queue keeps the order. */
+        char *ready = NULL;
+        size_t ready_len = 0;
+        if (zkrec_node_write_pending(la->l, n->id) || node_to_json(n, &ready, &ready_len) < 0) {
+                free(ready);
+                ready = NULL;
+                write_node(la);
+        }
+        launch_finish_ready(la, 0, ready, ready_len);
 }
 
 static void attempt_failed(struct launch *la, int r);

@@ -297,6 +297,11 @@ int zkrec_node_update(struct launcher *l, const char *id, struct zk_lock *lock, 
  * on the reconnect (zkrec_reconnected) while we hold the node (`held`) in the
  * same session and wrote nothing newer to it. */
 void zkrec_node_write_async(struct launcher *l, const struct node *n);
+/* The same with N's JSON already made (DATA, LEN bytes, taken over). */
+void zkrec_node_write_async_data(struct launcher *l, const char *id, char *data, size_t len);
+/* True while a write of node ID sent that way is unconfirmed or waits to be
+ * sent again: a later write must go the same way, or a resend would undo it. */
+bool zkrec_node_write_pending(struct launcher *l, const char *id);
 /* CONNECTED: send again the node writes the connection loss swallowed. */
 void zkrec_reconnected(struct launcher *l);
 /* Drop every pending node write (stop). */
@@ -385,6 +390,12 @@ void requests_abort_all(struct launcher *l);
  * LOCK (the node's, owned from now on; NULL when already released) goes back to
  * the handler, or is released when the handler is gone. */
 void request_slot_done(struct launcher *l, const char *request_id, size_t slot, int result, struct zk_lock *lock);
+/* The same for a node that is ready but whose `ready` record (READY, LEN bytes,
+ * taken over) is not written yet: the handler writes it in one request with
+ * the fulfilment when this was the last slot, else at once; written at once
+ * when the handler is gone (while we hold the node, as any write-behind). */
+void request_slot_ready(struct launcher *l, const char *request_id, size_t slot, struct zk_lock *lock, char *ready,
+                        size_t len);
 
 /* ---- launch.c ---- */
 /* The cloud driver's launch (pool_driver.h). Start launching node N (state

@@ -36,6 +36,9 @@ struct slot {
         char *node_id;
         struct zk_lock *lock;
         enum slot_state st;
+        char *ready;                    /* the node's `ready` record, not written yet (request_slot_ready) */
+        size_t ready_len;
+        bool unlock_sent;               /* our contender's delete went with the fulfilment */
 };
 
 struct req_handler {
@@ -62,6 +65,8 @@ struct req_handler {
         char *written;                  /* the fulfilment's bytes, told to the request cache */
         size_t written_len;
         bool final_told;                /* the cache has our final write: its entry stays muted */
+        bool ready_sent;                /* the fulfilment carries the slots' `ready` records */
+        bool unlock_sent;               /* ... and our request contender's delete */
 };
 
 static int unallocate_edit(struct node *n, void *ud) {
@@ -88,12 +93,30 @@ static void node_release(struct launcher *l, char *node_id, struct zk_lock **loc
         smap_remove(&l->held, node_id);
 }
 
+/* Slot I's `ready` record, if it waits for the fulfilment, written now
+ * (through the write-behind queue: before anything else we do to the node). */
+static void slot_flush(struct req_handler *h, size_t i) {
+        struct slot *s = &h->slots[i];
+        if (s->ready) zkrec_node_write_async_data(h->l, s->node_id, TAKE_PTR(s->ready), s->ready_len);
+}
+
+static void slots_flush(struct req_handler *h) {
+        for (size_t i = 0; i < h->n; i++) slot_flush(h, i);
+}
+
+/* Let go of slot I's node (see node_release), its `ready` record written first. */
+static void slot_release(struct req_handler *h, size_t i, bool clear_allocation) {
+        slot_flush(h, i);
+        node_release(h->l, h->slots[i].node_id, &h->slots[i].lock, clear_allocation);
+}
+
 static void handler_free(struct req_handler *h) {
         if (!h) return;
         /* zk_cancel() walks every outstanding call: only when one of ours is. */
         if (h->in_flight) zk_cancel(h->l->zk, h);
         for (size_t i = 0; i < h->n; i++) {
-                if (h->slots[i].lock) node_release(h->l, h->slots[i].node_id, &h->slots[i].lock, false);
+                if (h->slots[i].lock) slot_release(h, i, false);
+                free(h->slots[i].ready);
                 free(h->slots[i].label);
                 free(h->slots[i].node_id);
         }
@@ -270,11 +293,17 @@ static void reuse_end(struct reuse_op *op, int r, struct zk_lock *lock) {
         request_slot_done(l, rid, slot, r, lock);
 }
 
+/* Under the node's lock, from the cached record (no read): the write is
+ * conditional on the cached version, so a record the cache is behind on fails
+ * with -ESTALE and the node is skipped this time. */
 static int reuse_edit(struct zk_update_record *rec, void *ud) {
         struct reuse_op *op = ud;
         _cleanup_(node_freep) struct node *n = NULL;
         struct model_error err;
-        if (node_from_json(rec->data, rec->len, op->node_id, &n, &err) < 0 || n->state != NODE_STATE_READY ||
+        const struct zk_cache_node *zn = zk_cache_get(op->l->node_cache, rec->path);
+        if (!zn) return -EAGAIN;
+        rec->version = zn->version;
+        if (node_from_json(zn->data, zn->len, op->node_id, &n, &err) < 0 || n->state != NODE_STATE_READY ||
             n->allocated_to)
                 return -EAGAIN;
         model_set_str(&n->allocated_to, op->request_id);
@@ -310,8 +339,8 @@ static int try_reuse(struct req_handler *h, size_t i) {
         op->requestor = xstrdup(h->requestor);
         _cleanup_free_ char *path = npzk_node_path(op->node_id), *lpath = npzk_node_lock_path(op->node_id);
         struct zk_update_spec spec = {
-                .path = path, .lock_path = lpath, .flags = ZK_UPDATE_KEEP_LOCK, .edit = reuse_edit,
-                .done = on_reused, .userdata = op,
+                .path = path, .lock_path = lpath, .flags = ZK_UPDATE_KEEP_LOCK | ZK_UPDATE_NO_READ,
+                .edit = reuse_edit, .done = on_reused, .userdata = op,
         };
         if (zk_update_start(l->zk, &spec, &op->upd) < 0) {
                 reuse_free(op);
@@ -375,13 +404,13 @@ static void create_failed(struct create_op *op, int r, const char *what) {
         request_slot_done(l, rid, slot, r, NULL);
 }
 
-/* Locked: `building` goes through the node write-behind queue (not waited for:
- * later writes of ours come after it; resent after a lost connection while held). */
+/* `building`, written in the lock's multi (ZK_UPDATE_EDIT_FIRST): the lock
+ * and the state Nodepool writes under it cost one request. */
 static int create_edit(struct zk_update_record *rec, void *ud) {
         struct create_op *op = ud;
         node_set_state(op->n, NODE_STATE_BUILDING);
-        zkrec_node_write_async(op->l, op->n);
-        return ZK_UPDATE_NO_WRITE;
+        int r = node_to_json(op->n, &rec->new_data, &rec->new_len);
+        return r < 0 ? r : ZK_UPDATE_WRITE;
 }
 
 /* Locked and `building` sent: launch. LOCK owned. */
@@ -418,6 +447,14 @@ static void create_delete_orphan(struct create_op *op) {
 
 static void on_node_locked(int r, enum zk_update_step at, struct zk_lock *lock, void *ud) {
         struct create_op *op = ud;
+        if (r < 0 && lock) {
+                /* Locked (the directory existed), but `building` written after it
+                 * failed: the write-behind queue sends it (again after a reconnect),
+                 * as for any later write of ours; the launch goes on. */
+                log_debug_errno(r, "node %s: `building` not written with the lock: %m", op->n->id);
+                zkrec_node_write_async(op->l, op->n);
+                r = 0;
+        }
         if (r < 0) {
                 /* Busy: someone else locked our new node; it is theirs now. */
                 if (r != -EBUSY) create_delete_orphan(op);
@@ -465,7 +502,7 @@ static void on_node_created(struct zk *zk, const struct zk_result *res, void *ud
         /* No read: we just created the record, and nothing else writes a node it cannot lock. */
         struct zk_update_spec spec = {
                 .path = path, .lock_path = lpath,
-                .flags = ZK_UPDATE_KEEP_LOCK | ZK_UPDATE_NO_READ | ZK_UPDATE_FRESH_LOCK,
+                .flags = ZK_UPDATE_KEEP_LOCK | ZK_UPDATE_NO_READ | ZK_UPDATE_FRESH_LOCK | ZK_UPDATE_EDIT_FIRST,
                 .edit = create_edit, .done = on_node_locked, .userdata = op,
         };
         int r = zk_update_start(l->zk, &spec, &op->upd);
@@ -631,12 +668,23 @@ static bool finish_later(struct req_handler *h, int r) {
 static void on_fulfilled_written(struct zk *zk, const struct zk_result *res, void *ud) {
         struct req_handler *h = ud;
         struct launcher *l = h->l;
+        /* res->path is the first operation's: a node's when `ready` records went along. */
+        _cleanup_free_ char *path = npzk_request_path(h->id);
         h->in_flight = false;
+        /* Not written (all or nothing): the `ready` records go on their own, first;
+         * our contenders stay (released the usual way). Written: they are gone. */
+        if (res->r < 0 && h->ready_sent) slots_flush(h);
+        for (size_t i = 0; i < h->n; i++) {
+                if (res->r == 0 && h->slots[i].unlock_sent && h->slots[i].lock) zk_lock_forget(h->slots[i].lock);
+                h->slots[i].unlock_sent = false;
+        }
+        if (res->r == 0 && h->unlock_sent && h->lock) zk_lock_forget(h->lock);
+        h->ready_sent = h->unlock_sent = false;
         if (res->r == -ESTALE && !h->finish_fresh) {
                 /* The cached version was behind: read the request and write again. */
                 h->finish_fresh = true;
                 h->in_flight = true;
-                (void)zk_aget(l->zk, res->path, NULL, on_finish_read, h);
+                (void)zk_aget(l->zk, path, NULL, on_finish_read, h);
                 return;
         }
         if (res->r < 0) {
@@ -645,20 +693,23 @@ static void on_fulfilled_written(struct zk *zk, const struct zk_result *res, voi
                  * not ours to clear (the lost-request reset does it if need be). */
                 bool ours = res->r != -EKEYEXPIRED && zk_lock_is_held(h->lock);
                 log_warning_errno(res->r, "request %s: cannot write fulfilled: %m", h->id);
-                for (size_t i = 0; i < h->n; i++) node_release(l, h->slots[i].node_id, &h->slots[i].lock, ours);
+                for (size_t i = 0; i < h->n; i++) slot_release(h, i, ours);
         } else {
                 /* Final: nobody writes it again (Zuul deletes it), so it stays unwatched. */
                 if (res->stat && h->written &&
-                    zk_cache_apply(l->request_cache, res->path, h->written, h->written_len, res->stat) >= 0)
+                    zk_cache_apply(l->request_cache, path, h->written, h->written_len, res->stat) >= 0)
                         h->final_told = true;
                 log_info("request %s fulfilled by pool %s", h->id, h->pool->id);
                 stats_request_done(l, NODE_REQUEST_STATE_FULFILLED, h->created_time);
                 /* A min-ready request is ours and done once fulfilled: its node is free for
                  * any request now, not only after min-ready's next pass deletes the request
                  * (up to a second during which a Zuul request would boot a new node). */
-                for (size_t i = 0; i < h->n; i++)
+                for (size_t i = 0; i < h->n; i++) {
+                        free(h->slots[i].ready); /* written with the fulfilment */
+                        h->slots[i].ready = NULL;
                         node_release(l, h->slots[i].node_id, &h->slots[i].lock, h->min_ready);
-                if (h->min_ready) (void)zk_adelete(l->zk, res->path, -1, NULL, NULL);
+                }
+                if (h->min_ready) (void)zk_adelete(l->zk, path, -1, NULL, NULL);
         }
         handler_remove(h);
 }
@@ -669,6 +720,51 @@ static bool fulfilled_by_us(const struct req_handler *h, const struct node_reque
         for (size_t i = 0; i < h->n; i++)
                 if (!h->slots[i].node_id || strcmp(rq->nodes[i], h->slots[i].node_id) != 0) return false;
         return true;
+}
+
+/* Our contender in LOCK, as a delete for the fulfilment's multi (its path in
+ * *PATH, owned), when held; false otherwise. */
+static bool contender_delete(struct zk_lock *lock, char **path, struct zk_multi_op *op) {
+        if (!lock || !zk_lock_is_held(lock) || !zk_lock_node(lock)) return false;
+        *path = xasprintf("%s/%s", zk_lock_path(lock), zk_lock_node(lock));
+        *op = (struct zk_multi_op){ .kind = ZK_MULTI_DELETE, .path = *path, .version = -1 };
+        return true;
+}
+
+/* The fulfilment as one request: the `ready` records left to us, the request
+ * (the last set: the answer's stat is the request's), then the deletes of our
+ * contenders on the nodes and the request — Nodepool unlocks both once it has
+ * fulfilled (a min-ready request keeps its nodes' locks: their allocation is
+ * cleared under them). All or nothing; on_fulfilled_written sorts it out. */
+static void send_fulfilment(struct req_handler *h, const char *path, const char *data, size_t len, int32_t version) {
+        struct launcher *l = h->l;
+        struct zk_multi_op ops[64];
+        char *paths[64] = { NULL };
+        size_t n = 0;
+        bool fits = 2 * h->n + 2 <= ELEMENTSOF(ops);
+        if (!fits) slots_flush(h); /* over a multi's limit: the parts one by one */
+        for (size_t i = 0; fits && i < h->n; i++)
+                if (h->slots[i].ready) {
+                        paths[n] = npzk_node_path(h->slots[i].node_id);
+                        ops[n] = (struct zk_multi_op){ .kind = ZK_MULTI_SET, .path = paths[n], .data = h->slots[i].ready,
+                                                       .len = h->slots[i].ready_len, .version = -1 };
+                        n++;
+                }
+        h->ready_sent = n > 0;
+        ops[n++] = (struct zk_multi_op){ .kind = ZK_MULTI_SET, .path = path, .data = data, .len = len,
+                                         .version = version };
+        for (size_t i = 0; fits && !h->min_ready && i < h->n; i++)
+                if ((h->slots[i].unlock_sent = contender_delete(h->slots[i].lock, &paths[n], &ops[n]))) n++;
+        h->unlock_sent = fits && contender_delete(h->lock, &paths[n], &ops[n]);
+        if (h->unlock_sent) n++;
+        int r = n > 1 ? zk_amulti(l->zk, ops, n, on_fulfilled_written, h) : -EINVAL;
+        if (r < 0) {
+                if (n > 1) slots_flush(h);
+                h->ready_sent = h->unlock_sent = false;
+                for (size_t i = 0; i < h->n; i++) h->slots[i].unlock_sent = false;
+                (void)zk_aset(l->zk, path, data, len, version, on_fulfilled_written, h);
+        }
+        for (size_t i = 0; i < n; i++) free(paths[i]);
 }
 
 static void on_finish_read(struct zk *zk, const struct zk_result *res, void *ud) {
@@ -683,7 +779,7 @@ static void on_finish_read(struct zk *zk, const struct zk_result *res, void *ud)
         if (r < 0) {
                 log_info("request %s vanished while pending: unallocating its nodes", h->id);
                 for (size_t i = 0; i < h->n; i++)
-                        node_release(l, h->slots[i].node_id, &h->slots[i].lock, h->slots[i].st == SLOT_READY);
+                        slot_release(h, i, h->slots[i].st == SLOT_READY);
                 handler_remove(h);
                 return;
         }
@@ -706,12 +802,13 @@ static void on_finish_read(struct zk *zk, const struct zk_result *res, void *ud)
                 on_fulfilled_written(zk, &fake, h);
                 return;
         }
-        /* Our node writes were issued earlier on the same session: ZooKeeper
-         * applies them first, so Zuul never sees a fulfilled request with a
-         * node that is not ready yet. */
+        /* Our node writes were issued earlier on the same session, or go in the
+         * same multi request (the `ready` records left to us): ZooKeeper applies
+         * them first, so Zuul never sees a fulfilled request with a node that
+         * is not ready yet. */
         h->in_flight = true;
         (void)zk_cache_mute(l->request_cache, res->path); /* still ours: told on success */
-        (void)zk_aset(l->zk, res->path, data, len, res->stat->version, on_fulfilled_written, h);
+        send_fulfilment(h, res->path, data, len, res->stat->version);
         free(h->written);
         h->written = TAKE_PTR(data);
         h->written_len = len;
@@ -725,7 +822,7 @@ static void handler_finish(struct req_handler *h) {
         for (size_t i = 0; i < h->n; i++) failed |= h->slots[i].st == SLOT_FAILED;
         if (failed) {
                 for (size_t i = 0; i < h->n; i++)
-                        node_release(l, h->slots[i].node_id, &h->slots[i].lock, h->slots[i].st == SLOT_READY);
+                        slot_release(h, i, h->slots[i].st == SLOT_READY);
                 decline_start(h->pool, h->id, h->give_back ? "another launcher launches for this provider now"
                                                            : "a launch failed", TAKE_PTR(h->lock));
                 struct decline_op *op = smap_get(&l->declining, h->id);
@@ -758,6 +855,26 @@ static char *node_id_of_lock(const char *path) {
         char *id = p.kind == NPZK_NODE_LOCK ? TAKE_PTR(p.id) : NULL;
         npzk_path_done(&p);
         return id;
+}
+
+void request_slot_ready(struct launcher *l, const char *request_id, size_t slot, struct zk_lock *lock, char *ready,
+                        size_t len) {
+        struct req_handler *h = request_id ? smap_get(&l->handlers, request_id) : NULL;
+        if (!h || slot >= h->n || h->slots[slot].st != SLOT_LAUNCHING || !h->slots[slot].node_id) {
+                /* No handler to write it with: now, before the lock goes. */
+                _cleanup_free_ char *id = lock ? node_id_of_lock(zk_lock_path(lock)) : NULL;
+                if (id) zkrec_node_write_async_data(l, id, ready, len);
+                else free(ready);
+                request_slot_done(l, request_id, slot, 0, lock);
+                return;
+        }
+        request_slot_done(l, request_id, slot, 0, lock);
+        struct slot *s = &h->slots[slot];
+        free(s->ready);
+        s->ready = ready;
+        s->ready_len = len;
+        /* Other slots still launching: no reason to hold it back. */
+        if (!handler_done(h)) slot_flush(h, slot);
 }
 
 void request_slot_done(struct launcher *l, const char *request_id, size_t slot, int result, struct zk_lock *lock) {
@@ -793,8 +910,8 @@ void request_slot_done(struct launcher *l, const char *request_id, size_t slot, 
         launcher_kick(l);
 }
 
-/* Accepting a request: a zk_update (lock, the cached record, write `pending`;
- * the lock kept) — asynchronous, so the round trips of many requests overlap.
+/* Accepting a request: a zk_update (the cached record, then lock and write
+ * `pending` in one multi; the lock kept) — asynchronous, so the round trips of many requests overlap.
  * The op is in l->accepting meanwhile (the passes skip that request) and
  * becomes a handler at the end. */
 struct accept_op {
@@ -912,13 +1029,15 @@ static void accept_request(struct pool *p, const struct node_request *cached) {
         op->pool = p;
         op->id = xstrdup(cached->id);
         _cleanup_free_ char *path = npzk_request_path(cached->id), *lpath = npzk_request_lock_path(cached->id);
-        /* A new request has no lock directory yet: made with our contender. */
+        /* A new request has no lock directory yet: made with our contender and
+         * the `pending` write, in one multi request. */
         struct zk_update_spec spec = {
                 .path = path, .lock_path = lpath,
-                .flags = ZK_UPDATE_KEEP_LOCK | ZK_UPDATE_NO_READ | ZK_UPDATE_FRESH_LOCK,
+                .flags = ZK_UPDATE_KEEP_LOCK | ZK_UPDATE_NO_READ | ZK_UPDATE_FRESH_LOCK | ZK_UPDATE_EDIT_FIRST,
                 .edit = accept_edit, .done = on_accepted, .userdata = op,
         };
         if (zk_update_start(l->zk, &spec, &op->upd) < 0) {
+                if (op->written) request_unmute(l, op->id); /* muted by the edit, never written */
                 accept_free(op);
                 return;
         }

@@ -140,26 +140,32 @@ static void node_write_send(struct node_write *w) {
         (void)zk_aset(w->l->zk, path, w->data, w->len, -1, on_node_written, w);
 }
 
+void zkrec_node_write_async_data(struct launcher *l, const char *id, char *data, size_t len) {
+        struct node_write *w = smap_get(&l->node_writes, id);
+        if (!w) {
+                w = xnew(struct node_write, 1);
+                w->l = l;
+                w->id = xstrdup(id);
+                smap_put(&l->node_writes, id, w);
+        }
+        free(w->data);
+        w->data = data;
+        w->len = len;
+        node_write_send(w);
+}
+
 void zkrec_node_write_async(struct launcher *l, const struct node *n) {
-        _cleanup_free_ char *data = NULL;
+        char *data = NULL;
         size_t len;
         int r = node_to_json(n, &data, &len);
         if (r < 0) {
                 log_warning_errno(r, "node %s: cannot encode: %m", n->id);
                 return;
         }
-        struct node_write *w = smap_get(&l->node_writes, n->id);
-        if (!w) {
-                w = xnew(struct node_write, 1);
-                w->l = l;
-                w->id = xstrdup(n->id);
-                smap_put(&l->node_writes, n->id, w);
-        }
-        free(w->data);
-        w->data = TAKE_PTR(data);
-        w->len = len;
-        node_write_send(w);
+        zkrec_node_write_async_data(l, n->id, data, len);
 }
+
+bool zkrec_node_write_pending(struct launcher *l, const char *id) { return smap_get(&l->node_writes, id) != NULL; }
 
 struct resend {
         struct launcher *l;

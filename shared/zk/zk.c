@@ -80,6 +80,7 @@ struct zk_call {
         struct Stat *mstats;
         char **mpaths, **mdata, **mcreated;
         size_t n_mops;
+        size_t mfailed;        /* 1 + the index of the operation that failed, 0 none */
 
         /* CALL_WATCH */
         struct zk_call *arming_op; /* the read that armed it, until that read is dispatched */
@@ -570,6 +571,21 @@ static void multi_done(int rc, const void *data) {
                 if (c->mcreated[i]) { /* the last create's path (the library filled our buffer) */
                         free(c->created);
                         c->created = xstrdup(c->mcreated[i]);
+                        break;
+                }
+        for (size_t i = c->n_mops; rc == ZOK && i-- > 0;)
+                if (c->mops[i].type == ZOO_SETDATA_OP) { /* the last set's stat (into c->mstats[i]) */
+                        c->has_stat = true;
+                        c->stat = c->mstats[i];
+                        break;
+                }
+        /* A failed multi answers every operation: OK before the failing one, its
+         * error, then "runtime inconsistency" for the ones not tried. Results of
+         * a multi that never got an answer stay zeroed (ZOK). */
+        c->mfailed = 0;
+        for (size_t i = 0; rc != ZOK && i < c->n_mops; i++)
+                if (c->mres[i].err != ZOK && c->mres[i].err != ZRUNTIMEINCONSISTENCY) {
+                        c->mfailed = i + 1;
                         break;
                 }
         op_done(c, rc);
@@ -1104,6 +1120,7 @@ static void dispatch_op(struct zk *zk, struct zk_call *c) {
                         .children = c->children,
                         .n_children = c->n_children,
                         .created_path = c->created,
+                        .multi_failed = c->r < 0 ? c->mfailed : 0,
                         .watch_registered = registered,
                         .watch_id = registered ? wid : 0,
                 };

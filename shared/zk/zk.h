@@ -158,10 +158,13 @@ struct zk_result {
         const char *path;        /* the path the operation was issued on */
         const char *data;        /* aget: NUL-terminated */
         size_t len;              /* aget */
-        const struct zk_stat *stat; /* aget, aset, aexists, aget_children, acreate (NULL on error) */
+        const struct zk_stat *stat; /* aget, aset, aexists, aget_children, acreate, amulti (its last
+                                     * set's), NULL on error */
         char **children;         /* aget_children: NULL-terminated; valid during the callback */
         size_t n_children;
         const char *created_path; /* acreate */
+        size_t multi_failed;     /* amulti with r < 0: 1 + the index of the operation that failed,
+                                  * 0 when none did (e.g. the connection was lost) */
         bool watch_registered;   /* a watch was asked for and is now set */
         uint64_t watch_id;       /* its id, matched by zk_watch_event.id */
 };
@@ -205,8 +208,9 @@ struct zk_multi_op {
 };
 /* OPS (N, copied) applied atomically, in order, as one request: all or none.
  * CB's res->r is 0, or the error of the first operation that failed (then
- * nothing was applied); res->path is OPS[0]'s path, res->created_path the
- * path the last create made. 0, or -EINVAL (no operation, more than 64, a bad
+ * nothing was applied; res->multi_failed says which); res->path is OPS[0]'s
+ * path, res->created_path the path the last create made, res->stat the
+ * record as the last set left it. 0, or -EINVAL (no operation, more than 64, a bad
  * path, kind or flag, data over ZK_DATA_MAX). */
 int zk_amulti(struct zk *zk, const struct zk_multi_op *ops, size_t n, zk_result_cb cb, void *userdata);
 /* Drop (never call) every pending callback and watch whose userdata is

@@ -48,6 +48,13 @@ struct zk_lock {
         unsigned pipe_sent, pipe_recv;  /* pipelined listings sent / answered */
         bool pipe_awaited;              /* our create is answered: the newest one decides */
         bool fresh;                     /* zk_lock_set_fresh(): directory and contender in one multi */
+        /* zk_lock_set_fresh_write(): a write carried by the fresh multi */
+        char *fw_path, *fw_data;
+        size_t fw_len;
+        int fw_version;
+        enum zk_lock_write fw_state;
+        struct zk_stat fw_stat;
+        bool fw_has_stat;
 };
 
 /* ---------------------------------------------------------------- pure helpers */
@@ -184,6 +191,8 @@ void zk_lock_free(struct zk_lock *l) {
         free(l->prefix);
         free(l->create_path);
         free(l->node);
+        free(l->fw_path);
+        free(l->fw_data);
         free(l);
 }
 
@@ -420,9 +429,11 @@ static void async_create(struct zk_lock *l) {
                         { .kind = ZK_MULTI_CREATE, .path = l->path, .flags = ZK_PERSISTENT },
                         { .kind = ZK_MULTI_CREATE, .path = l->create_path, .data = l->data, .len = strlen(l->data),
                           .flags = ZK_EPHEMERAL | ZK_SEQUENCE },
+                        { .kind = ZK_MULTI_SET, .path = l->fw_path, .data = l->fw_data, .len = l->fw_len,
+                          .version = l->fw_version },
                 };
                 l->step = STEP_CREATE_DIR;
-                zk_amulti(l->zk, ops, ELEMENTSOF(ops), async_result, l);
+                zk_amulti(l->zk, ops, l->fw_path ? 3 : 2, async_result, l);
                 return;
         }
         zk_acreate(l->zk, l->create_path, l->data, strlen(l->data), ZK_EPHEMERAL | ZK_SEQUENCE | ZK_MAKEPATH,
@@ -461,14 +472,27 @@ static void async_result(struct zk *zk, const struct zk_result *res, void *userd
 
         switch (l->step) {
         case STEP_CREATE_DIR:
+                if (res->r < 0 && l->fw_path && res->multi_failed == 3) {
+                        /* The write failed (changed, gone): nothing was made, no lock. */
+                        l->fw_state = ZK_LOCK_WRITE_FAILED;
+                        l->fresh = false;
+                        l->create_tried = false;
+                        return async_finish(l, res->r);
+                }
                 if (res->r == -EEXIST || res->r == -ENOENT) {
                         /* L exists (or its parent does not): nothing was made; the
-                         * recipe's own way (create with makepath, then list). */
+                         * recipe's own way (create with makepath, then list), and
+                         * the write is the caller's to make after it. */
                         l->fresh = false;
                         l->create_tried = false;
                         return async_create(l);
                 }
                 if (res->r < 0) return async_retry(l, res->r);
+                if (l->fw_path) {
+                        l->fw_state = ZK_LOCK_WRITE_APPLIED;
+                        l->fw_has_stat = res->stat != NULL;
+                        if (res->stat) l->fw_stat = *res->stat;
+                }
                 l->step = STEP_CREATE; /* our contender is made (0000000000): as its create's answer */
                 /* fall through */
         case STEP_CREATE:
@@ -486,6 +510,8 @@ static void async_result(struct zk *zk, const struct zk_result *res, void *userd
                 if (res->r < 0 && res->r != -ENOENT) return async_retry(l, res->r);
                 const char *own = res->r == 0 ? find_own(l, res->children) : NULL;
                 if (!own) return async_create(l);
+                /* Still fresh: ours came from the multi (whose answer was lost), write and all. */
+                if (l->fresh && l->fw_path) l->fw_state = ZK_LOCK_WRITE_APPLIED;
                 l->node = xstrdup(own);
                 l->step = STEP_LIST;
                 zk_aget_children(zk, l->path, NULL, async_result, l);
@@ -540,6 +566,24 @@ static void async_pipe_result(struct zk *zk, const struct zk_result *res, void *
 }
 
 void zk_lock_set_fresh(struct zk_lock *l) { l->fresh = true; }
+
+void zk_lock_set_fresh_write(struct zk_lock *l, const char *path, const void *data, size_t len, int version) {
+        l->fresh = true;
+        free(l->fw_path);
+        free(l->fw_data);
+        l->fw_path = xstrdup(path);
+        l->fw_data = xmalloc(len + 1);
+        if (len) memcpy(l->fw_data, data, len);
+        l->fw_len = len;
+        l->fw_version = version;
+        l->fw_state = ZK_LOCK_WRITE_NONE;
+        l->fw_has_stat = false;
+}
+
+enum zk_lock_write zk_lock_fresh_write_state(const struct zk_lock *l, const struct zk_stat **ret_stat) {
+        if (ret_stat) *ret_stat = l->fw_state == ZK_LOCK_WRITE_APPLIED && l->fw_has_stat ? &l->fw_stat : NULL;
+        return l->fw_state;
+}
 
 int zk_lock_try_async(struct zk_lock *l, zk_lock_cb cb, void *userdata) {
         if (l->step != STEP_NONE) return -EBUSY;

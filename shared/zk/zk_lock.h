@@ -63,6 +63,20 @@ int zk_lock_try_async(struct zk_lock *l, zk_lock_cb cb, void *userdata);
  * holding the lock; when L exists (or its parent does not) nothing is made
  * and the usual create and listing follow (one round trip more). */
 void zk_lock_set_fresh(struct zk_lock *l);
+/* With zk_lock_set_fresh(): the same multi also writes DATA (LEN bytes,
+ * copied) into PATH if it is at VERSION (-1: any), so a lock and the first
+ * write under it cost one request. Only the fresh multi carries it: when L
+ * exists, the attempt goes on without it and the caller writes after the lock. */
+void zk_lock_set_fresh_write(struct zk_lock *l, const char *path, const void *data, size_t len, int version);
+/* What became of that write once the attempt ended. */
+enum zk_lock_write {
+        ZK_LOCK_WRITE_NONE,     /* not made (none asked, L existed, or the attempt failed before) */
+        ZK_LOCK_WRITE_APPLIED,  /* made with our contender, atomically */
+        ZK_LOCK_WRITE_FAILED,   /* the write itself failed (the attempt's error): nothing made, no lock */
+};
+/* *ret_stat (may be NULL): the record as written when known (not after a
+ * lost answer that a later listing proved applied), else NULL. */
+enum zk_lock_write zk_lock_fresh_write_state(const struct zk_lock *l, const struct zk_stat **ret_stat);
 
 /* Nodepool's "is it locked?": 1 if L has any child, 0 if not (or no L), <0. */
 int zk_is_locked(struct zk *zk, const char *path);

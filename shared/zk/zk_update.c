@@ -33,6 +33,8 @@ struct zk_update {
         struct zk_lock *sync_lock;
         struct zk_stat written;  /* the record as written (has_written) */
         bool has_written;
+        char *early_data;       /* ZK_UPDATE_EDIT_FIRST: EDIT's bytes, NULL for no write */
+        size_t early_len;
 };
 
 /* The end: release or hand over the lock, then DONE (the caller may free U). */
@@ -119,10 +121,46 @@ static void read_step(struct zk_update *u) {
         on_read(u->zk, &res, u);
 }
 
+/* ZK_UPDATE_EDIT_FIRST: the lock attempt ended; its multi may have carried the write. */
+static void on_locked_edited(struct zk_update *u, int result) {
+        const struct zk_stat *st = NULL;
+        enum zk_lock_write w = zk_lock_fresh_write_state(u->lock, &st);
+        if (result != 1) {
+                if (w == ZK_LOCK_WRITE_FAILED) { /* nothing was made: no lock to hand over */
+                        zk_lock_free(TAKE_PTR(u->lock));
+                        return finish(u, result, ZK_UPDATE_STEP_WRITE);
+                }
+                return finish(u, result == 0 ? -EBUSY : result, ZK_UPDATE_STEP_LOCK);
+        }
+        if (!u->early_data) return finish(u, ZK_UPDATE_NO_WRITE, ZK_UPDATE_STEP_EDIT);
+        if (w != ZK_LOCK_WRITE_APPLIED) return write_step(u, TAKE_PTR(u->early_data), u->early_len);
+        if (st) {
+                u->written = *st;
+                u->has_written = true;
+        }
+        finish(u, 1, ZK_UPDATE_STEP_WRITE);
+}
+
 static void on_locked(struct zk_lock *lock, int result, void *ud) {
         struct zk_update *u = ud;
+        if (u->flags & ZK_UPDATE_EDIT_FIRST) return on_locked_edited(u, result);
         if (result != 1) return finish(u, result == 0 ? -EBUSY : result, ZK_UPDATE_STEP_LOCK);
         read_step(u);
+}
+
+/* ZK_UPDATE_EDIT_FIRST: EDIT before the lock. 0, or EDIT's error. */
+static int edit_first(struct zk_update *u) {
+        struct zk_update_record rec = { .path = u->path, .version = -1 };
+        int r = u->edit(&rec, u->userdata);
+        _cleanup_free_ char *data = TAKE_PTR(rec.new_data);
+        u->version = rec.version;
+        if (r < 0) return r;
+        if (r == ZK_UPDATE_LATER || (r != ZK_UPDATE_WRITE && r != ZK_UPDATE_NO_WRITE)) return -EINVAL;
+        if (r == ZK_UPDATE_WRITE) {
+                u->early_len = data ? rec.new_len : 0;
+                u->early_data = data ? TAKE_PTR(data) : xstrdup("");
+        }
+        return 0;
 }
 
 static int update_new(struct zk *zk, const struct zk_update_spec *spec, bool sync, struct zk_update **ret) {
@@ -159,9 +197,14 @@ int zk_update_start(struct zk *zk, const struct zk_update_spec *spec, struct zk_
                 *ret = u;
                 return 0;
         }
+        const unsigned first = ZK_UPDATE_EDIT_FIRST | ZK_UPDATE_NO_READ | ZK_UPDATE_FRESH_LOCK;
+        if ((u->flags & ZK_UPDATE_EDIT_FIRST) && (u->flags & first) != first) r = -EINVAL;
+        else if (u->flags & ZK_UPDATE_EDIT_FIRST) r = edit_first(u);
         u->stage = ST_LOCK;
-        r = zk_lock_new(zk, u->lock_path, NULL, &u->lock);
+        if (r >= 0) r = zk_lock_new(zk, u->lock_path, NULL, &u->lock);
         if (r >= 0 && (u->flags & ZK_UPDATE_FRESH_LOCK)) zk_lock_set_fresh(u->lock);
+        if (r >= 0 && u->early_data)
+                zk_lock_set_fresh_write(u->lock, u->path, u->early_data, u->early_len, u->version);
         if (r >= 0) r = zk_lock_try_async(u->lock, on_locked, u);
         if (r < 0) {
                 zk_update_free(u);
@@ -176,6 +219,7 @@ void zk_update_free(struct zk_update *u) {
         if (u->pending) zk_cancel(u->zk, u);
         zk_lock_free(u->lock); /* cancels a pending attempt; a held lock goes to the release queue */
         zk_lock_free(u->sync_lock);
+        free(u->early_data);
         free(u->path);
         free(u->lock_path);
         free(u);

@@ -32,6 +32,13 @@ enum {
         /* The lock directory most likely does not exist yet (the record was just
          * made): it is made with our contender (zk_lock_set_fresh()). */
         ZK_UPDATE_FRESH_LOCK = 1 << 2,
+        /* With NO_READ and FRESH_LOCK, asynchronous and no LOCK given: EDIT runs
+         * first, inside zk_update_start() (it decides from what the caller
+         * knows; the version condition guards the write), and its write goes
+         * in the lock's multi (zk_lock_set_fresh_write()): lock and write in one
+         * request. EDIT's error is zk_update_start()'s (DONE never runs); NO_WRITE
+         * still takes the lock; LATER is not allowed. */
+        ZK_UPDATE_EDIT_FIRST = 1 << 3,
 };
 
 /* What EDIT returns (or a negative errno: give up with it, nothing written). */

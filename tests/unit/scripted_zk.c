@@ -70,6 +70,8 @@ void fpush(struct fcall c) {
 }
 
 /* Apply C to the tree: the answer's result; the created path or the node in *RET. */
+static size_t fmulti_failed; /* the last F_MULTI's failing operation, 1-based (0 none) */
+
 static int fapply(const struct fcall *c, char *created, size_t sz, struct fnode **ret) {
         struct fnode *n = fnode_find(c->path);
         switch (c->kind) {
@@ -89,16 +91,31 @@ static int fapply(const struct fcall *c, char *created, size_t sz, struct fnode 
         case F_MULTI: {
                 /* All or nothing: every operation checked first. A sequential child of
                  * a directory the same multi makes is its first: numbered 0. */
+                fmulti_failed = 0;
                 for (size_t i = 0; i < c->n_mops; i++) {
                         const struct fmop *m = &c->mops[i];
-                        if (m->kind == F_CREATE && !(m->flags & ZK_SEQUENCE) && fnode_find(m->path)) return -EEXIST;
-                        if (m->kind == F_DELETE && !fnode_find(m->path)) return -ENOENT;
+                        const struct fnode *t = fnode_find(m->path);
+                        int r = 0;
+                        if (m->kind == F_CREATE && !(m->flags & ZK_SEQUENCE) && t) r = -EEXIST;
+                        if ((m->kind == F_DELETE || m->kind == F_SET) && !t) r = -ENOENT;
+                        if (m->kind == F_SET && t && m->version != -1 && m->version != t->version) r = -ESTALE;
+                        if (r < 0) {
+                                fmulti_failed = i + 1;
+                                return r;
+                        }
                 }
                 char made[160] = "";
                 for (size_t i = 0; i < c->n_mops; i++) {
                         const struct fmop *m = &c->mops[i];
                         if (m->kind == F_DELETE) {
                                 fnode_find(m->path)->path[0] = '\0';
+                                continue;
+                        }
+                        if (m->kind == F_SET) { /* the answer's stat is the last set's */
+                                *ret = fnode_find(m->path);
+                                snprintf((*ret)->data, sizeof (*ret)->data, "%s", m->data);
+                                (*ret)->version++;
+                                fsets++;
                                 continue;
                         }
                         snprintf(created, sz, "%s", m->path);
@@ -147,6 +164,7 @@ bool fake_step_ex(bool lose_answer) {
         } else {
                 res.r = fapply(&c, created, sizeof created, &n);
                 res.created_path = created;
+                if (c.kind == F_MULTI && res.r < 0) res.multi_failed = fmulti_failed;
                 if (n) {
                         st.version = n->version;
                         res.stat = &st;
@@ -236,10 +254,12 @@ int zk_amulti(struct zk *zk, const struct zk_multi_op *ops, size_t n, zk_result_
         assert_true(n > 0 && n <= 4);
         snprintf(c.path, sizeof c.path, "%s", ops[0].path);
         for (size_t i = 0; i < n; i++) {
-                assert_true(ops[i].kind == ZK_MULTI_CREATE || ops[i].kind == ZK_MULTI_DELETE);
+                assert_true(ops[i].kind == ZK_MULTI_CREATE || ops[i].kind == ZK_MULTI_DELETE ||
+                            ops[i].kind == ZK_MULTI_SET);
                 struct fmop *m = &c.mops[c.n_mops++];
-                m->kind = ops[i].kind == ZK_MULTI_CREATE ? F_CREATE : F_DELETE;
+                m->kind = ops[i].kind == ZK_MULTI_CREATE ? F_CREATE : ops[i].kind == ZK_MULTI_SET ? F_SET : F_DELETE;
                 m->flags = ops[i].flags;
+                m->version = ops[i].version;
                 snprintf(m->path, sizeof m->path, "%s", ops[i].path);
                 if (ops[i].data) snprintf(m->data, sizeof m->data, "%.*s", (int)ops[i].len, (const char *)ops[i].data);
         }

@@ -25,12 +25,13 @@
 
 enum fkind { F_CREATE, F_CHILDREN, F_DELETE, F_GET, F_SET, F_STATE, F_MULTI };
 
-/* One operation of an F_MULTI call (creates and deletes). */
+/* One operation of an F_MULTI call (creates, deletes and sets). */
 struct fmop {
         enum fkind kind;
         char path[160];
         char data[64];
         unsigned flags;
+        int version;            /* F_SET's condition (-1: any) */
 };
 
 struct fnode {

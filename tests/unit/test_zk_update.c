@@ -349,6 +349,163 @@ static void test_blocking_form(void **state) {
         assert_int_equal(contenders(), 0);
 }
 
+/* ---------------------------------------------------------------- ZK_UPDATE_EDIT_FIRST */
+
+#define FIRST (ZK_UPDATE_EDIT_FIRST | ZK_UPDATE_NO_READ | ZK_UPDATE_FRESH_LOCK | ZK_UPDATE_KEEP_LOCK)
+
+/* An EDIT that knows the record without reading it (as the launcher from its
+ * cache): writes p->write conditional on version p->seen_version. */
+static int known_edit(struct zk_update_record *rec, void *ud) {
+        struct probe *p = ud;
+        p->edits++;
+        rec->version = p->seen_version;
+        if (p->edit_r == ZK_UPDATE_WRITE) {
+                rec->new_data = xstrdup(p->write);
+                rec->new_len = strlen(p->write);
+        }
+        return p->edit_r;
+}
+
+static int start_first(struct probe *p, struct zk_update **ret) {
+        struct zk_update_spec spec = {
+                .path = REC, .lock_path = LOCK_DIR, .flags = FIRST, .edit = known_edit, .done = probe_done,
+                .userdata = p,
+        };
+        return zk_update_start(FAKE_ZK, &spec, ret);
+}
+
+/* Proves (issue 14): with EDIT_FIRST on a record whose lock directory does not
+ * exist yet, EDIT runs inside zk_update_start() and the lock directory, our
+ * contender and the version-checked write go out as ONE request; DONE gets 1
+ * at the write step with the held lock and the record's new stat. */
+static void test_edit_first_locks_and_writes_in_one_request(void **state) {
+        fake_reset();
+        fnode_put(REC, "requested")->version = 3;
+        struct probe p = { .edit_r = ZK_UPDATE_WRITE, .write = "pending", .seen_version = 3 };
+        struct zk_update *u = NULL;
+        assert_int_equal(start_first(&p, &u), 0);
+        assert_int_equal(p.edits, 1); /* before any answer */
+        fake_drain();
+        assert_int_equal(fsent, 1);
+        assert_int_equal(p.dones, 1);
+        assert_int_equal(p.r, 1);
+        assert_int_equal(p.at, ZK_UPDATE_STEP_WRITE);
+        assert_non_null(p.lock);
+        assert_true(zk_lock_is_held(p.lock));
+        assert_string_equal(fnode_find(REC)->data, "pending");
+        assert_non_null(zk_update_written_stat(u));
+        assert_int_equal(zk_update_written_stat(u)->version, 4);
+        assert_int_equal(contenders(), 1);
+        zk_lock_free(p.lock);
+        zk_update_free(u);
+        fake_drain();
+        assert_int_equal(contenders(), 0);
+}
+
+/* Proves: a record changed since the caller knew it fails the whole multi:
+ * -ESTALE at the write step, no lock, no lock directory, no contender, the
+ * record untouched. */
+static void test_edit_first_stale_makes_nothing(void **state) {
+        fake_reset();
+        fnode_put(REC, "theirs")->version = 5;
+        struct probe p = { .edit_r = ZK_UPDATE_WRITE, .write = "ours", .seen_version = 4 };
+        struct zk_update *u = NULL;
+        assert_int_equal(start_first(&p, &u), 0);
+        fake_drain();
+        assert_int_equal(p.r, -ESTALE);
+        assert_int_equal(p.at, ZK_UPDATE_STEP_WRITE);
+        assert_null(p.lock);
+        assert_null(fnode_find(LOCK_DIR));
+        assert_string_equal(fnode_find(REC)->data, "theirs");
+        assert_int_equal(fsets, 0);
+        zk_update_free(u);
+        fake_drain();
+}
+
+/* Proves: when the lock directory exists, the write is not carried by the
+ * lock attempt: held by someone else, -EBUSY and nothing written; free, the
+ * lock is taken the usual way and the write follows it. */
+static void test_edit_first_with_an_existing_lock_directory(void **state) {
+        fake_reset();
+        char other[200];
+        fnode_put(REC, "requested");
+        fnode_put(LOCK_DIR, "");
+        snprintf(other, sizeof other, "%s/%s%010u", LOCK_DIR, "ffffffffffffffffffffffffffffffff__lock__", fseq++);
+        fnode_put(other, "");
+        struct probe p = { .edit_r = ZK_UPDATE_WRITE, .write = "pending", .seen_version = 0 };
+        struct zk_update *u = NULL;
+        assert_int_equal(start_first(&p, &u), 0);
+        fake_drain();
+        assert_int_equal(p.r, -EBUSY);
+        assert_int_equal(p.at, ZK_UPDATE_STEP_LOCK);
+        assert_string_equal(fnode_find(REC)->data, "requested");
+        zk_update_free(u);
+        fake_drain();
+
+        fnode_find(other)->path[0] = '\0'; /* they let go */
+        struct probe q = { .edit_r = ZK_UPDATE_WRITE, .write = "pending", .seen_version = 0 };
+        fsent = 0;
+        assert_int_equal(start_first(&q, &u), 0);
+        fake_drain();
+        assert_int_equal(q.r, 1);
+        assert_int_equal(q.at, ZK_UPDATE_STEP_WRITE);
+        assert_true(zk_lock_is_held(q.lock));
+        assert_string_equal(fnode_find(REC)->data, "pending");
+        assert_int_equal(fsent, 4); /* the multi (EEXIST), create, listing, the write */
+        zk_lock_free(q.lock);
+        zk_update_free(u);
+        fake_drain();
+}
+
+/* Proves: EDIT wanting no write still gets the lock (0 at the edit step, the
+ * record untouched); EDIT's error is zk_update_start()'s and nothing is sent. */
+static void test_edit_first_no_write_and_error(void **state) {
+        fake_reset();
+        fnode_put(REC, "requested");
+        struct probe p = { .edit_r = ZK_UPDATE_NO_WRITE };
+        struct zk_update *u = NULL;
+        assert_int_equal(start_first(&p, &u), 0);
+        fake_drain();
+        assert_int_equal(p.r, 0);
+        assert_int_equal(p.at, ZK_UPDATE_STEP_EDIT);
+        assert_true(zk_lock_is_held(p.lock));
+        assert_string_equal(fnode_find(REC)->data, "requested");
+        zk_lock_free(p.lock);
+        zk_update_free(u);
+        fake_drain();
+
+        struct probe e = { .edit_r = -ECANCELED };
+        fsent = 0;
+        u = NULL;
+        assert_int_equal(start_first(&e, &u), -ECANCELED);
+        assert_null(u);
+        assert_int_equal(fsent, 0);
+        assert_int_equal(e.dones, 0);
+}
+
+/* Proves: the multi's answer lost after ZooKeeper applied it: the lock finds
+ * our contender and the update reports the write as made (1, stat unknown),
+ * without writing a second time. */
+static void test_edit_first_lost_answer_is_found_applied(void **state) {
+        fake_reset();
+        fnode_put(REC, "requested");
+        struct probe p = { .edit_r = ZK_UPDATE_WRITE, .write = "pending", .seen_version = 0 };
+        struct zk_update *u = NULL;
+        assert_int_equal(start_first(&p, &u), 0);
+        assert_true(fake_step_ex(true)); /* applied, answer lost */
+        fake_drain();
+        assert_int_equal(p.r, 1);
+        assert_int_equal(p.at, ZK_UPDATE_STEP_WRITE);
+        assert_true(zk_lock_is_held(p.lock));
+        assert_null(zk_update_written_stat(u));
+        assert_int_equal(fsets, 1);
+        assert_int_equal(contenders(), 1);
+        zk_lock_free(p.lock);
+        zk_update_free(u);
+        fake_drain();
+        assert_int_equal(contenders(), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_update_writes_under_the_lock_and_releases_it, fake_teardown),
@@ -361,6 +518,11 @@ int main(void) {
                 cmocka_unit_test_teardown(test_free_at_every_step_cancels_and_releases, fake_teardown),
                 cmocka_unit_test_teardown(test_connection_loss_ends_at_read_and_release_survives, fake_teardown),
                 cmocka_unit_test_teardown(test_blocking_form, fake_teardown),
+                cmocka_unit_test_teardown(test_edit_first_locks_and_writes_in_one_request, fake_teardown),
+                cmocka_unit_test_teardown(test_edit_first_stale_makes_nothing, fake_teardown),
+                cmocka_unit_test_teardown(test_edit_first_with_an_existing_lock_directory, fake_teardown),
+                cmocka_unit_test_teardown(test_edit_first_no_write_and_error, fake_teardown),
+                cmocka_unit_test_teardown(test_edit_first_lost_answer_is_found_applied, fake_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
