@@ -5,11 +5,14 @@
  * handlers it already owns try to fill slots still waiting for quota (the pool
  * is paused while any cannot), then cached requests in §1.4 order are declined
  * (lock, re-read, append our pool id; failed when every registered pool
- * declined) or accepted (lock /nodepool/requests-lock/<id>, re-read, pending).
- * A handler is an explicit state machine: each slot is EMPTY → (READY by reuse
- * | LAUNCHING → READY/FAILED/EMPTY on abort); when no slot is EMPTY or LAUNCHING
- * the handler finishes: fulfilled with nodes in node_types order (node locks
- * released, allocated_to kept), or declined (ready nodes unallocated), or —
+ * declined) or accepted (lock /nodepool/requests-lock/<id> and write `pending`
+ * conditional on the cached version, in one multi request when the lock
+ * directory is new). A handler is an explicit state machine: each slot is
+ * EMPTY → (READY by reuse | LAUNCHING → READY/FAILED/EMPTY on abort); when no
+ * slot is EMPTY or LAUNCHING the handler finishes: fulfilled with nodes in
+ * node_types order (one multi request: the launched nodes' `ready` records,
+ * the request, our node and request locks released; allocated_to kept), or
+ * declined (ready nodes unallocated), or —
  * when the request vanished — its nodes are unallocated and unlocked. A cloud
  * pool accepts and launches only while this launcher holds its provider's
  * launch lease (owner.c); without it, a handler needing a new node gives its
