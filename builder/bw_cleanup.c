@@ -199,7 +199,7 @@ static void delete_upload(struct bw *w, struct npzk_upload *up, const char *prov
                 return;
         }
         log_info("deleting upload %s (%s)", up->path, why);
-        /* A checked upload's log goes with its record (the log is named after the upload, not taken from the record). */
+        /* A checked upload's log goes with its record (named after the upload: the record's path is not trusted). */
         delete_image(w, c.prov, u->external_id, up->path, lock, u->verify_state ? verify_log_of(w, up->path) : NULL);
 }
 
