@@ -22,15 +22,20 @@
  *   running here are removed.
  * - delete-after-upload: formats of READY builds uploaded everywhere are
  *   removed, except keep-formats (prune_formats).
+ * - boot check logs (bw_verify.c keeps a failed check's log in
+ *   build-log-dir): removed with their upload's record, and when no record
+ *   names them and they are a day old (a record deleted elsewhere, a crash).
  * - leaked images: every provider's images carrying our tags
  *   (nodepool_provider_name, nodepool_build_id, nodepool_upload_id) whose
  *   upload ZooKeeper does not know, seen in two consecutive passes, are
  *   deleted. */
 #include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -46,10 +51,19 @@ struct del {
         struct bw *w;
         struct upload_target *prov;
         char *external_id, *record;
+        char *verify_log;               /* removed with the record (NULL: none) */
         struct zk_lock *lock;
         int result;
         char *errmsg;
 };
+
+/* Remove the boot check log LOG (and a known_hosts left beside it). */
+static void remove_verify_log(const char *log, const char *why) {
+        _cleanup_free_ char *kh = xasprintf("%s.known_hosts", log);
+        (void)unlink(kh);
+        if (unlink(log) == 0) log_info("removed boot check log %s (%s)", log, why);
+        else if (errno != ENOENT) log_warning_errno(errno, "cannot remove %s: %m", log);
+}
 
 static void del_work(void *ud) {
         struct del *d = ud;
@@ -66,6 +80,7 @@ static void del_finish(struct del *d) {
                         int r = zk_delete_recursive(w->b->zk, d->record);
                         if (r < 0) log_warning_errno(r, "cannot delete %s: %m", d->record);
                         else log_info("deleted upload record %s", d->record);
+                        if (r >= 0 && d->verify_log) remove_verify_log(d->verify_log, "its upload record is deleted");
                 }
         } else
                 log_warning("cannot delete image %s from provider %s: %s", d->external_id,
@@ -76,6 +91,7 @@ static void del_finish(struct del *d) {
         bw_prov_unref(w, d->prov);
         free(d->external_id);
         free(d->record);
+        free(d->verify_log);
         free(d->errmsg);
         free(d);
         bw_wake(w);
@@ -87,10 +103,12 @@ static void del_done(void *ud, int status) {
         del_finish(d);
 }
 
-void bw_cleanup_delete_image(struct bw *w, struct upload_target *prov, const char *external_id, const char *record,
-                             struct zk_lock *lock) {
+/* bw_cleanup_delete_image, and once RECORD is deleted VERIFY_LOG (taken, may be NULL) too. */
+static void delete_image(struct bw *w, struct upload_target *prov, const char *external_id, const char *record,
+                         struct zk_lock *lock, char *verify_log) {
         struct del *d = xnew(struct del, 1);
         d->w = w;
+        d->verify_log = verify_log;
         d->prov = prov ? bw_prov_ref(prov) : NULL;
         d->external_id = xstrdup(external_id);
         d->record = xstrdup(record);
@@ -106,6 +124,24 @@ void bw_cleanup_delete_image(struct bw *w, struct upload_target *prov, const cha
                 d->result = r;
                 del_finish(d);
         }
+}
+
+void bw_cleanup_delete_image(struct bw *w, struct upload_target *prov, const char *external_id, const char *record,
+                             struct zk_lock *lock) {
+        delete_image(w, prov, external_id, record, lock, NULL);
+}
+
+/* Where bw_verify.c keeps the boot check log of the upload at PATH (NULL: not an upload path). */
+static char *verify_log_of(struct bw *w, const char *path) {
+        struct npzk_path p;
+        if (npzk_path_parse(path, &p) < 0) return NULL;
+        char *log = NULL;
+        if (p.kind == NPZK_UPLOAD) {
+                _cleanup_free_ char *name = bw_plan_verify_log_name(p.image, p.build_id, p.provider, p.upload_id);
+                log = xasprintf("%s/%s", w->b->config->build_log_dir, name);
+        }
+        npzk_path_done(&p);
+        return log;
 }
 
 /* ---------------------------------------------------------------- uploads */
@@ -163,7 +199,8 @@ static void delete_upload(struct bw *w, struct npzk_upload *up, const char *prov
                 return;
         }
         log_info("deleting upload %s (%s)", up->path, why);
-        bw_cleanup_delete_image(w, c.prov, u->external_id, up->path, lock);
+        /* A checked upload's log goes with its record (named after the upload: the record's path is not trusted). */
+        delete_image(w, c.prov, u->external_id, up->path, lock, u->verify_state ? verify_log_of(w, up->path) : NULL);
 }
 
 static bool image_in_provider(const struct config *c, const char *provider, const char *image) {
@@ -472,6 +509,56 @@ static void cleanup_files(struct bw *w, struct bw_snap *s) {
         model_strv_free(victims);
 }
 
+/* Boot check logs in build-log-dir (bw_plan_is_verify_log) that no upload
+ * record in S names, by their name or their poold_verify log, and that are
+ * BW_VERIFY_LOG_ORPHAN_S old: a fresher one may be a check just starting,
+ * whose record does not name it yet. */
+#define BW_VERIFY_LOG_ORPHAN_S (24 * 3600)
+
+static void cleanup_verify_logs(struct bw *w, struct bw_snap *s) {
+        const char *dir = w->b->config->build_log_dir;
+        size_t dlen = strlen(dir);
+        struct smap named = {};
+        for (size_t i = 0; i < s->n; i++)
+                for (size_t j = 0; j < s->images[i].n; j++) {
+                        struct npzk_build *br = &s->images[i].builds[j];
+                        for (size_t k = 0; k < br->n; k++)
+                                for (size_t m = 0; m < br->provs[k].n; m++) {
+                                        struct npzk_upload *up = &br->provs[k].ups[m];
+                                        _cleanup_free_ char *name = bw_plan_verify_log_name(
+                                                s->images[i].name, br->id, br->provs[k].name, up->id);
+                                        smap_put(&named, name, NULL);
+                                        const char *log = up->u ? up->u->verify_log : NULL;
+                                        if (log && strncmp(log, dir, dlen) == 0 && log[dlen] == '/')
+                                                smap_put(&named, log + dlen + 1, NULL);
+                                }
+                }
+        DIR *d = opendir(dir);
+        char **victims = model_strv_new();
+        struct dirent *de;
+        time_t now = time(NULL);
+        while (d && (de = readdir(d))) {
+                if (!bw_plan_is_verify_log(de->d_name)) continue;
+                _cleanup_free_ char *log = xstrdup(de->d_name);
+                char *kh = strstr(log, ".log.known_hosts");
+                if (kh && kh[strlen(".log.known_hosts")] == 0) kh[strlen(".log")] = 0;
+                if (smap_contains(&named, log)) continue;
+                struct stat st;
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) continue;
+                if (now - st.st_mtime < BW_VERIFY_LOG_ORPHAN_S) continue;
+                model_strv_push(&victims, de->d_name);
+        }
+        for (size_t i = 0; victims[i]; i++) {
+                if (unlinkat(dirfd(d), victims[i], 0) == 0)
+                        log_info("removed boot check log %s/%s (no upload record names it)", dir, victims[i]);
+                else if (errno != ENOENT)
+                        log_warning_errno(errno, "cannot remove %s/%s: %m", dir, victims[i]);
+        }
+        if (d) closedir(d);
+        model_strv_free(victims);
+        smap_clear(&named, NULL);
+}
+
 void bw_cleanup_pass(struct bw *w, struct bw_snap *s) {
         for (size_t i = 0; i < s->n; i++) {
                 cleanup_uploads(w, &s->images[i]);
@@ -479,6 +566,7 @@ void bw_cleanup_pass(struct bw *w, struct bw_snap *s) {
                 prune_formats(w, &s->images[i]);
         }
         cleanup_files(w, s);
+        cleanup_verify_logs(w, s);
 }
 
 /* ------------------------------------------------------- empty records */

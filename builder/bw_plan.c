@@ -265,6 +265,24 @@ bool bw_plan_is_log_of(const char *file, const char *image) {
         return l && strcmp(id + l, ".log") == 0;
 }
 
+char *bw_plan_verify_log_name(const char *image, const char *build_id, const char *provider, const char *upload_id) {
+        return xasprintf("%s-%s.verify-%s-%s.log", image, build_id, provider, upload_id);
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+        size_t l = strlen(s), n = strlen(suffix);
+        return l >= n && strcmp(s + l - n, suffix) == 0;
+}
+
+bool bw_plan_is_verify_log(const char *file) {
+        _cleanup_free_ char *im = NULL, *id = NULL;
+        if (!bw_plan_parse_output(file, &im, &id)) return false;
+        const char *rest = file + strlen(im) + 1 + strlen(id);
+        if (strncmp(rest, ".verify-", strlen(".verify-")) != 0) return false;
+        rest += strlen(".verify");
+        return strlen(rest) > strlen("-.log") && (ends_with(rest, ".log") || ends_with(rest, ".log.known_hosts"));
+}
+
 void bw_plan_prune_logs(const double *mtimes, size_t n, long long keep, bool keep_all, bool *drop) {
         for (size_t i = 0; i < n; i++) drop[i] = false;
         if (keep_all) return;

@@ -68,6 +68,13 @@ bool bw_plan_parse_output(const char *file, char **ret_image, char **ret_build_i
 /* Whether FILE is the build log "<image>-<build id>.log" of IMAGE. */
 bool bw_plan_is_log_of(const char *file, const char *image);
 
+/* The name in build-log-dir of the boot check log of an upload (bw_verify.c):
+ * "<image>-<build id>.verify-<provider>-<upload id>.log". Malloc'd. */
+char *bw_plan_verify_log_name(const char *image, const char *build_id, const char *provider, const char *upload_id);
+/* Whether FILE (a name in build-log-dir) is such a log, or the known_hosts a
+ * check writes next to it ("<log>.known_hosts"). Build logs are not. */
+bool bw_plan_is_verify_log(const char *file);
+
 /* Log retention: of N logs with modification times mtimes[], set drop[i] for
  * all but the `keep` newest (keep < 1 counts as 1; keep_all: drop none). */
 void bw_plan_prune_logs(const double *mtimes, size_t n, long long keep, bool keep_all, bool *drop);

@@ -20,7 +20,8 @@
  * bw_upload_schedule does not upload that build there again), the lock is
  * released and the server deleted. The log (<build-log-dir>/<image>-<build>
  * .verify-<provider>-<upload>.log: steps, command output, the console on
- * failure) is kept only when the check failed.
+ * failure) is kept only when the check failed, until bw_cleanup.c deletes
+ * the failed upload's record (or finds the log orphaned a day later).
  *
  * The server is not a node: no ZooKeeper node record names it. Its tags
  * (PROVIDER_TAG_VERIFY, PROVIDER_TAG_VERIFY_BUILDER) tell the launcher's leak
@@ -38,6 +39,7 @@
 
 #include "alloc.h"
 #include "bw.h"
+#include "bw_plan.h"
 #include "cmd.h"
 #include "dbuf.h"
 #include "keyscan.h"
@@ -616,7 +618,8 @@ void bw_verify_start(struct bw *w, struct bw_up *u) {
 
         const char *dir = c->build_log_dir;
         if (mkdir(dir, 0755) < 0 && errno != EEXIST) log_warning_errno(errno, "cannot create %s: %m", dir);
-        v->log_path = xasprintf("%s/%s-%s.verify-%s-%s.log", dir, u->image, u->build_id, u->provider, u->upload_id);
+        _cleanup_free_ char *log_name = bw_plan_verify_log_name(u->image, u->build_id, u->provider, u->upload_id);
+        v->log_path = xasprintf("%s/%s", dir, log_name);
         v->log_fd = open(v->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
         if (v->log_fd < 0) log_warning_errno(errno, "cannot open %s: %m", v->log_path);
         vlog(v, "verifying upload %s (%s) of image %s-%s to provider %s: boot like label %s of pool %s, timeout %lld s",

@@ -169,9 +169,17 @@ int ctl_dib_image_list(struct ctl *ctl, int argc, char **argv) {
         for (size_t i = 0; i < t.n; i++) {
                 struct npzk_image *im = &t.images[i];
                 for (size_t j = 0; j < im->n; j++) {
-                        struct image_build *b = im->builds[j].b;
-                        if (!b) continue;
-                        listing_dib_image_row(tb, im->name, b, im->paused, now);
+                        struct npzk_build *br = &im->builds[j];
+                        if (!br->b) continue;
+                        /* Its uploads, for the boot checks' outcome in the State text. */
+                        size_t n = 0;
+                        for (size_t p = 0; p < br->n; p++) n += br->provs[p].n;
+                        _cleanup_free_ struct image_upload **ups = xnew(struct image_upload *, n + 1);
+                        size_t m = 0;
+                        for (size_t p = 0; p < br->n; p++)
+                                for (size_t k = 0; k < br->provs[p].n; k++)
+                                        if (br->provs[p].ups[k].u) ups[m++] = br->provs[p].ups[k].u;
+                        listing_dib_image_row(tb, im->name, br->b, im->paused, ups, m, now);
                 }
         }
         npzk_images_done(&t);

@@ -119,19 +119,35 @@ static int cmp_path(const void *a, const void *b) {
         }
 }
 
+/* Is upload path UP under build path BUILD? */
+static bool under_build(const char *up, const char *build) {
+        size_t n = strlen(build);
+        return strncmp(up, build, n) == 0 && up[n] == '/';
+}
+
 static struct table *dib_image_list(struct launcher *l) {
         struct table *t = listing_dib_image_table();
         double now = model_now();
-        size_t n = 0;
+        size_t n = 0, nu = 0;
         const char **paths = smap_keys(&l->builds, &n);
         if (n > 1) qsort(paths, n, sizeof *paths, cmp_path);
+        /* Uploads in the same order: each build's are the run that follows its path. */
+        const char **upaths = smap_keys(&l->uploads, &nu);
+        if (nu > 1) qsort(upaths, nu, sizeof *upaths, cmp_path);
+        struct image_upload **ups = xnew(struct image_upload *, nu + 1);
+        size_t j = 0;
         for (size_t i = 0; i < n; i++) {
                 const struct image_build *b = smap_get(&l->builds, paths[i]);
+                while (j < nu && cmp_path(&upaths[j], &paths[i]) < 0) j++; /* of no listed build */
+                size_t m = 0;
+                for (; j < nu && under_build(upaths[j], paths[i]); j++) ups[m++] = smap_get(&l->uploads, upaths[j]);
                 struct npzk_path p;
                 if (npzk_path_parse(paths[i], &p) < 0) continue; /* the cache keeps build paths only */
-                listing_dib_image_row(t, p.image, b, image_flag(l, npzk_image_pause_path(p.image), NULL), now);
+                listing_dib_image_row(t, p.image, b, image_flag(l, npzk_image_pause_path(p.image), NULL), ups, m, now);
                 npzk_path_done(&p);
         }
+        free(ups);
+        free(upaths);
         free(paths);
         return t;
 }

@@ -222,18 +222,92 @@ static char *failed_text(const struct image_build *b, double now) {
         return xasprintf("failed (%s%s%s)", count ? count : "", count && next ? "; " : "", next ? next : "");
 }
 
-void listing_dib_image_row(struct table *t, const char *image, const struct image_build *b, bool paused, double now) {
+/* The builder's boot check of an upload (poold_verify), counted only when the
+ * record's Nodepool state agrees with it. */
+enum verify_outcome { VERIFY_NONE, VERIFY_CHECKING, VERIFY_PASSED, VERIFY_FAILED };
+
+static enum verify_outcome verify_outcome(const struct image_upload *u) {
+        if (!u->verify_state) return VERIFY_NONE;
+        if (u->state == IMAGE_UPLOAD_STATE_UPLOADING && strcmp(u->verify_state, "checking") == 0)
+                return VERIFY_CHECKING;
+        if (u->state == IMAGE_UPLOAD_STATE_READY && strcmp(u->verify_state, "passed") == 0) return VERIFY_PASSED;
+        if (u->state == IMAGE_UPLOAD_STATE_FAILED && strcmp(u->verify_state, "failed") == 0) return VERIFY_FAILED;
+        return VERIFY_NONE;
+}
+
+/* The State text of an upload the builder checks by booting it (poold_verify):
+ * "uploading (verifying)", "ready (verified)", "failed (verify: <first line of
+ * the reason, at most 80 bytes>)". NULL when there is nothing to add. */
+static char *verify_text(const struct image_upload *u) {
+        switch (verify_outcome(u)) {
+        case VERIFY_CHECKING: return xstrdup("uploading (verifying)");
+        case VERIFY_PASSED: return xstrdup("ready (verified)");
+        case VERIFY_FAILED: {
+                const char *r = u->verify_reason ? u->verify_reason : "?";
+                int len = (int)MIN(strcspn(r, "\n"), (size_t)80);
+                return xasprintf("failed (verify: %.*s)", len, r);
+        }
+        default: return NULL;
+        }
+}
+
+/* Is upload id A newer than B? Sequence ids: longer is newer, then by text. */
+static bool upload_newer(const char *a, const char *b) {
+        size_t la = strlen(a), lb = strlen(b);
+        return la != lb ? la > lb : strcmp(a, b) > 0;
+}
+
+/* What a build's State text adds about the boot checks of its uploads: per
+ * provider, its newest checked upload decides. "verify failed on a, b" (at
+ * most three names, then "+N"), with "; verifying" when another provider's
+ * check runs; "verifying"; "verified" when every checked provider passed.
+ * NULL when no upload was checked. */
+static char *build_verify_text(struct image_upload *const *ups, size_t n) {
+        size_t checking = 0, passed = 0, failed = 0;
+        char *names = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&names, &len);
+        if (!f) abort();
+        for (size_t i = 0; i < n; i++) {
+                enum verify_outcome o = verify_outcome(ups[i]);
+                if (o == VERIFY_NONE) continue;
+                const char *prov = ups[i]->provider_name ? ups[i]->provider_name : "?";
+                bool superseded = false;
+                for (size_t j = 0; j < n && !superseded; j++)
+                        superseded = j != i && verify_outcome(ups[j]) != VERIFY_NONE &&
+                                     strcmp(ups[j]->provider_name ? ups[j]->provider_name : "?", prov) == 0 &&
+                                     upload_newer(ups[j]->id, ups[i]->id);
+                if (superseded) continue;
+                if (o == VERIFY_CHECKING) checking++;
+                else if (o == VERIFY_PASSED) passed++;
+                else if (++failed <= 3) fprintf(f, "%s%s", failed > 1 ? ", " : "", prov);
+        }
+        fclose(f);
+        _cleanup_free_ char *list = names;
+        if (failed) {
+                _cleanup_free_ char *more = failed > 3 ? xasprintf(" +%zu", failed - 3) : xstrdup("");
+                return xasprintf("verify failed on %s%s%s", list, more, checking ? "; verifying" : "");
+        }
+        if (checking) return xstrdup("verifying");
+        return passed ? xstrdup("verified") : NULL;
+}
+
+void listing_dib_image_row(struct table *t, const char *image, const struct image_build *b, bool paused,
+                           struct image_upload *const *ups, size_t n_ups, double now) {
         _cleanup_free_ char *id = xasprintf("%s-%s", image, b->id);
         table_add_row(t);
         table_set_str(t, 0, id);
         table_set_str(t, 1, image);
         table_set_str(t, 2, b->builder);
         table_set_strv(t, 3, b->formats);
+        const char *state = paused ? "paused" : image_build_state_to_string(b->state);
         _cleanup_free_ char *failed = paused ? NULL : failed_text(b, now);
-        if (failed) /* the JSON state stays Nodepool's */
-                table_set(t, 4, failed, json_string(image_build_state_to_string(b->state)));
+        _cleanup_free_ char *verify = failed ? NULL : build_verify_text(ups, n_ups);
+        _cleanup_free_ char *text = verify ? xasprintf("%s (%s)", state, verify) : NULL;
+        if (failed || text) /* the JSON state stays Nodepool's */
+                table_set(t, 4, failed ? failed : text, json_string(state));
         else
-                table_set_str(t, 4, paused ? "paused" : image_build_state_to_string(b->state));
+                table_set_str(t, 4, state);
         listing_set_int_age(t, 5, b->state_time, now);
 }
 
@@ -249,23 +323,6 @@ struct table *listing_image_table(void) {
                 { "age", "Age" },
         };
         return table_new(cols, ELEMENTSOF(cols));
-}
-
-/* The State text of an upload the builder checks by booting it (poold_verify):
- * "uploading (verifying)", "ready (verified)", "failed (verify: <first line of
- * the reason, at most 80 bytes>)". NULL when there is nothing to add. */
-static char *verify_text(const struct image_upload *u) {
-        if (!u->verify_state) return NULL;
-        if (u->state == IMAGE_UPLOAD_STATE_UPLOADING && strcmp(u->verify_state, "checking") == 0)
-                return xstrdup("uploading (verifying)");
-        if (u->state == IMAGE_UPLOAD_STATE_READY && strcmp(u->verify_state, "passed") == 0)
-                return xstrdup("ready (verified)");
-        if (u->state == IMAGE_UPLOAD_STATE_FAILED && strcmp(u->verify_state, "failed") == 0) {
-                const char *r = u->verify_reason ? u->verify_reason : "?";
-                int len = (int)MIN(strcspn(r, "\n"), (size_t)80);
-                return xasprintf("failed (verify: %.*s)", len, r);
-        }
-        return NULL;
 }
 
 void listing_image_row(struct table *t, const struct image_upload *u, double now) {

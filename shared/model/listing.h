@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "table.h"
@@ -71,9 +72,13 @@ void listing_request_row(struct table *t, const struct node_request *r);
 
 /* dib-image-list: id (<image>-<build id>), image, builder, formats, state ("paused" when PAUSED), age.
  * A failed build carrying poold's back-off says so in the state's text,
- * e.g. "failed (3 in a row; next in 4 min)"; its JSON stays "failed". */
+ * e.g. "failed (3 in a row; next in 4 min)"; so does the builder's boot check
+ * of the build's uploads UPS (N_UPS, provider_name filled; per provider the
+ * newest checked one counts): "ready (verify failed on p1, p2)", "ready
+ * (verifying)", "ready (verified)". The JSON state stays Nodepool's. */
 struct table *listing_dib_image_table(void);
-void listing_dib_image_row(struct table *t, const char *image, const struct image_build *b, bool paused, double now);
+void listing_dib_image_row(struct table *t, const char *image, const struct image_build *b, bool paused,
+                           struct image_upload *const *ups, size_t n_ups, double now);
 
 /* image-list: id (build), upload_id, provider, image, external_name, external_id, state, age.
  * U must have build_id, provider_name and image_name filled. */

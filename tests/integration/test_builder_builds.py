@@ -371,3 +371,47 @@ def test_build_workers_bound_concurrent_builds(builder, kazoo):
         time.sleep(0.05)
     assert all(builder.ready_builds("img%d" % i) for i in range(3))
     assert peak == 2, "expected two builds at once with --build-workers 2, saw at most %d" % peak
+
+
+def test_boot_check_logs_go_with_their_failed_upload_and_orphans_after_a_day(builder, kazoo):
+    """Logs of failed boot checks (build-log-dir/<image>-<build>.verify-<provider>-<upload>.log) do
+    not pile up (issue 11): when the cleanup deletes a failed upload record (only the newest failed
+    one per image and provider stays) its log and known_hosts go with it; a verify log that no upload
+    record names is removed once a day old, a fresh one (a check just starting) is kept, and so are
+    the kept record's log however old, build logs and other files. Records are written into ZooKeeper
+    (image and provider unknown to this builder's config: nothing in a cloud)."""
+    builder.config([])
+    os.makedirs(builder.log_dir, exist_ok=True)
+    now = time.time()
+    bid, bid2 = "a" * 32, "b" * 32
+    base = "/nodepool/images/vimg/builds/"
+    kazoo.create(base + bid, json.dumps({"state": "ready", "state_time": now - 1000, "builder": "other",
+                                         "builder_id": "someone-else", "formats": ["qcow2"]}).encode(),
+                 makepath=True)
+    log = lambda b, u: os.path.join(builder.log_dir, "vimg-%s.verify-elsewhere-%s.log" % (b, u))
+    ups = base + bid + "/providers/elsewhere/images/"
+    for uid, age in (("0000000001", 100), ("0000000002", 50)):
+        kazoo.create(ups + uid, json.dumps({"state": "failed", "state_time": now - age, "poold_verify": {
+            "state": "failed", "reason": "ssh timeout", "log": log(bid, uid)}}).encode(), makepath=True)
+    files = {"old_failed": log(bid, "0000000001"), "old_failed_kh": log(bid, "0000000001") + ".known_hosts",
+             "kept": log(bid, "0000000002"), "orphan": log(bid2, "0000000009"),
+             "orphan_kh": log(bid2, "0000000009") + ".known_hosts", "fresh_orphan": log(bid2, "0000000008"),
+             "build_log": os.path.join(builder.log_dir, "vimg-%s.log" % bid2),
+             "other": os.path.join(builder.log_dir, "notes.verify-x-1.log")}
+    two_days_ago = now - 2 * 86400
+    for k, p in files.items():
+        with open(p, "w") as f:
+            f.write(k + "\n")
+        if k not in ("old_failed", "old_failed_kh", "fresh_orphan"):
+            os.utime(p, (two_days_ago, two_days_ago))
+    builder.start()
+    wait_for(lambda: not kazoo.exists(ups + "0000000001"), what="the older failed upload record deleted")
+    gone = ("old_failed", "old_failed_kh", "orphan", "orphan_kh")
+    wait_for(lambda: not any(os.path.exists(files[k]) for k in gone), what="its log and the orphan removed")
+    time.sleep(1.5)  # three more cleanup passes (500 ms)
+    assert kazoo.exists(ups + "0000000002")
+    assert sorted(k for k, p in files.items() if os.path.exists(p)) == ["build_log", "fresh_orphan", "kept",
+                                                                       "other"]
+    text = builder.log()
+    assert "removed boot check log %s (its upload record is deleted)" % files["old_failed"] in text, text
+    assert "removed boot check log %s (no upload record names it)" % files["orphan"] in text, text

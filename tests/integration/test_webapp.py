@@ -334,6 +334,54 @@ def test_upload_boot_checks_shown_in_metrics_and_image_list(launcher):
     assert sorted(r["state"] for r in rows) == ["failed", "failed", "uploading"], rows
 
 
+def write_checked_builds(kz):
+    """Builds of image "vimg2" whose uploads poold-builder checked (poold_verify); their build ids."""
+    now = time.time()
+    ids = ["0" * 31 + str(i) for i in (1, 2, 3, 4)]
+    ups = {  # per build: (provider, upload id, state, poold_verify state)
+        ids[0]: [("p1", "0000000001", "ready", "passed"), ("p2", "0000000001", "failed", "failed")],
+        ids[1]: [("p1", "0000000001", "ready", "passed"), ("p2", "0000000001", "ready", "passed")],
+        ids[2]: [("p1", "0000000001", "ready", None)],
+        ids[3]: [("p1", "0000000001", "failed", "failed"), ("p1", "0000000002", "uploading", "checking")],
+    }
+    for bid in ids:
+        base = "/nodepool/images/vimg2/builds/" + bid
+        kz.create(base, json.dumps({"state": "ready", "state_time": now, "builder": "b1",
+                                    "formats": "qcow2"}).encode(), makepath=True)
+        for prov, uid, state, verify in ups[bid]:
+            rec = {"state": state, "state_time": now}
+            if verify:
+                rec["poold_verify"] = {"state": verify, "reason": "ssh timeout" if verify == "failed" else None}
+            kz.create(base + "/providers/%s/images/%s" % (prov, uid), json.dumps(rec).encode(), makepath=True)
+    return ids
+
+
+def test_dib_image_list_state_says_what_the_boot_checks_found(launcher):
+    """/dib-image-list's text State (and poolctl dib-image-list's) adds the outcome of the builder's
+    boot checks of the build's uploads, per provider by its newest checked upload: failures name
+    the provider, a running check says verifying, all passed says verified, no check adds nothing;
+    the JSON state stays Nodepool's plain "ready" (issue 11)."""
+    ids = write_checked_builds(launcher.kazoo)
+    web = start(launcher)
+    want = {"vimg2-" + ids[0]: "ready (verify failed on p2)", "vimg2-" + ids[1]: "ready (verified)",
+            "vimg2-" + ids[2]: "ready", "vimg2-" + ids[3]: "ready (verifying)"}
+
+    def states(text):
+        header, rows = table_rows(text)
+        return {r[0]: r[header.index("State")] for r in rows if r[0].startswith("vimg2-")}
+    deadline = time.time() + 20
+    while states(web.get("/dib-image-list")[2]) != want and time.time() < deadline:
+        time.sleep(0.2)  # the cache fills from watch events
+    assert states(web.get("/dib-image-list")[2]) == want
+    r = subprocess.run([program("poolctl"), "-c", launcher.config_path, "dib-image-list"], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert states(r.stdout) == want
+    rows = [x for x in web.json("/dib-image-list.json") if x["image"] == "vimg2"]
+    assert [x["state"] for x in rows] == ["ready"] * 4 and "verif" not in json.dumps(rows), rows
+    assert rows == [x for x in poolctl_json(launcher, ["dib-image-list"]) if x["image"] == "vimg2"]
+
+
 def test_request_queue_depth_counts_waiting_requests(launcher):
     web = start(launcher)
     # A label no pool has, from a requestor whose request another (fake) pool could take: it stays requested.

@@ -12,7 +12,7 @@ import tempfile
 import pytest
 
 import harness
-from test_webapp import node_record, start
+from test_webapp import node_record, start, write_checked_builds
 from launcher_fixture import launcher  # noqa: F401  (fixture)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -66,3 +66,20 @@ def test_status_page_in_headless_chromium_shows_the_node(launcher):
     with open(shot, "rb") as f:
         png = f.read()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10000, len(png)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+def test_status_page_shows_boot_check_outcomes_of_builds_and_uploads(launcher):
+    """The status page's images table shows what the builder's boot checks found, from the
+    listings' text State (the JSON keeps Nodepool's plain states): the build's "ready (verify failed
+    on p2)" and the upload's "p2: failed (verify: ssh timeout)" (issue 11)."""
+    ids = write_checked_builds(launcher.kazoo)
+    web = start(launcher)
+    url = "http://127.0.0.1:%d/" % web.port
+    r = chromium(url, "--dump-dom")
+    assert r.returncode == 0, r.stderr[-3000:]
+    dom = r.stdout
+    assert ids[0] in dom, dom[-3000:]
+    assert "ready (verify failed on p2)" in dom and "ready (verified)" in dom and "ready (verifying)" in dom, dom
+    assert "p2: failed (verify: ssh timeout)" in dom and "p1: ready (verified)" in dom, dom
+    assert "p1: uploading (verifying)" in dom, dom

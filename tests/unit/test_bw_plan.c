@@ -153,6 +153,30 @@ static void test_parse_output_names(void **state) {
         assert_false(bw_plan_is_log_of(name, "debian"));
 }
 
+/* A boot check's log is named after its upload and told apart from build
+ * logs, image files and other names in build-log-dir (so the builder's
+ * cleanup removes only those); its known_hosts leftover counts as one. */
+static void test_verify_log_name_and_match(void **state) {
+        const char *hex = "0123456789abcdef0123456789abcdef";
+        char *name = bw_plan_verify_log_name("ubuntu-jammy", hex, "lv-1", "0000000003");
+        char want[128];
+        snprintf(want, sizeof want, "ubuntu-jammy-%s.verify-lv-1-0000000003.log", hex);
+        assert_string_equal(name, want);
+        assert_true(bw_plan_is_verify_log(name));
+        snprintf(want, sizeof want, "%s.known_hosts", name);
+        assert_true(bw_plan_is_verify_log(want));
+        free(name);
+        static const char *const no[] = { "ubuntu-jammy-0123456789abcdef0123456789abcdef.log",
+                                           "ubuntu-jammy-0123456789abcdef0123456789abcdef.qcow2",
+                                           "ubuntu-jammy-0123456789abcdef0123456789abcdef.verify-.log",
+                                           "ubuntu-jammy-0123456789abcdef0123456789abcdef.verify-lv-1-3.txt",
+                                           "ubuntu-jammy-0123.verify-lv-1-3.log",
+                                           "x.verify-lv-1-3.log",
+                                           "builder_id.txt" };
+        for (size_t i = 0; i < ELEMENTSOF(no); i++) assert_false(bw_plan_is_verify_log(no[i]));
+        assert_true(bw_plan_is_verify_log("debian-0000000012.verify-p-0000000001.log"));
+}
+
 static void test_prune_logs_keeps_newest(void **state) {
         double mt[] = { 3, 1, 4, 2 };
         bool drop[4];
@@ -218,6 +242,7 @@ static void test_duration_text(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_argv_is_nodepools_with_qcow2_compat_and_sorted_formats),
+                cmocka_unit_test(test_verify_log_name_and_match),
                 cmocka_unit_test(test_argv_default_dib_cmd_runs_the_builtin_and_no_compat_without_qcow2),
                 cmocka_unit_test(test_argv_expands_pkg_dir_and_rejects_bad_commands),
                 cmocka_unit_test(test_split_words_quotes_and_escapes_like_shlex),

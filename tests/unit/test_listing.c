@@ -1,6 +1,8 @@
 /* test_listing.c — shared/model/listing.c rows where poold adds to or mirrors
  * Nodepool: the State cell of a failed build that carries the builder's
- * back-off, the State cell of an upload the builder checks by booting it, and Python's str() of user_data in `list --detail`. */
+ * back-off, the State cell of an upload the builder checks by booting it
+ * and of a build whose uploads it checks, and Python's str() of user_data in
+ * `list --detail`. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,13 +19,13 @@
 /* The state cell (text and JSON) of one dib-image-list row for B. */
 static void state_of(struct image_build *b, bool paused, double now, char **ret_text, char **ret_json) {
         struct table *t = listing_dib_image_table();
-        listing_dib_image_row(t, "debian", b, paused, now);
+        listing_dib_image_row(t, "debian", b, paused, NULL, 0, now);
         struct table_row *r = table_row_take(t);
         *ret_text = xstrdup(table_row_text(r, 4));
         table_row_unref(r);
         table_free(t);
         t = listing_dib_image_table();
-        listing_dib_image_row(t, "debian", b, paused, now);
+        listing_dib_image_row(t, "debian", b, paused, NULL, 0, now);
         *ret_json = table_format_json(t);
         table_free(t);
 }
@@ -119,6 +121,104 @@ static void test_image_list_verify_state_text(void **state) {
         image_upload_free(u);
 }
 
+/* One upload of a build, for dib-image-list: PROVIDER, ID, Nodepool STATE, poold_verify VERIFY (or NULL). */
+static struct image_upload *upload(const char *provider, const char *id, const char *state, const char *verify) {
+        struct image_upload *u = image_upload_new(id);
+        image_upload_set_state(u, image_upload_state_from_string(state));
+        model_set_str(&u->provider_name, provider);
+        model_set_str(&u->verify_state, verify);
+        return u;
+}
+
+/* dib-image-list's State text says what the boot checks of the build's
+ * uploads found, per provider by its newest checked upload: any failure
+ * names the providers (at most three, then +N), a running check says
+ * verifying, all passed says verified; uploads without a check (or whose
+ * check does not match their state) add nothing, and a paused image or a
+ * failed build with back-off keeps its own text. The JSON state stays
+ * Nodepool's. */
+static void test_dib_image_list_verify_state_text(void **state) {
+        const double now = 1700000000;
+        enum { MAXU = 6 };
+        struct {
+                const char *build;
+                bool paused;
+                struct { const char *prov, *id, *state, *verify; } u[MAXU];
+                const char *text;
+        } c[] = {
+                { "ready", false, { { "a", "0000000001", "ready", NULL } }, "ready" },
+                { "ready", false,
+                  { { "a", "0000000001", "ready", "passed" }, { "b", "0000000001", "ready", "passed" } },
+                  "ready (verified)" },
+                { "ready", false, { { "a", "0000000001", "ready", "passed" }, { "b", "0000000001", "ready", NULL } },
+                  "ready (verified)" },
+                { "ready", false, { { "a", "0000000001", "uploading", "checking" } }, "ready (verifying)" },
+                { "ready", false,
+                  { { "a", "0000000001", "ready", "passed" }, { "b", "0000000001", "uploading", "checking" } },
+                  "ready (verifying)" },
+                { "ready", false,
+                  { { "a", "0000000001", "failed", "failed" }, { "b", "0000000001", "ready", "passed" } },
+                  "ready (verify failed on a)" },
+                { "ready", false,
+                  { { "a", "0000000001", "failed", "failed" }, { "b", "0000000002", "uploading", "checking" } },
+                  "ready (verify failed on a; verifying)" },
+                { "ready", false,
+                  { { "a", "0000000001", "failed", "failed" }, { "b", "0000000001", "failed", "failed" },
+                    { "c", "0000000001", "failed", "failed" }, { "d", "0000000001", "failed", "failed" },
+                    { "e", "0000000001", "failed", "failed" } },
+                  "ready (verify failed on a, b, c +2)" },
+                /* A newer check of the same provider decides (sequence ids: longer is newer). */
+                { "ready", false,
+                  { { "a", "0000000001", "failed", "failed" }, { "a", "0000000002", "ready", "passed" } },
+                  "ready (verified)" },
+                { "ready", false,
+                  { { "a", "9999999999", "ready", "passed" }, { "a", "10000000000", "failed", "failed" } },
+                  "ready (verify failed on a)" },
+                /* Deleting, or a verify state its Nodepool state contradicts: not counted. */
+                { "ready", false,
+                  { { "a", "0000000001", "deleting", "failed" }, { "b", "0000000001", "ready", "checking" } },
+                  "ready" },
+                { "ready", true, { { "a", "0000000001", "failed", "failed" } }, "paused (verify failed on a)" },
+                { "ready", false, {}, "ready" },
+        };
+        for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+                struct image_build *b = image_build_new("0123456789abcdef0123456789abcdef");
+                image_build_set_state(b, image_build_state_from_string(c[i].build));
+                struct image_upload *ups[MAXU] = {};
+                size_t n = 0;
+                for (; n < MAXU && c[i].u[n].prov; n++)
+                        ups[n] = upload(c[i].u[n].prov, c[i].u[n].id, c[i].u[n].state, c[i].u[n].verify);
+                struct table *t = listing_dib_image_table();
+                listing_dib_image_row(t, "debian", b, c[i].paused, ups, n, now);
+                char *json = table_format_json(t);
+                struct table_row *r = table_row_take(t);
+                assert_string_equal(table_row_text(r, 4), c[i].text);
+                char *want = xasprintf("\"state\": \"%s\"", c[i].paused ? "paused" : c[i].build);
+                assert_non_null(strstr(json, want));
+                assert_null(strstr(json, "verif"));
+                free(want);
+                free(json);
+                table_row_unref(r);
+                table_free(t);
+                for (size_t k = 0; k < n; k++) image_upload_free(ups[k]);
+                image_build_free(b);
+        }
+        /* A failed build's back-off text is not overridden. */
+        struct image_build *b = image_build_new("0123456789abcdef0123456789abcdef");
+        image_build_set_state(b, IMAGE_BUILD_STATE_FAILED);
+        b->failures = 3;
+        b->retry_time = NAN;
+        struct image_upload *u = upload("a", "0000000001", "failed", "failed");
+        struct table *t = listing_dib_image_table();
+        listing_dib_image_row(t, "debian", b, false, &u, 1, now);
+        struct table_row *r = table_row_take(t);
+        assert_string_equal(table_row_text(r, 4), "failed (3 in a row)");
+        table_row_unref(r);
+        table_free(t);
+        image_upload_free(u);
+        image_build_free(b);
+}
+
 /* User Data and Driver Data print as Nodepool's tables do, with Python's
  * str() of what json.loads() gives (Zuul's dict, a metastatic JSON string):
  * quotes and escapes as repr(), True/False/None, floats that read back. */
@@ -148,6 +248,7 @@ int main(void) {
                 cmocka_unit_test(test_user_data_is_python_str),
                 cmocka_unit_test(test_dib_image_list_failed_state_text),
                 cmocka_unit_test(test_image_list_verify_state_text),
+                cmocka_unit_test(test_dib_image_list_verify_state_text),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
