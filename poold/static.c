@@ -66,6 +66,8 @@ struct static_prov {
         struct liveness *checks;
         struct smap warned;     /* plan warnings already logged */
         bool identity_error_logged;
+        uint64_t last_sync_ms;  /* when sync_prov() last ran */
+        struct loop_timer *resync; /* a pass after a skipped sync, or NULL */
 };
 
 static void scan_free(struct static_scan *s) {
@@ -100,6 +102,7 @@ static void static_prov_free(struct static_prov *st) {
                 liveness_free(c);
         }
         smap_clear(&st->warned, NULL);
+        loop_timer_cancel(st->resync);
         free(st);
 }
 
@@ -448,10 +451,32 @@ static void sync_prov(struct launcher *l, struct launcher_provider *pv) {
         unlock(lock);
 }
 
+static void on_resync(struct loop *loop, struct loop_timer *t, void *ud) {
+        struct static_prov *st = ud;
+        st->resync = NULL;
+        launcher_kick(st->l);
+}
+
+/* Passes run on every cache change, and a plan walks every cached node: with
+ * a thousand slots, planning on each of a burst's events was most of the
+ * launcher's CPU. So at most every STATIC_SYNC_MS; a skipped sync runs at
+ * the end of the interval (a timer kicks the passes). */
+#define STATIC_SYNC_MS 100
+
 /* Each pass: bring the registered nodes in line with config and cache (register,
- * update, deregister; scans started as needed). Cheap when idle. */
+ * update, deregister; scans started as needed). */
 static void static_drv_sync(struct launcher_provider *pv, const struct owners *o) {
-        if (owners_mine(o, pv->name, pv->name, NULL, NULL)) sync_prov(pv->l, pv);
+        struct static_prov *st = pv->st;
+        if (!owners_mine(o, pv->name, pv->name, NULL, NULL)) return;
+        uint64_t now = loop_now_ms();
+        if (st->last_sync_ms && now - st->last_sync_ms < STATIC_SYNC_MS) {
+                if (!st->resync)
+                        st->resync = loop_add_timer(st->l->loop, STATIC_SYNC_MS - (now - st->last_sync_ms), false,
+                                                    on_resync, st);
+                return;
+        }
+        st->last_sync_ms = now;
+        sync_prov(pv->l, pv);
 }
 
 static void on_liveness(int error, char **keys, const char *msg, void *ud) {

@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import pathlib
+import shutil
 import sys
 import tempfile
 import threading
@@ -260,6 +261,8 @@ def run(args, tls):
     finally:
         if lp.proc is not None:
             lp.stop()
+        if "BENCH_LOG_LEVEL" not in os.environ:  # kept for reading the log
+            shutil.rmtree(str(tmp), ignore_errors=True)
         if sshd is not None:
             sshd.cleanup()
         kz.stop()
